@@ -1,0 +1,72 @@
+#include "cmd/kvctl/config_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <cstring>
+
+extern char** environ;  // POSIX; read only here, never in lib/
+
+namespace kvctl::config {
+namespace {
+
+std::string TypeLabel(const Setting& s) {
+  switch (s.value.kind) {
+    case Kind::kInt: return "INT";
+    case Kind::kDuration: return "DURATION";
+    case Kind::kBytes: return "SIZE";
+    case Kind::kString: return "TEXT";
+    case Kind::kEnum: {
+      std::string label = "{";
+      for (size_t i = 0; i < s.value.allowed.size(); ++i) {
+        if (i > 0) label += ",";
+        label += s.value.allowed[i];
+      }
+      return label + "}";
+    }
+  }
+  return "TEXT";
+}
+
+std::string HelpText(const Setting& s) {
+  // Enum choices already show in the type label.
+  std::string accepted = s.value.kind == Kind::kEnum ? "" : "; " + s.value.accepted;
+  return s.help + accepted + " (env " + EnvName(s.key) + ", TOML [" + std::string(s.Section()) +
+         "] " + std::string(s.Name()) + ")";
+}
+
+}  // namespace
+
+void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out) {
+  for (const Setting& s : Settings()) {
+    if (!s.UsedBy(scope)) continue;
+    std::string names = FlagName(s.key);
+    std::string alias = s.alias.empty() ? "" : "--" + s.alias;
+    if (!alias.empty() && alias != names) names = alias + "," + names;
+    const std::string key = s.key;
+    CLI::Option* opt = sub.add_option_function<std::string>(
+        names, [&out, key](const std::string& text) { out[key] = text; }, HelpText(s));
+    opt->type_name(TypeLabel(s));
+    opt->default_str(s.default_value);  // shown in help only; Load applies defaults
+    opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    opt->group("Settings");
+  }
+}
+
+void AddConfigFileFlag(CLI::App& app, std::optional<std::string>& out) {
+  app.add_option_function<std::string>(
+         "--config", [&out](const std::string& path) { out = path; },
+         "TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, "
+         "$XDG_CONFIG_HOME/kvctl/config.toml, /etc/kvctl/config.toml that exists)")
+      ->type_name("PATH");
+}
+
+std::map<std::string, std::string> ProcessEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** p = environ; p != nullptr && *p != nullptr; ++p) {
+    const char* eq = std::strchr(*p, '=');
+    if (eq == nullptr) continue;
+    env.emplace(std::string(*p, static_cast<size_t>(eq - *p)), std::string(eq + 1));
+  }
+  return env;
+}
+
+}  // namespace kvctl::config

@@ -1,0 +1,36 @@
+// CLI11 glue for the settings table: one flag per setting, and the inputs
+// config::Load needs from the process. The only config code that sees CLI11
+// or the real environment.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "lib/config/settings.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace kvctl::config {
+
+// Setting key ("storage.fsync") -> text exactly as given on the command line.
+using FlagValues = std::map<std::string, std::string>;
+
+// Adds to `sub`, for every setting used by `scope`, an option
+// --section-name (plus its short alias, e.g. --fsync, when the table has one)
+// taking one string. After parsing, `out` holds an entry only for the flags
+// the user gave (the last one wins if repeated); values are not checked here
+// but by config::Load, so every error names its source the same way.
+// `out` must outlive the parse of `sub`. Options are grouped under "Settings"
+// in help, with the default, the accepted values and the env variable.
+void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out);
+
+// Adds the global --config PATH option, storing into `out` when given.
+void AddConfigFileFlag(CLI::App& app, std::optional<std::string>& out);
+
+// The whole process environment as a map, for LoadInputs::environment.
+std::map<std::string, std::string> ProcessEnvironment();
+
+}  // namespace kvctl::config

@@ -1,0 +1,72 @@
+// kvctl: parse the command line, run the chosen subcommand, map its Status to
+// the exit code of SPEC §3. Errors go to stderr as one line, "kvctl: ...".
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cmd/kvctl/command.h"
+
+namespace {
+
+using kvctl::core::Code;
+
+// SPEC §3: 0 ok; 1 key not found; 2 usage or configuration error; 3 server
+// unreachable or server error; 4 precondition failed; 5 corrupt data.
+int ExitCodeFor(Code code) {
+  switch (code) {
+    case Code::kOk: return 0;
+    case Code::kNotFound: return 1;
+    case Code::kInvalidArgument:
+    case Code::kBusy: return 2;
+    case Code::kUnavailable:
+    case Code::kIOError: return 3;
+    case Code::kFailedPrecondition: return 4;
+    case Code::kCorruption: return 5;
+  }
+  return 3;
+}
+
+std::string OneLine(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvctl: a durable key-value store, its client and its tools, in one binary.\n"
+               "Settings come from defaults < TOML file < KVCTL_* environment < flags.",
+               "kvctl"};
+  app.require_subcommand(1, 1);
+  app.fallthrough();  // --config is accepted after the subcommand too
+  app.set_version_flag("--version", std::string("kvctl ") + KVCTL_VERSION);
+
+  kvctl::cmd::CommandContext ctx;
+  kvctl::config::AddConfigFileFlag(app, ctx.config_path);
+  kvctl::cmd::AddServeCommand(app, ctx);
+  kvctl::cmd::AddPutCommand(app, ctx);
+  kvctl::cmd::AddGetCommand(app, ctx);
+  kvctl::cmd::AddDelCommand(app, ctx);
+  kvctl::cmd::AddVersionCommand(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "kvctl: %s (see kvctl --help)\n", OneLine(e.what()).c_str());
+    return 2;
+  }
+
+  const kvctl::core::Status status = ctx.run();
+  if (!status.ok()) std::fprintf(stderr, "kvctl: %s\n", OneLine(status.message()).c_str());
+  return ExitCodeFor(status.code());
+}

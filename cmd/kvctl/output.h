@@ -1,0 +1,30 @@
+// How the client commands print results: raw bytes for text, one JSON
+// document for `-o json`. Keys that are not valid UTF-8 carry their exact
+// bytes in "key_base64", as the HTTP API does.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "lib/client/kv_client.h"
+#include "lib/core/status.h"
+
+namespace kvctl::cmd {
+
+enum class OutputFormat { kText, kJson };
+
+// Adds -o/--output text|json to `sub`.
+void AddOutputOption(CLI::App& sub, OutputFormat& out);
+
+// Writes all of `bytes` to stdout; IOError when stdout refuses (a closed pipe
+// or a full disk must not pass for success).
+core::Status WriteStdout(std::string_view bytes);
+
+std::string PutJson(std::string_view key, const client::PutReply& reply);
+std::string ValueJson(std::string_view key, const client::Value& value);
+std::string ItemsJson(const std::vector<client::Item>& items, bool keys_only);
+
+}  // namespace kvctl::cmd

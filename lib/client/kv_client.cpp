@@ -1,0 +1,150 @@
+#include "lib/client/kv_client.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "lib/core/base64.h"
+#include "lib/core/percent_encoding.h"
+
+namespace kvctl::client {
+namespace {
+
+using nlohmann::json;
+using core::Status;
+
+std::string NormalizeBaseUrl(std::string addr) {
+  if (addr.find("://") == std::string::npos) addr = "http://" + addr;
+  while (!addr.empty() && addr.back() == '/') addr.pop_back();
+  return addr;
+}
+
+std::string KeyPath(std::string_view key) { return "/v1/kv/" + core::PercentEncode(key); }
+
+// The server's own message from a JSON error body, else the raw status.
+std::string ServerMessage(const httplib::Response& res) {
+  json j = json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"].get<std::string>();
+  return fmt::format("HTTP {}", res.status);
+}
+
+uint64_t RevisionFromETag(const httplib::Response& res) {
+  std::string tag = res.get_header_value("ETag");
+  if (tag.size() >= 2 && tag.front() == '"') tag = tag.substr(1, tag.size() - 2);
+  uint64_t rev = 0;
+  std::from_chars(tag.data(), tag.data() + tag.size(), rev);
+  return rev;
+}
+
+// A key field of a JSON object: the exact bytes from "<name>_base64" when
+// the server sent it (the key is not valid UTF-8), else the string.
+core::Result<std::string> KeyField(const json& obj, const std::string& name) {
+  if (auto it = obj.find(name + "_base64"); it != obj.end() && it->is_string()) {
+    return core::Base64Decode(it->get<std::string>());
+  }
+  auto it = obj.find(name);
+  if (it == obj.end() || !it->is_string()) {
+    return Status::Unavailable(fmt::format("the server's reply lacks \"{}\"", name));
+  }
+  return it->get<std::string>();
+}
+
+httplib::Headers ConditionHeaders(const Condition& cond) {
+  httplib::Headers h;
+  if (cond.if_revision) h.emplace("If-Match", fmt::format("\"{}\"", *cond.if_revision));
+  if (cond.create_only) h.emplace("If-None-Match", "*");
+  return h;
+}
+
+}  // namespace
+
+struct KvClient::Impl {
+  explicit Impl(const std::string& base_url) : http(base_url) {}
+  httplib::Client http;
+
+  // Turns a transport failure or an error status into a Status.
+  Status Check(const httplib::Result& r, const std::string& base_url, std::initializer_list<int> ok) {
+    if (!r) {
+      return Status::Unavailable(fmt::format("cannot reach the kvctl server at {}: {}", base_url,
+                                             httplib::to_string(r.error())));
+    }
+    for (int code : ok) {
+      if (r->status == code) return Status::Ok();
+    }
+    const std::string msg = ServerMessage(*r);
+    switch (r->status) {
+      case 404: return Status::NotFound(msg);
+      case 412: return Status::FailedPrecondition(msg);
+      default: break;
+    }
+    if (r->status >= 400 && r->status < 500) return Status::InvalidArgument(msg);
+    return Status::Unavailable(fmt::format("server error {}: {}", r->status, msg));
+  }
+};
+
+KvClient::KvClient(ClientOptions options)
+    : base_url_(NormalizeBaseUrl(std::move(options.addr))), impl_(std::make_unique<Impl>(base_url_)) {
+  auto& http = impl_->http;
+  http.set_url_encode(false);  // paths are percent-encoded here, exactly once
+  http.set_keep_alive(true);
+  http.set_tcp_nodelay(true);
+  http.set_connection_timeout(options.timeout);
+  http.set_read_timeout(options.timeout);
+  http.set_write_timeout(options.timeout);
+}
+
+KvClient::~KvClient() = default;
+
+core::Result<Value> KvClient::Get(std::string_view key) {
+  auto r = impl_->http.Get(KeyPath(key));
+  if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
+  return Value{std::move(r->body), RevisionFromETag(*r)};
+}
+
+core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view value, const Condition& cond) {
+  auto r = impl_->http.Put(KeyPath(key), ConditionHeaders(cond), value.data(), value.size(),
+                           "application/octet-stream");
+  if (Status s = impl_->Check(r, base_url_, {200, 201}); !s.ok()) return s;
+  return PutReply{RevisionFromETag(*r), r->status == 201};
+}
+
+Status KvClient::Delete(std::string_view key, const Condition& cond) {
+  auto r = impl_->http.Delete(KeyPath(key), ConditionHeaders(cond));
+  return impl_->Check(r, base_url_, {204, 200});
+}
+
+core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<std::string>& after,
+                                  size_t limit, bool keys_only) {
+  std::string path = fmt::format("/v1/kv?prefix={}&limit={}", core::PercentEncode(prefix), limit);
+  if (after) path += "&after=" + core::PercentEncode(*after);
+  if (keys_only) path += "&keys_only=1";
+  auto r = impl_->http.Get(path);
+  if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
+
+  json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object() || !body.contains("items") || !body["items"].is_array()) {
+    return Status::Unavailable("the server's listing is not the JSON kvctl expects");
+  }
+  Page page;
+  for (const json& j : body["items"]) {
+    auto key = KeyField(j, "key");
+    if (!key) return key.error();
+    Item item{std::move(*key), {}, j.value("revision", uint64_t{0})};
+    if (!keys_only) {
+      auto value = core::Base64Decode(j.value("value", std::string()));
+      if (!value) return value.error();
+      item.value = std::move(*value);
+    }
+    page.items.push_back(std::move(item));
+  }
+  if (body.contains("next") && !body["next"].is_null()) {
+    auto next = KeyField(body, "next");
+    if (!next) return next.error();
+    page.next = std::move(*next);
+  }
+  return page;
+}
+
+}  // namespace kvctl::client

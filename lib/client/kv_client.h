@@ -1,0 +1,73 @@
+// The HTTP client of `kvctl put/get/del` (and later `bench`). The only file
+// on the client side that includes httplib.h is kv_client.cpp.
+//
+// Errors map to the CLI's exit codes (cmd/kvctl/main.cpp): NotFound (404),
+// FailedPrecondition (412), InvalidArgument (other 4xx: the request was
+// bad), Unavailable (cannot connect, time-out, or a 5xx). Messages carry the
+// server's own JSON error text.
+// Thread safety: one KvClient per thread (it keeps one connection alive).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/status.h"
+
+namespace kvctl::client {
+
+struct ClientOptions {
+  std::string addr = "http://127.0.0.1:7070";  // "host:port" or "http://host:port"
+  std::chrono::milliseconds timeout{10000};
+};
+
+struct Condition {
+  std::optional<uint64_t> if_revision;  // If-Match
+  bool create_only = false;             // If-None-Match: *
+};
+
+struct Value {
+  std::string bytes;
+  uint64_t revision = 0;
+};
+
+struct PutReply {
+  uint64_t revision = 0;
+  bool created = false;
+};
+
+struct Item {
+  std::string key;
+  std::string value;
+  uint64_t revision = 0;
+};
+
+struct Page {
+  std::vector<Item> items;
+  std::optional<std::string> next;  // pass as `after` for the next page
+};
+
+class KvClient {
+ public:
+  explicit KvClient(ClientOptions options);
+  ~KvClient();
+
+  core::Result<Value> Get(std::string_view key);
+  core::Result<PutReply> Put(std::string_view key, std::string_view value, const Condition& cond = {});
+  core::Status Delete(std::string_view key, const Condition& cond = {});
+  core::Result<Page> List(std::string_view prefix, const std::optional<std::string>& after, size_t limit,
+                          bool keys_only);
+
+  const std::string& base_url() const { return base_url_; }
+
+ private:
+  struct Impl;
+  std::string base_url_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvctl::client

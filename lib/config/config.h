@@ -1,0 +1,122 @@
+// The effective configuration of one kvctl invocation, and how it is loaded.
+//
+// Layers, each overriding the one before (SPEC §4):
+//   built-in defaults < TOML file < KVCTL_* environment < command-line flags.
+// Every setting is declared once, in lib/config/settings.cpp; this header does
+// not list them. The TOML key `section.name` is the environment variable
+// KVCTL_SECTION_NAME and the flag --section-name.
+//
+// Library code never reads the process environment or arguments: the caller
+// (cmd/kvctl) passes them in through LoadInputs. Nothing here throws; every
+// failure is a Status value.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/fsync_policy.h"
+#include "lib/core/status.h"
+
+namespace kvctl::config {
+
+// Which layer a setting's effective value came from.
+enum class Source { kDefault, kFile, kEnv, kFlag };
+
+// "default", "file", "env", "flag".
+std::string_view SourceName(Source source);
+
+struct Config {
+  struct Server {
+    std::string listen;  // host:port, validated; port 0 = any free port
+    int threads = 0;
+    std::chrono::milliseconds keepalive_timeout{0};
+    std::chrono::milliseconds read_timeout{0};
+    std::chrono::milliseconds write_timeout{0};
+    std::chrono::milliseconds shutdown_timeout{0};
+    int keepalive_max_requests = 0;
+  } server;
+
+  struct Storage {
+    std::string backend;  // "file" (the only one in this version)
+    std::string data_dir;
+    core::FsyncPolicy fsync = core::FsyncPolicy::kAlways;
+    std::chrono::milliseconds fsync_interval{0};
+    uint64_t segment_bytes = 0;
+  } storage;
+
+  struct Limits {
+    size_t max_key_bytes = 0;
+    size_t max_value_bytes = 0;
+  } limits;
+
+  struct Log {
+    std::string level;   // debug, info, warn, error
+    std::string format;  // text, json
+  } log;
+
+  struct Client {
+    std::string addr;  // always normalized to "http(s)://host:port"
+    std::chrono::milliseconds timeout{0};
+  } client;
+
+  std::string config_file;                // the TOML file that was loaded, "" if none
+  std::map<std::string, Source> sources;  // every setting key -> the layer that set it
+};
+
+// Every setting at its built-in default; sources all kDefault, no file.
+Config Defaults();
+
+struct LoadInputs {
+  // --config PATH, if given.
+  std::optional<std::string> config_path_flag;
+  // The whole process environment. Every KVCTL_* name must be a known setting
+  // (or KVCTL_CONFIG); other variables are ignored apart from XDG_CONFIG_HOME
+  // and HOME, used to find the config file.
+  std::map<std::string, std::string> environment;
+  // Setting key ("storage.fsync") -> text, for flags the user actually gave.
+  std::map<std::string, std::string> flags;
+};
+
+// Builds the effective Config from defaults, the config file, the environment
+// and the flags.
+//
+// The file is --config, else $KVCTL_CONFIG (empty counts as unset), else the
+// first existing one of ConfigFileCandidates(). A file named explicitly that
+// does not exist is an error; discovered candidates that do not exist are
+// skipped. Relative paths are resolved against the current directory.
+//
+// Every layer is validated even when a later layer overrides the same key, so
+// a typo in the file is reported rather than hidden by a flag.
+//
+// Errors: Status::InvalidArgument (exit 2) for any bad input, with a message
+// naming the key, the value and where it came from, and what is accepted:
+//   log.level = "loud" (from environment KVCTL_LOG_LEVEL) is not one of: debug, ...
+//   unknown key "storage.fsyncc" in ./kvctl.toml (line 3); did you mean ...
+// Only the first problem found is reported; file problems are reported in line
+// order.
+core::Result<Config> Load(const LoadInputs& inputs);
+
+// The discovered config file locations, in the order they are tried:
+// ./kvctl.toml, $XDG_CONFIG_HOME/kvctl/config.toml (XDG_CONFIG_HOME unset,
+// empty or relative -> $HOME/.config; both unset -> skipped),
+// /etc/kvctl/config.toml. Does not touch the file system.
+std::vector<std::string> ConfigFileCandidates(const std::map<std::string, std::string>& env);
+
+// The file Load would read: "" when there is none. Errors as in Load for an
+// explicitly named file that does not exist or is not a regular file.
+core::Result<std::string> FindConfigFile(const LoadInputs& inputs);
+
+// Every effective setting, one per line in table order, as TOML-compatible
+// dotted keys with where each value came from, e.g.
+//   storage.fsync = "interval"  # from env KVCTL_STORAGE_FSYNC
+//   server.threads = 512  # default
+// For `kvctl config show`.
+std::string RenderEffective(const Config& config);
+
+}  // namespace kvctl::config

@@ -1,0 +1,393 @@
+#include "lib/config/settings.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "lib/config/parse.h"
+
+namespace kvctl::config {
+namespace {
+
+using core::FsyncPolicy;
+using core::Result;
+using core::Status;
+using std::chrono::milliseconds;
+
+// Names one Config field as (section, member), readable and writable, so a
+// table row can say where its value goes without a hand-written lambda.
+template <typename S, typename T>
+struct FieldRef {
+  using Type = T;
+  S Config::*section;
+  T S::*member;
+  T& operator()(Config& c) const { return (c.*section).*member; }
+  const T& operator()(const Config& c) const { return (c.*section).*member; }
+};
+
+template <typename S, typename T>
+FieldRef<S, T> Field(S Config::*section, T S::*member) {
+  return {section, member};
+}
+
+std::string Join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+// "from A to B", "of at least A", "up to B": `max` absent means unbounded.
+std::string RangePhrase(const std::string& min, const std::optional<std::string>& max,
+                        bool min_is_zero) {
+  if (!max) return "of at least " + min;
+  if (min_is_zero) return "up to " + *max;
+  return "from " + min + " to " + *max;
+}
+
+template <typename S, typename T>
+ValueCodec IntValue(FieldRef<S, T> field, int64_t min,
+                    int64_t max = static_cast<int64_t>(std::numeric_limits<T>::max())) {
+  bool unbounded = max == static_cast<int64_t>(std::numeric_limits<T>::max());
+  std::string accepted =
+      "an integer " + RangePhrase(std::to_string(min),
+                                  unbounded ? std::nullopt : std::optional(std::to_string(max)),
+                                  false);
+  ValueCodec codec;
+  codec.kind = Kind::kInt;
+  codec.accepted = accepted;
+  codec.parse = [=](std::string_view text, Config& config) -> Status {
+    Result<int64_t> v = ParseInteger(text);
+    if (!v) return v.error();
+    if (*v < min || *v > max) return Status::InvalidArgument("must be " + accepted);
+    field(config) = static_cast<T>(*v);
+    return Status::Ok();
+  };
+  codec.format = [=](const Config& config) { return std::to_string(field(config)); };
+  return codec;
+}
+
+template <typename S>
+ValueCodec DurationValue(FieldRef<S, milliseconds> field, milliseconds min,
+                         std::optional<milliseconds> max = std::nullopt) {
+  std::string accepted =
+      "a duration " + RangePhrase(FormatDuration(min),
+                                  max ? std::optional(FormatDuration(*max)) : std::nullopt,
+                                  min.count() == 0);
+  ValueCodec codec;
+  codec.kind = Kind::kDuration;
+  codec.accepted = accepted;
+  codec.parse = [=](std::string_view text, Config& config) -> Status {
+    Result<milliseconds> v = ParseDuration(text);
+    if (!v) return v.error();
+    if (*v < min || (max && *v > *max)) return Status::InvalidArgument("must be " + accepted);
+    field(config) = *v;
+    return Status::Ok();
+  };
+  codec.format = [=](const Config& config) { return TomlQuote(FormatDuration(field(config))); };
+  return codec;
+}
+
+template <typename S, typename T>
+ValueCodec BytesValue(FieldRef<S, T> field, uint64_t min, uint64_t max) {
+  static_assert(std::is_unsigned_v<T>);
+  std::string accepted =
+      "a size " + RangePhrase(FormatByteSize(min), FormatByteSize(max), min == 0);
+  ValueCodec codec;
+  codec.kind = Kind::kBytes;
+  codec.accepted = accepted;
+  codec.parse = [=](std::string_view text, Config& config) -> Status {
+    Result<uint64_t> v = ParseByteSize(text);
+    if (!v) return v.error();
+    if (*v < min || *v > max || *v > std::numeric_limits<T>::max()) {
+      return Status::InvalidArgument("must be " + accepted);
+    }
+    field(config) = static_cast<T>(*v);
+    return Status::Ok();
+  };
+  codec.format = [=](const Config& config) {
+    std::string text = FormatByteSize(field(config));
+    // Plain byte counts are TOML integers; sizes with a unit are strings.
+    return std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })
+               ? text
+               : TomlQuote(text);
+  };
+  return codec;
+}
+
+// `unavailable` are values kvctl knows of but this build does not offer,
+// so the user hears "not available in this version" instead of "unknown".
+template <typename S, typename T>
+ValueCodec EnumValue(FieldRef<S, T> field, std::vector<std::pair<std::string, T>> choices,
+                     std::vector<std::string> unavailable = {}) {
+  ValueCodec codec;
+  codec.kind = Kind::kEnum;
+  for (const auto& choice : choices) codec.allowed.push_back(choice.first);
+  std::string list = Join(codec.allowed, ", ");
+  codec.accepted = "one of: " + list;
+  codec.parse = [=](std::string_view text, Config& config) -> Status {
+    for (const auto& [name, value] : choices) {
+      if (text == name) {
+        field(config) = value;
+        return Status::Ok();
+      }
+    }
+    if (std::find(unavailable.begin(), unavailable.end(), text) != unavailable.end()) {
+      return Status::InvalidArgument(
+          "is not available in this version of kvctl (available: " + list + ")");
+    }
+    return Status::InvalidArgument("is not one of: " + list);
+  };
+  codec.format = [=](const Config& config) {
+    for (const auto& [name, value] : choices) {
+      if (field(config) == value) return TomlQuote(name);
+    }
+    return std::string("\"?\"");  // unreachable: only parse() stores values
+  };
+  return codec;
+}
+
+// An enum stored as its own name.
+template <typename S>
+ValueCodec StringEnum(FieldRef<S, std::string> field, const std::vector<std::string>& names,
+                      std::vector<std::string> unavailable = {}) {
+  std::vector<std::pair<std::string, std::string>> choices;
+  for (const auto& n : names) choices.emplace_back(n, n);
+  return EnumValue(field, std::move(choices), std::move(unavailable));
+}
+
+// A string checked (and possibly normalized) by `check`.
+template <typename S>
+ValueCodec StringValue(FieldRef<S, std::string> field, std::string accepted,
+                       std::function<Result<std::string>(std::string_view)> check) {
+  ValueCodec codec;
+  codec.kind = Kind::kString;
+  codec.accepted = std::move(accepted);
+  codec.parse = [=](std::string_view text, Config& config) -> Status {
+    Result<std::string> v = check(text);
+    if (!v) return v.error();
+    field(config) = std::move(*v);
+    return Status::Ok();
+  };
+  codec.format = [=](const Config& config) { return TomlQuote(field(config)); };
+  return codec;
+}
+
+Result<std::string> NonEmpty(std::string_view text) {
+  if (text.empty()) return Status::InvalidArgument("must not be empty");
+  return std::string(text);
+}
+
+constexpr uint64_t KiB = uint64_t{1} << 10;
+constexpr uint64_t MiB = uint64_t{1} << 20;
+constexpr uint64_t GiB = uint64_t{1} << 30;
+
+std::vector<Setting> BuildSettings() {
+  using C = Config;
+  const std::vector<Scope> kServe = {Scope::kServe};
+  const std::vector<Scope> kClient = {Scope::kClient};
+  const std::vector<Scope> kBoth = {Scope::kServe, Scope::kClient};
+  return {
+      // [server]
+      {.key = "server.listen",
+       .value = StringValue(Field(&C::server, &C::Server::listen),
+                            "host:port with port 0..65535 (0 = any free port)", ParseListenAddress),
+       .default_value = "127.0.0.1:7070",
+       .alias = "listen",
+       .scopes = kServe,
+       .help = "address the HTTP server listens on"},
+      {.key = "server.threads",
+       .value = IntValue(Field(&C::server, &C::Server::threads), 1, 16384),
+       .default_value = "512",
+       .alias = "threads",
+       .scopes = kServe,
+       .help = "worker threads; each open keep-alive connection holds one"},
+      {.key = "server.keepalive_timeout",
+       .value = DurationValue(Field(&C::server, &C::Server::keepalive_timeout), milliseconds(1000)),
+       .default_value = "5s",
+       .alias = "",
+       .scopes = kServe,
+       .help = "an idle keep-alive connection is closed after this"},
+      {.key = "server.keepalive_max_requests",
+       .value = IntValue(Field(&C::server, &C::Server::keepalive_max_requests), 1),
+       .default_value = "100000",
+       .alias = "",
+       .scopes = kServe,
+       .help = "requests served on one keep-alive connection before it is closed"},
+      {.key = "server.read_timeout",
+       .value = DurationValue(Field(&C::server, &C::Server::read_timeout), milliseconds(1000)),
+       .default_value = "10s",
+       .alias = "",
+       .scopes = kServe,
+       .help = "time allowed to receive a request"},
+      {.key = "server.write_timeout",
+       .value = DurationValue(Field(&C::server, &C::Server::write_timeout), milliseconds(1000)),
+       .default_value = "10s",
+       .alias = "",
+       .scopes = kServe,
+       .help = "time allowed to send a response"},
+      {.key = "server.shutdown_timeout",
+       .value = DurationValue(Field(&C::server, &C::Server::shutdown_timeout), milliseconds(0)),
+       .default_value = "10s",
+       .alias = "",
+       .scopes = kServe,
+       .help = "on SIGTERM/SIGINT, how long in-flight requests may take to finish"},
+
+      // [storage]
+      {.key = "storage.backend",
+       .value = StringEnum(Field(&C::storage, &C::Storage::backend), {"file"}, {"postgres"}),
+       .default_value = "file",
+       .alias = "backend",
+       .scopes = kServe,
+       .help = "where the transaction log is kept"},
+      {.key = "storage.data_dir",
+       .value =
+           StringValue(Field(&C::storage, &C::Storage::data_dir), "a non-empty path", NonEmpty),
+       .default_value = "kvctl-data",
+       .alias = "data-dir",
+       .scopes = kServe,
+       .help = "directory holding the file backend's log segments"},
+      {.key = "storage.fsync",
+       .value = EnumValue(
+           Field(&C::storage, &C::Storage::fsync),
+           std::vector<std::pair<std::string, FsyncPolicy>>{{"always", FsyncPolicy::kAlways},
+                                                            {"interval", FsyncPolicy::kInterval},
+                                                            {"never", FsyncPolicy::kNever}}),
+       .default_value = "always",
+       .alias = "fsync",
+       .scopes = kServe,
+       .help = "when log writes reach stable storage: always (before acknowledging), "
+               "interval (every fsync_interval), never (left to the OS)"},
+      {.key = "storage.fsync_interval",
+       .value = DurationValue(Field(&C::storage, &C::Storage::fsync_interval), milliseconds(1),
+                              milliseconds(60 * 60 * 1000)),
+       .default_value = "100ms",
+       .alias = "",
+       .scopes = kServe,
+       .help = "with fsync = interval, how often the log is synced"},
+      {.key = "storage.segment_bytes",
+       .value = BytesValue(Field(&C::storage, &C::Storage::segment_bytes), 4 * KiB, 4 * GiB),
+       .default_value = "64MiB",
+       .alias = "",
+       .scopes = kServe,
+       .help = "size at which a log segment is closed and a new one started"},
+
+      // [limits]
+      {.key = "limits.max_key_bytes",
+       .value = IntValue(Field(&C::limits, &C::Limits::max_key_bytes), 1, 65536),
+       .default_value = "1024",
+       .alias = "",
+       .scopes = kServe,
+       .help = "longest accepted key, in bytes (bounded by the HTTP request line limit)"},
+      {.key = "limits.max_value_bytes",
+       .value = BytesValue(Field(&C::limits, &C::Limits::max_value_bytes), 0, 512 * MiB),
+       .default_value = "1MiB",
+       .alias = "",
+       .scopes = kServe,
+       .help = "largest accepted value (request body)"},
+
+      // [log]
+      {.key = "log.level",
+       .value = StringEnum(Field(&C::log, &C::Log::level), {"debug", "info", "warn", "error"}),
+       .default_value = "info",
+       .alias = "log-level",
+       .scopes = kBoth,
+       .help = "least severe log message written"},
+      {.key = "log.format",
+       .value = StringEnum(Field(&C::log, &C::Log::format), {"text", "json"}),
+       .default_value = "text",
+       .alias = "log-format",
+       .scopes = kServe,
+       .help = "log line format"},
+
+      // [client]
+      {.key = "client.addr",
+       .value =
+           StringValue(Field(&C::client, &C::Client::addr),
+                       "host:port, http://host:port or https://host:port", NormalizeClientAddress),
+       .default_value = "http://127.0.0.1:7070",
+       .alias = "addr",
+       .scopes = kClient,
+       .help = "server to talk to"},
+      {.key = "client.timeout",
+       .value = DurationValue(Field(&C::client, &C::Client::timeout), milliseconds(1)),
+       .default_value = "10s",
+       .alias = "timeout",
+       .scopes = kClient,
+       .help = "give up on a request after this"},
+  };
+}
+
+}  // namespace
+
+std::string_view KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kString: return "string";
+    case Kind::kInt: return "integer";
+    case Kind::kDuration: return "duration";
+    case Kind::kBytes: return "size";
+    case Kind::kEnum: return "enum";
+  }
+  return "?";
+}
+
+bool Setting::UsedBy(Scope scope) const {
+  return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
+}
+
+std::string_view Setting::Section() const {
+  std::string_view k = key;
+  return k.substr(0, k.find('.'));
+}
+
+std::string_view Setting::Name() const {
+  std::string_view k = key;
+  return k.substr(k.find('.') + 1);
+}
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> kSettings = BuildSettings();
+  return kSettings;
+}
+
+const Setting* FindSetting(std::string_view key) {
+  for (const Setting& s : Settings()) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Sections() {
+  std::vector<std::string> out;
+  for (const Setting& s : Settings()) {
+    std::string section(s.Section());
+    if (std::find(out.begin(), out.end(), section) == out.end()) out.push_back(section);
+  }
+  return out;
+}
+
+std::string EnvName(std::string_view key) {
+  std::string out = "KVCTL_";
+  for (char c : key) {
+    out += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+std::string FlagName(std::string_view key) {
+  std::string out = "--";
+  for (char c : key) out += (c == '.' || c == '_') ? '-' : c;
+  return out;
+}
+
+std::string PreferredFlag(const Setting& setting) {
+  return setting.alias.empty() ? FlagName(setting.key) : "--" + setting.alias;
+}
+
+}  // namespace kvctl::config

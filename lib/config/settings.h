@@ -1,0 +1,87 @@
+// The one table of kvctl settings.
+//
+// Each row (in settings.cpp) declares a setting's key, value kind, default,
+// help, allowed values, optional short flag, the subcommands that use it, and
+// how its text is parsed, checked and stored into Config. Everything else —
+// the TOML keys Load accepts, the KVCTL_* environment names, the CLI flags and
+// their help, `config show` — is derived from the table, so adding a setting
+// is one new row plus its Config field.
+//
+// Names: key "section.name" -> env KVCTL_SECTION_NAME, flag --section-name.
+// The table is built once, on first use, and is immutable afterwards; it is
+// safe to read from any thread.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/config/config.h"
+#include "lib/core/status.h"
+
+namespace kvctl::config {
+
+// The subcommands a setting applies to; decides which flags each gets.
+enum class Scope {
+  kServe,   // kvctl serve
+  kClient,  // kvctl put / get / del
+};
+
+// How a setting is written, which decides the TOML types it accepts:
+// kInt takes a TOML integer; kBytes an integer (bytes) or a string ("64MiB");
+// the rest take strings only (a duration must carry its unit).
+enum class Kind { kString, kInt, kDuration, kBytes, kEnum };
+
+// "string", "integer", "duration", "size", "enum".
+std::string_view KindName(Kind kind);
+
+// How a setting's text becomes a Config field. Built by the helpers in
+// settings.cpp so each kind is parsed and checked the same way everywhere.
+struct ValueCodec {
+  Kind kind = Kind::kString;
+  // What is accepted, for help text: "an integer from 1 to 16384".
+  std::string accepted;
+  // kEnum only: the allowed values, in display order.
+  std::vector<std::string> allowed;
+  // Parses `text`, checks it, stores it into the config. On failure returns
+  // InvalidArgument with a phrase that follows the value ("is not one of: a, b");
+  // the caller adds the key and the source.
+  std::function<core::Status(std::string_view text, Config& config)> parse;
+  // The current value as a TOML literal ("\"5s\"", "512").
+  std::function<std::string(const Config& config)> format;
+};
+
+struct Setting {
+  std::string key;  // "section.name", lowercase, [a-z0-9_]
+  ValueCodec value;
+  std::string default_value;  // as a user would write it; parsed by `value.parse`
+  std::string alias;          // short flag without dashes ("listen"), "" if none
+  std::vector<Scope> scopes;
+  std::string help;  // one line, no trailing period
+
+  bool UsedBy(Scope scope) const;
+  std::string_view Section() const;  // "storage"
+  std::string_view Name() const;     // "fsync_interval"
+};
+
+// All settings, in a stable order (grouped by section).
+const std::vector<Setting>& Settings();
+
+// The setting with this key, or nullptr.
+const Setting* FindSetting(std::string_view key);
+
+// The distinct section names, in table order.
+std::vector<std::string> Sections();
+
+// "storage.fsync_interval" -> "KVCTL_STORAGE_FSYNC_INTERVAL".
+std::string EnvName(std::string_view key);
+
+// "storage.fsync_interval" -> "--storage-fsync-interval".
+std::string FlagName(std::string_view key);
+
+// The flag a user most likely typed, for error messages: "--" + alias when
+// the setting has one, else FlagName(key).
+std::string PreferredFlag(const Setting& setting);
+
+}  // namespace kvctl::config

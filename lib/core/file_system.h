@@ -1,0 +1,67 @@
+// The file-system seam: every byte kvctl's log reads or writes goes through
+// FileSystem, so tests can inject faults a real disk will not produce on
+// demand (a failing fsync, ENOSPC, a crash that drops unsynced bytes).
+//
+// Thread safety: a FileSystem may be used from several threads; a single
+// WritableFile is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/status.h"
+
+namespace kvctl::core {
+
+// An open file that only grows at its end.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Writes all of `data` at the end, or fails; a short write is an error.
+  virtual Status Append(std::string_view data) = 0;
+  // Forces the written bytes to stable storage (fdatasync).
+  virtual Status Sync() = 0;
+  virtual Status Close() = 0;
+  virtual uint64_t Size() const = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// Held for as long as the object lives; released on destruction.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // Opens `path` for appending, creating it if missing.
+  virtual Result<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) = 0;
+  // Reads the whole file.
+  virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  // Writes `data` to `path` (replacing it) and syncs it; no directory sync.
+  virtual Status WriteFile(const std::string& path, std::string_view data) = 0;
+  virtual Status Truncate(const std::string& path, uint64_t size) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  virtual Status Remove(const std::string& path) = 0;
+  // Makes renames and new entries in `dir` durable.
+  virtual Status SyncDir(const std::string& dir) = 0;
+  virtual Status CreateDirs(const std::string& dir) = 0;
+  // Names (not paths) of the entries in `dir`, unsorted.
+  virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+  virtual bool Exists(const std::string& path) = 0;
+  // Takes an exclusive advisory lock (flock) on `path`, creating it;
+  // Busy when another process holds it.
+  virtual Result<std::unique_ptr<FileLock>> LockExclusive(const std::string& path) = 0;
+};
+
+// The real thing, over POSIX calls. Errors carry the path and strerror.
+FileSystem& PosixFileSystem();
+
+std::string JoinPath(std::string_view dir, std::string_view name);
+
+}  // namespace kvctl::core

@@ -1,0 +1,135 @@
+#include "lib/core/log_format.h"
+
+#include <xxhash.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace kvctl::core {
+namespace {
+
+void PutU32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+void PutU64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+uint32_t HeaderCheck(const char* record) {
+  return static_cast<uint32_t>(XXH3_64bits(record + 4, kRecordHeaderSize - 4));
+}
+
+}  // namespace
+
+void AppendSegmentHeader(std::string* out) {
+  char header[kSegmentHeaderSize] = {};
+  std::memcpy(header, kSegmentMagic.data(), kSegmentMagic.size());
+  PutU32(header + 8, kFormatVersion);
+  out->append(header, sizeof(header));
+}
+
+std::string CheckSegmentHeader(std::string_view bytes) {
+  if (bytes.size() < kSegmentHeaderSize) {
+    return fmt::format("segment header is {} bytes, needs {}", bytes.size(), kSegmentHeaderSize);
+  }
+  if (bytes.substr(0, kSegmentMagic.size()) != kSegmentMagic) {
+    return "not a kvctl log segment (bad magic)";
+  }
+  uint32_t version = GetU32(bytes.data() + 8);
+  if (version != kFormatVersion) {
+    return fmt::format("log format version {} is not supported (this kvctl reads {})", version,
+                       kFormatVersion);
+  }
+  return "";
+}
+
+size_t EncodedRecordSize(size_t key_size, size_t value_size) {
+  return kRecordOverhead + key_size + value_size;
+}
+
+void AppendRecord(std::string* out, uint64_t revision, RecordType type, std::string_view key,
+                  std::string_view value) {
+  const size_t start = out->size();
+  out->resize(start + EncodedRecordSize(key.size(), value.size()));
+  char* p = out->data() + start;
+  PutU32(p + 4, static_cast<uint32_t>(key.size()));
+  PutU32(p + 8, static_cast<uint32_t>(value.size()));
+  p[12] = static_cast<char>(type);
+  p[13] = p[14] = p[15] = 0;
+  PutU64(p + 16, revision);
+  PutU32(p, HeaderCheck(p));
+  std::memcpy(p + kRecordHeaderSize, key.data(), key.size());
+  if (!value.empty()) std::memcpy(p + kRecordHeaderSize + key.size(), value.data(), value.size());
+  const size_t body = kRecordHeaderSize + key.size() + value.size();
+  PutU64(p + body, XXH3_64bits(p, body));
+}
+
+ParsedRecord ParseRecord(std::string_view bytes) {
+  ParsedRecord r;
+  if (bytes.size() < kRecordHeaderSize) {
+    r.why = "record header cut off";
+    return r;
+  }
+  const char* p = bytes.data();
+  if (GetU32(p) != HeaderCheck(p)) {
+    r.outcome = ParseOutcome::kBadHeader;
+    r.why = "record header fails its checksum";
+    return r;
+  }
+  const uint32_t key_size = GetU32(p + 4);
+  const uint32_t value_size = GetU32(p + 8);
+  const auto type = static_cast<uint8_t>(p[12]);
+  if ((type != 1 && type != 2) || p[13] != 0 || p[14] != 0 || p[15] != 0 || key_size == 0 ||
+      (type == 2 && value_size != 0)) {
+    r.outcome = ParseOutcome::kBadHeader;
+    r.why = "record header has invalid fields";
+    return r;
+  }
+  r.size = EncodedRecordSize(key_size, value_size);
+  if (bytes.size() < r.size) {
+    r.outcome = ParseOutcome::kTruncated;
+    r.why = "record cut off";
+    return r;
+  }
+  const size_t body = r.size - kRecordTrailerSize;
+  if (GetU64(p + body) != XXH3_64bits(p, body)) {
+    r.outcome = ParseOutcome::kBadChecksum;
+    r.why = "record fails its checksum";
+    return r;
+  }
+  r.outcome = ParseOutcome::kOk;
+  r.record.revision = GetU64(p + 16);
+  r.record.type = static_cast<RecordType>(type);
+  r.record.key = bytes.substr(kRecordHeaderSize, key_size);
+  r.record.value = bytes.substr(kRecordHeaderSize + key_size, value_size);
+  return r;
+}
+
+std::string SegmentFileName(uint64_t first_revision) {
+  return fmt::format("{:020}{}", first_revision, kSegmentSuffix);
+}
+
+bool ParseSegmentFileName(std::string_view name, uint64_t* first_revision) {
+  if (name.size() != 20 + kSegmentSuffix.size() || !name.ends_with(kSegmentSuffix)) return false;
+  uint64_t v = 0;
+  for (size_t i = 0; i < 20; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(name[i] - '0');
+    if (v > (UINT64_MAX - digit) / 10) return false;
+    v = v * 10 + digit;
+  }
+  *first_revision = v;
+  return true;
+}
+
+}  // namespace kvctl::core

@@ -1,0 +1,93 @@
+// The byte format of kvctl's transaction log. This comment is the reference.
+//
+// A data dir holds segment files named by the revision of their first record,
+// as 20 decimal digits: 00000000000000000001.log, 00000000000000004097.log, ...
+// Sorting the names sorts the log. Every integer is little-endian.
+//
+// Segment header (16 bytes, once at offset 0):
+//    0  8  magic "KVCTLLOG"
+//    8  4  format version (1)
+//   12  4  reserved, 0
+//
+// Then records, back to back, until the end of the file:
+//    0  4  header check: low 32 bits of XXH3-64 over bytes [4, 24) of the record
+//    4  4  key length k (1 .. 2^32-1)
+//    8  4  value length v (0 for a delete)
+//   12  1  type: 1 = PUT, 2 = DELETE
+//   13  3  reserved, 0
+//   16  8  revision (store-wide, strictly increasing through the whole log)
+//   24  k  key bytes
+// 24+k  v  value bytes
+// 24+k+v 8 record check: XXH3-64 over bytes [0, 24+k+v), i.e. every byte
+//          of the record before it, the header check included
+// A record is 32 + k + v bytes.
+//
+// Why two checks: the lengths decide where the next record starts, so they
+// are never trusted before a check has passed over them (the header check).
+// A damaged length is then a checksum failure, never a "record cut off at
+// the end of the file" that could be mistaken for a torn write.
+//
+// How damage is read (see log_reader.h): a record cut off at the end of the
+// newest segment, or a final stretch that fails its checks with no valid
+// record after it, is a torn write left by a crash; any other failure is
+// corruption. Segments other than the newest are synced in full before the
+// next one is created, so they never legitimately end in a torn write.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kvctl::core {
+
+inline constexpr std::string_view kSegmentMagic = "KVCTLLOG";
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr size_t kSegmentHeaderSize = 16;
+inline constexpr size_t kRecordHeaderSize = 24;
+inline constexpr size_t kRecordTrailerSize = 8;
+inline constexpr size_t kRecordOverhead = kRecordHeaderSize + kRecordTrailerSize;
+inline constexpr std::string_view kSegmentSuffix = ".log";
+
+enum class RecordType : uint8_t { kPut = 1, kDelete = 2 };
+
+// A decoded record; key and value point into the buffer it was parsed from.
+struct LogRecord {
+  uint64_t revision = 0;
+  RecordType type = RecordType::kPut;
+  std::string_view key;
+  std::string_view value;
+};
+
+// Appends the encoded segment header to `out`.
+void AppendSegmentHeader(std::string* out);
+// Checks the header at the start of a segment; empty string when fine, else why not.
+std::string CheckSegmentHeader(std::string_view bytes);
+
+// Appends one encoded record to `out`.
+void AppendRecord(std::string* out, uint64_t revision, RecordType type, std::string_view key,
+                  std::string_view value);
+size_t EncodedRecordSize(size_t key_size, size_t value_size);
+
+enum class ParseOutcome {
+  kOk,
+  kTruncated,    // fewer bytes than the record needs (header, or the whole record)
+  kBadHeader,    // the header check fails, or the header's fields are invalid
+  kBadChecksum,  // the header is sound, the record check fails
+};
+
+struct ParsedRecord {
+  ParseOutcome outcome = ParseOutcome::kTruncated;
+  LogRecord record;      // valid when outcome == kOk
+  size_t size = 0;       // bytes the record occupies when the header is sound
+  const char* why = "";  // for reports: what exactly failed
+};
+
+// Parses the record at the start of `bytes`.
+ParsedRecord ParseRecord(std::string_view bytes);
+
+// "00000000000000000001.log" for 1; and back (false if `name` is not a segment name).
+std::string SegmentFileName(uint64_t first_revision);
+bool ParseSegmentFileName(std::string_view name, uint64_t* first_revision);
+
+}  // namespace kvctl::core

@@ -1,0 +1,42 @@
+// Reads the records of one segment and reports damage; the caller chooses
+// the policy (leveldb's Reporter idea): recovery repairs a torn tail of the
+// newest segment and refuses to start on anything else, a checker only
+// reports.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "lib/core/log_format.h"
+#include "lib/core/status.h"
+
+namespace kvctl::core {
+
+struct SegmentDamage {
+  bool found = false;
+  uint64_t offset = 0;       // where the first bad byte range starts
+  std::string reason;        // what failed there
+  // True when a record that passes its checks starts after the damage:
+  // then the damage cannot be a torn write at the end, it is corruption.
+  bool valid_record_after = false;
+};
+
+struct SegmentScan {
+  uint64_t records = 0;
+  uint64_t valid_bytes = 0;  // the header plus every good record before any damage
+  uint64_t last_revision = 0;
+  SegmentDamage damage;
+};
+
+// Calls `on_record` for every good record of `bytes` (a whole segment file),
+// in order, until the end or the first damage, which is described in the
+// result. Revisions must exceed `after_revision` (the last one of the
+// previous segment) and increase; a record that breaks that is damage.
+// A bad segment header is reported as damage at offset 0. An error returned
+// by `on_record` stops the scan and is returned.
+Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t after_revision,
+                                const std::function<Status(const LogRecord&)>& on_record);
+
+}  // namespace kvctl::core

@@ -1,0 +1,88 @@
+#include "lib/core/logger.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+namespace kvctl::core {
+namespace {
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out->append(fmt::format("\\u{:04x}", c));
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+// Text values are quoted when they would otherwise be ambiguous to split.
+void AppendTextValue(std::string* out, std::string_view s) {
+  if (!s.empty() && s.find_first_of(" \"=\t\n") == std::string_view::npos) {
+    out->append(s);
+  } else {
+    AppendJsonString(out, s);
+  }
+}
+
+}  // namespace
+
+void Logger::Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
+  if (!Enabled(level)) return;
+  const auto now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  const std::string time = fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", now);
+  std::string line;
+  if (format_ == LogFormat::kJson) {
+    line = fmt::format("{{\"time\":\"{}\",\"level\":\"{}\",\"msg\":", time, LevelName(level));
+    AppendJsonString(&line, message);
+    for (const auto& [key, value] : fields) {
+      line.push_back(',');
+      AppendJsonString(&line, key);
+      line.push_back(':');
+      AppendJsonString(&line, value);
+    }
+    line.push_back('}');
+  } else {
+    line = fmt::format("{} {:<5} {}", time, LevelName(level), message);
+    for (const auto& [key, value] : fields) {
+      line.push_back(' ');
+      line.append(key);
+      line.push_back('=');
+      AppendTextValue(&line, value);
+    }
+  }
+  line.push_back('\n');
+  std::lock_guard lock(mu_);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+Logger& NullLogger() {
+  static Logger logger(static_cast<LogLevel>(99));
+  return logger;
+}
+
+}  // namespace kvctl::core

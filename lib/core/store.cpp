@@ -1,0 +1,270 @@
+#include "lib/core/store.h"
+
+#include <fmt/format.h>
+
+namespace kvctl::core {
+
+Store::Store(StoreOptions options)
+    : options_(options), logger_(options.logger != nullptr ? *options.logger : NullLogger()) {}
+
+Store::~Store() { (void)Close(); }
+
+void Store::ApplyRecovered(const LogRecord& record) {
+  if (record.type == RecordType::kPut) {
+    map_.insert_or_assign(std::string(record.key), Entry{std::string(record.value), record.revision});
+  } else if (auto it = map_.find(record.key); it != map_.end()) {
+    map_.erase(it);
+  }
+  committed_revision_ = record.revision;
+}
+
+void Store::Start(std::unique_ptr<ChangeLog> log) {
+  std::lock_guard lock(write_mu_);
+  log_ = std::move(log);
+  next_revision_ = committed_revision_.load() + 1;
+  refused_ = Status::Ok();
+  committer_ = std::thread([this] { CommitLoop(); });
+}
+
+Store::Current Store::LatestLocked(std::string_view key) const {
+  if (!pending_.empty()) {
+    if (auto it = pending_.find(std::string(key)); it != pending_.end()) {
+      const Pending& p = it->second;
+      return {p.value ? &*p.value : nullptr, p.revision};
+    }
+  }
+  if (auto it = map_.find(key); it != map_.end()) return {&it->second.value, it->second.revision};
+  return {};
+}
+
+Status Store::CheckLocked(std::string_view key, const Current& cur, const Precondition& pre) const {
+  if (pre.create_only && cur.value != nullptr) {
+    return Status::FailedPrecondition(
+        fmt::format("key already exists (revision {}); create-only write refused", cur.revision));
+  }
+  if (pre.must_exist && cur.value == nullptr) {
+    return Status::FailedPrecondition("key does not exist; the write required it to");
+  }
+  if (pre.if_revision) {
+    const uint64_t have = cur.value != nullptr ? cur.revision : 0;
+    if (have != *pre.if_revision) {
+      return Status::FailedPrecondition(
+          cur.value != nullptr
+              ? fmt::format("key is at revision {}, not {}", have, *pre.if_revision)
+              : fmt::format("key does not exist, so it is not at revision {}", *pre.if_revision));
+    }
+  }
+  (void)key;
+  return Status::Ok();
+}
+
+uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string_view value) {
+  const uint64_t revision = next_revision_++;
+  Pending& p = pending_[std::string(key)];
+  p.revision = revision;
+  if (type == RecordType::kPut) {
+    p.value = std::string(value);
+  } else {
+    p.value.reset();
+  }
+  {
+    std::lock_guard lock(queue_mu_);
+    queue_.push_back(Change{revision, type, std::string(key), std::string(value)});
+  }
+  queue_cv_.notify_one();
+  return revision;
+}
+
+Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, const Precondition& pre) {
+  PutOutcome out;
+  {
+    std::lock_guard lock(write_mu_);
+    if (!refused_.ok()) return refused_;
+    const Current cur = LatestLocked(key);
+    if (Status s = CheckLocked(key, cur, pre); !s.ok()) return s;
+    if (cur.value != nullptr && *cur.value == value) {
+      out = {cur.revision, false, false};  // idempotent: no revision, no record
+    } else {
+      out = {EnqueueLocked(RecordType::kPut, key, value), cur.value == nullptr, true};
+    }
+  }
+  if (Status s = WaitDurable(out.revision); !s.ok()) return s;
+  return out;
+}
+
+Result<DeleteOutcome> Store::Delete(std::string_view key, const Precondition& pre) {
+  DeleteOutcome out;
+  uint64_t wait_for = 0;
+  {
+    std::lock_guard lock(write_mu_);
+    if (!refused_.ok()) return refused_;
+    const Current cur = LatestLocked(key);
+    if (Status s = CheckLocked(key, cur, pre); !s.ok()) return s;
+    if (cur.value == nullptr) {
+      wait_for = cur.revision;  // nonzero when the key's delete is still pending
+    } else {
+      out = {true, EnqueueLocked(RecordType::kDelete, key, {})};
+      wait_for = out.revision;
+    }
+  }
+  if (Status s = WaitDurable(wait_for); !s.ok()) return s;
+  return out;
+}
+
+Result<Entry> Store::Get(std::string_view key) const {
+  std::shared_lock lock(map_mu_);
+  auto it = map_.find(key);
+  if (it == map_.end()) return Status::NotFound("no such key");
+  return it->second;
+}
+
+ListPage Store::List(const ListOptions& options) const {
+  ListPage page;
+  std::shared_lock lock(map_mu_);
+  auto it = map_.lower_bound(options.prefix);
+  if (options.after && *options.after >= options.prefix) it = map_.upper_bound(*options.after);
+  auto matches = [&](decltype(it) i) { return i != map_.end() && i->first.starts_with(options.prefix); };
+  for (; matches(it) && page.items.size() < options.limit; ++it) {
+    page.items.push_back({it->first, options.keys_only ? std::string() : it->second.value,
+                          it->second.revision});
+  }
+  if (matches(it) && !page.items.empty()) page.next = page.items.back().key;
+  return page;
+}
+
+Status Store::Writable() const {
+  std::lock_guard lock(write_mu_);
+  return refused_;
+}
+
+Status Store::WaitDurable(uint64_t revision) {
+  if (committed_revision_.load() >= revision) return Status::Ok();
+  std::unique_lock lock(durable_mu_);
+  durable_cv_.wait(lock, [&] { return committed_revision_.load() >= revision || !log_failure_.ok(); });
+  if (committed_revision_.load() >= revision) return Status::Ok();
+  return Status::Unavailable(fmt::format(
+      "the write was not made durable and is not acknowledged: {}", log_failure_.message()));
+}
+
+void Store::CommitLoop() {
+  using Clock = std::chrono::steady_clock;
+  const bool periodic_sync = !log_->SyncsOnAppend() && options_.sync_interval.count() > 0;
+  bool unsynced = false;
+  Clock::time_point sync_due{};
+
+  std::unique_lock lock(queue_mu_);
+  for (;;) {
+    auto ready = [&] { return !queue_.empty() || stopping_; };
+    if (unsynced) {
+      queue_cv_.wait_until(lock, sync_due, ready);
+    } else {
+      queue_cv_.wait(lock, ready);
+    }
+    if (unsynced && Clock::now() >= sync_due) {
+      lock.unlock();
+      if (Status s = log_->Sync(); !s.ok()) Fail(s);
+      ++interval_syncs_;
+      unsynced = false;
+      lock.lock();
+    }
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    std::vector<Change> batch;
+    batch.swap(queue_);
+    lock.unlock();
+
+    if (Status s = log_->Append(batch); !s.ok()) {
+      Fail(s);
+    } else {
+      if (periodic_sync && !unsynced) {
+        unsynced = true;
+        sync_due = Clock::now() + options_.sync_interval;
+      }
+      ApplyCommitted(batch);
+    }
+    lock.lock();
+  }
+}
+
+void Store::ApplyCommitted(std::vector<Change>& batch) {
+  {
+    std::lock_guard write_lock(write_mu_);
+    std::unique_lock map_lock(map_mu_);
+    for (Change& c : batch) {
+      if (auto it = pending_.find(c.key); it != pending_.end() && it->second.revision == c.revision) {
+        pending_.erase(it);
+      }
+      if (c.type == RecordType::kPut) {
+        map_.insert_or_assign(std::move(c.key), Entry{std::move(c.value), c.revision});
+        ++puts_;
+      } else {
+        if (auto it = map_.find(c.key); it != map_.end()) map_.erase(it);
+        ++deletes_;
+      }
+    }
+  }
+  ++batches_;
+  committed_changes_ += batch.size();
+  {
+    std::lock_guard lock(durable_mu_);
+    committed_revision_ = batch.back().revision;
+  }
+  durable_cv_.notify_all();
+}
+
+void Store::Fail(const Status& cause) {
+  bool first = false;
+  {
+    std::lock_guard lock(durable_mu_);
+    if (log_failure_.ok()) {
+      log_failure_ = cause;
+      first = true;
+    }
+  }
+  if (first) {
+    std::lock_guard lock(write_mu_);
+    refused_ = Status::Unavailable(fmt::format(
+        "writes are disabled since the log failed: {} (reads still work; fix the disk, then "
+        "restart kvctl, which recovers everything that was acknowledged)",
+        cause.message()));
+    logger_.Error("the log failed; refusing writes from now on, still serving reads",
+                  {{"cause", cause.message()}});
+  }
+  durable_cv_.notify_all();
+}
+
+StoreStats Store::stats() const {
+  StoreStats s;
+  {
+    std::shared_lock lock(map_mu_);
+    s.keys = map_.size();
+  }
+  s.revision = committed_revision_.load();
+  s.puts = puts_.load();
+  s.deletes = deletes_.load();
+  s.commit_batches = batches_.load();
+  s.committed_changes = committed_changes_.load();
+  s.interval_syncs = interval_syncs_.load();
+  return s;
+}
+
+Status Store::Close() {
+  {
+    std::lock_guard lock(write_mu_);
+    if (refused_.ok()) refused_ = Status::Unavailable("kvctl is shutting down");
+  }
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
+  Status closed = log_ ? log_->Close() : Status::Ok();
+  log_.reset();
+  std::lock_guard lock(durable_mu_);
+  return log_failure_.ok() ? closed : log_failure_;
+}
+
+}  // namespace kvctl::core

@@ -1,0 +1,189 @@
+// The in-memory key-value store with store-wide revisions, made durable
+// through a ChangeLog with group commit.
+//
+// Reads see only committed state: a change reaches the map readers use after
+// the log has it (synced, under fsync = "always"), so a reader never sees a
+// value that a crash or a failed fsync could take back, and reads never wait
+// for the log. Writers are serialized only while they check their condition
+// and take a revision (microseconds, no I/O); they then wait for the
+// committer thread, which writes every change queued since its last round in
+// one append and one sync (group commit), applies them to the map, and wakes
+// the writers.
+//
+// Conditions and idempotence (SPEC §1) are judged against the latest state,
+// including changes still on their way to the log; an answer that depends on
+// such a change waits until it is durable, so nothing is acknowledged before
+// the log holds everything it rests on.
+//
+// After a failed append or sync the store refuses writes for good
+// (Unavailable, with the cause) and keeps serving reads.
+//
+// Thread safety: every public method may be called from any thread, except
+// that ApplyRecovered() must finish before Start().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "lib/core/change_log.h"
+#include "lib/core/log_format.h"
+#include "lib/core/logger.h"
+#include "lib/core/status.h"
+
+namespace kvctl::core {
+
+struct Entry {
+  std::string value;
+  uint64_t revision = 0;  // the revision of the key's last change (its ETag)
+};
+
+// A conditional write. A missing key has revision 0, so if_revision = 0
+// means "only if the key does not exist".
+struct Precondition {
+  std::optional<uint64_t> if_revision;
+  bool create_only = false;  // If-None-Match: *
+  bool must_exist = false;   // If-Match: *
+};
+
+struct PutOutcome {
+  uint64_t revision = 0;  // the key's revision after the call
+  bool created = false;   // the key did not exist before
+  bool changed = false;   // false for a PUT of the value the key already held
+};
+
+struct DeleteOutcome {
+  bool existed = false;
+  uint64_t revision = 0;  // the delete's revision when the key existed
+};
+
+struct ListOptions {
+  std::string prefix;
+  std::optional<std::string> after;  // exclusive cursor: start past this key
+  size_t limit = 100;
+  bool keys_only = false;
+};
+
+struct ListItem {
+  std::string key;
+  std::string value;  // empty when keys_only
+  uint64_t revision = 0;
+};
+
+struct ListPage {
+  std::vector<ListItem> items;
+  std::optional<std::string> next;  // the last key returned, when more may follow
+};
+
+struct StoreOptions {
+  // With a log that does not sync on append (fsync = "interval"), how often
+  // the committer syncs; zero means never (fsync = "never").
+  std::chrono::milliseconds sync_interval{0};
+  Logger* logger = nullptr;  // NullLogger() when null; says why writes stopped
+};
+
+struct StoreStats {
+  uint64_t keys = 0;
+  uint64_t revision = 0;        // the last committed revision
+  uint64_t puts = 0;            // changes committed, by kind
+  uint64_t deletes = 0;
+  uint64_t commit_batches = 0;  // log appends (one per group commit)
+  uint64_t committed_changes = 0;
+  uint64_t interval_syncs = 0;
+};
+
+class Store {
+ public:
+  explicit Store(StoreOptions options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Recovery: replays one record of the log into the map.
+  void ApplyRecovered(const LogRecord& record);
+  // Starts accepting writes, made durable through `log`.
+  void Start(std::unique_ptr<ChangeLog> log);
+
+  // Errors: FailedPrecondition (condition not met), Unavailable (writes
+  // refused: not started, closed, or the log failed; the message says why).
+  Result<PutOutcome> Put(std::string_view key, std::string_view value, const Precondition& pre = {});
+  Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {});
+  // NotFound when the key does not exist.
+  Result<Entry> Get(std::string_view key) const;
+  ListPage List(const ListOptions& options) const;
+
+  // OK while writes are accepted, else why not.
+  Status Writable() const;
+  uint64_t revision() const { return committed_revision_.load(); }
+  StoreStats stats() const;
+
+  // Commits what is queued, syncs and closes the log; later writes are
+  // refused. Returns the first error the log reported, if any.
+  Status Close();
+
+ private:
+  struct Pending {
+    std::optional<std::string> value;  // nullopt: deleted
+    uint64_t revision = 0;
+  };
+  struct Current {
+    const std::string* value = nullptr;  // null: the key does not exist
+    uint64_t revision = 0;
+  };
+
+  // The latest state of `key`, pending changes included. Requires
+  // write_mu_, which is also what keeps the map from changing underneath
+  // (only the committer changes it, holding write_mu_).
+  Current LatestLocked(std::string_view key) const;
+  Status CheckLocked(std::string_view key, const Current& cur, const Precondition& pre) const;
+  uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value);
+  Status WaitDurable(uint64_t revision);
+  void CommitLoop();
+  void ApplyCommitted(std::vector<Change>& batch);
+  void Fail(const Status& cause);
+
+  const StoreOptions options_;
+  Logger& logger_;
+  std::unique_ptr<ChangeLog> log_;
+
+  // The committed state, which readers see.
+  mutable std::shared_mutex map_mu_;
+  std::map<std::string, Entry, std::less<>> map_;
+
+  // Writers: condition checks, revision numbering, the overlay of changes
+  // not yet committed. Lock order: write_mu_, then queue_mu_ or map_mu_.
+  mutable std::mutex write_mu_;
+  std::unordered_map<std::string, Pending> pending_;
+  uint64_t next_revision_ = 1;
+  Status refused_ = Status::Unavailable("the store is not open for writes yet");
+
+  // The queue the committer drains.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<Change> queue_;
+  bool stopping_ = false;
+
+  // Writers wait here for their revision to be committed.
+  std::mutex durable_mu_;
+  std::condition_variable durable_cv_;
+  std::atomic<uint64_t> committed_revision_{0};
+  Status log_failure_;  // guarded by durable_mu_
+
+  std::thread committer_;
+
+  std::atomic<uint64_t> puts_{0}, deletes_{0}, batches_{0}, committed_changes_{0},
+      interval_syncs_{0};
+};
+
+}  // namespace kvctl::core

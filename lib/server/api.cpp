@@ -1,0 +1,326 @@
+#include "lib/server/api.h"
+
+#include <charconv>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "lib/core/base64.h"
+#include "lib/core/percent_encoding.h"
+#include "lib/core/utf8.h"
+
+namespace kvctl::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kKeyPrefix = "/v1/kv/";
+constexpr std::string_view kListPath = "/v1/kv";
+
+struct RouteMatch {
+  Route route = Route::kUnknown;
+  std::string_view allow;    // the methods the route answers
+  std::string_view tail;     // for kKey: the raw (encoded) key
+};
+
+RouteMatch MatchRoute(std::string_view path) {
+  if (path.starts_with(kKeyPrefix)) return {Route::kKey, "GET, HEAD, PUT, DELETE", path.substr(kKeyPrefix.size())};
+  if (path == kListPath) return {Route::kList, "GET, HEAD", {}};
+  if (path == "/healthz") return {Route::kHealthz, "GET, HEAD", {}};
+  if (path == "/readyz") return {Route::kReadyz, "GET, HEAD", {}};
+  if (path == "/metrics") return {Route::kMetrics, "GET, HEAD", {}};
+  return {};
+}
+
+bool Allows(std::string_view allow, std::string_view method) {
+  size_t start = 0;
+  while (start < allow.size()) {
+    size_t end = allow.find(',', start);
+    if (end == std::string_view::npos) end = allow.size();
+    std::string_view m = allow.substr(start, end - start);
+    while (!m.empty() && m.front() == ' ') m.remove_prefix(1);
+    if (m == method) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// Puts `bytes` into obj[name], plus obj[name + "_base64"] when it is not
+// valid UTF-8 (see api.h).
+void SetKeyField(json& obj, const std::string& name, const std::string& bytes) {
+  obj[name] = bytes;
+  if (!core::IsValidUtf8(bytes)) obj[name + "_base64"] = core::Base64Encode(bytes);
+}
+
+std::string Dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+HttpResponse Json(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = Dump(body);
+  r.body.push_back('\n');
+  return r;
+}
+
+std::string ETag(uint64_t revision) { return fmt::format("\"{}\"", revision); }
+
+HttpResponse FromStoreError(const core::Status& s) {
+  if (s.IsFailedPrecondition()) return KvApi::Error(412, "precondition_failed", s.message());
+  if (s.IsUnavailable()) return KvApi::Error(503, "unavailable", s.message());
+  if (s.IsNotFound()) return KvApi::Error(404, "no_such_key", s.message());
+  return KvApi::Error(500, "internal", s.message());
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool ParseUint(std::string_view text, uint64_t* out) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+// Reads If-Match / If-None-Match into `pre`; an error response if malformed.
+std::optional<HttpResponse> ReadPreconditions(const HttpRequest& req, bool is_put,
+                                              core::Precondition* pre) {
+  if (auto v = req.Header("If-Match")) {
+    std::string_view tag = Trim(*v);
+    if (tag == "*") {
+      pre->must_exist = true;
+    } else {
+      if (tag.size() >= 2 && tag.front() == '"' && tag.back() == '"') tag = tag.substr(1, tag.size() - 2);
+      uint64_t rev = 0;
+      if (!ParseUint(tag, &rev)) {
+        return KvApi::Error(400, "bad_precondition",
+                            fmt::format("If-Match must be one revision as the ETag gives it "
+                                        "(e.g. \"7\") or *, got {}",
+                                        *v));
+      }
+      pre->if_revision = rev;
+    }
+  }
+  if (auto v = req.Header("If-None-Match")) {
+    if (!is_put || Trim(*v) != "*") {
+      return KvApi::Error(400, "bad_precondition",
+                          "If-None-Match is only understood as * on PUT (create only)");
+    }
+    pre->create_only = true;
+  }
+  return std::nullopt;
+}
+
+// Splits a raw query string into decoded name -> value ('+' is a space).
+core::Result<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> params;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string name(pair.substr(0, eq));
+    std::string value(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    for (char& c : value) {
+      if (c == '+') c = ' ';
+    }
+    auto decoded_name = core::PercentDecode(name);
+    auto decoded_value = core::PercentDecode(value);
+    if (!decoded_name || !decoded_value) {
+      return core::Status::InvalidArgument(fmt::format(
+          "query parameter {}: {}", name,
+          (!decoded_name ? decoded_name.error() : decoded_value.error()).message()));
+    }
+    if (!params.emplace(*decoded_name, *decoded_value).second) {
+      return core::Status::InvalidArgument(
+          fmt::format("query parameter {} is given more than once", *decoded_name));
+    }
+  }
+  return params;
+}
+
+}  // namespace
+
+std::optional<std::string_view> HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return std::string_view(v);
+    }
+  }
+  return std::nullopt;
+}
+
+KvApi::KvApi(core::Store& store, ApiOptions options) : store_(store), options_(std::move(options)) {}
+
+HttpResponse KvApi::Error(int status, std::string_view code, std::string_view message) {
+  return Json(status, json{{"error", message}, {"code", code}});
+}
+
+HttpResponse KvApi::Handle(const HttpRequest& req) {
+  const RouteMatch match = MatchRoute(req.path);
+  HttpResponse res;
+  if (match.route == Route::kUnknown) {
+    res = Error(404, "not_found",
+                fmt::format("no such route: {} (keys live under /v1/kv/{{key}}, listing is GET /v1/kv?prefix=)",
+                            req.path));
+  } else if (req.method == "OPTIONS") {
+    res.status = 204;
+    res.SetHeader("Allow", std::string(match.allow));
+  } else if (!Allows(match.allow, req.method)) {
+    res = Error(405, "method_not_allowed",
+                fmt::format("{} does not answer {}; it answers {}", RouteLabel(match.route), req.method,
+                            match.allow));
+    res.SetHeader("Allow", std::string(match.allow));
+  } else {
+    switch (match.route) {
+      case Route::kKey: res = HandleKey(req, match.tail); break;
+      case Route::kList: res = HandleList(req); break;
+      case Route::kHealthz: res = HandleHealthz(); break;
+      case Route::kReadyz: res = HandleReadyz(); break;
+      case Route::kMetrics: res = HandleMetrics(); break;
+      case Route::kUnknown:
+      case Route::kCount: break;
+    }
+  }
+  counters_.Count(match.route, MethodFromString(req.method), res.status);
+  return res;
+}
+
+HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key) {
+  auto key = core::PercentDecode(raw_key);
+  if (!key) return Error(400, "bad_encoding", "key: " + key.error().message());
+  if (key->empty()) return Error(400, "empty_key", "the key is empty: put it after /v1/kv/");
+  if (key->size() > options_.max_key_bytes) {
+    return Error(414, "key_too_long",
+                 fmt::format("the key is {} bytes, over limits.max_key_bytes = {}", key->size(),
+                             options_.max_key_bytes));
+  }
+
+  if (req.method == "GET" || req.method == "HEAD") {
+    auto entry = store_.Get(*key);
+    if (!entry) return Error(404, "no_such_key", "no such key");
+    HttpResponse res;
+    res.content_type = "application/octet-stream";
+    res.body = std::move(entry->value);
+    res.SetHeader("ETag", ETag(entry->revision));
+    return res;
+  }
+
+  core::Precondition pre;
+  if (auto bad = ReadPreconditions(req, req.method == "PUT", &pre)) return *bad;
+
+  if (req.method == "PUT") {
+    if (req.body.size() > options_.max_value_bytes) {
+      return Error(413, "value_too_large",
+                   fmt::format("the value is {} bytes, over limits.max_value_bytes = {}",
+                               req.body.size(), options_.max_value_bytes));
+    }
+    auto put = store_.Put(*key, req.body, pre);
+    if (!put) return FromStoreError(put.error());
+    json body{{"revision", put->revision}, {"created", put->created}};
+    SetKeyField(body, "key", *key);
+    HttpResponse res = Json(put->created ? 201 : 200, body);
+    res.SetHeader("ETag", ETag(put->revision));
+    return res;
+  }
+
+  auto del = store_.Delete(*key, pre);
+  if (!del) return FromStoreError(del.error());
+  HttpResponse res;
+  res.status = 204;
+  return res;
+}
+
+HttpResponse KvApi::HandleList(const HttpRequest& req) {
+  auto params = ParseQuery(req.query);
+  if (!params) return Error(400, "bad_parameter", params.error().message());
+  core::ListOptions list;
+  list.limit = options_.default_list_limit;
+  for (const auto& [name, value] : *params) {
+    if (name == "prefix") {
+      list.prefix = value;
+    } else if (name == "after") {
+      list.after = value;
+    } else if (name == "limit") {
+      uint64_t n = 0;
+      if (!ParseUint(value, &n) || n < 1 || n > options_.max_list_limit) {
+        return Error(400, "bad_parameter",
+                     fmt::format("limit must be a whole number from 1 to {}, got \"{}\"",
+                                 options_.max_list_limit, value));
+      }
+      list.limit = n;
+    } else if (name == "keys_only") {
+      if (value == "1" || value == "true") {
+        list.keys_only = true;
+      } else if (value == "0" || value == "false") {
+        list.keys_only = false;
+      } else {
+        return Error(400, "bad_parameter",
+                     fmt::format("keys_only must be 1, true, 0 or false, got \"{}\"", value));
+      }
+    } else {
+      return Error(400, "bad_parameter",
+                   fmt::format("unknown query parameter \"{}\" (known: prefix, after, limit, keys_only)",
+                               name));
+    }
+  }
+
+  core::ListPage page = store_.List(list);
+  json items = json::array();
+  for (const core::ListItem& item : page.items) {
+    json j{{"revision", item.revision}};
+    SetKeyField(j, "key", item.key);
+    if (!list.keys_only) j["value"] = core::Base64Encode(item.value);
+    items.push_back(std::move(j));
+  }
+  json body{{"items", std::move(items)}, {"next", nullptr}};
+  if (page.next) SetKeyField(body, "next", *page.next);
+  return Json(200, body);
+}
+
+HttpResponse KvApi::HandleHealthz() { return Json(200, json{{"status", "ok"}}); }
+
+HttpResponse KvApi::HandleReadyz() {
+  if (core::Status writable = store_.Writable(); !writable.ok()) {
+    return Error(503, "not_ready", writable.message());
+  }
+  return Json(200, json{{"status", "ready"}, {"revision", store_.revision()}});
+}
+
+HttpResponse KvApi::HandleMetrics() {
+  const core::StoreStats s = store_.stats();
+  const bool writable = store_.Writable().ok();
+  std::string out;
+  out.reserve(4096);
+  counters_.Render(&out);
+  auto gauge = [&](std::string_view name, std::string_view help, std::string_view type, uint64_t v) {
+    out.append(fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, v));
+  };
+  gauge("kvctl_keys", "Live keys in memory.", "gauge", s.keys);
+  gauge("kvctl_revision", "The last committed store-wide revision.", "gauge", s.revision);
+  gauge("kvctl_writable", "1 while writes are accepted, 0 after the log failed or during shutdown.",
+        "gauge", writable ? 1 : 0);
+  gauge("kvctl_store_puts_total", "PUT changes committed (unchanged PUTs are not changes).", "counter",
+        s.puts);
+  gauge("kvctl_store_deletes_total", "DELETE changes committed.", "counter", s.deletes);
+  gauge("kvctl_commit_batches_total", "Group commits: log appends, each covering one or more changes.",
+        "counter", s.commit_batches);
+  gauge("kvctl_committed_changes_total", "Changes made durable through group commits.", "counter",
+        s.committed_changes);
+  if (options_.render_backend_metrics) options_.render_backend_metrics(&out);
+  HttpResponse res;
+  res.content_type = "text/plain; version=0.0.4";
+  res.body = std::move(out);
+  return res;
+}
+
+}  // namespace kvctl::server

@@ -1,0 +1,57 @@
+// The HTTP API of SPEC §2 over a Store, in kvctl's own request/response
+// types: one route table, every failure turned into a JSON error
+// {"error": message, "code": word}. Handle() never throws.
+//
+// Choices where the SPEC is silent (README "HTTP API"):
+// - In the query string '+' means a space (form encoding); encode a literal
+//   '+' as %2B. In the path '+' is itself.
+// - JSON carries keys as strings. A key that is not valid UTF-8 is shown
+//   with U+FFFD for the bad bytes in "key", and its exact bytes are in
+//   "key_base64" (likewise "next" / "next_base64" in listings).
+// - If-Match takes one revision ("7" or 7) or *; If-None-Match takes only *.
+// - OPTIONS answers 204 with the route's Allow header.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "lib/core/store.h"
+#include "lib/server/http_types.h"
+#include "lib/server/metrics.h"
+
+namespace kvctl::server {
+
+struct ApiOptions {
+  size_t max_key_bytes = 1024;
+  size_t max_value_bytes = 1 << 20;
+  size_t max_list_limit = 10000;
+  size_t default_list_limit = 100;
+  // Appended to /metrics: the storage backend's own figures.
+  std::function<void(std::string*)> render_backend_metrics;
+};
+
+class KvApi {
+ public:
+  KvApi(core::Store& store, ApiOptions options);
+
+  HttpResponse Handle(const HttpRequest& request);
+
+  // A JSON error response; also used by the transport for errors it finds
+  // itself (413 before the body is read, 414 on an overlong request line).
+  static HttpResponse Error(int status, std::string_view code, std::string_view message);
+
+ private:
+  HttpResponse HandleKey(const HttpRequest& request, std::string_view raw_key);
+  HttpResponse HandleList(const HttpRequest& request);
+  HttpResponse HandleHealthz();
+  HttpResponse HandleReadyz();
+  HttpResponse HandleMetrics();
+
+  core::Store& store_;
+  ApiOptions options_;
+  RequestCounters counters_;
+};
+
+}  // namespace kvctl::server

@@ -1,0 +1,102 @@
+#include "lib/server/kv_server.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+namespace kvctl::server {
+namespace {
+
+void RenderFileLogMetrics(const core::FileLogStats& s, std::string* out) {
+  auto metric = [&](std::string_view name, std::string_view help, std::string_view type, uint64_t v) {
+    out->append(fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, v));
+  };
+  metric("kvctl_log_segments", "Segment files of the log.", "gauge", s.segments);
+  metric("kvctl_log_bytes", "Bytes of the log on disk.", "gauge", s.bytes);
+  metric("kvctl_log_appends_total", "Appends (writes) to the log.", "counter", s.appends);
+  metric("kvctl_log_syncs_total", "fdatasync calls on the log.", "counter", s.syncs);
+}
+
+}  // namespace
+
+KvServer::KvServer(ServeOptions options, core::Logger& logger)
+    : options_(std::move(options)), logger_(logger) {}
+
+KvServer::~KvServer() = default;
+
+core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, core::Logger& logger) {
+  std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
+  ServeOptions& o = server->options_;
+  o.log.logger = &logger;
+
+  core::StoreOptions store_options;
+  store_options.logger = &logger;
+  if (o.log.fsync == core::FsyncPolicy::kInterval) store_options.sync_interval = o.fsync_interval;
+  server->store_ = std::make_unique<core::Store>(store_options);
+
+  const auto started = std::chrono::steady_clock::now();
+  core::RecoveryReport report;
+  core::Store& store = *server->store_;
+  auto log = core::FileLog::Open(
+      o.log,
+      [&store](const core::LogRecord& r) {
+        store.ApplyRecovered(r);
+        return core::Status::Ok();
+      },
+      &report);
+  if (!log) return log.error();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  logger.Info("recovered the log", {{"data_dir", o.log.dir},
+                                    {"segments", std::to_string(report.segments)},
+                                    {"records", std::to_string(report.records)},
+                                    {"keys", std::to_string(store.stats().keys)},
+                                    {"revision", std::to_string(report.last_revision)},
+                                    {"took_ms", std::to_string(took.count())}});
+  server->log_ = log->get();
+  store.Start(std::move(*log));
+
+  core::FileLog* file_log = server->log_;
+  o.api.render_backend_metrics = [file_log](std::string* out) {
+    RenderFileLogMetrics(file_log->stats(), out);
+  };
+  server->api_ = std::make_unique<KvApi>(store, o.api);
+  KvApi* api = server->api_.get();
+  server->http_ = std::make_unique<HttpServer>(
+      o.http, [api](const HttpRequest& r) { return api->Handle(r); },
+      [](int status) {
+        switch (status) {
+          case 413: return KvApi::Error(413, "value_too_large", "the request body is over limits.max_value_bytes");
+          case 411:
+            return KvApi::Error(411, "length_required",
+                                "send the value with a Content-Length header (chunked bodies are "
+                                "refused: their size is unknown until they are read)");
+          case 414: return KvApi::Error(414, "key_too_long", "the request line is too long");
+          case 404: return KvApi::Error(404, "not_found", "no such route");
+          case 500: return KvApi::Error(500, "internal", "internal error");
+          default: return KvApi::Error(status, "bad_request", "the request is malformed");
+        }
+      });
+  if (core::Status s = server->http_->Bind(); !s.ok()) return s;
+  logger.Info("listening", {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
+                            {"fsync", o.log.fsync == core::FsyncPolicy::kAlways     ? "always"
+                                      : o.log.fsync == core::FsyncPolicy::kInterval ? "interval"
+                                                                                    : "never"},
+                            {"threads", std::to_string(o.http.threads)}});
+  return server;
+}
+
+core::Status KvServer::Run() {
+  core::Status served = http_->Serve();
+  core::Status closed = store_->Close();
+  if (!closed.ok()) {
+    logger_.Error("closing the log failed", {{"cause", closed.message()}});
+  } else {
+    logger_.Info("stopped; the log is synced and closed", {{"revision", std::to_string(store_->revision())}});
+  }
+  return served.ok() ? closed : served;
+}
+
+void KvServer::Shutdown() { http_->Stop(); }
+
+}  // namespace kvctl::server

@@ -1,0 +1,50 @@
+// `kvctl serve` as a library: recover the log into a Store, serve the HTTP
+// API, shut down cleanly. The command line (signals, config) is cmd's job.
+//
+// Lifecycle: Open() (recovery; Corruption names file and offset, Busy when
+// the data dir or the address is taken) -> Run() blocks serving ->
+// Shutdown() from another thread stops accepting, lets in-flight requests
+// finish, then Run() commits, syncs and closes the log and returns.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "lib/core/file_log.h"
+#include "lib/core/logger.h"
+#include "lib/core/store.h"
+#include "lib/server/api.h"
+#include "lib/server/http_server.h"
+
+namespace kvctl::server {
+
+struct ServeOptions {
+  core::FileLogOptions log;  // dir, fsync, segment_bytes
+  std::chrono::milliseconds fsync_interval{100};
+  HttpServerOptions http;
+  ApiOptions api;
+};
+
+class KvServer {
+ public:
+  static core::Result<std::unique_ptr<KvServer>> Open(ServeOptions options, core::Logger& logger);
+  ~KvServer();
+
+  int port() const { return http_->port(); }
+  // Serves until Shutdown(), then closes the store; the log's first error,
+  // if any, is returned (a failed final sync is not success).
+  core::Status Run();
+  void Shutdown();
+
+ private:
+  KvServer(ServeOptions options, core::Logger& logger);
+
+  ServeOptions options_;
+  core::Logger& logger_;
+  std::unique_ptr<core::Store> store_;
+  core::FileLog* log_ = nullptr;  // owned by store_
+  std::unique_ptr<KvApi> api_;
+  std::unique_ptr<HttpServer> http_;
+};
+
+}  // namespace kvctl::server
