@@ -29,7 +29,8 @@ void SetKey(json& j, std::string_view key) {
 void AddOutputOption(CLI::App& sub, OutputFormat& out) {
   sub.add_option("-o,--output", out, "Output format: text (raw bytes) or json")
       ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"text", OutputFormat::kText}, {"json", OutputFormat::kJson}}));
+          std::map<std::string, OutputFormat>{{"text", OutputFormat::kText}, {"json", OutputFormat::kJson}}))
+      ->option_text("text|json");
 }
 
 core::Status WriteStdout(std::string_view bytes) {

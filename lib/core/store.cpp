@@ -217,18 +217,21 @@ void Store::ApplyCommitted(std::vector<Change>& batch) {
 void Store::Fail(const Status& cause) {
   bool first = false;
   {
-    std::lock_guard lock(durable_mu_);
+    // Both under one hold (lock order write_mu_, durable_mu_): a writer woken
+    // by the failure must find writes already refused, or a client could get
+    // its 503 while /readyz still reports ready.
+    std::lock_guard write_lock(write_mu_);
+    std::lock_guard durable_lock(durable_mu_);
     if (log_failure_.ok()) {
-      log_failure_ = cause;
       first = true;
+      log_failure_ = cause;
+      refused_ = Status::Unavailable(fmt::format(
+          "writes are disabled since the log failed: {} (reads still work; fix the disk, then "
+          "restart kvctl, which recovers everything that was acknowledged)",
+          cause.message()));
     }
   }
   if (first) {
-    std::lock_guard lock(write_mu_);
-    refused_ = Status::Unavailable(fmt::format(
-        "writes are disabled since the log failed: {} (reads still work; fix the disk, then "
-        "restart kvctl, which recovers everything that was acknowledged)",
-        cause.message()));
     logger_.Error("the log failed; refusing writes from now on, still serving reads",
                   {{"cause", cause.message()}});
   }

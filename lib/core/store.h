@@ -162,7 +162,8 @@ class Store {
   std::map<std::string, Entry, std::less<>> map_;
 
   // Writers: condition checks, revision numbering, the overlay of changes
-  // not yet committed. Lock order: write_mu_, then queue_mu_ or map_mu_.
+  // not yet committed. Lock order: write_mu_, then queue_mu_, map_mu_ or
+  // durable_mu_.
   mutable std::mutex write_mu_;
   std::unordered_map<std::string, Pending> pending_;
   uint64_t next_revision_ = 1;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, whatever kvctl needs and the machine
+# lacks. `deps.sh build` for building kvctl, `deps.sh test` adds the test
+# tools. Installs nothing when everything is there already.
+set -euo pipefail
+
+build_packages=(
+  g++ cmake make pkg-config
+  libcli11-dev libtomlplusplus-dev libfmt-dev libcpp-httplib-dev
+  nlohmann-json3-dev libxxhash-dev
+)
+test_packages=(doctest-dev)
+
+wanted=("${build_packages[@]}")
+case "${1:-build}" in
+  build) ;;
+  test) wanted+=("${test_packages[@]}") ;;
+  *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 2; }
+  sudo=(sudo)
+fi
+echo "installing from Debian: ${missing[*]}" >&2
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

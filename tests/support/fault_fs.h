@@ -1,0 +1,82 @@
+// A FileSystem over real files that injects the faults a real disk will not
+// produce on demand: a failing fsync, running out of space mid-write, a sync
+// that blocks until the test releases it, and a crash that loses every byte
+// not yet synced (SimulateCrash). Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "lib/core/file_system.h"
+
+namespace kvctl::testing {
+
+class FaultFs final : public core::FileSystem {
+ public:
+  FaultFs() : base_(core::PosixFileSystem()) {}
+
+  // Every Sync() of a file fails from now on (like EIO from fdatasync).
+  void FailSyncs(bool on);
+  // Appends fail with ENOSPC once this many more bytes have been written;
+  // the write that crosses the limit is partial, as on a full disk.
+  void FailWritesAfter(uint64_t bytes);
+  // While held, Sync() calls wait (to line writers up behind one sync).
+  void HoldSyncs();
+  void ReleaseSyncs();
+  // Number of Sync() calls currently waiting in HoldSyncs().
+  int SyncsWaiting();
+  uint64_t sync_count();
+
+  // Cuts every file written through this FileSystem back to what its last
+  // sync covered, as if the machine lost power now.
+  void SimulateCrash();
+
+  core::Result<std::unique_ptr<core::WritableFile>> OpenAppendable(const std::string& path) override;
+  core::Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
+  core::Status WriteFile(const std::string& path, std::string_view data) override;
+  core::Status Truncate(const std::string& path, uint64_t size) override;
+  core::Status Rename(const std::string& from, const std::string& to) override;
+  core::Status Remove(const std::string& path) override { return base_.Remove(path); }
+  core::Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  core::Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
+  core::Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
+  bool Exists(const std::string& path) override { return base_.Exists(path); }
+  core::Result<std::unique_ptr<core::FileLock>> LockExclusive(const std::string& path) override {
+    return base_.LockExclusive(path);
+  }
+
+ private:
+  friend class FaultFile;
+  core::Status BeforeSync();
+  // How many of `want` bytes may be written; 0 with an error past the limit.
+  uint64_t Allow(uint64_t want, bool* full);
+  void MarkSynced(const std::string& path, uint64_t size);
+
+  core::FileSystem& base_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool fail_syncs_ = false;
+  bool hold_syncs_ = false;
+  int syncs_waiting_ = 0;
+  uint64_t syncs_ = 0;
+  bool limit_writes_ = false;
+  uint64_t bytes_left_ = 0;
+  std::map<std::string, uint64_t> synced_size_;  // path -> bytes its last sync covered
+};
+
+// A fresh directory under /tmp, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string Join(std::string_view name) const { return core::JoinPath(path_, name); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace kvctl::testing
