@@ -49,8 +49,8 @@ Result<std::string> Base64Decode(std::string_view text) {
   out.reserve(text.size() / 4 * 3);
   for (size_t i = 0; i < text.size(); i += 4) {
     const bool last = i + 4 == text.size();
-    const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
-    if (pad == 1 && text[i + 2] == '=') return Status::InvalidArgument("bad base64 padding");
+    // Padding only at the very end; a '=' elsewhere fails as a character.
+    const int pad = last ? (text[i + 3] == '=') + (text[i + 3] == '=' && text[i + 2] == '=') : 0;
     uint32_t n = 0;
     for (int j = 0; j < 4 - pad; ++j) {
       const int v = kDecode[static_cast<unsigned char>(text[i + j])];

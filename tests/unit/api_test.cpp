@@ -1,0 +1,611 @@
+// Tests for lib/server/api.h: KvApi::Handle over a real Store whose log is a
+// real FileLog in a temporary directory. Requests are built by hand, with
+// the path still percent-encoded, as the transport hands them over.
+#include "lib/server/api.h"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lib/core/base64.h"
+#include "lib/core/file_log.h"
+#include "lib/core/percent_encoding.h"
+#include "lib/core/store.h"
+#include "tests/support/fault_fs.h"
+
+namespace kvctl::server {
+namespace {
+
+using nlohmann::json;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+TEST_SUITE_BEGIN("api");
+
+// Opens a FileLog in `dir` and starts `store` on it, replaying what is there.
+void OpenStore(const std::string& dir, core::Store& store) {
+  auto log = core::FileLog::Open(
+      {dir, core::FsyncPolicy::kAlways, 1 << 20, nullptr, nullptr},
+      [&](const core::LogRecord& r) {
+        store.ApplyRecovered(r);
+        return core::Status::Ok();
+      },
+      nullptr);
+  REQUIRE_MESSAGE(log.has_value(), log.error().message());
+  store.Start(std::move(*log));
+}
+
+// Members are destroyed in reverse order: the API, then the store (which
+// closes the log), then the directory.
+struct Fixture {
+  explicit Fixture(ApiOptions options = {}) : api(store, std::move(options)) {
+    OpenStore(dir.path(), store);
+  }
+
+  testing::TempDir dir;
+  core::Store store;
+  KvApi api;
+};
+
+// "target" is the raw path with an optional "?query".
+HttpRequest Req(std::string method, std::string_view target, std::string body = {},
+                Headers headers = {}) {
+  HttpRequest r;
+  r.method = std::move(method);
+  const size_t q = target.find('?');
+  r.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+  r.headers = std::move(headers);
+  r.body = std::move(body);
+  r.remote_addr = "127.0.0.1";
+  return r;
+}
+
+std::string KeyPath(std::string_view key) { return "/v1/kv/" + core::PercentEncode(key); }
+
+std::optional<std::string> HeaderOf(const HttpResponse& res, std::string_view name) {
+  for (const auto& [k, v] : res.headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(),
+                   [](char a, char b) {
+                     return std::tolower(static_cast<unsigned char>(a)) ==
+                            std::tolower(static_cast<unsigned char>(b));
+                   })) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+json Body(const HttpResponse& res) {
+  CHECK(res.content_type == "application/json");
+  return json::parse(res.body);
+}
+
+// Checks a JSON error response: status, code word, and a message.
+void CheckError(const HttpResponse& res, int status, std::string_view code) {
+  CHECK(res.status == status);
+  REQUIRE(res.content_type == "application/json");
+  const json j = json::parse(res.body);
+  CHECK(j.at("code") == code);
+  CHECK(j.at("error").is_string());
+  CHECK_FALSE(j.at("error").get<std::string>().empty());
+}
+
+HttpResponse Put(Fixture& f, std::string_view key, std::string value, Headers headers = {}) {
+  return f.api.Handle(Req("PUT", KeyPath(key), std::move(value), std::move(headers)));
+}
+
+HttpResponse Get(Fixture& f, std::string_view key) { return f.api.Handle(Req("GET", KeyPath(key))); }
+
+// ---- single keys ------------------------------------------------------------
+
+TEST_CASE("PUT of a new key answers 201 with the revision as ETag and created true") {
+  Fixture f;
+  const HttpResponse res = Put(f, "greeting", "hello");
+  CHECK(res.status == 201);
+  CHECK(HeaderOf(res, "ETag") == "\"1\"");
+  const json j = Body(res);
+  CHECK(j.at("key") == "greeting");
+  CHECK(j.at("revision") == 1);
+  CHECK(j.at("created") == true);
+  CHECK_FALSE(j.contains("key_base64"));
+}
+
+TEST_CASE("PUT of another value to an existing key answers 200 with a new revision") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "one").status == 201);
+  const HttpResponse res = Put(f, "k", "two");
+  CHECK(res.status == 200);
+  CHECK(HeaderOf(res, "ETag") == "\"2\"");
+  const json j = Body(res);
+  CHECK(j.at("key") == "k");
+  CHECK(j.at("revision") == 2);
+  CHECK(j.at("created") == false);
+  CHECK(Get(f, "k").body == "two");
+}
+
+TEST_CASE("PUT of the value a key already holds answers 200 and keeps its revision") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "same").status == 201);
+  REQUIRE(Put(f, "other", "x").status == 201);  // store revision is now 2
+  const HttpResponse res = Put(f, "k", "same");
+  CHECK(res.status == 200);
+  CHECK(HeaderOf(res, "ETag") == "\"1\"");
+  const json j = Body(res);
+  CHECK(j.at("revision") == 1);
+  CHECK(j.at("created") == false);
+  CHECK(f.store.revision() == 2);  // no new revision was taken
+}
+
+TEST_CASE("GET answers the raw value bytes as octet-stream with the ETag") {
+  Fixture f;
+  const std::string value("bin\0ary\xff\n", 9);
+  REQUIRE(Put(f, "a", "first").status == 201);
+  REQUIRE(Put(f, "b", value).status == 201);
+  const HttpResponse res = Get(f, "b");
+  CHECK(res.status == 200);
+  CHECK(res.content_type == "application/octet-stream");
+  CHECK(res.body == value);
+  CHECK(HeaderOf(res, "ETag") == "\"2\"");
+}
+
+TEST_CASE("GET of a key put with an empty value answers 200 and an empty body") {
+  Fixture f;
+  REQUIRE(Put(f, "empty", "").status == 201);
+  const HttpResponse res = Get(f, "empty");
+  CHECK(res.status == 200);
+  CHECK(res.body.empty());
+  CHECK(HeaderOf(res, "ETag") == "\"1\"");
+}
+
+TEST_CASE("HEAD of an existing key answers 200 with the ETag") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "v").status == 201);
+  REQUIRE(Put(f, "k", "w").status == 200);
+  const HttpResponse res = f.api.Handle(Req("HEAD", KeyPath("k")));
+  CHECK(res.status == 200);
+  CHECK(HeaderOf(res, "ETag") == "\"2\"");
+}
+
+TEST_CASE("GET and HEAD of a missing key answer 404 no_such_key") {
+  Fixture f;
+  CheckError(Get(f, "nope"), 404, "no_such_key");
+  const HttpResponse head = f.api.Handle(Req("HEAD", KeyPath("nope")));
+  CHECK(head.status == 404);
+  CHECK_FALSE(HeaderOf(head, "ETag").has_value());
+}
+
+TEST_CASE("DELETE answers 204 for an existing key, which is then gone") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "v").status == 201);
+  const HttpResponse res = f.api.Handle(Req("DELETE", KeyPath("k")));
+  CHECK(res.status == 204);
+  CheckError(Get(f, "k"), 404, "no_such_key");
+  CHECK(f.store.revision() == 2);  // the delete took a revision
+}
+
+TEST_CASE("DELETE of a missing key answers 204 and takes no revision") {
+  Fixture f;
+  const HttpResponse res = f.api.Handle(Req("DELETE", KeyPath("never")));
+  CHECK(res.status == 204);
+  CHECK(f.store.revision() == 0);
+}
+
+TEST_CASE("a key with '/', '+', spaces and binary bytes round-trips through its encoded path") {
+  Fixture f;
+  const std::string key("dir/sub dir/a+b\x01\xff", 17);
+  REQUIRE(Put(f, key, "v").status == 201);
+  const HttpResponse res = Get(f, key);
+  CHECK(res.status == 200);
+  CHECK(res.body == "v");
+  auto entry = f.store.Get(key);
+  REQUIRE(entry.has_value());
+  CHECK(entry->value == "v");
+}
+
+TEST_CASE("'+' in the key path is a plus, not a space") {
+  Fixture f;
+  REQUIRE(f.api.Handle(Req("PUT", "/v1/kv/a+b", "v")).status == 201);
+  CHECK(f.store.Get("a+b").has_value());
+  CHECK_FALSE(f.store.Get("a b").has_value());
+}
+
+TEST_CASE("an acknowledged PUT is in the log: a new store on the same dir recovers it") {
+  Fixture f;
+  REQUIRE(Put(f, "kept", "value").status == 201);
+  REQUIRE(Put(f, "dropped", "x").status == 201);
+  REQUIRE(f.api.Handle(Req("DELETE", KeyPath("dropped"))).status == 204);
+  REQUIRE(f.store.Close().ok());
+  {
+    core::Store reopened;
+    OpenStore(f.dir.path(), reopened);
+    KvApi api2(reopened, {});
+    const HttpResponse res = api2.Handle(Req("GET", KeyPath("kept")));
+    CHECK(res.status == 200);
+    CHECK(res.body == "value");
+    CHECK(HeaderOf(res, "ETag") == "\"1\"");
+    CHECK(api2.Handle(Req("GET", KeyPath("dropped"))).status == 404);
+    CHECK(reopened.revision() == 3);
+  }
+}
+
+// ---- conditional writes -----------------------------------------------------
+
+TEST_CASE("If-Match with another revision answers 412 and leaves the value unchanged") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "orig").status == 201);
+  SUBCASE("PUT") {
+    CheckError(Put(f, "k", "new", {{"If-Match", "\"7\""}}), 412, "precondition_failed");
+  }
+  SUBCASE("DELETE") {
+    CheckError(f.api.Handle(Req("DELETE", KeyPath("k"), {}, {{"If-Match", "\"7\""}})), 412,
+               "precondition_failed");
+  }
+  const HttpResponse get = Get(f, "k");
+  CHECK(get.status == 200);
+  CHECK(get.body == "orig");
+  CHECK(HeaderOf(get, "ETag") == "\"1\"");
+  CHECK(f.store.revision() == 1);
+}
+
+TEST_CASE("If-Match with the current revision lets the write through") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "orig").status == 201);
+  const HttpResponse quoted = Put(f, "k", "second", {{"If-Match", "\"1\""}});
+  CHECK(quoted.status == 200);
+  CHECK(HeaderOf(quoted, "ETag") == "\"2\"");
+  const HttpResponse bare = Put(f, "k", "third", {{"if-match", "2"}});  // header names ignore case
+  CHECK(bare.status == 200);
+  CHECK(Get(f, "k").body == "third");
+  CHECK(f.api.Handle(Req("DELETE", KeyPath("k"), {}, {{"If-Match", "\"3\""}})).status == 204);
+  CHECK(Get(f, "k").status == 404);
+}
+
+TEST_CASE("If-Match * on a missing key answers 412 and creates nothing") {
+  Fixture f;
+  CheckError(Put(f, "k", "v", {{"If-Match", "*"}}), 412, "precondition_failed");
+  CHECK(Get(f, "k").status == 404);
+  CheckError(f.api.Handle(Req("DELETE", KeyPath("k"), {}, {{"If-Match", "*"}})), 412,
+             "precondition_failed");
+  // On an existing key it passes.
+  REQUIRE(Put(f, "k", "v").status == 201);
+  CHECK(Put(f, "k", "w", {{"If-Match", "*"}}).status == 200);
+}
+
+TEST_CASE("If-None-Match * on an existing key answers 412; on a missing key it creates") {
+  Fixture f;
+  const HttpResponse created = Put(f, "k", "first", {{"If-None-Match", "*"}});
+  CHECK(created.status == 201);
+  CheckError(Put(f, "k", "second", {{"If-None-Match", "*"}}), 412, "precondition_failed");
+  CHECK(Get(f, "k").body == "first");
+}
+
+TEST_CASE("a malformed If-Match answers 400 and changes nothing") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "orig").status == 201);
+  for (const char* tag : {"abc", "W/\"1\"", "", "\"\"", "\"1\", \"2\"", "-1", "1.0", "\"1"}) {
+    CAPTURE(tag);
+    const HttpResponse res = Put(f, "k", "new", {{"If-Match", tag}});
+    CHECK(res.status == 400);
+    CHECK(Body(res).at("code") == "bad_precondition");
+  }
+  CHECK(Get(f, "k").body == "orig");
+}
+
+// ---- key and value limits -----------------------------------------------------
+
+TEST_CASE("an empty key answers 400 empty_key") {
+  Fixture f;
+  CheckError(f.api.Handle(Req("PUT", "/v1/kv/", "v")), 400, "empty_key");
+  CheckError(f.api.Handle(Req("GET", "/v1/kv/")), 400, "empty_key");
+  CheckError(f.api.Handle(Req("DELETE", "/v1/kv/")), 400, "empty_key");
+}
+
+TEST_CASE("a key over max_key_bytes answers 414 key_too_long; exactly the limit is accepted") {
+  Fixture f;
+  const std::string at_limit(1024, 'k');
+  const std::string over(1025, 'k');
+  CheckError(Put(f, over, "v"), 414, "key_too_long");
+  CheckError(Get(f, over), 414, "key_too_long");
+  CHECK(f.store.revision() == 0);
+  CHECK(Put(f, at_limit, "v").status == 201);
+  CHECK(Get(f, at_limit).body == "v");
+  // The limit counts the key's bytes, not its encoded length in the path.
+  const std::string encoded_long(1024, '/');
+  CHECK(KeyPath(encoded_long).size() > 3000);
+  CHECK(Put(f, encoded_long, "w").status == 201);
+}
+
+TEST_CASE("bad percent-encoding in the key answers 400 bad_encoding") {
+  Fixture f;
+  for (const char* path : {"/v1/kv/%", "/v1/kv/a%2", "/v1/kv/%zz", "/v1/kv/a%g0"}) {
+    CAPTURE(path);
+    CheckError(f.api.Handle(Req("PUT", path, "v")), 400, "bad_encoding");
+    CheckError(f.api.Handle(Req("GET", path)), 400, "bad_encoding");
+  }
+  CHECK(f.store.revision() == 0);
+}
+
+TEST_CASE("a value over max_value_bytes answers 413 value_too_large and stores nothing") {
+  ApiOptions options;
+  options.max_value_bytes = 10;
+  Fixture f(options);
+  CheckError(Put(f, "big", std::string(11, 'v')), 413, "value_too_large");
+  CHECK(Get(f, "big").status == 404);
+  CHECK(f.store.revision() == 0);
+  // Exactly the limit is fine; a too large replacement keeps the old value.
+  CHECK(Put(f, "big", std::string(10, 'v')).status == 201);
+  CheckError(Put(f, "big", std::string(100, 'w')), 413, "value_too_large");
+  CHECK(Get(f, "big").body == std::string(10, 'v'));
+}
+
+// ---- routes and methods -------------------------------------------------------
+
+TEST_CASE("an unknown route answers 404 not_found") {
+  Fixture f;
+  for (const char* path : {"/", "/v1", "/v1/kvx", "/v2/kv/a", "/v1/KV/a", "/healthz/x", ""}) {
+    CAPTURE(path);
+    CheckError(f.api.Handle(Req("GET", path)), 404, "not_found");
+  }
+}
+
+TEST_CASE("POST and PATCH on a key answer 405 with an Allow header listing GET, HEAD, PUT, DELETE") {
+  Fixture f;
+  for (const char* method : {"POST", "PATCH"}) {
+    CAPTURE(method);
+    const HttpResponse res = f.api.Handle(Req(method, "/v1/kv/x", "v"));
+    CheckError(res, 405, "method_not_allowed");
+    const auto allow = HeaderOf(res, "Allow");
+    REQUIRE(allow.has_value());
+    for (const char* m : {"GET", "HEAD", "PUT", "DELETE"}) CHECK(allow->find(m) != std::string::npos);
+    CHECK(allow->find("POST") == std::string::npos);
+  }
+  CHECK(Get(f, "x").status == 404);
+}
+
+TEST_CASE("writing methods on read-only routes answer 405") {
+  Fixture f;
+  for (const char* path : {"/v1/kv", "/healthz", "/readyz", "/metrics"}) {
+    CAPTURE(path);
+    const HttpResponse res = f.api.Handle(Req("PUT", path, "v"));
+    CheckError(res, 405, "method_not_allowed");
+    const auto allow = HeaderOf(res, "Allow");
+    REQUIRE(allow.has_value());
+    CHECK(allow->find("GET") != std::string::npos);
+    CHECK(allow->find("PUT") == std::string::npos);
+  }
+}
+
+TEST_CASE("OPTIONS answers 204 with the route's Allow header") {
+  Fixture f;
+  const HttpResponse key = f.api.Handle(Req("OPTIONS", "/v1/kv/x"));
+  CHECK(key.status == 204);
+  CHECK(HeaderOf(key, "Allow") == "GET, HEAD, PUT, DELETE");
+  const HttpResponse list = f.api.Handle(Req("OPTIONS", "/v1/kv"));
+  CHECK(list.status == 204);
+  const auto allow = HeaderOf(list, "Allow");
+  REQUIRE(allow.has_value());
+  CHECK(allow->find("GET") != std::string::npos);
+  CHECK(allow->find("PUT") == std::string::npos);
+}
+
+// ---- listing ------------------------------------------------------------------
+
+json List(Fixture& f, std::string_view query) {
+  const HttpResponse res = f.api.Handle(Req("GET", "/v1/kv?" + std::string(query)));
+  REQUIRE_MESSAGE(res.status == 200, res.body);
+  return Body(res);
+}
+
+std::vector<std::string> Keys(const json& page) {
+  std::vector<std::string> keys;
+  for (const json& item : page.at("items")) keys.push_back(item.at("key").get<std::string>());
+  return keys;
+}
+
+TEST_CASE("listing page by page with after=next visits every key once in byte order") {
+  Fixture f;
+  std::vector<std::string> keys = {"A", "Z", "a", "~", "\xc3\xa9", "0", "9", "a/b", "a b", "a-b"};
+  for (int i = 0; keys.size() < 25; ++i) keys.push_back("k" + std::to_string(i));
+  REQUIRE(keys.size() == 25);
+  for (const std::string& k : keys) REQUIRE(Put(f, k, "v:" + k).status == 201);
+  std::sort(keys.begin(), keys.end());  // std::string compares bytes as unsigned
+
+  std::vector<std::string> seen;
+  std::string query = "limit=10";
+  int pages = 0;
+  for (;;) {
+    REQUIRE(pages < 10);
+    const json page = List(f, query);
+    ++pages;
+    CHECK(page.at("items").size() <= 10);
+    for (const std::string& k : Keys(page)) seen.push_back(k);
+    if (page.at("next").is_null()) break;
+    CHECK(page.at("next") == seen.back());
+    query = "limit=10&after=" + core::PercentEncode(page.at("next").get<std::string>());
+  }
+  CHECK(pages == 3);
+  CHECK(seen == keys);
+}
+
+TEST_CASE("a listing without a limit returns every key when there are few") {
+  Fixture f;
+  for (const char* k : {"c", "a", "b"}) REQUIRE(Put(f, k, "v").status == 201);
+  const json page = List(f, "");
+  CHECK(Keys(page) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(page.at("next").is_null());
+  CHECK(page.at("items").at(0).at("revision") == 2);
+}
+
+TEST_CASE("a prefix lists only the keys that start with it") {
+  Fixture f;
+  for (const char* k : {"a", "a/", "a/b", "a/c/d", "a0", "a.", "b/x", "A/b"}) {
+    REQUIRE(Put(f, k, "v").status == 201);
+  }
+  CHECK(Keys(List(f, "prefix=a%2F")) == std::vector<std::string>{"a/", "a/b", "a/c/d"});
+  CHECK(Keys(List(f, "prefix=a/")) == std::vector<std::string>{"a/", "a/b", "a/c/d"});
+  CHECK(Keys(List(f, "prefix=a")) == std::vector<std::string>{"a", "a.", "a/", "a/b", "a/c/d", "a0"});
+  CHECK(Keys(List(f, "prefix=zz")).empty());
+  // Paging inside a prefix stays inside it.
+  const json first = List(f, "prefix=a/&limit=2");
+  CHECK(Keys(first) == std::vector<std::string>{"a/", "a/b"});
+  CHECK(first.at("next") == "a/b");
+  const json second = List(f, "prefix=a/&limit=2&after=a%2Fb");
+  CHECK(Keys(second) == std::vector<std::string>{"a/c/d"});
+  CHECK(second.at("next").is_null());
+}
+
+TEST_CASE("keys_only listings leave out values") {
+  Fixture f;
+  REQUIRE(Put(f, "a", "1").status == 201);
+  REQUIRE(Put(f, "b", "2").status == 201);
+  for (const char* flag : {"keys_only=1", "keys_only=true"}) {
+    CAPTURE(flag);
+    const json page = List(f, flag);
+    REQUIRE(page.at("items").size() == 2);
+    for (const json& item : page.at("items")) {
+      CHECK_FALSE(item.contains("value"));
+      CHECK(item.contains("key"));
+      CHECK(item.contains("revision"));
+    }
+  }
+  for (const char* flag : {"keys_only=0", "keys_only=false"}) {
+    CAPTURE(flag);
+    const json page = List(f, flag);
+    REQUIRE(page.at("items").size() == 2);
+    CHECK(page.at("items").at(0).at("value") == core::Base64Encode("1"));
+  }
+}
+
+TEST_CASE("listed values are the base64 of the exact value bytes") {
+  Fixture f;
+  const std::string binary("\0\xff\xfe\n{\"x\"}", 9);
+  REQUIRE(Put(f, "bin", binary).status == 201);
+  REQUIRE(Put(f, "empty", "").status == 201);
+  REQUIRE(Put(f, "text", "hello").status == 201);
+  const json page = List(f, "");
+  REQUIRE(page.at("items").size() == 3);
+  const json& bin = page.at("items").at(0);
+  CHECK(bin.at("key") == "bin");
+  CHECK(bin.at("revision") == 1);
+  auto decoded = core::Base64Decode(bin.at("value").get<std::string>());
+  REQUIRE(decoded.has_value());
+  CHECK(*decoded == binary);
+  CHECK(page.at("items").at(1).at("value") == "");
+  CHECK(page.at("items").at(2).at("value") == "aGVsbG8=");
+}
+
+TEST_CASE("bad listing parameters answer 400 bad_parameter") {
+  Fixture f;
+  REQUIRE(Put(f, "a", "1").status == 201);
+  for (const char* query : {"limit=0", "limit=10001", "limit=x", "limit=", "limit=-1", "limit=1.5",
+                            "limit=99999999999999999999999", "keys_only=maybe", "keys_only=",
+                            "unknown=1", "prefix=a&prefix=b", "prefix=%zz", "prefix=%", "after=a%2",
+                            "%zz=1"}) {
+    CAPTURE(query);
+    CheckError(f.api.Handle(Req("GET", "/v1/kv?" + std::string(query))), 400, "bad_parameter");
+  }
+  // The limits themselves are fine.
+  CHECK(f.api.Handle(Req("GET", "/v1/kv?limit=1")).status == 200);
+  CHECK(f.api.Handle(Req("GET", "/v1/kv?limit=10000")).status == 200);
+}
+
+TEST_CASE("a key that is not valid UTF-8 is listed with its exact bytes in key_base64") {
+  Fixture f;
+  const std::string bad("b\xff", 2);
+  REQUIRE(Put(f, "a", "1").status == 201);
+  const HttpResponse put = Put(f, bad, "2");
+  REQUIRE(put.status == 201);
+  CHECK(Body(put).at("key_base64") == core::Base64Encode(bad));
+  REQUIRE(Put(f, "c", "3").status == 201);
+
+  const json all = List(f, "");
+  REQUIRE(all.at("items").size() == 3);
+  const json& item = all.at("items").at(1);
+  REQUIRE(item.contains("key_base64"));
+  auto exact = core::Base64Decode(item.at("key_base64").get<std::string>());
+  REQUIRE(exact.has_value());
+  CHECK(*exact == bad);
+  CHECK(item.at("key") == "b\xef\xbf\xbd");  // U+FFFD for the bad byte
+  CHECK_FALSE(all.at("items").at(0).contains("key_base64"));
+  CHECK_FALSE(all.at("items").at(2).contains("key_base64"));
+
+  // As the cursor it comes back in next_base64, and paging on from it works.
+  const json first = List(f, "limit=2");
+  REQUIRE(first.contains("next_base64"));
+  auto cursor = core::Base64Decode(first.at("next_base64").get<std::string>());
+  REQUIRE(cursor.has_value());
+  CHECK(*cursor == bad);
+  const json second = List(f, "limit=2&after=" + core::PercentEncode(*cursor));
+  CHECK(Keys(second) == std::vector<std::string>{"c"});
+  CHECK(second.at("next").is_null());
+  CHECK_FALSE(second.contains("next_base64"));
+}
+
+TEST_CASE("'+' in the query is a space and %2B is a plus") {
+  Fixture f;
+  for (const char* k : {"a b", "a b2", "a+b", "ab"}) REQUIRE(Put(f, k, "v").status == 201);
+  CHECK(Keys(List(f, "prefix=a+b")) == std::vector<std::string>{"a b", "a b2"});
+  CHECK(Keys(List(f, "prefix=a%2Bb")) == std::vector<std::string>{"a+b"});
+  CHECK(Keys(List(f, "prefix=a%20b")) == std::vector<std::string>{"a b", "a b2"});
+}
+
+// ---- health, readiness, metrics -------------------------------------------------
+
+TEST_CASE("/healthz answers 200") {
+  Fixture f;
+  const HttpResponse res = f.api.Handle(Req("GET", "/healthz"));
+  CHECK(res.status == 200);
+  CHECK(Body(res).at("status") == "ok");
+}
+
+TEST_CASE("/readyz answers 200 with the store's revision") {
+  Fixture f;
+  REQUIRE(Put(f, "a", "1").status == 201);
+  REQUIRE(Put(f, "b", "2").status == 201);
+  const HttpResponse res = f.api.Handle(Req("GET", "/readyz"));
+  CHECK(res.status == 200);
+  const json j = Body(res);
+  CHECK(j.at("status") == "ready");
+  CHECK(j.at("revision") == 2);
+}
+
+TEST_CASE("/readyz answers 503 once the store no longer takes writes") {
+  Fixture f;
+  REQUIRE(f.store.Close().ok());
+  CheckError(f.api.Handle(Req("GET", "/readyz")), 503, "not_ready");
+  CheckError(Put(f, "k", "v"), 503, "unavailable");
+}
+
+TEST_CASE("/metrics answers Prometheus text with the key count and request counters") {
+  Fixture f;
+  REQUIRE(Put(f, "a", "1").status == 201);
+  REQUIRE(Put(f, "b", "2").status == 201);
+  REQUIRE(Get(f, "a").status == 200);
+  REQUIRE(Get(f, "zz").status == 404);
+  const HttpResponse res = f.api.Handle(Req("GET", "/metrics"));
+  CHECK(res.status == 200);
+  CHECK(res.content_type.starts_with("text/plain"));
+  const std::string& text = res.body;
+  CHECK(text.find("\nkvctl_keys 2\n") != std::string::npos);
+  CHECK(text.find("kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"201\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",code=\"200\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",code=\"404\"} 1\n") !=
+        std::string::npos);
+}
+
+TEST_SUITE_END();
+
+}  // namespace
+}  // namespace kvctl::server
