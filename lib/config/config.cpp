@@ -1,6 +1,6 @@
 #include "lib/config/config.h"
 
-#include <fmt/core.h>
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -24,15 +24,6 @@ using core::Status;
 
 constexpr std::string_view kEnvPrefix = "KVCTL_";
 constexpr std::string_view kConfigEnv = "KVCTL_CONFIG";
-
-std::string Join(const std::vector<std::string>& items, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += sep;
-    out += items[i];
-  }
-  return out;
-}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -213,12 +204,12 @@ std::vector<FileItem> CollectFileItems(const toml::table& table, const std::stri
               ? fmt::format("key \"{}\" {} is outside any section; write it as {} under [{}]", name,
                             where, guess->Name(), guess->Section())
               : fmt::format("unknown key \"{}\" {}; settings live in sections {}", name, where,
-                            Join(bracketed, ", "));
+                            fmt::join(bracketed, ", "));
     } else if (!known_section) {
       std::string guess = ClosestMatch(name, sections);
       item.error = fmt::format("unknown section [{}] {}; {}known sections: {}", name, where,
                                guess.empty() ? "" : fmt::format("did you mean [{}]? ", guess),
-                               Join(bracketed, ", "));
+                               fmt::join(bracketed, ", "));
     } else {
       std::vector<std::string> names;
       for (const Setting& s : Settings()) {
@@ -242,7 +233,7 @@ std::vector<FileItem> CollectFileItems(const toml::table& table, const std::stri
           child_item.error = fmt::format(
               "unknown key \"{}\" in {} (line {}); {}known keys in [{}]: {}", key, path,
               child_item.line, guess.empty() ? "" : fmt::format("did you mean \"{}\"? ", guess),
-              name, Join(names, ", "));
+              name, fmt::join(names, ", "));
         }
         items.push_back(std::move(child_item));
       }

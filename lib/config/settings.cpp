@@ -1,5 +1,7 @@
 #include "lib/config/settings.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -32,15 +34,6 @@ struct FieldRef {
 template <typename S, typename T>
 FieldRef<S, T> Field(S Config::*section, T S::*member) {
   return {section, member};
-}
-
-std::string Join(const std::vector<std::string>& items, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += sep;
-    out += items[i];
-  }
-  return out;
 }
 
 // "from A to B", "of at least A", "up to B": `max` absent means unbounded.
@@ -129,7 +122,7 @@ ValueCodec EnumValue(FieldRef<S, T> field, std::vector<std::pair<std::string, T>
   ValueCodec codec;
   codec.kind = Kind::kEnum;
   for (const auto& choice : choices) codec.allowed.push_back(choice.first);
-  std::string list = Join(codec.allowed, ", ");
+  std::string list = fmt::format("{}", fmt::join(codec.allowed, ", "));
   codec.accepted = "one of: " + list;
   codec.parse = [=](std::string_view text, Config& config) -> Status {
     for (const auto& [name, value] : choices) {
