@@ -85,15 +85,34 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMake
   //   the library would refuse with a bare 400;
   // - methods the library has no handler slot for (TRACE): the API's 405.
   const size_t max_body = options_.max_body_bytes;
-  s.set_pre_routing_handler([call, max_body, error_body](const httplib::Request& req, httplib::Response& res) {
+  // The status a body's headers alone decide: 413 (too large), 411 (size
+  // unknown), 400 (unreadable Content-Length); 0 when the body may come.
+  auto body_refusal = [max_body](const httplib::Request& req) {
+    if (req.has_header("Content-Length")) {
+      const std::string len = req.get_header_value("Content-Length");
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
+      if (ec != std::errc() || end != len.data() + len.size()) return 400;
+      return n > max_body ? 413 : 0;
+    }
+    return req.has_header("Transfer-Encoding") ? 411 : 0;
+  };
+  auto refuse = [error_body](httplib::Response& res, int status) {
+    HttpResponse out = error_body(status);
+    res.status = status;
+    res.set_header("Connection", "close");
+    res.set_content(out.body, out.content_type.c_str());
+  };
+  // A client that asks "Expect: 100-continue" is told no before it sends a
+  // body that would be refused.
+  s.set_expect_100_continue_handler([body_refusal, refuse](const httplib::Request& req, httplib::Response& res) {
+    const int status = body_refusal(req);
+    if (status == 0) return 100;
+    refuse(res, status);
+    return status;
+  });
+  s.set_pre_routing_handler([call, body_refusal, refuse](const httplib::Request& req, httplib::Response& res) {
     using Outcome = httplib::Server::HandlerResponse;
-    auto refuse = [&](int status) {
-      HttpResponse out = error_body(status);
-      res.status = status;
-      res.set_header("Connection", "close");
-      res.set_content(out.body, out.content_type.c_str());
-      return Outcome::Handled;
-    };
     const std::string& m = req.method;
     const bool has_slot = m == "GET" || m == "HEAD" || m == "PUT" || m == "POST" || m == "DELETE" ||
                           m == "PATCH" || m == "OPTIONS";
@@ -101,15 +120,11 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMake
       call(req, res, {});
       return Outcome::Handled;
     }
-    if (req.has_header("Content-Length")) {
-      const std::string len = req.get_header_value("Content-Length");
-      uint64_t n = 0;
-      auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
-      if (ec != std::errc() || end != len.data() + len.size()) return refuse(400);
-      if (n > max_body) return refuse(413);
-      return Outcome::Unhandled;
+    if (const int status = body_refusal(req); status != 0) {
+      refuse(res, status);
+      return Outcome::Handled;
     }
-    if (req.has_header("Transfer-Encoding")) return refuse(411);
+    if (req.has_header("Content-Length")) return Outcome::Unhandled;
     if (m == "PUT" || m == "POST" || m == "PATCH" || m == "DELETE") {
       call(req, res, {});
       return Outcome::Handled;

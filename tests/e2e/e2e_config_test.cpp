@@ -1,0 +1,188 @@
+// End-to-end tests of configuration (SPEC §4): TOML file < KVCTL_* environment
+// < flags, and errors that name the offending key and where it came from.
+#include <algorithm>
+
+#include <doctest/doctest.h>
+
+#include "tests/e2e/harness.h"
+
+namespace kvctl::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+
+// True if something answers HTTP on 127.0.0.1:port.
+bool Answers(int port) {
+  httplib::Client probe("127.0.0.1", port);
+  probe.set_connection_timeout(1);
+  probe.set_read_timeout(2);
+  return static_cast<bool>(probe.Get("/healthz"));
+}
+
+fs::path WriteConfig(const TempDir& tmp, const std::string& text) {
+  fs::path path = tmp / "kvctl.toml";
+  WriteFile(path, text);
+  return path;
+}
+
+// Starts serve with args that must be refused; returns {exit code, stderr}.
+std::pair<int, std::string> ServeRefused(const TempDir& tmp, std::vector<std::string> args,
+                                         Env env = {}) {
+  fs::create_directories(tmp / "data");
+  ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(),
+                                                 std::move(args), std::move(env)});
+  auto code = server.WaitExit(std::chrono::seconds(20));
+  REQUIRE_MESSAGE(code.has_value(), "kvctl serve started despite a configuration error");
+  return {*code, server.Stderr()};
+}
+
+}  // namespace
+
+TEST_CASE("the listen address comes from the config file, then KVCTL_SERVER_LISTEN, then --listen") {
+  TempDir tmp;
+  fs::create_directories(tmp / "data");
+  const int p1 = FreePort(), p2 = FreePort(), p3 = FreePort();
+  REQUIRE(p1 != p2);
+  REQUIRE(p2 != p3);
+  REQUIRE(p1 != p3);
+  const fs::path config = WriteConfig(tmp, "[server]\nlisten = \"127.0.0.1:" + std::to_string(p1) + "\"\n");
+  const std::string data = (tmp / "data").string();
+
+  SUBCASE("file only") {
+    ServerProcess server(tmp.path(), ServerOptions{data, p1, {"--config", config.string()}, {}, false});
+    server.WaitReady();
+    CHECK(Answers(p1));
+    CHECK(server.Terminate() == 0);
+  }
+  SUBCASE("the environment overrides the file") {
+    ServerProcess server(tmp.path(), ServerOptions{data, p2, {"--config", config.string()},
+                                                   {{"KVCTL_SERVER_LISTEN", Addr(p2)}}, false});
+    server.WaitReady();
+    CHECK_FALSE(Answers(p1));
+    CHECK(server.Terminate() == 0);
+  }
+  SUBCASE("the flag overrides the environment and the file") {
+    ServerProcess server(tmp.path(), ServerOptions{data, p3, {"--config", config.string()},
+                                                   {{"KVCTL_SERVER_LISTEN", Addr(p2)}}, true});
+    server.WaitReady();
+    CHECK_FALSE(Answers(p1));
+    CHECK_FALSE(Answers(p2));
+    CHECK(server.Terminate() == 0);
+  }
+  SUBCASE("KVCTL_CONFIG names the file when --config is absent") {
+    ServerProcess server(tmp.path(), ServerOptions{data, p1, {}, {{"KVCTL_CONFIG", config.string()}},
+                                                   false});
+    server.WaitReady();
+    CHECK(server.Terminate() == 0);
+  }
+}
+
+TEST_CASE("client commands take the address from the config file, then KVCTL_CLIENT_ADDR, then --addr") {
+  KvServer server;
+  HttpClient http(server.port());
+  REQUIRE(http.Put("where", "found").status == 201);
+  const std::string nowhere = Addr(FreePort());
+  TempDir tmp;
+  const fs::path good = tmp / "good.toml";
+  const fs::path bad = tmp / "bad.toml";
+  WriteFile(good, "[client]\naddr = \"" + server.addr() + "\"\n");
+  WriteFile(bad, "[client]\naddr = \"" + nowhere + "\"\n");
+
+  CliResult from_file = RunCli({"get", "where", "--config", good.string()});
+  CHECK_MESSAGE(from_file.exit_code == 0, from_file.err);
+  CHECK(from_file.out == "found");
+
+  CliOptions env_wins;
+  env_wins.env = {{"KVCTL_CLIENT_ADDR", server.addr()}};
+  CliResult from_env = RunCli({"get", "where", "--config", bad.string()}, env_wins);
+  CHECK_MESSAGE(from_env.exit_code == 0, from_env.err);
+  CHECK(from_env.out == "found");
+
+  CliOptions env_loses;
+  env_loses.env = {{"KVCTL_CLIENT_ADDR", nowhere}};
+  CliResult from_flag =
+      RunCli({"get", "where", "--config", bad.string(), "--addr", server.addr()}, env_loses);
+  CHECK_MESSAGE(from_flag.exit_code == 0, from_flag.err);
+  CHECK(from_flag.out == "found");
+
+  CliResult unreachable = RunCli({"get", "where", "--config", bad.string()});
+  CHECK(unreachable.exit_code == 3);
+}
+
+TEST_CASE("an unknown key in the config file makes serve exit 2 naming the key and the file") {
+  TempDir tmp;
+  const fs::path config = WriteConfig(
+      tmp, "[server]\nlisten = \"127.0.0.1:" + std::to_string(FreePort()) + "\"\nno_such_option = 1\n");
+  auto [code, err] = ServeRefused(tmp, {"--config", config.string()});
+  CHECK_MESSAGE(code == 2, "exit " << code << "; stderr:\n" << err);
+  CHECK_MESSAGE(err.find("no_such_option") != std::string::npos, "stderr:\n" << err);
+  CHECK_MESSAGE(err.find(config.string()) != std::string::npos, "stderr:\n" << err);
+}
+
+TEST_CASE("an unknown section or a wrongly typed value in the config file makes serve exit 2") {
+  TempDir tmp;
+  SUBCASE("unknown section") {
+    const fs::path config = WriteConfig(tmp, "[nonsense]\nkey = 1\n");
+    auto [code, err] = ServeRefused(tmp, {"--config", config.string()});
+    CHECK_MESSAGE(code == 2, "exit " << code << "; stderr:\n" << err);
+    CHECK_MESSAGE(err.find("nonsense") != std::string::npos, "stderr:\n" << err);
+  }
+  SUBCASE("wrong type") {
+    const fs::path config = WriteConfig(tmp, "[storage]\nfsync = 5\n");
+    auto [code, err] = ServeRefused(tmp, {"--config", config.string()});
+    CHECK_MESSAGE(code == 2, "exit " << code << "; stderr:\n" << err);
+    CHECK_MESSAGE(err.find("fsync") != std::string::npos, "stderr:\n" << err);
+    CHECK_MESSAGE(err.find(config.string()) != std::string::npos, "stderr:\n" << err);
+  }
+  SUBCASE("not TOML") {
+    const fs::path config = WriteConfig(tmp, "[server\nlisten = \n");
+    auto [code, err] = ServeRefused(tmp, {"--config", config.string()});
+    CHECK_MESSAGE(code == 2, "exit " << code << "; stderr:\n" << err);
+    CHECK_MESSAGE(err.find(config.string()) != std::string::npos, "stderr:\n" << err);
+  }
+  SUBCASE("a --config file that does not exist") {
+    auto [code, err] = ServeRefused(tmp, {"--config", (tmp / "missing.toml").string()});
+    CHECK_MESSAGE(code == 2, "exit " << code << "; stderr:\n" << err);
+  }
+}
+
+TEST_CASE("a bad KVCTL_STORAGE_FSYNC value makes serve exit 2 naming the variable") {
+  TempDir tmp;
+  auto [code, err] = ServeRefused(tmp, {}, {{"KVCTL_STORAGE_FSYNC", "sometimes"}});
+  CHECK_MESSAGE(code == 2, "exit " << code << "; stderr:\n" << err);
+  CHECK_MESSAGE(err.find("KVCTL_STORAGE_FSYNC") != std::string::npos, "stderr:\n" << err);
+  CHECK_MESSAGE(err.find("sometimes") != std::string::npos, "stderr:\n" << err);
+}
+
+TEST_CASE("bad serve flags exit 2: unknown flag, bad --fsync, bad --listen") {
+  TempDir tmp;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--no-such-flag"}, {"--fsync", "sometimes"}}) {
+    CAPTURE(args[0]);
+    auto [code, err] = ServeRefused(tmp, args);
+    CHECK_MESSAGE(code == 2, "exit " << code << "; stderr:\n" << err);
+  }
+  fs::create_directories(tmp / "data");
+  ServerProcess bad_listen(tmp.path(), ServerOptions{(tmp / "data").string(), 0,
+                                                     {"--listen", "not-an-address"}, {}});
+  auto code = bad_listen.WaitExit(std::chrono::seconds(20));
+  REQUIRE(code.has_value());
+  CHECK_MESSAGE(*code == 2, "exit " << *code << "; stderr:\n" << bad_listen.Stderr());
+}
+
+TEST_CASE("every fsync policy serves, and SIGTERM exits 0 with the writes kept") {
+  for (const std::string policy : {"always", "interval", "never"}) {
+    CAPTURE(policy);
+    KvServer server({"--fsync", policy});
+    HttpClient http(server.port());
+    for (int i = 0; i < 20; ++i) {
+      REQUIRE(http.Put("k" + std::to_string(i), "v" + std::to_string(i)).status == 201);
+    }
+    http.Close();
+    server.Restart();  // CHECKs exit 0
+    HttpClient again(server.port());
+    for (int i = 0; i < 20; ++i) CHECK(again.Get("k" + std::to_string(i)).body == "v" + std::to_string(i));
+  }
+}
+
+}  // namespace kvctl::e2e
