@@ -9,4 +9,14 @@ enum class FsyncPolicy {
   kNever,     // acknowledged after write(2); the OS decides when to flush
 };
 
+// "always", "interval", "never": the spelling of storage.fsync.
+inline const char* FsyncPolicyName(FsyncPolicy policy) {
+  switch (policy) {
+    case FsyncPolicy::kAlways: return "always";
+    case FsyncPolicy::kInterval: return "interval";
+    case FsyncPolicy::kNever: return "never";
+  }
+  return "always";
+}
+
 }  // namespace kvctl::core

@@ -37,7 +37,7 @@ Store::Current Store::LatestLocked(std::string_view key) const {
   return {};
 }
 
-Status Store::CheckLocked(std::string_view key, const Current& cur, const Precondition& pre) const {
+Status Store::CheckLocked(const Current& cur, const Precondition& pre) const {
   if (pre.create_only && cur.value != nullptr) {
     return Status::FailedPrecondition(
         fmt::format("key already exists (revision {}); create-only write refused", cur.revision));
@@ -54,7 +54,6 @@ Status Store::CheckLocked(std::string_view key, const Current& cur, const Precon
               : fmt::format("key does not exist, so it is not at revision {}", *pre.if_revision));
     }
   }
-  (void)key;
   return Status::Ok();
 }
 
@@ -81,7 +80,7 @@ Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, cons
     std::lock_guard lock(write_mu_);
     if (!refused_.ok()) return refused_;
     const Current cur = LatestLocked(key);
-    if (Status s = CheckLocked(key, cur, pre); !s.ok()) return s;
+    if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
     if (cur.value != nullptr && *cur.value == value) {
       out = {cur.revision, false, false};  // idempotent: no revision, no record
     } else {
@@ -99,7 +98,7 @@ Result<DeleteOutcome> Store::Delete(std::string_view key, const Precondition& pr
     std::lock_guard lock(write_mu_);
     if (!refused_.ok()) return refused_;
     const Current cur = LatestLocked(key);
-    if (Status s = CheckLocked(key, cur, pre); !s.ok()) return s;
+    if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
     if (cur.value == nullptr) {
       wait_for = cur.revision;  // nonzero when the key's delete is still pending
     } else {
@@ -162,8 +161,11 @@ void Store::CommitLoop() {
     }
     if (unsynced && Clock::now() >= sync_due) {
       lock.unlock();
-      if (Status s = log_->Sync(); !s.ok()) Fail(s);
-      ++interval_syncs_;
+      if (Status s = log_->Sync(); s.ok()) {
+        ++interval_syncs_;
+      } else {
+        Fail(s);
+      }
       unsynced = false;
       lock.lock();
     }

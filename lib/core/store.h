@@ -146,7 +146,7 @@ class Store {
   // write_mu_, which is also what keeps the map from changing underneath
   // (only the committer changes it, holding write_mu_).
   Current LatestLocked(std::string_view key) const;
-  Status CheckLocked(std::string_view key, const Current& cur, const Precondition& pre) const;
+  Status CheckLocked(const Current& cur, const Precondition& pre) const;
   uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value);
   Status WaitDurable(uint64_t revision);
   void CommitLoop();

@@ -79,9 +79,7 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
       });
   if (core::Status s = server->http_->Bind(); !s.ok()) return s;
   logger.Info("listening", {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
-                            {"fsync", o.log.fsync == core::FsyncPolicy::kAlways     ? "always"
-                                      : o.log.fsync == core::FsyncPolicy::kInterval ? "interval"
-                                                                                    : "never"},
+                            {"fsync", core::FsyncPolicyName(o.log.fsync)},
                             {"threads", std::to_string(o.http.threads)}});
   return server;
 }
