@@ -273,11 +273,14 @@ std::vector<Setting> BuildSettings() {
 
       // [limits]
       {.key = "limits.max_key_bytes",
-       .value = IntValue(Field(&C::limits, &C::Limits::max_key_bytes), 1, 65536),
+       // 2048: a key travels percent-encoded (up to 3 bytes per byte) in a
+       // request line the HTTP library caps at 8 KiB, so longer keys could
+       // never arrive.
+       .value = IntValue(Field(&C::limits, &C::Limits::max_key_bytes), 1, 2048),
        .default_value = "1024",
        .alias = "",
        .scopes = kServe,
-       .help = "longest accepted key, in bytes (bounded by the HTTP request line limit)"},
+       .help = "longest accepted key, in bytes"},
       {.key = "limits.max_value_bytes",
        .value = BytesValue(Field(&C::limits, &C::Limits::max_value_bytes), 0, 512 * MiB),
        .default_value = "1MiB",

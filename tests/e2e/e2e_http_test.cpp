@@ -617,6 +617,16 @@ TEST_CASE("a 2 GiB Content-Length is refused with 413 without the body being rea
   CheckNextRevisionIs(http, r1 + 1);
 }
 
+TEST_CASE("the longest key the settings allow fits the request line even with every byte escaped") {
+  KvServer server({"--limits-max-key-bytes", "2048"});
+  HttpClient http(server.port());
+  const std::string key(2048, '\xff');  // 6 KiB once percent-encoded
+  HttpResponse put = http.Put(key, "v");
+  CHECK(put.status == 201);
+  CHECK(http.Get(key).body == "v");
+  CHECK(http.Put(key + "x", "v").status == 414);
+}
+
 TEST_CASE("a client that expects 100-continue for a too-large body is refused before sending it") {
   KvServer server;
   HttpClient http(server.port());

@@ -592,8 +592,8 @@ TEST_CASE("range limits are enforced per setting") {
                  "up to 512MiB"));
   CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_STORAGE_FSYNC_INTERVAL", "2h"}})),
                  "from 1ms to 1h"));
-  CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_LIMITS_MAX_KEY_BYTES", "65537"}})),
-                 "from 1 to 65536"));
+  CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_LIMITS_MAX_KEY_BYTES", "2049"}})),
+                 "from 1 to 2048"));
   CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_SERVER_KEEPALIVE_MAX_REQUESTS", "0"}})),
                  "at least 1"));
   CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_STORAGE_DATA_DIR", ""}})),
