@@ -382,6 +382,11 @@ TEST_CASE("a torn tail at any offset of the last segment recovers a prefix and k
       CHECK(survived < kWrites);
     }
     if (cut.mid_record) {
+      // Nothing is dropped silently: the server's log says what it cut, and where.
+      const std::string err = server.Stderr();
+      CHECK_MESSAGE(err.find("torn write") != std::string::npos, "stderr:\n" << err);
+      CHECK(err.find(segment.filename().string()) != std::string::npos);
+      CHECK(err.find("dropped_bytes=") != std::string::npos);
       auto copies = BrokenCopies(names_before, dir, segment);
       CHECK_MESSAGE(!copies.empty(), "no copy of the cut bytes beside the segment; dir: "
                                          << [&] {

@@ -69,6 +69,18 @@ uint64_t FaultFs::sync_count() {
   return syncs_;
 }
 
+uint64_t FaultFs::dir_sync_count(const std::string& dir) {
+  std::lock_guard lock(mu_);
+  return dir_syncs_[dir];
+}
+
+core::Status FaultFs::SyncDir(const std::string& dir) {
+  if (core::Status s = base_.SyncDir(dir); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  ++dir_syncs_[dir];
+  return core::Status::Ok();
+}
+
 core::Status FaultFs::BeforeSync() {
   std::unique_lock lock(mu_);
   ++syncs_waiting_;

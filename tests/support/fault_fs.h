@@ -29,6 +29,8 @@ class FaultFs final : public core::FileSystem {
   // Number of Sync() calls currently waiting in HoldSyncs().
   int SyncsWaiting();
   uint64_t sync_count();
+  // SyncDir() calls made for `dir`.
+  uint64_t dir_sync_count(const std::string& dir);
 
   // Cuts every file written through this FileSystem back to what its last
   // sync covered, as if the machine lost power now.
@@ -40,7 +42,7 @@ class FaultFs final : public core::FileSystem {
   core::Status Truncate(const std::string& path, uint64_t size) override;
   core::Status Rename(const std::string& from, const std::string& to) override;
   core::Status Remove(const std::string& path) override { return base_.Remove(path); }
-  core::Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  core::Status SyncDir(const std::string& dir) override;
   core::Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
   core::Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
   bool Exists(const std::string& path) override { return base_.Exists(path); }
@@ -65,6 +67,7 @@ class FaultFs final : public core::FileSystem {
   bool limit_writes_ = false;
   uint64_t bytes_left_ = 0;
   std::map<std::string, uint64_t> synced_size_;  // path -> bytes its last sync covered
+  std::map<std::string, uint64_t> dir_syncs_;
 };
 
 // A fresh directory under /tmp, removed with everything in it on destruction.

@@ -313,3 +313,16 @@ TEST_CASE("a failed sync or a full disk fails the append and every later one") {
     CHECK(reopened.report.torn_bytes == 10);
   }
 }
+
+TEST_CASE("every new segment is renamed into place and made durable by syncing the directory") {
+  TempDir dir;
+  FaultFs fs;
+  auto opened = Open(dir.path(), 4096, &fs);
+  REQUIRE(opened.log.has_value());
+  CHECK(fs.dir_sync_count(dir.path()) == 1);  // the first segment
+  for (int i = 1; i <= 400; ++i) REQUIRE((*opened.log)->Append({Put(i, "key" + std::to_string(i), "v")}).ok());
+  const size_t segments = SegmentNames(dir.path()).size();
+  REQUIRE(segments > 2);
+  CHECK(fs.dir_sync_count(dir.path()) == segments);
+  CHECK(FilesContaining(dir.path(), ".tmp").empty());
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The direction of dependencies (shared/STYLE.md), checked on the includes:
+# the link line alone would miss a header-only use. lib/core knows no HTTP,
+# SQL, TOML, CLI or JSON library; httplib.h is included by exactly one server
+# file and one client file.
+set -u
+cd "$(dirname "$0")/.."
+status=0
+
+forbid() {  # folder, pattern of header names, why
+  local hits
+  if hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]($2)" "$1"); then
+    printf '%s must not include these (%s):\n%s\n' "$1" "$3" "$hits"
+    status=1
+  fi
+}
+forbid lib/core 'httplib|pqxx|toml|CLI/|nlohmann' 'the core knows no HTTP, SQL, TOML, CLI or JSON library'
+forbid lib/config 'httplib|pqxx|CLI/' 'config is TOML and environment only; flags are wired in cmd/'
+forbid lib/server 'pqxx|toml|CLI/' 'the server gets its options as values'
+forbid lib/client 'pqxx|toml|CLI/' 'the client gets its options as values'
+
+users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]httplib' lib cmd | sort | tr '\n' ' ')
+if [ "$users" != "lib/client/kv_client.cpp lib/server/http_server.cpp " ]; then
+  echo "httplib.h must be included only by lib/server/http_server.cpp and lib/client/kv_client.cpp; it is by: $users"
+  status=1
+fi
+[ $status -eq 0 ] && echo "layering ok"
+exit $status
