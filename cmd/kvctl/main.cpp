@@ -62,7 +62,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "kvctl: %s (see kvctl --help)\n", OneLine(e.what()).c_str());
+    // Point at the help of the subcommand the error is about, when there is one.
+    std::string help = "kvctl --help";
+    std::string what = OneLine(e.what());
+    if (!app.get_subcommands().empty()) {
+      help = "kvctl " + app.get_subcommands().front()->get_name() + " --help";
+    } else if (argc > 1 && argv[1][0] != '-') {
+      what = std::string("unknown subcommand \"") + argv[1] + "\"";
+    }
+    std::fprintf(stderr, "kvctl: %s (see %s)\n", what.c_str(), help.c_str());
     return 2;
   }
 

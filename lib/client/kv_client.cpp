@@ -51,6 +51,19 @@ core::Result<std::string> KeyField(const json& obj, const std::string& name) {
   return it->get<std::string>();
 }
 
+// What a transport failure means to someone at a shell prompt.
+std::string Describe(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection: return "connection refused or failed";
+    case httplib::Error::ConnectionTimeout: return "connecting timed out";
+    case httplib::Error::Read: return "no answer: reading the response failed or timed out";
+    case httplib::Error::Write: return "sending the request failed";
+    case httplib::Error::SSLConnection:
+    case httplib::Error::SSLServerVerification: return "the TLS handshake failed";
+    default: return httplib::to_string(error);
+  }
+}
+
 httplib::Headers ConditionHeaders(const Condition& cond) {
   httplib::Headers h;
   if (cond.if_revision) h.emplace("If-Match", fmt::format("\"{}\"", *cond.if_revision));
@@ -67,8 +80,10 @@ struct KvClient::Impl {
   // Turns a transport failure or an error status into a Status.
   Status Check(const httplib::Result& r, const std::string& base_url, std::initializer_list<int> ok) {
     if (!r) {
-      return Status::Unavailable(fmt::format("cannot reach the kvctl server at {}: {}", base_url,
-                                             httplib::to_string(r.error())));
+      return Status::Unavailable(fmt::format(
+          "cannot reach the kvctl server at {}: {} (is `kvctl serve` running there? point --addr "
+          "or KVCTL_CLIENT_ADDR at it)",
+          base_url, Describe(r.error())));
     }
     for (int code : ok) {
       if (r->status == code) return Status::Ok();
