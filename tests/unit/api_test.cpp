@@ -281,7 +281,7 @@ TEST_CASE("If-Match * on a missing key answers 412 and creates nothing") {
   CHECK(Put(f, "k", "w", {{"If-Match", "*"}}).status == 200);
 }
 
-TEST_CASE("If-None-Match * on an existing key answers 412; on a missing key it creates") {
+TEST_CASE("If-None-Match * on an existing key answers 412 and on a missing key it creates") {
   Fixture f;
   const HttpResponse created = Put(f, "k", "first", {{"If-None-Match", "*"}});
   CHECK(created.status == 201);
@@ -310,7 +310,7 @@ TEST_CASE("an empty key answers 400 empty_key") {
   CheckError(f.api.Handle(Req("DELETE", "/v1/kv/")), 400, "empty_key");
 }
 
-TEST_CASE("a key over max_key_bytes answers 414 key_too_long; exactly the limit is accepted") {
+TEST_CASE("a key over max_key_bytes answers 414 key_too_long and exactly the limit is accepted") {
   Fixture f;
   const std::string at_limit(1024, 'k');
   const std::string over(1025, 'k');

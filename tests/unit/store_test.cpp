@@ -52,7 +52,7 @@ bool Eventually(Pred pred) {
 
 }  // namespace
 
-TEST_CASE("every change takes the next store-wide revision; keys report their last change") {
+TEST_CASE("every change takes the next store-wide revision and keys report their last change") {
   TempDir dir;
   OpenStore s(dir.path());
   auto a = s.store.Put("a", "1");
@@ -230,7 +230,7 @@ TEST_CASE("an answer resting on a change still in flight waits until it is durab
   CHECK(r->revision == 1);
 }
 
-TEST_CASE("a failed fsync is never acknowledged; writes are refused after it, reads go on") {
+TEST_CASE("a failed fsync is never acknowledged, writes are refused after it, reads go on") {
   TempDir dir;
   FaultFs fs;
   OpenStore s(dir.path(), &fs);
