@@ -51,22 +51,6 @@ uint64_t PutOk(HttpClient& http, const std::string& key, const std::string& valu
   return rev;
 }
 
-struct Stored {
-  std::string value;
-  uint64_t revision;
-};
-
-// The whole store, read through the listing API.
-std::map<std::string, Stored> Snapshot(HttpClient& http) {
-  std::map<std::string, Stored> out;
-  for (const auto& item : http.ListAll("")) {
-    std::string key = ItemKey(item);
-    REQUIRE(item.contains("value"));
-    out[key] = {Base64Decode(item["value"].get<std::string>()), item["revision"].get<uint64_t>()};
-  }
-  return out;
-}
-
 // A PUT of a brand-new key takes exactly the next revision: proof that nothing
 // in between took one.
 void CheckNextRevisionIs(HttpClient& http, uint64_t expected) {

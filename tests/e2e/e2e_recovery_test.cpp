@@ -123,20 +123,6 @@ std::vector<std::string> BrokenCopies(const std::vector<std::string>& before, co
   return out;
 }
 
-struct Stored {
-  std::string value;
-  uint64_t revision;
-};
-
-std::map<std::string, Stored> Snapshot(HttpClient& http) {
-  std::map<std::string, Stored> out;
-  for (const auto& item : http.ListAll("")) {
-    out[ItemKey(item)] = {Base64Decode(item["value"].get<std::string>()),
-                          item["revision"].get<uint64_t>()};
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("restart after SIGTERM keeps every key, value and revision") {

@@ -491,25 +491,7 @@ HttpClient::HttpClient(int port) : client_("127.0.0.1", port) {
   client_.set_write_timeout(30);
 }
 
-std::optional<HttpResponse> HttpClient::TryRequest(const std::string& method,
-                                                   const std::string& path,
-                                                   const std::string& body,
-                                                   const httplib::Headers& headers) {
-  httplib::Request req;
-  req.method = method;
-  req.path = path;
-  req.headers = headers;
-  req.body = body;
-  if ((method == "PUT" || method == "POST" || method == "PATCH") &&
-      !req.has_header("Content-Type")) {
-    req.headers.emplace("Content-Type", "application/octet-stream");
-  }
-  auto res = client_.send(req);
-  if (!res) return std::nullopt;
-  return HttpResponse{res->status, res->body, res->headers};
-}
-
-HttpResponse HttpClient::Request(const std::string& method, const std::string& path,
+httplib::Result HttpClient::Send(const std::string& method, const std::string& path,
                                  const std::string& body, const httplib::Headers& headers) {
   httplib::Request req;
   req.method = method;
@@ -520,7 +502,21 @@ HttpResponse HttpClient::Request(const std::string& method, const std::string& p
       !req.has_header("Content-Type")) {
     req.headers.emplace("Content-Type", "application/octet-stream");
   }
-  auto res = client_.send(req);
+  return client_.send(req);
+}
+
+std::optional<HttpResponse> HttpClient::TryRequest(const std::string& method,
+                                                   const std::string& path,
+                                                   const std::string& body,
+                                                   const httplib::Headers& headers) {
+  auto res = Send(method, path, body, headers);
+  if (!res) return std::nullopt;
+  return HttpResponse{res->status, res->body, res->headers};
+}
+
+HttpResponse HttpClient::Request(const std::string& method, const std::string& path,
+                                 const std::string& body, const httplib::Headers& headers) {
+  auto res = Send(method, path, body, headers);
   if (!res) {
     FAIL("no HTTP response to " << method << " " << path.substr(0, 120) << ": "
                                 << httplib::to_string(res.error()));
@@ -564,6 +560,15 @@ std::string ItemKey(const nlohmann::json& item) {
   REQUIRE_MESSAGE((item.contains("key") && item["key"].is_string()), "item without key: "
                                                                         << item.dump());
   return item["key"].get<std::string>();
+}
+
+std::map<std::string, Stored> Snapshot(HttpClient& http) {
+  std::map<std::string, Stored> out;
+  for (const auto& item : http.ListAll("")) {
+    REQUIRE(item.contains("value"));
+    out[ItemKey(item)] = {Base64Decode(item["value"].get<std::string>()), item["revision"].get<uint64_t>()};
+  }
+  return out;
 }
 
 std::string ErrorCode(const HttpResponse& response) {

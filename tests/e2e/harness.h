@@ -209,11 +209,21 @@ class HttpClient {
   std::vector<nlohmann::json> ListAll(std::string_view prefix, int limit = 1000);
 
  private:
+  httplib::Result Send(const std::string& method, const std::string& path, const std::string& body,
+                       const httplib::Headers& headers);
+
   httplib::Client client_;
 };
 
 // The exact key bytes of a listing item: key_base64 if present, else key.
 std::string ItemKey(const nlohmann::json& item);
+
+struct Stored {
+  std::string value;
+  uint64_t revision = 0;
+};
+// The whole store, read through the listing API.
+std::map<std::string, Stored> Snapshot(HttpClient& http);
 
 // Checks the body is a JSON error {"error": non-empty string, "code": string};
 // returns the code ("" if the check failed).
