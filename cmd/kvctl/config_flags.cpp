@@ -1,7 +1,9 @@
 #include "cmd/kvctl/config_flags.h"
 
-#include <CLI/CLI.hpp>
 #include <cstring>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 extern char** environ;  // POSIX; read only here, never in lib/
 
@@ -14,14 +16,7 @@ std::string TypeLabel(const Setting& s) {
     case Kind::kDuration: return "DURATION";
     case Kind::kBytes: return "SIZE";
     case Kind::kString: return "TEXT";
-    case Kind::kEnum: {
-      std::string label = "{";
-      for (size_t i = 0; i < s.value.allowed.size(); ++i) {
-        if (i > 0) label += ",";
-        label += s.value.allowed[i];
-      }
-      return label + "}";
-    }
+    case Kind::kEnum: return fmt::format("{{{}}}", fmt::join(s.value.allowed, ","));
   }
   return "TEXT";
 }
