@@ -165,6 +165,20 @@ HttpResponse KvApi::Error(int status, std::string_view code, std::string_view me
   return Json(status, json{{"error", message}, {"code", code}});
 }
 
+HttpResponse KvApi::TransportError(int status) {
+  switch (status) {
+    case 411:
+      return Error(411, "length_required",
+                   "send the value with a Content-Length header (chunked bodies are refused: "
+                   "their size is unknown until they are read)");
+    case 413: return Error(413, "value_too_large", "the request body is over limits.max_value_bytes");
+    case 414: return Error(414, "key_too_long", "the request line is too long");
+    case 404: return Error(404, "not_found", "no such route");
+    case 500: return Error(500, "internal", "internal error");
+    default: return Error(status, "bad_request", "the request is malformed");
+  }
+}
+
 HttpResponse KvApi::Handle(const HttpRequest& req) {
   const RouteMatch match = MatchRoute(req.path);
   HttpResponse res;

@@ -38,9 +38,12 @@ class KvApi {
 
   HttpResponse Handle(const HttpRequest& request);
 
-  // A JSON error response; also used by the transport for errors it finds
-  // itself (413 before the body is read, 414 on an overlong request line).
+  // A JSON error response.
   static HttpResponse Error(int status, std::string_view code, std::string_view message);
+  // The JSON error for a status the transport decides itself, before any
+  // route runs (413 or 411 from the headers, 414 for an overlong request
+  // line, 400 for a malformed request).
+  static HttpResponse TransportError(int status);
 
  private:
   HttpResponse HandleKey(const HttpRequest& request, std::string_view raw_key);

@@ -63,20 +63,7 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   server->api_ = std::make_unique<KvApi>(store, o.api);
   KvApi* api = server->api_.get();
   server->http_ = std::make_unique<HttpServer>(
-      o.http, [api](const HttpRequest& r) { return api->Handle(r); },
-      [](int status) {
-        switch (status) {
-          case 413: return KvApi::Error(413, "value_too_large", "the request body is over limits.max_value_bytes");
-          case 411:
-            return KvApi::Error(411, "length_required",
-                                "send the value with a Content-Length header (chunked bodies are "
-                                "refused: their size is unknown until they are read)");
-          case 414: return KvApi::Error(414, "key_too_long", "the request line is too long");
-          case 404: return KvApi::Error(404, "not_found", "no such route");
-          case 500: return KvApi::Error(500, "internal", "internal error");
-          default: return KvApi::Error(status, "bad_request", "the request is malformed");
-        }
-      });
+      o.http, [api](const HttpRequest& r) { return api->Handle(r); }, &KvApi::TransportError);
   if (core::Status s = server->http_->Bind(); !s.ok()) return s;
   logger.Info("listening", {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
                             {"fsync", core::FsyncPolicyName(o.log.fsync)},
