@@ -31,6 +31,8 @@ void AddServeCommand(CLI::App& app, CommandContext& ctx);
 void AddPutCommand(CLI::App& app, CommandContext& ctx);
 void AddGetCommand(CLI::App& app, CommandContext& ctx);
 void AddDelCommand(CLI::App& app, CommandContext& ctx);
+void AddReplayCommand(CLI::App& app, CommandContext& ctx);
+void AddCompactCommand(CLI::App& app, CommandContext& ctx);
 void AddVersionCommand(CLI::App& app, CommandContext& ctx);
 
 }  // namespace kvctl::cmd

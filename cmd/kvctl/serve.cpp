@@ -28,6 +28,9 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.log.fsync = c.storage.fsync;
   o.log.segment_bytes = c.storage.segment_bytes;
   o.fsync_interval = c.storage.fsync_interval;
+  o.compaction.enabled = c.storage.compact_dead_percent > 0;
+  o.compaction.dead_percent = static_cast<uint32_t>(c.storage.compact_dead_percent);
+  o.compaction.min_bytes = c.storage.compact_min_bytes;
   // server.listen is validated as host:port by the config layer.
   const size_t colon = c.server.listen.rfind(':');
   o.http.host = c.server.listen.substr(0, colon);

@@ -107,6 +107,7 @@ KvClient::KvClient(ClientOptions options)
   http.set_tcp_nodelay(true);
   http.set_connection_timeout(options.timeout);
   http.set_read_timeout(options.timeout);
+  options_timeout_ = options.timeout;
   http.set_write_timeout(options.timeout);
 }
 
@@ -160,6 +161,33 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
     page.next = std::move(*next);
   }
   return page;
+}
+
+core::Result<core::CompactionStats> KvClient::Compact(std::chrono::milliseconds wait) {
+  impl_->http.set_read_timeout(wait);
+  auto r = impl_->http.Post("/v1/admin/compact");
+  impl_->http.set_read_timeout(options_timeout_);
+  if (r && r->status == 500) {
+    json err = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+    if (err.is_object() && err.value("code", std::string()) == "corrupt_log") {
+      return Status::Corruption(err.value("error", std::string("the server found a corrupt log")));
+    }
+  }
+  if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
+  json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object() || !body.contains("compacted")) {
+    return Status::Unavailable("the server's compaction report is not the JSON kvctl expects");
+  }
+  core::CompactionStats stats;
+  stats.compacted = body.value("compacted", false);
+  stats.covered_revision = body.value("covered_revision", uint64_t{0});
+  stats.bytes_before = body.value("bytes_before", uint64_t{0});
+  stats.bytes_after = body.value("bytes_after", uint64_t{0});
+  stats.records_read = body.value("records_read", uint64_t{0});
+  stats.records_written = body.value("records_kept", uint64_t{0});
+  stats.files_removed = body.value("files_removed", uint64_t{0});
+  stats.seconds = body.value("seconds", 0.0);
+  return stats;
 }
 
 }  // namespace kvctl::client

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/core/change_log.h"
 #include "lib/core/status.h"
 
 namespace kvctl::client {
@@ -62,10 +63,15 @@ class KvClient {
   core::Result<Page> List(std::string_view prefix, const std::optional<std::string>& after, size_t limit,
                           bool keys_only);
 
+  // POST /v1/admin/compact; waits up to `wait` for the answer, since a
+  // compaction of a large log can take far longer than a key request.
+  core::Result<core::CompactionStats> Compact(std::chrono::milliseconds wait);
+
   const std::string& base_url() const { return base_url_; }
 
  private:
   struct Impl;
+  std::chrono::milliseconds options_timeout_{10000};
   std::string base_url_;
   std::unique_ptr<Impl> impl_;
 };

@@ -48,6 +48,8 @@ struct Config {
     core::FsyncPolicy fsync = core::FsyncPolicy::kAlways;
     std::chrono::milliseconds fsync_interval{0};
     uint64_t segment_bytes = 0;
+    int compact_dead_percent = 0;  // 0: no automatic compaction
+    uint64_t compact_min_bytes = 0;
   } storage;
 
   struct Limits {

@@ -185,7 +185,10 @@ std::vector<Setting> BuildSettings() {
   using C = Config;
   const std::vector<Scope> kServe = {Scope::kServe};
   const std::vector<Scope> kClient = {Scope::kClient};
-  const std::vector<Scope> kBoth = {Scope::kServe, Scope::kClient};
+  const std::vector<Scope> kEveryCommand = {Scope::kServe, Scope::kClient, Scope::kCompact,
+                                            Scope::kReplay};
+  const std::vector<Scope> kDataDirReaders = {Scope::kServe, Scope::kCompact, Scope::kReplay};
+  const std::vector<Scope> kServerClients = {Scope::kClient, Scope::kCompact};
   return {
       // [server]
       {.key = "server.listen",
@@ -244,7 +247,7 @@ std::vector<Setting> BuildSettings() {
            StringValue(Field(&C::storage, &C::Storage::data_dir), "a non-empty path", NonEmpty),
        .default_value = "kvctl-data",
        .alias = "data-dir",
-       .scopes = kServe,
+       .scopes = kDataDirReaders,
        .help = "directory holding the file backend's log segments"},
       {.key = "storage.fsync",
        .value = EnumValue(
@@ -270,6 +273,19 @@ std::vector<Setting> BuildSettings() {
        .alias = "",
        .scopes = kServe,
        .help = "size at which a log segment is closed and a new one started"},
+      {.key = "storage.compact_dead_percent",
+       .value = IntValue(Field(&C::storage, &C::Storage::compact_dead_percent), 0, 100),
+       .default_value = "50",
+       .alias = "",
+       .scopes = kServe,
+       .help = "compact automatically once this share of the log (in percent) is history the "
+               "live keys no longer need; 0 turns automatic compaction off"},
+      {.key = "storage.compact_min_bytes",
+       .value = BytesValue(Field(&C::storage, &C::Storage::compact_min_bytes), 0, 1024 * GiB),
+       .default_value = "64MiB",
+       .alias = "",
+       .scopes = kServe,
+       .help = "no automatic compaction while the log is smaller than this"},
 
       // [limits]
       {.key = "limits.max_key_bytes",
@@ -293,13 +309,13 @@ std::vector<Setting> BuildSettings() {
        .value = StringEnum(Field(&C::log, &C::Log::level), {"debug", "info", "warn", "error"}),
        .default_value = "info",
        .alias = "log-level",
-       .scopes = kBoth,
+       .scopes = kEveryCommand,
        .help = "least severe log message written"},
       {.key = "log.format",
        .value = StringEnum(Field(&C::log, &C::Log::format), {"text", "json"}),
        .default_value = "text",
        .alias = "log-format",
-       .scopes = kServe,
+       .scopes = {Scope::kServe, Scope::kCompact},
        .help = "log line format"},
 
       // [client]
@@ -309,13 +325,13 @@ std::vector<Setting> BuildSettings() {
                        "host:port, http://host:port or https://host:port", NormalizeClientAddress),
        .default_value = "http://127.0.0.1:7070",
        .alias = "addr",
-       .scopes = kClient,
+       .scopes = kServerClients,
        .help = "server to talk to"},
       {.key = "client.timeout",
        .value = DurationValue(Field(&C::client, &C::Client::timeout), milliseconds(1)),
        .default_value = "10s",
        .alias = "timeout",
-       .scopes = kClient,
+       .scopes = kServerClients,
        .help = "give up on a request after this"},
   };
 }

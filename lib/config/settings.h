@@ -24,8 +24,10 @@ namespace kvctl::config {
 
 // The subcommands a setting applies to; decides which flags each gets.
 enum class Scope {
-  kServe,   // kvctl serve
-  kClient,  // kvctl put / get / del
+  kServe,    // kvctl serve
+  kClient,   // kvctl put / get / del
+  kCompact,  // kvctl compact (through a server, or offline on a data dir)
+  kReplay,   // kvctl replay (reads a data dir)
 };
 
 // How a setting is written, which decides the TOML types it accepts:

@@ -5,20 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "lib/core/compaction.h"
+#include "lib/core/data_dir.h"
 #include "lib/core/log_reader.h"
+#include "lib/core/snapshot.h"
 
 namespace kvctl::core {
-namespace {
-
-constexpr std::string_view kLockFileName = "LOCK";
-constexpr std::string_view kTempSuffix = ".tmp";
-
-struct SegmentName {
-  uint64_t first_revision;
-  std::string name;
-};
-
-}  // namespace
 
 FileLog::FileLog(FileLogOptions options, std::unique_ptr<FileLock> lock)
     : options_(std::move(options)), lock_(std::move(lock)) {}
@@ -54,23 +46,35 @@ Result<std::unique_ptr<FileLog>> FileLog::Open(const FileLogOptions& options,
 
 Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
   FileSystem& fs = *options_.fs;
-  auto names = fs.ListDir(options_.dir);
-  if (!names) return names.error();
+  std::lock_guard lock(mu_);
+  auto listed = ListDataDir(fs, options_.dir);
+  if (!listed) return listed.error();
+  DataDirFiles& files = *listed;
 
-  std::vector<SegmentName> segments;
-  for (const std::string& name : *names) {
-    uint64_t first = 0;
-    if (ParseSegmentFileName(name, &first)) {
-      segments.push_back({first, name});
-    } else if (name.ends_with(kTempSuffix)) {
-      // A segment that was being created when the process died: it was never
-      // renamed into place, so no record was ever written to it.
-      if (Status s = fs.Remove(JoinPath(options_.dir, name)); !s.ok()) return s;
-      options_.logger->Info("removed unfinished segment", {{"file", name}});
+  for (const std::string& name : files.temp_files) {
+    // A segment or snapshot that was being made when the process died: it
+    // was never renamed into place, so nothing depends on it.
+    if (Status s = RemoveRedundant(name, "unfinished file left by a crash"); !s.ok()) return s;
+  }
+  if (const NamedFile* snapshot = files.latest_snapshot()) {
+    if (Status s = LoadSnapshot(snapshot->name, sink, report); !s.ok()) return s;
+    for (size_t i = 0; i + 1 < files.snapshots.size(); ++i) {
+      if (Status s = RemoveRedundant(files.snapshots[i].name, "snapshot replaced by a newer one");
+          !s.ok()) {
+        return s;
+      }
     }
   }
-  std::sort(segments.begin(), segments.end(),
-            [](const SegmentName& a, const SegmentName& b) { return a.first_revision < b.first_revision; });
+  // Segments a snapshot covers are left only by a crash in mid-compaction.
+  const size_t covered = files.CoveredSegments(files.covered_revision());
+  for (size_t i = 0; i < covered; ++i) {
+    if (Status s = RemoveRedundant(files.segments[i].name, "segment covered by the snapshot"); !s.ok()) {
+      return s;
+    }
+  }
+  std::vector<NamedFile> segments(files.segments.begin() + static_cast<std::ptrdiff_t>(covered),
+                                  files.segments.end());
+  last_revision_ = files.covered_revision();
 
   bool reopen_newest = !segments.empty();
   for (size_t i = 0; i < segments.size(); ++i) {
@@ -93,7 +97,7 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
       return sink(record);
     });
     if (!scan) return scan.error();
-    if (first_in_segment != 0 && first_in_segment < segments[i].first_revision) {
+    if (first_in_segment != 0 && first_in_segment < segments[i].revision) {
       return Status::Corruption(fmt::format(
           "{} holds revision {}, below the first revision its name promises; the data dir has "
           "been tampered with or mixed with another one",
@@ -119,22 +123,44 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
     if (newest) {
       active_records_ = scan->records;
     } else {
+      sealed_.push_back({segments[i].name, scan->valid_bytes});
       sealed_bytes_ += scan->valid_bytes;
     }
   }
   report->last_revision = last_revision_;
 
   if (!reopen_newest) {
-    segments_ = segments.empty() ? 0 : segments.size() - 1;
-    if (Status s = OpenNewSegment(last_revision_ + 1); !s.ok()) return s;
+    segments_ = sealed_.size();
+    if (Status s = OpenNewSegmentLocked(last_revision_ + 1); !s.ok()) return s;
   } else {
-    auto file = fs.OpenAppendable(JoinPath(options_.dir, segments.back().name));
+    active_name_ = segments.back().name;
+    auto file = fs.OpenAppendable(JoinPath(options_.dir, active_name_));
     if (!file) return file.error();
     active_ = std::move(*file);
     active_bytes_ = active_->Size();
     segments_ = segments.size();
   }
   report->segments = segments_;
+  return Status::Ok();
+}
+
+Status FileLog::LoadSnapshot(const std::string& name, const RecordSink& sink, RecoveryReport* report) {
+  const std::string path = JoinPath(options_.dir, name);
+  auto bytes = options_.fs->ReadFile(path);
+  if (!bytes) return bytes.error();
+  auto scan = ScanSnapshot(*bytes, path, sink);
+  if (!scan) return scan.error();
+  snapshot_name_ = name;
+  snapshot_bytes_ = bytes->size();
+  report->snapshot_records = scan->records;
+  report->covered_revision = scan->covered_revision;
+  report->bytes += bytes->size();
+  return Status::Ok();
+}
+
+Status FileLog::RemoveRedundant(const std::string& name, std::string_view why) {
+  if (Status s = options_.fs->Remove(JoinPath(options_.dir, name)); !s.ok()) return s;
+  options_.logger->Info("removed a file the log no longer needs", {{"file", name}, {"why", std::string(why)}});
   return Status::Ok();
 }
 
@@ -166,9 +192,10 @@ Status FileLog::RepairTornTail(const std::string& path, const std::string& bytes
   return Status::Ok();
 }
 
-Status FileLog::OpenNewSegment(uint64_t first_revision) {
+Status FileLog::OpenNewSegmentLocked(uint64_t first_revision) {
   FileSystem& fs = *options_.fs;
-  const std::string path = JoinPath(options_.dir, SegmentFileName(first_revision));
+  const std::string name = SegmentFileName(first_revision);
+  const std::string path = JoinPath(options_.dir, name);
   const std::string temp = path + std::string(kTempSuffix);
   std::string header;
   AppendSegmentHeader(&header);
@@ -178,13 +205,28 @@ Status FileLog::OpenNewSegment(uint64_t first_revision) {
   auto file = fs.OpenAppendable(path);
   if (!file) return file.error();
   active_ = std::move(*file);
+  active_name_ = name;
   active_records_ = 0;
   active_bytes_ = active_->Size();
   ++segments_;
   return Status::Ok();
 }
 
+Status FileLog::SealActiveLocked(uint64_t next_first_revision) {
+  // The old segment is synced whatever the policy: only the newest may end
+  // in a torn write, which is what lets recovery tell damage apart.
+  Status s = active_->Sync();
+  if (s.ok()) s = active_->Close();
+  if (!s.ok()) return s;
+  const uint64_t bytes = active_->Size();
+  sealed_.push_back({active_name_, bytes});
+  sealed_bytes_ += bytes;
+  active_bytes_ = 0;
+  return OpenNewSegmentLocked(next_first_revision);
+}
+
 Status FileLog::Append(const std::vector<Change>& batch) {
+  std::lock_guard lock(mu_);
   if (closed_) return Status::Unavailable("the log is closed");
   if (!failed_.ok()) return failed_;
   if (batch.empty()) return Status::Ok();
@@ -193,15 +235,7 @@ Status FileLog::Append(const std::vector<Change>& batch) {
   for (const Change& c : batch) AppendRecord(&buffer_, c.revision, c.type, c.key, c.value);
 
   if (active_records_ > 0 && active_->Size() + buffer_.size() > options_.segment_bytes) {
-    // The old segment is synced whatever the policy: only the newest may end
-    // in a torn write, which is what lets recovery tell damage apart.
-    Status s = active_->Sync();
-    if (s.ok()) s = active_->Close();
-    if (s.ok()) {
-      sealed_bytes_ += active_->Size();
-      s = OpenNewSegment(batch.front().revision);
-    }
-    if (!s.ok()) {
+    if (Status s = SealActiveLocked(batch.front().revision); !s.ok()) {
       failed_ = s;
       return s;
     }
@@ -215,12 +249,17 @@ Status FileLog::Append(const std::vector<Change>& batch) {
   active_bytes_ = active_->Size();
   last_revision_ = batch.back().revision;
   ++appends_;
-  if (options_.fsync == FsyncPolicy::kAlways) return Sync();
+  if (options_.fsync == FsyncPolicy::kAlways) return SyncLocked();
   return Status::Ok();
 }
 
 Status FileLog::Sync() {
+  std::lock_guard lock(mu_);
   if (closed_) return Status::Unavailable("the log is closed");
+  return SyncLocked();
+}
+
+Status FileLog::SyncLocked() {
   if (!failed_.ok()) return failed_;
   if (Status s = active_->Sync(); !s.ok()) {
     failed_ = s;
@@ -231,8 +270,12 @@ Status FileLog::Sync() {
 }
 
 Status FileLog::Close() {
+  // A running compaction finishes first: it must not remove files after the
+  // directory lock is released.
+  std::lock_guard compacting(compact_mu_);
+  std::lock_guard lock(mu_);
   if (closed_) return Status::Ok();
-  Status s = failed_.ok() && active_ ? Sync() : failed_;
+  Status s = failed_.ok() && active_ ? SyncLocked() : failed_;
   if (active_) {
     Status c = active_->Close();
     if (s.ok()) s = c;
@@ -242,9 +285,98 @@ Status FileLog::Close() {
   return s;
 }
 
+Result<CompactionStats> FileLog::Compact() {
+  std::lock_guard compacting(compact_mu_);
+  const auto started = std::chrono::steady_clock::now();
+  CompactionStats result;
+  MergeInput input;
+  input.fs = options_.fs;
+  input.dir = options_.dir;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return Status::Unavailable("the log is closed");
+    if (!failed_.ok()) return failed_;
+    result.bytes_before = result.bytes_after = stats().bytes;
+    if (active_records_ > 0) {
+      // Cut here so that everything written so far can be compacted.
+      if (Status s = SealActiveLocked(last_revision_ + 1); !s.ok()) {
+        failed_ = s;
+        return s;
+      }
+    }
+    if (sealed_.empty()) return result;
+    if (!snapshot_name_.empty()) input.snapshot = snapshot_name_;
+    for (const SealedSegment& seg : sealed_) input.segments.push_back(seg.name);
+    input.covered_revision = last_revision_;
+  }
+
+  auto merged = MergeIntoSnapshot(input);
+  if (!merged) {
+    options_.logger->Error("compaction failed; the log is unchanged", {{"cause", merged.error().message()}});
+    return merged.error();
+  }
+
+  // The new snapshot is durable: what it replaces is now redundant.
+  std::vector<std::string> replaced = input.segments;
+  const std::string new_snapshot = SnapshotFileName(input.covered_revision);
+  if (input.snapshot && *input.snapshot != new_snapshot) replaced.push_back(*input.snapshot);
+  std::vector<std::string> removed;
+  Status removal;
+  for (const std::string& name : replaced) {
+    Status s = options_.fs->Remove(JoinPath(options_.dir, name));
+    if (s.ok()) {
+      removed.push_back(name);
+    } else if (removal.ok()) {
+      removal = s;
+    }
+  }
+  if (!removed.empty()) {
+    if (Status s = options_.fs->SyncDir(options_.dir); !s.ok() && removal.ok()) removal = s;
+  }
+
+  {
+    std::lock_guard lock(mu_);
+    for (const std::string& name : removed) {
+      auto it = std::find_if(sealed_.begin(), sealed_.end(),
+                             [&](const SealedSegment& seg) { return seg.name == name; });
+      if (it == sealed_.end()) continue;
+      sealed_bytes_ -= it->bytes;
+      sealed_.erase(it);
+      --segments_;
+    }
+    snapshot_name_ = new_snapshot;
+    snapshot_bytes_ = merged->snapshot.bytes;
+    result.bytes_after = stats().bytes;
+  }
+  result.compacted = true;
+  ++compactions_;
+  if (result.bytes_before > result.bytes_after) reclaimed_bytes_ += result.bytes_before - result.bytes_after;
+  result.covered_revision = input.covered_revision;
+  result.records_read = merged->records_read;
+  result.records_written = merged->snapshot.records;
+  result.files_removed = removed.size();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  options_.logger->Info("compacted the log",
+                        {{"covered_revision", std::to_string(result.covered_revision)},
+                         {"bytes_before", std::to_string(result.bytes_before)},
+                         {"bytes_after", std::to_string(result.bytes_after)},
+                         {"records_read", std::to_string(result.records_read)},
+                         {"records_kept", std::to_string(result.records_written)},
+                         {"files_removed", std::to_string(result.files_removed)},
+                         {"seconds", fmt::format("{:.3f}", result.seconds)}});
+  if (!removal.ok()) {
+    return Status::IOError(fmt::format(
+        "compaction wrote {} but could not remove every file it replaces ({}); the space is "
+        "freed at the next compaction or start",
+        merged->snapshot.path, removal.message()));
+  }
+  return result;
+}
+
 FileLogStats FileLog::stats() const {
-  return {segments_.load(), sealed_bytes_.load() + active_bytes_.load(), appends_.load(),
-          syncs_.load()};
+  return {segments_.load(), sealed_bytes_.load() + snapshot_bytes_.load() + active_bytes_.load(),
+          snapshot_bytes_.load(), appends_.load(), syncs_.load(), compactions_.load(),
+          reclaimed_bytes_.load()};
 }
 
 }  // namespace kvctl::core

@@ -12,14 +12,24 @@
 // synced in full, the new one is written as a temp file with its header,
 // synced, renamed into place, and the directory synced (etcd's way).
 //
+// Compaction (Compact(), see compaction.h and snapshot.h): cut the active
+// segment so every record so far is in a sealed one, merge the current
+// snapshot and the sealed segments into a new snapshot covering the last
+// revision R (temp file, sync, rename, directory sync), then remove the
+// files it replaces. Appends go on meanwhile: only the cut holds the log's
+// lock. A crash at any step leaves either the old files or the new snapshot
+// plus files it makes redundant; recovery loads the newest snapshot, skips
+// and removes the segments it covers and any older snapshot or temp file.
+//
 // Thread safety: Append/Sync/Close from one thread at a time (the store's
-// committer); stats() from any thread.
+// committer); Compact(), stats() and DiskBytes() from any thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -40,6 +50,8 @@ struct FileLogOptions {
 
 struct RecoveryReport {
   uint64_t segments = 0;
+  uint64_t snapshot_records = 0;  // live keys loaded from a snapshot
+  uint64_t covered_revision = 0;  // the snapshot's, 0 without one
   uint64_t records = 0;
   uint64_t bytes = 0;
   uint64_t last_revision = 0;
@@ -53,9 +65,12 @@ struct RecoveryReport {
 
 struct FileLogStats {
   uint64_t segments = 0;
-  uint64_t bytes = 0;  // on disk, all segments
+  uint64_t bytes = 0;           // on disk: all segments and the snapshot
+  uint64_t snapshot_bytes = 0;
   uint64_t appends = 0;
   uint64_t syncs = 0;
+  uint64_t compactions = 0;
+  uint64_t reclaimed_bytes = 0;  // by compactions, in total
 };
 
 class FileLog final : public ChangeLog {
@@ -73,30 +88,54 @@ class FileLog final : public ChangeLog {
   Status Sync() override;
   Status Close() override;
   bool SyncsOnAppend() const override { return options_.fsync == FsyncPolicy::kAlways; }
+  Result<CompactionStats> Compact() override;
+  uint64_t DiskBytes() const override { return stats().bytes; }
 
   FileLogStats stats() const;
 
  private:
+  struct SealedSegment {
+    std::string name;
+    uint64_t bytes = 0;
+  };
+
   FileLog(FileLogOptions options, std::unique_ptr<FileLock> lock);
   Status Recover(const RecordSink& sink, RecoveryReport* report);
+  Status LoadSnapshot(const std::string& name, const RecordSink& sink, RecoveryReport* report);
+  Status RemoveRedundant(const std::string& name, std::string_view why);
   Status RepairTornTail(const std::string& name, const std::string& bytes, uint64_t offset,
                         RecoveryReport* report);
-  Status OpenNewSegment(uint64_t first_revision);
+  // Both require mu_.
+  Status OpenNewSegmentLocked(uint64_t first_revision);
+  Status SealActiveLocked(uint64_t next_first_revision);
+  Status SyncLocked();
 
   FileLogOptions options_;
   std::unique_ptr<FileLock> lock_;
+
+  // Guards the active segment, the file lists and the sticky state below;
+  // held by Append for its write and sync, and by Compact only to cut.
+  mutable std::mutex mu_;
   std::unique_ptr<WritableFile> active_;
+  std::string active_name_;
   uint64_t active_records_ = 0;
   uint64_t last_revision_ = 0;
+  std::vector<SealedSegment> sealed_;  // oldest first
+  std::string snapshot_name_;          // empty: none
   std::string buffer_;  // reused encoding buffer
   Status failed_;       // sticky: after a failed append or sync nothing more is written
   bool closed_ = false;
 
+  std::mutex compact_mu_;  // one compaction at a time
+
   std::atomic<uint64_t> segments_{0};
   std::atomic<uint64_t> sealed_bytes_{0};  // bytes in segments before the active one
+  std::atomic<uint64_t> snapshot_bytes_{0};
   std::atomic<uint64_t> active_bytes_{0};
   std::atomic<uint64_t> appends_{0};
   std::atomic<uint64_t> syncs_{0};
+  std::atomic<uint64_t> compactions_{0};
+  std::atomic<uint64_t> reclaimed_bytes_{0};
 };
 
 }  // namespace kvctl::core

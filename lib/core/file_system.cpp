@@ -62,6 +62,34 @@ class PosixWritableFile final : public WritableFile {
   uint64_t size_;
 };
 
+class PosixReadableFile final : public ReadableFile {
+ public:
+  PosixReadableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixReadableFile() override { ::close(fd_); }
+
+  Result<std::string> ReadAll() override {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return Errno("cannot stat", path_, errno);
+    std::string data;
+    data.resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::pread(fd_, data.data() + done, data.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Errno("read of", path_, errno);
+      if (n == 0) break;  // the file shrank while we read it
+      done += static_cast<size_t>(n);
+    }
+    data.resize(done);
+    return data;
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
 class PosixFileLock final : public FileLock {
  public:
   explicit PosixFileLock(int fd) : fd_(fd) {}
@@ -87,34 +115,18 @@ class PosixFs final : public FileSystem {
   }
 
   Result<std::string> ReadFile(const std::string& path) override {
+    auto file = OpenReadable(path);
+    if (!file) return file.error();
+    return (*file)->ReadAll();
+  }
+
+  Result<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ENOENT) return Status::NotFound(fmt::format("no file {}", path));
       return Errno("cannot open", path, errno);
     }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      return Errno("cannot stat", path, err);
-    }
-    std::string data;
-    data.resize(static_cast<size_t>(st.st_size));
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::read(fd, data.data() + done, data.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        ::close(fd);
-        return Errno("read of", path, err);
-      }
-      if (n == 0) break;  // the file shrank while we read it
-      done += static_cast<size_t>(n);
-    }
-    data.resize(done);
-    ::close(fd);
-    return data;
+    return std::unique_ptr<ReadableFile>(new PosixReadableFile(path, fd));
   }
 
   Status WriteFile(const std::string& path, std::string_view data) override {

@@ -29,6 +29,17 @@ class WritableFile {
   virtual const std::string& path() const = 0;
 };
 
+// An open file for reading. On POSIX it stays readable after the name is
+// unlinked, which lets a reader pin a set of files that a concurrent
+// compaction may remove.
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  // Reads the whole file as it is now.
+  virtual Result<std::string> ReadAll() = 0;
+  virtual const std::string& path() const = 0;
+};
+
 // Held for as long as the object lives; released on destruction.
 class FileLock {
  public:
@@ -41,8 +52,10 @@ class FileSystem {
 
   // Opens `path` for appending, creating it if missing.
   virtual Result<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) = 0;
-  // Reads the whole file.
+  // Reads the whole file. NotFound when it does not exist.
   virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  // Opens `path` for reading. NotFound when it does not exist.
+  virtual Result<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) = 0;
   // Writes `data` to `path` (replacing it) and syncs it; no directory sync.
   virtual Status WriteFile(const std::string& path, std::string_view data) = 0;
   virtual Status Truncate(const std::string& path, uint64_t size) = 0;

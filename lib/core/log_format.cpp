@@ -6,25 +6,11 @@
 
 #include <fmt/format.h>
 
+#include "lib/core/coding.h"
+
 namespace kvctl::core {
 namespace {
 
-void PutU32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-void PutU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
 uint32_t HeaderCheck(const char* record) {
   return static_cast<uint32_t>(XXH3_64bits(record + 4, kRecordHeaderSize - 4));
 }
@@ -115,12 +101,12 @@ ParsedRecord ParseRecord(std::string_view bytes) {
   return r;
 }
 
-std::string SegmentFileName(uint64_t first_revision) {
-  return fmt::format("{:020}{}", first_revision, kSegmentSuffix);
+std::string RevisionFileName(uint64_t revision, std::string_view suffix) {
+  return fmt::format("{:020}{}", revision, suffix);
 }
 
-bool ParseSegmentFileName(std::string_view name, uint64_t* first_revision) {
-  if (name.size() != 20 + kSegmentSuffix.size() || !name.ends_with(kSegmentSuffix)) return false;
+bool ParseRevisionFileName(std::string_view name, std::string_view suffix, uint64_t* revision) {
+  if (name.size() != 20 + suffix.size() || !name.ends_with(suffix)) return false;
   uint64_t v = 0;
   for (size_t i = 0; i < 20; ++i) {
     if (name[i] < '0' || name[i] > '9') return false;
@@ -128,8 +114,16 @@ bool ParseSegmentFileName(std::string_view name, uint64_t* first_revision) {
     if (v > (UINT64_MAX - digit) / 10) return false;
     v = v * 10 + digit;
   }
-  *first_revision = v;
+  *revision = v;
   return true;
+}
+
+std::string SegmentFileName(uint64_t first_revision) {
+  return RevisionFileName(first_revision, kSegmentSuffix);
+}
+
+bool ParseSegmentFileName(std::string_view name, uint64_t* first_revision) {
+  return ParseRevisionFileName(name, kSegmentSuffix, first_revision);
 }
 
 }  // namespace kvctl::core

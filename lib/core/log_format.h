@@ -86,6 +86,11 @@ struct ParsedRecord {
 // Parses the record at the start of `bytes`.
 ParsedRecord ParseRecord(std::string_view bytes);
 
+// Files of a data dir are named by a revision as 20 decimal digits plus a
+// suffix, so sorting the names sorts them by revision.
+std::string RevisionFileName(uint64_t revision, std::string_view suffix);
+bool ParseRevisionFileName(std::string_view name, std::string_view suffix, uint64_t* revision);
+
 // "00000000000000000001.log" for 1; and back (false if `name` is not a segment name).
 std::string SegmentFileName(uint64_t first_revision);
 bool ParseSegmentFileName(std::string_view name, uint64_t* first_revision);

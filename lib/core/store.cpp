@@ -11,11 +11,45 @@ Store::~Store() { (void)Close(); }
 
 void Store::ApplyRecovered(const LogRecord& record) {
   if (record.type == RecordType::kPut) {
-    map_.insert_or_assign(std::string(record.key), Entry{std::string(record.value), record.revision});
-  } else if (auto it = map_.find(record.key); it != map_.end()) {
-    map_.erase(it);
+    SetLocked(std::string(record.key), std::string(record.value), record.revision);
+  } else {
+    EraseLocked(record.key);
   }
   committed_revision_ = record.revision;
+}
+
+void Store::NoteRecoveredRevision(uint64_t revision) {
+  if (revision > committed_revision_.load()) committed_revision_ = revision;
+}
+
+void Store::SetLocked(std::string key, std::string value, uint64_t revision) {
+  const uint64_t size = EncodedRecordSize(key.size(), value.size());
+  auto [it, inserted] = map_.try_emplace(std::move(key));
+  if (!inserted) live_bytes_ -= EncodedRecordSize(it->first.size(), it->second.value.size());
+  it->second = Entry{std::move(value), revision};
+  live_bytes_ += size;
+}
+
+void Store::EraseLocked(std::string_view key) {
+  if (auto it = map_.find(key); it != map_.end()) {
+    live_bytes_ -= EncodedRecordSize(it->first.size(), it->second.value.size());
+    map_.erase(it);
+  }
+}
+
+Result<CompactionStats> Store::Compact() {
+  ChangeLog* log = nullptr;
+  {
+    std::lock_guard lock(write_mu_);
+    log = log_.get();
+  }
+  if (log == nullptr) return Status::Unavailable("the store is not open yet");
+  return log->Compact();
+}
+
+uint64_t Store::LogDiskBytes() const {
+  std::lock_guard lock(write_mu_);
+  return log_ ? log_->DiskBytes() : 0;
 }
 
 void Store::Start(std::unique_ptr<ChangeLog> log) {
@@ -199,10 +233,10 @@ void Store::ApplyCommitted(std::vector<Change>& batch) {
         pending_.erase(it);
       }
       if (c.type == RecordType::kPut) {
-        map_.insert_or_assign(std::move(c.key), Entry{std::move(c.value), c.revision});
+        SetLocked(std::move(c.key), std::move(c.value), c.revision);
         ++puts_;
       } else {
-        if (auto it = map_.find(c.key); it != map_.end()) map_.erase(it);
+        EraseLocked(c.key);
         ++deletes_;
       }
     }
@@ -245,6 +279,7 @@ StoreStats Store::stats() const {
   {
     std::shared_lock lock(map_mu_);
     s.keys = map_.size();
+    s.live_bytes = live_bytes_;
   }
   s.revision = committed_revision_.load();
   s.puts = puts_.load();
@@ -266,8 +301,9 @@ Status Store::Close() {
   }
   queue_cv_.notify_all();
   if (committer_.joinable()) committer_.join();
+  // log_ stays (closed) until the store is destroyed: a compaction running
+  // on another thread may still hold it, and gets Unavailable from it.
   Status closed = log_ ? log_->Close() : Status::Ok();
-  log_.reset();
   std::lock_guard lock(durable_mu_);
   return log_failure_.ok() ? closed : log_failure_;
 }

@@ -101,6 +101,7 @@ struct StoreStats {
   uint64_t commit_batches = 0;  // log appends (one per group commit)
   uint64_t committed_changes = 0;
   uint64_t interval_syncs = 0;
+  uint64_t live_bytes = 0;  // what the live keys take as log records (a snapshot's size)
 };
 
 class Store {
@@ -112,6 +113,9 @@ class Store {
 
   // Recovery: replays one record of the log into the map.
   void ApplyRecovered(const LogRecord& record);
+  // Recovery: the log's last revision, which a snapshot can carry past the
+  // last record (when the last changes it covers were deletions).
+  void NoteRecoveredRevision(uint64_t revision);
   // Starts accepting writes, made durable through `log`.
   void Start(std::unique_ptr<ChangeLog> log);
 
@@ -122,6 +126,11 @@ class Store {
   // NotFound when the key does not exist.
   Result<Entry> Get(std::string_view key) const;
   ListPage List(const ListOptions& options) const;
+
+  // Compacts the log (ChangeLog::Compact); readers and writers go on.
+  Result<CompactionStats> Compact();
+  // Bytes the log holds on disk.
+  uint64_t LogDiskBytes() const;
 
   // OK while writes are accepted, else why not.
   Status Writable() const;
@@ -146,6 +155,10 @@ class Store {
   // write_mu_, which is also what keeps the map from changing underneath
   // (only the committer changes it, holding write_mu_).
   Current LatestLocked(std::string_view key) const;
+  // Change the committed map (and live_bytes_); require map_mu_ held
+  // exclusively, or recovery (no other thread yet).
+  void SetLocked(std::string key, std::string value, uint64_t revision);
+  void EraseLocked(std::string_view key);
   Status CheckLocked(const Current& cur, const Precondition& pre) const;
   uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value);
   Status WaitDurable(uint64_t revision);
@@ -160,6 +173,7 @@ class Store {
   // The committed state, which readers see.
   mutable std::shared_mutex map_mu_;
   std::map<std::string, Entry, std::less<>> map_;
+  uint64_t live_bytes_ = 0;  // guarded by map_mu_
 
   // Writers: condition checks, revision numbering, the overlay of changes
   // not yet committed. Lock order: write_mu_, then queue_mu_, map_mu_ or

@@ -27,6 +27,7 @@ struct RouteMatch {
 RouteMatch MatchRoute(std::string_view path) {
   if (path.starts_with(kKeyPrefix)) return {Route::kKey, "GET, HEAD, PUT, DELETE", path.substr(kKeyPrefix.size())};
   if (path == kListPath) return {Route::kList, "GET, HEAD", {}};
+  if (path == "/v1/admin/compact") return {Route::kAdminCompact, "POST", {}};
   if (path == "/healthz") return {Route::kHealthz, "GET, HEAD", {}};
   if (path == "/readyz") return {Route::kReadyz, "GET, HEAD", {}};
   if (path == "/metrics") return {Route::kMetrics, "GET, HEAD", {}};
@@ -73,6 +74,18 @@ HttpResponse FromStoreError(const core::Status& s) {
   if (s.IsUnavailable()) return KvApi::Error(503, "unavailable", s.message());
   if (s.IsNotFound()) return KvApi::Error(404, "no_such_key", s.message());
   return KvApi::Error(500, "internal", s.message());
+}
+
+json CompactionJson(const core::CompactionStats& s) {
+  return json{{"compacted", s.compacted},
+              {"covered_revision", s.covered_revision},
+              {"bytes_before", s.bytes_before},
+              {"bytes_after", s.bytes_after},
+              {"records_read", s.records_read},
+              {"records_kept", s.records_written},
+              {"records_dropped", s.records_read - s.records_written},
+              {"files_removed", s.files_removed},
+              {"seconds", s.seconds}};
 }
 
 std::string_view Trim(std::string_view s) {
@@ -198,6 +211,7 @@ HttpResponse KvApi::Handle(const HttpRequest& req) {
     switch (match.route) {
       case Route::kKey: res = HandleKey(req, match.tail); break;
       case Route::kList: res = HandleList(req); break;
+      case Route::kAdminCompact: res = HandleCompact(); break;
       case Route::kHealthz: res = HandleHealthz(); break;
       case Route::kReadyz: res = HandleReadyz(); break;
       case Route::kMetrics: res = HandleMetrics(); break;
@@ -299,6 +313,19 @@ HttpResponse KvApi::HandleList(const HttpRequest& req) {
   json body{{"items", std::move(items)}, {"next", nullptr}};
   if (page.next) SetKeyField(body, "next", *page.next);
   return Json(200, body);
+}
+
+HttpResponse KvApi::HandleCompact() {
+  // Runs on this request's thread; the store keeps serving meanwhile, and a
+  // second request waits for the running compaction (ChangeLog::Compact).
+  auto stats = store_.Compact();
+  if (!stats) {
+    const core::Status& s = stats.error();
+    if (s.IsUnavailable()) return Error(503, "unavailable", s.message());
+    if (s.IsCorruption()) return Error(500, "corrupt_log", s.message());
+    return Error(500, "compaction_failed", s.message());
+  }
+  return Json(200, CompactionJson(*stats));
 }
 
 HttpResponse KvApi::HandleHealthz() { return Json(200, json{{"status", "ok"}}); }

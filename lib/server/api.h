@@ -48,6 +48,7 @@ class KvApi {
  private:
   HttpResponse HandleKey(const HttpRequest& request, std::string_view raw_key);
   HttpResponse HandleList(const HttpRequest& request);
+  HttpResponse HandleCompact();
   HttpResponse HandleHealthz();
   HttpResponse HandleReadyz();
   HttpResponse HandleMetrics();

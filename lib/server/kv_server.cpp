@@ -15,6 +15,12 @@ void RenderFileLogMetrics(const core::FileLogStats& s, std::string* out) {
   metric("kvctl_log_bytes", "Bytes of the log on disk.", "gauge", s.bytes);
   metric("kvctl_log_appends_total", "Appends (writes) to the log.", "counter", s.appends);
   metric("kvctl_log_syncs_total", "fdatasync calls on the log.", "counter", s.syncs);
+  metric("kvctl_log_snapshot_bytes", "Bytes of the compaction snapshot on disk.", "gauge",
+         s.snapshot_bytes);
+  metric("kvctl_compactions_total", "Compactions completed (online, automatic or requested).",
+         "counter", s.compactions);
+  metric("kvctl_compaction_reclaimed_bytes_total", "Disk bytes freed by compactions.", "counter",
+         s.reclaimed_bytes);
 }
 
 }  // namespace
@@ -51,10 +57,13 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
                                     {"segments", std::to_string(report.segments)},
                                     {"records", std::to_string(report.records)},
                                     {"keys", std::to_string(store.stats().keys)},
+                                    {"snapshot_keys", std::to_string(report.snapshot_records)},
                                     {"revision", std::to_string(report.last_revision)},
                                     {"took_ms", std::to_string(took.count())}});
+  store.NoteRecoveredRevision(report.last_revision);
   server->log_ = log->get();
   store.Start(std::move(*log));
+  server->auto_compactor_ = std::make_unique<core::AutoCompactor>(o.compaction, store, logger);
 
   core::FileLog* file_log = server->log_;
   o.api.render_backend_metrics = [file_log](std::string* out) {
@@ -73,6 +82,7 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
 
 core::Status KvServer::Run() {
   core::Status served = http_->Serve();
+  auto_compactor_->Stop();
   core::Status closed = store_->Close();
   if (!closed.ok()) {
     logger_.Error("closing the log failed", {{"cause", closed.message()}});

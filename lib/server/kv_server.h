@@ -12,6 +12,7 @@
 
 #include "lib/core/file_log.h"
 #include "lib/core/logger.h"
+#include "lib/core/auto_compaction.h"
 #include "lib/core/store.h"
 #include "lib/server/api.h"
 #include "lib/server/http_server.h"
@@ -21,6 +22,7 @@ namespace kvctl::server {
 struct ServeOptions {
   core::FileLogOptions log;  // dir, fsync, segment_bytes
   std::chrono::milliseconds fsync_interval{100};
+  core::AutoCompactionPolicy compaction;
   HttpServerOptions http;
   ApiOptions api;
 };
@@ -43,6 +45,7 @@ class KvServer {
   core::Logger& logger_;
   std::unique_ptr<core::Store> store_;
   core::FileLog* log_ = nullptr;  // owned by store_
+  std::unique_ptr<core::AutoCompactor> auto_compactor_;
   std::unique_ptr<KvApi> api_;
   std::unique_ptr<HttpServer> http_;
 };

@@ -16,6 +16,7 @@ const char* RouteLabel(Route route) {
     case Route::kHealthz: return "/healthz";
     case Route::kReadyz: return "/readyz";
     case Route::kMetrics: return "/metrics";
+    case Route::kAdminCompact: return "/v1/admin/compact";
     case Route::kUnknown:
     case Route::kCount: break;
   }

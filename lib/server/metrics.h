@@ -9,7 +9,7 @@
 
 namespace kvctl::server {
 
-enum class Route { kKey, kList, kHealthz, kReadyz, kMetrics, kUnknown, kCount };
+enum class Route { kKey, kList, kAdminCompact, kHealthz, kReadyz, kMetrics, kUnknown, kCount };
 enum class Method { kGet, kHead, kPut, kDelete, kPost, kOther, kCount };
 
 const char* RouteLabel(Route route);

@@ -12,6 +12,7 @@ class FaultFile final : public core::WritableFile {
   FaultFile(FaultFs& fs, std::unique_ptr<core::WritableFile> base) : fs_(fs), base_(std::move(base)) {}
 
   core::Status Append(std::string_view data) override {
+    if (core::Status s = fs_.BeforeOp("append to", path()); !s.ok()) return s;
     bool full = false;
     const uint64_t allowed = fs_.Allow(data.size(), &full);
     if (allowed > 0) {
@@ -21,7 +22,8 @@ class FaultFile final : public core::WritableFile {
     return core::Status::Ok();
   }
   core::Status Sync() override {
-    if (core::Status s = fs_.BeforeSync(); !s.ok()) return s;
+    if (core::Status s = fs_.BeforeOp("sync of", path()); !s.ok()) return s;
+    if (core::Status s = fs_.BeforeSync(path()); !s.ok()) return s;
     if (core::Status s = base_->Sync(); !s.ok()) return s;
     fs_.MarkSynced(path(), base_->Size());
     return core::Status::Ok();
@@ -38,6 +40,11 @@ class FaultFile final : public core::WritableFile {
 void FaultFs::FailSyncs(bool on) {
   std::lock_guard lock(mu_);
   fail_syncs_ = on;
+}
+
+void FaultFs::FailSyncsOf(std::string part) {
+  std::lock_guard lock(mu_);
+  fail_syncs_of_ = std::move(part);
 }
 
 void FaultFs::FailWritesAfter(uint64_t bytes) {
@@ -74,20 +81,53 @@ uint64_t FaultFs::dir_sync_count(const std::string& dir) {
   return dir_syncs_[dir];
 }
 
+void FaultFs::CrashAfterOps(uint64_t n) {
+  std::lock_guard lock(mu_);
+  crash_armed_ = true;
+  crash_at_op_ = ops_ + n;
+}
+
+void FaultFs::Revive() {
+  std::lock_guard lock(mu_);
+  crash_armed_ = false;
+}
+
+uint64_t FaultFs::ops_count() {
+  std::lock_guard lock(mu_);
+  return ops_;
+}
+
+core::Status FaultFs::BeforeOp(std::string_view what, std::string_view path) {
+  std::lock_guard lock(mu_);
+  if (crash_armed_ && ops_ >= crash_at_op_) {
+    return core::Status::IOError(std::string(what) + " " + std::string(path) + ": the process has crashed (injected)");
+  }
+  ++ops_;
+  return core::Status::Ok();
+}
+
+core::Status FaultFs::Remove(const std::string& path) {
+  if (core::Status s = BeforeOp("removal of", path); !s.ok()) return s;
+  return base_.Remove(path);
+}
+
 core::Status FaultFs::SyncDir(const std::string& dir) {
+  if (core::Status s = BeforeOp("fsync of directory", dir); !s.ok()) return s;
   if (core::Status s = base_.SyncDir(dir); !s.ok()) return s;
   std::lock_guard lock(mu_);
   ++dir_syncs_[dir];
   return core::Status::Ok();
 }
 
-core::Status FaultFs::BeforeSync() {
+core::Status FaultFs::BeforeSync(std::string_view path) {
   std::unique_lock lock(mu_);
   ++syncs_waiting_;
   cv_.wait(lock, [&] { return !hold_syncs_; });
   --syncs_waiting_;
   ++syncs_;
-  if (fail_syncs_) return core::Status::IOError("fdatasync: Input/output error (injected)");
+  if (fail_syncs_ || (!fail_syncs_of_.empty() && path.find(fail_syncs_of_) != std::string_view::npos)) {
+    return core::Status::IOError("fdatasync: Input/output error (injected)");
+  }
   return core::Status::Ok();
 }
 
@@ -106,6 +146,7 @@ void FaultFs::MarkSynced(const std::string& path, uint64_t size) {
 }
 
 core::Result<std::unique_ptr<core::WritableFile>> FaultFs::OpenAppendable(const std::string& path) {
+  if (core::Status s = BeforeOp("open of", path); !s.ok()) return s;
   auto file = base_.OpenAppendable(path);
   if (!file) return file.error();
   {
@@ -118,13 +159,15 @@ core::Result<std::unique_ptr<core::WritableFile>> FaultFs::OpenAppendable(const 
 }
 
 core::Status FaultFs::WriteFile(const std::string& path, std::string_view data) {
-  if (core::Status s = BeforeSync(); !s.ok()) return s;
+  if (core::Status s = BeforeOp("write of", path); !s.ok()) return s;
+  if (core::Status s = BeforeSync(path); !s.ok()) return s;
   if (core::Status s = base_.WriteFile(path, data); !s.ok()) return s;
   MarkSynced(path, data.size());
   return core::Status::Ok();
 }
 
 core::Status FaultFs::Truncate(const std::string& path, uint64_t size) {
+  if (core::Status s = BeforeOp("truncation of", path); !s.ok()) return s;
   if (core::Status s = base_.Truncate(path, size); !s.ok()) return s;
   std::lock_guard lock(mu_);
   if (auto it = synced_size_.find(path); it != synced_size_.end()) it->second = std::min(it->second, size);
@@ -132,6 +175,7 @@ core::Status FaultFs::Truncate(const std::string& path, uint64_t size) {
 }
 
 core::Status FaultFs::Rename(const std::string& from, const std::string& to) {
+  if (core::Status s = BeforeOp("rename of", from); !s.ok()) return s;
   if (core::Status s = base_.Rename(from, to); !s.ok()) return s;
   std::lock_guard lock(mu_);
   if (auto it = synced_size_.find(from); it != synced_size_.end()) {

@@ -1,0 +1,125 @@
+// kvctl compact: through the running server (--addr, the default), or
+// offline on a data dir no server holds (--data-dir).
+#include <chrono>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cmd/kvctl/client_setup.h"
+#include "cmd/kvctl/command.h"
+#include "cmd/kvctl/output.h"
+#include "lib/core/file_log.h"
+
+namespace kvctl::cmd {
+namespace {
+
+// How long to wait for the server's answer: compaction reads and rewrites
+// the whole live state, far more than one request's client.timeout.
+constexpr std::chrono::hours kServerCompactionWait{1};
+
+struct CompactArgs {
+  OutputFormat output = OutputFormat::kText;
+};
+
+std::string HumanBytes(uint64_t bytes) {
+  if (bytes < 1000) return fmt::format("{} B", bytes);
+  if (bytes < 1000 * 1000) return fmt::format("{:.1f} kB", static_cast<double>(bytes) / 1e3);
+  if (bytes < 1000 * 1000 * 1000) return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6);
+  return fmt::format("{:.2f} GB", static_cast<double>(bytes) / 1e9);
+}
+
+std::string ReportText(const std::string& where, const core::CompactionStats& s) {
+  if (!s.compacted) {
+    return fmt::format("nothing to compact in {}: the log holds no history beyond the live keys ({})\n",
+                       where, HumanBytes(s.bytes_after));
+  }
+  const uint64_t freed = s.bytes_before > s.bytes_after ? s.bytes_before - s.bytes_after : 0;
+  return fmt::format(
+      "compacted {} up to revision {}: {} -> {} ({} freed); {} records read, {} kept, {} dropped; "
+      "{} files removed; {:.2f} s\n",
+      where, s.covered_revision, HumanBytes(s.bytes_before), HumanBytes(s.bytes_after), HumanBytes(freed),
+      s.records_read, s.records_written, s.records_read - s.records_written, s.files_removed, s.seconds);
+}
+
+std::string ReportJson(const std::string& where, const core::CompactionStats& s) {
+  nlohmann::json j{{"target", where},
+                   {"compacted", s.compacted},
+                   {"covered_revision", s.covered_revision},
+                   {"bytes_before", s.bytes_before},
+                   {"bytes_after", s.bytes_after},
+                   {"records_read", s.records_read},
+                   {"records_kept", s.records_written},
+                   {"records_dropped", s.records_read - s.records_written},
+                   {"files_removed", s.files_removed},
+                   {"seconds", s.seconds}};
+  return j.dump() + "\n";
+}
+
+core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, core::Logger& logger) {
+  const std::string& dir = cfg.storage.data_dir;
+  if (!core::PosixFileSystem().Exists(dir)) {
+    return core::Status::InvalidArgument(fmt::format("no data dir at {}; give the server's --data-dir", dir));
+  }
+  core::FileLogOptions options{.dir = dir,
+                               .fsync = core::FsyncPolicy::kAlways,
+                               .segment_bytes = cfg.storage.segment_bytes,
+                               .fs = nullptr,
+                               .logger = &logger};
+  auto log = core::FileLog::Open(options, [](const core::LogRecord&) { return core::Status::Ok(); }, nullptr);
+  if (!log) {
+    if (log.error().IsBusy()) {
+      return core::Status::Busy(fmt::format(
+          "{} is held by a running server or another compaction; compact through the server "
+          "instead: kvctl compact --addr URL",
+          dir));
+    }
+    return log.error();
+  }
+  auto stats = (*log)->Compact();
+  core::Status closed = (*log)->Close();
+  if (!stats) return stats.error();
+  if (!closed.ok()) return closed;
+  return stats;
+}
+
+core::Status RunCompact(const CommandContext& ctx, const CompactArgs& args) {
+  const bool offline = ctx.flags.contains("storage.data_dir");
+  if (offline && ctx.flags.contains("client.addr")) {
+    return core::Status::InvalidArgument(
+        "give --addr (compact through a running server) or --data-dir (offline), not both");
+  }
+  auto cfg = ctx.LoadConfig();
+  if (!cfg) return cfg.error();
+
+  std::string where;
+  core::Result<core::CompactionStats> stats = core::Status::Ok();
+  if (offline) {
+    core::Logger logger(core::LogLevel::kWarn,
+                        cfg->log.format == "json" ? core::LogFormat::kJson : core::LogFormat::kText);
+    where = cfg->storage.data_dir;
+    stats = CompactOffline(*cfg, logger);
+  } else {
+    auto client = MakeClient(ctx);
+    if (!client) return client.error();
+    where = (*client)->base_url();
+    stats = (*client)->Compact(kServerCompactionWait);
+  }
+  if (!stats) return stats.error();
+  return WriteStdout(args.output == OutputFormat::kJson ? ReportJson(where, *stats) : ReportText(where, *stats));
+}
+
+}  // namespace
+
+void AddCompactCommand(CLI::App& app, CommandContext& ctx) {
+  auto args = std::make_shared<CompactArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "compact",
+      "Shrink the log to the live keys: through the running server (--addr), or offline (--data-dir)");
+  AddOutputOption(*sub, args->output);
+  config::AddSettingFlags(*sub, config::Scope::kCompact, ctx.flags);
+  sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunCompact(ctx, *args); }; });
+}
+
+}  // namespace kvctl::cmd

@@ -1,0 +1,30 @@
+// How `kvctl replay` prints history: one line per event or key.
+//
+// text: `REV OP "KEY" "VALUE"` (OP is PUT or DELETE; a DELETE has no value),
+//   or `REV "KEY" "VALUE"` for --state. Key and value are quoted with C
+//   escapes (\" \\ \n \r \t, \xNN for other control bytes and invalid
+//   UTF-8), so every line is readable in a terminal and the exact bytes can
+//   be recovered.
+// json: one object per line (JSON Lines): {"revision", "op", "key",
+//   "value" (base64), "snapshot"} for events, {"revision", "key", "value"}
+//   for --state. A key that is not valid UTF-8 also carries "key_base64",
+//   as in the HTTP API.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lib/core/log_format.h"
+
+namespace kvctl::cmd {
+
+// `bytes` in double quotes with the escapes above.
+std::string QuoteBytes(std::string_view bytes);
+
+std::string EventText(const core::LogRecord& record);
+std::string EventJson(const core::LogRecord& record, bool from_snapshot);
+std::string StateText(std::string_view key, std::string_view value, uint64_t revision);
+std::string StateJson(std::string_view key, std::string_view value, uint64_t revision);
+
+}  // namespace kvctl::cmd

@@ -1,0 +1,146 @@
+#include "lib/core/history_reader.h"
+
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "lib/core/data_dir.h"
+#include "lib/core/log_reader.h"
+#include "lib/core/snapshot.h"
+
+namespace kvctl::core {
+namespace {
+
+// A compaction between listing and opening can remove a listed file; the
+// listing is then taken again.
+constexpr int kOpenAttempts = 5;
+
+struct OpenedFiles {
+  std::unique_ptr<ReadableFile> snapshot;
+  std::vector<std::unique_ptr<ReadableFile>> segments;  // oldest first
+};
+
+Result<OpenedFiles> OpenConsistentSet(FileSystem& fs, const std::string& dir) {
+  if (!fs.Exists(dir)) {
+    return Status::NotFound(fmt::format("no data dir at {} (give the server's --data-dir)", dir));
+  }
+  for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
+    auto listed = ListDataDir(fs, dir);
+    if (!listed) return listed.error();
+    if (listed->segments.empty() && listed->snapshots.empty()) {
+      return Status::InvalidArgument(fmt::format(
+          "{} holds no kvctl log (no *.log or *.snapshot files); give the server's --data-dir", dir));
+    }
+    OpenedFiles opened;
+    bool vanished = false;
+    auto open = [&](const std::string& name) -> Result<std::unique_ptr<ReadableFile>> {
+      auto file = fs.OpenReadable(JoinPath(dir, name));
+      if (!file && file.error().IsNotFound()) vanished = true;
+      return file;
+    };
+    if (const NamedFile* snapshot = listed->latest_snapshot()) {
+      auto file = open(snapshot->name);
+      if (!file && !vanished) return file.error();
+      if (file) opened.snapshot = std::move(*file);
+    }
+    for (size_t i = listed->CoveredSegments(listed->covered_revision());
+         i < listed->segments.size() && !vanished; ++i) {
+      auto file = open(listed->segments[i].name);
+      if (!file && !vanished) return file.error();
+      if (file) opened.segments.push_back(std::move(*file));
+    }
+    if (!vanished) return opened;
+  }
+  return Status::Unavailable(fmt::format(
+      "the files in {} kept changing while replay opened them (compactions running back to back); "
+      "try again",
+      dir));
+}
+
+}  // namespace
+
+Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& sink,
+                   HistoryReport* report) {
+  auto opened = OpenConsistentSet(fs, dir);
+  if (!opened) return opened.error();
+
+  if (opened->snapshot) {
+    auto bytes = opened->snapshot->ReadAll();
+    if (!bytes) return bytes.error();
+    auto scan = ScanSnapshot(*bytes, opened->snapshot->path(),
+                             [&](const LogRecord& r) { return sink(r, true); });
+    if (!scan) return scan.error();
+    ++report->files;
+    report->records += scan->records;
+    report->bytes += bytes->size();
+    report->covered_revision = report->last_revision = scan->covered_revision;
+  }
+
+  for (size_t i = 0; i < opened->segments.size(); ++i) {
+    ReadableFile& file = *opened->segments[i];
+    const bool newest = i + 1 == opened->segments.size();
+    auto bytes = file.ReadAll();
+    if (!bytes) return bytes.error();
+    ++report->files;
+    if (newest && bytes->empty()) {
+      report->incomplete_tail = true;
+      report->tail_file = file.path();
+      report->tail_reason = "the newest segment is empty (being created, or left by a crash)";
+      break;
+    }
+    auto scan = ScanSegment(*bytes, report->last_revision,
+                            [&](const LogRecord& r) { return sink(r, false); });
+    if (!scan) return scan.error();
+    report->records += scan->records;
+    report->bytes += scan->valid_bytes;
+    report->last_revision = scan->last_revision;
+    const SegmentDamage& damage = scan->damage;
+    if (!damage.found) continue;
+    if (newest && !damage.valid_record_after && damage.offset >= kSegmentHeaderSize) {
+      report->incomplete_tail = true;
+      report->tail_file = file.path();
+      report->tail_offset = damage.offset;
+      report->tail_reason = damage.reason;
+      break;
+    }
+    return Status::Corruption(fmt::format(
+        "corrupt log: {} at offset {}: {}{}; {} records before it verified. Restore the data dir "
+        "from a backup; a server refuses to start on it",
+        file.path(), damage.offset, damage.reason,
+        damage.valid_record_after ? " (valid records follow it, so this is not a torn write)" : "",
+        report->records));
+  }
+  return Status::Ok();
+}
+
+Result<std::map<std::string, StateEntry>> ReadStateAt(FileSystem& fs, const std::string& dir,
+                                                      uint64_t revision, HistoryReport* report) {
+  std::map<std::string, StateEntry> state;
+  Status s = ReadHistory(
+      fs, dir,
+      [&](const LogRecord& r, bool) {
+        if (revision != 0 && r.revision > revision) return Status::Ok();
+        if (r.type == RecordType::kPut) {
+          state[std::string(r.key)] = StateEntry{std::string(r.value), r.revision};
+        } else {
+          state.erase(std::string(r.key));
+        }
+        return Status::Ok();
+      },
+      report);
+  if (!s.ok()) return s;
+  if (revision != 0 && revision < report->covered_revision) {
+    return Status::InvalidArgument(fmt::format(
+        "the history before revision {} was compacted; the earliest state replay can show is "
+        "--to {}",
+        report->covered_revision, report->covered_revision));
+  }
+  if (revision > report->last_revision) {
+    return Status::InvalidArgument(fmt::format(
+        "revision {} is past the end of the log (the last is {})", revision, report->last_revision));
+  }
+  return state;
+}
+
+}  // namespace kvctl::core
