@@ -62,6 +62,7 @@ Result<OpenedFiles> OpenConsistentSet(FileSystem& fs, const std::string& dir) {
 
 Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& sink,
                    HistoryReport* report) {
+  *report = {};
   auto opened = OpenConsistentSet(fs, dir);
   if (!opened) return opened.error();
 
