@@ -9,7 +9,7 @@ build_packages=(
   libcli11-dev libtomlplusplus-dev libfmt-dev libcpp-httplib-dev
   nlohmann-json3-dev libxxhash-dev
 )
-test_packages=(doctest-dev)
+test_packages=(doctest-dev clang libclang-rt-14-dev)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in
