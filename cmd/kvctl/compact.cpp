@@ -5,12 +5,12 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cmd/kvctl/client_setup.h"
 #include "cmd/kvctl/command.h"
 #include "cmd/kvctl/output.h"
 #include "lib/core/file_log.h"
+#include "lib/server/api.h"
 
 namespace kvctl::cmd {
 namespace {
@@ -41,20 +41,6 @@ std::string ReportText(const std::string& where, const core::CompactionStats& s)
       "{} files removed; {:.2f} s\n",
       where, s.covered_revision, HumanBytes(s.bytes_before), HumanBytes(s.bytes_after), HumanBytes(freed),
       s.records_read, s.records_written, s.records_read - s.records_written, s.files_removed, s.seconds);
-}
-
-std::string ReportJson(const std::string& where, const core::CompactionStats& s) {
-  nlohmann::json j{{"target", where},
-                   {"compacted", s.compacted},
-                   {"covered_revision", s.covered_revision},
-                   {"bytes_before", s.bytes_before},
-                   {"bytes_after", s.bytes_after},
-                   {"records_read", s.records_read},
-                   {"records_kept", s.records_written},
-                   {"records_dropped", s.records_read - s.records_written},
-                   {"files_removed", s.files_removed},
-                   {"seconds", s.seconds}};
-  return j.dump() + "\n";
 }
 
 core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, core::Logger& logger) {
@@ -107,7 +93,8 @@ core::Status RunCompact(const CommandContext& ctx, const CompactArgs& args) {
     stats = (*client)->Compact(kServerCompactionWait);
   }
   if (!stats) return stats.error();
-  return WriteStdout(args.output == OutputFormat::kJson ? ReportJson(where, *stats) : ReportText(where, *stats));
+  if (args.output == OutputFormat::kJson) return WriteStdout(server::KvApi::CompactionJson(*stats) + "\n");
+  return WriteStdout(ReportText(where, *stats));
 }
 
 }  // namespace

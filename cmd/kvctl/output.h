@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "lib/client/kv_client.h"
 #include "lib/core/status.h"
@@ -22,6 +23,11 @@ void AddOutputOption(CLI::App& sub, OutputFormat& out);
 // Writes all of `bytes` to stdout; IOError when stdout refuses (a closed pipe
 // or a full disk must not pass for success).
 core::Status WriteStdout(std::string_view bytes);
+
+// `j` as one line of JSON, newline-terminated; invalid UTF-8 is replaced.
+std::string JsonLine(const nlohmann::json& j);
+// Sets j["key"], and j["key_base64"] when the key is not valid UTF-8.
+void SetJsonKey(nlohmann::json& j, std::string_view key);
 
 std::string PutJson(std::string_view key, const client::PutReply& reply);
 std::string ValueJson(std::string_view key, const client::Value& value);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cmd/kvctl/output.h"
 #include "lib/core/base64.h"
 #include "lib/core/utf8.h"
 
@@ -10,13 +11,6 @@ namespace kvctl::cmd {
 namespace {
 
 using nlohmann::json;
-
-std::string Line(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
-
-void SetKey(json& j, std::string_view key) {
-  j["key"] = std::string(key);
-  if (!core::IsValidUtf8(key)) j["key_base64"] = core::Base64Encode(key);
-}
 
 // Length of the valid multi-byte UTF-8 sequence at the start of `s`, or 0.
 size_t Utf8SequenceLength(std::string_view s) {
@@ -68,10 +62,10 @@ std::string EventText(const core::LogRecord& r) {
 
 std::string EventJson(const core::LogRecord& r, bool from_snapshot) {
   json j{{"revision", r.revision}, {"op", r.type == core::RecordType::kPut ? "put" : "delete"}};
-  SetKey(j, r.key);
+  SetJsonKey(j, r.key);
   if (r.type == core::RecordType::kPut) j["value"] = core::Base64Encode(r.value);
   j["snapshot"] = from_snapshot;
-  return Line(j);
+  return JsonLine(j);
 }
 
 std::string StateText(std::string_view key, std::string_view value, uint64_t revision) {
@@ -80,9 +74,9 @@ std::string StateText(std::string_view key, std::string_view value, uint64_t rev
 
 std::string StateJson(std::string_view key, std::string_view value, uint64_t revision) {
   json j{{"revision", revision}};
-  SetKey(j, key);
+  SetJsonKey(j, key);
   j["value"] = core::Base64Encode(value);
-  return Line(j);
+  return JsonLine(j);
 }
 
 }  // namespace kvctl::cmd

@@ -76,7 +76,7 @@ HttpResponse FromStoreError(const core::Status& s) {
   return KvApi::Error(500, "internal", s.message());
 }
 
-json CompactionJson(const core::CompactionStats& s) {
+json CompactionObject(const core::CompactionStats& s) {
   return json{{"compacted", s.compacted},
               {"covered_revision", s.covered_revision},
               {"bytes_before", s.bytes_before},
@@ -315,6 +315,10 @@ HttpResponse KvApi::HandleList(const HttpRequest& req) {
   return Json(200, body);
 }
 
+std::string KvApi::CompactionJson(const core::CompactionStats& stats) {
+  return Dump(CompactionObject(stats));
+}
+
 HttpResponse KvApi::HandleCompact() {
   // Runs on this request's thread; the store keeps serving meanwhile, and a
   // second request waits for the running compaction (ChangeLog::Compact).
@@ -325,7 +329,7 @@ HttpResponse KvApi::HandleCompact() {
     if (s.IsCorruption()) return Error(500, "corrupt_log", s.message());
     return Error(500, "compaction_failed", s.message());
   }
-  return Json(200, CompactionJson(*stats));
+  return Json(200, CompactionObject(*stats));
 }
 
 HttpResponse KvApi::HandleHealthz() { return Json(200, json{{"status", "ok"}}); }

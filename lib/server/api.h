@@ -44,6 +44,9 @@ class KvApi {
   // route runs (413 or 411 from the headers, 414 for an overlong request
   // line, 400 for a malformed request).
   static HttpResponse TransportError(int status);
+  // The body of POST /v1/admin/compact's answer (also what `kvctl compact
+  // -o json` prints, online or offline).
+  static std::string CompactionJson(const core::CompactionStats& stats);
 
  private:
   HttpResponse HandleKey(const HttpRequest& request, std::string_view raw_key);
