@@ -17,6 +17,13 @@ class App;
 
 namespace kvctl::cmd {
 
+// The groups `kvctl --help` lists subcommands under. Every top-level
+// subcommand sets one (a test checks it).
+inline constexpr const char* kGroupServer = "Server";      // serve
+inline constexpr const char* kGroupClient = "Client";      // put, get, del
+inline constexpr const char* kGroupOperator = "Operator";  // replay, compact, migrate
+inline constexpr const char* kGroupTools = "Tools";        // bench, config, completion, version
+
 struct CommandContext {
   std::optional<std::string> config_path;
   config::FlagValues flags;
@@ -34,5 +41,11 @@ void AddDelCommand(CLI::App& app, CommandContext& ctx);
 void AddReplayCommand(CLI::App& app, CommandContext& ctx);
 void AddCompactCommand(CLI::App& app, CommandContext& ctx);
 void AddVersionCommand(CLI::App& app, CommandContext& ctx);
+// "kvctl 0.1.0 (commit 1234abcd5678, RelWithDebInfo)", for --version.
+std::string VersionLine();
+void AddConfigCommand(CLI::App& app, CommandContext& ctx);
+// `kvctl completion SHELL` describes `app` as it is when it runs: add it
+// with the other subcommands and it covers all of them.
+void AddCompletionCommand(CLI::App& app, CommandContext& ctx);
 
 }  // namespace kvctl::cmd

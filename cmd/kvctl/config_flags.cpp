@@ -1,22 +1,31 @@
 #include "cmd/kvctl/config_flags.h"
 
 #include <cstring>
+#include <functional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include "lib/completion/command_tree.h"
 
 extern char** environ;  // POSIX; read only here, never in lib/
 
 namespace kvctl::config {
 namespace {
 
+// Also what `kvctl completion` completes from (lib/completion/command_tree.h).
 std::string TypeLabel(const Setting& s) {
   switch (s.value.kind) {
     case Kind::kInt: return "INT";
     case Kind::kDuration: return "DURATION";
     case Kind::kBytes: return "SIZE";
-    case Kind::kString: return "TEXT";
-    case Kind::kEnum: return fmt::format("{{{}}}", fmt::join(s.value.allowed, ","));
+    case Kind::kString: break;
+    case Kind::kEnum: return completion::ChoicesLabel(s.value.allowed);
+  }
+  switch (s.hint) {
+    case ValueHint::kFile: return "FILE";
+    case ValueHint::kDir: return "DIR";
+    case ValueHint::kNone: break;
   }
   return "TEXT";
 }
@@ -28,11 +37,9 @@ std::string HelpText(const Setting& s) {
          "] " + std::string(s.Name()) + ")";
 }
 
-}  // namespace
-
-void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out) {
+void AddFlags(CLI::App& sub, const std::function<bool(const Setting&)>& wanted, FlagValues& out) {
   for (const Setting& s : Settings()) {
-    if (!s.UsedBy(scope)) continue;
+    if (!wanted(s)) continue;
     std::string names = FlagName(s.key);
     std::string alias = s.alias.empty() ? "" : "--" + s.alias;
     if (!alias.empty() && alias != names) names = alias + "," + names;
@@ -44,6 +51,16 @@ void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out) {
     opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     opt->group("Settings");
   }
+}
+
+}  // namespace
+
+void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out) {
+  AddFlags(sub, [scope](const Setting& s) { return s.UsedBy(scope); }, out);
+}
+
+void AddAllSettingFlags(CLI::App& sub, FlagValues& out) {
+  AddFlags(sub, [](const Setting&) { return true; }, out);
 }
 
 void AddConfigFileFlag(CLI::App& app, std::optional<std::string>& out) {
@@ -62,6 +79,20 @@ std::map<std::string, std::string> ProcessEnvironment() {
     env.emplace(std::string(*p, static_cast<size_t>(eq - *p)), std::string(eq + 1));
   }
   return env;
+}
+
+std::string ConfigFileInUse(const std::optional<std::string>& config_flag,
+                            const std::map<std::string, std::string>& env) {
+  LoadInputs inputs{config_flag, env, {}};
+  core::Result<std::string> path = FindConfigFile(inputs);
+  if (!path) return path.error().message();
+  if (path->empty()) {
+    return fmt::format("none found (searched {})", fmt::join(ConfigFileCandidates(env), ", "));
+  }
+  if (config_flag) return *path + " (from --config)";
+  auto named = env.find("KVCTL_CONFIG");
+  if (named != env.end() && !named->second.empty()) return *path + " (from KVCTL_CONFIG)";
+  return *path + " (found)";
 }
 
 }  // namespace kvctl::config

@@ -27,10 +27,20 @@ using FlagValues = std::map<std::string, std::string>;
 // in help, with the default, the accepted values and the env variable.
 void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out);
 
+// The same for every setting of every scope (for `kvctl config show`).
+void AddAllSettingFlags(CLI::App& sub, FlagValues& out);
+
 // Adds the global --config PATH option, storing into `out` when given.
 void AddConfigFileFlag(CLI::App& app, std::optional<std::string>& out);
 
 // The whole process environment as a map, for LoadInputs::environment.
 std::map<std::string, std::string> ProcessEnvironment();
+
+// Which config file a command would read and why, in one line for people:
+//   "/etc/kvctl/config.toml (found)", "x.toml (from --config)",
+//   "none found (searched ./kvctl.toml, /root/.config/kvctl/config.toml, /etc/kvctl/config.toml)"
+// or the error for a named file that is missing.
+std::string ConfigFileInUse(const std::optional<std::string>& config_flag,
+                            const std::map<std::string, std::string>& env);
 
 }  // namespace kvctl::config

@@ -25,6 +25,7 @@ core::Status RunDel(const CommandContext& ctx, const DelArgs& args) {
 void AddDelCommand(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<DelArgs>();
   CLI::App* sub = app.add_subcommand("del", "Delete KEY (no error if it does not exist)");
+  sub->group(kGroupClient);
   sub->add_option("key", args->key, "The key")->required();
   sub->add_option("--if-match", args->if_match, "Delete only if the key is at this revision; else exit 4");
   config::AddSettingFlags(*sub, config::Scope::kClient, ctx.flags);

@@ -73,6 +73,7 @@ core::Status RunGet(const CommandContext& ctx, const GetArgs& args) {
 void AddGetCommand(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<GetArgs>();
   CLI::App* sub = app.add_subcommand("get", "Print KEY's value, raw; or list keys with --prefix");
+  sub->group(kGroupClient);
   sub->add_option("key", args->key, "The key; with --prefix, the prefix (omitted: every key)");
   sub->add_flag("--prefix", args->prefix, "List every key starting with KEY, in byte order");
   sub->add_flag("--keys-only", args->keys_only, "With --prefix: print only the keys");

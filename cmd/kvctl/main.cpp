@@ -43,17 +43,24 @@ int main(int argc, char** argv) {
                "kvctl"};
   app.require_subcommand(1, 1);
   app.fallthrough();  // --config is accepted after the subcommand too
-  app.set_version_flag("--version", std::string("kvctl ") + KVCTL_VERSION);
+  app.set_version_flag("--version", kvctl::cmd::VersionLine());
 
   kvctl::cmd::CommandContext ctx;
   kvctl::config::AddConfigFileFlag(app, ctx.config_path);
+  // Evaluated when help is printed, so it reflects --config if it came first.
+  app.footer([&ctx] {
+    return "Config file: " + kvctl::config::ConfigFileInUse(ctx.config_path, kvctl::config::ProcessEnvironment()) +
+           "\nSee kvctl(1), and kvctl-SUBCOMMAND(1) for each subcommand (man kvctl-serve).";
+  });
   kvctl::cmd::AddServeCommand(app, ctx);
   kvctl::cmd::AddPutCommand(app, ctx);
   kvctl::cmd::AddGetCommand(app, ctx);
   kvctl::cmd::AddDelCommand(app, ctx);
   kvctl::cmd::AddReplayCommand(app, ctx);
   kvctl::cmd::AddCompactCommand(app, ctx);
+  kvctl::cmd::AddConfigCommand(app, ctx);
   kvctl::cmd::AddVersionCommand(app, ctx);
+  kvctl::cmd::AddCompletionCommand(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "lib/completion/command_tree.h"
 #include "lib/core/base64.h"
 #include "lib/core/utf8.h"
 
@@ -26,10 +27,13 @@ void SetJsonKey(json& j, std::string_view key) {
 }
 
 void AddOutputOption(CLI::App& sub, OutputFormat& out) {
-  sub.add_option("-o,--output", out, "Output format: text (raw bytes) or json")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"text", OutputFormat::kText}, {"json", OutputFormat::kJson}}))
-      ->option_text("text|json");
+  // The label {text,json} is what --help shows and what completion offers;
+  // the transformer's own description would repeat it.
+  sub.add_option("-o,--output", out, "Output format: text or json")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, OutputFormat>{
+                                              {"text", OutputFormat::kText}, {"json", OutputFormat::kJson}})
+                      .description(""))
+      ->type_name(completion::ChoicesLabel({"text", "json"}));
 }
 
 core::Status WriteStdout(std::string_view bytes) {

@@ -72,6 +72,7 @@ core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
 void AddPutCommand(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<PutArgs>();
   CLI::App* sub = app.add_subcommand("put", "Set KEY to VALUE (or to stdin, or to a file's bytes)");
+  sub->group(kGroupClient);
   sub->add_option("key", args->key, "The key (any bytes but empty; '/' is an ordinary byte)")->required();
   sub->add_option("value", args->value, "The value; omitted or - reads standard input (binary-safe)");
   sub->add_option("--file", args->file, "Read the value from this file");

@@ -100,6 +100,7 @@ core::Status RunServe(const CommandContext& ctx) {
 void AddServeCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* sub = app.add_subcommand(
       "serve", "Run the server: keys in memory, every acknowledged write durable in the log");
+  sub->group(kGroupServer);
   config::AddSettingFlags(*sub, config::Scope::kServe, ctx.flags);
   sub->callback([&ctx] { ctx.run = [&ctx] { return RunServe(ctx); }; });
 }

@@ -80,7 +80,9 @@ Status Apply(const Setting& setting, std::string_view text, bool quoted, std::st
              Config& config) {
   Status st = setting.value.parse(text, config);
   if (st.ok()) return st;
-  std::string shown = quoted ? TomlQuote(text) : std::string(text);
+  // A secret is masked here too: error messages end up in terminals and logs.
+  std::string masked = Displayable(setting, text);
+  std::string shown = quoted ? TomlQuote(masked) : masked;
   return Status::InvalidArgument(
       fmt::format("{} = {} ({}) {}", setting.key, shown, from, st.message()));
 }
@@ -397,23 +399,6 @@ Result<Config> Load(const LoadInputs& inputs) {
   if (Status st = ApplyEnvironment(inputs.environment, config); !st.ok()) return st;
   if (Status st = ApplyFlags(inputs.flags, config); !st.ok()) return st;
   return config;
-}
-
-std::string RenderEffective(const Config& config) {
-  std::string out;
-  for (const Setting& s : Settings()) {
-    auto it = config.sources.find(s.key);
-    Source source = it == config.sources.end() ? Source::kDefault : it->second;
-    std::string origin;
-    switch (source) {
-      case Source::kDefault: origin = "default"; break;
-      case Source::kFile: origin = "from file " + config.config_file; break;
-      case Source::kEnv: origin = "from env " + EnvName(s.key); break;
-      case Source::kFlag: origin = "from flag " + PreferredFlag(s); break;
-    }
-    out += fmt::format("{} = {}  # {}\n", s.key, s.value.format(config), origin);
-  }
-  return out;
 }
 
 }  // namespace kvctl::config

@@ -114,11 +114,4 @@ std::vector<std::string> ConfigFileCandidates(const std::map<std::string, std::s
 // explicitly named file that does not exist or is not a regular file.
 core::Result<std::string> FindConfigFile(const LoadInputs& inputs);
 
-// Every effective setting, one per line in table order, as TOML-compatible
-// dotted keys with where each value came from, e.g.
-//   storage.fsync = "interval"  # from env KVCTL_STORAGE_FSYNC
-//   server.threads = 512  # default
-// For `kvctl config show`.
-std::string RenderEffective(const Config& config);
-
 }  // namespace kvctl::config

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "lib/config/parse.h"
+#include "lib/config/redact.h"
 
 namespace kvctl::config {
 namespace {
@@ -62,7 +63,7 @@ ValueCodec IntValue(FieldRef<S, T> field, int64_t min,
     field(config) = static_cast<T>(*v);
     return Status::Ok();
   };
-  codec.format = [=](const Config& config) { return std::to_string(field(config)); };
+  codec.text = [=](const Config& config) { return std::to_string(field(config)); };
   return codec;
 }
 
@@ -83,7 +84,7 @@ ValueCodec DurationValue(FieldRef<S, milliseconds> field, milliseconds min,
     field(config) = *v;
     return Status::Ok();
   };
-  codec.format = [=](const Config& config) { return TomlQuote(FormatDuration(field(config))); };
+  codec.text = [=](const Config& config) { return FormatDuration(field(config)); };
   return codec;
 }
 
@@ -104,13 +105,7 @@ ValueCodec BytesValue(FieldRef<S, T> field, uint64_t min, uint64_t max) {
     field(config) = static_cast<T>(*v);
     return Status::Ok();
   };
-  codec.format = [=](const Config& config) {
-    std::string text = FormatByteSize(field(config));
-    // Plain byte counts are TOML integers; sizes with a unit are strings.
-    return std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })
-               ? text
-               : TomlQuote(text);
-  };
+  codec.text = [=](const Config& config) { return FormatByteSize(field(config)); };
   return codec;
 }
 
@@ -137,11 +132,11 @@ ValueCodec EnumValue(FieldRef<S, T> field, std::vector<std::pair<std::string, T>
     }
     return Status::InvalidArgument("is not one of: " + list);
   };
-  codec.format = [=](const Config& config) {
+  codec.text = [=](const Config& config) {
     for (const auto& [name, value] : choices) {
-      if (field(config) == value) return TomlQuote(name);
+      if (field(config) == value) return name;
     }
-    return std::string("\"?\"");  // unreachable: only parse() stores values
+    return std::string("?");  // unreachable: only parse() stores values
   };
   return codec;
 }
@@ -168,7 +163,7 @@ ValueCodec StringValue(FieldRef<S, std::string> field, std::string accepted,
     field(config) = std::move(*v);
     return Status::Ok();
   };
-  codec.format = [=](const Config& config) { return TomlQuote(field(config)); };
+  codec.text = [=](const Config& config) { return field(config); };
   return codec;
 }
 
@@ -248,7 +243,8 @@ std::vector<Setting> BuildSettings() {
        .default_value = "kvctl-data",
        .alias = "data-dir",
        .scopes = kDataDirReaders,
-       .help = "directory holding the file backend's log segments"},
+       .help = "directory holding the file backend's log segments",
+       .hint = ValueHint::kDir},
       {.key = "storage.fsync",
        .value = EnumValue(
            Field(&C::storage, &C::Storage::fsync),
@@ -361,6 +357,26 @@ std::string_view Setting::Section() const {
 std::string_view Setting::Name() const {
   std::string_view k = key;
   return k.substr(k.find('.') + 1);
+}
+
+std::string Displayable(const Setting& setting, std::string_view text) {
+  switch (setting.secret) {
+    case Secret::kNone: return std::string(text);
+    case Secret::kValue: return MaskWhole(text);
+    case Secret::kPassword: return MaskConnectionPassword(text);
+  }
+  return std::string(kMasked);
+}
+
+std::string TomlLiteral(const Setting& setting, std::string_view text) {
+  const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '-';
+  });
+  // Counts are TOML integers, and so are sizes written as plain bytes.
+  if (digits && (setting.value.kind == Kind::kInt || setting.value.kind == Kind::kBytes)) {
+    return std::string(text);
+  }
+  return TomlQuote(text);
 }
 
 const std::vector<Setting>& Settings() {

@@ -38,6 +38,20 @@ enum class Kind { kString, kInt, kDuration, kBytes, kEnum };
 // "string", "integer", "duration", "size", "enum".
 std::string_view KindName(Kind kind);
 
+// Whether a setting's value may be shown as it is (in `kvctl config show` and
+// in error messages). Secrets are masked wherever kvctl prints a value.
+enum class Secret {
+  kNone,
+  kValue,     // the whole value is secret (a token): shown as "********"
+  kPassword,  // a connection string: only the password inside it is masked,
+              // in URL form (postgres://user:PASSWORD@host/db) or key=value
+              // form (host=h password=PASSWORD)
+};
+
+// What a string setting's value names, for shell completion and the help
+// label: TEXT, FILE (complete file names) or DIR (complete directories).
+enum class ValueHint { kNone, kFile, kDir };
+
 // How a setting's text becomes a Config field. Built by the helpers in
 // settings.cpp so each kind is parsed and checked the same way everywhere.
 struct ValueCodec {
@@ -50,8 +64,9 @@ struct ValueCodec {
   // InvalidArgument with a phrase that follows the value ("is not one of: a, b");
   // the caller adds the key and the source.
   std::function<core::Status(std::string_view text, Config& config)> parse;
-  // The current value as a TOML literal ("\"5s\"", "512").
-  std::function<std::string(const Config& config)> format;
+  // The current value as text that `parse` accepts back ("5s", "512",
+  // "64MiB"): what a user would write after the flag or in the variable.
+  std::function<std::string(const Config& config)> text;
 };
 
 struct Setting {
@@ -61,6 +76,8 @@ struct Setting {
   std::string alias;          // short flag without dashes ("listen"), "" if none
   std::vector<Scope> scopes;
   std::string help;  // one line, no trailing period
+  Secret secret = Secret::kNone;
+  ValueHint hint = ValueHint::kNone;
 
   bool UsedBy(Scope scope) const;
   std::string_view Section() const;  // "storage"
@@ -69,6 +86,14 @@ struct Setting {
 
 // All settings, in a stable order (grouped by section).
 const std::vector<Setting>& Settings();
+
+// `text` (a value of `setting`, as accepted by its parse) ready to be shown:
+// unchanged unless the setting is secret, then masked as Secret says.
+std::string Displayable(const Setting& setting, std::string_view text);
+
+// `text` as the TOML literal for `setting`: integers (and byte counts without a
+// unit) bare, everything else a quoted string.
+std::string TomlLiteral(const Setting& setting, std::string_view text);
 
 // The setting with this key, or nullptr.
 const Setting* FindSetting(std::string_view key);

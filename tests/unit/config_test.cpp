@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "lib/config/effective.h"
 #include "lib/config/parse.h"
 #include "lib/config/settings.h"
 
@@ -361,9 +362,9 @@ TEST_CASE("RenderEffective shows every value with where it came from") {
                {{"client.timeout", "3s"}});
   REQUIRE(c.has_value());
   std::string out = RenderEffective(*c);
-  CHECK(Contains(out, "storage.fsync = \"interval\"  # from env KVCTL_STORAGE_FSYNC\n"));
-  CHECK(Contains(out, "server.threads = 64  # from file " + c->config_file + "\n"));
-  CHECK(Contains(out, "client.timeout = \"3s\"  # from flag --timeout\n"));
+  CHECK(Contains(out, "storage.fsync = \"interval\"  # env KVCTL_STORAGE_FSYNC\n"));
+  CHECK(Contains(out, "server.threads = 64  # file " + c->config_file + "\n"));
+  CHECK(Contains(out, "client.timeout = \"3s\"  # flag --timeout\n"));
   CHECK(Contains(out, "storage.segment_bytes = \"64MiB\"  # default\n"));
   CHECK(Contains(out, "server.listen = \"127.0.0.1:7070\"  # default\n"));
 }
