@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, whatever kvctl needs and the machine
-# lacks. `deps.sh build` for building kvctl, `deps.sh test` adds the test
-# tools. Installs nothing when everything is there already.
+# lacks. `deps.sh build` for building kvctl, `deps.sh package` adds what
+# cpack needs for the .deb, `deps.sh test` adds the test tools. Installs
+# nothing when everything is there already.
 set -euo pipefail
 
 build_packages=(
@@ -9,13 +10,22 @@ build_packages=(
   libcli11-dev libtomlplusplus-dev libfmt-dev libcpp-httplib-dev
   nlohmann-json3-dev libxxhash-dev
 )
-test_packages=(doctest-dev clang libclang-rt-14-dev)
+# dpkg-shlibdeps (dpkg-dev) computes the .deb's Depends; gzip compresses
+# the man pages.
+package_packages=(dpkg-dev gzip)
+# The shell tests run the tools a user would: the three shells completing,
+# mandoc and man-db (groff) rendering the man pages, systemd-analyze checking
+# the unit, yamllint the Kubernetes manifests, shellcheck the maintainer
+# scripts, jq reading `kvctl completion json`, binutils' objdump the binary.
+test_packages=(doctest-dev clang libclang-rt-14-dev "${package_packages[@]}" bash zsh fish mandoc man-db systemd yamllint
+               shellcheck jq binutils)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in
   build) ;;
+  package) wanted+=("${package_packages[@]}") ;;
   test) wanted+=("${test_packages[@]}") ;;
-  *) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|package|test]" >&2; exit 2 ;;
 esac
 
 missing=()

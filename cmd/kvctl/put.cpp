@@ -75,7 +75,7 @@ void AddPutCommand(CLI::App& app, CommandContext& ctx) {
   sub->group(kGroupClient);
   sub->add_option("key", args->key, "The key (any bytes but empty; '/' is an ordinary byte)")->required();
   sub->add_option("value", args->value, "The value; omitted or - reads standard input (binary-safe)");
-  sub->add_option("--file", args->file, "Read the value from this file");
+  sub->add_option("--file", args->file, "Read the value from this file")->type_name("FILE");
   sub->add_option("--if-match", args->if_match,
                   "Write only if the key is at this revision (0: only if it does not exist); else exit 4");
   sub->add_flag("--create-only", args->create_only, "Write only if the key does not exist; else exit 4");

@@ -56,7 +56,9 @@ TEST_CASE("each script names every subcommand path and value choice") {
     CHECK(script.find("serve") != std::string::npos);
     CHECK(script.find("show") != std::string::npos);
     CHECK(script.find("text json") != std::string::npos);
-    CHECK(script.find("--data-dir") != std::string::npos || script.find("-l data-dir") != std::string::npos);
+    const bool data_dir = script.find("--data-dir") != std::string::npos ||
+                          script.find("-l data-dir") != std::string::npos;
+    CHECK(data_dir);
   }
 }
 
