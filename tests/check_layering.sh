@@ -18,6 +18,7 @@ forbid lib/core 'httplib|pqxx|toml|CLI/|nlohmann' 'the core knows no HTTP, SQL, 
 forbid lib/config 'httplib|pqxx|CLI/' 'config is TOML and environment only; flags are wired in cmd/'
 forbid lib/server 'pqxx|toml|CLI/' 'the server gets its options as values'
 forbid lib/client 'pqxx|toml|CLI/' 'the client gets its options as values'
+forbid lib/completion 'httplib|pqxx|toml|CLI/' 'completion renders a command tree that cmd/ builds from CLI11'
 
 users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]httplib' lib cmd | sort | tr '\n' ' ')
 if [ "$users" != "lib/client/kv_client.cpp lib/server/http_server.cpp " ]; then

@@ -104,6 +104,7 @@ void AddCompactCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* sub = app.add_subcommand(
       "compact",
       "Shrink the log to the live keys: through the running server (--addr), or offline (--data-dir)");
+  sub->group(kGroupOperator);
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kCompact, ctx.flags);
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunCompact(ctx, *args); }; });

@@ -162,6 +162,7 @@ void AddReplayCommand(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<ReplayArgs>();
   CLI::App* sub = app.add_subcommand(
       "replay", "Verify a data dir's log and print its events, or the state as of a revision");
+  sub->group(kGroupOperator);
   sub->add_option("--from", args->from, "Print events from this revision on")->type_name("REV");
   sub->add_option("--to", args->to, "Stop after this revision; with --state, the point in time")
       ->type_name("REV");

@@ -13,19 +13,14 @@ set -euo pipefail
 kvctl=$1
 src=$2
 here=$(cd "$(dirname "$0")" && pwd)
-for tool in jq zsh fish; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (scripts/deps.sh test installs it)"; exit 1; }
-done
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$here/lib.sh"
+require_tools jq zsh fish
+make_tmp
 
 # ---- the checked-in scripts are the binary's output
 declare -A files=([bash]=completions/kvctl.bash [zsh]=completions/_kvctl [fish]=completions/kvctl.fish)
 for shell in bash zsh fish; do
-  checks=$((checks + 1))
+  check
   "$kvctl" completion "$shell" > "$tmp/generated.$shell"
   if ! diff -u "$src/${files[$shell]}" "$tmp/generated.$shell" > "$tmp/diff"; then
     fail "${files[$shell]} differs from \`kvctl completion $shell\`; run scripts/gen-completions.sh"
@@ -52,13 +47,17 @@ complete_fish() {
     cut -f1 | sort -u
 }
 
+# candidates SHELL LINE: what SHELL offers for LINE, run in $tmp/cwd,
+# directories without their trailing slash.
+candidates() { (cd "$tmp/cwd" && "complete_$1" "$2" | sed "s:/\$::"); }
+
 # expect SHELL LINE WORD...: each WORD is among the candidates for LINE
 expect() {
   local shell=$1 line=$2
   shift 2
-  checks=$((checks + 1))
+  check
   local got
-  got=$(cd "$tmp/cwd" && "complete_$shell" "$line" | sed "s:/\$::")
+  got=$(candidates "$shell" "$line")
   local missing=()
   for word in "$@"; do
     grep -qxF -- "$word" <<< "$got" || missing+=("$word")
@@ -71,9 +70,9 @@ expect() {
 refuse() {
   local shell=$1 line=$2
   shift 2
-  checks=$((checks + 1))
+  check
   local got
-  got=$(cd "$tmp/cwd" && "complete_$shell" "$line" | sed "s:/\$::")
+  got=$(candidates "$shell" "$line")
   for word in "$@"; do
     grep -qxF -- "$word" <<< "$got" && fail "$shell: completing '$line' offers $word"
   done
@@ -118,5 +117,4 @@ for shell in bash zsh fish; do
   refuse "$shell" "kvctl serve --data-dir some-" some-file.toml
 done
 
-echo "completion: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish completion

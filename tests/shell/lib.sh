@@ -1,6 +1,33 @@
-# Helpers for the shell tests: start a kvctl server on a free loopback port,
-# talk HTTP to it with bash's /dev/tcp (no curl needed), stop it by its PID.
+# shellcheck shell=bash
+# Helpers for the shell tests: counting checks and failures, a temp dir
+# removed on exit, and a kvctl server on a free loopback port that is
+# talked to with bash's /dev/tcp (no curl needed) and stopped by its PID.
 # Source it; callers set `set -euo pipefail`.
+
+failures=0
+checks=0
+# fail MESSAGE: records a failed check (the test goes on, to report them all).
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+check() { checks=$((checks + 1)); }
+# finish NAME: the summary line; the test's exit status.
+finish() {
+  echo "$1: $checks checks, $failures failed"
+  [ "$failures" -eq 0 ]
+}
+
+# require_tools TOOL...: stops the test if one is missing.
+require_tools() {
+  local tool
+  for tool; do
+    command -v "$tool" > /dev/null || { echo "FAIL: $tool is not installed (scripts/deps.sh test installs it)"; exit 1; }
+  done
+}
+
+# Sets `tmp` to a new directory, removed (after stopping any server) on exit.
+make_tmp() {
+  tmp=$(mktemp -d)
+  trap 'stop_server || true; rm -rf "$tmp"' EXIT
+}
 
 # start_server LOG COMMAND...: runs COMMAND (a `kvctl serve` that listens on
 # 127.0.0.1:0) in the background with stderr to LOG, then waits (at most

@@ -13,12 +13,8 @@
 set -euo pipefail
 kvctl=$1
 man_dir=$2/man
-for tool in jq mandoc man; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (scripts/deps.sh test installs it)"; exit 1; }
-done
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/lib.sh"
+require_tools jq mandoc man
 # How a literal appears in roff source: '-' written as '\-' (so it renders
 # as a hyphen-minus, and a copied flag works).
 roff() { sed 's/\\/\\e/g; s/-/\\-/g' <<< "$1"; }
@@ -28,7 +24,8 @@ shopt -s nullglob
 pages=("$man_dir"/*.[1-8])
 [ ${#pages[@]} -ge 2 ] || fail "no man pages in $man_dir"
 for page in "${pages[@]}"; do
-  checks=$((checks + 2))
+  check
+  check
   lint=$(mandoc -T lint "$page" 2>&1) || true
   [ -z "$lint" ] || fail "mandoc -T lint $(basename "$page"):"$'\n'"$lint"
   rendered=$(MANWIDTH=80 man --warnings -l "$page" 2> /tmp/man-test-stderr.$$) || fail "man -l $(basename "$page") failed"
@@ -43,13 +40,13 @@ main_page=$man_dir/kvctl.1
 [ -f "$main_page" ] || fail "man/kvctl.1 is missing"
 # kvctl(1): the global options.
 while read -r name; do
-  checks=$((checks + 1))
+  check
   has "$main_page" "$name" || fail "kvctl.1 does not document $name"
 done < <(jq -r '.options[].names[]' <<< "$tree")
 
 while read -r sub; do
   page=$man_dir/kvctl-$sub.1
-  checks=$((checks + 1))
+  check
   if [ ! -f "$page" ]; then
     fail "kvctl $sub has no man page: write man/kvctl-$sub.1"
     continue
@@ -57,11 +54,11 @@ while read -r sub; do
   has "$main_page" "kvctl-$sub" || fail "kvctl.1 does not point to kvctl-$sub(1)"
   # Every flag of this subcommand and of its subcommands, at any depth.
   while read -r name; do
-    checks=$((checks + 1))
+    check
     has "$page" "$name" || fail "kvctl-$sub.1 does not document $name (declared by kvctl $sub)"
   done < <(jq -r --arg sub "$sub" '.subcommands[] | select(.name == $sub) | .. | objects | select(has("options")) | .options[].names[]' <<< "$tree" | sort -u)
   while read -r nested; do
-    checks=$((checks + 1))
+    check
     has "$page" "$sub $nested" || fail "kvctl-$sub.1 does not mention \"kvctl $sub $nested\""
   done < <(jq -r --arg sub "$sub" '.subcommands[] | select(.name == $sub) | .subcommands[].name' <<< "$tree")
 done < <(jq -r '.subcommands[].name' <<< "$tree")
@@ -70,7 +67,7 @@ done < <(jq -r '.subcommands[].name' <<< "$tree")
 toml_page=$man_dir/kvctl.toml.5
 settings=$(env -i HOME=/nonexistent "$kvctl" config show -o json)
 while IFS=$'\t' read -r key env default flags; do
-  checks=$((checks + 1))
+  check
   entry=$(awk -v key=".B $key" 'prev == ".TP" && $0 == key {on = 1; next} on && /^\.(TP|SS|SH)/ {exit} on; {prev = $0}' "$toml_page")
   if [ -z "$entry" ]; then
     fail "kvctl.toml.5 has no entry \".B $key\""
@@ -81,5 +78,4 @@ while IFS=$'\t' read -r key env default flags; do
   done
 done < <(jq -r '.settings[] | [.key, .env, .default, (.flags | join(" "))] | @tsv' <<< "$settings")
 
-echo "man: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish man

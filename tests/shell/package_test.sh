@@ -10,15 +10,8 @@ set -euo pipefail
 src=$(readlink -f "$2")
 build=$3
 source "$(dirname "$0")/lib.sh"
-for tool in cpack dpkg-deb dpkg-shlibdeps objdump man jq; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (scripts/deps.sh test installs it)"; exit 1; }
-done
-tmp=$(mktemp -d)
-trap 'stop_server || true; rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-check() { checks=$((checks + 1)); }
+require_tools cpack dpkg-deb dpkg-shlibdeps objdump man jq
+make_tmp
 
 # ---- build it
 if ! cpack --config "$build/CPackConfig.cmake" -B "$tmp/pkg" > "$tmp/cpack.log" 2>&1; then
@@ -136,5 +129,4 @@ if [ -n "$SERVER_PORT" ]; then
   [ "$code" -eq 0 ] || { fail "kvctl serve exited $code on SIGTERM"; cat "$tmp/serve.log"; }
 fi
 
-echo "package: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish package

@@ -8,7 +8,8 @@
 #    StateDirectory would provide), starts a server that becomes ready,
 #    serves, and exits 0 on SIGTERM as `systemctl stop` sends it;
 #  - the packaged config keeps the data where the unit's StateDirectory is;
-#  - the cron example is a valid /etc/cron.d line;
+#  - the cron example is a valid /etc/cron.d line running a declared
+#    subcommand with declared flags;
 #  - the Kubernetes manifests pass yamllint, and the Dockerfile and the
 #    file-backend manifest set only KVCTL_* variables kvctl knows;
 #  - the maintainer scripts pass sh -n and shellcheck.
@@ -17,15 +18,8 @@ set -euo pipefail
 kvctl=$(readlink -f "$1")
 src=$(readlink -f "$2")
 source "$(dirname "$0")/lib.sh"
-for tool in systemd-analyze yamllint shellcheck; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (scripts/deps.sh test installs it)"; exit 1; }
-done
-tmp=$(mktemp -d)
-trap 'stop_server || true; rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-check() { checks=$((checks + 1)); }
+require_tools systemd-analyze yamllint shellcheck jq
+make_tmp
 unit=$src/packaging/systemd/kvctl.service
 config=$src/packaging/config.toml
 value() { sed -n "s/^$1=//p" "$unit" | tail -1; }
@@ -103,6 +97,17 @@ for field in "$m" "$h" "$dom" "$mon" "$dow"; do
 done
 [ "$user" = kvctl ] || fail "the cron job should run as user kvctl, not $user"
 [ "$command" = /usr/bin/kvctl ] || fail "the cron job should run /usr/bin/kvctl, not $command"
+# Its subcommand and flags are ones the binary declares.
+read -ra cron_args <<< "$rest"
+options=$("$kvctl" completion json |
+  jq -r --arg sub "${cron_args[0]}" '.subcommands[] | select(.name == $sub) | .options[].names[]')
+check
+[ -n "$options" ] || fail "the cron job runs \"kvctl ${cron_args[0]}\", which kvctl does not declare"
+for arg in "${cron_args[@]:1}"; do
+  [[ $arg == -* ]] || continue
+  check
+  grep -qxF -- "${arg%%=*}" <<< "$options" || fail "the cron job passes ${arg%%=*}, which kvctl ${cron_args[0]} does not take"
+done
 
 # ---- containers
 check
@@ -128,5 +133,4 @@ for script in postinst prerm postrm; do
   shellcheck -s sh "$src/packaging/debian/$script" || fail "$script: shellcheck"
 done
 
-echo "service: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish service
