@@ -2,6 +2,10 @@
 # CPack packages it: `cpack --config build/CPackConfig.cmake` makes
 # kvctl_<version>_<arch>.deb.
 include(GNUInstallDirs)
+# Installing (and so cpack) packages what is built and builds nothing: the
+# package test runs cpack in the middle of the test suite, which must not
+# relink the binaries other tests are running. Build first, then install.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 
 install(TARGETS kvctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
@@ -31,7 +35,9 @@ install(FILES completions/kvctl.fish DESTINATION ${CMAKE_INSTALL_DATADIR}/fish/v
 # The service: Debian 12 packages put units in /lib/systemd/system.
 set(KVCTL_SYSTEMD_UNIT_DIR /lib/systemd/system CACHE PATH "where the systemd unit is installed")
 install(FILES packaging/systemd/kvctl.service DESTINATION ${KVCTL_SYSTEMD_UNIT_DIR})
-install(FILES packaging/config.toml DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/kvctl)
+# /etc/kvctl whatever the prefix: it is where kvctl looks for its config
+# (lib/config/config.cpp) and what the unit passes to --config.
+install(FILES packaging/config.toml DESTINATION /etc/kvctl)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES packaging/config.toml packaging/cron/kvctl-compact packaging/docker/Dockerfile
               packaging/kubernetes/kvctl-file-statefulset.yaml

@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" config"|" config show"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -60,6 +60,12 @@ _kvctl() {
         " serve|--storage-segment-bytes")
             COMPREPLY=()
             return ;;
+        " serve|--storage-compact-dead-percent")
+            COMPREPLY=()
+            return ;;
+        " serve|--storage-compact-min-bytes")
+            COMPREPLY=()
+            return ;;
         " serve|--limits-max-key-bytes")
             COMPREPLY=()
             return ;;
@@ -76,7 +82,7 @@ _kvctl() {
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " put|--file")
-            COMPREPLY=()
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " put|--if-match")
             COMPREPLY=()
@@ -129,6 +135,48 @@ _kvctl() {
         " del|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " replay|--from")
+            COMPREPLY=()
+            return ;;
+        " replay|--to")
+            COMPREPLY=()
+            return ;;
+        " replay|--into")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))
+            return ;;
+        " replay|-o"|" replay|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " replay|--data-dir"|" replay|--storage-data-dir")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))
+            return ;;
+        " replay|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " replay|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " compact|-o"|" compact|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " compact|--data-dir"|" compact|--storage-data-dir")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))
+            return ;;
+        " compact|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " compact|--log-format")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " compact|--addr"|" compact|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " compact|--timeout"|" compact|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " compact|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " config|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
@@ -171,6 +219,12 @@ _kvctl() {
         " config show|--storage-segment-bytes")
             COMPREPLY=()
             return ;;
+        " config show|--storage-compact-dead-percent")
+            COMPREPLY=()
+            return ;;
+        " config show|--storage-compact-min-bytes")
+            COMPREPLY=()
+            return ;;
         " config show|--limits-max-key-bytes")
             COMPREPLY=()
             return ;;
@@ -206,9 +260,9 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del config version completion" ;;
+            others="serve put get del replay compact config version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --threads --server-threads --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --config"
+            options="-h --help --listen --server-listen --threads --server-threads --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --config"
             others="" ;;
         " put")
             options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --config"
@@ -219,11 +273,17 @@ _kvctl() {
         " del")
             options="-h --help --if-match --log-level --addr --client-addr --timeout --client-timeout --config"
             others="" ;;
+        " replay")
+            options="-h --help --from --to --state --check --into -o --output --data-dir --storage-data-dir --log-level --config"
+            others="" ;;
+        " compact")
+            options="-h --help -o --output --data-dir --storage-data-dir --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
+            others="" ;;
         " config")
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --threads --server-threads --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help -o --output --listen --server-listen --threads --server-threads --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
             others="" ;;
         " version")
             options="-h --help -o --output --config"

@@ -8,7 +8,7 @@ function __kvctl_path
     set -l path ''
     for word in (commandline -opc)[2..-1]
         switch "$path $word"
-            case ' serve' ' put' ' get' ' del' ' config' ' config show' ' version' ' completion'
+            case ' serve' ' put' ' get' ' del' ' replay' ' compact' ' config' ' config show' ' version' ' completion'
                 set path "$path $word"
         end
     end
@@ -27,6 +27,8 @@ complete -c kvctl -n '__kvctl_at \'\'' -a 'serve' -d 'Run the server: keys in me
 complete -c kvctl -n '__kvctl_at \'\'' -a 'put' -d 'Set KEY to VALUE (or to stdin, or to a file\'s bytes)'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'get' -d 'Print KEY\'s value, raw'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'del' -d 'Delete KEY (no error if it does not exist)'
+complete -c kvctl -n '__kvctl_at \'\'' -a 'replay' -d 'Verify a data dir\'s log and print its events, or the state as of a revision'
+complete -c kvctl -n '__kvctl_at \'\'' -a 'compact' -d 'Shrink the log to the live keys: through the running server (--addr), or offl...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'config' -d 'Show the configuration kvctl uses'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'version' -d 'Print kvctl\'s version, git commit and build type'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'completion' -d 'Print the completion script for bash, zsh or fish (json: the command tree)'
@@ -47,6 +49,8 @@ complete -c kvctl -n '__kvctl_at \'serve\'' -l data-dir -l storage-data-dir -x -
 complete -c kvctl -n '__kvctl_at \'serve\'' -l fsync -l storage-fsync -x -a 'always interval never' -d 'when log writes reach stable storage: always (before acknowledging), interval...'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l storage-fsync-interval -x -d 'with fsync = interval, how often the log is synced'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l storage-segment-bytes -x -d 'size at which a log segment is closed and a new one started'
+complete -c kvctl -n '__kvctl_at \'serve\'' -l storage-compact-dead-percent -x -d 'compact automatically once this share of the log (in percent) is history the ...'
+complete -c kvctl -n '__kvctl_at \'serve\'' -l storage-compact-min-bytes -x -d 'no automatic compaction while the log is smaller than this'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l limits-max-key-bytes -x -d 'longest accepted key, in bytes'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l limits-max-value-bytes -x -d 'largest accepted value (request body)'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l log-level -x -a 'debug info warn error' -d 'least severe log message written'
@@ -54,7 +58,7 @@ complete -c kvctl -n '__kvctl_at \'serve\'' -l log-format -x -a 'text json' -d '
 complete -c kvctl -n '__kvctl_at \'serve\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
 
 complete -c kvctl -n '__kvctl_at \'put\'' -s h -l help -d 'Print this help message and exit'
-complete -c kvctl -n '__kvctl_at \'put\'' -l file -x -d 'Read the value from this file'
+complete -c kvctl -n '__kvctl_at \'put\'' -l file -r -F -d 'Read the value from this file'
 complete -c kvctl -n '__kvctl_at \'put\'' -l if-match -x -d 'Write only if the key is at this revision (0: only if it does not exist)'
 complete -c kvctl -n '__kvctl_at \'put\'' -l create-only -d 'Write only if the key does not exist'
 complete -c kvctl -n '__kvctl_at \'put\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
@@ -80,6 +84,26 @@ complete -c kvctl -n '__kvctl_at \'del\'' -l addr -l client-addr -x -d 'server t
 complete -c kvctl -n '__kvctl_at \'del\'' -l timeout -l client-timeout -x -d 'give up on a request after this'
 complete -c kvctl -n '__kvctl_at \'del\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
 
+complete -c kvctl -n '__kvctl_at \'replay\'' -s h -l help -d 'Print this help message and exit'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l from -x -d 'Print events from this revision on'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l to -x -d 'Stop after this revision'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l state -d 'Print every live key and value as of --to (default: the end)'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l check -d 'Only verify every checksum and print a report: files, records, bytes, where i...'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l into -x -a '(__fish_complete_directories (commandline -ct))' -d 'Copy the history into this new, empty data dir, keeping revisions'
+complete -c kvctl -n '__kvctl_at \'replay\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l data-dir -l storage-data-dir -x -a '(__fish_complete_directories (commandline -ct))' -d 'directory holding the file backend\'s log segments'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l log-level -x -a 'debug info warn error' -d 'least severe log message written'
+complete -c kvctl -n '__kvctl_at \'replay\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
+
+complete -c kvctl -n '__kvctl_at \'compact\'' -s h -l help -d 'Print this help message and exit'
+complete -c kvctl -n '__kvctl_at \'compact\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c kvctl -n '__kvctl_at \'compact\'' -l data-dir -l storage-data-dir -x -a '(__fish_complete_directories (commandline -ct))' -d 'directory holding the file backend\'s log segments'
+complete -c kvctl -n '__kvctl_at \'compact\'' -l log-level -x -a 'debug info warn error' -d 'least severe log message written'
+complete -c kvctl -n '__kvctl_at \'compact\'' -l log-format -x -a 'text json' -d 'log line format'
+complete -c kvctl -n '__kvctl_at \'compact\'' -l addr -l client-addr -x -d 'server to talk to'
+complete -c kvctl -n '__kvctl_at \'compact\'' -l timeout -l client-timeout -x -d 'give up on a request after this'
+complete -c kvctl -n '__kvctl_at \'compact\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
+
 complete -c kvctl -n '__kvctl_at \'config\'' -a 'show' -d 'Print every effective setting and where it came from (default, file, env, flag)'
 complete -c kvctl -n '__kvctl_at \'config\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'config\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
@@ -98,6 +122,8 @@ complete -c kvctl -n '__kvctl_at \'config show\'' -l data-dir -l storage-data-di
 complete -c kvctl -n '__kvctl_at \'config show\'' -l fsync -l storage-fsync -x -a 'always interval never' -d 'when log writes reach stable storage: always (before acknowledging), interval...'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l storage-fsync-interval -x -d 'with fsync = interval, how often the log is synced'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l storage-segment-bytes -x -d 'size at which a log segment is closed and a new one started'
+complete -c kvctl -n '__kvctl_at \'config show\'' -l storage-compact-dead-percent -x -d 'compact automatically once this share of the log (in percent) is history the ...'
+complete -c kvctl -n '__kvctl_at \'config show\'' -l storage-compact-min-bytes -x -d 'no automatic compaction while the log is smaller than this'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l limits-max-key-bytes -x -d 'longest accepted key, in bytes'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l limits-max-value-bytes -x -d 'largest accepted value (request body)'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l log-level -x -a 'debug info warn error' -d 'least severe log message written'

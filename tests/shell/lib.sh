@@ -41,7 +41,7 @@ start_server() {
   SERVER_PORT=""
   local i
   for ((i = 0; i < 200; i++)); do
-    SERVER_PORT=$(sed -n 's/.*listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+    SERVER_PORT=$(sed -n 's/.*listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" 2> /dev/null | head -1)
     [ -n "$SERVER_PORT" ] && return 0
     if ! kill -0 "$SERVER_PID" 2> /dev/null; then
       echo "server exited before listening:"; cat "$log"

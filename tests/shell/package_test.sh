@@ -37,15 +37,21 @@ check
 check
 [ -n "$(dpkg-deb -f "$deb" Description)" ] || fail "no Description"
 # Every shared library the binary loads comes from a package in Depends.
+depends_names=$(sed 's/ ([^)]*)//g; s/, */\n/g' <<< "$depends")
 while read -r soname; do
   check
   path=$(ldconfig -p | awk -v so="$soname" '$1 == so {print $NF; exit}')
-  pkg=$(dpkg -S "$(readlink -f "$path")" 2> /dev/null | head -1 | cut -d: -f1) || true
-  [ -n "$pkg" ] || { fail "cannot tell which package ships $soname"; continue; }
-  grep -qE "(^|, )$pkg( |,|$)" <<< "$depends" || fail "Depends lacks $pkg (for $soname)"
+  # dpkg knows a library by the path its package ships, which on a
+  # merged-/usr system may be the /lib or the /usr/lib spelling.
+  pkg=""
+  for candidate in "$path" "$(readlink -f "$path")" "/usr$path" "${path#/usr}"; do
+    pkg=$(dpkg -S "$candidate" 2> /dev/null | head -1 | cut -d: -f1) && [ -n "$pkg" ] && break
+  done
+  [ -n "$pkg" ] || { fail "cannot tell which package ships $soname ($path)"; continue; }
+  grep -qxF "$pkg" <<< "$depends_names" || fail "Depends lacks $pkg (for $soname)"
 done < <(objdump -p "$1" | awk '$1 == "NEEDED" {print $2}')
 check
-grep -qE "(^|, )adduser( |,|$)" <<< "$depends" || fail "Depends lacks adduser (the postinst runs it)"
+grep -qxF adduser <<< "$depends_names" || fail "Depends lacks adduser (the postinst runs it)"
 dpkg-deb -e "$deb" "$tmp/control"
 for script in postinst prerm postrm; do
   check
