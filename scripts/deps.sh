@@ -17,8 +17,8 @@ package_packages=(dpkg-dev gzip)
 # mandoc and man-db (groff) rendering the man pages, systemd-analyze checking
 # the unit, yamllint the Kubernetes manifests, shellcheck the maintainer
 # scripts, jq reading `kvctl completion json`, binutils' objdump the binary.
-test_packages=(doctest-dev clang libclang-rt-14-dev "${package_packages[@]}" bash zsh fish mandoc man-db systemd yamllint
-               shellcheck jq binutils)
+test_packages=(doctest-dev clang libclang-rt-14-dev "${package_packages[@]}"
+               bash zsh fish mandoc man-db systemd yamllint shellcheck jq binutils)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in

@@ -128,6 +128,23 @@ TEST_CASE("kvctl config show names the layer of every setting: default, file, en
   CHECK(Setting(show, "server.listen")["flags"] == json::array({"--listen", "--server-listen"}));
 }
 
+TEST_CASE("kvctl config show never prints a secret setting's value, nor a password in a URL") {
+  CliResult list = RunCli({"config", "show", "-o", "json"});
+  REQUIRE(list.exit_code == 0);
+  const std::string secret = "s3cret-e2e-password";
+  Env env;
+  for (const json& s : json::parse(list.out)["settings"]) {
+    // A value every secret kind accepts: a token takes any text, a DSN a URL.
+    if (s["secret"] == true) env[s["env"].get<std::string>()] = "postgres://kvctl:" + secret + "@127.0.0.1/kv";
+  }
+  for (const char* format : {"text", "json"}) {
+    CliResult r = RunCli({"config", "show", "-o", format}, {.env = env});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK_FALSE(Contains(r.out, secret));
+    CHECK(Contains(r.out, "client.addr"));  // the output is there, only secrets are masked
+  }
+}
+
 TEST_CASE("kvctl config show reports a bad setting like every command does, exit 2") {
   CliResult r = RunCli({"config", "show"}, {.env = {{"KVCTL_LOG_LEVEL", "loud"}}});
   CHECK(r.exit_code == 2);
