@@ -23,7 +23,7 @@ struct OpenedFiles {
 
 Result<OpenedFiles> OpenConsistentSet(FileSystem& fs, const std::string& dir) {
   if (!fs.Exists(dir)) {
-    return Status::NotFound(fmt::format("no data dir at {} (give the server's --data-dir)", dir));
+    return Status::InvalidArgument(fmt::format("no data dir at {} (give the server's --data-dir)", dir));
   }
   for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
     auto listed = ListDataDir(fs, dir);

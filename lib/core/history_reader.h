@@ -39,8 +39,8 @@ struct HistoryReport {
 // keys as of its covered revision, `from_snapshot` set), then the log's.
 using HistorySink = std::function<Status(const LogRecord& record, bool from_snapshot)>;
 
-// Errors: NotFound (no such dir), InvalidArgument (the dir holds no kvctl
-// log), Corruption (file and offset), IOError. `report` is filled as far as
+// Errors: InvalidArgument (no such dir, or it holds no kvctl log),
+// Corruption (file and offset), IOError. `report` is filled as far as
 // the read got, also on error.
 Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& sink,
                    HistoryReport* report);

@@ -173,7 +173,7 @@ TEST_CASE("replay of a dir with no log is a clear error") {
   ReadAll(dir.path(), &report, &status);
   CHECK(status.IsInvalidArgument());
   ReadAll(dir.Join("missing"), &report, &status);
-  CHECK(status.IsNotFound());
+  CHECK(status.IsInvalidArgument());
 }
 
 TEST_CASE("a history copied into a new data dir keeps revisions, deletions and the snapshot") {
