@@ -40,7 +40,9 @@ check
 depends_names=$(sed 's/ ([^)]*)//g; s/, */\n/g' <<< "$depends")
 while read -r soname; do
   check
-  path=$(ldconfig -p | awk -v so="$soname" '$1 == so {print $NF; exit}')
+  # awk reads to the end: exiting early would SIGPIPE ldconfig, which
+  # pipefail and set -e turn into a silent exit of this test.
+  path=$(ldconfig -p | awk -v so="$soname" '$1 == so && !found {print $NF; found = 1}')
   # dpkg knows a library by the path its package ships, which on a
   # merged-/usr system may be the /lib or the /usr/lib spelling.
   pkg=""
