@@ -35,7 +35,9 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   const size_t colon = c.server.listen.rfind(':');
   o.http.host = c.server.listen.substr(0, colon);
   o.http.port = std::stoi(c.server.listen.substr(colon + 1));
+  o.http.io_threads = c.server.io_threads;
   o.http.threads = c.server.threads;
+  o.http.max_connections = c.server.max_connections;
   o.http.keepalive_max_requests = static_cast<size_t>(c.server.keepalive_max_requests);
   o.http.keepalive_timeout = c.server.keepalive_timeout;
   o.http.read_timeout = c.server.read_timeout;

@@ -193,12 +193,25 @@ std::vector<Setting> BuildSettings() {
        .alias = "listen",
        .scopes = kServe,
        .help = "address the HTTP server listens on"},
+      {.key = "server.io_threads",
+       .value = IntValue(Field(&C::server, &C::Server::io_threads), 0, 256),
+       .default_value = "0",
+       .alias = "",
+       .scopes = kServe,
+       .help = "event-loop threads that read requests and answer reads; 0: one per CPU core"},
       {.key = "server.threads",
        .value = IntValue(Field(&C::server, &C::Server::threads), 1, 16384),
-       .default_value = "512",
+       .default_value = "256",
        .alias = "threads",
        .scopes = kServe,
-       .help = "worker threads; each open keep-alive connection holds one"},
+       .help = "worker threads for writes, which wait for the disk; writes waiting at once share "
+               "one fsync, so this bounds a group commit"},
+      {.key = "server.max_connections",
+       .value = IntValue(Field(&C::server, &C::Server::max_connections), 1, 1000000),
+       .default_value = "10000",
+       .alias = "",
+       .scopes = kServe,
+       .help = "open client connections at most; more are answered 503 and closed"},
       {.key = "server.keepalive_timeout",
        .value = DurationValue(Field(&C::server, &C::Server::keepalive_timeout), milliseconds(1000)),
        .default_value = "5s",
@@ -286,7 +299,7 @@ std::vector<Setting> BuildSettings() {
       // [limits]
       {.key = "limits.max_key_bytes",
        // 2048: a key travels percent-encoded (up to 3 bytes per byte) in a
-       // request line the HTTP library caps at 8 KiB, so longer keys could
+       // request line the HTTP transport caps at 8 KiB, so longer keys could
        // never arrive.
        .value = IntValue(Field(&C::limits, &C::Limits::max_key_bytes), 1, 2048),
        .default_value = "1024",

@@ -187,6 +187,14 @@ HttpResponse KvApi::TransportError(int status) {
     case 413: return Error(413, "value_too_large", "the request body is over limits.max_value_bytes");
     case 414: return Error(414, "key_too_long", "the request line is too long");
     case 404: return Error(404, "not_found", "no such route");
+    case 408:
+      return Error(408, "request_timeout", "the request did not arrive whole within server.read_timeout");
+    case 431:
+      return Error(431, "headers_too_large", "the request line and headers are over 16 KiB");
+    case 503:
+      return Error(503, "too_many_connections",
+                   "the server has server.max_connections connections open; retry shortly");
+    case 505: return Error(505, "http_version", "only HTTP/1.0 and HTTP/1.1 are spoken here");
     case 500: return Error(500, "internal", "internal error");
     default: return Error(status, "bad_request", "the request is malformed");
   }

@@ -42,7 +42,8 @@ class KvApi {
   static HttpResponse Error(int status, std::string_view code, std::string_view message);
   // The JSON error for a status the transport decides itself, before any
   // route runs (413 or 411 from the headers, 414 for an overlong request
-  // line, 400 for a malformed request).
+  // line, 431 for an overlong head, 408 for a request too slow to arrive,
+  // 503 over max_connections, 505, 400 for a malformed request).
   static HttpResponse TransportError(int status);
   // The body of POST /v1/admin/compact's answer (also what `kvctl compact
   // -o json` prints, online or offline).
