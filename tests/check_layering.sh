@@ -19,6 +19,7 @@ forbid lib/config 'httplib|pqxx|CLI/' 'config is TOML and environment only; flag
 forbid lib/server 'pqxx|toml|CLI/' 'the server gets its options as values'
 forbid lib/client 'pqxx|toml|CLI/' 'the client gets its options as values'
 forbid lib/completion 'httplib|pqxx|toml|CLI/' 'completion renders a command tree that cmd/ builds from CLI11'
+forbid lib/bench 'httplib|pqxx|toml|CLI/|lib/server|lib/client' 'the load generator speaks HTTP itself and gets its options as values'
 
 users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]httplib' lib cmd | sort | tr '\n' ' ')
 if [ "$users" != "lib/client/kv_client.cpp " ]; then

@@ -181,9 +181,10 @@ std::vector<Setting> BuildSettings() {
   const std::vector<Scope> kServe = {Scope::kServe};
   const std::vector<Scope> kClient = {Scope::kClient};
   const std::vector<Scope> kEveryCommand = {Scope::kServe, Scope::kClient, Scope::kCompact,
-                                            Scope::kReplay};
+                                            Scope::kReplay, Scope::kBench};
   const std::vector<Scope> kDataDirReaders = {Scope::kServe, Scope::kCompact, Scope::kReplay};
-  const std::vector<Scope> kServerClients = {Scope::kClient, Scope::kCompact};
+  const std::vector<Scope> kServerClients = {Scope::kClient, Scope::kCompact, Scope::kBench};
+  const std::vector<Scope> kServeBench = {Scope::kServe, Scope::kBench};
   return {
       // [server]
       {.key = "server.listen",
@@ -266,7 +267,7 @@ std::vector<Setting> BuildSettings() {
                                                             {"never", FsyncPolicy::kNever}}),
        .default_value = "always",
        .alias = "fsync",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "when log writes reach stable storage: always (before acknowledging), "
                "interval (every fsync_interval), never (left to the OS)"},
       {.key = "storage.fsync_interval",
@@ -274,7 +275,7 @@ std::vector<Setting> BuildSettings() {
                               milliseconds(60 * 60 * 1000)),
        .default_value = "100ms",
        .alias = "",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "with fsync = interval, how often the log is synced"},
       {.key = "storage.segment_bytes",
        .value = BytesValue(Field(&C::storage, &C::Storage::segment_bytes), 4 * KiB, 4 * GiB),
