@@ -81,7 +81,7 @@ TEST_CASE("framing: Content-Length, chunked, too large, smuggling and keep-alive
   CHECK(Frame("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").expects_continue);
 }
 
-TEST_CASE("a response carries status, headers, length and body; HEAD keeps the length but not the body") {
+TEST_CASE("a response carries status, headers, length and body, and HEAD keeps the length but not the body") {
   HttpResponse r;
   r.status = 201;
   r.content_type = "application/json";
