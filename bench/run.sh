@@ -5,7 +5,7 @@
 #
 #   bench/run.sh                 # 10 s per measurement, 3 runs each, medians
 #   bench/run.sh --quick         # 3 s, 1 run, 200k keys for recovery: a check, not a result
-#   bench/run.sh --duration 5 --runs 3 --recovery-keys 1000000
+#   bench/run.sh --duration 5 --runs 3 --recovery-keys 1000000 --kvctl path/to/kvctl
 #
 # Installs what it needs from Debian (nginx, redis, etcd, wrk, jq), builds
 # kvctl if build/kvctl is missing, runs every server on 127.0.0.1 in a temp
@@ -20,12 +20,14 @@ DURATION=10
 RUNS=3
 RECOVERY_KEYS=1000000
 KEYS=10000
+KVCTL=$REPO/build/kvctl
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) DURATION=3; RUNS=1; RECOVERY_KEYS=200000 ;;
     --duration) DURATION=$2; shift ;;
     --runs) RUNS=$2; shift ;;
     --recovery-keys) RECOVERY_KEYS=$2; shift ;;
+    --kvctl) KVCTL=$(realpath "$2"); shift ;;  # measure another build
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -45,12 +47,11 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-if [ ! -x build/kvctl ]; then
+if [ ! -x "$KVCTL" ]; then
   scripts/deps.sh build
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build -j"$(nproc)" --target kvctl >&2
 fi
-KVCTL=$REPO/build/kvctl
 
 WORK=$(mktemp -d /var/tmp/kvctl-suite-XXXXXX)  # on the disk, not tmpfs: fsync must mean something
 PIDS=()
@@ -113,6 +114,11 @@ repeat() {  # command...: the median of RUNS runs of a command printing one numb
 
 declare -A R  # result name -> median
 
+kvbench_rps() {  # port: GETs/s that kvctl bench reaches
+  "$KVCTL" bench --addr "127.0.0.1:$1" --clients 64 --read-ratio 1 --no-fill --duration "${DURATION}s" -o json \
+    | jq -r '.throughput_rps'
+}
+
 kvctl_fill() {  # port, keys: PUT every key once with kvctl bench
   "$KVCTL" bench --addr "127.0.0.1:$1" --keys "$2" --requests 1 --read-ratio 1 --clients 64 -o json >/dev/null
 }
@@ -139,13 +145,23 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 10000000;
-  server { listen 127.0.0.1:$port backlog=4096; root $dir/html; }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    root $dir/html;
+    location /v1/kv/ { return 200 "$(cat "$dir/html/value")"; }
+  }
 }
 EOF
   start_bg "$dir/out.log" "$NGINX" -c "$dir/nginx.conf" -p "$dir"
   local pid=$PID
   wait_http "http://127.0.0.1:$port/value"
   R[nginx$1]=$(repeat wrk_rps -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/value")
+  if [ "$1" = 1 ]; then
+    # The load generator's own ceiling: kvctl bench and wrk against the same
+    # nginx answer (GET /v1/kv/KEY -> 100 bytes).
+    R[client_wrk]=$(repeat wrk_rps -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/v1/kv/k000000000000001")
+    R[client_kvbench]=$(repeat kvbench_rps "$port")
+  fi
   stop_pid "$pid"
 }
 
@@ -217,10 +233,10 @@ measure_kvctl() {
   R[kv_mixed]=$(repeat kvctl_wrk "$port" mixed -t2 -c64)
   R[kv_put_p50_1c]=$(repeat kvctl_p50_1client "$port")
   R[kv_put_p99]=$(repeat kvctl_p99_put "$port")
-  if "$KVCTL" compact --help >/dev/null 2>&1; then
-    # PUT p99 while compactions run back to back.
+  if has_compact; then
+    # PUT p99 while a compaction runs every half second.
     local stop=$WORK/compact.stop
-    ( while [ ! -e "$stop" ]; do "$KVCTL" compact --addr "127.0.0.1:$port" >/dev/null 2>&1 || sleep 0.2; done ) &
+    ( while [ ! -e "$stop" ]; do "$KVCTL" compact --addr "127.0.0.1:$port" >/dev/null 2>&1; sleep 0.5; done ) &
     local looper=$!
     PIDS+=("$looper")
     R[kv_put_p99_compacting]=$(repeat kvctl_p99_put "$port")
@@ -235,6 +251,9 @@ measure_kvctl() {
   R[kv_put_interval]=$(repeat kvctl_wrk "$port" put -t2 -c64)
   stop_pid "$pid"
 }
+
+# Builds before `kvctl compact` existed measure without it.
+has_compact() { "$KVCTL" --help | grep -E '^ +compact ' >/dev/null; }
 
 rss_bytes() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
 
@@ -251,7 +270,7 @@ measure_recovery() {
   R[kv_recovery_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e9}')
   R[kv_rss_per_key]=$(awk -v r="$(rss_bytes "$PID")" -v n="$n" 'BEGIN {printf "%.0f\n", r / n}')
   R[kv_log_mb]=$(du -sm "$dir" | cut -f1)
-  if "$KVCTL" compact --help >/dev/null 2>&1; then
+  if has_compact; then
     "$KVCTL" compact --addr "127.0.0.1:$PORT" >/dev/null
     stop_pid "$PID"
     t0=$(date +%s%N)
@@ -300,20 +319,22 @@ log "load: $(uptime)"
 # --- report ----------------------------------------------------------------
 v() { echo "${R[$1]:-nan}"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b == 0) print "nan"; else printf "%.2f\n", a / b}'; }
+num() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "nan"; else if (x + 0 >= 100) printf "%.0f\n", x; else printf "%.3g\n", x}'; }
 row() {  # label, kvctl, peer, ratio, target (">=X" or "<=X" or "-")
   local met="-"
   case "$5" in
     ">="*) met=$(awk -v r="$4" -v t="${5#>=}" 'BEGIN {if (r == "nan") print "n/a"; else print (r >= t ? "met" : "NOT met")}') ;;
     "<="*) met=$(awk -v r="$4" -v t="${5#<=}" 'BEGIN {if (r == "nan") print "n/a"; else print (r <= t ? "met" : "NOT met")}') ;;
   esac
-  printf '| %-44s | %12s | %12s | %6s | %6s | %-7s |\n' "$1" "$2" "$3" "$4" "$5" "$met"
+  printf '| %-50s | %9s | %9s | %6s | %6s | %-7s |\n' "$1" "$(num "$2")" "$(num "$3")" "$4" "$5" "$met"
 }
 
 echo
 echo "kvctl benchmark suite: ${DURATION} s per measurement, medians of $RUNS; wrk -t2 -c64, $KEYS keys of 16 B, 100 B values"
 echo
-printf '| %-44s | %12s | %12s | %6s | %6s | %-7s |\n' "target" "kvctl" "peer" "ratio" "goal" "result"
-printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "--------------" "--------------" "--------" "--------" "---------"
+printf '| %-50s | %9s | %9s | %6s | %6s | %-7s |\n' "target" "kvctl" "peer" "ratio" "goal" "result"
+printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..52})" "-----------" "-----------" "--------" "--------" "---------"
+row "load generator: kvctl bench vs wrk, on nginx" "$(v client_kvbench)" "$(v client_wrk)" "$(ratio "$(v client_kvbench)" "$(v client_wrk)")" ">=0.9"
 row "GET req/s vs nginx static, 1 worker" "$(v kv_get)" "$(v nginx1)" "$(ratio "$(v kv_get)" "$(v nginx1)")" ">=1.0"
 row "GET req/s vs nginx static, 2 workers" "$(v kv_get)" "$(v nginx2)" "$(ratio "$(v kv_get)" "$(v nginx2)")" "-"
 row "GET req/s vs etcd range" "$(v kv_get)" "$(v etcd_range)" "$(ratio "$(v kv_get)" "$(v etcd_range)")" ">=10"

@@ -197,6 +197,7 @@ class Worker {
     c.out.append(read ? "GET /v1/kv/" : "PUT /v1/kv/");
     AppendKeyName(key, o_.key_size, &c.out);
     c.out.append(read ? s_.get_tail : s_.put_tail);
+    if (!read) StampValue(&c.out);
     c.is_read = read;
     c.busy = true;
     c.sent_at = now;
@@ -208,6 +209,17 @@ class Worker {
     }
     c.measured = o_.fill || c.started >= s_.measure_from;
     Flush(c, now);
+  }
+
+  // Makes this PUT's value differ from every other: a PUT of the value a
+  // key already holds changes nothing and writes nothing (SPEC §1), so a
+  // repeated value would measure no-ops instead of durable writes.
+  void StampValue(std::string* out) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const size_t n = std::min<size_t>(16, o_.value_size);
+    uint64_t stamp = random_.Next();
+    char* at = out->data() + out->size() - o_.value_size;
+    for (size_t i = 0; i < n; ++i, stamp >>= 4) at[i] = kHex[stamp & 15];
   }
 
   void Flush(Connection& c, Clock::time_point now) {

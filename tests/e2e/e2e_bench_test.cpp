@@ -50,6 +50,10 @@ TEST_CASE("kvctl bench --requests against a running server reports exactly that 
   const auto items = http.ListAll("k");
   CHECK(items.size() == 100);
   for (const auto& item : items) CHECK(ItemKey(item).size() == 16);
+  // Every PUT carried a new value, so each one was a real, logged change
+  // (a PUT of the value a key already holds would change nothing).
+  const uint64_t revision = http.Request("GET", "/readyz").Json()["revision"];
+  CHECK(revision == 100 + j["writes"]["count"].get<uint64_t>());
 }
 
 TEST_CASE("kvctl bench --embedded needs no server and prints a text summary") {
