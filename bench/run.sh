@@ -237,6 +237,9 @@ measure_kvctl() {
   R[kv_get]=$(repeat kvctl_wrk "$port" get -t2 -c64)
   R[kv_put_always]=$(repeat kvctl_wrk "$port" put -t2 -c64)
   R[kv_mixed]=$(repeat kvctl_wrk "$port" mixed -t2 -c64)
+  # The disk's fsync latency right before the 1-client PUTs: other I/O on the
+  # machine moves it a lot, so the two are measured side by side.
+  R[fsync_ms]=$(repeat measure_disk_fsync)
   R[kv_put_p50_1c]=$(repeat kvctl_p50_1client "$port")
   R[kv_put_p99]=$(repeat kvctl_p99_put "$port")
   if has_compact; then
@@ -311,7 +314,6 @@ measure_recovery() {
 # --- run -------------------------------------------------------------------
 log "kvctl benchmark suite: ${DURATION}s per measurement, $RUNS run(s), medians; work dir $WORK"
 log "load: $(uptime)"
-log "disk fsync";        R[fsync_ms]=$(repeat measure_disk_fsync)
 log "nginx 1 worker";    measure_nginx 1
 log "nginx 2 workers";   measure_nginx 2
 log "redis always";      measure_redis always always
