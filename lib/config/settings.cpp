@@ -202,11 +202,11 @@ std::vector<Setting> BuildSettings() {
        .help = "event-loop threads that read requests and answer reads; 0: one per CPU core"},
       {.key = "server.threads",
        .value = IntValue(Field(&C::server, &C::Server::threads), 1, 16384),
-       .default_value = "256",
+       .default_value = "16",
        .alias = "threads",
        .scopes = kServe,
-       .help = "worker threads for writes, which wait for the disk; writes waiting at once share "
-               "one fsync, so this bounds a group commit"},
+       .help = "worker threads for requests that may block, such as a compaction; key writes "
+               "wait for their group commit without holding one"},
       {.key = "server.max_connections",
        .value = IntValue(Field(&C::server, &C::Server::max_connections), 1, 1000000),
        .default_value = "10000",

@@ -128,6 +128,7 @@ class EventLoop;
 struct HttpServer::Impl {
   HttpServerOptions options;
   Handler handler;
+  AsyncHandler async_handler;
   ErrorBodyMaker error_body;
   HeadLimits limits;
   int listen_fd = -1;
@@ -191,13 +192,18 @@ class EventLoop {
     Wake();
   }
 
-  // From a worker: the answer to the request connection `id` waits for.
+  // From a worker or the store's committer: the answer to the request
+  // connection `id` waits for. The loop drains the whole inbox on one wake,
+  // so only the answer that finds it empty needs to wake it (a group
+  // commit's answers cost one wake, not one each).
   void Complete(uint64_t id, HttpResponse response) {
+    bool was_empty;
     {
       std::lock_guard lock(inbox_mu_);
+      was_empty = completions_.empty() && new_conns_.empty();
       completions_.emplace_back(id, std::move(response));
     }
-    Wake();
+    if (was_empty) Wake();
   }
 
   void Run() {
@@ -474,6 +480,17 @@ class EventLoop {
       return;
     }
     c->state = ConnState::kWaiting;
+    if (server_.async_handler) {
+      bool taken = false;
+      try {
+        taken = server_.async_handler(c->request, [loop = this, id = c->id](HttpResponse response) {
+          loop->Complete(id, std::move(response));
+        });
+      } catch (...) {
+        taken = false;
+      }
+      if (taken) return;
+    }
     server_.pool->Submit([server = &server_, loop = this, id = c->id, request = std::move(c->request)] {
       loop->Complete(id, server->Call(request));
     });
@@ -627,6 +644,8 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMake
   impl_->handler = std::move(handler);
   impl_->error_body = std::move(error_body);
 }
+
+void HttpServer::set_async_handler(AsyncHandler handler) { impl_->async_handler = std::move(handler); }
 
 HttpServer::~HttpServer() {
   impl_->loops.clear();

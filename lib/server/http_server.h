@@ -11,9 +11,10 @@
 //   turn; a connection then lives on one loop (no locks on its state).
 // - GET, HEAD and OPTIONS are answered on the loop: they never wait.
 //   Other methods may wait for the disk (a write under fsync = "always"
-//   waits for its group commit), so they run on a pool of `threads` worker
-//   threads; the loop sends the answer when the worker is done. Writers
-//   waiting at once share one fsync, so the pool's size bounds the batch.
+//   waits for its group commit). The async handler, when set, takes the
+//   ones it can answer without blocking (key writes: the store calls back
+//   once the change is durable); the rest run on a pool of `threads`
+//   worker threads. Either way the loop sends the answer when it comes.
 // - Pipelined requests are answered in order; answers to one read are sent
 //   with one write.
 // - The body is framed by Content-Length only. Decided from the head,
@@ -56,7 +57,7 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 7070;  // 0: any free port, see port()
   int io_threads = 0;  // event loops; 0: one per CPU core
-  int threads = 256;   // worker threads for requests that may wait (writes)
+  int threads = 16;    // worker threads for requests that may block and are not async
   int listen_backlog = 4096;
   int max_connections = 10000;
   size_t keepalive_max_requests = 100000;
@@ -77,6 +78,15 @@ class HttpServer {
 
   HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMaker error_body);
   ~HttpServer();
+
+  // Optional, set before Serve(): tries a request that may wait (not GET,
+  // HEAD, OPTIONS) without blocking. True when it took the request and
+  // will call the reply exactly once, from any thread; false sends the
+  // request to the worker pool and `handler`. With it, a write waits for
+  // its group commit without holding a thread.
+  using Reply = std::function<void(HttpResponse)>;
+  using AsyncHandler = std::function<bool(const HttpRequest&, Reply)>;
+  void set_async_handler(AsyncHandler handler);
 
   // Binds and listens. Busy when the address is taken.
   core::Status Bind();
