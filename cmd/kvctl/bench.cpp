@@ -225,6 +225,7 @@ void AddBenchCommand(CLI::App& app, CommandContext& ctx) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* sub = app.add_subcommand(
       "bench", "Load a server with GETs and PUTs and report throughput and latency percentiles");
+  sub->group(kGroupTools);
   sub->add_option("-c,--clients", a->clients, "Keep-alive connections, each with one request in flight")
       ->capture_default_str();
   sub->add_option("-d,--duration", a->duration, "How long to measure (e.g. 10s, 1m)")->capture_default_str();

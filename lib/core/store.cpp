@@ -110,98 +110,68 @@ uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string
   return revision;
 }
 
-Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, const Precondition& pre) {
-  PutOutcome out;
-  {
-    std::lock_guard lock(write_mu_);
-    if (!refused_.ok()) return refused_;
-    const Current cur = LatestLocked(key);
-    if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
-    if (cur.value != nullptr && *cur.value == value) {
-      out = {cur.revision, false, false};  // idempotent: no revision, no record
-    } else {
-      out = {EnqueueLocked(RecordType::kPut, key, value), cur.value == nullptr, true};
-    }
+Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value, const Precondition& pre) {
+  std::lock_guard lock(write_mu_);
+  if (!refused_.ok()) return refused_;
+  const Current cur = LatestLocked(key);
+  if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
+  if (cur.value != nullptr && *cur.value == value) {
+    return PutOutcome{cur.revision, false, false};  // idempotent: no revision, no record
   }
-  if (Status s = WaitDurable(out.revision); !s.ok()) return s;
+  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value), cur.value == nullptr, true};
+}
+
+Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view key, const Precondition& pre) {
+  std::lock_guard lock(write_mu_);
+  if (!refused_.ok()) return refused_;
+  const Current cur = LatestLocked(key);
+  if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
+  // A missing key: wait for its delete when that is still pending (nonzero).
+  if (cur.value == nullptr) return std::pair{DeleteOutcome{}, cur.revision};
+  const uint64_t revision = EnqueueLocked(RecordType::kDelete, key, {});
+  return std::pair{DeleteOutcome{true, revision}, revision};
+}
+
+Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, const Precondition& pre) {
+  auto out = BeginPut(key, value, pre);
+  if (!out) return out;
+  if (Status s = WaitDurable(out->revision); !s.ok()) return s;
   return out;
 }
 
 Result<DeleteOutcome> Store::Delete(std::string_view key, const Precondition& pre) {
-  DeleteOutcome out;
-  uint64_t wait_for = 0;
-  {
-    std::lock_guard lock(write_mu_);
-    if (!refused_.ok()) return refused_;
-    const Current cur = LatestLocked(key);
-    if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
-    if (cur.value == nullptr) {
-      wait_for = cur.revision;  // nonzero when the key's delete is still pending
-    } else {
-      out = {true, EnqueueLocked(RecordType::kDelete, key, {})};
-      wait_for = out.revision;
-    }
-  }
-  if (Status s = WaitDurable(wait_for); !s.ok()) return s;
-  return out;
+  auto begun = BeginDelete(key, pre);
+  if (!begun) return begun.error();
+  if (Status s = WaitDurable(begun->second); !s.ok()) return s;
+  return begun->first;
 }
 
-void Store::PutAsync(std::string_view key, std::string_view value, const Precondition& pre, PutDone done) {
-  PutOutcome out;
-  Status refused;
-  {
-    std::lock_guard lock(write_mu_);
-    if (!refused_.ok()) {
-      refused = refused_;
-    } else {
-      const Current cur = LatestLocked(key);
-      if (Status s = CheckLocked(cur, pre); !s.ok()) {
-        refused = s;
-      } else if (cur.value != nullptr && *cur.value == value) {
-        out = {cur.revision, false, false};  // idempotent: no revision, no record
-      } else {
-        out = {EnqueueLocked(RecordType::kPut, key, value), cur.value == nullptr, true};
-      }
-    }
-  }
-  if (!refused.ok()) return done(refused);
-  WhenDurable(out.revision, [out, done = std::move(done)](const Status& s) {
+namespace {
+
+// The callback that answers an async writer once its wait is over.
+template <typename T>
+std::function<void(const Status&)> Answer(T outcome, std::function<void(Result<T>)> done) {
+  return [outcome, done = std::move(done)](const Status& s) {
     if (s.ok()) {
-      done(out);
+      done(outcome);
     } else {
       done(s);
     }
-  });
+  };
+}
+
+}  // namespace
+
+void Store::PutAsync(std::string_view key, std::string_view value, const Precondition& pre, PutDone done) {
+  auto out = BeginPut(key, value, pre);
+  if (!out) return done(out.error());
+  WhenDurable(out->revision, Answer(*out, std::move(done)));
 }
 
 void Store::DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) {
-  DeleteOutcome out;
-  uint64_t wait_for = 0;
-  Status refused;
-  {
-    std::lock_guard lock(write_mu_);
-    if (!refused_.ok()) {
-      refused = refused_;
-    } else {
-      const Current cur = LatestLocked(key);
-      if (Status s = CheckLocked(cur, pre); !s.ok()) {
-        refused = s;
-      } else if (cur.value == nullptr) {
-        wait_for = cur.revision;  // nonzero when the key's delete is still pending
-      } else {
-        out = {true, EnqueueLocked(RecordType::kDelete, key, {})};
-        wait_for = out.revision;
-      }
-    }
-  }
-  if (!refused.ok()) return done(refused);
-  WhenDurable(wait_for, [out, done = std::move(done)](const Status& s) {
-    if (s.ok()) {
-      done(out);
-    } else {
-      done(s);
-    }
-  });
+  auto begun = BeginDelete(key, pre);
+  if (!begun) return done(begun.error());
+  WhenDurable(begun->second, Answer(begun->first, std::move(done)));
 }
 
 void Store::WhenDurable(uint64_t revision, std::function<void(const Status&)> then) {

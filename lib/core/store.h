@@ -36,6 +36,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "lib/core/change_log.h"
@@ -173,6 +174,11 @@ class Store {
   void EraseLocked(std::string_view key);
   Status CheckLocked(const Current& cur, const Precondition& pre) const;
   uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value);
+  // The locked part of a write: checks its condition and queues the change
+  // (or finds it unchanged). The outcome, or why not; BeginDelete also
+  // gives the revision to wait for.
+  Result<PutOutcome> BeginPut(std::string_view key, std::string_view value, const Precondition& pre);
+  Result<std::pair<DeleteOutcome, uint64_t>> BeginDelete(std::string_view key, const Precondition& pre);
   Status WaitDurable(uint64_t revision);
   // Runs `then` once `revision` is committed (Ok) or the log failed.
   void WhenDurable(uint64_t revision, std::function<void(const Status&)> then);
