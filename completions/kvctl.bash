@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" bench"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -27,7 +27,13 @@ _kvctl() {
         " serve|--listen"|" serve|--server-listen")
             COMPREPLY=()
             return ;;
+        " serve|--server-io-threads")
+            COMPREPLY=()
+            return ;;
         " serve|--threads"|" serve|--server-threads")
+            COMPREPLY=()
+            return ;;
+        " serve|--server-max-connections")
             COMPREPLY=()
             return ;;
         " serve|--server-keepalive-timeout")
@@ -186,7 +192,13 @@ _kvctl() {
         " config show|--listen"|" config show|--server-listen")
             COMPREPLY=()
             return ;;
+        " config show|--server-io-threads")
+            COMPREPLY=()
+            return ;;
         " config show|--threads"|" config show|--server-threads")
+            COMPREPLY=()
+            return ;;
+        " config show|--server-max-connections")
             COMPREPLY=()
             return ;;
         " config show|--server-keepalive-timeout")
@@ -246,6 +258,60 @@ _kvctl() {
         " config show|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " bench|-c"|" bench|--clients")
+            COMPREPLY=()
+            return ;;
+        " bench|-d"|" bench|--duration")
+            COMPREPLY=()
+            return ;;
+        " bench|-n"|" bench|--requests")
+            COMPREPLY=()
+            return ;;
+        " bench|--read-ratio")
+            COMPREPLY=()
+            return ;;
+        " bench|--keys")
+            COMPREPLY=()
+            return ;;
+        " bench|--zipf")
+            COMPREPLY=()
+            return ;;
+        " bench|--key-size")
+            COMPREPLY=()
+            return ;;
+        " bench|--value-size")
+            COMPREPLY=()
+            return ;;
+        " bench|--rate")
+            COMPREPLY=()
+            return ;;
+        " bench|--warmup")
+            COMPREPLY=()
+            return ;;
+        " bench|--threads")
+            COMPREPLY=()
+            return ;;
+        " bench|-o"|" bench|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " bench|--fsync"|" bench|--storage-fsync")
+            COMPREPLY=($(compgen -W "always interval never" -- "$cur"))
+            return ;;
+        " bench|--storage-fsync-interval")
+            COMPREPLY=()
+            return ;;
+        " bench|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " bench|--addr"|" bench|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " bench|--timeout"|" bench|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " bench|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " version|-o"|" version|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
@@ -260,9 +326,9 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del replay compact config version completion" ;;
+            others="serve put get del replay compact config bench version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --threads --server-threads --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --config"
+            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --config"
             others="" ;;
         " put")
             options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --config"
@@ -283,7 +349,10 @@ _kvctl() {
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --threads --server-threads --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
+            others="" ;;
+        " bench")
+            options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --fsync --storage-fsync --storage-fsync-interval --log-level --addr --client-addr --timeout --client-timeout --config"
             others="" ;;
         " version")
             options="-h --help -o --output --config"

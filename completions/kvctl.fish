@@ -8,7 +8,7 @@ function __kvctl_path
     set -l path ''
     for word in (commandline -opc)[2..-1]
         switch "$path $word"
-            case ' serve' ' put' ' get' ' del' ' replay' ' compact' ' config' ' config show' ' version' ' completion'
+            case ' serve' ' put' ' get' ' del' ' replay' ' compact' ' config' ' config show' ' bench' ' version' ' completion'
                 set path "$path $word"
         end
     end
@@ -30,6 +30,7 @@ complete -c kvctl -n '__kvctl_at \'\'' -a 'del' -d 'Delete KEY (no error if it d
 complete -c kvctl -n '__kvctl_at \'\'' -a 'replay' -d 'Verify a data dir\'s log and print its events, or the state as of a revision'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'compact' -d 'Shrink the log to the live keys: through the running server (--addr), or offl...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'config' -d 'Show the configuration kvctl uses'
+complete -c kvctl -n '__kvctl_at \'\'' -a 'bench' -d 'Load a server with GETs and PUTs and report throughput and latency percentiles'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'version' -d 'Print kvctl\'s version, git commit and build type'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'completion' -d 'Print the completion script for bash, zsh or fish (json: the command tree)'
 complete -c kvctl -n '__kvctl_at \'\'' -s h -l help -d 'Print this help message and exit'
@@ -38,7 +39,9 @@ complete -c kvctl -n '__kvctl_at \'\'' -l config -r -F -d 'TOML config file (def
 
 complete -c kvctl -n '__kvctl_at \'serve\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l listen -l server-listen -x -d 'address the HTTP server listens on'
-complete -c kvctl -n '__kvctl_at \'serve\'' -l threads -l server-threads -x -d 'worker threads'
+complete -c kvctl -n '__kvctl_at \'serve\'' -l server-io-threads -x -d 'event-loop threads that read requests and answer reads'
+complete -c kvctl -n '__kvctl_at \'serve\'' -l threads -l server-threads -x -d 'worker threads for requests that may block, such as a compaction'
+complete -c kvctl -n '__kvctl_at \'serve\'' -l server-max-connections -x -d 'open client connections at most'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l server-keepalive-timeout -x -d 'an idle keep-alive connection is closed after this'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l server-keepalive-max-requests -x -d 'requests served on one keep-alive connection before it is closed'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l server-read-timeout -x -d 'time allowed to receive a request'
@@ -111,7 +114,9 @@ complete -c kvctl -n '__kvctl_at \'config\'' -l config -r -F -d 'TOML config fil
 complete -c kvctl -n '__kvctl_at \'config show\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'config show\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l listen -l server-listen -x -d 'address the HTTP server listens on'
-complete -c kvctl -n '__kvctl_at \'config show\'' -l threads -l server-threads -x -d 'worker threads'
+complete -c kvctl -n '__kvctl_at \'config show\'' -l server-io-threads -x -d 'event-loop threads that read requests and answer reads'
+complete -c kvctl -n '__kvctl_at \'config show\'' -l threads -l server-threads -x -d 'worker threads for requests that may block, such as a compaction'
+complete -c kvctl -n '__kvctl_at \'config show\'' -l server-max-connections -x -d 'open client connections at most'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l server-keepalive-timeout -x -d 'an idle keep-alive connection is closed after this'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l server-keepalive-max-requests -x -d 'requests served on one keep-alive connection before it is closed'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l server-read-timeout -x -d 'time allowed to receive a request'
@@ -131,6 +136,28 @@ complete -c kvctl -n '__kvctl_at \'config show\'' -l log-format -x -a 'text json
 complete -c kvctl -n '__kvctl_at \'config show\'' -l addr -l client-addr -x -d 'server to talk to'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l timeout -l client-timeout -x -d 'give up on a request after this'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
+
+complete -c kvctl -n '__kvctl_at \'bench\'' -s h -l help -d 'Print this help message and exit'
+complete -c kvctl -n '__kvctl_at \'bench\'' -s c -l clients -x -d 'Keep-alive connections, each with one request in flight'
+complete -c kvctl -n '__kvctl_at \'bench\'' -s d -l duration -x -d 'How long to measure (e.g. 10s, 1m)'
+complete -c kvctl -n '__kvctl_at \'bench\'' -s n -l requests -x -d 'Stop after this many requests instead of after --duration'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l read-ratio -x -d 'Share of GETs, 0 to 1'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l keys -x -d 'Distinct keys, chosen uniformly unless --zipf'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l zipf -x -d 'Skew the key choice: Zipf exponent S (0: uniform'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l key-size -x -d 'Bytes per key ("k" and zero-padded digits)'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l value-size -x -d 'Bytes per PUT value'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l rate -x -d 'Open loop: send this many requests a second in all and measure latency from w...'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l warmup -x -d 'Run the load this long before measuring'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l threads -x -d 'Load generator threads (0: one per core)'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l embedded -d 'Start a throw-away server in this process on a temp dir and load it (storage ...'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l no-fill -d 'Do not PUT every key once before measuring (GETs may then 404)'
+complete -c kvctl -n '__kvctl_at \'bench\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l fsync -l storage-fsync -x -a 'always interval never' -d 'when log writes reach stable storage: always (before acknowledging), interval...'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l storage-fsync-interval -x -d 'with fsync = interval, how often the log is synced'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l log-level -x -a 'debug info warn error' -d 'least severe log message written'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l addr -l client-addr -x -d 'server to talk to'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l timeout -l client-timeout -x -d 'give up on a request after this'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
 
 complete -c kvctl -n '__kvctl_at \'version\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'version\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'

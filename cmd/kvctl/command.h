@@ -40,6 +40,7 @@ void AddGetCommand(CLI::App& app, CommandContext& ctx);
 void AddDelCommand(CLI::App& app, CommandContext& ctx);
 void AddReplayCommand(CLI::App& app, CommandContext& ctx);
 void AddCompactCommand(CLI::App& app, CommandContext& ctx);
+void AddBenchCommand(CLI::App& app, CommandContext& ctx);
 void AddVersionCommand(CLI::App& app, CommandContext& ctx);
 // "kvctl 0.1.0 (commit 1234abcd5678, RelWithDebInfo)", for --version.
 std::string VersionLine();

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   kvctl::cmd::AddReplayCommand(app, ctx);
   kvctl::cmd::AddCompactCommand(app, ctx);
   kvctl::cmd::AddConfigCommand(app, ctx);
+  kvctl::cmd::AddBenchCommand(app, ctx);
   kvctl::cmd::AddVersionCommand(app, ctx);
   kvctl::cmd::AddCompletionCommand(app, ctx);
 

@@ -34,7 +34,9 @@ std::string_view SourceName(Source source);
 struct Config {
   struct Server {
     std::string listen;  // host:port, validated; port 0 = any free port
+    int io_threads = 0;  // 0: one per CPU core
     int threads = 0;
+    int max_connections = 0;
     std::chrono::milliseconds keepalive_timeout{0};
     std::chrono::milliseconds read_timeout{0};
     std::chrono::milliseconds write_timeout{0};

@@ -181,9 +181,10 @@ std::vector<Setting> BuildSettings() {
   const std::vector<Scope> kServe = {Scope::kServe};
   const std::vector<Scope> kClient = {Scope::kClient};
   const std::vector<Scope> kEveryCommand = {Scope::kServe, Scope::kClient, Scope::kCompact,
-                                            Scope::kReplay};
+                                            Scope::kReplay, Scope::kBench};
   const std::vector<Scope> kDataDirReaders = {Scope::kServe, Scope::kCompact, Scope::kReplay};
-  const std::vector<Scope> kServerClients = {Scope::kClient, Scope::kCompact};
+  const std::vector<Scope> kServerClients = {Scope::kClient, Scope::kCompact, Scope::kBench};
+  const std::vector<Scope> kServeBench = {Scope::kServe, Scope::kBench};
   return {
       // [server]
       {.key = "server.listen",
@@ -193,12 +194,25 @@ std::vector<Setting> BuildSettings() {
        .alias = "listen",
        .scopes = kServe,
        .help = "address the HTTP server listens on"},
+      {.key = "server.io_threads",
+       .value = IntValue(Field(&C::server, &C::Server::io_threads), 0, 256),
+       .default_value = "0",
+       .alias = "",
+       .scopes = kServe,
+       .help = "event-loop threads that read requests and answer reads; 0: one per CPU core"},
       {.key = "server.threads",
        .value = IntValue(Field(&C::server, &C::Server::threads), 1, 16384),
-       .default_value = "512",
+       .default_value = "16",
        .alias = "threads",
        .scopes = kServe,
-       .help = "worker threads; each open keep-alive connection holds one"},
+       .help = "worker threads for requests that may block, such as a compaction; key writes "
+               "wait for their group commit without holding one"},
+      {.key = "server.max_connections",
+       .value = IntValue(Field(&C::server, &C::Server::max_connections), 1, 1000000),
+       .default_value = "10000",
+       .alias = "",
+       .scopes = kServe,
+       .help = "open client connections at most; more are answered 503 and closed"},
       {.key = "server.keepalive_timeout",
        .value = DurationValue(Field(&C::server, &C::Server::keepalive_timeout), milliseconds(1000)),
        .default_value = "5s",
@@ -253,7 +267,7 @@ std::vector<Setting> BuildSettings() {
                                                             {"never", FsyncPolicy::kNever}}),
        .default_value = "always",
        .alias = "fsync",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "when log writes reach stable storage: always (before acknowledging), "
                "interval (every fsync_interval), never (left to the OS)"},
       {.key = "storage.fsync_interval",
@@ -261,7 +275,7 @@ std::vector<Setting> BuildSettings() {
                               milliseconds(60 * 60 * 1000)),
        .default_value = "100ms",
        .alias = "",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "with fsync = interval, how often the log is synced"},
       {.key = "storage.segment_bytes",
        .value = BytesValue(Field(&C::storage, &C::Storage::segment_bytes), 4 * KiB, 4 * GiB),
@@ -286,7 +300,7 @@ std::vector<Setting> BuildSettings() {
       // [limits]
       {.key = "limits.max_key_bytes",
        // 2048: a key travels percent-encoded (up to 3 bytes per byte) in a
-       // request line the HTTP library caps at 8 KiB, so longer keys could
+       // request line the HTTP transport caps at 8 KiB, so longer keys could
        // never arrive.
        .value = IntValue(Field(&C::limits, &C::Limits::max_key_bytes), 1, 2048),
        .default_value = "1024",

@@ -28,6 +28,8 @@ enum class Scope {
   kClient,   // kvctl put / get / del
   kCompact,  // kvctl compact (through a server, or offline on a data dir)
   kReplay,   // kvctl replay (reads a data dir)
+  kBench,    // kvctl bench: the client's address and timeout, and the
+             // storage settings of its --embedded server
 };
 
 // How a setting is written, which decides the TOML types it accepts:

@@ -1,5 +1,7 @@
 #include "lib/core/store.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace kvctl::core {
@@ -108,40 +110,88 @@ uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string
   return revision;
 }
 
-Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, const Precondition& pre) {
-  PutOutcome out;
-  {
-    std::lock_guard lock(write_mu_);
-    if (!refused_.ok()) return refused_;
-    const Current cur = LatestLocked(key);
-    if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
-    if (cur.value != nullptr && *cur.value == value) {
-      out = {cur.revision, false, false};  // idempotent: no revision, no record
-    } else {
-      out = {EnqueueLocked(RecordType::kPut, key, value), cur.value == nullptr, true};
-    }
+Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value, const Precondition& pre) {
+  std::lock_guard lock(write_mu_);
+  if (!refused_.ok()) return refused_;
+  const Current cur = LatestLocked(key);
+  if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
+  if (cur.value != nullptr && *cur.value == value) {
+    return PutOutcome{cur.revision, false, false};  // idempotent: no revision, no record
   }
-  if (Status s = WaitDurable(out.revision); !s.ok()) return s;
+  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value), cur.value == nullptr, true};
+}
+
+Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view key, const Precondition& pre) {
+  std::lock_guard lock(write_mu_);
+  if (!refused_.ok()) return refused_;
+  const Current cur = LatestLocked(key);
+  if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
+  // A missing key: wait for its delete when that is still pending (nonzero).
+  if (cur.value == nullptr) return std::pair{DeleteOutcome{}, cur.revision};
+  const uint64_t revision = EnqueueLocked(RecordType::kDelete, key, {});
+  return std::pair{DeleteOutcome{true, revision}, revision};
+}
+
+Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, const Precondition& pre) {
+  auto out = BeginPut(key, value, pre);
+  if (!out) return out;
+  if (Status s = WaitDurable(out->revision); !s.ok()) return s;
   return out;
 }
 
 Result<DeleteOutcome> Store::Delete(std::string_view key, const Precondition& pre) {
-  DeleteOutcome out;
-  uint64_t wait_for = 0;
-  {
-    std::lock_guard lock(write_mu_);
-    if (!refused_.ok()) return refused_;
-    const Current cur = LatestLocked(key);
-    if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
-    if (cur.value == nullptr) {
-      wait_for = cur.revision;  // nonzero when the key's delete is still pending
+  auto begun = BeginDelete(key, pre);
+  if (!begun) return begun.error();
+  if (Status s = WaitDurable(begun->second); !s.ok()) return s;
+  return begun->first;
+}
+
+namespace {
+
+// The callback that answers an async writer once its wait is over.
+template <typename T>
+std::function<void(const Status&)> Answer(T outcome, std::function<void(Result<T>)> done) {
+  return [outcome, done = std::move(done)](const Status& s) {
+    if (s.ok()) {
+      done(outcome);
     } else {
-      out = {true, EnqueueLocked(RecordType::kDelete, key, {})};
-      wait_for = out.revision;
+      done(s);
+    }
+  };
+}
+
+}  // namespace
+
+void Store::PutAsync(std::string_view key, std::string_view value, const Precondition& pre, PutDone done) {
+  auto out = BeginPut(key, value, pre);
+  if (!out) return done(out.error());
+  WhenDurable(out->revision, Answer(*out, std::move(done)));
+}
+
+void Store::DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) {
+  auto begun = BeginDelete(key, pre);
+  if (!begun) return done(begun.error());
+  WhenDurable(begun->second, Answer(begun->first, std::move(done)));
+}
+
+void Store::WhenDurable(uint64_t revision, std::function<void(const Status&)> then) {
+  Status now;
+  {
+    std::lock_guard lock(durable_mu_);
+    if (committed_revision_.load() < revision) {
+      if (log_failure_.ok()) {
+        waiters_.emplace_back(revision, std::move(then));
+        return;
+      }
+      now = NotDurableLocked();
     }
   }
-  if (Status s = WaitDurable(wait_for); !s.ok()) return s;
-  return out;
+  then(now);
+}
+
+Status Store::NotDurableLocked() const {
+  return Status::Unavailable(fmt::format(
+      "the write was not made durable and is not acknowledged: {}", log_failure_.message()));
 }
 
 Result<Entry> Store::Get(std::string_view key) const {
@@ -175,8 +225,7 @@ Status Store::WaitDurable(uint64_t revision) {
   std::unique_lock lock(durable_mu_);
   durable_cv_.wait(lock, [&] { return committed_revision_.load() >= revision || !log_failure_.ok(); });
   if (committed_revision_.load() >= revision) return Status::Ok();
-  return Status::Unavailable(fmt::format(
-      "the write was not made durable and is not acknowledged: {}", log_failure_.message()));
+  return NotDurableLocked();
 }
 
 void Store::CommitLoop() {
@@ -243,11 +292,18 @@ void Store::ApplyCommitted(std::vector<Change>& batch) {
   }
   ++batches_;
   committed_changes_ += batch.size();
+  std::vector<std::function<void(const Status&)>> ready;
   {
     std::lock_guard lock(durable_mu_);
-    committed_revision_ = batch.back().revision;
+    const uint64_t committed = batch.back().revision;
+    committed_revision_ = committed;
+    auto waiting = std::partition(waiters_.begin(), waiters_.end(),
+                                  [committed](const auto& w) { return w.first > committed; });
+    for (auto it = waiting; it != waiters_.end(); ++it) ready.push_back(std::move(it->second));
+    waiters_.erase(waiting, waiters_.end());
   }
   durable_cv_.notify_all();
+  for (auto& then : ready) then(Status::Ok());
 }
 
 void Store::Fail(const Status& cause) {
@@ -272,6 +328,19 @@ void Store::Fail(const Status& cause) {
                   {{"cause", cause.message()}});
   }
   durable_cv_.notify_all();
+  FailWaiters();
+}
+
+void Store::FailWaiters() {
+  std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> failed;
+  Status why;
+  {
+    std::lock_guard lock(durable_mu_);
+    failed.swap(waiters_);
+    why = log_failure_.ok() ? Status::Unavailable("kvctl is shutting down; the write was not acknowledged")
+                            : NotDurableLocked();
+  }
+  for (auto& [revision, then] : failed) then(why);
 }
 
 StoreStats Store::stats() const {
@@ -301,6 +370,7 @@ Status Store::Close() {
   }
   queue_cv_.notify_all();
   if (committer_.joinable()) committer_.join();
+  FailWaiters();  // none are left once the queue is drained; this is a guard
   // log_ stays (closed) until the store is destroyed: a compaction running
   // on another thread may still hold it, and gets Unavailable from it.
   Status closed = log_ ? log_->Close() : Status::Ok();

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "lib/core/change_log.h"
@@ -123,6 +125,17 @@ class Store {
   // refused: not started, closed, or the log failed; the message says why).
   Result<PutOutcome> Put(std::string_view key, std::string_view value, const Precondition& pre = {});
   Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {});
+  // The same writes without blocking the caller, for event loops: `done`
+  // runs exactly once with what Put/Delete would return. It runs at once,
+  // on the calling thread, when nothing has to wait (a refusal, a failed
+  // condition, an unchanged value); otherwise on the committer thread, once
+  // the change is durable or the log failed. `done` must be quick and must
+  // not write to the store.
+  using PutDone = std::function<void(Result<PutOutcome>)>;
+  using DeleteDone = std::function<void(Result<DeleteOutcome>)>;
+  void PutAsync(std::string_view key, std::string_view value, const Precondition& pre, PutDone done);
+  void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done);
+
   // NotFound when the key does not exist.
   Result<Entry> Get(std::string_view key) const;
   ListPage List(const ListOptions& options) const;
@@ -161,7 +174,18 @@ class Store {
   void EraseLocked(std::string_view key);
   Status CheckLocked(const Current& cur, const Precondition& pre) const;
   uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value);
+  // The locked part of a write: checks its condition and queues the change
+  // (or finds it unchanged). The outcome, or why not; BeginDelete also
+  // gives the revision to wait for.
+  Result<PutOutcome> BeginPut(std::string_view key, std::string_view value, const Precondition& pre);
+  Result<std::pair<DeleteOutcome, uint64_t>> BeginDelete(std::string_view key, const Precondition& pre);
   Status WaitDurable(uint64_t revision);
+  // Runs `then` once `revision` is committed (Ok) or the log failed.
+  void WhenDurable(uint64_t revision, std::function<void(const Status&)> then);
+  // Why a write waiting on the log is not acknowledged. Requires durable_mu_.
+  Status NotDurableLocked() const;
+  // Answers every async writer still waiting: the log failed, or it closed.
+  void FailWaiters();
   void CommitLoop();
   void ApplyCommitted(std::vector<Change>& batch);
   void Fail(const Status& cause);
@@ -194,6 +218,9 @@ class Store {
   std::condition_variable durable_cv_;
   std::atomic<uint64_t> committed_revision_{0};
   Status log_failure_;  // guarded by durable_mu_
+  // Async writers' callbacks, by the revision each waits for; guarded by
+  // durable_mu_, run outside it.
+  std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> waiters_;
 
   std::thread committer_;
 

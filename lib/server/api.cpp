@@ -187,6 +187,14 @@ HttpResponse KvApi::TransportError(int status) {
     case 413: return Error(413, "value_too_large", "the request body is over limits.max_value_bytes");
     case 414: return Error(414, "key_too_long", "the request line is too long");
     case 404: return Error(404, "not_found", "no such route");
+    case 408:
+      return Error(408, "request_timeout", "the request did not arrive whole within server.read_timeout");
+    case 431:
+      return Error(431, "headers_too_large", "the request line and headers are over 16 KiB");
+    case 503:
+      return Error(503, "too_many_connections",
+                   "the server has server.max_connections connections open; retry shortly");
+    case 505: return Error(505, "http_version", "only HTTP/1.0 and HTTP/1.1 are spoken here");
     case 500: return Error(500, "internal", "internal error");
     default: return Error(status, "bad_request", "the request is malformed");
   }
@@ -223,18 +231,49 @@ HttpResponse KvApi::Handle(const HttpRequest& req) {
   return res;
 }
 
-HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key) {
-  auto key = core::PercentDecode(raw_key);
-  if (!key) return Error(400, "bad_encoding", "key: " + key.error().message());
-  if (key->empty()) return Error(400, "empty_key", "the key is empty: put it after /v1/kv/");
-  if (key->size() > options_.max_key_bytes) {
+std::optional<HttpResponse> KvApi::CheckKeyRequest(const HttpRequest& req, std::string_view raw_key,
+                                                   std::string* key, core::Precondition* pre) const {
+  auto decoded = core::PercentDecode(raw_key);
+  if (!decoded) return Error(400, "bad_encoding", "key: " + decoded.error().message());
+  if (decoded->empty()) return Error(400, "empty_key", "the key is empty: put it after /v1/kv/");
+  if (decoded->size() > options_.max_key_bytes) {
     return Error(414, "key_too_long",
-                 fmt::format("the key is {} bytes, over limits.max_key_bytes = {}", key->size(),
+                 fmt::format("the key is {} bytes, over limits.max_key_bytes = {}", decoded->size(),
                              options_.max_key_bytes));
   }
+  *key = std::move(*decoded);
+  if (req.method == "GET" || req.method == "HEAD") return std::nullopt;
+  if (auto bad = ReadPreconditions(req, req.method == "PUT", pre)) return bad;
+  if (req.method == "PUT" && req.body.size() > options_.max_value_bytes) {
+    return Error(413, "value_too_large",
+                 fmt::format("the value is {} bytes, over limits.max_value_bytes = {}", req.body.size(),
+                             options_.max_value_bytes));
+  }
+  return std::nullopt;
+}
 
+HttpResponse KvApi::PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put) {
+  if (!put) return FromStoreError(put.error());
+  json body{{"revision", put->revision}, {"created", put->created}};
+  SetKeyField(body, "key", key);
+  HttpResponse res = Json(put->created ? 201 : 200, body);
+  res.SetHeader("ETag", ETag(put->revision));
+  return res;
+}
+
+HttpResponse KvApi::DeleteAnswer(const core::Result<core::DeleteOutcome>& del) {
+  if (!del) return FromStoreError(del.error());
+  HttpResponse res;
+  res.status = 204;
+  return res;
+}
+
+HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key) {
+  std::string key;
+  core::Precondition pre;
+  if (auto bad = CheckKeyRequest(req, raw_key, &key, &pre)) return std::move(*bad);
   if (req.method == "GET" || req.method == "HEAD") {
-    auto entry = store_.Get(*key);
+    auto entry = store_.Get(key);
     if (!entry) return Error(404, "no_such_key", "no such key");
     HttpResponse res;
     res.content_type = "application/octet-stream";
@@ -242,30 +281,28 @@ HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key) 
     res.SetHeader("ETag", ETag(entry->revision));
     return res;
   }
+  if (req.method == "PUT") return PutAnswer(key, store_.Put(key, req.body, pre));
+  return DeleteAnswer(store_.Delete(key, pre));
+}
 
+bool KvApi::HandleWriteAsync(const HttpRequest& req, Reply reply) {
+  const RouteMatch match = MatchRoute(req.path);
+  if (match.route != Route::kKey || (req.method != "PUT" && req.method != "DELETE")) return false;
+  auto answer = [this, method = MethodFromString(req.method), reply = std::move(reply)](HttpResponse res) {
+    counters_.Count(Route::kKey, method, res.status);
+    reply(std::move(res));
+  };
+  std::string key;
   core::Precondition pre;
-  if (auto bad = ReadPreconditions(req, req.method == "PUT", &pre)) return *bad;
-
-  if (req.method == "PUT") {
-    if (req.body.size() > options_.max_value_bytes) {
-      return Error(413, "value_too_large",
-                   fmt::format("the value is {} bytes, over limits.max_value_bytes = {}",
-                               req.body.size(), options_.max_value_bytes));
-    }
-    auto put = store_.Put(*key, req.body, pre);
-    if (!put) return FromStoreError(put.error());
-    json body{{"revision", put->revision}, {"created", put->created}};
-    SetKeyField(body, "key", *key);
-    HttpResponse res = Json(put->created ? 201 : 200, body);
-    res.SetHeader("ETag", ETag(put->revision));
-    return res;
+  if (auto bad = CheckKeyRequest(req, match.tail, &key, &pre)) {
+    answer(std::move(*bad));
+  } else if (req.method == "PUT") {
+    store_.PutAsync(key, req.body, pre,
+                    [key, answer](core::Result<core::PutOutcome> put) { answer(PutAnswer(key, put)); });
+  } else {
+    store_.DeleteAsync(key, pre, [answer](core::Result<core::DeleteOutcome> del) { answer(DeleteAnswer(del)); });
   }
-
-  auto del = store_.Delete(*key, pre);
-  if (!del) return FromStoreError(del.error());
-  HttpResponse res;
-  res.status = 204;
-  return res;
+  return true;
 }
 
 HttpResponse KvApi::HandleList(const HttpRequest& req) {

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,11 +39,19 @@ class KvApi {
 
   HttpResponse Handle(const HttpRequest& request);
 
+  // Writes to a key (PUT, DELETE) without blocking the caller: `reply` gets
+  // the same answer Handle() would give, exactly once, on this thread or on
+  // the store's committer thread once the change is durable. False, with
+  // `reply` not called, for every other request: Handle() answers those.
+  using Reply = std::function<void(HttpResponse)>;
+  bool HandleWriteAsync(const HttpRequest& request, Reply reply);
+
   // A JSON error response.
   static HttpResponse Error(int status, std::string_view code, std::string_view message);
   // The JSON error for a status the transport decides itself, before any
   // route runs (413 or 411 from the headers, 414 for an overlong request
-  // line, 400 for a malformed request).
+  // line, 431 for an overlong head, 408 for a request too slow to arrive,
+  // 503 over max_connections, 505, 400 for a malformed request).
   static HttpResponse TransportError(int status);
   // The body of POST /v1/admin/compact's answer (also what `kvctl compact
   // -o json` prints, online or offline).
@@ -50,6 +59,12 @@ class KvApi {
 
  private:
   HttpResponse HandleKey(const HttpRequest& request, std::string_view raw_key);
+  // Decodes and checks a key request (and a write's conditions and size):
+  // the error answer when it is bad, else the key and conditions.
+  std::optional<HttpResponse> CheckKeyRequest(const HttpRequest& request, std::string_view raw_key,
+                                              std::string* key, core::Precondition* pre) const;
+  static HttpResponse PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put);
+  static HttpResponse DeleteAnswer(const core::Result<core::DeleteOutcome>& del);
   HttpResponse HandleList(const HttpRequest& request);
   HttpResponse HandleCompact();
   HttpResponse HandleHealthz();

@@ -1,198 +1,725 @@
 #include "lib/server/http_server.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
-
+#include <ctime>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
-#include <httplib.h>
+
+#include "lib/server/http_wire.h"
+#include "lib/server/task_pool.h"
 
 namespace kvctl::server {
 namespace {
 
-// Gives access to the listening socket, which the library keeps protected,
-// so its backlog can be raised after binding.
-class TunedServer : public httplib::Server {
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kMaxPendingOut = 1 << 20;  // stop reading a client this far behind
+constexpr size_t kKeepBufferBytes = 64 * 1024;  // larger buffers are freed when empty
+constexpr int kMaxAcceptsPerWake = 64;
+constexpr int kMaxReadsPerTurn = 16;  // then other connections get a turn
+constexpr auto kLinger = std::chrono::seconds(2);
+constexpr int kTickMs = 100;
+constexpr uint64_t kWakeTag = 1;
+constexpr uint64_t kListenTag = 2;
+
+// Received bytes: [begin, end) of `bytes` are unconsumed.
+class InBuffer {
  public:
-  int listening_socket() const { return svr_sock_; }
+  std::string_view view() const { return {bytes_.data() + begin_, end_ - begin_}; }
+  size_t size() const { return end_ - begin_; }
+  void Consume(size_t n) {
+    begin_ += n;
+    if (begin_ == end_) Clear();
+  }
+  void Clear() {
+    begin_ = end_ = 0;
+    if (bytes_.size() > kKeepBufferBytes) std::vector<char>().swap(bytes_);
+  }
+  // Room for at least `n` more bytes at the end.
+  char* Prepare(size_t n) {
+    if (bytes_.size() - end_ < n && begin_ > 0) {
+      std::memmove(bytes_.data(), bytes_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (bytes_.size() - end_ < n) bytes_.resize(end_ + n);
+    return bytes_.data() + end_;
+  }
+  size_t room() const { return bytes_.size() - end_; }
+  void Commit(size_t n) { end_ += n; }
+
+ private:
+  std::vector<char> bytes_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
 };
 
-// Matches every path, newlines included (the path is percent-decoded by
-// the library; kvctl routes on the raw target instead).
-constexpr const char* kAnyPath = R"([\s\S]*)";
+enum class ConnState {
+  kHead,     // waiting for a request head (idle when nothing is buffered)
+  kBody,     // head read, waiting for the rest of the body
+  kWaiting,  // the request runs on a worker thread
+  kLingering,  // refused and answered; dropping what the client still sends
+};
 
-std::pair<time_t, time_t> SecUsec(std::chrono::milliseconds d) {
-  return {static_cast<time_t>(d.count() / 1000), static_cast<time_t>((d.count() % 1000) * 1000)};
+struct Connection {
+  int fd = -1;
+  uint64_t id = 0;
+  std::string remote_addr;
+  ConnState state = ConnState::kHead;
+  InBuffer in;
+  std::string out;
+  size_t out_start = 0;  // first unsent byte of `out`
+  bool readable = false;     // an input edge was seen and no EAGAIN since
+  bool peer_closed = false;  // the client closed its side
+  bool close_after_write = false;
+  bool write_shut = false;
+  bool closed = false;
+  bool in_request = false;  // bytes of a request have arrived, its answer not yet queued
+  size_t served = 0;
+
+  // The request being read (kBody) or run (kWaiting).
+  HttpRequest request;
+  size_t body_needed = 0;
+  bool request_keep_alive = true;
+  bool request_is_head = false;
+  int request_minor = 1;
+
+  Clock::time_point request_started{};
+  Clock::time_point idle_since{};
+  Clock::time_point blocked_since{};  // a send hit EAGAIN with bytes left
+  Clock::time_point linger_until{};
+
+  size_t pending_out() const { return out.size() - out_start; }
+};
+
+bool RunsOnLoop(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS";
 }
+
+std::string PeerAddress(const sockaddr_storage& ss) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, text, sizeof text);
+  } else if (ss.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+class EventLoop;
 
 }  // namespace
 
 struct HttpServer::Impl {
-  TunedServer server;
+  HttpServerOptions options;
+  Handler handler;
+  AsyncHandler async_handler;
+  ErrorBodyMaker error_body;
+  HeadLimits limits;
+  int listen_fd = -1;
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  std::unique_ptr<TaskPool> pool;
+  std::atomic<bool> stopping{false};
+  std::atomic<int> open_connections{0};
+  std::atomic<uint64_t> next_loop{0};
+
+  HttpResponse Call(const HttpRequest& request) const {
+    try {
+      return handler(request);
+    } catch (...) {
+      return error_body(500);
+    }
+  }
+  // A complete response for a status the transport decides itself.
+  HttpResponse Refusal(int status) const { return error_body(status); }
 };
 
+namespace {
+
+class EventLoop {
+ public:
+  EventLoop(HttpServer::Impl& server, int index) : server_(server), index_(index) {}
+  ~EventLoop() {
+    for (auto& [id, c] : conns_) ::close(c->fd);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  }
+
+  core::Status Init() {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epoll_fd_ < 0 || wake_fd_ < 0) {
+      return core::Status::IOError(fmt::format("cannot set up an event loop: {}", std::strerror(errno)));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeTag;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    if (index_ == 0) {
+      ev.data.u64 = kListenTag;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, server_.listen_fd, &ev);
+    }
+    return core::Status::Ok();
+  }
+
+  void Wake() {
+    const uint64_t one = 1;
+    ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
+    (void)ignored;
+  }
+
+  // From loop 0: a connection this loop now owns.
+  void Adopt(int fd, std::string remote_addr) {
+    {
+      std::lock_guard lock(inbox_mu_);
+      new_conns_.emplace_back(fd, std::move(remote_addr));
+    }
+    Wake();
+  }
+
+  // From a worker or the store's committer: the answer to the request
+  // connection `id` waits for. The loop drains the whole inbox on one wake,
+  // so only the answer that finds it empty needs to wake it (a group
+  // commit's answers cost one wake, not one each).
+  void Complete(uint64_t id, HttpResponse response) {
+    bool was_empty;
+    {
+      std::lock_guard lock(inbox_mu_);
+      was_empty = completions_.empty() && new_conns_.empty();
+      completions_.emplace_back(id, std::move(response));
+    }
+    if (was_empty) Wake();
+  }
+
+  void Run() {
+    std::vector<epoll_event> events(256);
+    Clock::time_point next_sweep = Clock::now();
+    for (;;) {
+      const int timeout = ready_.empty() ? kTickMs : 0;
+      const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
+      now_ = Clock::now();
+      RefreshDate();
+      for (int i = 0; i < n; ++i) {
+        const epoll_event& ev = events[static_cast<size_t>(i)];
+        if (ev.data.u64 == kWakeTag) {
+          uint64_t count;
+          ssize_t ignored = ::read(wake_fd_, &count, sizeof count);
+          (void)ignored;
+          TakeInbox();
+        } else if (ev.data.u64 == kListenTag) {
+          AcceptSome();
+        } else {
+          Connection* c = static_cast<Connection*>(ev.data.ptr);
+          if (c->closed) continue;
+          if (ev.events & EPOLLERR) {
+            Close(c);
+            continue;
+          }
+          if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) c->readable = true;
+          if (ev.events & EPOLLOUT) Flush(c);
+          Drive(c);
+        }
+      }
+      if (!ready_.empty()) {
+        std::vector<uint64_t> again;
+        again.swap(ready_);
+        for (uint64_t id : again) {
+          if (auto it = conns_.find(id); it != conns_.end()) Drive(it->second.get());
+        }
+      }
+      if (server_.stopping && !stop_seen_) BeginStop();
+      if (now_ >= next_sweep) {
+        Sweep();
+        next_sweep = now_ + std::chrono::milliseconds(kTickMs);
+      }
+      graveyard_.clear();
+      if (stop_seen_ && conns_.empty()) {
+        std::lock_guard lock(inbox_mu_);
+        for (auto& [fd, addr] : new_conns_) ::close(fd);
+        new_conns_.clear();
+        return;
+      }
+    }
+  }
+
+ private:
+  void RefreshDate() {
+    const time_t t = ::time(nullptr);
+    if (t != date_second_) {
+      date_second_ = t;
+      date_ = HttpDate(t);
+    }
+  }
+
+  void TakeInbox() {
+    std::vector<std::pair<int, std::string>> conns;
+    std::vector<std::pair<uint64_t, HttpResponse>> done;
+    {
+      std::lock_guard lock(inbox_mu_);
+      conns.swap(new_conns_);
+      done.swap(completions_);
+    }
+    for (auto& [fd, addr] : conns) Register(fd, std::move(addr));
+    for (auto& [id, response] : done) {
+      auto it = conns_.find(id);
+      if (it == conns_.end()) continue;  // the client went away meanwhile
+      Connection* c = it->second.get();
+      Respond(c, response);
+      Drive(c);
+    }
+  }
+
+  void AcceptSome() {
+    for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      const int fd = ::accept4(server_.listen_fd, reinterpret_cast<sockaddr*>(&ss), &len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE) {
+          // Out of descriptors: leave the rest in the backlog for a tick,
+          // instead of waking on them again at once.
+          ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, server_.listen_fd, nullptr);
+          accept_paused_ = true;
+        }
+        return;
+      }
+      if (server_.open_connections.load() >= server_.options.max_connections) {
+        std::string answer;
+        AppendResponse(server_.Refusal(503), false, false, 1, date_, &answer);
+        ssize_t ignored = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ignored;
+        ::close(fd);
+        continue;
+      }
+      ++server_.open_connections;
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      const size_t n = server_.loops.size();
+      EventLoop& owner = *server_.loops[server_.next_loop++ % n];
+      if (&owner == this) {
+        Register(fd, PeerAddress(ss));
+      } else {
+        owner.Adopt(fd, PeerAddress(ss));
+      }
+    }
+  }
+
+  void Register(int fd, std::string remote_addr) {
+    if (stop_seen_) {
+      ::close(fd);
+      --server_.open_connections;
+      return;
+    }
+    auto conn = std::make_unique<Connection>();
+    Connection* c = conn.get();
+    c->fd = fd;
+    c->id = next_id_++;
+    c->remote_addr = std::move(remote_addr);
+    c->idle_since = now_;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = c;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      ::close(fd);
+      --server_.open_connections;
+      return;
+    }
+    conns_.emplace(c->id, std::move(conn));
+  }
+
+  // Reads, parses and answers until the connection has to wait: for input,
+  // for a worker, or for the client to take its answers.
+  void Drive(Connection* c) {
+    for (int reads = 0;;) {
+      ProcessBuffered(c);
+      if (c->closed) return;
+      if (c->state == ConnState::kWaiting || c->pending_out() >= kMaxPendingOut) break;
+      if (!c->readable || c->peer_closed) break;
+      if (reads++ == kMaxReadsPerTurn) {
+        ready_.push_back(c->id);
+        break;
+      }
+      if (!ReadSome(c)) break;
+    }
+    if (c->closed) return;
+    Flush(c);
+    if (c->closed) return;
+    if (c->peer_closed && c->state != ConnState::kWaiting &&
+        (c->pending_out() == 0 || c->state == ConnState::kLingering)) {
+      Close(c);
+    }
+  }
+
+  // One recv; false when nothing more can be read now.
+  bool ReadSome(Connection* c) {
+    size_t want = kReadChunk;
+    if (c->state == ConnState::kBody && c->body_needed > c->in.size()) {
+      want = std::max(want, std::min<size_t>(c->body_needed - c->in.size(), kMaxPendingOut));
+    }
+    if (c->state == ConnState::kLingering) c->in.Clear();
+    char* at = c->in.Prepare(want);
+    const size_t room = c->in.room();
+    ssize_t n;
+    do {
+      n = ::recv(c->fd, at, room, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      c->in.Commit(static_cast<size_t>(n));
+      // A short read drained the socket; the next edge says when there is more.
+      if (static_cast<size_t>(n) < room) c->readable = false;
+      return true;
+    }
+    c->readable = false;
+    if (n == 0) {
+      c->peer_closed = true;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      Close(c);
+    }
+    return false;
+  }
+
+  void ProcessBuffered(Connection* c) {
+    while (!c->closed) {
+      switch (c->state) {
+        case ConnState::kLingering:
+          c->in.Clear();
+          return;
+        case ConnState::kWaiting:
+          return;
+        case ConnState::kBody:
+          if (c->in.size() < c->body_needed) return;
+          c->request.body.assign(c->in.view().substr(0, c->body_needed));
+          c->in.Consume(c->body_needed);
+          Dispatch(c);
+          continue;
+        case ConnState::kHead:
+          break;
+      }
+      if (c->in.size() == 0) return;
+      if (c->close_after_write) {  // after "Connection: close", nothing more is read
+        c->in.Clear();
+        return;
+      }
+      if (!c->in_request) {
+        c->in_request = true;
+        c->request_started = now_;
+      }
+      if (!ParseHead(c)) return;
+    }
+  }
+
+  // Parses a buffered head into c->request; false when it has to wait or
+  // the request was refused.
+  bool ParseHead(Connection* c) {
+    RequestHead head;
+    switch (ParseRequestHead(c->in.view(), server_.limits, &head)) {
+      case HeadParse::kComplete: break;
+      case HeadParse::kIncomplete: return false;
+      case HeadParse::kBad: Refuse(c, 400); return false;
+      case HeadParse::kLineTooLong: Refuse(c, 414); return false;
+      case HeadParse::kHeadTooLarge: Refuse(c, 431); return false;
+      case HeadParse::kBadVersion: Refuse(c, 505); return false;
+    }
+    const RequestFraming framing = FrameRequest(head, server_.options.max_body_bytes);
+    if (framing.refusal != 0) {
+      Refuse(c, framing.refusal);
+      return false;
+    }
+    HttpRequest& r = c->request;
+    r.method.assign(head.method);
+    const size_t q = head.target.find('?');
+    r.path.assign(head.target.substr(0, q));
+    if (q != std::string_view::npos) {
+      r.query.assign(head.target.substr(q + 1));
+    } else {
+      r.query.clear();
+    }
+    r.headers.clear();
+    for (const auto& [name, value] : head.headers) r.headers.emplace_back(name, value);
+    r.remote_addr = c->remote_addr;
+    r.body.clear();
+    c->request_is_head = head.method == "HEAD";
+    c->request_minor = head.minor_version;
+    c->request_keep_alive = framing.keep_alive;
+    c->in.Consume(head.head_bytes);
+    c->body_needed = framing.content_length;
+    if (c->body_needed > c->in.size()) {
+      if (framing.expects_continue) c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
+      c->state = ConnState::kBody;
+      return true;
+    }
+    if (c->body_needed > 0) {
+      r.body.assign(c->in.view().substr(0, c->body_needed));
+      c->in.Consume(c->body_needed);
+    }
+    Dispatch(c);
+    return true;
+  }
+
+  void Dispatch(Connection* c) {
+    ++c->served;
+    if (RunsOnLoop(c->request.method)) {
+      Respond(c, server_.Call(c->request));
+      return;
+    }
+    c->state = ConnState::kWaiting;
+    if (server_.async_handler) {
+      bool taken = false;
+      try {
+        taken = server_.async_handler(c->request, [loop = this, id = c->id](HttpResponse response) {
+          loop->Complete(id, std::move(response));
+        });
+      } catch (...) {
+        taken = false;
+      }
+      if (taken) return;
+    }
+    server_.pool->Submit([server = &server_, loop = this, id = c->id, request = std::move(c->request)] {
+      loop->Complete(id, server->Call(request));
+    });
+  }
+
+  void Respond(Connection* c, const HttpResponse& response) {
+    const bool keep_alive = c->request_keep_alive && !stop_seen_ && !server_.stopping &&
+                            c->served < server_.options.keepalive_max_requests;
+    AppendResponse(response, c->request_is_head, keep_alive, c->request_minor, date_, &c->out);
+    if (!keep_alive) c->close_after_write = true;
+    c->state = ConnState::kHead;
+    c->in_request = false;
+    c->idle_since = now_;
+  }
+
+  // Answers with an error and closes after a short lingering read, so the
+  // client reads the answer instead of a reset.
+  void Refuse(Connection* c, int status) {
+    c->request_is_head = false;
+    AppendResponse(server_.Refusal(status), false, false, 1, date_, &c->out);
+    c->close_after_write = true;
+    c->state = ConnState::kLingering;
+    c->in_request = false;
+    c->in.Clear();
+    c->linger_until = now_ + kLinger;
+  }
+
+  void Flush(Connection* c) {
+    while (c->pending_out() > 0) {
+      const ssize_t n = ::send(c->fd, c->out.data() + c->out_start, c->pending_out(), MSG_NOSIGNAL);
+      if (n > 0) {
+        c->out_start += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (c->blocked_since == Clock::time_point{}) c->blocked_since = now_;
+        return;
+      }
+      Close(c);
+      return;
+    }
+    c->blocked_since = {};
+    c->out_start = 0;
+    if (c->out.capacity() > kKeepBufferBytes) {
+      std::string().swap(c->out);
+    } else {
+      c->out.clear();
+    }
+    if (!c->close_after_write) return;
+    if (c->state == ConnState::kLingering) {
+      if (!c->write_shut) {
+        ::shutdown(c->fd, SHUT_WR);
+        c->write_shut = true;
+      }
+    } else if (c->state != ConnState::kWaiting) {
+      Close(c);
+    }
+  }
+
+  void Close(Connection* c) {
+    if (c->closed) return;
+    c->closed = true;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    ::close(c->fd);
+    --server_.open_connections;
+    auto it = conns_.find(c->id);
+    graveyard_.push_back(std::move(it->second));  // freed after this round of events
+    conns_.erase(it);
+  }
+
+  // Time limits, checked every tick.
+  void Sweep() {
+    if (accept_paused_ && !stop_seen_) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = kListenTag;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, server_.listen_fd, &ev);
+      accept_paused_ = false;
+    }
+    const auto& o = server_.options;
+    std::vector<Connection*> expired_reads;
+    std::vector<Connection*> to_close;
+    for (auto& [id, conn] : conns_) {
+      Connection* c = conn.get();
+      if (c->pending_out() > 0 && c->blocked_since != Clock::time_point{} &&
+          now_ - c->blocked_since > o.write_timeout) {
+        to_close.push_back(c);
+      } else if (c->state == ConnState::kLingering) {
+        if (now_ >= c->linger_until) to_close.push_back(c);
+      } else if (c->state == ConnState::kBody || (c->state == ConnState::kHead && c->in_request)) {
+        if (now_ - c->request_started > o.read_timeout) expired_reads.push_back(c);
+      } else if (c->state == ConnState::kHead && c->pending_out() == 0 &&
+                 now_ - c->idle_since > o.keepalive_timeout) {
+        to_close.push_back(c);
+      }
+    }
+    for (Connection* c : to_close) Close(c);
+    for (Connection* c : expired_reads) {
+      Refuse(c, 408);
+      Flush(c);
+    }
+  }
+
+  // Stop accepting, close what is idle; requests in flight finish and
+  // their connections close after the answer.
+  void BeginStop() {
+    stop_seen_ = true;
+    if (index_ == 0) {
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, server_.listen_fd, nullptr);
+      ::close(server_.listen_fd);
+      server_.listen_fd = -1;
+    }
+    std::vector<Connection*> idle;
+    for (auto& [id, conn] : conns_) {
+      Connection* c = conn.get();
+      const bool mid_request = c->state == ConnState::kBody || c->state == ConnState::kWaiting;
+      if (!mid_request && c->pending_out() == 0) {
+        idle.push_back(c);
+      } else {
+        c->close_after_write = c->close_after_write || c->state != ConnState::kLingering;
+      }
+    }
+    for (Connection* c : idle) Close(c);
+  }
+
+  HttpServer::Impl& server_;
+  const int index_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  uint64_t next_id_ = 1;
+  bool stop_seen_ = false;
+  bool accept_paused_ = false;
+  Clock::time_point now_ = Clock::now();
+  time_t date_second_ = 0;
+  std::string date_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::vector<std::unique_ptr<Connection>> graveyard_;
+  std::vector<uint64_t> ready_;  // connections to drive again without waiting for an edge
+
+  std::mutex inbox_mu_;
+  std::vector<std::pair<int, std::string>> new_conns_;
+  std::vector<std::pair<uint64_t, HttpResponse>> completions_;
+};
+
+}  // namespace
+
 HttpServer::HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMaker error_body)
-    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
-  httplib::Server& s = impl_->server;
-  const int threads = options_.threads;
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  s.set_tcp_nodelay(true);
-  s.set_keep_alive_max_count(options_.keepalive_max_requests);
-  s.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>(options_.keepalive_timeout.count() / 1000)));
-  auto [rs, ru] = SecUsec(options_.read_timeout);
-  s.set_read_timeout(rs, ru);
-  auto [ws, wu] = SecUsec(options_.write_timeout);
-  s.set_write_timeout(ws, wu);
-  s.set_payload_max_length(options_.max_body_bytes);
-
-  // Requests reach the handler from two places: the pre-routing hook below
-  // (before the library reads a body) and the library's own routing (after
-  // it has read the body into req.body).
-  auto call = [handler](const httplib::Request& req, httplib::Response& res, std::string body) {
-    HttpRequest r;
-    r.method = req.method;
-    std::string_view target = req.target;
-    const size_t q = target.find('?');
-    r.path = std::string(target.substr(0, q));
-    if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
-    r.headers.reserve(req.headers.size());
-    for (const auto& [k, v] : req.headers) r.headers.emplace_back(k, v);
-    r.body = std::move(body);
-    r.remote_addr = req.remote_addr;
-
-    HttpResponse out = handler(r);
-    res.status = out.status;
-    for (auto& [k, v] : out.headers) res.set_header(k.c_str(), v);
-    if (!out.content_type.empty()) res.set_content(std::move(out.body), out.content_type.c_str());
-  };
-  auto adapt = [call](const httplib::Request& req, httplib::Response& res) { call(req, res, req.body); };
-  s.Get(kAnyPath, adapt);
-  s.Put(kAnyPath, adapt);
-  s.Post(kAnyPath, adapt);
-  s.Delete(kAnyPath, adapt);
-  s.Patch(kAnyPath, adapt);
-  s.Options(kAnyPath, adapt);
-
-  // Decided from the headers alone, before any body byte is read:
-  // - a Content-Length over the limit: 413 now, and the connection closes
-  //   (the library would otherwise read and discard the whole body first);
-  // - a chunked body: 411, since its size is unknown until it has been read;
-  // - a write with neither header has an empty body (RFC 9112 6.3), which
-  //   the library would refuse with a bare 400;
-  // - methods the library has no handler slot for (TRACE): the API's 405.
-  const size_t max_body = options_.max_body_bytes;
-  // The status a body's headers alone decide: 413 (too large), 411 (size
-  // unknown), 400 (unreadable Content-Length); 0 when the body may come.
-  auto body_refusal = [max_body](const httplib::Request& req) {
-    if (req.has_header("Content-Length")) {
-      const std::string len = req.get_header_value("Content-Length");
-      uint64_t n = 0;
-      auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
-      if (ec != std::errc() || end != len.data() + len.size()) return 400;
-      return n > max_body ? 413 : 0;
-    }
-    return req.has_header("Transfer-Encoding") ? 411 : 0;
-  };
-  auto refuse = [error_body](httplib::Response& res, int status) {
-    HttpResponse out = error_body(status);
-    res.status = status;
-    res.set_header("Connection", "close");
-    res.set_content(out.body, out.content_type.c_str());
-  };
-  // A client that asks "Expect: 100-continue" is told no before it sends a
-  // body that would be refused.
-  s.set_expect_100_continue_handler([body_refusal, refuse](const httplib::Request& req, httplib::Response& res) {
-    const int status = body_refusal(req);
-    if (status == 0) return 100;
-    refuse(res, status);
-    return status;
-  });
-  s.set_pre_routing_handler([call, body_refusal, refuse](const httplib::Request& req, httplib::Response& res) {
-    using Outcome = httplib::Server::HandlerResponse;
-    const std::string& m = req.method;
-    const bool has_slot = m == "GET" || m == "HEAD" || m == "PUT" || m == "POST" || m == "DELETE" ||
-                          m == "PATCH" || m == "OPTIONS";
-    if (!has_slot) {
-      call(req, res, {});
-      return Outcome::Handled;
-    }
-    if (const int status = body_refusal(req); status != 0) {
-      refuse(res, status);
-      return Outcome::Handled;
-    }
-    if (req.has_header("Content-Length")) return Outcome::Unhandled;
-    if (m == "PUT" || m == "POST" || m == "PATCH" || m == "DELETE") {
-      call(req, res, {});
-      return Outcome::Handled;
-    }
-    return Outcome::Unhandled;
-  });
-
-  // Errors the library finds itself (bad request line, 413 from the
-  // Content-Length, 414) get kvctl's JSON body; handler bodies are kept.
-  s.set_error_handler([error_body](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    HttpResponse out = error_body(res.status);
-    res.set_content(out.body, out.content_type.c_str());
-  });
-  s.set_exception_handler([error_body](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    res.status = 500;
-    HttpResponse out = error_body(500);
-    res.set_content(out.body, out.content_type.c_str());
-  });
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->error_body = std::move(error_body);
 }
 
-HttpServer::~HttpServer() = default;
+void HttpServer::set_async_handler(AsyncHandler handler) { impl_->async_handler = std::move(handler); }
+
+HttpServer::~HttpServer() {
+  impl_->loops.clear();
+  if (impl_->listen_fd >= 0) ::close(impl_->listen_fd);
+}
 
 core::Status HttpServer::Bind() {
-  TunedServer& s = impl_->server;
-  std::string host = options_.host;
+  const HttpServerOptions& o = impl_->options;
+  std::string host = o.host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (options_.port == 0) {
-    port_ = s.bind_to_any_port(host);
-    if (port_ <= 0) {
-      return core::Status::Busy(fmt::format("cannot listen on {}: no free port could be bound", host));
+  auto in_use = [&] {
+    if (o.port == 0) return core::Status::Busy(fmt::format("cannot listen on {}: no free port could be bound", o.host));
+    return core::Status::Busy(fmt::format(
+        "cannot listen on {}:{}: the address is in use or not available here (stop the other "
+        "process, or choose another with --listen)",
+        o.host, o.port));
+  };
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string port_text = std::to_string(o.port);
+  if (::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &found) != 0) return in_use();
+  int fd = -1;
+  for (addrinfo* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      ::close(fd);
+      fd = -1;
     }
-  } else {
-    if (!s.bind_to_port(host, options_.port)) {
-      return core::Status::Busy(fmt::format(
-          "cannot listen on {}:{}: the address is in use or not available here (stop the other "
-          "process, or choose another with --listen)",
-          options_.host, options_.port));
-    }
-    port_ = options_.port;
   }
-  // Linux lets a listening socket's backlog be changed by listening again.
-  if (::listen(s.listening_socket(), options_.listen_backlog) != 0) {
-    return core::Status::IOError(fmt::format("cannot raise the listen backlog: {}", std::strerror(errno)));
+  ::freeaddrinfo(found);
+  if (fd < 0) return in_use();
+  if (::listen(fd, o.listen_backlog) != 0) {
+    ::close(fd);
+    return core::Status::IOError(fmt::format("cannot listen on {}:{}: {}", o.host, o.port, std::strerror(errno)));
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(ss).sin6_port
+                                         : reinterpret_cast<sockaddr_in&>(ss).sin_port);
+  impl_->listen_fd = fd;
+
+  int loops = o.io_threads > 0 ? o.io_threads : static_cast<int>(std::thread::hardware_concurrency());
+  loops = std::max(1, loops);
+  for (int i = 0; i < loops; ++i) {
+    impl_->loops.push_back(std::make_unique<EventLoop>(*impl_, i));
+    if (core::Status s = impl_->loops.back()->Init(); !s.ok()) return s;
   }
   return core::Status::Ok();
 }
 
 core::Status HttpServer::Serve() {
-  serve_entered_ = true;
-  if (stop_requested_) {
-    serve_done_ = true;
-    return core::Status::Ok();
+  if (impl_->loops.empty()) return core::Status::FailedPrecondition("Serve() before Bind()");
+  impl_->pool = std::make_unique<TaskPool>(std::max(1, impl_->options.threads));
+  std::vector<std::thread> others;
+  for (size_t i = 1; i < impl_->loops.size(); ++i) {
+    others.emplace_back([loop = impl_->loops[i].get()] { loop->Run(); });
   }
-  const bool ok = impl_->server.listen_after_bind();
-  serve_done_ = true;
-  if (!ok && !stop_requested_) return core::Status::IOError("the HTTP server stopped unexpectedly");
+  impl_->loops[0]->Run();
+  for (std::thread& t : others) t.join();
+  impl_->pool->Shutdown();
   return core::Status::Ok();
 }
 
 void HttpServer::Stop() {
-  stop_requested_ = true;
-  // The library ignores stop() until its accept loop runs: wait for that,
-  // unless Serve() saw the request first or has already returned.
-  while (serve_entered_ && !serve_done_ && !impl_->server.is_running()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  impl_->server.stop();
+  impl_->stopping = true;
+  for (auto& loop : impl_->loops) loop->Wake();
 }
 
 }  // namespace kvctl::server

@@ -1,16 +1,44 @@
-// The HTTP transport of `kvctl serve`: cpp-httplib behind kvctl's own
-// request/response types. The only file on the server side that includes
-// httplib.h is http_server.cpp.
+// The HTTP/1.1 transport of `kvctl serve`: epoll event loops over
+// non-blocking sockets, behind kvctl's own request/response types.
 //
-// Tuning (cpp-httplib 0.11.4 as Debian builds it; measured with wrk -c64):
-// - TCP_NODELAY on: with Nagle and delayed ACK a response waits ~40 ms.
-// - The listen backlog is raised to `listen_backlog` after binding (the
-//   library compiles in 5, which drops connects under a burst of clients).
-// - Keep-alive for up to keepalive_max_requests requests (the library's
-//   default is 5, which reconnects constantly).
-// - Each open connection holds a worker thread until it closes or idles
-//   past keepalive_timeout, so `threads` must exceed the number of
-//   concurrent keep-alive clients; the default (512) serves 256 with room.
+// Why its own (README "Server"): with cpp-httplib every keep-alive
+// connection held a blocking thread, and GET throughput stopped at about a
+// third of nginx's on two cores; a few event loops serve thousands of
+// connections with a system call or two per request.
+//
+// Shape:
+// - `io_threads` event loops. Loop 0 accepts and hands connections out in
+//   turn; a connection then lives on one loop (no locks on its state).
+// - GET, HEAD and OPTIONS are answered on the loop: they never wait.
+//   Other methods may wait for the disk (a write under fsync = "always"
+//   waits for its group commit). The async handler, when set, takes the
+//   ones it can answer without blocking (key writes: the store calls back
+//   once the change is durable); the rest run on a pool of `threads`
+//   worker threads. Either way the loop sends the answer when it comes.
+// - Pipelined requests are answered in order; answers to one read are sent
+//   with one write.
+// - The body is framed by Content-Length only. Decided from the head,
+//   before a body byte is read: 413 over max_body_bytes, 411 for chunked,
+//   400 for an unreadable length; the connection then closes after a short
+//   lingering read, so the client sees the answer and not a reset. Expect:
+//   100-continue gets "100 Continue" or that refusal.
+// - Limits, so a slow or hostile client cannot hold the server: the request
+//   line (8 KiB, else 414) and the head (16 KiB, else 431); a request must
+//   arrive whole within read_timeout (else 408 and close); an idle
+//   keep-alive connection closes after keepalive_timeout; a response that
+//   cannot be sent within write_timeout closes its connection; at most
+//   max_connections are open (more get 503 and are closed); a client that
+//   pipelines without reading its answers is not read from while 1 MiB of
+//   answers waits for it.
+// - Stop(): stops accepting, closes idle connections at once, finishes the
+//   requests in flight (their answers say Connection: close), then Serve()
+//   returns once every connection is closed and the worker pool is idle.
+//
+// TLS can be added behind an option: connection bytes go through
+// Connection::Recv/Send in http_server.cpp, the one place a TLS session
+// (OpenSSL with a memory BIO or SSL_read/SSL_write on the non-blocking
+// socket) would wrap.
+//
 // Thread safety: Stop() may be called from any thread, once Bind() is done.
 #pragma once
 
@@ -28,8 +56,10 @@ namespace kvctl::server {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 7070;  // 0: any free port, see port()
-  int threads = 512;
+  int io_threads = 0;  // event loops; 0: one per CPU core
+  int threads = 16;    // worker threads for requests that may block and are not async
   int listen_backlog = 4096;
+  int max_connections = 10000;
   size_t keepalive_max_requests = 100000;
   std::chrono::milliseconds keepalive_timeout{5000};
   std::chrono::milliseconds read_timeout{10000};
@@ -49,6 +79,15 @@ class HttpServer {
   HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMaker error_body);
   ~HttpServer();
 
+  // Optional, set before Serve(): tries a request that may wait (not GET,
+  // HEAD, OPTIONS) without blocking. True when it took the request and
+  // will call the reply exactly once, from any thread; false sends the
+  // request to the worker pool and `handler`. With it, a write waits for
+  // its group commit without holding a thread.
+  using Reply = std::function<void(HttpResponse)>;
+  using AsyncHandler = std::function<bool(const HttpRequest&, Reply)>;
+  void set_async_handler(AsyncHandler handler);
+
   // Binds and listens. Busy when the address is taken.
   core::Status Bind();
   int port() const { return port_; }
@@ -56,14 +95,11 @@ class HttpServer {
   core::Status Serve();
   void Stop();
 
- private:
   struct Impl;
-  HttpServerOptions options_;
+
+ private:
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
-  std::atomic<bool> stop_requested_{false};
-  std::atomic<bool> serve_entered_{false};
-  std::atomic<bool> serve_done_{false};
 };
 
 }  // namespace kvctl::server

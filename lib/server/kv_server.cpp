@@ -73,6 +73,8 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   KvApi* api = server->api_.get();
   server->http_ = std::make_unique<HttpServer>(
       o.http, [api](const HttpRequest& r) { return api->Handle(r); }, &KvApi::TransportError);
+  server->http_->set_async_handler(
+      [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = server->http_->Bind(); !s.ok()) return s;
   logger.Info("listening", {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
                             {"fsync", core::FsyncPolicyName(o.log.fsync)},

@@ -63,42 +63,17 @@ void CheckNextRevisionIs(HttpClient& http, uint64_t expected) {
 // Sends raw bytes on a fresh connection and reads until the response headers
 // (and a Content-Length body) arrived, the peer closed, or `limit_ms` passed.
 std::string RawExchange(int port, const std::string& request, int limit_ms) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  size_t sent = 0;
-  while (sent < request.size()) {
-    ssize_t w = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (w <= 0) break;
-    sent += static_cast<size_t>(w);
-  }
-  std::string got;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<size_t>(n));
-    size_t end = got.find("\r\n\r\n");
-    if (end != std::string::npos) {
-      std::string head = got.substr(0, end);
-      std::transform(head.begin(), head.end(), head.begin(), ::tolower);
-      size_t cl = head.find("content-length:");
-      size_t want = cl == std::string::npos ? 0 : std::stoul(head.substr(cl + 15));
-      if (got.size() >= end + 4 + want) break;
-    }
-  }
-  ::close(fd);
-  return got;
+  RawSocket socket(port);
+  socket.Send(request);  // the server may refuse before taking it all
+  return socket.ReadUntil(std::chrono::milliseconds(limit_ms), [](const std::string& got) {
+    const size_t end = got.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    std::string head = got.substr(0, end);
+    std::transform(head.begin(), head.end(), head.begin(), ::tolower);
+    const size_t cl = head.find("content-length:");
+    const size_t want = cl == std::string::npos ? 0 : std::stoul(head.substr(cl + 15));
+    return got.size() >= end + 4 + want;
+  });
 }
 
 int RawStatus(const std::string& response) {

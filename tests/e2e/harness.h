@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -213,6 +214,31 @@ class HttpClient {
                        const httplib::Headers& headers);
 
   httplib::Client client_;
+};
+
+// A raw TCP connection to 127.0.0.1:port, for requests the HTTP client
+// library would not send (pipelined, cut short, malformed). Closed on scope
+// exit.
+class RawSocket {
+ public:
+  explicit RawSocket(int port);  // fails the test if it cannot connect
+  ~RawSocket();
+  RawSocket(const RawSocket&) = delete;
+  RawSocket& operator=(const RawSocket&) = delete;
+
+  // Sends all of `bytes`; false if the server closed or reset.
+  bool Send(std::string_view bytes);
+  // Reads what arrives until `done(received)` is true, the server closes,
+  // or `limit` passes.
+  std::string ReadUntil(std::chrono::milliseconds limit,
+                        const std::function<bool(const std::string&)>& done = nullptr);
+  // True once the server has closed its side (read returns 0 or a reset),
+  // waiting at most `limit`.
+  bool ClosedWithin(std::chrono::milliseconds limit);
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
 };
 
 // The exact key bytes of a listing item: key_base64 if present, else key.

@@ -104,7 +104,7 @@ TEST_CASE("every default in the settings table parses and is reported as default
 TEST_CASE("defaults match the documented values") {
   Config c = Defaults();
   CHECK(c.server.listen == "127.0.0.1:7070");
-  CHECK(c.server.threads == 512);
+  CHECK(c.server.threads == 16);
   CHECK(c.server.keepalive_timeout == milliseconds(5000));
   CHECK(c.server.keepalive_max_requests == 100000);
   CHECK(c.server.read_timeout == milliseconds(10000));
@@ -436,7 +436,7 @@ TEST_CASE("no config file at all leaves defaults") {
   core::Result<Config> c = Load(in);
   REQUIRE(c.has_value());
   CHECK(c->config_file.empty());
-  CHECK(c->server.threads == 512);
+  CHECK(c->server.threads == 16);
 }
 
 TEST_CASE("an explicitly named config file that does not exist is an error") {

@@ -328,3 +328,64 @@ TEST_CASE("writes after Close are refused") {
   REQUIRE(s.store.Close().ok());
   CHECK(s.store.Put("k", "v").error().IsUnavailable());
 }
+
+namespace {
+
+// Waits (bounded) for an async write's answer.
+template <typename T>
+T Await(std::future<T>& answer) {
+  REQUIRE(answer.wait_for(10s) == std::future_status::ready);
+  return answer.get();
+}
+
+}  // namespace
+
+TEST_CASE("async writes answer once durable, like their blocking twins, and at once when nothing waits") {
+  TempDir dir;
+  OpenStore s(dir.path());
+  std::promise<core::Result<core::PutOutcome>> put_done;
+  auto put_answer = put_done.get_future();
+  s.store.PutAsync("a", "1", {}, [&](core::Result<core::PutOutcome> r) { put_done.set_value(std::move(r)); });
+  auto put = Await(put_answer);
+  REQUIRE(put.has_value());
+  CHECK(put->created);
+  CHECK(put->revision == 1);
+  CHECK(s.store.Get("a")->value == "1");  // durable and visible by the time of the answer
+
+  // A failed condition answers on the calling thread, before PutAsync returns.
+  bool answered = false;
+  core::Precondition create_only;
+  create_only.create_only = true;
+  s.store.PutAsync("a", "2", create_only, [&](core::Result<core::PutOutcome> r) {
+    answered = true;
+    CHECK(r.error().IsFailedPrecondition());
+  });
+  CHECK(answered);
+
+  std::promise<core::Result<core::DeleteOutcome>> del_done;
+  auto del_answer = del_done.get_future();
+  s.store.DeleteAsync("a", {}, [&](core::Result<core::DeleteOutcome> r) { del_done.set_value(std::move(r)); });
+  auto del = Await(del_answer);
+  REQUIRE(del.has_value());
+  CHECK(del->existed);
+  CHECK(del->revision == 2);
+  CHECK(s.store.Get("a").error().IsNotFound());
+}
+
+TEST_CASE("an async write whose fsync fails is answered Unavailable, never acknowledged") {
+  TempDir dir;
+  FaultFs fs;
+  OpenStore s(dir.path(), &fs);
+  fs.FailSyncs(true);
+  std::promise<core::Result<core::PutOutcome>> done;
+  auto answer = done.get_future();
+  s.store.PutAsync("lost", "x", {}, [&](core::Result<core::PutOutcome> r) { done.set_value(std::move(r)); });
+  auto put = Await(answer);
+  REQUIRE_FALSE(put.has_value());
+  CHECK(put.error().IsUnavailable());
+  CHECK(s.store.Get("lost").error().IsNotFound());
+  bool refused = false;
+  s.store.PutAsync("later", "y", {}, [&](core::Result<core::PutOutcome> r) { refused = r.error().IsUnavailable(); });
+  CHECK(refused);
+  CHECK_FALSE(s.store.Close().ok());
+}

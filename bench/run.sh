@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark suite: kvctl and its peers on this machine, one
+# after another, with the same load shape, and one table of ratios against
+# the targets of the performance issue (README "Benchmarks").
+#
+#   bench/run.sh                 # 10 s per measurement, 3 runs each, medians
+#   bench/run.sh --quick         # 3 s, 1 run, 200k keys for recovery: a check, not a result
+#   bench/run.sh --duration 5 --runs 3 --recovery-keys 1000000 --kvctl path/to/kvctl
+#
+# Installs what it needs from Debian (nginx, redis, etcd, wrk, jq), builds
+# kvctl if build/kvctl is missing, runs every server on 127.0.0.1 in a temp
+# dir on the disk, and stops each process it started by its PID.
+# Load shape: wrk -t2 -c64 (redis-benchmark -c 64 --threads 2), 10k keys of
+# 16 bytes, 100-byte values.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+DURATION=10
+RUNS=3
+RECOVERY_KEYS=1000000
+KEYS=10000
+KVCTL=$REPO/build/kvctl
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) DURATION=3; RUNS=1; RECOVERY_KEYS=200000 ;;
+    --duration) DURATION=$2; shift ;;
+    --runs) RUNS=$2; shift ;;
+    --recovery-keys) RECOVERY_KEYS=$2; shift ;;
+    --kvctl) KVCTL=$(realpath "$2"); shift ;;  # measure another build
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# --- what it needs ---------------------------------------------------------
+need=()
+for pair in nginx:nginx-light redis-server:redis-server redis-benchmark:redis-tools etcd:etcd-server \
+            wrk:wrk jq:jq curl:curl; do
+  command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing from Debian: ${need[*]}" >&2
+  sudo=(); [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -x "$KVCTL" ]; then
+  scripts/deps.sh build
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j"$(nproc)" --target kvctl >&2
+fi
+
+WORK=$(mktemp -d /var/tmp/kvctl-suite-XXXXXX)  # on the disk, not tmpfs: fsync must mean something
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+# --- processes -------------------------------------------------------------
+free_port() {
+  local p
+  for p in $(seq "$1" $(($1 + 200))); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "no free port near $1" >&2; exit 3
+}
+
+start_bg() {  # logfile, command...: starts it, sets PID
+  local logfile=$1; shift
+  "$@" >"$logfile" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+}
+
+stop_pid() {  # TERM, wait up to 10 s, then KILL
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local kept=()
+  for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  PIDS=("${kept[@]+"${kept[@]}"}")
+}
+
+wait_http() {  # url: until it answers (any status), at most 30 s
+  local i
+  for i in $(seq 300); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "no answer from $1" >&2; exit 3
+}
+
+# --- measuring -------------------------------------------------------------
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
+
+wrk_rps() {  # wrk args...: requests/s of one run
+  wrk "$@" | awk '/^Requests\/sec:/ {print $2}'
+}
+
+repeat() {  # command...: the median of RUNS runs of a command printing one number
+  local i
+  for i in $(seq "$RUNS"); do "$@"; done | median
+}
+
+declare -A R  # result name -> median
+
+kvbench_rps() {  # port: GETs/s that kvctl bench reaches
+  "$KVCTL" bench --addr "127.0.0.1:$1" --clients 64 --read-ratio 1 --no-fill --duration "${DURATION}s" -o json \
+    | jq -r '.throughput_rps'
+}
+
+kvctl_fill() {  # port, keys: PUT every key once with kvctl bench
+  "$KVCTL" bench --addr "127.0.0.1:$1" --keys "$2" --requests 1 --read-ratio 1 --clients 64 -o json >/dev/null
+}
+
+measure_disk_fsync() {
+  local out secs n=2000
+  out=$(dd if=/dev/zero of="$WORK/fsync.test" bs=4k count=$n oflag=dsync 2>&1 | tail -1)
+  rm -f "$WORK/fsync.test"
+  secs=$(echo "$out" | sed -E 's/.*copied, ([0-9.]+) s.*/\1/')
+  awk -v s="$secs" -v n=$n 'BEGIN {printf "%.4f\n", s / n * 1000}'
+}
+
+measure_nginx() {  # workers
+  local dir=$WORK/nginx$1 port
+  port=$(free_port 17100)
+  mkdir -p "$dir/html"
+  head -c 100 /dev/zero | tr '\0' 'v' >"$dir/html/value"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes $1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    root $dir/html;
+    location /v1/kv/ { return 200 "$(cat "$dir/html/value")"; }
+  }
+}
+EOF
+  start_bg "$dir/out.log" "$NGINX" -c "$dir/nginx.conf" -p "$dir"
+  local pid=$PID
+  wait_http "http://127.0.0.1:$port/value"
+  R[nginx$1]=$(repeat wrk_rps -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/value")
+  if [ "$1" = 1 ]; then
+    # The load generator's own ceiling: kvctl bench and wrk against the same
+    # nginx answer (GET /v1/kv/KEY -> 100 bytes).
+    R[client_wrk]=$(repeat wrk_rps -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/v1/kv/k000000000000001")
+    R[client_kvbench]=$(repeat kvbench_rps "$port")
+  fi
+  stop_pid "$pid"
+}
+
+redis_run() {  # port, test, count: requests/s from redis-benchmark
+  redis-benchmark -h 127.0.0.1 -p "$1" -c 64 --threads 2 -d 100 -r "$KEYS" -t "$2" -n "$3" -q --csv \
+    | awk -F'","' -v t="${2^^}" '$1 == "\"" t {print $2}'
+}
+
+redis_rps() {  # port, test: requests/s over about DURATION seconds
+  # redis-benchmark runs by count, not time: a short run sets the count.
+  local rate n
+  rate=$(redis_run "$1" "$2" 20000)
+  n=$(awk -v r="$rate" -v d="$DURATION" 'BEGIN {n = int(r * d); print (n < 20000 ? 20000 : n)}')
+  redis_run "$1" "$2" "$n"
+}
+
+measure_redis() {  # name, fsync mode (always|everysec|off)
+  local name=$1 mode=$2 dir=$WORK/redis-$2 port
+  port=$(free_port 17200)
+  mkdir -p "$dir"
+  local persist=(--appendonly yes --appendfsync "$mode")
+  [ "$mode" = off ] && persist=(--appendonly no)
+  start_bg "$dir/redis.log" redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" "${persist[@]}" \
+    --protected-mode no --daemonize no
+  local pid=$PID
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  R[redis_set_$name]=$(repeat redis_rps "$port" set)
+  R[redis_get_$name]=$(repeat redis_rps "$port" get)
+  stop_pid "$pid"
+}
+
+measure_etcd() {
+  local dir=$WORK/etcd port peer
+  port=$(free_port 17300)
+  peer=$(free_port $((port + 1)))
+  start_bg "$WORK/etcd.log" etcd --name suite --data-dir "$dir" \
+    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "suite=http://127.0.0.1:$peer" --log-level error
+  local pid=$PID
+  wait_http "http://127.0.0.1:$port/health"
+  R[etcd_put]=$(ETCD_MODE=put KV_KEYS=$KEYS repeat wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$port")
+  R[etcd_range]=$(ETCD_MODE=range KV_KEYS=$KEYS repeat wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$port")
+  stop_pid "$pid"
+}
+
+start_kvctl() {  # dir, fsync: sets PID and PORT
+  PORT=$(free_port 17400)
+  start_bg "$1.log" "$KVCTL" serve --data-dir "$1" --listen "127.0.0.1:$PORT" --fsync "$2" --log-level warn
+  wait_http "http://127.0.0.1:$PORT/readyz"
+}
+
+kvctl_wrk() {  # port, mode, threads/conns...: requests/s with bench/wrk_kv.lua
+  local port=$1 mode=$2; shift 2
+  KV_MODE=$mode KV_KEYS=$KEYS wrk_rps "$@" -d"${DURATION}s" -s bench/wrk_kv.lua "http://127.0.0.1:$port"
+}
+
+kvctl_p50_1client() {  # port: PUT p50 in ms at one client, from kvctl bench
+  "$KVCTL" bench --addr "127.0.0.1:$1" --clients 1 --read-ratio 0 --no-fill --keys "$KEYS" \
+    --duration "${DURATION}s" -o json | jq -r '.latency_ms.p50'
+}
+
+kvctl_p99_put() {  # port: PUT p99 in ms at 64 clients
+  "$KVCTL" bench --addr "127.0.0.1:$1" --clients 64 --read-ratio 0 --no-fill --keys "$KEYS" \
+    --duration "${DURATION}s" -o json | jq -r '.latency_ms.p99'
+}
+
+measure_kvctl() {
+  start_kvctl "$WORK/kv-always" always
+  local pid=$PID port=$PORT
+  kvctl_fill "$port" "$KEYS"
+  R[kv_get]=$(repeat kvctl_wrk "$port" get -t2 -c64)
+  R[kv_put_always]=$(repeat kvctl_wrk "$port" put -t2 -c64)
+  R[kv_mixed]=$(repeat kvctl_wrk "$port" mixed -t2 -c64)
+  # The disk's fsync latency right before the 1-client PUTs: other I/O on the
+  # machine moves it a lot, so the two are measured side by side.
+  R[fsync_ms]=$(repeat measure_disk_fsync)
+  R[kv_put_p50_1c]=$(repeat kvctl_p50_1client "$port")
+  R[kv_put_p99]=$(repeat kvctl_p99_put "$port")
+  if has_compact; then
+    # PUT p99 while a compaction runs every half second.
+    local stop=$WORK/compact.stop
+    ( while [ ! -e "$stop" ]; do "$KVCTL" compact --addr "127.0.0.1:$port" >/dev/null 2>&1; sleep 0.5; done ) &
+    local looper=$!
+    PIDS+=("$looper")
+    R[kv_put_p99_compacting]=$(repeat kvctl_p99_put "$port")
+    touch "$stop"
+    stop_pid "$looper"
+  fi
+  stop_pid "$pid"
+
+  start_kvctl "$WORK/kv-interval" interval
+  pid=$PID port=$PORT
+  kvctl_fill "$port" "$KEYS"
+  R[kv_put_interval]=$(repeat kvctl_wrk "$port" put -t2 -c64)
+  stop_pid "$pid"
+}
+
+# Builds before `kvctl compact` existed measure without it.
+has_compact() { "$KVCTL" --help | grep -E '^ +compact ' >/dev/null; }
+
+rss_bytes() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
+
+measure_recovery() {
+  local n=$RECOVERY_KEYS dir=$WORK/kv-recovery
+  log "recovery: writing $n keys into kvctl and Redis"
+  start_kvctl "$dir" never
+  kvctl_fill "$PORT" "$n"
+  stop_pid "$PID"
+  local t0 t1
+  t0=$(date +%s%N)
+  start_kvctl "$dir" never
+  t1=$(date +%s%N)
+  R[kv_recovery_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e9}')
+  R[kv_rss_per_key]=$(awk -v r="$(rss_bytes "$PID")" -v n="$n" 'BEGIN {printf "%.0f\n", r / n}')
+  R[kv_log_mb]=$(du -sm "$dir" | cut -f1)
+  if has_compact; then
+    "$KVCTL" compact --addr "127.0.0.1:$PORT" >/dev/null
+    stop_pid "$PID"
+    t0=$(date +%s%N)
+    start_kvctl "$dir" never
+    t1=$(date +%s%N)
+    R[kv_recovery_compacted_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e9}')
+  fi
+  stop_pid "$PID"
+
+  local rdir=$WORK/redis-recovery port
+  port=$(free_port 17500)
+  mkdir -p "$rdir"
+  local args=(--port "$port" --bind 127.0.0.1 --dir "$rdir" --save "" --appendonly yes --appendfsync no
+              --aof-use-rdb-preamble no --protected-mode no)
+  start_bg "$rdir/redis1.log" redis-server "${args[@]}"
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  local value
+  value=$(head -c 100 /dev/zero | tr '\0' 'v')
+  awk -v n="$n" -v v="$value" 'BEGIN {for (i = 0; i < n; i++) printf "SET key:%012d %s\r\n", i, v}' \
+    | redis-cli -p "$port" --pipe >/dev/null
+  stop_pid "$PID"
+  start_bg "$rdir/redis2.log" redis-server "${args[@]}"
+  local pid=$PID
+  for _ in $(seq 600); do grep -q 'DB loaded from append only file' "$rdir/redis2.log" && break; sleep 0.1; done
+  R[redis_recovery_s]=$(sed -nE 's/.*DB loaded from append only file: ([0-9.]+) seconds.*/\1/p' "$rdir/redis2.log" | tail -1)
+  local used
+  used=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory_rss:/ {print $2}' | tr -d '\r')
+  R[redis_rss_per_key]=$(awk -v r="$used" -v n="$n" 'BEGIN {printf "%.0f\n", r / n}')
+  stop_pid "$pid"
+}
+
+# --- run -------------------------------------------------------------------
+log "kvctl benchmark suite: ${DURATION}s per measurement, $RUNS run(s), medians; work dir $WORK"
+log "load: $(uptime)"
+log "nginx 1 worker";    measure_nginx 1
+log "nginx 2 workers";   measure_nginx 2
+log "redis always";      measure_redis always always
+log "redis everysec";    measure_redis everysec everysec
+log "redis off";         measure_redis off off
+log "etcd";              measure_etcd
+log "kvctl";             measure_kvctl
+log "recovery";          measure_recovery
+log "load: $(uptime)"
+
+# --- report ----------------------------------------------------------------
+v() { echo "${R[$1]:-nan}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b == 0) print "nan"; else printf "%.2f\n", a / b}'; }
+num() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "nan"; else if (x + 0 >= 100) printf "%.0f\n", x; else printf "%.3g\n", x}'; }
+row() {  # label, kvctl, peer, ratio, target (">=X" or "<=X" or "-")
+  local met="-"
+  case "$5" in
+    ">="*) met=$(awk -v r="$4" -v t="${5#>=}" 'BEGIN {if (r == "nan") print "n/a"; else print (r >= t ? "met" : "NOT met")}') ;;
+    "<="*) met=$(awk -v r="$4" -v t="${5#<=}" 'BEGIN {if (r == "nan") print "n/a"; else print (r <= t ? "met" : "NOT met")}') ;;
+  esac
+  printf '| %-50s | %9s | %9s | %6s | %6s | %-7s |\n' "$1" "$(num "$2")" "$(num "$3")" "$4" "$5" "$met"
+}
+
+echo
+echo "kvctl benchmark suite: ${DURATION} s per measurement, medians of $RUNS; wrk -t2 -c64, $KEYS keys of 16 B, 100 B values"
+echo
+printf '| %-50s | %9s | %9s | %6s | %6s | %-7s |\n' "target" "kvctl" "peer" "ratio" "goal" "result"
+printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..52})" "-----------" "-----------" "--------" "--------" "---------"
+row "load generator: kvctl bench vs wrk, on nginx" "$(v client_kvbench)" "$(v client_wrk)" "$(ratio "$(v client_kvbench)" "$(v client_wrk)")" ">=0.9"
+row "GET req/s vs nginx static, 1 worker" "$(v kv_get)" "$(v nginx1)" "$(ratio "$(v kv_get)" "$(v nginx1)")" ">=1.0"
+row "GET req/s vs nginx static, 2 workers" "$(v kv_get)" "$(v nginx2)" "$(ratio "$(v kv_get)" "$(v nginx2)")" "-"
+row "GET req/s vs etcd range" "$(v kv_get)" "$(v etcd_range)" "$(ratio "$(v kv_get)" "$(v etcd_range)")" ">=10"
+row "PUT fsync=always vs Redis SET appendfsync always" "$(v kv_put_always)" "$(v redis_set_always)" "$(ratio "$(v kv_put_always)" "$(v redis_set_always)")" ">=1.0"
+row "PUT fsync=always vs etcd put" "$(v kv_put_always)" "$(v etcd_put)" "$(ratio "$(v kv_put_always)" "$(v etcd_put)")" ">=6"
+row "PUT fsync=interval vs Redis SET everysec" "$(v kv_put_interval)" "$(v redis_set_everysec)" "$(ratio "$(v kv_put_interval)" "$(v redis_set_everysec)")" "-"
+row "mixed 90/10 vs Redis GET, persistence off" "$(v kv_mixed)" "$(v redis_get_off)" "$(ratio "$(v kv_mixed)" "$(v redis_get_off)")" "-"
+row "1-client PUT p50 ms vs disk fsync ms" "$(v kv_put_p50_1c)" "$(v fsync_ms)" "$(ratio "$(v kv_put_p50_1c)" "$(v fsync_ms)")" "<=2.0"
+row "recovery s ($RECOVERY_KEYS keys) vs Redis AOF load" "$(v kv_recovery_s)" "$(v redis_recovery_s)" "$(ratio "$(v kv_recovery_s)" "$(v redis_recovery_s)")" "<=1.0"
+row "recovery s after compact (goal: 0.5 s)" "$(v kv_recovery_compacted_s)" "0.5" "$(ratio "$(v kv_recovery_compacted_s)" 0.5)" "<=1.0"
+row "RSS bytes/key (goal: 160; peer: Redis)" "$(v kv_rss_per_key)" "$(v redis_rss_per_key)" "$(ratio "$(v kv_rss_per_key)" 160)" "<=1.0"
+row "PUT p99 ms compacting vs not" "$(v kv_put_p99_compacting)" "$(v kv_put_p99)" "$(ratio "$(v kv_put_p99_compacting)" "$(v kv_put_p99)")" "<=2.0"
+echo
+echo "raw medians:"
+for k in $(printf '%s\n' "${!R[@]}" | sort); do printf '  %-26s %s\n' "$k" "${R[$k]}"; done
+echo "  kvctl log for recovery: ${R[kv_log_mb]:-nan} MB"

@@ -1,0 +1,40 @@
+-- wrk script for etcd's JSON gateway (v3): put or range of keys drawn
+-- uniformly from a key space, the same shape as wrk_kv.lua.
+-- Environment: ETCD_MODE=put|range, KV_KEYS (10000), KV_VALUE_SIZE (100).
+local mode = os.getenv("ETCD_MODE") or "range"
+local keys = tonumber(os.getenv("KV_KEYS") or "10000")
+local value_size = tonumber(os.getenv("KV_VALUE_SIZE") or "100")
+local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local bodies = {}
+
+local function base64(data)
+  local out = {}
+  for i = 1, #data, 3 do
+    local a, b, c = data:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local chars = 4 - (3 - (#data - i + 1 >= 3 and 3 or #data - i + 1))
+    for j = 1, 4 do
+      local index = math.floor(n / 2 ^ (6 * (4 - j))) % 64
+      out[#out + 1] = j <= chars and alphabet:sub(index + 1, index + 1) or "="
+    end
+  end
+  return table.concat(out)
+end
+
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+  local value = base64(string.rep("v", value_size))
+  for i = 0, keys - 1 do
+    local key = base64(string.format("key:%012d", i))
+    if mode == "put" then
+      bodies[i] = '{"key":"' .. key .. '","value":"' .. value .. '"}'
+    else
+      bodies[i] = '{"key":"' .. key .. '"}'
+    end
+  end
+end
+
+function request()
+  local path = mode == "put" and "/v3/kv/put" or "/v3/kv/range"
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[math.random(0, keys - 1)])
+end

@@ -1,0 +1,251 @@
+// kvctl bench: load against a server (client.addr) or a throw-away one
+// in this process (--embedded), then a summary or JSON on stdout. The load
+// generator is lib/bench; this file turns flags into its options.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cmd/kvctl/command.h"
+#include "cmd/kvctl/output.h"
+#include "cmd/kvctl/serve_options.h"
+#include "lib/bench/load.h"
+#include "lib/bench/report.h"
+#include "lib/config/parse.h"
+#include "lib/server/kv_server.h"
+
+namespace kvctl::cmd {
+namespace {
+
+struct BenchArgs {
+  int clients = 64;
+  std::string duration = "10s";
+  uint64_t requests = 0;
+  double read_ratio = 0.9;
+  uint64_t keys = 10000;
+  double zipf = 0;
+  size_t key_size = 16;
+  size_t value_size = 100;
+  double rate = 0;
+  std::string warmup = "0s";
+  int threads = 0;
+  bool embedded = false;
+  bool no_fill = false;
+  OutputFormat output = OutputFormat::kText;
+};
+
+core::Result<std::chrono::milliseconds> DurationFlag(const std::string& flag, const std::string& text) {
+  auto d = config::ParseDuration(text);
+  if (!d) return core::Status::InvalidArgument(fmt::format("{} {}: {}", flag, text, d.error().message()));
+  return *d;
+}
+
+// "http://host:port" (normalized by the config layer) -> host, port.
+core::Status TargetFrom(const std::string& addr, bench::LoadOptions* o) {
+  constexpr std::string_view kHttp = "http://";
+  if (!addr.starts_with(kHttp)) {
+    return core::Status::InvalidArgument(fmt::format(
+        "kvctl bench speaks plain HTTP in this version; --addr {} is not http://host:port", addr));
+  }
+  const std::string hostport = addr.substr(kHttp.size());
+  const size_t colon = hostport.rfind(':');
+  o->host = hostport.substr(0, colon);
+  o->port = std::stoi(hostport.substr(colon + 1));
+  return core::Status::Ok();
+}
+
+// A live line on stderr while the load runs, only when stderr is a terminal.
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bench::LoadProgress& progress) : progress_(progress) {
+    if (!::isatty(STDERR_FILENO)) return;
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ProgressPrinter() { Finish(); }
+  void Finish() {
+    if (!thread_.joinable()) return;
+    done_ = true;
+    thread_.join();
+    std::fputs("\r\033[K", stderr);
+  }
+
+ private:
+  void Loop() {
+    const auto start = std::chrono::steady_clock::now();
+    auto last = start;
+    uint64_t last_done = 0;
+    while (!done_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::milliseconds(500)) continue;
+      const uint64_t done = progress_.done.load();
+      const double rate = static_cast<double>(done - last_done) / std::chrono::duration<double>(now - last).count();
+      const std::string line = bench::ProgressLine(std::chrono::duration<double>(now - start).count(), rate,
+                                                   progress_.errors.load(), !progress_.measuring.load());
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      std::fflush(stderr);
+      last = now;
+      last_done = done;
+    }
+  }
+
+  bench::LoadProgress& progress_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// A server on a fresh temp dir, serving on a free loopback port in a
+// thread of this process; removed again when this goes out of scope.
+class EmbeddedServer {
+ public:
+  static core::Result<std::unique_ptr<EmbeddedServer>> Start(const config::Config& cfg) {
+    std::unique_ptr<EmbeddedServer> e(new EmbeddedServer(cfg));
+    char dir[] = "/tmp/kvctl-bench-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) return core::Status::IOError("cannot make a temp dir for --embedded");
+    e->dir_ = dir;
+    server::ServeOptions o = ServeOptionsFrom(cfg);
+    o.log.dir = e->dir_;
+    o.http.host = "127.0.0.1";
+    o.http.port = 0;
+    auto s = server::KvServer::Open(std::move(o), e->logger_);
+    if (!s) return s.error();
+    e->server_ = std::move(*s);
+    e->thread_ = std::thread([raw = e.get()] { raw->served_ = raw->server_->Run(); });
+    return e;
+  }
+  ~EmbeddedServer() {
+    (void)Stop();
+    std::error_code ignored;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
+  }
+  int port() const { return server_->port(); }
+  std::string description() const {
+    return fmt::format("an embedded server (fsync {}) on {}", config_fsync_, dir_);
+  }
+  core::Status Stop() {
+    if (!thread_.joinable()) return served_;
+    server_->Shutdown();
+    thread_.join();
+    return served_;
+  }
+
+ private:
+  explicit EmbeddedServer(const config::Config& cfg)
+      : logger_(core::LogLevel::kWarn, core::LogFormat::kText),
+        config_fsync_(core::FsyncPolicyName(cfg.storage.fsync)) {}
+
+  core::Logger logger_;
+  std::string config_fsync_;
+  std::string dir_;
+  std::unique_ptr<server::KvServer> server_;
+  std::thread thread_;
+  core::Status served_;
+};
+
+core::Result<bench::LoadOptions> LoadOptionsFrom(const BenchArgs& a, const config::Config& cfg) {
+  bench::LoadOptions o;
+  o.clients = a.clients;
+  o.threads = a.threads;
+  o.requests = a.requests;
+  o.read_ratio = a.read_ratio;
+  o.keys = a.keys;
+  o.zipf_s = a.zipf;
+  o.key_size = a.key_size;
+  o.value_size = a.value_size;
+  o.rate = a.rate;
+  o.timeout = cfg.client.timeout;
+  auto duration = DurationFlag("--duration", a.duration);
+  if (!duration) return duration.error();
+  o.duration = *duration;
+  auto warmup = DurationFlag("--warmup", a.warmup);
+  if (!warmup) return warmup.error();
+  o.warmup = *warmup;
+  if (core::Status s = bench::Validate(o); !s.ok()) return s;
+  return o;
+}
+
+core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
+  auto cfg = ctx.LoadConfig();
+  if (!cfg) return cfg.error();
+  auto options = LoadOptionsFrom(args, *cfg);
+  if (!options) return options.error();
+
+  std::unique_ptr<EmbeddedServer> embedded;
+  std::string target;
+  if (args.embedded) {
+    auto e = EmbeddedServer::Start(*cfg);
+    if (!e) return e.error();
+    embedded = std::move(*e);
+    options->host = "127.0.0.1";
+    options->port = embedded->port();
+    target = embedded->description();
+  } else {
+    if (core::Status s = TargetFrom(cfg->client.addr, &*options); !s.ok()) return s;
+    target = cfg->client.addr;
+  }
+
+  if (options->read_ratio > 0 && !args.no_fill) {
+    // Every key gets a value first, so GETs measure reads, not 404s.
+    bench::LoadOptions fill = *options;
+    fill.fill = true;
+    fill.rate = 0;
+    auto filled = bench::RunLoad(fill);
+    if (!filled) return filled.error();
+    if (filled->error_count() > 0) {
+      return core::Status::Unavailable(fmt::format("filling the {} keys failed: {} of the PUTs got errors (first: {})",
+                                                   fill.keys, filled->error_count(), filled->errors.begin()->first));
+    }
+  }
+
+  bench::LoadProgress progress;
+  ProgressPrinter printer(progress);
+  auto result = bench::RunLoad(*options, &progress);
+  printer.Finish();
+  if (!result) return result.error();
+  if (embedded) {
+    if (core::Status s = embedded->Stop(); !s.ok()) return s;
+  }
+  const std::string report = args.output == OutputFormat::kJson ? bench::JsonReport(*options, *result, target)
+                                                                 : bench::TextReport(*options, *result, target);
+  if (core::Status s = WriteStdout(report); !s.ok()) return s;
+  if (result->ok == 0 && result->error_count() > 0) {
+    return core::Status::Unavailable("every request failed; see the errors above");
+  }
+  return core::Status::Ok();
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& app, CommandContext& ctx) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "bench", "Load a server with GETs and PUTs and report throughput and latency percentiles");
+  sub->group(kGroupTools);
+  sub->add_option("-c,--clients", a->clients, "Keep-alive connections, each with one request in flight")
+      ->capture_default_str();
+  sub->add_option("-d,--duration", a->duration, "How long to measure (e.g. 10s, 1m)")->capture_default_str();
+  sub->add_option("-n,--requests", a->requests, "Stop after this many requests instead of after --duration");
+  sub->add_option("--read-ratio", a->read_ratio, "Share of GETs, 0 to 1; the rest are PUTs")->capture_default_str();
+  sub->add_option("--keys", a->keys, "Distinct keys, chosen uniformly unless --zipf")->capture_default_str();
+  sub->add_option("--zipf", a->zipf, "Skew the key choice: Zipf exponent S (0: uniform; 0.99 is YCSB's)");
+  sub->add_option("--key-size", a->key_size, "Bytes per key (\"k\" and zero-padded digits)")->capture_default_str();
+  sub->add_option("--value-size", a->value_size, "Bytes per PUT value")->capture_default_str();
+  sub->add_option("--rate", a->rate,
+                  "Open loop: send this many requests a second in all and measure latency from when "
+                  "each was due (0: closed loop, as fast as answers come)");
+  sub->add_option("--warmup", a->warmup, "Run the load this long before measuring")->capture_default_str();
+  sub->add_option("--threads", a->threads, "Load generator threads (0: one per core)");
+  sub->add_flag("--embedded", a->embedded,
+                "Start a throw-away server in this process on a temp dir and load it (storage flags apply)");
+  sub->add_flag("--no-fill", a->no_fill, "Do not PUT every key once before measuring (GETs may then 404)");
+  AddOutputOption(*sub, a->output);
+  config::AddSettingFlags(*sub, config::Scope::kBench, ctx.flags);
+  sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunBench(ctx, *a); }; });
+}
+
+}  // namespace kvctl::cmd

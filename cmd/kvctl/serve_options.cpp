@@ -1,0 +1,40 @@
+#include "cmd/kvctl/serve_options.h"
+
+#include <string>
+
+namespace kvctl::cmd {
+
+core::LogLevel LogLevelFrom(const std::string& s) {
+  if (s == "debug") return core::LogLevel::kDebug;
+  if (s == "warn") return core::LogLevel::kWarn;
+  if (s == "error") return core::LogLevel::kError;
+  return core::LogLevel::kInfo;
+}
+
+server::ServeOptions ServeOptionsFrom(const config::Config& c) {
+  server::ServeOptions o;
+  o.log.dir = c.storage.data_dir;
+  o.log.fsync = c.storage.fsync;
+  o.log.segment_bytes = c.storage.segment_bytes;
+  o.fsync_interval = c.storage.fsync_interval;
+  o.compaction.enabled = c.storage.compact_dead_percent > 0;
+  o.compaction.dead_percent = static_cast<uint32_t>(c.storage.compact_dead_percent);
+  o.compaction.min_bytes = c.storage.compact_min_bytes;
+  // server.listen is validated as host:port by the config layer.
+  const size_t colon = c.server.listen.rfind(':');
+  o.http.host = c.server.listen.substr(0, colon);
+  o.http.port = std::stoi(c.server.listen.substr(colon + 1));
+  o.http.io_threads = c.server.io_threads;
+  o.http.threads = c.server.threads;
+  o.http.max_connections = c.server.max_connections;
+  o.http.keepalive_max_requests = static_cast<size_t>(c.server.keepalive_max_requests);
+  o.http.keepalive_timeout = c.server.keepalive_timeout;
+  o.http.read_timeout = c.server.read_timeout;
+  o.http.write_timeout = c.server.write_timeout;
+  o.http.max_body_bytes = c.limits.max_value_bytes;
+  o.api.max_key_bytes = c.limits.max_key_bytes;
+  o.api.max_value_bytes = c.limits.max_value_bytes;
+  return o;
+}
+
+}  // namespace kvctl::cmd

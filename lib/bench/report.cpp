@@ -1,0 +1,111 @@
+#include "lib/bench/report.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace kvctl::bench {
+namespace {
+
+double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+struct Percentiles {
+  double p50, p90, p99, p999, max, mean, min;
+};
+
+Percentiles Of(const Histogram& h) {
+  return {Ms(h.ValueAtPercentile(50)), Ms(h.ValueAtPercentile(90)), Ms(h.ValueAtPercentile(99)),
+          Ms(h.ValueAtPercentile(99.9)), Ms(h.max()), h.mean() / 1e6, Ms(h.min())};
+}
+
+std::string LatencyLine(const Histogram& h) {
+  const Percentiles p = Of(h);
+  return fmt::format("p50 {:.3f}  p90 {:.3f}  p99 {:.3f}  p99.9 {:.3f}  max {:.3f}  (mean {:.3f}) ms", p.p50,
+                     p.p90, p.p99, p.p999, p.max, p.mean);
+}
+
+nlohmann::json LatencyJson(const Histogram& h) {
+  const Percentiles p = Of(h);
+  return {{"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99}, {"p99_9", p.p999},
+          {"max", p.max}, {"mean", p.mean}, {"min", p.min}};
+}
+
+std::string Shape(const LoadOptions& o) {
+  std::string loop = o.rate > 0 ? fmt::format("open loop at {:.0f} req/s", o.rate) : "closed loop";
+  std::string length = o.requests > 0 ? fmt::format("{} requests", o.requests)
+                                      : fmt::format("{:.1f} s", std::chrono::duration<double>(o.duration).count());
+  std::string dist = o.zipf_s > 0 ? fmt::format("zipf {:g}", o.zipf_s) : "uniform";
+  return fmt::format("{} clients, {}, {:g}% reads, {} keys ({}), {} B keys, {} B values, {}", o.clients, length,
+                     o.read_ratio * 100, o.keys, dist, o.key_size, o.value_size, loop);
+}
+
+}  // namespace
+
+std::string TextReport(const LoadOptions& o, const LoadResult& r, const std::string& target) {
+  std::string out = fmt::format("kvctl bench against {}\n  {}\n", target, Shape(o));
+  if (o.warmup.count() > 0) {
+    out += fmt::format("  after {:.1f} s of warmup\n", std::chrono::duration<double>(o.warmup).count());
+  }
+  out += fmt::format("\nrequests     {} ok ({} GET, {} PUT), {} errors in {:.2f} s\n", r.ok, r.reads, r.writes,
+                     r.error_count(), r.seconds);
+  out += fmt::format("throughput   {:.1f} req/s\n", r.throughput());
+  if (r.latency.count() > 0) {
+    out += "latency      " + LatencyLine(r.latency) + "\n";
+    if (r.reads > 0 && r.writes > 0) {
+      out += "  GET        " + LatencyLine(r.read_latency) + "\n";
+      out += "  PUT        " + LatencyLine(r.write_latency) + "\n";
+    }
+  }
+  if (!r.errors.empty()) {
+    out += "errors\n";
+    for (const auto& [kind, count] : r.errors) out += fmt::format("  {:<20} {}\n", kind, count);
+  }
+  const std::vector<Histogram::Bar> bars = r.latency.Bars(10);
+  if (!bars.empty()) {
+    out += "\nlatency histogram (ms, count):\n";
+    uint64_t most = 1;
+    for (const auto& b : bars) most = std::max(most, b.count);
+    for (const auto& b : bars) {
+      const size_t width = static_cast<size_t>(40.0 * static_cast<double>(b.count) / static_cast<double>(most));
+      std::string bar;
+      for (size_t i = 0; i < width; ++i) bar += "\u220e";
+      out += fmt::format("  {:>10.3f} [{:>9}] |{}\n", Ms(b.upper), b.count, bar);
+    }
+  }
+  return out;
+}
+
+std::string JsonReport(const LoadOptions& o, const LoadResult& r, const std::string& target) {
+  nlohmann::json j;
+  j["target"] = target;
+  j["clients"] = o.clients;
+  j["duration_s"] = r.seconds;
+  j["warmup_s"] = std::chrono::duration<double>(o.warmup).count();
+  j["read_ratio"] = o.read_ratio;
+  j["keys"] = o.keys;
+  j["zipf"] = o.zipf_s;
+  j["key_size"] = o.key_size;
+  j["value_size"] = o.value_size;
+  j["rate"] = o.rate;
+  j["requests"] = r.ok + r.error_count();
+  j["ok"] = r.ok;
+  j["throughput_rps"] = r.throughput();
+  nlohmann::json errors = nlohmann::json::object();
+  for (const auto& [kind, count] : r.errors) errors[kind] = count;
+  j["errors"] = {{"total", r.error_count()}, {"by_kind", errors}};
+  j["latency_ms"] = LatencyJson(r.latency);
+  j["reads"] = {{"count", r.reads}, {"latency_ms", LatencyJson(r.read_latency)}};
+  j["writes"] = {{"count", r.writes}, {"latency_ms", LatencyJson(r.write_latency)}};
+  nlohmann::json bars = nlohmann::json::array();
+  for (const auto& b : r.latency.Bars(10)) bars.push_back({{"le_ms", Ms(b.upper)}, {"count", b.count}});
+  j["histogram"] = bars;
+  return j.dump(2) + "\n";
+}
+
+std::string ProgressLine(double elapsed_s, double rate, uint64_t errors, bool warming_up) {
+  return fmt::format("{:6.1f} s  {:>10.0f} req/s  {} errors{}", elapsed_s, rate, errors,
+                     warming_up ? "  (warming up)" : "");
+}
+
+}  // namespace kvctl::bench

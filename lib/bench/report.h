@@ -1,0 +1,18 @@
+// How `kvctl bench` shows a finished run: a text summary with a small
+// histogram (like etcd's benchmark tool), or one JSON document.
+#pragma once
+
+#include <string>
+
+#include "lib/bench/load.h"
+
+namespace kvctl::bench {
+
+// `target` names what was measured ("http://127.0.0.1:7070", "embedded").
+std::string TextReport(const LoadOptions& options, const LoadResult& result, const std::string& target);
+std::string JsonReport(const LoadOptions& options, const LoadResult& result, const std::string& target);
+
+// The live line for a terminal: "  3.0 s   41234 req/s   0 errors".
+std::string ProgressLine(double elapsed_s, double rate, uint64_t errors, bool warming_up);
+
+}  // namespace kvctl::bench

@@ -1,0 +1,222 @@
+#include "lib/server/http_wire.h"
+
+#include <charconv>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace kvctl::server {
+namespace {
+
+bool IsTokenChar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (!IsTokenChar(c)) return false;
+  }
+  return true;
+}
+
+// Field values and request targets: visible ASCII, obs-text, and (in values)
+// spaces and tabs. Control bytes such as NUL or a bare CR are refused.
+bool IsValueChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// True if the comma-separated list `value` holds `token` (case-insensitive).
+bool ListHas(std::string_view value, std::string_view token) {
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    if (EqualsIgnoreCase(TrimOws(value.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+HeadParse ParseRequestLine(std::string_view line, const HeadLimits& limits, RequestHead* out) {
+  const size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos) return HeadParse::kBad;
+  const size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return HeadParse::kBad;
+  out->method = line.substr(0, sp1);
+  out->target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (!IsToken(out->method) || out->target.empty()) return HeadParse::kBad;
+  if (line.size() > limits.max_request_line) return HeadParse::kLineTooLong;
+  for (unsigned char c : out->target) {
+    if (c <= 0x20 || c == 0x7f) return HeadParse::kBad;
+  }
+  if (out->target.front() != '/' && out->target != "*") return HeadParse::kBad;
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' ||
+      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
+    return HeadParse::kBad;
+  }
+  if (version[5] != '1') return HeadParse::kBadVersion;
+  out->minor_version = version[7] - '0';
+  return HeadParse::kComplete;
+}
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]);
+    unsigned char y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+HeadParse ParseRequestHead(std::string_view buffer, const HeadLimits& limits, RequestHead* out) {
+  out->headers.clear();
+  const size_t end = buffer.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    // Judge what has arrived so far, so an overlong head is refused before
+    // its end ever comes.
+    const size_t line_end = buffer.find("\r\n");
+    if (line_end == std::string_view::npos && buffer.size() > limits.max_request_line) {
+      return HeadParse::kLineTooLong;
+    }
+    if (buffer.size() > limits.max_head) return HeadParse::kHeadTooLarge;
+    return HeadParse::kIncomplete;
+  }
+  if (end + 4 > limits.max_head + 4) return HeadParse::kHeadTooLarge;
+  const std::string_view head = buffer.substr(0, end);
+  size_t line_end = head.find("\r\n");
+  if (HeadParse p = ParseRequestLine(head.substr(0, line_end), limits, out); p != HeadParse::kComplete) {
+    return p;
+  }
+  while (line_end != std::string_view::npos) {
+    const size_t start = line_end + 2;
+    line_end = head.find("\r\n", start);
+    const std::string_view line = head.substr(start, line_end == std::string_view::npos ? head.npos : line_end - start);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return HeadParse::kBad;
+    const std::string_view name = line.substr(0, colon);
+    if (!IsToken(name)) return HeadParse::kBad;  // also refuses folding and "Name :"
+    const std::string_view value = TrimOws(line.substr(colon + 1));
+    for (unsigned char c : value) {
+      if (!IsValueChar(c)) return HeadParse::kBad;
+    }
+    if (out->headers.size() == limits.max_header_count) return HeadParse::kHeadTooLarge;
+    out->headers.emplace_back(name, value);
+  }
+  out->head_bytes = end + 4;
+  return HeadParse::kComplete;
+}
+
+RequestFraming FrameRequest(const RequestHead& head, uint64_t max_body_bytes) {
+  RequestFraming f;
+  f.keep_alive = head.minor_version >= 1;
+  bool has_length = false;
+  bool has_transfer_encoding = false;
+  for (const auto& [name, value] : head.headers) {
+    if (EqualsIgnoreCase(name, "Content-Length")) {
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
+          (has_length && n != f.content_length)) {
+        f.refusal = 400;
+        return f;
+      }
+      has_length = true;
+      f.content_length = n;
+    } else if (EqualsIgnoreCase(name, "Transfer-Encoding")) {
+      has_transfer_encoding = true;
+    } else if (EqualsIgnoreCase(name, "Connection")) {
+      if (ListHas(value, "close")) f.keep_alive = false;
+      if (head.minor_version == 0 && ListHas(value, "keep-alive")) f.keep_alive = true;
+    } else if (EqualsIgnoreCase(name, "Expect")) {
+      f.expects_continue = EqualsIgnoreCase(value, "100-continue");
+    }
+  }
+  if (has_transfer_encoding) {
+    // Both framings at once is how requests are smuggled: refuse outright.
+    f.refusal = has_length ? 400 : 411;
+  } else if (f.content_length > max_body_bytes) {
+    f.refusal = 413;
+  }
+  if (f.refusal != 0) f.keep_alive = false;
+  return f;
+}
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+  }
+}
+
+void AppendResponse(const HttpResponse& response, bool head_request, bool keep_alive,
+                    int minor_version, std::string_view date, std::string* out) {
+  const int status = response.status;
+  fmt::format_to(std::back_inserter(*out), "HTTP/1.1 {} {}\r\nDate: {}\r\n", status,
+                 ReasonPhrase(status), date);
+  for (const auto& [name, value] : response.headers) {
+    out->append(name).append(": ").append(value).append("\r\n");
+  }
+  if (!response.content_type.empty()) out->append("Content-Type: ").append(response.content_type).append("\r\n");
+  // 1xx and 204 carry no body and no length (RFC 9110 §8.6).
+  if (status >= 200 && status != 204) {
+    fmt::format_to(std::back_inserter(*out), "Content-Length: {}\r\n", response.body.size());
+  }
+  if (!keep_alive) {
+    out->append("Connection: close\r\n");
+  } else if (minor_version == 0) {
+    out->append("Connection: keep-alive\r\n");
+  }
+  out->append("\r\n");
+  if (!head_request && status >= 200 && status != 204 && status != 304) out->append(response.body);
+}
+
+std::string HttpDate(int64_t unix_seconds) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const time_t t = static_cast<time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", kDays[tm.tm_wday], tm.tm_mday,
+                     kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+}  // namespace kvctl::server

@@ -1,0 +1,109 @@
+// kvctl bench against the real binary: short runs whose reports must add
+// up. Speed is not asserted here (that is the bench/ suite's job).
+#include <string>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/harness.h"
+
+namespace kvctl::e2e {
+namespace {
+
+nlohmann::json ParseReport(const CliResult& r) {
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  REQUIRE_MESSAGE(!j.is_discarded(), "not JSON: " << r.out.substr(0, 300));
+  return j;
+}
+
+void CheckConsistent(const nlohmann::json& j) {
+  const uint64_t ok = j["ok"];
+  CHECK(j["reads"]["count"].get<uint64_t>() + j["writes"]["count"].get<uint64_t>() == ok);
+  CHECK(j["requests"].get<uint64_t>() == ok + j["errors"]["total"].get<uint64_t>());
+  const auto& l = j["latency_ms"];
+  CHECK(l["min"].get<double>() > 0);
+  CHECK(l["p50"].get<double>() <= l["p90"].get<double>());
+  CHECK(l["p90"].get<double>() <= l["p99"].get<double>());
+  CHECK(l["p99"].get<double>() <= l["p99_9"].get<double>());
+  CHECK(l["p99_9"].get<double>() <= l["max"].get<double>());
+  uint64_t in_bars = 0;
+  for (const auto& bar : j["histogram"]) in_bars += bar["count"].get<uint64_t>();
+  CHECK(in_bars == ok);
+  CHECK(j["throughput_rps"].get<double>() > 0);
+}
+
+TEST_CASE("kvctl bench --requests against a running server reports exactly that many answers") {
+  KvServer server;
+  const CliResult r = RunCli({"bench", "--addr", server.addr(), "--requests", "2000", "--clients", "8", "--keys",
+                              "100", "--read-ratio", "0.5", "-o", "json"});
+  const nlohmann::json j = ParseReport(r);
+  CHECK(j["ok"] == 2000);
+  CHECK(j["errors"]["total"] == 0);
+  CHECK(j["reads"]["count"].get<uint64_t>() > 700);
+  CHECK(j["writes"]["count"].get<uint64_t>() > 700);
+  CHECK(j["clients"] == 8);
+  CheckConsistent(j);
+  // The fill wrote every key before the run: all 100 are there, 16 bytes each.
+  HttpClient http(server.port());
+  const auto items = http.ListAll("k");
+  CHECK(items.size() == 100);
+  for (const auto& item : items) CHECK(ItemKey(item).size() == 16);
+  // Every PUT carried a new value, so each one was a real, logged change
+  // (a PUT of the value a key already holds would change nothing).
+  const uint64_t revision = http.Request("GET", "/readyz").Json()["revision"];
+  CHECK(revision == 100 + j["writes"]["count"].get<uint64_t>());
+}
+
+TEST_CASE("kvctl bench --embedded needs no server and prints a text summary") {
+  const CliResult r = RunCli({"bench", "--embedded", "--requests", "500", "--clients", "4", "--keys", "50"});
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("500 ok") != std::string::npos);
+  CHECK(r.out.find("throughput") != std::string::npos);
+  CHECK(r.out.find("p99") != std::string::npos);
+  CHECK(r.out.find("latency histogram") != std::string::npos);
+  CHECK(r.err.empty());  // no progress line when stderr is not a terminal
+}
+
+TEST_CASE("kvctl bench --rate paces an open loop and measures from the due time") {
+  const CliResult r = RunCli({"bench", "--embedded", "--requests", "300", "--clients", "4", "--rate", "1000",
+                              "--read-ratio", "1", "--keys", "10", "-o", "json"});
+  const nlohmann::json j = ParseReport(r);
+  CHECK(j["ok"] == 300);
+  CHECK(j["rate"] == 1000);
+  // 300 requests due 1 ms apart cannot all be answered in much under 0.3 s.
+  CHECK(j["duration_s"].get<double>() > 0.25);
+  CheckConsistent(j);
+}
+
+TEST_CASE("kvctl bench --duration with --warmup and --zipf runs for the time asked") {
+  const CliResult r = RunCli({"bench", "--embedded", "--duration", "1s", "--warmup", "200ms", "--clients", "4",
+                              "--zipf", "0.99", "--fsync", "never", "-o", "json"});
+  const nlohmann::json j = ParseReport(r);
+  CHECK(j["duration_s"].get<double>() == doctest::Approx(1.0));
+  CHECK(j["ok"].get<uint64_t>() > 100);
+  CHECK(j["errors"]["total"] == 0);
+  CheckConsistent(j);
+}
+
+TEST_CASE("kvctl bench refuses bad flags with exit 2 and an unreachable server with exit 3") {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"bench", "--read-ratio", "1.5"}, {"bench", "--clients", "0"},
+        {"bench", "--duration", "soon"}, {"bench", "--keys", "100000", "--key-size", "3"},
+        {"bench", "--zipf", "-1"}, {"bench", "--bogus"}, {"bench", "--addr", "https://127.0.0.1:1"},
+        {"bench", "--clients", "many"}}) {
+    CAPTURE(args[1]);
+    const CliResult r = RunCli(args);
+    CHECK(r.exit_code == 2);
+    CHECK(IsOneErrorLine(r.err));
+    CHECK(r.out.empty());
+  }
+  const CliResult down = RunCli({"bench", "--addr", Addr(FreePort()), "--requests", "10"});
+  CHECK(down.exit_code == 3);
+  CHECK(IsOneErrorLine(down.err));
+}
+
+}  // namespace
+}  // namespace kvctl::e2e

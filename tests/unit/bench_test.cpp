@@ -1,0 +1,116 @@
+// The load generator's parts: histogram, response parser, key choice.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+
+#include "lib/bench/histogram.h"
+#include "lib/bench/key_chooser.h"
+#include "lib/bench/load.h"
+#include "lib/bench/response_parser.h"
+
+namespace kvctl::bench {
+namespace {
+
+TEST_CASE("histogram buckets hold every value within 1/64 of itself and small values exactly") {
+  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 129ull, 1000ull, 123456ull, 987654321ull, (1ull << 39) + 5}) {
+    CAPTURE(v);
+    const size_t b = Histogram::BucketOf(v);
+    const uint64_t upper = Histogram::BucketUpper(b);
+    CHECK(upper >= v);
+    CHECK(static_cast<double>(upper - v) <= static_cast<double>(v) / 64.0);
+    if (v < 128) CHECK(upper == v);
+    if (b > 0) CHECK(Histogram::BucketUpper(b - 1) < v);
+  }
+  CHECK(Histogram::BucketOf(UINT64_MAX) == Histogram::kBuckets - 1);
+}
+
+TEST_CASE("histogram percentiles of 1..10000 are within 1.6 percent, min and max exact") {
+  Histogram h;
+  for (uint64_t v = 1; v <= 10000; ++v) h.Record(v * 1000);
+  CHECK(h.count() == 10000);
+  CHECK(h.min() == 1000);
+  CHECK(h.max() == 10000000);
+  for (double p : {50.0, 90.0, 99.0, 99.9}) {
+    CAPTURE(p);
+    const double want = p / 100 * 10000 * 1000;
+    const double got = static_cast<double>(h.ValueAtPercentile(p));
+    CHECK(got >= want);
+    CHECK(got <= want * (1 + 1.0 / 64));
+  }
+  CHECK(h.ValueAtPercentile(100) == 10000000);
+  CHECK(h.mean() == doctest::Approx(5000.5 * 1000));
+}
+
+TEST_CASE("merged histograms count as one and bars add up to every sample") {
+  Histogram a, b;
+  for (int i = 0; i < 1000; ++i) a.Record(100000);
+  for (int i = 0; i < 10; ++i) b.Record(50000000);
+  a.Merge(b);
+  CHECK(a.count() == 1010);
+  CHECK(a.ValueAtPercentile(50) <= 100000 * 65 / 64);
+  CHECK(a.ValueAtPercentile(99.5) == 50000000);
+  uint64_t total = 0;
+  for (const auto& bar : a.Bars(10)) total += bar.count;
+  CHECK(total == 1010);
+  CHECK(Histogram().Bars(10).empty());
+}
+
+TEST_CASE("responses are framed by Content-Length, with Connection: close noticed") {
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1";
+  ParsedResponse r = ParseResponse(ok);
+  CHECK(r.outcome == ParsedResponse::Outcome::kComplete);
+  CHECK(r.status == 200);
+  CHECK(r.bytes == ok.size() - 8);
+  CHECK_FALSE(r.close);
+  CHECK(ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel").outcome ==
+        ParsedResponse::Outcome::kIncomplete);
+  CHECK(ParseResponse("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n").outcome == ParsedResponse::Outcome::kIncomplete);
+  r = ParseResponse("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+  CHECK(r.outcome == ParsedResponse::Outcome::kComplete);
+  CHECK(r.close);
+  CHECK(ParseResponse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").close);
+  CHECK(ParseResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").outcome ==
+        ParsedResponse::Outcome::kBad);
+  CHECK(ParseResponse("HTTP/1.1 200 OK\r\n\r\n").outcome == ParsedResponse::Outcome::kBad);
+  CHECK(ParseResponse("SMTP 220 hi\r\n\r\n").outcome == ParsedResponse::Outcome::kBad);
+}
+
+TEST_CASE("key names have exactly the asked size") {
+  CHECK(KeyName(42, 8) == "k0000042");
+  CHECK(KeyName(0, 16).size() == 16);
+  CHECK(KeyName(9999, 5) == "k9999");
+}
+
+TEST_CASE("uniform choice covers the keys evenly and zipf favours the first keys") {
+  Random random(7);
+  KeyChooser uniform(10, 0);
+  std::map<uint64_t, int> seen;
+  for (int i = 0; i < 100000; ++i) ++seen[uniform.Next(random)];
+  CHECK(seen.size() == 10);
+  for (const auto& [k, n] : seen) CHECK(std::abs(n - 10000) < 600);
+
+  KeyChooser zipf(1000, 1.0);
+  int first = 0;
+  for (int i = 0; i < 100000; ++i) first += zipf.Next(random) == 0 ? 1 : 0;
+  // P(key 0) = 1 / H(1000) = 0.134 for s = 1.
+  CHECK(first > 12000);
+  CHECK(first < 14800);
+}
+
+TEST_CASE("load options that cannot work are refused naming the flag") {
+  LoadOptions o;
+  CHECK(Validate(o).ok());
+  o.read_ratio = 1.5;
+  CHECK(Validate(o).message().find("--read-ratio") != std::string::npos);
+  o = {};
+  o.keys = 100000;
+  o.key_size = 4;
+  CHECK(Validate(o).message().find("--key-size") != std::string::npos);
+  o = {};
+  o.clients = 0;
+  CHECK(Validate(o).message().find("--clients") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvctl::bench
