@@ -1,6 +1,6 @@
-// kvctl replay: read and verify a data dir's history without a server (or
-// beside a running one), print its events or the state as of a revision,
-// or copy it into a new data dir.
+// kvctl replay: read and verify a data dir's (or a PostgreSQL database's)
+// history without a server (or beside a running one), print its events or
+// the state as of a revision, or copy it into a new data dir or database.
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +12,7 @@
 #include "cmd/kvctl/replay_output.h"
 #include "lib/core/history_copy.h"
 #include "lib/core/history_reader.h"
+#include "lib/pg/pg_history.h"
 
 namespace kvctl::cmd {
 namespace {
@@ -93,18 +94,24 @@ std::string ReportJson(const std::string& dir, const core::HistoryReport& r) {
   return j.dump() + "\n";
 }
 
-core::Status RunCheck(const std::string& dir, const ReplayArgs& args) {
+// Where replay reads from: a data dir, or a PostgreSQL database.
+struct Source {
+  std::string where;  // the dir, or the database as DescribeTarget shows it
+  core::HistorySource read;
+  std::optional<pg::PgDatabase> pg;
+};
+
+core::Status RunCheck(const Source& source, const ReplayArgs& args) {
+  const std::string& dir = source.where;
   core::HistoryReport report;
-  core::Status s = core::ReadHistory(
-      core::PosixFileSystem(), dir, [](const core::LogRecord&, bool) { return core::Status::Ok(); },
-      &report);
+  core::Status s = source.read([](const core::LogRecord&, bool) { return core::Status::Ok(); }, &report);
   if (!s.ok()) return s;
   return WriteStdout(args.output == OutputFormat::kJson ? ReportJson(dir, report) : ReportText(dir, report));
 }
 
-core::Status RunState(const std::string& dir, const ReplayArgs& args) {
+core::Status RunState(const Source& source, const ReplayArgs& args) {
   core::HistoryReport report;
-  auto state = core::ReadStateAt(core::PosixFileSystem(), dir, args.to, &report);
+  auto state = core::ReadStateAt(source.read, args.to, &report);
   if (!state) return state.error();
   Printer out;
   for (const auto& [key, entry] : *state) {
@@ -115,11 +122,10 @@ core::Status RunState(const std::string& dir, const ReplayArgs& args) {
   return out.Flush();
 }
 
-core::Status RunEvents(const std::string& dir, const ReplayArgs& args) {
+core::Status RunEvents(const Source& source, const ReplayArgs& args) {
   core::HistoryReport report;
   Printer out;
-  core::Status read = core::ReadHistory(
-      core::PosixFileSystem(), dir,
+  core::Status read = source.read(
       [&](const core::LogRecord& r, bool from_snapshot) {
         if (r.revision < args.from || (args.to != 0 && r.revision > args.to)) return core::Status::Ok();
         return out.Add(args.output == OutputFormat::kJson ? EventJson(r, from_snapshot) : EventText(r));
@@ -130,30 +136,74 @@ core::Status RunEvents(const std::string& dir, const ReplayArgs& args) {
   return read.ok() ? flushed : read;
 }
 
-core::Status RunInto(const std::string& dir, const ReplayArgs& args) {
-  auto copied = core::CopyHistoryToDataDir(core::PosixFileSystem(), dir, args.into, args.to);
+// --into a PostgreSQL database rather than a dir: a postgres:// URI or a
+// libpq key=value string (a dir name with '=' in it is not supported).
+bool IntoIsDatabase(const std::string& into) {
+  return into.starts_with("postgres://") || into.starts_with("postgresql://") ||
+         into.find('=') != std::string::npos;
+}
+
+core::Result<core::CopyReport> Copy(const Source& source, const ReplayArgs& args,
+                                    const config::Config& cfg) {
+  if (IntoIsDatabase(args.into)) {
+    return pg::CopyHistoryToPg(source.read, {args.into, cfg.postgres.connect_timeout}, args.to);
+  }
+  if (!source.pg) {
+    return core::CopyHistoryToDataDir(core::PosixFileSystem(), source.where, args.into, args.to);
+  }
+  if (args.to != 0) {
+    auto covered = pg::PgCoveredRevision(*source.pg);
+    if (!covered) return covered.error();
+    if (args.to < *covered) {
+      return core::Status::InvalidArgument(fmt::format(
+          "the history before revision {} was compacted; --to must be at least that", *covered));
+    }
+  }
+  return core::CopyHistoryToDataDir(core::PosixFileSystem(), source.read, args.into, args.to);
+}
+
+core::Status RunInto(const Source& source, const ReplayArgs& args, const config::Config& cfg) {
+  const std::string& dir = source.where;
+  auto copied = Copy(source, args, cfg);
   if (!copied) return copied.error();
   if (args.output == OutputFormat::kJson) {
+    const std::string into =
+        IntoIsDatabase(args.into) ? pg::DescribeDatabase(args.into) : args.into;
     nlohmann::json j{{"from", dir},
-                     {"into", args.into},
+                     {"into", into},
                      {"records", copied->records_written},
                      {"last_revision", copied->last_revision},
                      {"covered_revision", copied->source.covered_revision}};
     return WriteStdout(j.dump() + "\n");
   }
-  return WriteStdout(fmt::format("copied {} records (up to revision {}) from {} into {}\n",
-                                 copied->records_written, copied->last_revision, dir, args.into));
+  return WriteStdout(fmt::format(
+      "copied {} records (up to revision {}) from {} into {}\n", copied->records_written,
+      copied->last_revision, dir,
+      IntoIsDatabase(args.into) ? pg::DescribeDatabase(args.into) : args.into));
 }
 
 core::Status RunReplay(const CommandContext& ctx, const ReplayArgs& args) {
   if (core::Status s = Validate(args); !s.ok()) return s;
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
-  const std::string& dir = cfg->storage.data_dir;
-  if (!args.into.empty()) return RunInto(dir, args);
-  if (args.check) return RunCheck(dir, args);
-  if (args.state) return RunState(dir, args);
-  return RunEvents(dir, args);
+  // PostgreSQL when --dsn is given, or the config says so and no --data-dir.
+  const bool from_pg = ctx.flags.contains("postgres.dsn") ||
+                       (cfg->storage.backend == "postgres" && !ctx.flags.contains("storage.data_dir"));
+  Source source;
+  if (from_pg) {
+    source.pg = pg::PgDatabase{cfg->postgres.dsn, cfg->postgres.connect_timeout};
+    source.where = pg::DescribeDatabase(cfg->postgres.dsn);
+    source.read = pg::PgHistorySource(*source.pg);
+  } else {
+    source.where = cfg->storage.data_dir;
+    source.read = [dir = source.where](const core::HistorySink& sink, core::HistoryReport* report) {
+      return core::ReadHistory(core::PosixFileSystem(), dir, sink, report);
+    };
+  }
+  if (!args.into.empty()) return RunInto(source, args, *cfg);
+  if (args.check) return RunCheck(source, args);
+  if (args.state) return RunState(source, args);
+  return RunEvents(source, args);
 }
 
 }  // namespace
@@ -161,7 +211,9 @@ core::Status RunReplay(const CommandContext& ctx, const ReplayArgs& args) {
 void AddReplayCommand(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<ReplayArgs>();
   CLI::App* sub = app.add_subcommand(
-      "replay", "Verify a data dir's log and print its events, or the state as of a revision");
+      "replay",
+      "Verify the log (a data dir, or PostgreSQL with --dsn) and print its events, or the state "
+      "as of a revision; or copy it (--into a dir or a database)");
   sub->group(kGroupOperator);
   sub->add_option("--from", args->from, "Print events from this revision on")->type_name("REV");
   sub->add_option("--to", args->to, "Stop after this revision; with --state, the point in time")
@@ -169,8 +221,10 @@ void AddReplayCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_flag("--state", args->state, "Print every live key and value as of --to (default: the end)");
   sub->add_flag("--check", args->check,
                 "Only verify every checksum and print a report: files, records, bytes, where it stopped");
-  sub->add_option("--into", args->into, "Copy the history into this new, empty data dir, keeping revisions")
-      ->type_name("DIR");
+  sub->add_option("--into", args->into,
+                  "Copy the history, keeping revisions, into this new, empty data dir, or into "
+                  "this migrated, empty PostgreSQL database (a postgres:// URI or key=value DSN)")
+      ->type_name("DIR|DSN");
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kReplay, ctx.flags);
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunReplay(ctx, *args); }; });

@@ -31,7 +31,7 @@ core::Status RunServe(const CommandContext& ctx) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   if (!cfg->config_file.empty()) logger.Info("loaded config", {{"file", cfg->config_file}});
-  auto server = server::KvServer::Open(ServeOptionsFrom(*cfg), logger);
+  auto server = OpenServer(*cfg, ServeOptionsFrom(*cfg), logger);
   if (!server) return server.error();
 
   std::atomic<bool> done{false};
@@ -69,7 +69,9 @@ core::Status RunServe(const CommandContext& ctx) {
 
 void AddServeCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* sub = app.add_subcommand(
-      "serve", "Run the server: keys in memory, every acknowledged write durable in the log");
+      "serve",
+      "Run the server: keys in memory, every acknowledged write durable in the log (a local "
+      "data dir, or PostgreSQL with --backend postgres --dsn URL)");
   sub->group(kGroupServer);
   config::AddSettingFlags(*sub, config::Scope::kServe, ctx.flags);
   sub->callback([&ctx] { ctx.run = [&ctx] { return RunServe(ctx); }; });

@@ -37,4 +37,25 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   return o;
 }
 
+pg::PgStoreOptions PgStoreOptionsFrom(const config::Config& c, core::Logger& logger) {
+  pg::PgStoreOptions o;
+  o.dsn = c.postgres.dsn;
+  o.pool_min = c.postgres.pool_min;
+  o.pool_max = c.postgres.pool_max;
+  o.pool_timeout = c.postgres.pool_timeout;
+  o.connect_timeout = c.postgres.connect_timeout;
+  o.reconnect_max_backoff = c.postgres.reconnect_max_backoff;
+  o.logger = &logger;
+  return o;
+}
+
+core::Result<std::unique_ptr<server::KvServer>> OpenServer(const config::Config& c,
+                                                           server::ServeOptions options,
+                                                           core::Logger& logger) {
+  if (c.storage.backend != "postgres") return server::KvServer::Open(std::move(options), logger);
+  auto store = pg::PgStore::Open(PgStoreOptionsFrom(c, logger));
+  if (!store) return store.error();
+  return server::KvServer::Serve(std::move(*store), std::move(options), logger);
+}
+
 }  // namespace kvctl::cmd

@@ -45,7 +45,7 @@ struct Config {
   } server;
 
   struct Storage {
-    std::string backend;  // "file" (the only one in this version)
+    std::string backend;  // "file" or "postgres"
     std::string data_dir;
     core::FsyncPolicy fsync = core::FsyncPolicy::kAlways;
     std::chrono::milliseconds fsync_interval{0};
@@ -53,6 +53,16 @@ struct Config {
     int compact_dead_percent = 0;  // 0: no automatic compaction
     uint64_t compact_min_bytes = 0;
   } storage;
+
+  struct Postgres {
+    std::string dsn;  // libpq connection string or URI; "" = unset
+    int pool_min = 0;
+    int pool_max = 0;
+    std::chrono::milliseconds pool_timeout{0};
+    std::chrono::milliseconds connect_timeout{0};
+    std::chrono::milliseconds reconnect_max_backoff{0};
+    std::chrono::milliseconds migrate_lock_timeout{0};
+  } postgres;
 
   struct Limits {
     size_t max_key_bytes = 0;

@@ -167,6 +167,8 @@ ValueCodec StringValue(FieldRef<S, std::string> field, std::string accepted,
   return codec;
 }
 
+Result<std::string> AnyText(std::string_view text) { return std::string(text); }
+
 Result<std::string> NonEmpty(std::string_view text) {
   if (text.empty()) return Status::InvalidArgument("must not be empty");
   return std::string(text);
@@ -181,10 +183,11 @@ std::vector<Setting> BuildSettings() {
   const std::vector<Scope> kServe = {Scope::kServe};
   const std::vector<Scope> kClient = {Scope::kClient};
   const std::vector<Scope> kEveryCommand = {Scope::kServe, Scope::kClient, Scope::kCompact,
-                                            Scope::kReplay, Scope::kBench};
+                                            Scope::kReplay, Scope::kBench, Scope::kMigrate};
   const std::vector<Scope> kDataDirReaders = {Scope::kServe, Scope::kCompact, Scope::kReplay};
   const std::vector<Scope> kServerClients = {Scope::kClient, Scope::kCompact, Scope::kBench};
   const std::vector<Scope> kServeBench = {Scope::kServe, Scope::kBench};
+  const std::vector<Scope> kDatabaseUsers = {Scope::kServe, Scope::kMigrate, Scope::kReplay};
   return {
       // [server]
       {.key = "server.listen",
@@ -246,11 +249,12 @@ std::vector<Setting> BuildSettings() {
 
       // [storage]
       {.key = "storage.backend",
-       .value = StringEnum(Field(&C::storage, &C::Storage::backend), {"file"}, {"postgres"}),
+       .value = StringEnum(Field(&C::storage, &C::Storage::backend), {"file", "postgres"}),
        .default_value = "file",
        .alias = "backend",
-       .scopes = kServe,
-       .help = "where the transaction log is kept"},
+       .scopes = {Scope::kServe, Scope::kReplay},
+       .help = "where the transaction log is kept: file (storage.data_dir) or postgres "
+               "(postgres.dsn, shared by several servers)"},
       {.key = "storage.data_dir",
        .value =
            StringValue(Field(&C::storage, &C::Storage::data_dir), "a non-empty path", NonEmpty),
@@ -296,6 +300,55 @@ std::vector<Setting> BuildSettings() {
        .alias = "",
        .scopes = kServe,
        .help = "no automatic compaction while the log is smaller than this"},
+
+      // [postgres]
+      {.key = "postgres.dsn",
+       .value = StringValue(Field(&C::postgres, &C::Postgres::dsn),
+                            "a libpq connection string or postgres:// URI", AnyText),
+       .default_value = "",
+       .alias = "dsn",
+       .scopes = kDatabaseUsers,
+       .help = "the PostgreSQL database (libpq syntax; several hosts with "
+               "target_session_attrs=read-write survive a failover)"},
+      {.key = "postgres.pool_min",
+       .value = IntValue(Field(&C::postgres, &C::Postgres::pool_min), 0, 64),
+       .default_value = "1",
+       .alias = "",
+       .scopes = kServe,
+       .help = "connections opened at start and kept open"},
+      {.key = "postgres.pool_max",
+       .value = IntValue(Field(&C::postgres, &C::Postgres::pool_max), 1, 64),
+       .default_value = "4",
+       .alias = "",
+       .scopes = kServe,
+       .help = "most connections a server opens for writes and catch-up (LISTEN takes one more)"},
+      {.key = "postgres.pool_timeout",
+       .value = DurationValue(Field(&C::postgres, &C::Postgres::pool_timeout), milliseconds(1)),
+       .default_value = "5s",
+       .alias = "",
+       .scopes = kServe,
+       .help = "how long a write waits for a free connection before it gets 503"},
+      {.key = "postgres.connect_timeout",
+       .value = DurationValue(Field(&C::postgres, &C::Postgres::connect_timeout), milliseconds(1000),
+                              milliseconds(3600 * 1000)),
+       .default_value = "5s",
+       .alias = "",
+       .scopes = kDatabaseUsers,
+       .help = "give up on connecting to one host after this (whole seconds)"},
+      {.key = "postgres.reconnect_max_backoff",
+       .value = DurationValue(Field(&C::postgres, &C::Postgres::reconnect_max_backoff),
+                              milliseconds(100), milliseconds(3600 * 1000)),
+       .default_value = "5s",
+       .alias = "",
+       .scopes = kServe,
+       .help = "while the database is away, retries start at 100ms and double up to this"},
+      {.key = "postgres.migrate_lock_timeout",
+       .value = DurationValue(Field(&C::postgres, &C::Postgres::migrate_lock_timeout),
+                              milliseconds(0)),
+       .default_value = "15s",
+       .alias = "",
+       .scopes = {Scope::kMigrate},
+       .help = "how long kvctl migrate waits for another migrate run to finish"},
 
       // [limits]
       {.key = "limits.max_key_bytes",

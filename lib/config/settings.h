@@ -30,6 +30,7 @@ enum class Scope {
   kReplay,   // kvctl replay (reads a data dir)
   kBench,    // kvctl bench: the client's address and timeout, and the
              // storage settings of its --embedded server
+  kMigrate,  // kvctl migrate
 };
 
 // How a setting is written, which decides the TOML types it accepts:

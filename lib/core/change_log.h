@@ -1,28 +1,17 @@
 // What the store needs from a durable log: append a batch of changes, sync,
-// compact. The file log implements it; the PostgreSQL backend will too.
+// compact. The file log implements it. (The PostgreSQL backend is not a
+// ChangeLog: there the database itself judges conditions, see lib/pg.)
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "lib/core/kv_store.h"
 #include "lib/core/log_format.h"
 #include "lib/core/status.h"
 
 namespace kvctl::core {
-
-// What one compaction did. `compacted` is false when there was nothing to
-// do (no history the live state does not already account for).
-struct CompactionStats {
-  bool compacted = false;
-  uint64_t covered_revision = 0;  // the history up to here became a snapshot
-  uint64_t bytes_before = 0;      // the whole log on disk, before and after
-  uint64_t bytes_after = 0;
-  uint64_t records_read = 0;      // records in what was replaced
-  uint64_t records_written = 0;   // live keys kept
-  uint64_t files_removed = 0;
-  double seconds = 0;
-};
 
 struct Change {
   uint64_t revision = 0;
@@ -52,6 +41,8 @@ class ChangeLog {
   // True when Append already syncs (fsync = "always"); the store then needs
   // no periodic Sync.
   virtual bool SyncsOnAppend() const = 0;
+  // The log's own figures for /metrics; callable from any thread.
+  virtual std::vector<BackendMetric> Metrics() const { return {}; }
 };
 
 }  // namespace kvctl::core

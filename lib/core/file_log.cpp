@@ -392,4 +392,20 @@ FileLogStats FileLog::stats() const {
           reclaimed_bytes_.load()};
 }
 
+std::vector<BackendMetric> FileLog::Metrics() const {
+  const FileLogStats s = stats();
+  return {
+      {"kvctl_log_segments", "Segment files of the log.", "gauge", double(s.segments)},
+      {"kvctl_log_bytes", "Bytes of the log on disk.", "gauge", double(s.bytes)},
+      {"kvctl_log_appends_total", "Appends (writes) to the log.", "counter", double(s.appends)},
+      {"kvctl_log_syncs_total", "fdatasync calls on the log.", "counter", double(s.syncs)},
+      {"kvctl_log_snapshot_bytes", "Bytes of the compaction snapshot on disk.", "gauge",
+       double(s.snapshot_bytes)},
+      {"kvctl_compactions_total", "Compactions completed (online, automatic or requested).",
+       "counter", double(s.compactions)},
+      {"kvctl_compaction_reclaimed_bytes_total", "Disk bytes freed by compactions.", "counter",
+       double(s.reclaimed_bytes)},
+  };
+}
+
 }  // namespace kvctl::core

@@ -90,6 +90,7 @@ class FileLog final : public ChangeLog {
   bool SyncsOnAppend() const override { return options_.fsync == FsyncPolicy::kAlways; }
   Result<CompactionStats> Compact() override;
   uint64_t DiskBytes() const override { return stats().bytes; }
+  std::vector<BackendMetric> Metrics() const override;
 
   FileLogStats stats() const;
 

@@ -81,6 +81,24 @@ class DataDirWriter {
 
 Result<CopyReport> CopyHistoryToDataDir(FileSystem& fs, const std::string& source_dir,
                                         const std::string& target_dir, uint64_t to_revision) {
+  if (to_revision != 0 && fs.Exists(source_dir)) {
+    auto listed = ListDataDir(fs, source_dir);
+    if (listed && to_revision < listed->covered_revision()) {
+      return Status::InvalidArgument(fmt::format(
+          "the history before revision {} was compacted; --to must be at least that",
+          listed->covered_revision()));
+    }
+  }
+  return CopyHistoryToDataDir(
+      fs,
+      [&fs, &source_dir](const HistorySink& sink, HistoryReport* report) {
+        return ReadHistory(fs, source_dir, sink, report);
+      },
+      target_dir, to_revision);
+}
+
+Result<CopyReport> CopyHistoryToDataDir(FileSystem& fs, const HistorySource& source,
+                                        const std::string& target_dir, uint64_t to_revision) {
   if (fs.Exists(target_dir)) {
     auto names = fs.ListDir(target_dir);
     if (!names) return names.error();
@@ -90,20 +108,11 @@ Result<CopyReport> CopyHistoryToDataDir(FileSystem& fs, const std::string& sourc
           target_dir));
     }
   }
-  if (to_revision != 0 && fs.Exists(source_dir)) {
-    auto listed = ListDataDir(fs, source_dir);
-    if (listed && to_revision < listed->covered_revision()) {
-      return Status::InvalidArgument(fmt::format(
-          "the history before revision {} was compacted; --to must be at least that",
-          listed->covered_revision()));
-    }
-  }
   if (Status s = fs.CreateDirs(target_dir); !s.ok()) return s;
 
   CopyReport report;
   DataDirWriter writer(fs, target_dir);
-  Status read = ReadHistory(
-      fs, source_dir,
+  Status read = source(
       [&](const LogRecord& r, bool from_snapshot) -> Status {
         if (from_snapshot) {
           writer.AddSnapshotRecord(r);

@@ -24,4 +24,9 @@ struct CopyReport {
 Result<CopyReport> CopyHistoryToDataDir(FileSystem& fs, const std::string& source_dir,
                                         const std::string& target_dir, uint64_t to_revision);
 
+// The same copy from any history source. The caller checks that
+// `to_revision` is not below the source's covered revision.
+Result<CopyReport> CopyHistoryToDataDir(FileSystem& fs, const HistorySource& source,
+                                        const std::string& target_dir, uint64_t to_revision);
+
 }  // namespace kvctl::core

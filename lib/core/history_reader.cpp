@@ -117,9 +117,15 @@ Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& si
 
 Result<std::map<std::string, StateEntry>> ReadStateAt(FileSystem& fs, const std::string& dir,
                                                       uint64_t revision, HistoryReport* report) {
+  return ReadStateAt(
+      [&fs, &dir](const HistorySink& sink, HistoryReport* r) { return ReadHistory(fs, dir, sink, r); },
+      revision, report);
+}
+
+Result<std::map<std::string, StateEntry>> ReadStateAt(const HistorySource& source,
+                                                      uint64_t revision, HistoryReport* report) {
   std::map<std::string, StateEntry> state;
-  Status s = ReadHistory(
-      fs, dir,
+  Status s = source(
       [&](const LogRecord& r, bool) {
         if (revision != 0 && r.revision > revision) return Status::Ok();
         if (r.type == RecordType::kPut) {

@@ -45,6 +45,12 @@ using HistorySink = std::function<Status(const LogRecord& record, bool from_snap
 Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& sink,
                    HistoryReport* report);
 
+// Any history, read as ReadHistory reads a data dir: the snapshot's records
+// first (from_snapshot), then the log's, in revision order; it fills the
+// report's revisions and counts. The PostgreSQL backend's change log is one
+// (lib/pg/pg_history.h).
+using HistorySource = std::function<Status(const HistorySink& sink, HistoryReport* report)>;
+
 struct StateEntry {
   std::string value;
   uint64_t revision = 0;
@@ -54,6 +60,9 @@ struct StateEntry {
 // InvalidArgument when that point was compacted away (below the snapshot)
 // or lies past the end of the log.
 Result<std::map<std::string, StateEntry>> ReadStateAt(FileSystem& fs, const std::string& dir,
+                                                      uint64_t revision, HistoryReport* report);
+// The same from any history source.
+Result<std::map<std::string, StateEntry>> ReadStateAt(const HistorySource& source,
                                                       uint64_t revision, HistoryReport* report);
 
 }  // namespace kvctl::core

@@ -7,36 +7,21 @@
 namespace kvctl::core {
 
 Store::Store(StoreOptions options)
-    : options_(options), logger_(options.logger != nullptr ? *options.logger : NullLogger()) {}
+    : options_(options),
+      logger_(options.logger != nullptr ? *options.logger : NullLogger()),
+      map_(&EncodedRecordSize) {}
 
 Store::~Store() { (void)Close(); }
 
 void Store::ApplyRecovered(const LogRecord& record) {
-  if (record.type == RecordType::kPut) {
-    SetLocked(std::string(record.key), std::string(record.value), record.revision);
-  } else {
-    EraseLocked(record.key);
-  }
+  std::vector<Change> one{
+      Change{record.revision, record.type, std::string(record.key), std::string(record.value)}};
+  map_.Apply(one);
   committed_revision_ = record.revision;
 }
 
 void Store::NoteRecoveredRevision(uint64_t revision) {
   if (revision > committed_revision_.load()) committed_revision_ = revision;
-}
-
-void Store::SetLocked(std::string key, std::string value, uint64_t revision) {
-  const uint64_t size = EncodedRecordSize(key.size(), value.size());
-  auto [it, inserted] = map_.try_emplace(std::move(key));
-  if (!inserted) live_bytes_ -= EncodedRecordSize(it->first.size(), it->second.value.size());
-  it->second = Entry{std::move(value), revision};
-  live_bytes_ += size;
-}
-
-void Store::EraseLocked(std::string_view key) {
-  if (auto it = map_.find(key); it != map_.end()) {
-    live_bytes_ -= EncodedRecordSize(it->first.size(), it->second.value.size());
-    map_.erase(it);
-  }
 }
 
 Result<CompactionStats> Store::Compact() {
@@ -69,28 +54,8 @@ Store::Current Store::LatestLocked(std::string_view key) const {
       return {p.value ? &*p.value : nullptr, p.revision};
     }
   }
-  if (auto it = map_.find(key); it != map_.end()) return {&it->second.value, it->second.revision};
+  if (const Entry* e = map_.Find(key); e != nullptr) return {&e->value, e->revision};
   return {};
-}
-
-Status Store::CheckLocked(const Current& cur, const Precondition& pre) const {
-  if (pre.create_only && cur.value != nullptr) {
-    return Status::FailedPrecondition(
-        fmt::format("key already exists (revision {}); create-only write refused", cur.revision));
-  }
-  if (pre.must_exist && cur.value == nullptr) {
-    return Status::FailedPrecondition("key does not exist; the write required it to");
-  }
-  if (pre.if_revision) {
-    const uint64_t have = cur.value != nullptr ? cur.revision : 0;
-    if (have != *pre.if_revision) {
-      return Status::FailedPrecondition(
-          cur.value != nullptr
-              ? fmt::format("key is at revision {}, not {}", have, *pre.if_revision)
-              : fmt::format("key does not exist, so it is not at revision {}", *pre.if_revision));
-    }
-  }
-  return Status::Ok();
 }
 
 uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string_view value) {
@@ -114,7 +79,7 @@ Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value,
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
   const Current cur = LatestLocked(key);
-  if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
+  if (Status s = CheckPrecondition(cur.value != nullptr, cur.revision, pre); !s.ok()) return s;
   if (cur.value != nullptr && *cur.value == value) {
     return PutOutcome{cur.revision, false, false};  // idempotent: no revision, no record
   }
@@ -125,7 +90,7 @@ Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view k
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
   const Current cur = LatestLocked(key);
-  if (Status s = CheckLocked(cur, pre); !s.ok()) return s;
+  if (Status s = CheckPrecondition(cur.value != nullptr, cur.revision, pre); !s.ok()) return s;
   // A missing key: wait for its delete when that is still pending (nonzero).
   if (cur.value == nullptr) return std::pair{DeleteOutcome{}, cur.revision};
   const uint64_t revision = EnqueueLocked(RecordType::kDelete, key, {});
@@ -194,26 +159,9 @@ Status Store::NotDurableLocked() const {
       "the write was not made durable and is not acknowledged: {}", log_failure_.message()));
 }
 
-Result<Entry> Store::Get(std::string_view key) const {
-  std::shared_lock lock(map_mu_);
-  auto it = map_.find(key);
-  if (it == map_.end()) return Status::NotFound("no such key");
-  return it->second;
-}
+Result<Entry> Store::Get(std::string_view key) const { return map_.Get(key); }
 
-ListPage Store::List(const ListOptions& options) const {
-  ListPage page;
-  std::shared_lock lock(map_mu_);
-  auto it = map_.lower_bound(options.prefix);
-  if (options.after && *options.after >= options.prefix) it = map_.upper_bound(*options.after);
-  auto matches = [&](decltype(it) i) { return i != map_.end() && i->first.starts_with(options.prefix); };
-  for (; matches(it) && page.items.size() < options.limit; ++it) {
-    page.items.push_back({it->first, options.keys_only ? std::string() : it->second.value,
-                          it->second.revision});
-  }
-  if (matches(it) && !page.items.empty()) page.next = page.items.back().key;
-  return page;
-}
+ListPage Store::List(const ListOptions& options) const { return map_.List(options); }
 
 Status Store::Writable() const {
   std::lock_guard lock(write_mu_);
@@ -276,19 +224,13 @@ void Store::CommitLoop() {
 void Store::ApplyCommitted(std::vector<Change>& batch) {
   {
     std::lock_guard write_lock(write_mu_);
-    std::unique_lock map_lock(map_mu_);
-    for (Change& c : batch) {
+    for (const Change& c : batch) {
       if (auto it = pending_.find(c.key); it != pending_.end() && it->second.revision == c.revision) {
         pending_.erase(it);
       }
-      if (c.type == RecordType::kPut) {
-        SetLocked(std::move(c.key), std::move(c.value), c.revision);
-        ++puts_;
-      } else {
-        EraseLocked(c.key);
-        ++deletes_;
-      }
+      ++(c.type == RecordType::kPut ? puts_ : deletes_);
     }
+    map_.Apply(batch);
   }
   ++batches_;
   committed_changes_ += batch.size();
@@ -345,11 +287,8 @@ void Store::FailWaiters() {
 
 StoreStats Store::stats() const {
   StoreStats s;
-  {
-    std::shared_lock lock(map_mu_);
-    s.keys = map_.size();
-    s.live_bytes = live_bytes_;
-  }
+  s.keys = map_.size();
+  s.live_bytes = map_.live_bytes();
   s.revision = committed_revision_.load();
   s.puts = puts_.load();
   s.deletes = deletes_.load();
@@ -357,6 +296,11 @@ StoreStats Store::stats() const {
   s.committed_changes = committed_changes_.load();
   s.interval_syncs = interval_syncs_.load();
   return s;
+}
+
+std::vector<BackendMetric> Store::BackendMetrics() const {
+  // log_ is set once by Start() and kept until the Store is destroyed.
+  return log_ ? log_->Metrics() : std::vector<BackendMetric>{};
 }
 
 Status Store::Close() {

@@ -27,11 +27,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -40,53 +38,13 @@
 #include <vector>
 
 #include "lib/core/change_log.h"
+#include "lib/core/kv_store.h"
 #include "lib/core/log_format.h"
 #include "lib/core/logger.h"
+#include "lib/core/mem_table.h"
 #include "lib/core/status.h"
 
 namespace kvctl::core {
-
-struct Entry {
-  std::string value;
-  uint64_t revision = 0;  // the revision of the key's last change (its ETag)
-};
-
-// A conditional write. A missing key has revision 0, so if_revision = 0
-// means "only if the key does not exist".
-struct Precondition {
-  std::optional<uint64_t> if_revision;
-  bool create_only = false;  // If-None-Match: *
-  bool must_exist = false;   // If-Match: *
-};
-
-struct PutOutcome {
-  uint64_t revision = 0;  // the key's revision after the call
-  bool created = false;   // the key did not exist before
-  bool changed = false;   // false for a PUT of the value the key already held
-};
-
-struct DeleteOutcome {
-  bool existed = false;
-  uint64_t revision = 0;  // the delete's revision when the key existed
-};
-
-struct ListOptions {
-  std::string prefix;
-  std::optional<std::string> after;  // exclusive cursor: start past this key
-  size_t limit = 100;
-  bool keys_only = false;
-};
-
-struct ListItem {
-  std::string key;
-  std::string value;  // empty when keys_only
-  uint64_t revision = 0;
-};
-
-struct ListPage {
-  std::vector<ListItem> items;
-  std::optional<std::string> next;  // the last key returned, when more may follow
-};
 
 struct StoreOptions {
   // With a log that does not sync on append (fsync = "interval"), how often
@@ -95,21 +53,10 @@ struct StoreOptions {
   Logger* logger = nullptr;  // NullLogger() when null; says why writes stopped
 };
 
-struct StoreStats {
-  uint64_t keys = 0;
-  uint64_t revision = 0;        // the last committed revision
-  uint64_t puts = 0;            // changes committed, by kind
-  uint64_t deletes = 0;
-  uint64_t commit_batches = 0;  // log appends (one per group commit)
-  uint64_t committed_changes = 0;
-  uint64_t interval_syncs = 0;
-  uint64_t live_bytes = 0;  // what the live keys take as log records (a snapshot's size)
-};
-
-class Store {
+class Store : public KvStore {
  public:
   explicit Store(StoreOptions options = {});
-  ~Store();
+  ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -123,36 +70,35 @@ class Store {
 
   // Errors: FailedPrecondition (condition not met), Unavailable (writes
   // refused: not started, closed, or the log failed; the message says why).
-  Result<PutOutcome> Put(std::string_view key, std::string_view value, const Precondition& pre = {});
-  Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {});
-  // The same writes without blocking the caller, for event loops: `done`
-  // runs exactly once with what Put/Delete would return. It runs at once,
-  // on the calling thread, when nothing has to wait (a refusal, a failed
-  // condition, an unchanged value); otherwise on the committer thread, once
-  // the change is durable or the log failed. `done` must be quick and must
-  // not write to the store.
-  using PutDone = std::function<void(Result<PutOutcome>)>;
-  using DeleteDone = std::function<void(Result<DeleteOutcome>)>;
-  void PutAsync(std::string_view key, std::string_view value, const Precondition& pre, PutDone done);
-  void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done);
+  Result<PutOutcome> Put(std::string_view key, std::string_view value,
+                         const Precondition& pre = {}) override;
+  Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {}) override;
+  // The async twins (KvStore): `done` runs at once, on the calling thread,
+  // when nothing has to wait (a refusal, a failed condition, an unchanged
+  // value); otherwise on the committer thread, once the change is durable
+  // or the log failed.
+  void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
+                PutDone done) override;
+  void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) override;
 
   // NotFound when the key does not exist.
-  Result<Entry> Get(std::string_view key) const;
-  ListPage List(const ListOptions& options) const;
+  Result<Entry> Get(std::string_view key) const override;
+  ListPage List(const ListOptions& options) const override;
 
   // Compacts the log (ChangeLog::Compact); readers and writers go on.
-  Result<CompactionStats> Compact();
+  Result<CompactionStats> Compact() override;
   // Bytes the log holds on disk.
   uint64_t LogDiskBytes() const;
 
   // OK while writes are accepted, else why not.
-  Status Writable() const;
-  uint64_t revision() const { return committed_revision_.load(); }
-  StoreStats stats() const;
+  Status Writable() const override;
+  uint64_t revision() const override { return committed_revision_.load(); }
+  StoreStats stats() const override;
+  std::vector<BackendMetric> BackendMetrics() const override;
 
   // Commits what is queued, syncs and closes the log; later writes are
   // refused. Returns the first error the log reported, if any.
-  Status Close();
+  Status Close() override;
 
  private:
   struct Pending {
@@ -166,13 +112,8 @@ class Store {
 
   // The latest state of `key`, pending changes included. Requires
   // write_mu_, which is also what keeps the map from changing underneath
-  // (only the committer changes it, holding write_mu_).
+  // (only the committer changes it, holding write_mu_; so Find() is safe).
   Current LatestLocked(std::string_view key) const;
-  // Change the committed map (and live_bytes_); require map_mu_ held
-  // exclusively, or recovery (no other thread yet).
-  void SetLocked(std::string key, std::string value, uint64_t revision);
-  void EraseLocked(std::string_view key);
-  Status CheckLocked(const Current& cur, const Precondition& pre) const;
   uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value);
   // The locked part of a write: checks its condition and queues the change
   // (or finds it unchanged). The outcome, or why not; BeginDelete also
@@ -195,12 +136,10 @@ class Store {
   std::unique_ptr<ChangeLog> log_;
 
   // The committed state, which readers see.
-  mutable std::shared_mutex map_mu_;
-  std::map<std::string, Entry, std::less<>> map_;
-  uint64_t live_bytes_ = 0;  // guarded by map_mu_
+  MemTable map_;
 
   // Writers: condition checks, revision numbering, the overlay of changes
-  // not yet committed. Lock order: write_mu_, then queue_mu_, map_mu_ or
+  // not yet committed. Lock order: write_mu_, then queue_mu_, map_'s lock or
   // durable_mu_.
   mutable std::mutex write_mu_;
   std::unordered_map<std::string, Pending> pending_;

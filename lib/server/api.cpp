@@ -172,7 +172,7 @@ std::optional<std::string_view> HttpRequest::Header(std::string_view name) const
   return std::nullopt;
 }
 
-KvApi::KvApi(core::Store& store, ApiOptions options) : store_(store), options_(std::move(options)) {}
+KvApi::KvApi(core::KvStore& store, ApiOptions options) : store_(store), options_(std::move(options)) {}
 
 HttpResponse KvApi::Error(int status, std::string_view code, std::string_view message) {
   return Json(status, json{{"error", message}, {"code", code}});
@@ -384,7 +384,7 @@ HttpResponse KvApi::HandleMetrics() {
   std::string out;
   out.reserve(4096);
   counters_.Render(&out);
-  auto gauge = [&](std::string_view name, std::string_view help, std::string_view type, uint64_t v) {
+  auto gauge = [&](std::string_view name, std::string_view help, std::string_view type, auto v) {
     out.append(fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, v));
   };
   gauge("kvctl_keys", "Live keys in memory.", "gauge", s.keys);
@@ -398,7 +398,7 @@ HttpResponse KvApi::HandleMetrics() {
         "counter", s.commit_batches);
   gauge("kvctl_committed_changes_total", "Changes made durable through group commits.", "counter",
         s.committed_changes);
-  if (options_.render_backend_metrics) options_.render_backend_metrics(&out);
+  for (const core::BackendMetric& m : store_.BackendMetrics()) gauge(m.name, m.help, m.type, m.value);
   HttpResponse res;
   res.content_type = "text/plain; version=0.0.4";
   res.body = std::move(out);

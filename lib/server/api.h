@@ -1,4 +1,4 @@
-// The HTTP API of SPEC §2 over a Store, in kvctl's own request/response
+// The HTTP API of SPEC §2 over a KvStore (any backend), in kvctl's own request/response
 // types: one route table, every failure turned into a JSON error
 // {"error": message, "code": word}. Handle() never throws.
 //
@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "lib/core/store.h"
+#include "lib/core/kv_store.h"
 #include "lib/server/http_types.h"
 #include "lib/server/metrics.h"
 
@@ -29,13 +29,11 @@ struct ApiOptions {
   size_t max_value_bytes = 1 << 20;
   size_t max_list_limit = 10000;
   size_t default_list_limit = 100;
-  // Appended to /metrics: the storage backend's own figures.
-  std::function<void(std::string*)> render_backend_metrics;
 };
 
 class KvApi {
  public:
-  KvApi(core::Store& store, ApiOptions options);
+  KvApi(core::KvStore& store, ApiOptions options);
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -71,7 +69,7 @@ class KvApi {
   HttpResponse HandleReadyz();
   HttpResponse HandleMetrics();
 
-  core::Store& store_;
+  core::KvStore& store_;
   ApiOptions options_;
   RequestCounters counters_;
 };

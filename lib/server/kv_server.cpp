@@ -4,26 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "lib/core/store.h"
+
 namespace kvctl::server {
-namespace {
-
-void RenderFileLogMetrics(const core::FileLogStats& s, std::string* out) {
-  auto metric = [&](std::string_view name, std::string_view help, std::string_view type, uint64_t v) {
-    out->append(fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, v));
-  };
-  metric("kvctl_log_segments", "Segment files of the log.", "gauge", s.segments);
-  metric("kvctl_log_bytes", "Bytes of the log on disk.", "gauge", s.bytes);
-  metric("kvctl_log_appends_total", "Appends (writes) to the log.", "counter", s.appends);
-  metric("kvctl_log_syncs_total", "fdatasync calls on the log.", "counter", s.syncs);
-  metric("kvctl_log_snapshot_bytes", "Bytes of the compaction snapshot on disk.", "gauge",
-         s.snapshot_bytes);
-  metric("kvctl_compactions_total", "Compactions completed (online, automatic or requested).",
-         "counter", s.compactions);
-  metric("kvctl_compaction_reclaimed_bytes_total", "Disk bytes freed by compactions.", "counter",
-         s.reclaimed_bytes);
-}
-
-}  // namespace
 
 KvServer::KvServer(ServeOptions options, core::Logger& logger)
     : options_(std::move(options)), logger_(logger) {}
@@ -31,45 +14,52 @@ KvServer::KvServer(ServeOptions options, core::Logger& logger)
 KvServer::~KvServer() = default;
 
 core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, core::Logger& logger) {
-  std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
-  ServeOptions& o = server->options_;
-  o.log.logger = &logger;
-
+  options.log.logger = &logger;
   core::StoreOptions store_options;
   store_options.logger = &logger;
-  if (o.log.fsync == core::FsyncPolicy::kInterval) store_options.sync_interval = o.fsync_interval;
-  server->store_ = std::make_unique<core::Store>(store_options);
+  if (options.log.fsync == core::FsyncPolicy::kInterval) {
+    store_options.sync_interval = options.fsync_interval;
+  }
+  auto store = std::make_unique<core::Store>(store_options);
 
   const auto started = std::chrono::steady_clock::now();
   core::RecoveryReport report;
-  core::Store& store = *server->store_;
+  core::Store& recovering = *store;
   auto log = core::FileLog::Open(
-      o.log,
-      [&store](const core::LogRecord& r) {
-        store.ApplyRecovered(r);
+      options.log,
+      [&recovering](const core::LogRecord& r) {
+        recovering.ApplyRecovered(r);
         return core::Status::Ok();
       },
       &report);
   if (!log) return log.error();
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
-  logger.Info("recovered the log", {{"data_dir", o.log.dir},
+  logger.Info("recovered the log", {{"data_dir", options.log.dir},
                                     {"segments", std::to_string(report.segments)},
                                     {"records", std::to_string(report.records)},
-                                    {"keys", std::to_string(store.stats().keys)},
+                                    {"keys", std::to_string(store->stats().keys)},
                                     {"snapshot_keys", std::to_string(report.snapshot_records)},
                                     {"revision", std::to_string(report.last_revision)},
+                                    {"fsync", std::string(core::FsyncPolicyName(options.log.fsync))},
                                     {"took_ms", std::to_string(took.count())}});
-  store.NoteRecoveredRevision(report.last_revision);
-  server->log_ = log->get();
-  store.Start(std::move(*log));
-  server->auto_compactor_ = std::make_unique<core::AutoCompactor>(o.compaction, store, logger);
+  store->NoteRecoveredRevision(report.last_revision);
+  store->Start(std::move(*log));
+  core::Store& file_store = *store;
+  auto server = Serve(std::move(store), std::move(options), logger);
+  if (!server) return server;
+  KvServer& s = **server;
+  s.auto_compactor_ = std::make_unique<core::AutoCompactor>(s.options_.compaction, file_store, logger);
+  return server;
+}
 
-  core::FileLog* file_log = server->log_;
-  o.api.render_backend_metrics = [file_log](std::string* out) {
-    RenderFileLogMetrics(file_log->stats(), out);
-  };
-  server->api_ = std::make_unique<KvApi>(store, o.api);
+core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::KvStore> store,
+                                                        ServeOptions options,
+                                                        core::Logger& logger) {
+  std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
+  ServeOptions& o = server->options_;
+  server->store_ = std::move(store);
+  server->api_ = std::make_unique<KvApi>(*server->store_, o.api);
   KvApi* api = server->api_.get();
   server->http_ = std::make_unique<HttpServer>(
       o.http, [api](const HttpRequest& r) { return api->Handle(r); }, &KvApi::TransportError);
@@ -77,19 +67,19 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
       [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = server->http_->Bind(); !s.ok()) return s;
   logger.Info("listening", {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
-                            {"fsync", core::FsyncPolicyName(o.log.fsync)},
                             {"threads", std::to_string(o.http.threads)}});
   return server;
 }
 
 core::Status KvServer::Run() {
   core::Status served = http_->Serve();
-  auto_compactor_->Stop();
+  if (auto_compactor_) auto_compactor_->Stop();
   core::Status closed = store_->Close();
   if (!closed.ok()) {
-    logger_.Error("closing the log failed", {{"cause", closed.message()}});
+    logger_.Error("closing the store failed", {{"cause", closed.message()}});
   } else {
-    logger_.Info("stopped; the log is synced and closed", {{"revision", std::to_string(store_->revision())}});
+    logger_.Info("stopped; every acknowledged write is durable",
+                 {{"revision", std::to_string(store_->revision())}});
   }
   return served.ok() ? closed : served;
 }

@@ -1,39 +1,44 @@
-// `kvctl serve` as a library: recover the log into a Store, serve the HTTP
-// API, shut down cleanly. The command line (signals, config) is cmd's job.
+// `kvctl serve` as a library: open a store, serve the HTTP API over it, shut
+// down cleanly. The command line (signals, config) is cmd's job.
 //
-// Lifecycle: Open() (recovery; Corruption names file and offset, Busy when
-// the data dir or the address is taken) -> Run() blocks serving ->
+// Lifecycle: Open() (file backend: recovery; Corruption names file and
+// offset, Busy when the data dir or the address is taken) or Serve() (a
+// store opened elsewhere, e.g. PostgreSQL) -> Run() blocks serving ->
 // Shutdown() from another thread stops accepting, lets in-flight requests
-// finish, then Run() commits, syncs and closes the log and returns.
+// finish, then Run() closes the store (commits, syncs) and returns.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "lib/core/file_log.h"
-#include "lib/core/logger.h"
 #include "lib/core/auto_compaction.h"
-#include "lib/core/store.h"
+#include "lib/core/file_log.h"
+#include "lib/core/kv_store.h"
+#include "lib/core/logger.h"
 #include "lib/server/api.h"
 #include "lib/server/http_server.h"
 
 namespace kvctl::server {
 
 struct ServeOptions {
-  core::FileLogOptions log;  // dir, fsync, segment_bytes
+  core::FileLogOptions log;  // file backend: dir, fsync, segment_bytes
   std::chrono::milliseconds fsync_interval{100};
-  core::AutoCompactionPolicy compaction;
+  core::AutoCompactionPolicy compaction;  // file backend
   HttpServerOptions http;
   ApiOptions api;
 };
 
 class KvServer {
  public:
+  // The file backend: recovers the log in options.log.dir.
   static core::Result<std::unique_ptr<KvServer>> Open(ServeOptions options, core::Logger& logger);
+  // Any backend that is already open and recovered.
+  static core::Result<std::unique_ptr<KvServer>> Serve(std::unique_ptr<core::KvStore> store,
+                                                       ServeOptions options, core::Logger& logger);
   ~KvServer();
 
   int port() const { return http_->port(); }
-  // Serves until Shutdown(), then closes the store; the log's first error,
+  // Serves until Shutdown(), then closes the store; the store's first error,
   // if any, is returned (a failed final sync is not success).
   core::Status Run();
   void Shutdown();
@@ -43,9 +48,8 @@ class KvServer {
 
   ServeOptions options_;
   core::Logger& logger_;
-  std::unique_ptr<core::Store> store_;
-  core::FileLog* log_ = nullptr;  // owned by store_
-  std::unique_ptr<core::AutoCompactor> auto_compactor_;
+  std::unique_ptr<core::KvStore> store_;
+  std::unique_ptr<core::AutoCompactor> auto_compactor_;  // file backend only
   std::unique_ptr<KvApi> api_;
   std::unique_ptr<HttpServer> http_;
 };

@@ -579,11 +579,21 @@ TEST_CASE("an unknown KVCTL_ variable is an error naming it and suggesting the c
   CHECK(Contains(msg, "unknown environment variable KVCTL_FROBNICATE"));
 }
 
-TEST_CASE("the postgres backend is refused as not available in this version") {
+TEST_CASE("the postgres backend and its dsn come from the file, the environment or a flag") {
   TempDir dir;
-  std::string msg = LoadError(LoadToml(dir, "", {}, {{"storage.backend", "postgres"}}));
-  CHECK(Contains(msg, "storage.backend = \"postgres\" (from flag --backend)"));
-  CHECK(Contains(msg, "not available in this version"));
+  auto c = LoadToml(dir, "[storage]\nbackend = \"postgres\"\n[postgres]\ndsn = \"host=/a\"\n");
+  REQUIRE(c.has_value());
+  CHECK(c->storage.backend == "postgres");
+  CHECK(c->postgres.dsn == "host=/a");
+  c = LoadToml(dir, "[postgres]\ndsn = \"host=/a\"\n", {{"KVCTL_POSTGRES_DSN", "host=/b"}});
+  REQUIRE(c.has_value());
+  CHECK(c->postgres.dsn == "host=/b");
+  c = LoadToml(dir, "", {{"KVCTL_POSTGRES_DSN", "host=/b"}}, {{"postgres.dsn", "host=/c"}});
+  REQUIRE(c.has_value());
+  CHECK(c->postgres.dsn == "host=/c");
+  CHECK(PreferredFlag(*FindSetting("postgres.dsn")) == "--dsn");
+  std::string msg = LoadError(LoadToml(dir, "", {}, {{"storage.backend", "sqlite"}}));
+  CHECK(Contains(msg, "is not one of: file, postgres"));
 }
 
 TEST_CASE("range limits are enforced per setting") {

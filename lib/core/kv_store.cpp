@@ -1,0 +1,27 @@
+#include "lib/core/kv_store.h"
+
+#include <fmt/format.h>
+
+namespace kvctl::core {
+
+Status CheckPrecondition(bool exists, uint64_t revision, const Precondition& pre) {
+  if (pre.create_only && exists) {
+    return Status::FailedPrecondition(
+        fmt::format("key already exists (revision {}); create-only write refused", revision));
+  }
+  if (pre.must_exist && !exists) {
+    return Status::FailedPrecondition("key does not exist; the write required it to");
+  }
+  if (pre.if_revision) {
+    const uint64_t have = exists ? revision : 0;
+    if (have != *pre.if_revision) {
+      return Status::FailedPrecondition(
+          exists ? fmt::format("key is at revision {}, not {}", have, *pre.if_revision)
+                 : fmt::format("key does not exist, so it is not at revision {}",
+                               *pre.if_revision));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace kvctl::core

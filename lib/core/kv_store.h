@@ -1,0 +1,149 @@
+// What the HTTP API needs from a store, whatever keeps it durable: the file
+// log (core::Store) or PostgreSQL (pg::PgStore). Both keep every live key in
+// a MemTable, which is the read path; they differ in where a write is made
+// durable and who judges its condition.
+//
+// Contract shared by every implementation (SPEC §1):
+// - Every change takes the next store-wide revision; a key reports the
+//   revision of its last change.
+// - PUT of the value a key already holds and DELETE of a missing key change
+//   nothing: no revision, no log record.
+// - A write is acknowledged (an OK result) only once it is durable. A
+//   reader on the same server sees it as soon as the write returns.
+// - Put/Delete errors: FailedPrecondition (the condition did not hold),
+//   Unavailable (writes refused now; the message says why). Reads never fail
+//   for lack of the durable side.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/status.h"
+
+namespace kvctl::core {
+
+struct Entry {
+  std::string value;
+  uint64_t revision = 0;  // the revision of the key's last change (its ETag)
+};
+
+// A conditional write. A missing key has revision 0, so if_revision = 0
+// means "only if the key does not exist".
+struct Precondition {
+  std::optional<uint64_t> if_revision;
+  bool create_only = false;  // If-None-Match: *
+  bool must_exist = false;   // If-Match: *
+};
+
+// Judges `pre` against a key's current state (exists, and its revision when
+// it does). OK, or FailedPrecondition saying what the key is at.
+Status CheckPrecondition(bool exists, uint64_t revision, const Precondition& pre);
+
+struct PutOutcome {
+  uint64_t revision = 0;  // the key's revision after the call
+  bool created = false;   // the key did not exist before
+  bool changed = false;   // false for a PUT of the value the key already held
+};
+
+struct DeleteOutcome {
+  bool existed = false;
+  uint64_t revision = 0;  // the delete's revision when the key existed
+};
+
+struct ListOptions {
+  std::string prefix;
+  std::optional<std::string> after;  // exclusive cursor: start past this key
+  size_t limit = 100;
+  bool keys_only = false;
+};
+
+struct ListItem {
+  std::string key;
+  std::string value;  // empty when keys_only
+  uint64_t revision = 0;
+};
+
+struct ListPage {
+  std::vector<ListItem> items;
+  std::optional<std::string> next;  // the last key returned, when more may follow
+};
+
+struct StoreStats {
+  uint64_t keys = 0;
+  uint64_t revision = 0;        // the last revision applied to the map
+  uint64_t puts = 0;            // changes committed by this server, by kind
+  uint64_t deletes = 0;
+  uint64_t commit_batches = 0;  // durable appends / transactions (group commit)
+  uint64_t committed_changes = 0;
+  uint64_t interval_syncs = 0;
+  uint64_t live_bytes = 0;  // what the live keys take as log records (a snapshot's size)
+};
+
+// What one compaction did. `compacted` is false when there was nothing to
+// do (no history the live state does not already account for).
+struct CompactionStats {
+  bool compacted = false;
+  uint64_t covered_revision = 0;  // the history up to here became a snapshot
+  uint64_t bytes_before = 0;      // the whole log on disk, before and after
+  uint64_t bytes_after = 0;
+  uint64_t records_read = 0;      // records in what was replaced
+  uint64_t records_written = 0;   // live keys kept
+  uint64_t files_removed = 0;
+  double seconds = 0;
+};
+
+// One figure of the backend's own, for /metrics (Prometheus text).
+struct BackendMetric {
+  std::string name;  // kvctl_...
+  std::string help;
+  std::string type;  // "gauge" or "counter"
+  double value = 0;
+};
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+
+  virtual Result<PutOutcome> Put(std::string_view key, std::string_view value,
+                                 const Precondition& pre = {}) = 0;
+  virtual Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {}) = 0;
+  // The same writes without blocking the caller, for event loops: `done`
+  // runs exactly once with what Put/Delete would return, on the calling
+  // thread or on a thread of the store's. `done` must be quick and must not
+  // write to the store. This default blocks in Put/Delete.
+  using PutDone = std::function<void(Result<PutOutcome>)>;
+  using DeleteDone = std::function<void(Result<DeleteOutcome>)>;
+  virtual void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
+                        PutDone done) {
+    done(Put(key, value, pre));
+  }
+  virtual void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) {
+    done(Delete(key, pre));
+  }
+  // NotFound when the key does not exist.
+  virtual Result<Entry> Get(std::string_view key) const = 0;
+  virtual ListPage List(const ListOptions& options) const = 0;
+
+  // OK while writes are accepted, else why not (for /readyz).
+  virtual Status Writable() const = 0;
+  // The last revision this server has applied to its map.
+  virtual uint64_t revision() const = 0;
+  virtual StoreStats stats() const = 0;
+  virtual std::vector<BackendMetric> BackendMetrics() const { return {}; }
+
+  // Drops history the live state no longer needs (POST /v1/admin/compact);
+  // readers and writers go on. A second call waits for the first.
+  virtual Result<CompactionStats> Compact() = 0;
+
+  // Finishes what is in flight and releases the durable side; later writes
+  // are refused. Returns the first error the durable side reported, if any.
+  virtual Status Close() = 0;
+};
+
+}  // namespace kvctl::core

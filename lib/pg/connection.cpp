@@ -1,0 +1,136 @@
+#include "lib/pg/connection.h"
+
+#include <libpq-fe.h>
+
+#include <exception>
+
+#include <fmt/format.h>
+
+namespace kvctl::pg {
+namespace {
+
+std::string Quote(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+// libpq's messages end in a newline and may span lines; kvctl's are one line.
+std::string OneLine(std::string why) {
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+  for (char& c : why) {
+    if (c == '\n') c = ' ';
+  }
+  return why;
+}
+
+bool IsSecret(std::string_view keyword) {
+  return keyword == "password" || keyword == "sslpassword" || keyword == "sslkey";
+}
+
+// Runs `fn(keyword, value)` for each option the DSN sets; an error when
+// libpq cannot parse it.
+template <typename Fn>
+core::Status ForEachOption(const std::string& dsn, Fn fn) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (options == nullptr) {
+    std::string why = OneLine(error != nullptr ? error : "out of memory");
+    if (error != nullptr) PQfreemem(error);
+    return core::Status::InvalidArgument(fmt::format(
+        "postgres.dsn is not a valid PostgreSQL connection string: {} (write e.g. "
+        "\"host=db1,db2 dbname=kvctl target_session_attrs=read-write\" or "
+        "\"postgresql://user@db1/kvctl\")",
+        why));
+  }
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr) fn(std::string_view(o->keyword), std::string_view(o->val));
+  }
+  PQconninfoFree(options);
+  return core::Status::Ok();
+}
+
+}  // namespace
+
+core::Result<std::string> ConnInfo(const std::string& dsn, std::chrono::milliseconds connect_timeout) {
+  if (dsn.empty()) {
+    return core::Status::InvalidArgument(
+        "no PostgreSQL database given: set --dsn, KVCTL_POSTGRES_DSN or postgres.dsn in the "
+        "config file");
+  }
+  std::string out;
+  bool has_timeout = false;
+  core::Status parsed = ForEachOption(dsn, [&](std::string_view keyword, std::string_view value) {
+    if (keyword == "connect_timeout") has_timeout = true;
+    if (!out.empty()) out.push_back(' ');
+    out += fmt::format("{}={}", keyword, Quote(value));
+  });
+  if (!parsed.ok()) return parsed;
+  if (!has_timeout) {
+    const auto seconds = (connect_timeout.count() + 999) / 1000;
+    out += fmt::format(" connect_timeout={}", seconds < 1 ? 1 : seconds);
+  }
+  return out;
+}
+
+std::string DescribeTarget(const std::string& conninfo) {
+  std::string out;
+  (void)ForEachOption(conninfo, [&](std::string_view keyword, std::string_view value) {
+    if (keyword != "host" && keyword != "hostaddr" && keyword != "port" && keyword != "dbname" &&
+        keyword != "user" && keyword != "target_session_attrs") {
+      return;
+    }
+    if (IsSecret(keyword)) return;
+    if (!out.empty()) out.push_back(' ');
+    out += fmt::format("{}={}", keyword, value);
+  });
+  return out;
+}
+
+core::Result<std::unique_ptr<pqxx::connection>> Connect(const std::string& conninfo) {
+  try {
+    return std::make_unique<pqxx::connection>(conninfo);
+  } catch (const std::exception& e) {
+    return core::Status::Unavailable(fmt::format("cannot connect to PostgreSQL ({}): {}",
+                                                 DescribeTarget(conninfo), OneLine(e.what())));
+  }
+}
+
+PgError ClassifyCurrentException(std::string_view doing) {
+  try {
+    throw;
+  } catch (const pqxx::in_doubt_error& e) {
+    return {core::Status::Unavailable(fmt::format(
+                "{}: the connection to PostgreSQL broke during COMMIT, so the write may or may "
+                "not have been made; it is not acknowledged ({})",
+                doing, OneLine(e.what()))),
+            true, true};
+  } catch (const pqxx::broken_connection& e) {
+    return {core::Status::Unavailable(
+                fmt::format("{}: lost the connection to PostgreSQL: {}", doing, OneLine(e.what()))),
+            true, false};
+  } catch (const pqxx::sql_error& e) {
+    const std::string state = e.sqlstate();
+    // 08: connection exception; 57: operator intervention (shutdown,
+    // terminated backend); 25006: a read-only transaction, i.e. a standby
+    // (after a failover the DSN must reach the new primary).
+    const bool lost = state.starts_with("08") || state.starts_with("57") || state == "25006";
+    // 53: insufficient resources (too many connections, disk full).
+    if (lost || state.starts_with("53")) {
+      return {core::Status::Unavailable(fmt::format("{}: PostgreSQL refused (SQLSTATE {}): {}",
+                                                    doing, state, OneLine(e.what()))),
+              lost, false};
+    }
+    return {core::Status::IOError(fmt::format("{}: PostgreSQL error (SQLSTATE {}): {}", doing,
+                                              state, OneLine(e.what()))),
+            false, false};
+  } catch (const std::exception& e) {
+    return {core::Status::IOError(fmt::format("{}: {}", doing, OneLine(e.what()))), false, false};
+  }
+}
+
+}  // namespace kvctl::pg

@@ -1,0 +1,154 @@
+#include "lib/pg/pg_history.h"
+
+#include <fmt/format.h>
+
+#include "lib/pg/connection.h"
+#include "lib/pg/migrator.h"
+
+namespace kvctl::pg {
+namespace {
+
+constexpr int kFetchRows = 10000;
+
+core::Result<std::unique_ptr<pqxx::connection>> Open(const PgDatabase& db) {
+  if (core::Status s = CheckSchema(db.dsn, db.connect_timeout); !s.ok()) return s;
+  core::Result<std::string> conninfo = ConnInfo(db.dsn, db.connect_timeout);
+  if (!conninfo) return conninfo.error();
+  return Connect(*conninfo);
+}
+
+std::string Text(const pqxx::field& f) {
+  pqxx::binarystring b(f);
+  return std::string(b.get(), b.size());
+}
+
+pqxx::binarystring Bytes(std::string_view s) { return pqxx::binarystring(s.data(), s.size()); }
+
+}  // namespace
+
+core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
+                           core::HistoryReport* report) {
+  *report = {};
+  auto conn = Open(db);
+  if (!conn) return conn.error();
+  try {
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(**conn);
+    const pqxx::row meta = tx.exec1("SELECT revision, compacted_revision FROM kv_meta WHERE id = 1");
+    const uint64_t last = meta[0].as<uint64_t>();
+    const uint64_t covered = meta[1].as<uint64_t>();
+    report->covered_revision = covered;
+    tx.exec(
+        "DECLARE kv_history NO SCROLL CURSOR FOR "
+        "SELECT revision, kind, key, value FROM kv_log ORDER BY revision");
+    const std::string fetch = fmt::format("FETCH {} FROM kv_history", kFetchRows);
+    uint64_t previous = covered;
+    for (;;) {
+      pqxx::result rows = tx.exec(fetch);
+      for (const auto& row : rows) {
+        const uint64_t revision = row[0].as<uint64_t>();
+        const bool from_snapshot = revision <= covered;
+        if (!from_snapshot && revision != previous + 1) {
+          return core::Status::Corruption(fmt::format(
+              "kv_log jumps from revision {} to {} after the compacted revision {}: rows are "
+              "missing from the change log",
+              previous, revision, covered));
+        }
+        if (!from_snapshot) previous = revision;
+        const std::string key = Text(row[2]);
+        const std::string value = row[3].is_null() ? std::string() : Text(row[3]);
+        core::LogRecord record;
+        record.revision = revision;
+        record.type = row[1].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
+        record.key = key;
+        record.value = value;
+        ++report->records;
+        report->bytes += key.size() + value.size();
+        report->last_revision = std::max(report->last_revision, revision);
+        if (core::Status s = sink(record, from_snapshot); !s.ok()) return s;
+      }
+      if (rows.size() < static_cast<size_t>(kFetchRows)) break;
+    }
+    if (previous != last && last > covered) {
+      return core::Status::Corruption(fmt::format(
+          "kv_meta says the last revision is {} but kv_log ends at {}", last, previous));
+    }
+    report->last_revision = std::max(report->last_revision, covered);
+    tx.commit();
+  } catch (...) {
+    return ClassifyCurrentException("reading kv_log").status;
+  }
+  return core::Status::Ok();
+}
+
+core::HistorySource PgHistorySource(const PgDatabase& db) {
+  return [db](const core::HistorySink& sink, core::HistoryReport* report) {
+    return ReadPgHistory(db, sink, report);
+  };
+}
+
+std::string DescribeDatabase(const std::string& dsn) { return DescribeTarget(dsn); }
+
+core::Result<uint64_t> PgCoveredRevision(const PgDatabase& db) {
+  auto conn = Open(db);
+  if (!conn) return conn.error();
+  try {
+    pqxx::nontransaction tx(**conn);
+    return tx.exec1("SELECT compacted_revision FROM kv_meta WHERE id = 1")[0].as<uint64_t>();
+  } catch (...) {
+    return ClassifyCurrentException("reading kv_meta").status;
+  }
+}
+
+core::Result<core::CopyReport> CopyHistoryToPg(const core::HistorySource& source,
+                                               const PgDatabase& target, uint64_t to_revision) {
+  auto conn = Open(target);
+  if (!conn) return conn.error();
+  core::CopyReport report;
+  try {
+    pqxx::work tx(**conn);
+    const uint64_t at = tx.exec1("SELECT revision FROM kv_meta WHERE id = 1 FOR UPDATE")[0].as<uint64_t>();
+    if (at != 0 || !tx.exec("SELECT 1 FROM kv_log LIMIT 1").empty()) {
+      return core::Status::InvalidArgument(fmt::format(
+          "--into {}: the database already holds a history (up to revision {}); replay copies only "
+          "into a new, migrated, empty database",
+          DescribeTarget(target.dsn), at));
+    }
+    tx.conn().prepare("copy_log",
+                      "INSERT INTO kv_log (revision, kind, key, value) VALUES ($1, $2, $3, $4)");
+    tx.conn().prepare("copy_put",
+                      "INSERT INTO kv_state (key, value, revision) VALUES ($1, $2, $3) "
+                      "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
+                      "revision = EXCLUDED.revision");
+    tx.conn().prepare("copy_delete", "DELETE FROM kv_state WHERE key = $1");
+    core::Status read = source(
+        [&](const core::LogRecord& r, bool from_snapshot) -> core::Status {
+          if (!from_snapshot && to_revision != 0 && r.revision > to_revision) return core::Status::Ok();
+          const bool put = r.type == core::RecordType::kPut;
+          const int64_t revision = static_cast<int64_t>(r.revision);
+          if (put) {
+            tx.exec_prepared("copy_log", revision, 1, Bytes(r.key), Bytes(r.value));
+            tx.exec_prepared("copy_put", Bytes(r.key), Bytes(r.value), revision);
+          } else {
+            tx.exec_prepared("copy_log", revision, 2, Bytes(r.key), nullptr);
+            tx.exec_prepared("copy_delete", Bytes(r.key));
+          }
+          ++report.records_written;
+          report.last_revision = r.revision;
+          return core::Status::Ok();
+        },
+        &report.source);
+    if (!read.ok()) return read;
+    report.last_revision = std::max(report.last_revision, report.source.covered_revision);
+    tx.exec_params(
+        "UPDATE kv_meta SET revision = $1, compacted_revision = $2 WHERE id = 1",
+        static_cast<int64_t>(report.last_revision),
+        static_cast<int64_t>(report.source.covered_revision));
+    tx.exec_params("SELECT pg_notify('kvctl_changes', $1)", std::to_string(report.last_revision));
+    tx.commit();
+  } catch (...) {
+    return ClassifyCurrentException("copying the history into PostgreSQL").status;
+  }
+  return report;
+}
+
+}  // namespace kvctl::pg

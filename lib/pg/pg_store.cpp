@@ -1,0 +1,648 @@
+#include "lib/pg/pg_store.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "lib/core/change_log.h"
+#include "lib/core/mem_table.h"
+#include "lib/pg/connection.h"
+#include "lib/pg/migrator.h"
+#include "lib/pg/pool.h"
+
+namespace kvctl::pg {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kChannel = "kvctl_changes";
+constexpr size_t kMaxBatchOps = 256;       // writes per transaction
+constexpr int64_t kCatchUpRows = 10000;    // kv_log rows per catch-up query
+constexpr int64_t kMaxInTxnCatchUp = 1000; // further behind: reload after commit
+constexpr milliseconds kListenWait{250};   // how often the listener checks for stop
+constexpr milliseconds kPollEvery{1000};   // catch up even without a notification
+constexpr milliseconds kFirstBackoff{100};
+constexpr int64_t kReloadFetchRows = 10000;
+// The advisory lock key of compaction (per database): "kvctlcmp".
+constexpr int64_t kCompactLockKey = 0x6b7663746c636d70;
+
+// Prepared on every connection.
+void Prepare(pqxx::connection& c) {
+  c.prepare("kv_lock_meta", "SELECT revision FROM kv_meta WHERE id = 1 FOR UPDATE");
+  c.prepare("kv_meta", "SELECT revision FROM kv_meta WHERE id = 1");
+  c.prepare("kv_read_log",
+            "SELECT revision, kind, key, value FROM kv_log "
+            "WHERE revision > $1 AND revision <= $2 ORDER BY revision LIMIT $3");
+  c.prepare("kv_probe", "SELECT revision, value = $2 FROM kv_state WHERE key = $1");
+  c.prepare("kv_put",
+            "WITH s AS (INSERT INTO kv_state (key, value, revision) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision) "
+            "INSERT INTO kv_log (revision, kind, key, value) VALUES ($3, 1, $1, $2)");
+  c.prepare("kv_delete",
+            "WITH s AS (DELETE FROM kv_state WHERE key = $1) "
+            "INSERT INTO kv_log (revision, kind, key) VALUES ($2, 2, $1)");
+  c.prepare("kv_advance",
+            "WITH m AS (UPDATE kv_meta SET revision = $1 WHERE id = 1) "
+            "SELECT pg_notify('kvctl_changes', $1::text)");
+}
+
+pqxx::binarystring Bytes(std::string_view s) { return pqxx::binarystring(s.data(), s.size()); }
+
+std::string ToString(const pqxx::field& f) {
+  pqxx::binarystring b(f);
+  return std::string(b.get(), b.size());
+}
+
+std::vector<core::Change> ToChanges(const pqxx::result& rows) {
+  std::vector<core::Change> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) {
+    core::Change c;
+    c.revision = row[0].as<uint64_t>();
+    c.type = row[1].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
+    c.key = ToString(row[2]);
+    if (!row[3].is_null()) c.value = ToString(row[3]);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+struct OpResult {
+  core::Status status;
+  uint64_t revision = 0;
+  bool existed = false;  // the key existed before
+  bool changed = false;
+};
+
+struct Op {
+  bool is_put = true;
+  std::string key;
+  std::string value;
+  core::Precondition pre;
+  std::promise<OpResult> done;
+  OpResult result;
+};
+
+class Receiver : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& c, std::atomic<uint64_t>* count)
+      : pqxx::notification_receiver(c, std::string(kChannel)), count_(count) {}
+  void operator()(const std::string&, int) override { ++*count_; }
+
+ private:
+  std::atomic<uint64_t>* count_;
+};
+
+}  // namespace
+
+struct PgStore::Impl {
+  PgStoreOptions options;
+  core::Logger& logger;
+  std::string conninfo;
+  std::string target;  // DescribeTarget(conninfo), for log lines
+  ConnectionPool pool;
+
+  core::MemTable map;
+  // Serializes changes to `map`; `applied` is the revision map reflects.
+  std::mutex apply_mu;
+  std::atomic<uint64_t> applied{0};
+
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<std::shared_ptr<Op>> queue;
+  bool stopping = false;  // guarded by queue_mu
+
+  // OK while the database is reachable; else why not.
+  mutable std::mutex health_mu;
+  std::condition_variable health_cv;
+  core::Status down;
+  bool stop_listener = false;     // guarded by health_mu
+  bool reconnect_wanted = false;  // guarded by health_mu
+  bool closed = false;            // guarded by health_mu
+
+  std::vector<std::thread> committers;
+  std::thread listener;
+  // The listener thread's own connection, and its LISTEN (declared after
+  // the connection so it is destroyed first).
+  std::unique_ptr<pqxx::connection> listen_conn;
+  std::unique_ptr<Receiver> receiver;
+
+  std::atomic<uint64_t> puts{0}, deletes{0}, batches{0}, committed_changes{0},
+      applied_from_others{0}, reloads{0}, reconnects{0}, notifications{0};
+
+  Impl(PgStoreOptions o, std::string info)
+      : options(std::move(o)),
+        logger(options.logger != nullptr ? *options.logger : core::NullLogger()),
+        conninfo(std::move(info)),
+        target(DescribeTarget(conninfo)),
+        pool(PoolOptions{conninfo, options.pool_min, options.pool_max, options.pool_timeout,
+                         &Prepare}) {}
+
+  // ------------------------------------------------------------ applying
+
+  // Applies `changes` (increasing revisions) past `applied`, requiring them
+  // to follow on with no gap. Holds apply_mu. False on a gap: the caller
+  // must reload.
+  bool ApplyLocked(std::vector<core::Change>& changes, bool from_others) {
+    std::vector<core::Change> fresh;
+    uint64_t at = applied.load();
+    for (core::Change& c : changes) {
+      if (c.revision <= at) continue;
+      if (c.revision != at + 1) return false;
+      at = c.revision;
+      fresh.push_back(std::move(c));
+    }
+    if (fresh.empty()) return true;
+    map.Apply(fresh);
+    if (from_others) applied_from_others += fresh.size();
+    applied = at;
+    return true;
+  }
+
+  // Replaces the map with kv_state as of one snapshot. Holds apply_mu.
+  void ReloadLocked(pqxx::connection& conn) {
+    const auto started = Clock::now();
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
+    const uint64_t revision = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
+    core::MemTable::Map state;
+    tx.exec("DECLARE kv_reload NO SCROLL CURSOR FOR SELECT key, value, revision FROM kv_state");
+    const std::string fetch = fmt::format("FETCH {} FROM kv_reload", kReloadFetchRows);
+    for (;;) {
+      pqxx::result rows = tx.exec(fetch);
+      for (const auto& row : rows) {
+        state.emplace(ToString(row[0]), core::Entry{ToString(row[1]), row[2].as<uint64_t>()});
+      }
+      if (rows.size() < static_cast<size_t>(kReloadFetchRows)) break;
+    }
+    tx.commit();
+    const size_t keys = state.size();
+    map.Replace(std::move(state));
+    applied = revision;
+    ++reloads;
+    logger.Info("loaded the state from PostgreSQL",
+                {{"keys", std::to_string(keys)},
+                 {"revision", std::to_string(revision)},
+                 {"took_ms", std::to_string(std::chrono::duration_cast<milliseconds>(
+                                                 Clock::now() - started)
+                                                 .count())}});
+  }
+
+  // Applies what other servers committed since `applied`.
+  void CatchUp(pqxx::connection& conn) {
+    for (;;) {
+      uint64_t db_revision = 0;
+      {
+        pqxx::nontransaction tx(conn);
+        db_revision = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
+      }
+      if (db_revision == applied.load()) return;
+      std::lock_guard lock(apply_mu);
+      if (db_revision < applied.load()) {
+        logger.Error(
+            "the database is behind this server: it lost commits this server applied (was an "
+            "asynchronous replica promoted?); reloading the state from the database",
+            {{"database_revision", std::to_string(db_revision)},
+             {"applied_revision", std::to_string(applied.load())}});
+        ReloadLocked(conn);
+        return;
+      }
+      std::vector<core::Change> changes;
+      {
+        pqxx::nontransaction tx(conn);
+        changes = ToChanges(tx.exec_prepared("kv_read_log", static_cast<int64_t>(applied.load()),
+                                             static_cast<int64_t>(db_revision), kCatchUpRows));
+      }
+      if (!ApplyLocked(changes, true) || (changes.empty() && db_revision > applied.load())) {
+        // The rows we need were compacted away: start over from kv_state.
+        ReloadLocked(conn);
+        return;
+      }
+      if (applied.load() >= db_revision) return;
+    }
+  }
+
+  // ------------------------------------------------------------ health
+
+  void MarkDown(const core::Status& why) {
+    bool first = false;
+    {
+      std::lock_guard lock(health_mu);
+      if (down.ok()) {
+        first = true;
+        down = core::Status::Unavailable(fmt::format(
+            "writes are paused while PostgreSQL is unreachable ({}); reads still work and "
+            "kvctl reconnects by itself",
+            why.message()));
+      }
+      reconnect_wanted = true;
+    }
+    health_cv.notify_all();
+    if (first) {
+      logger.Error("lost PostgreSQL; refusing writes until it is back, still serving reads",
+                   {{"cause", why.message()}, {"target", target}});
+    }
+  }
+
+  void MarkUp() {
+    bool was_down = false;
+    {
+      std::lock_guard lock(health_mu);
+      was_down = !down.ok();
+      down = core::Status::Ok();
+      reconnect_wanted = false;
+    }
+    if (was_down) {
+      pool.DropIdle();  // they may point at a server that is gone
+      ++reconnects;
+      logger.Info("PostgreSQL is back; accepting writes",
+                  {{"target", target}, {"revision", std::to_string(applied.load())}});
+    }
+  }
+
+  // OK while the database is reachable (writes already queued still run
+  // during shutdown).
+  core::Status DatabaseHealth() const {
+    std::lock_guard lock(health_mu);
+    return down;
+  }
+
+  // Whether new writes are accepted.
+  core::Status Health() const {
+    std::lock_guard lock(health_mu);
+    if (closed) return core::Status::Unavailable("kvctl is shutting down");
+    return down;
+  }
+
+  // ------------------------------------------------------------ listener
+
+  // Sleeps `d` unless stopped first; false when stopping.
+  bool SleepUnlessStopped(milliseconds d) {
+    std::unique_lock lock(health_mu);
+    return !health_cv.wait_for(lock, d, [&] { return stop_listener; });
+  }
+
+  bool ListenerStopping() {
+    std::lock_guard lock(health_mu);
+    return stop_listener;
+  }
+
+  void ListenLoop() {
+    milliseconds backoff = kFirstBackoff;
+    uint64_t handled = notifications.load();
+    auto last_catch_up = Clock::now();
+    while (!ListenerStopping()) {
+      if (!listen_conn) {
+        auto conn = Connect(conninfo);
+        if (!conn) {
+          MarkDown(conn.error());
+          if (!SleepUnlessStopped(backoff)) break;
+          backoff = std::min(backoff * 2, options.reconnect_max_backoff);
+          continue;
+        }
+        listen_conn = std::move(*conn);
+        try {
+          Prepare(*listen_conn);
+          receiver = std::make_unique<Receiver>(*listen_conn, &notifications);
+        } catch (...) {
+          MarkDown(ClassifyCurrentException("listening for changes").status);
+          receiver.reset();
+          listen_conn.reset();
+          continue;
+        }
+      }
+      try {
+        bool wanted = false;
+        {
+          std::lock_guard lock(health_mu);
+          wanted = reconnect_wanted;
+        }
+        if (!wanted) {
+          listen_conn->await_notification(0, kListenWait.count() * 1000);
+        }
+        const uint64_t seen = notifications.load();
+        if (wanted || seen != handled || Clock::now() - last_catch_up >= kPollEvery) {
+          handled = seen;
+          CatchUp(*listen_conn);
+          last_catch_up = Clock::now();
+          // A query went through: the database is reachable again.
+          MarkUp();
+          backoff = kFirstBackoff;
+        }
+      } catch (...) {
+        PgError e = ClassifyCurrentException("following the change log");
+        if (e.connection_lost) {
+          MarkDown(e.status);
+        } else {
+          logger.Error("catching up with the change log failed", {{"cause", e.status.message()}});
+        }
+        receiver.reset();
+        listen_conn.reset();
+        if (!SleepUnlessStopped(backoff)) break;
+        backoff = std::min(backoff * 2, options.reconnect_max_backoff);
+      }
+    }
+    receiver.reset();
+    listen_conn.reset();
+  }
+
+  // ------------------------------------------------------------ committing
+
+  // Runs one batch in one transaction and applies it; fills each op's result.
+  void RunBatch(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch) {
+    pqxx::work tx(conn);
+    const uint64_t base = tx.exec_prepared1("kv_lock_meta")[0].as<uint64_t>();
+    // Holding the lock, everything up to `base` is committed and visible.
+    const uint64_t seen = applied.load();
+    std::vector<core::Change> others;
+    bool reload = base < seen || base - seen > static_cast<uint64_t>(kMaxInTxnCatchUp);
+    if (!reload && base > seen) {
+      others = ToChanges(tx.exec_prepared("kv_read_log", static_cast<int64_t>(seen),
+                                          static_cast<int64_t>(base), kMaxInTxnCatchUp));
+    }
+    std::vector<core::Change> mine;
+    uint64_t next = base;
+    for (auto& op : batch) {
+      pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op->key), Bytes(op->value));
+      const bool exists = !probe.empty();
+      const uint64_t current = exists ? probe[0][0].as<uint64_t>() : 0;
+      OpResult& r = op->result;
+      r.existed = exists;
+      if (core::Status s = core::CheckPrecondition(exists, current, op->pre); !s.ok()) {
+        r.status = s;
+        continue;
+      }
+      if (op->is_put && exists && probe[0][1].as<bool>()) {
+        r.revision = current;  // the same value: no revision, no record
+        continue;
+      }
+      if (!op->is_put && !exists) continue;  // deleting a missing key
+      ++next;
+      if (op->is_put) {
+        tx.exec_prepared("kv_put", Bytes(op->key), Bytes(op->value), static_cast<int64_t>(next));
+        mine.push_back({next, core::RecordType::kPut, op->key, op->value});
+      } else {
+        tx.exec_prepared("kv_delete", Bytes(op->key), static_cast<int64_t>(next));
+        mine.push_back({next, core::RecordType::kDelete, op->key, {}});
+      }
+      r.revision = next;
+      r.changed = true;
+    }
+    if (next > base) tx.exec_prepared("kv_advance", static_cast<int64_t>(next));
+    tx.commit();
+
+    ++batches;
+    committed_changes += mine.size();
+    for (const core::Change& c : mine) ++(c.type == core::RecordType::kPut ? puts : deletes);
+
+    std::lock_guard lock(apply_mu);
+    if (!reload) reload = !ApplyLocked(others, true) || !ApplyLocked(mine, false);
+    if (reload) {
+      try {
+        ReloadLocked(conn);
+      } catch (...) {
+        // The batch is committed, so it is acknowledged; this server's map
+        // lags until the listener catches up.
+        logger.Error("reloading the state after a commit failed",
+                     {{"cause", ClassifyCurrentException("reloading").status.message()}});
+      }
+    }
+  }
+
+  void Fail(std::vector<std::shared_ptr<Op>>& batch, const core::Status& why) {
+    for (auto& op : batch) op->result.status = why;
+  }
+
+  void CommitLoop() {
+    for (;;) {
+      std::vector<std::shared_ptr<Op>> batch;
+      {
+        std::unique_lock lock(queue_mu);
+        queue_cv.wait(lock, [&] { return !queue.empty() || stopping; });
+        if (queue.empty()) return;
+        while (!queue.empty() && batch.size() < kMaxBatchOps) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      if (core::Status h = DatabaseHealth(); !h.ok()) {
+        Fail(batch, h);
+      } else if (auto lease = pool.Acquire(); !lease) {
+        Fail(batch, lease.error());
+      } else {
+        try {
+          RunBatch(**lease, batch);
+        } catch (...) {
+          PgError e = ClassifyCurrentException("the write transaction");
+          for (auto& op : batch) op->result = OpResult{e.status};
+          if (e.connection_lost) {
+            lease->Discard();
+            MarkDown(e.status);
+          } else {
+            logger.Error("a write transaction failed", {{"cause", e.status.message()}});
+          }
+        }
+      }
+      for (auto& op : batch) op->done.set_value(op->result);
+    }
+  }
+
+  OpResult Submit(std::shared_ptr<Op> op) {
+    if (core::Status h = Health(); !h.ok()) return OpResult{h};
+    std::future<OpResult> done = op->done.get_future();
+    {
+      std::lock_guard lock(queue_mu);
+      if (stopping) return OpResult{core::Status::Unavailable("kvctl is shutting down")};
+      queue.push_back(std::move(op));
+    }
+    queue_cv.notify_one();
+    return done.get();
+  }
+};
+
+PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+PgStore::~PgStore() { (void)Close(); }
+
+core::Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options) {
+  if (options.pool_min > options.pool_max) {
+    return core::Status::InvalidArgument(
+        fmt::format("postgres.pool_min ({}) is more than postgres.pool_max ({})",
+                    options.pool_min, options.pool_max));
+  }
+  core::Result<std::string> conninfo = ConnInfo(options.dsn, options.connect_timeout);
+  if (!conninfo) return conninfo.error();
+  if (core::Status s = CheckSchema(options.dsn, options.connect_timeout); !s.ok()) return s;
+
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*conninfo));
+  Impl& i = *impl;
+  if (core::Status s = i.pool.Warm(); !s.ok()) return s;
+  auto conn = Connect(i.conninfo);
+  if (!conn) return conn.error();
+  i.listen_conn = std::move(*conn);
+  try {
+    Prepare(*i.listen_conn);
+    // LISTEN before loading, so no change committed after the snapshot is
+    // missed: it is either in the snapshot or announced.
+    i.receiver = std::make_unique<Receiver>(*i.listen_conn, &i.notifications);
+    std::lock_guard lock(i.apply_mu);
+    i.ReloadLocked(*i.listen_conn);
+  } catch (...) {
+    return ClassifyCurrentException("loading the state from PostgreSQL").status;
+  }
+  i.logger.Info("serving from PostgreSQL",
+                {{"target", i.target},
+                 {"pool_min", std::to_string(i.options.pool_min)},
+                 {"pool_max", std::to_string(i.options.pool_max)}});
+  i.listener = std::thread([&i] { i.ListenLoop(); });
+  for (int n = 0; n < i.options.pool_max; ++n) i.committers.emplace_back([&i] { i.CommitLoop(); });
+  return std::unique_ptr<PgStore>(new PgStore(std::move(impl)));
+}
+
+core::Result<core::PutOutcome> PgStore::Put(std::string_view key, std::string_view value,
+                                            const core::Precondition& pre) {
+  auto op = std::make_shared<Op>();
+  op->key = key;
+  op->value = value;
+  op->pre = pre;
+  OpResult r = impl_->Submit(std::move(op));
+  if (!r.status.ok()) return r.status;
+  return core::PutOutcome{r.revision, !r.existed, r.changed};
+}
+
+core::Result<core::DeleteOutcome> PgStore::Delete(std::string_view key,
+                                                  const core::Precondition& pre) {
+  auto op = std::make_shared<Op>();
+  op->is_put = false;
+  op->key = key;
+  op->pre = pre;
+  OpResult r = impl_->Submit(std::move(op));
+  if (!r.status.ok()) return r.status;
+  return core::DeleteOutcome{r.existed, r.revision};
+}
+
+core::Result<core::Entry> PgStore::Get(std::string_view key) const { return impl_->map.Get(key); }
+
+core::ListPage PgStore::List(const core::ListOptions& options) const {
+  return impl_->map.List(options);
+}
+
+core::Status PgStore::Writable() const { return impl_->Health(); }
+
+uint64_t PgStore::revision() const { return impl_->applied.load(); }
+
+core::StoreStats PgStore::stats() const {
+  core::StoreStats s;
+  s.keys = impl_->map.size();
+  s.revision = impl_->applied.load();
+  s.puts = impl_->puts.load();
+  s.deletes = impl_->deletes.load();
+  s.commit_batches = impl_->batches.load();
+  s.committed_changes = impl_->committed_changes.load();
+  return s;
+}
+
+std::vector<core::BackendMetric> PgStore::BackendMetrics() const {
+  const PoolStats pool = impl_->pool.stats();
+  const Impl& i = *impl_;
+  auto d = [](uint64_t v) { return static_cast<double>(v); };
+  return {
+      {"kvctl_pg_up", "1 while PostgreSQL is reachable and writes are accepted.", "gauge",
+       i.Health().ok() ? 1.0 : 0.0},
+      {"kvctl_pg_pool_connections", "Open pooled connections (idle or in use).", "gauge",
+       d(pool.open)},
+      {"kvctl_pg_pool_idle_connections", "Idle pooled connections.", "gauge", d(pool.idle)},
+      {"kvctl_pg_pool_timeouts_total", "Writes that found no free connection in time.",
+       "counter", d(pool.timeouts)},
+      {"kvctl_pg_changes_from_others_total",
+       "Changes committed by other servers and applied here.", "counter",
+       d(i.applied_from_others.load())},
+      {"kvctl_pg_notifications_total", "kvctl_changes notifications received.", "counter",
+       d(i.notifications.load())},
+      {"kvctl_pg_reloads_total", "Full loads of kv_state (start, compaction gap, failover).",
+       "counter", d(i.reloads.load())},
+      {"kvctl_pg_reconnects_total", "Times the database came back after being unreachable.",
+       "counter", d(i.reconnects.load())},
+  };
+}
+
+core::Result<core::CompactionStats> PgStore::Compact() {
+  Impl& i = *impl_;
+  if (core::Status h = i.Health(); !h.ok()) return h;
+  auto lease = i.pool.Acquire();
+  if (!lease) return lease.error();
+  const auto started = Clock::now();
+  core::CompactionStats stats;
+  try {
+    pqxx::connection& conn = **lease;
+    auto log_bytes = [&conn] {
+      pqxx::nontransaction tx(conn);
+      return tx.exec("SELECT pg_total_relation_size('kv_log')")[0][0].as<uint64_t>();
+    };
+    stats.bytes_before = log_bytes();
+    {
+      pqxx::work tx(conn);
+      // One compaction at a time across every server on this database.
+      tx.exec_params("SELECT pg_advisory_xact_lock($1)", kCompactLockKey);
+      const uint64_t upto = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
+      const pqxx::result removed = tx.exec_params(
+          "DELETE FROM kv_log l WHERE l.revision <= $1 AND (l.kind = 2 OR EXISTS (SELECT 1 FROM "
+          "kv_log n WHERE n.key = l.key AND n.revision > l.revision AND n.revision <= $1))",
+          static_cast<int64_t>(upto));
+      tx.exec_params(
+          "UPDATE kv_meta SET compacted_revision = GREATEST(compacted_revision, $1) WHERE id = 1",
+          static_cast<int64_t>(upto));
+      tx.commit();
+      stats.covered_revision = upto;
+      stats.records_read = removed.affected_rows();
+      stats.compacted = stats.records_read > 0;
+      // Nothing is rewritten: the rows that stay are the snapshot.
+    }
+    {
+      pqxx::nontransaction tx(conn);
+      tx.exec("VACUUM kv_log");
+    }
+    stats.bytes_after = log_bytes();
+  } catch (...) {
+    PgError e = ClassifyCurrentException("compacting kv_log");
+    if (e.connection_lost) {
+      lease->Discard();
+      i.MarkDown(e.status);
+    }
+    return e.status;
+  }
+  stats.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  i.logger.Info("compacted the change log",
+                {{"covered_revision", std::to_string(stats.covered_revision)},
+                 {"rows_removed", std::to_string(stats.records_read)}});
+  return stats;
+}
+
+core::Status PgStore::Close() {
+  Impl& i = *impl_;
+  {
+    std::lock_guard lock(i.health_mu);
+    if (i.closed) return core::Status::Ok();
+    i.closed = true;
+  }
+  {
+    std::lock_guard lock(i.queue_mu);
+    i.stopping = true;
+  }
+  i.queue_cv.notify_all();
+  for (auto& t : i.committers) t.join();
+  {
+    std::lock_guard lock(i.health_mu);
+    i.stop_listener = true;
+  }
+  i.health_cv.notify_all();
+  if (i.listener.joinable()) i.listener.join();
+  return core::Status::Ok();
+}
+
+}  // namespace kvctl::pg

@@ -1,0 +1,123 @@
+// The PostgreSQL backend: a KvStore whose changes are committed in a
+// PostgreSQL database that several kvctl servers share. Each server keeps
+// every live key in its own MemTable (the read path) and learns the other
+// servers' changes from the database.
+//
+// How writes stay correct across servers
+// --------------------------------------
+// A write transaction first locks the single row of kv_meta
+// (SELECT ... FOR UPDATE), which holds the last revision handed out. Every
+// writer of every server takes that lock, so write transactions run one at
+// a time, in the order they commit. Holding it, the transaction
+//  - reads each key's current row in kv_state and judges the write's
+//    condition (If-Match, create-only) and idempotence against it: the
+//    database, not this server's memory, decides;
+//  - numbers its changes kv_meta.revision + 1, + 2, ...; writes kv_state and
+//    kv_log; stores the new revision in kv_meta; NOTIFYs kvctl_changes;
+//  - commits, which releases the lock.
+// A transaction that aborts releases the lock without having moved
+// kv_meta.revision, and the next writer reads the old value again (READ
+// COMMITTED re-reads a row after waiting for its lock), so revisions have
+// no gaps.
+//
+// Why a server can apply others' changes in order, with no gap
+// ------------------------------------------------------------
+// A sequence hands out numbers before commit, so with a sequence
+// revision 8 can become visible before revision 7, and a reader that saw 8
+// and moved on would never apply 7. Here numbers come from the locked row:
+// revision r+1 is taken only after the transaction that wrote r has
+// committed and released the lock, and PostgreSQL makes a commit visible
+// to new snapshots before it releases that transaction's locks. So any
+// snapshot that sees revision r+1 also sees every revision up to r: what a
+// reader sees of kv_log is always a prefix 1..R. A server applies kv_log
+// rows with revision > its own applied revision, in order, and checks that
+// they follow on with no gap (a gap means the rows were compacted away; it
+// then reloads kv_state).
+//
+// The price is that commits are serialized across servers. Each server
+// batches the writes that are waiting (group commit) into one transaction
+// per round, so the lock is taken once per batch, not once per write.
+//
+// Read-your-writes and convergence
+// --------------------------------
+// After its commit, the writing server applies the others' changes it has
+// not applied yet (read inside its transaction, while holding the lock)
+// and then its own, before it answers; so it reads its own write at once.
+// Other servers learn of it by LISTEN kvctl_changes (the NOTIFY is sent on
+// commit) and read kv_log from their applied revision; they also poll once
+// a second in case a notification was lost while reconnecting.
+//
+// When the database goes away
+// ---------------------------
+// A lost connection marks the store unavailable: writes answer Unavailable
+// (503) at once, reads keep being served from memory, Writable() says why.
+// A background thread reconnects with backoff (100 ms doubling up to
+// reconnect_max_backoff); libpq tries every host of a multi-host DSN and,
+// with target_session_attrs=read-write, picks the primary. Once connected it
+// catches up and accepts writes again. A write whose COMMIT got no answer is
+// not acknowledged (its outcome is unknown; it is applied later if it did
+// commit). If the database is found behind this server's applied revision
+// (an asynchronous replica was promoted and lost commits), the server logs
+// an error and reloads the state from the database.
+//
+// Compaction (Compact below) keeps the live state and every revision after
+// it; it removes the history of overwritten and deleted keys from kv_log.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/core/kv_store.h"
+#include "lib/core/logger.h"
+
+namespace kvctl::pg {
+
+struct PgStoreOptions {
+  std::string dsn;
+  int pool_min = 1;
+  int pool_max = 4;
+  std::chrono::milliseconds pool_timeout{5000};
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds reconnect_max_backoff{5000};
+  core::Logger* logger = nullptr;  // NullLogger() when null
+};
+
+class PgStore : public core::KvStore {
+ public:
+  // Checks the schema version (InvalidArgument naming the `kvctl migrate`
+  // command to run), opens the pool, loads kv_state and starts following
+  // the change log. Unavailable when the database cannot be reached.
+  static core::Result<std::unique_ptr<PgStore>> Open(PgStoreOptions options);
+  ~PgStore() override;
+
+  core::Result<core::PutOutcome> Put(std::string_view key, std::string_view value,
+                                     const core::Precondition& pre = {}) override;
+  core::Result<core::DeleteOutcome> Delete(std::string_view key,
+                                           const core::Precondition& pre = {}) override;
+  core::Result<core::Entry> Get(std::string_view key) const override;
+  core::ListPage List(const core::ListOptions& options) const override;
+  core::Status Writable() const override;
+  uint64_t revision() const override;
+  core::StoreStats stats() const override;
+  std::vector<core::BackendMetric> BackendMetrics() const override;
+  // Up to the database's current revision C, deletes from kv_log every
+  // change that a later change of the same key (up to C) supersedes, and
+  // every delete: what stays up to C is the live keys as of C, like a file
+  // snapshot, and kv_meta.compacted_revision records C. A server that had
+  // not applied the deleted rows yet finds a gap and reloads kv_state.
+  // Serialized across servers by an advisory lock; then VACUUMs kv_log so
+  // its space is reused.
+  core::Result<core::CompactionStats> Compact() override;
+  core::Status Close() override;
+
+ private:
+  struct Impl;
+  explicit PgStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvctl::pg
