@@ -19,13 +19,20 @@ std::string Quote(std::string_view value) {
   return out;
 }
 
-// libpq's messages end in a newline and may span lines; kvctl's are one line.
-std::string OneLine(std::string why) {
-  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-  for (char& c : why) {
-    if (c == '\n') c = ' ';
+// libpq's messages end in a newline and may span lines (indented with
+// tabs); kvctl's are one line with single spaces.
+std::string OneLine(std::string_view why) {
+  std::string out;
+  for (char c : why) {
+    const bool space = c == '\n' || c == '\t' || c == ' ' || c == '\r';
+    if (!space) {
+      out.push_back(c);
+    } else if (!out.empty() && out.back() != ' ') {
+      out.push_back(' ');
+    }
   }
-  return why;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 bool IsSecret(std::string_view keyword) {

@@ -288,6 +288,11 @@ void KvServer::Kill9() { process_->Kill9(); }
 CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options) {
   std::vector<std::string> argv{KvctlBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, options);
+}
+
+CliResult RunProgram(const std::vector<std::string>& argv, const CliOptions& options) {
+  const std::vector<std::string> args(argv.begin() + 1, argv.end());
 
   int in_pipe[2], out_pipe[2], err_pipe[2];
   REQUIRE(::pipe2(in_pipe, O_CLOEXEC) == 0);
@@ -368,7 +373,7 @@ CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options
   if (timed_out) {
     std::string shown;
     for (const auto& a : args) shown += " " + a.substr(0, 60);
-    FAIL("kvctl" << shown << " did not finish within the time limit; stderr:\n" << result.err);
+    FAIL(argv[0] << shown << " did not finish within the time limit; stderr:\n" << result.err);
   }
   return result;
 }

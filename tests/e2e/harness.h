@@ -155,6 +155,8 @@ struct CliOptions {
 
 // Runs `kvctl args...`; fails the test if it does not finish within the limit.
 CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options = {});
+// Runs any program (argv[0] is its absolute path) the same way.
+CliResult RunProgram(const std::vector<std::string>& argv, const CliOptions& options = {});
 
 // The tests' own encoders, written apart from lib/core's on purpose: they
 // are the independent side that checks what the server decodes and sends.

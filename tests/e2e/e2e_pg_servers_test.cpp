@@ -1,0 +1,303 @@
+// Several kvctl servers on one PostgreSQL database: convergence, conditional
+// writes judged by the database, and no acknowledged write lost when a
+// server is killed, when PostgreSQL restarts, or when it fails over to a
+// promoted replica.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "tests/e2e/harness.h"
+#include "tests/e2e/pg_harness.h"
+
+namespace kvctl::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <typename Pred>
+bool Eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+// A fresh migrated database in the shared cluster.
+std::string FreshDsn() {
+  PgCluster& pg = PgCluster::Shared();
+  std::string dsn = pg.Dsn(pg.CreateDatabase());
+  MigrateUp(dsn);
+  return dsn;
+}
+
+// Threads writing distinct keys to one server until stopped, remembering
+// every write that was acknowledged (2xx) and counting the answers.
+class LoadWriter {
+ public:
+  LoadWriter(int port, std::string prefix, int threads = 4) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, port, prefix, t] {
+        HttpClient http(port);
+        for (int i = 0; i < 200000 && !stop_; ++i) {
+          const std::string key = prefix + "/" + std::to_string(t) + "/" + std::to_string(i);
+          const std::string value = "value-" + std::to_string(i);
+          auto r = http.TryRequest("PUT", KeyPath(key), value);
+          std::lock_guard lock(mu_);
+          if (!r) {
+            ++no_answer_;
+            std::this_thread::sleep_for(5ms);
+            continue;
+          }
+          ++statuses_[r->status];
+          if (r->status == 200 || r->status == 201) acked_[key] = value;
+          if (r->status == 503) std::this_thread::sleep_for(5ms);
+        }
+      });
+    }
+  }
+  ~LoadWriter() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::map<std::string, std::string> acked() {
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  int count(int status) {
+    std::lock_guard lock(mu_);
+    return statuses_[status];
+  }
+  size_t acked_count() {
+    std::lock_guard lock(mu_);
+    return acked_.size();
+  }
+  std::string Summary() {
+    std::lock_guard lock(mu_);
+    std::string s = "no answer: " + std::to_string(no_answer_);
+    for (const auto& [status, n] : statuses_) s += ", " + std::to_string(status) + ": " + std::to_string(n);
+    return s;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::map<std::string, std::string> acked_;
+  std::map<int, int> statuses_;
+  int no_answer_ = 0;
+};
+
+// Every acknowledged write is in `port`'s store (waits for it to converge).
+void CheckAllPresent(int port, const std::map<std::string, std::string>& acked) {
+  HttpClient http(port);
+  std::map<std::string, Stored> snap;
+  size_t missing = 0;
+  Eventually([&] {
+    snap = Snapshot(http);
+    missing = 0;
+    for (const auto& [k, v] : acked) {
+      auto it = snap.find(k);
+      if (it == snap.end() || it->second.value != v) ++missing;
+    }
+    return missing == 0;
+  });
+  CHECK_MESSAGE(missing == 0, missing << " of " << acked.size()
+                                      << " acknowledged writes are missing on " << Addr(port));
+}
+
+bool SameState(std::vector<PgServer*> servers) {
+  HttpClient first(servers[0]->port());
+  auto want = Snapshot(first);
+  for (size_t i = 1; i < servers.size(); ++i) {
+    HttpClient http(servers[i]->port());
+    auto got = Snapshot(http);
+    if (got.size() != want.size()) return false;
+    for (const auto& [k, v] : want) {
+      auto it = got.find(k);
+      if (it == got.end() || it->second.value != v.value || it->second.revision != v.revision) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("two and three servers on one database converge, each reading its own writes at once") {
+  const std::string dsn = FreshDsn();
+  PgServer a(dsn), b(dsn);
+  HttpClient ha(a.port()), hb(b.port());
+  for (int i = 0; i < 50; ++i) {
+    HttpResponse put = (i % 2 == 0 ? ha : hb).Put("k" + std::to_string(i), "v" + std::to_string(i));
+    REQUIRE(put.status == 201);
+    // Read-your-writes on the server that took the write.
+    HttpResponse got = (i % 2 == 0 ? ha : hb).Get("k" + std::to_string(i));
+    CHECK(got.status == 200);
+    CHECK(got.body == "v" + std::to_string(i));
+  }
+  REQUIRE(hb.Delete("k0").status == 204);
+  CHECK(Eventually([&] { return SameState({&a, &b}); }));
+  CHECK(ha.Get("k0").status == 404);
+
+  // A third server loads the state table and follows from there.
+  PgServer c(dsn);
+  HttpClient hc(c.port());
+  REQUIRE(hc.Put("from-c", "c").status == 201);
+  REQUIRE(ha.Put("k1", "changed").status == 200);
+  CHECK(Eventually([&] { return SameState({&a, &b, &c}); }));
+  auto state = Snapshot(hc);
+  CHECK(state.size() == 50);
+  CHECK(state["k1"].value == "changed");
+  // Revisions are store-wide and gapless: 50 creates, 1 delete, 2 more.
+  CHECK(hc.Get("k1").EtagRevision() == 53);
+  CHECK(PgCluster::Shared().Psql(dsn.substr(dsn.rfind('=') + 1),
+                                 "SELECT count(*), min(revision), max(revision) FROM kv_log") ==
+        "53|1|53");
+}
+
+TEST_CASE("concurrent create-only and If-Match writes across servers: exactly one wins") {
+  const std::string dsn = FreshDsn();
+  PgServer a(dsn), b(dsn), c(dsn);
+  const std::vector<int> ports = {a.port(), b.port(), c.port()};
+  constexpr int kRounds = 10;
+  constexpr int kPerServer = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string key = "lock/" + std::to_string(round);
+    std::atomic<int> created{0}, refused{0}, other{0};
+    std::vector<std::thread> racers;
+    for (int s = 0; s < 3; ++s) {
+      for (int t = 0; t < kPerServer; ++t) {
+        racers.emplace_back([&, s, t] {
+          HttpClient http(ports[static_cast<size_t>(s)]);
+          auto r = http.TryRequest("PUT", KeyPath(key), std::to_string(s * 10 + t),
+                                   {{"If-None-Match", "*"}});
+          if (r && r->status == 201) {
+            ++created;
+          } else if (r && r->status == 412) {
+            ++refused;
+          } else {
+            ++other;
+          }
+        });
+      }
+    }
+    for (auto& t : racers) t.join();
+    CHECK(created == 1);
+    CHECK(refused == 3 * kPerServer - 1);
+    CHECK(other == 0);
+  }
+
+  // Compare-and-swap: everyone read revision R, everyone tries If-Match R.
+  HttpClient ha(a.port());
+  const uint64_t rev = *ha.Get("lock/0").EtagRevision();
+  std::atomic<int> won{0}, lost{0};
+  std::vector<std::thread> racers;
+  for (int s = 0; s < 3; ++s) {
+    for (int t = 0; t < kPerServer; ++t) {
+      racers.emplace_back([&, s, t] {
+        HttpClient http(ports[static_cast<size_t>(s)]);
+        auto r = http.TryRequest("PUT", KeyPath("lock/0"), "cas-" + std::to_string(s * 10 + t),
+                                 {{"If-Match", "\"" + std::to_string(rev) + "\""}});
+        if (r && r->status == 200) ++won;
+        if (r && r->status == 412) ++lost;
+      });
+    }
+  }
+  for (auto& t : racers) t.join();
+  CHECK(won == 1);
+  CHECK(lost == 3 * kPerServer - 1);
+  CHECK(Eventually([&] { return SameState({&a, &b, &c}); }));
+}
+
+TEST_CASE("kill -9 of a server under load loses no acknowledged write") {
+  const std::string dsn = FreshDsn();
+  PgServer a(dsn), b(dsn);
+  LoadWriter load(a.port(), "load");
+  REQUIRE(Eventually([&] { return load.acked_count() >= 200; }));
+  a.process().Kill9();
+  std::this_thread::sleep_for(200ms);
+  load.Stop();
+  const auto acked = load.acked();
+  INFO(load.Summary());
+  CHECK(load.count(503) == 0);
+  CheckAllPresent(b.port(), acked);
+  // The killed server comes back with everything too.
+  a.Start();
+  CheckAllPresent(a.port(), acked);
+}
+
+TEST_CASE("a PostgreSQL restart under load: writes get 503, then recover, nothing acknowledged lost") {
+  PgCluster pg;
+  const std::string db = pg.CreateDatabase();
+  const std::string dsn = pg.Dsn(db);
+  MigrateUp(dsn);
+  PgServer a(dsn, {"--postgres-reconnect-max-backoff", "200ms"}), b(dsn);
+  LoadWriter load(a.port(), "load");
+  REQUIRE(Eventually([&] { return load.acked_count() >= 100; }));
+  pg.Stop("fast");
+  HttpClient ha(a.port());
+  CHECK(Eventually([&] { return ha.Request("GET", "/readyz").status == 503; }));
+  HttpResponse ready = ha.Request("GET", "/readyz");
+  CHECK(ready.body.find("PostgreSQL is unreachable") != std::string::npos);
+  CHECK(Eventually([&] { return load.count(503) > 0; }));
+  // Reads keep working while the database is away.
+  auto before = load.acked();
+  REQUIRE_FALSE(before.empty());
+  HttpResponse read = ha.Get(before.begin()->first);
+  CHECK(read.status == 200);
+  CHECK(read.body == before.begin()->second);
+
+  pg.Start();
+  CHECK(Eventually([&] { return ha.Request("GET", "/readyz").status == 200; }, 20s));
+  const size_t after_restart = load.acked_count();
+  CHECK(Eventually([&] { return load.acked_count() >= after_restart + 100; }, 20s));
+  load.Stop();
+  INFO(load.Summary());
+  const auto acked = load.acked();
+  CheckAllPresent(a.port(), acked);
+  CheckAllPresent(b.port(), acked);
+}
+
+TEST_CASE("failover: servers with a multi-host DSN carry on when a streaming replica is promoted") {
+  PgCluster primary;
+  const std::string db = primary.CreateDatabase();
+  MigrateUp(primary.Dsn(db));
+  auto replica = PgCluster::ReplicaOf(primary);
+  // Synchronous replication, so a commit acknowledged by the primary is on
+  // the replica too: a promotion then loses nothing acknowledged.
+  primary.Psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'");
+  primary.Psql("postgres", "SELECT pg_reload_conf()");
+  const std::string dsn = "host=127.0.0.1,127.0.0.1 port=" + std::to_string(primary.port()) + "," +
+                          std::to_string(replica->port()) +
+                          " user=postgres dbname=" + db + " target_session_attrs=read-write";
+  PgServer a(dsn, {"--postgres-reconnect-max-backoff", "200ms"});
+  PgServer b(dsn, {"--postgres-reconnect-max-backoff", "200ms"});
+  LoadWriter load_a(a.port(), "a"), load_b(b.port(), "b", 2);
+  REQUIRE(Eventually([&] { return load_a.acked_count() >= 100 && load_b.acked_count() >= 50; }));
+
+  primary.Stop("immediate");  // the primary dies
+  HttpClient ha(a.port());
+  CHECK(Eventually([&] { return ha.Request("GET", "/readyz").status == 503; }));
+  replica->Promote();
+  CHECK(Eventually([&] { return ha.Request("GET", "/readyz").status == 200; }, 30s));
+  const size_t after = load_a.acked_count();
+  CHECK(Eventually([&] { return load_a.acked_count() >= after + 100; }, 20s));
+  load_a.Stop();
+  load_b.Stop();
+  INFO(load_a.Summary() << " / " << load_b.Summary());
+  auto acked = load_a.acked();
+  for (const auto& kv : load_b.acked()) acked.insert(kv);
+  CheckAllPresent(a.port(), acked);
+  CheckAllPresent(b.port(), acked);
+  CHECK(std::stoul(replica->Psql(db, "SELECT count(*) FROM kv_state")) >= acked.size());
+}
+
+}  // namespace kvctl::e2e
