@@ -2,7 +2,8 @@
 # The direction of dependencies (shared/STYLE.md), checked on the includes:
 # the link line alone would miss a header-only use. lib/core knows no HTTP,
 # SQL, TOML, CLI or JSON library; httplib.h is included by exactly one client
-# file (the server has its own transport, lib/server/http_server.cpp).
+# file (the server has its own transport, lib/server/http_server.cpp); pqxx
+# (and libpq) only by lib/pg.
 set -u
 cd "$(dirname "$0")/.."
 status=0
@@ -24,6 +25,11 @@ forbid lib/bench 'httplib|pqxx|toml|CLI/|lib/server|lib/client' 'the load genera
 users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]httplib' lib cmd | sort | tr '\n' ' ')
 if [ "$users" != "lib/client/kv_client.cpp " ]; then
   echo "httplib.h must be included only by lib/client/kv_client.cpp; it is by: $users"
+  status=1
+fi
+pqxx_users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](pqxx|libpq-fe)' lib cmd tests | grep -v '^lib/pg/' | sort | tr '\n' ' ')
+if [ -n "$pqxx_users" ]; then
+  echo "pqxx and libpq are included only under lib/pg/; they are also by: $pqxx_users"
   status=1
 fi
 [ $status -eq 0 ] && echo "layering ok"

@@ -54,7 +54,7 @@ TEST_CASE("migrate up, down, goto, force and version follow golang-migrate") {
 
   r = m.Run({"up"});
   REQUIRE(r.exit_code == 0);
-  CHECK(Has(r.out, "2/u compaction watermark"));
+  CHECK(Has(r.out, "2/u compaction watermark and per-key log index"));
   CHECK(m.Run({"version"}).out == "2\n");
   r = m.Run({"up"});
   CHECK(r.exit_code == 0);
