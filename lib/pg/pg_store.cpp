@@ -353,19 +353,22 @@ struct PgStore::Impl {
 
   // ------------------------------------------------------------ committing
 
-  // Runs one batch in one transaction and applies it; fills each op's result.
-  void RunBatch(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch) {
+  // The write transaction of one batch (see pg_store.h): fills each op's
+  // result, `others` with the other servers' changes this server had not
+  // applied (read holding the lock) and `mine` with the batch's changes.
+  // Returns true when the map must be reloaded instead of patched (this
+  // server is too far behind, or the database is behind it).
+  bool Transact(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch,
+                std::vector<core::Change>& others, std::vector<core::Change>& mine) {
     pqxx::work tx(conn);
     const uint64_t base = tx.exec_prepared1("kv_lock_meta")[0].as<uint64_t>();
     // Holding the lock, everything up to `base` is committed and visible.
     const uint64_t seen = applied.load();
-    std::vector<core::Change> others;
-    bool reload = base < seen || base - seen > static_cast<uint64_t>(kMaxInTxnCatchUp);
+    const bool reload = base < seen || base - seen > static_cast<uint64_t>(kMaxInTxnCatchUp);
     if (!reload && base > seen) {
       others = ToChanges(tx.exec_prepared("kv_read_log", static_cast<int64_t>(seen),
                                           static_cast<int64_t>(base), kMaxInTxnCatchUp));
     }
-    std::vector<core::Change> mine;
     uint64_t next = base;
     for (auto& op : batch) {
       pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op->key), Bytes(op->value));
@@ -395,7 +398,15 @@ struct PgStore::Impl {
     }
     if (next > base) tx.exec_prepared("kv_advance", static_cast<int64_t>(next));
     tx.commit();
+    return reload;
+  }
 
+  // Commits one batch, then applies it (and what it rests on) to the map
+  // before the writers hear back, so each reads its own write at once.
+  void RunBatch(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch) {
+    std::vector<core::Change> others;
+    std::vector<core::Change> mine;
+    bool reload = Transact(conn, batch, others, mine);
     ++batches;
     committed_changes += mine.size();
     for (const core::Change& c : mine) ++(c.type == core::RecordType::kPut ? puts : deletes);
@@ -452,8 +463,15 @@ struct PgStore::Impl {
     }
   }
 
-  OpResult Submit(std::shared_ptr<Op> op) {
+  // Queues a write for the committers and waits for its outcome.
+  OpResult Submit(bool is_put, std::string_view key, std::string_view value,
+                  const core::Precondition& pre) {
     if (core::Status h = Health(); !h.ok()) return OpResult{h};
+    auto op = std::make_shared<Op>();
+    op->is_put = is_put;
+    op->key = key;
+    op->value = value;
+    op->pre = pre;
     std::future<OpResult> done = op->done.get_future();
     {
       std::lock_guard lock(queue_mu);
@@ -506,22 +524,14 @@ core::Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options) {
 
 core::Result<core::PutOutcome> PgStore::Put(std::string_view key, std::string_view value,
                                             const core::Precondition& pre) {
-  auto op = std::make_shared<Op>();
-  op->key = key;
-  op->value = value;
-  op->pre = pre;
-  OpResult r = impl_->Submit(std::move(op));
+  OpResult r = impl_->Submit(true, key, value, pre);
   if (!r.status.ok()) return r.status;
   return core::PutOutcome{r.revision, !r.existed, r.changed};
 }
 
 core::Result<core::DeleteOutcome> PgStore::Delete(std::string_view key,
                                                   const core::Precondition& pre) {
-  auto op = std::make_shared<Op>();
-  op->is_put = false;
-  op->key = key;
-  op->pre = pre;
-  OpResult r = impl_->Submit(std::move(op));
+  OpResult r = impl_->Submit(false, key, {}, pre);
   if (!r.status.ok()) return r.status;
   return core::DeleteOutcome{r.existed, r.revision};
 }

@@ -22,14 +22,6 @@ std::vector<nlohmann::json> JsonLines(const std::string& out) {
   return lines;
 }
 
-std::vector<std::string> Lines(const std::string& out) {
-  std::vector<std::string> lines;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
-
 const std::string kBinary("k\0\xff\n\"", 5);
 
 // Revisions 1..4: put a=1, put <binary>=<binary>, put a=3, delete a.

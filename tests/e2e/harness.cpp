@@ -642,6 +642,14 @@ std::string RandomBytes(size_t n, uint64_t seed) {
   return out;
 }
 
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
 bool IsOneErrorLine(const std::string& text) {
   if (text.rfind("kvctl: ", 0) != 0) return false;
   size_t nl = text.find('\n');

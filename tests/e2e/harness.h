@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <httplib.h>
@@ -249,6 +250,7 @@ std::string ItemKey(const nlohmann::json& item);
 struct Stored {
   std::string value;
   uint64_t revision = 0;
+  bool operator==(const Stored&) const = default;
 };
 // The whole store, read through the listing API.
 std::map<std::string, Stored> Snapshot(HttpClient& http);
@@ -265,6 +267,20 @@ std::vector<std::string> ListDir(const std::filesystem::path& dir);  // file nam
 
 // Deterministic pseudo-random bytes (all 256 values), for values and garbage.
 std::string RandomBytes(size_t n, uint64_t seed);
+
+// The lines of `text`, without their newlines.
+std::vector<std::string> Lines(const std::string& text);
+
+// Polls `pred` every 20 ms until it holds or `limit` passes; its last answer.
+template <typename Pred>
+bool Eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
 
 // True if `text` is exactly one line (optionally newline-terminated) starting
 // with "kvctl: ".

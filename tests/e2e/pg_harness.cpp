@@ -189,4 +189,14 @@ void PgServer::Start() {
   process_->WaitReady();
 }
 
+bool SameState(const std::vector<int>& ports) {
+  HttpClient first(ports.at(0));
+  const auto want = Snapshot(first);
+  for (size_t i = 1; i < ports.size(); ++i) {
+    HttpClient http(ports[i]);
+    if (Snapshot(http) != want) return false;
+  }
+  return true;
+}
+
 }  // namespace kvctl::e2e

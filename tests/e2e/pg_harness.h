@@ -99,4 +99,8 @@ class PgServer {
   std::unique_ptr<ServerProcess> process_;
 };
 
+// True when every server on `ports` lists the same keys, values and
+// revisions.
+bool SameState(const std::vector<int>& ports);
+
 }  // namespace kvctl::e2e
