@@ -321,7 +321,8 @@ std::vector<Setting> BuildSettings() {
        .default_value = "4",
        .alias = "",
        .scopes = kServe,
-       .help = "most connections a server opens for writes and catch-up (LISTEN takes one more)"},
+       .help = "most connections a server opens (writes, compaction, reloads; LISTEN takes one "
+               "more)"},
       {.key = "postgres.pool_timeout",
        .value = DurationValue(Field(&C::postgres, &C::Postgres::pool_timeout), milliseconds(1)),
        .default_value = "5s",

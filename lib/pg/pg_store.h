@@ -35,8 +35,9 @@
 // then reloads kv_state).
 //
 // The price is that commits are serialized across servers. Each server
-// batches the writes that are waiting (group commit) into one transaction
-// per round, so the lock is taken once per batch, not once per write.
+// has one committer thread that gathers the writes waiting (group commit)
+// into one transaction per round, so the lock is taken once per batch, not
+// once per write.
 //
 // Read-your-writes and convergence
 // --------------------------------
