@@ -309,7 +309,8 @@ std::vector<Setting> BuildSettings() {
        .alias = "dsn",
        .scopes = kDatabaseUsers,
        .help = "the PostgreSQL database (libpq syntax; several hosts with "
-               "target_session_attrs=read-write survive a failover)"},
+               "target_session_attrs=read-write survive a failover)",
+       .secret = Secret::kPassword},
       {.key = "postgres.pool_min",
        .value = IntValue(Field(&C::postgres, &C::Postgres::pool_min), 0, 64),
        .default_value = "1",
