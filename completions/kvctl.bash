@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" bench"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -52,7 +52,7 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " serve|--backend"|" serve|--storage-backend")
-            COMPREPLY=($(compgen -W "file" -- "$cur"))
+            COMPREPLY=($(compgen -W "file postgres" -- "$cur"))
             return ;;
         " serve|--data-dir"|" serve|--storage-data-dir")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))
@@ -70,6 +70,24 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " serve|--storage-compact-min-bytes")
+            COMPREPLY=()
+            return ;;
+        " serve|--dsn"|" serve|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " serve|--postgres-pool-min")
+            COMPREPLY=()
+            return ;;
+        " serve|--postgres-pool-max")
+            COMPREPLY=()
+            return ;;
+        " serve|--postgres-pool-timeout")
+            COMPREPLY=()
+            return ;;
+        " serve|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " serve|--postgres-reconnect-max-backoff")
             COMPREPLY=()
             return ;;
         " serve|--limits-max-key-bytes")
@@ -148,13 +166,22 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " replay|--into")
-            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))
+            COMPREPLY=()
             return ;;
         " replay|-o"|" replay|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
+        " replay|--backend"|" replay|--storage-backend")
+            COMPREPLY=($(compgen -W "file postgres" -- "$cur"))
+            return ;;
         " replay|--data-dir"|" replay|--storage-data-dir")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))
+            return ;;
+        " replay|--dsn"|" replay|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " replay|--postgres-connect-timeout")
+            COMPREPLY=()
             return ;;
         " replay|--log-level")
             COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
@@ -217,7 +244,7 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " config show|--backend"|" config show|--storage-backend")
-            COMPREPLY=($(compgen -W "file" -- "$cur"))
+            COMPREPLY=($(compgen -W "file postgres" -- "$cur"))
             return ;;
         " config show|--data-dir"|" config show|--storage-data-dir")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))
@@ -235,6 +262,27 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " config show|--storage-compact-min-bytes")
+            COMPREPLY=()
+            return ;;
+        " config show|--dsn"|" config show|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " config show|--postgres-pool-min")
+            COMPREPLY=()
+            return ;;
+        " config show|--postgres-pool-max")
+            COMPREPLY=()
+            return ;;
+        " config show|--postgres-pool-timeout")
+            COMPREPLY=()
+            return ;;
+        " config show|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " config show|--postgres-reconnect-max-backoff")
+            COMPREPLY=()
+            return ;;
+        " config show|--postgres-migrate-lock-timeout")
             COMPREPLY=()
             return ;;
         " config show|--limits-max-key-bytes")
@@ -312,6 +360,96 @@ _kvctl() {
         " bench|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " migrate|--dsn"|" migrate|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " migrate|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate|--postgres-migrate-lock-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " migrate|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " migrate up|--dsn"|" migrate up|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " migrate up|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate up|--postgres-migrate-lock-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate up|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " migrate up|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " migrate down|--dsn"|" migrate down|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " migrate down|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate down|--postgres-migrate-lock-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate down|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " migrate down|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " migrate goto|--dsn"|" migrate goto|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " migrate goto|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate goto|--postgres-migrate-lock-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate goto|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " migrate goto|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " migrate force|--dsn"|" migrate force|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " migrate force|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate force|--postgres-migrate-lock-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate force|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " migrate force|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " migrate version|--dsn"|" migrate version|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " migrate version|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate version|--postgres-migrate-lock-timeout")
+            COMPREPLY=()
+            return ;;
+        " migrate version|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " migrate version|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " version|-o"|" version|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
@@ -326,9 +464,9 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del replay compact config bench version completion" ;;
+            others="serve put get del replay compact config bench migrate version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --config"
+            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --config"
             others="" ;;
         " put")
             options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --config"
@@ -340,7 +478,7 @@ _kvctl() {
             options="-h --help --if-match --log-level --addr --client-addr --timeout --client-timeout --config"
             others="" ;;
         " replay")
-            options="-h --help --from --to --state --check --into -o --output --data-dir --storage-data-dir --log-level --config"
+            options="-h --help --from --to --state --check --into -o --output --backend --storage-backend --data-dir --storage-data-dir --dsn --postgres-dsn --postgres-connect-timeout --log-level --config"
             others="" ;;
         " compact")
             options="-h --help -o --output --data-dir --storage-data-dir --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
@@ -349,10 +487,28 @@ _kvctl() {
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
             others="" ;;
         " bench")
             options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --fsync --storage-fsync --storage-fsync-interval --log-level --addr --client-addr --timeout --client-timeout --config"
+            others="" ;;
+        " migrate")
+            options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
+            others="up down goto force version" ;;
+        " migrate up")
+            options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
+            others="" ;;
+        " migrate down")
+            options="-h --help --all --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
+            others="" ;;
+        " migrate goto")
+            options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
+            others="" ;;
+        " migrate force")
+            options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
+            others="" ;;
+        " migrate version")
+            options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
             others="" ;;
         " version")
             options="-h --help -o --output --config"

@@ -76,6 +76,7 @@ while IFS=$'\t' read -r key env default flags; do
   for want in "$env" "$default" $flags; do
     grep -qF -- "$(roff "$want")" <<< "$entry" || fail "kvctl.toml.5: the entry for $key does not show $want"
   done
-done < <(jq -r '.settings[] | [.key, .env, .default, (.flags | join(" "))] | @tsv' <<< "$settings")
+# An empty default is written "none" (and read can't keep an empty field).
+done < <(jq -r '.settings[] | [.key, .env, (if .default == "" then "none" else .default end), (.flags | join(" "))] | @tsv' <<< "$settings")
 
 finish man
