@@ -114,18 +114,16 @@ class KvStore {
                                  const Precondition& pre = {}) = 0;
   virtual Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {}) = 0;
   // The same writes without blocking the caller, for event loops: `done`
-  // runs exactly once with what Put/Delete would return, on the calling
-  // thread or on a thread of the store's. `done` must be quick and must not
-  // write to the store. This default blocks in Put/Delete.
+  // runs exactly once with what Put/Delete would return, either at once on
+  // the calling thread (nothing to wait for: a refusal, a failed condition,
+  // an unchanged value) or later on the store's committer thread, once the
+  // change is durable or failed. No thread waits meanwhile. `done` must be
+  // quick and must not write to the store.
   using PutDone = std::function<void(Result<PutOutcome>)>;
   using DeleteDone = std::function<void(Result<DeleteOutcome>)>;
   virtual void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
-                        PutDone done) {
-    done(Put(key, value, pre));
-  }
-  virtual void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) {
-    done(Delete(key, pre));
-  }
+                        PutDone done) = 0;
+  virtual void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) = 0;
   // NotFound when the key does not exist.
   virtual Result<Entry> Get(std::string_view key) const = 0;
   virtual ListPage List(const ListOptions& options) const = 0;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -85,9 +86,30 @@ struct Op {
   std::string key;
   std::string value;
   core::Precondition pre;
-  std::promise<OpResult> done;
+  // Runs once with the outcome: at once when the write is refused before
+  // it is queued, else on the committer thread after the transaction.
+  std::function<void(const OpResult&)> done;
   OpResult result;
 };
+
+core::Result<core::PutOutcome> PutOutcomeOf(const OpResult& r) {
+  if (!r.status.ok()) return r.status;
+  return core::PutOutcome{r.revision, !r.existed, r.changed};
+}
+
+core::Result<core::DeleteOutcome> DeleteOutcomeOf(const OpResult& r) {
+  if (!r.status.ok()) return r.status;
+  return core::DeleteOutcome{r.existed, r.revision};
+}
+
+// Runs an async write and waits for its outcome.
+template <typename T, typename Start>
+core::Result<T> Await(Start start) {
+  std::promise<core::Result<T>> outcome;
+  std::future<core::Result<T>> ready = outcome.get_future();
+  start([&outcome](core::Result<T> r) { outcome.set_value(std::move(r)); });
+  return ready.get();
+}
 
 class Receiver : public pqxx::notification_receiver {
  public:
@@ -459,27 +481,33 @@ struct PgStore::Impl {
           }
         }
       }
-      for (auto& op : batch) op->done.set_value(op->result);
+      // The writers hear back only now, on this thread: a transport's
+      // callback just hands the answer to its event loop.
+      for (auto& op : batch) op->done(op->result);
     }
   }
 
-  // Queues a write for the committer and waits for its outcome.
-  OpResult Submit(bool is_put, std::string_view key, std::string_view value,
-                  const core::Precondition& pre) {
-    if (core::Status h = Health(); !h.ok()) return OpResult{h};
+  // Queues a write for the committer, which calls `done` once it is
+  // committed or failed; while the database is away or kvctl is stopping,
+  // calls it at once with Unavailable (so the writer gets its 503 promptly).
+  void Submit(bool is_put, std::string_view key, std::string_view value,
+              const core::Precondition& pre, std::function<void(const OpResult&)> done) {
+    if (core::Status h = Health(); !h.ok()) return done(OpResult{h});
     auto op = std::make_shared<Op>();
     op->is_put = is_put;
     op->key = key;
     op->value = value;
     op->pre = pre;
-    std::future<OpResult> done = op->done.get_future();
+    op->done = std::move(done);
     {
-      std::lock_guard lock(queue_mu);
-      if (stopping) return OpResult{core::Status::Unavailable("kvctl is shutting down")};
+      std::unique_lock lock(queue_mu);
+      if (stopping) {
+        lock.unlock();
+        return op->done(OpResult{core::Status::Unavailable("kvctl is shutting down")});
+      }
       queue.push_back(std::move(op));
     }
     queue_cv.notify_one();
-    return done.get();
   }
 };
 
@@ -527,16 +555,23 @@ core::Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options) {
 
 core::Result<core::PutOutcome> PgStore::Put(std::string_view key, std::string_view value,
                                             const core::Precondition& pre) {
-  OpResult r = impl_->Submit(true, key, value, pre);
-  if (!r.status.ok()) return r.status;
-  return core::PutOutcome{r.revision, !r.existed, r.changed};
+  return Await<core::PutOutcome>([&](PutDone done) { PutAsync(key, value, pre, std::move(done)); });
 }
 
 core::Result<core::DeleteOutcome> PgStore::Delete(std::string_view key,
                                                   const core::Precondition& pre) {
-  OpResult r = impl_->Submit(false, key, {}, pre);
-  if (!r.status.ok()) return r.status;
-  return core::DeleteOutcome{r.existed, r.revision};
+  return Await<core::DeleteOutcome>([&](DeleteDone done) { DeleteAsync(key, pre, std::move(done)); });
+}
+
+void PgStore::PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
+                       PutDone done) {
+  impl_->Submit(true, key, value, pre,
+                [done = std::move(done)](const OpResult& r) { done(PutOutcomeOf(r)); });
+}
+
+void PgStore::DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) {
+  impl_->Submit(false, key, {}, pre,
+                [done = std::move(done)](const OpResult& r) { done(DeleteOutcomeOf(r)); });
 }
 
 core::Result<core::Entry> PgStore::Get(std::string_view key) const { return impl_->map.Get(key); }

@@ -99,6 +99,12 @@ class PgStore : public core::KvStore {
                                      const core::Precondition& pre = {}) override;
   core::Result<core::DeleteOutcome> Delete(std::string_view key,
                                            const core::Precondition& pre = {}) override;
+  // `done` runs at once, on the calling thread, when the write is refused
+  // before it is queued (the database is away, kvctl is stopping); else on
+  // the committer thread once the transaction committed or failed.
+  void PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
+                PutDone done) override;
+  void DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) override;
   core::Result<core::Entry> Get(std::string_view key) const override;
   core::ListPage List(const core::ListOptions& options) const override;
   core::Status Writable() const override;

@@ -27,15 +27,6 @@ size_t CountSuffix(const fs::path& dir, std::string_view suffix) {
   return n;
 }
 
-// The value of an unlabelled metric in /metrics, or -1.
-double Metric(HttpClient& http, const std::string& name) {
-  const std::string body = http.Request("GET", "/metrics").body;
-  const std::string needle = "\n" + name + " ";
-  const size_t at = body.find(needle);
-  if (at == std::string::npos) return -1;
-  return std::stod(body.substr(at + needle.size()));
-}
-
 }  // namespace
 
 TEST_CASE("online compaction under concurrent writers and readers keeps every acknowledged write across a restart") {

@@ -642,6 +642,14 @@ std::string RandomBytes(size_t n, uint64_t seed) {
   return out;
 }
 
+double Metric(HttpClient& http, const std::string& name) {
+  const std::string body = http.Request("GET", "/metrics").body;
+  const std::string needle = "\n" + name + " ";
+  const size_t at = body.find(needle);
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + needle.size()));
+}
+
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);

@@ -259,6 +259,9 @@ std::map<std::string, Stored> Snapshot(HttpClient& http);
 // returns the code ("" if the check failed).
 std::string ErrorCode(const HttpResponse& response);
 
+// The value of an unlabelled metric in GET /metrics, or -1.
+double Metric(HttpClient& http, const std::string& name);
+
 // Segment files (<20 digits>.log) in a data dir, sorted by name.
 std::vector<std::filesystem::path> Segments(const std::filesystem::path& data_dir);
 std::string ReadFile(const std::filesystem::path& path);
