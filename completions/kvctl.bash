@@ -342,10 +342,31 @@ _kvctl() {
         " bench|-o"|" bench|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
+        " bench|--backend"|" bench|--storage-backend")
+            COMPREPLY=($(compgen -W "file postgres" -- "$cur"))
+            return ;;
         " bench|--fsync"|" bench|--storage-fsync")
             COMPREPLY=($(compgen -W "always interval never" -- "$cur"))
             return ;;
         " bench|--storage-fsync-interval")
+            COMPREPLY=()
+            return ;;
+        " bench|--dsn"|" bench|--postgres-dsn")
+            COMPREPLY=()
+            return ;;
+        " bench|--postgres-pool-min")
+            COMPREPLY=()
+            return ;;
+        " bench|--postgres-pool-max")
+            COMPREPLY=()
+            return ;;
+        " bench|--postgres-pool-timeout")
+            COMPREPLY=()
+            return ;;
+        " bench|--postgres-connect-timeout")
+            COMPREPLY=()
+            return ;;
+        " bench|--postgres-reconnect-max-backoff")
             COMPREPLY=()
             return ;;
         " bench|--log-level")
@@ -490,7 +511,7 @@ _kvctl() {
             options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
             others="" ;;
         " bench")
-            options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --fsync --storage-fsync --storage-fsync-interval --log-level --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --config"
             others="" ;;
         " migrate")
             options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"

@@ -17,6 +17,7 @@
 #include "lib/bench/load.h"
 #include "lib/bench/report.h"
 #include "lib/config/parse.h"
+#include "lib/pg/pg_history.h"
 #include "lib/server/kv_server.h"
 
 namespace kvctl::cmd {
@@ -99,20 +100,32 @@ class ProgressPrinter {
   std::thread thread_;
 };
 
-// A server on a fresh temp dir, serving on a free loopback port in a
-// thread of this process; removed again when this goes out of scope.
+// A server serving on a free loopback port in a thread of this process,
+// stopped when this goes out of scope. The file backend gets a fresh temp
+// dir, removed again; the PostgreSQL backend uses the database given
+// (postgres.dsn), which must be migrated, and the keys stay there.
 class EmbeddedServer {
  public:
   static core::Result<std::unique_ptr<EmbeddedServer>> Start(const config::Config& cfg) {
-    std::unique_ptr<EmbeddedServer> e(new EmbeddedServer(cfg));
-    char dir[] = "/tmp/kvctl-bench-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) return core::Status::IOError("cannot make a temp dir for --embedded");
-    e->dir_ = dir;
+    std::unique_ptr<EmbeddedServer> e(new EmbeddedServer());
     server::ServeOptions o = ServeOptionsFrom(cfg);
-    o.log.dir = e->dir_;
+    const bool on_postgres = cfg.storage.backend == "postgres";
+    if (on_postgres) {
+      e->where_ = fmt::format("on PostgreSQL ({})", pg::DescribeDatabase(cfg.postgres.dsn));
+    } else {
+      char dir[] = "/tmp/kvctl-bench-XXXXXX";
+      if (::mkdtemp(dir) == nullptr) return core::Status::IOError("cannot make a temp dir for --embedded");
+      e->dir_ = dir;
+      o.log.dir = e->dir_;
+      e->where_ = fmt::format("(fsync {}) on {}", core::FsyncPolicyName(cfg.storage.fsync), e->dir_);
+    }
     o.http.host = "127.0.0.1";
     o.http.port = 0;
-    auto s = server::KvServer::Open(std::move(o), e->logger_);
+    auto s = OpenServer(cfg, std::move(o), e->logger_);
+    if (!s && on_postgres) {
+      return core::Status(s.error().code(),
+                          fmt::format("kvctl bench --embedded --backend postgres: {}", s.error().message()));
+    }
     if (!s) return s.error();
     e->server_ = std::move(*s);
     e->thread_ = std::thread([raw = e.get()] { raw->served_ = raw->server_->Run(); });
@@ -124,9 +137,7 @@ class EmbeddedServer {
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
   }
   int port() const { return server_->port(); }
-  std::string description() const {
-    return fmt::format("an embedded server (fsync {}) on {}", config_fsync_, dir_);
-  }
+  std::string description() const { return "an embedded server " + where_; }
   core::Status Stop() {
     if (!thread_.joinable()) return served_;
     server_->Shutdown();
@@ -135,13 +146,11 @@ class EmbeddedServer {
   }
 
  private:
-  explicit EmbeddedServer(const config::Config& cfg)
-      : logger_(core::LogLevel::kWarn, core::LogFormat::kText),
-        config_fsync_(core::FsyncPolicyName(cfg.storage.fsync)) {}
+  EmbeddedServer() : logger_(core::LogLevel::kWarn, core::LogFormat::kText) {}
 
   core::Logger logger_;
-  std::string config_fsync_;
-  std::string dir_;
+  std::string where_;  // the backend, for the report
+  std::string dir_;    // the file backend's temp dir
   std::unique_ptr<server::KvServer> server_;
   std::thread thread_;
   core::Status served_;
@@ -241,7 +250,8 @@ void AddBenchCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--warmup", a->warmup, "Run the load this long before measuring")->capture_default_str();
   sub->add_option("--threads", a->threads, "Load generator threads (0: one per core)");
   sub->add_flag("--embedded", a->embedded,
-                "Start a throw-away server in this process on a temp dir and load it (storage flags apply)");
+                "Start a throw-away server in this process and load it: on a temp dir, or with --backend "
+                "postgres on the migrated database --dsn names (storage and postgres flags apply)");
   sub->add_flag("--no-fill", a->no_fill, "Do not PUT every key once before measuring (GETs may then 404)");
   AddOutputOption(*sub, a->output);
   config::AddSettingFlags(*sub, config::Scope::kBench, ctx.flags);

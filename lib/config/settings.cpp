@@ -187,7 +187,8 @@ std::vector<Setting> BuildSettings() {
   const std::vector<Scope> kDataDirReaders = {Scope::kServe, Scope::kCompact, Scope::kReplay};
   const std::vector<Scope> kServerClients = {Scope::kClient, Scope::kCompact, Scope::kBench};
   const std::vector<Scope> kServeBench = {Scope::kServe, Scope::kBench};
-  const std::vector<Scope> kDatabaseUsers = {Scope::kServe, Scope::kMigrate, Scope::kReplay};
+  const std::vector<Scope> kDatabaseUsers = {Scope::kServe, Scope::kMigrate, Scope::kReplay,
+                                             Scope::kBench};
   return {
       // [server]
       {.key = "server.listen",
@@ -252,7 +253,7 @@ std::vector<Setting> BuildSettings() {
        .value = StringEnum(Field(&C::storage, &C::Storage::backend), {"file", "postgres"}),
        .default_value = "file",
        .alias = "backend",
-       .scopes = {Scope::kServe, Scope::kReplay},
+       .scopes = {Scope::kServe, Scope::kReplay, Scope::kBench},
        .help = "where the transaction log is kept: file (storage.data_dir) or postgres "
                "(postgres.dsn, shared by several servers)"},
       {.key = "storage.data_dir",
@@ -315,20 +316,20 @@ std::vector<Setting> BuildSettings() {
        .value = IntValue(Field(&C::postgres, &C::Postgres::pool_min), 0, 64),
        .default_value = "1",
        .alias = "",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "connections opened at start and kept open"},
       {.key = "postgres.pool_max",
        .value = IntValue(Field(&C::postgres, &C::Postgres::pool_max), 1, 64),
        .default_value = "4",
        .alias = "",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "most connections a server opens (writes, compaction, reloads; LISTEN takes one "
                "more)"},
       {.key = "postgres.pool_timeout",
        .value = DurationValue(Field(&C::postgres, &C::Postgres::pool_timeout), milliseconds(1)),
        .default_value = "5s",
        .alias = "",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "how long a write waits for a free connection before it gets 503"},
       {.key = "postgres.connect_timeout",
        .value = DurationValue(Field(&C::postgres, &C::Postgres::connect_timeout), milliseconds(1000),
@@ -342,7 +343,7 @@ std::vector<Setting> BuildSettings() {
                               milliseconds(100), milliseconds(3600 * 1000)),
        .default_value = "5s",
        .alias = "",
-       .scopes = kServe,
+       .scopes = kServeBench,
        .help = "while the database is away, retries start at 100ms and double up to this"},
       {.key = "postgres.migrate_lock_timeout",
        .value = DurationValue(Field(&C::postgres, &C::Postgres::migrate_lock_timeout),

@@ -29,7 +29,7 @@ enum class Scope {
   kCompact,  // kvctl compact (through a server, or offline on a data dir)
   kReplay,   // kvctl replay (reads a data dir)
   kBench,    // kvctl bench: the client's address and timeout, and the
-             // storage settings of its --embedded server
+             // storage and postgres settings of its --embedded server
   kMigrate,  // kvctl migrate
 };
 
