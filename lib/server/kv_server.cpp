@@ -23,6 +23,11 @@ void RenderFileLogMetrics(const core::FileLogStats& s, std::string* out) {
          s.reclaimed_bytes);
 }
 
+// 127.0.0.0/8, ::1 and localhost: only this host can connect.
+bool IsLoopback(std::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
+}
+
 }  // namespace
 
 KvServer::KvServer(ServeOptions options, core::Logger& logger)
@@ -34,9 +39,14 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
   ServeOptions& o = server->options_;
   o.log.logger = &logger;
+  StorageMetrics& storage_metrics = server->storage_metrics_;
+  server->timed_fs_ = std::make_unique<TimedFileSystem>(
+      o.log.fs != nullptr ? *o.log.fs : core::PosixFileSystem(), storage_metrics);
+  o.log.fs = server->timed_fs_.get();
 
   core::StoreOptions store_options;
   store_options.logger = &logger;
+  store_options.on_commit = [&storage_metrics](size_t changes) { storage_metrics.ObserveCommit(changes); };
   if (o.log.fsync == core::FsyncPolicy::kInterval) store_options.sync_interval = o.fsync_interval;
   server->store_ = std::make_unique<core::Store>(store_options);
 
@@ -66,9 +76,13 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   server->auto_compactor_ = std::make_unique<core::AutoCompactor>(o.compaction, store, logger);
 
   core::FileLog* file_log = server->log_;
-  o.api.render_backend_metrics = [file_log](std::string* out) {
+  o.api.render_backend_metrics = [file_log, &storage_metrics](std::string* out) {
     RenderFileLogMetrics(file_log->stats(), out);
+    storage_metrics.Render(out);
   };
+  o.api.request_logger = o.log_requests ? &logger : nullptr;
+  const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
+  const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
   server->api_ = std::make_unique<KvApi>(store, o.api);
   KvApi* api = server->api_.get();
   server->http_ = std::make_unique<HttpServer>(
@@ -76,9 +90,22 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   server->http_->set_async_handler(
       [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = server->http_->Bind(); !s.ok()) return s;
-  logger.Info("listening", {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
-                            {"fsync", core::FsyncPolicyName(o.log.fsync)},
-                            {"threads", std::to_string(o.http.threads)}});
+  const bool loopback = IsLoopback(o.http.host);
+  logger.Info("listening",
+              {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
+               {"scheme", o.http.tls.enabled() ? "https" : "http"},
+               {"client_certs", o.http.tls.client_ca_file.empty() ? "not asked for" : "required"},
+               {"auth", auth_on ? fmt::format("on ({} identities)", identities) : "off"},
+               {"ratelimit", o.api.rate_limit > 0 ? fmt::format("{}/s per client", o.api.rate_limit) : "off"},
+               {"reachable_from", loopback ? "this host only (loopback; set server.listen to serve others)"
+                                           : "other hosts"},
+               {"fsync", core::FsyncPolicyName(o.log.fsync)},
+               {"threads", std::to_string(o.http.threads)}});
+  if (!loopback && (!o.http.tls.enabled() || !auth_on)) {
+    logger.Warn("listening beyond loopback without TLS or without auth: anyone who can reach this "
+                "address can read what passes or every key (see README, \"Run it securely\")",
+                {{"tls", o.http.tls.enabled() ? "on" : "off"}, {"auth", auth_on ? "on" : "off"}});
+  }
   return server;
 }
 

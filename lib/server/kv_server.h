@@ -16,6 +16,7 @@
 #include "lib/core/store.h"
 #include "lib/server/api.h"
 #include "lib/server/http_server.h"
+#include "lib/server/storage_metrics.h"
 
 namespace kvctl::server {
 
@@ -25,6 +26,7 @@ struct ServeOptions {
   core::AutoCompactionPolicy compaction;
   HttpServerOptions http;
   ApiOptions api;
+  bool log_requests = true;  // one log line per request (log.requests)
 };
 
 class KvServer {
@@ -43,6 +45,9 @@ class KvServer {
 
   ServeOptions options_;
   core::Logger& logger_;
+  // Declared before the store, so they outlive the log that uses them.
+  StorageMetrics storage_metrics_;
+  std::unique_ptr<TimedFileSystem> timed_fs_;
   std::unique_ptr<core::Store> store_;
   core::FileLog* log_ = nullptr;  // owned by store_
   std::unique_ptr<core::AutoCompactor> auto_compactor_;

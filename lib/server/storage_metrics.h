@@ -1,0 +1,63 @@
+// Metrics of the storage path, gathered without touching the log's code:
+// a FileSystem decorator times every append to and every fsync of a log
+// file, and the store reports each group commit's size through
+// StoreOptions::on_commit.
+//
+// Thread safety: StorageMetrics may be updated and rendered from any
+// thread. TimedFileSystem is as thread-safe as the file system it wraps.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "lib/core/file_system.h"
+#include "lib/server/metrics.h"
+
+namespace kvctl::server {
+
+class StorageMetrics {
+ public:
+  StorageMetrics();
+
+  void ObserveAppend(std::chrono::nanoseconds took) { append_.ObserveDuration(took); }
+  void ObserveFsync(std::chrono::nanoseconds took) { fsync_.ObserveDuration(took); }
+  void ObserveCommit(size_t changes) { batch_.Observe(changes); }
+
+  // Appends the three histogram families.
+  void Render(std::string* out) const;
+
+ private:
+  Histogram append_;
+  Histogram fsync_;
+  Histogram batch_;
+};
+
+// Passes every call to `base`; the files it opens for appending report the
+// time of each Append and Sync to `metrics`. Both must outlive it.
+class TimedFileSystem final : public core::FileSystem {
+ public:
+  TimedFileSystem(core::FileSystem& base, StorageMetrics& metrics) : base_(base), metrics_(metrics) {}
+
+  core::Result<std::unique_ptr<core::WritableFile>> OpenAppendable(const std::string& path) override;
+  core::Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
+  core::Status WriteFile(const std::string& path, std::string_view data) override {
+    return base_.WriteFile(path, data);
+  }
+  core::Status Truncate(const std::string& path, uint64_t size) override { return base_.Truncate(path, size); }
+  core::Status Rename(const std::string& from, const std::string& to) override { return base_.Rename(from, to); }
+  core::Status Remove(const std::string& path) override { return base_.Remove(path); }
+  core::Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  core::Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
+  core::Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
+  bool Exists(const std::string& path) override { return base_.Exists(path); }
+  core::Result<std::unique_ptr<core::FileLock>> LockExclusive(const std::string& path) override {
+    return base_.LockExclusive(path);
+  }
+
+ private:
+  core::FileSystem& base_;
+  StorageMetrics& metrics_;
+};
+
+}  // namespace kvctl::server
