@@ -48,5 +48,6 @@ void AddConfigCommand(CLI::App& app, CommandContext& ctx);
 // `kvctl completion SHELL` describes `app` as it is when it runs: add it
 // with the other subcommands and it covers all of them.
 void AddCompletionCommand(CLI::App& app, CommandContext& ctx);
+void AddAuthCommand(CLI::App& app, CommandContext& ctx);
 
 }  // namespace kvctl::cmd

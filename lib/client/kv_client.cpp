@@ -1,6 +1,9 @@
 #include "lib/client/kv_client.h"
 
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -52,16 +55,34 @@ core::Result<std::string> KeyField(const json& obj, const std::string& name) {
 }
 
 // What a transport failure means to someone at a shell prompt.
-std::string Describe(httplib::Error error) {
+std::string Describe(httplib::Error error, bool https) {
   switch (error) {
     case httplib::Error::Connection: return "connection refused or failed";
     case httplib::Error::ConnectionTimeout: return "connecting timed out";
-    case httplib::Error::Read: return "no answer: reading the response failed or timed out";
+    case httplib::Error::Read:
+      return https ? "no answer: reading the response failed or timed out"
+                   : "no answer: reading the response failed or timed out (if the server uses "
+                     "TLS, give an https:// address)";
     case httplib::Error::Write: return "sending the request failed";
     case httplib::Error::SSLConnection:
-    case httplib::Error::SSLServerVerification: return "the TLS handshake failed";
+      return "the TLS handshake failed (a server that requires client certificates refuses a "
+             "client without --cert and --key, or with one its CA did not sign)";
+    case httplib::Error::SSLServerVerification:
+      return "the server's certificate did not verify: it is not signed by --cacert (or a "
+             "system CA), or does not name this host";
+    case httplib::Error::SSLLoadingCerts: return "cannot load the CA certificates (--cacert)";
     default: return httplib::to_string(error);
   }
+}
+
+Status CheckReadable(std::string_view setting, const std::string& path) {
+  if (path.empty()) return Status::Ok();
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return Status::InvalidArgument(fmt::format("{} = {}: cannot read it: {}", setting, path, std::strerror(errno)));
+  }
+  std::fclose(f);
+  return Status::Ok();
 }
 
 httplib::Headers ConditionHeaders(const Condition& cond) {
@@ -74,8 +95,11 @@ httplib::Headers ConditionHeaders(const Condition& cond) {
 }  // namespace
 
 struct KvClient::Impl {
-  explicit Impl(const std::string& base_url) : http(base_url) {}
+  Impl(const std::string& base_url, const ClientOptions& o) : http(base_url, o.cert, o.key) {
+    https = base_url.starts_with("https://");
+  }
   httplib::Client http;
+  bool https = false;
 
   // Turns a transport failure or an error status into a Status.
   Status Check(const httplib::Result& r, const std::string& base_url, std::initializer_list<int> ok) {
@@ -83,7 +107,7 @@ struct KvClient::Impl {
       return Status::Unavailable(fmt::format(
           "cannot reach the kvctl server at {}: {} (is `kvctl serve` running there? point --addr "
           "or KVCTL_CLIENT_ADDR at it)",
-          base_url, Describe(r.error())));
+          base_url, Describe(r.error(), https)));
     }
     for (int code : ok) {
       if (r->status == code) return Status::Ok();
@@ -92,6 +116,11 @@ struct KvClient::Impl {
     switch (r->status) {
       case 404: return Status::NotFound(msg);
       case 412: return Status::FailedPrecondition(msg);
+      case 401: return Status::InvalidArgument(fmt::format("the server refused the credentials: {}", msg));
+      case 403: return Status::InvalidArgument(fmt::format("the server refused: {}", msg));
+      case 429:
+        return Status::Unavailable(fmt::format("rate limited by the server (retry after {} s): {}",
+                                               r->get_header_value("Retry-After"), msg));
       default: break;
     }
     if (r->status >= 400 && r->status < 500) return Status::InvalidArgument(msg);
@@ -99,9 +128,38 @@ struct KvClient::Impl {
   }
 };
 
+Status CheckClientOptions(const ClientOptions& o) {
+  const bool https = NormalizeBaseUrl(o.addr).starts_with("https://");
+  if (!https) {
+    for (const auto& [setting, value] : {std::pair{"client.cacert (--cacert)", &o.cacert},
+                                         std::pair{"client.cert (--cert)", &o.cert},
+                                         std::pair{"client.key (--key)", &o.key}}) {
+      if (!value->empty()) {
+        return Status::InvalidArgument(fmt::format(
+            "{} is set but the server address {} is plain HTTP: give an https:// address", setting, o.addr));
+      }
+    }
+  }
+  if (o.cert.empty() != o.key.empty()) {
+    return Status::InvalidArgument("a client certificate needs its key: give both client.cert (--cert) "
+                                   "and client.key (--key), or neither");
+  }
+  for (const auto& [setting, value] :
+       {std::pair{"client.cacert", &o.cacert}, std::pair{"client.cert", &o.cert}, std::pair{"client.key", &o.key}}) {
+    if (Status s = CheckReadable(setting, *value); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 KvClient::KvClient(ClientOptions options)
-    : base_url_(NormalizeBaseUrl(std::move(options.addr))), impl_(std::make_unique<Impl>(base_url_)) {
+    : base_url_(NormalizeBaseUrl(std::move(options.addr))),
+      impl_(std::make_unique<Impl>(base_url_, options)) {
   auto& http = impl_->http;
+  if (impl_->https) {
+    http.enable_server_certificate_verification(true);
+    if (!options.cacert.empty()) http.set_ca_cert_path(options.cacert);
+  }
+  if (!options.token.empty()) http.set_bearer_token_auth(options.token);
   http.set_url_encode(false);  // paths are percent-encoded here, exactly once
   http.set_keep_alive(true);
   http.set_tcp_nodelay(true);

@@ -23,8 +23,10 @@ std::optional<std::chrono::milliseconds> RateLimiter::Acquire(std::string_view c
     b.tokens = std::min(burst_, b.tokens + elapsed * rate_);
     b.updated = now;
   }
-  if (b.tokens >= 1.0) {
-    b.tokens -= 1.0;
+  // Refills add up in floating point: allow for rounding in the sum.
+  constexpr double kEpsilon = 1e-9;
+  if (b.tokens >= 1.0 - kEpsilon) {
+    b.tokens = std::max(0.0, b.tokens - 1.0);
     return std::nullopt;
   }
   const double wait_s = (1.0 - b.tokens) / rate_;
