@@ -1,5 +1,8 @@
 #include "lib/client/kv_client.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -54,16 +57,26 @@ core::Result<std::string> KeyField(const json& obj, const std::string& name) {
   return it->get<std::string>();
 }
 
-// What a transport failure means to someone at a shell prompt.
+// What a transport failure means to someone at a shell prompt, and what
+// to try.
 std::string Describe(httplib::Error error, bool https) {
+  constexpr std::string_view kWhere =
+      " (is `kvctl serve` running there? point --addr or KVCTL_CLIENT_ADDR at it)";
   switch (error) {
-    case httplib::Error::Connection: return "connection refused or failed";
-    case httplib::Error::ConnectionTimeout: return "connecting timed out";
+    case httplib::Error::Connection: return fmt::format("connection refused or failed{}", kWhere);
+    case httplib::Error::ConnectionTimeout: return fmt::format("connecting timed out{}", kWhere);
     case httplib::Error::Read:
-      return https ? "no answer: reading the response failed or timed out"
-                   : "no answer: reading the response failed or timed out (if the server uses "
-                     "TLS, give an https:// address)";
-    case httplib::Error::Write: return "sending the request failed";
+    case httplib::Error::Write:
+      // With TLS 1.3 a server that requires a client certificate refuses
+      // it after the client thinks the handshake is done: the refusal
+      // shows up as a failed write or read.
+      return fmt::format(
+          "{} ({})",
+          error == httplib::Error::Read ? "no answer: the connection was closed or timed out"
+                                        : "sending the request failed",
+          https ? "a server that requires client certificates closes the connection when --cert "
+                  "and --key are missing or not signed by its CA"
+                : "if the server uses TLS, give an https:// address");
     case httplib::Error::SSLConnection:
       return "the TLS handshake failed (a server that requires client certificates refuses a "
              "client without --cert and --key, or with one its CA did not sign)";
@@ -74,6 +87,35 @@ std::string Describe(httplib::Error error, bool https) {
     default: return httplib::to_string(error);
   }
 }
+
+// OpenSSL writes to the socket with write(2), which raises SIGPIPE when the
+// server has closed the connection (say, after refusing the handshake), and
+// SIGPIPE would kill the process before the error could be reported. The
+// signal is blocked in this thread while a request runs, and one raised
+// meanwhile is taken off the thread before unblocking: per thread, so
+// clients on other threads and the process's own disposition are untouched.
+class SigpipeBlocked {
+ public:
+  SigpipeBlocked() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeBlocked() {
+    if (sigismember(&old_, SIGPIPE) == 0) {
+      const timespec none{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &none) == SIGPIPE) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlocked(const SigpipeBlocked&) = delete;
+  SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+};
 
 Status CheckReadable(std::string_view setting, const std::string& path) {
   if (path.empty()) return Status::Ok();
@@ -104,10 +146,8 @@ struct KvClient::Impl {
   // Turns a transport failure or an error status into a Status.
   Status Check(const httplib::Result& r, const std::string& base_url, std::initializer_list<int> ok) {
     if (!r) {
-      return Status::Unavailable(fmt::format(
-          "cannot reach the kvctl server at {}: {} (is `kvctl serve` running there? point --addr "
-          "or KVCTL_CLIENT_ADDR at it)",
-          base_url, Describe(r.error(), https)));
+      return Status::Unavailable(
+          fmt::format("cannot reach the kvctl server at {}: {}", base_url, Describe(r.error(), https)));
     }
     for (int code : ok) {
       if (r->status == code) return Status::Ok();
@@ -172,12 +212,14 @@ KvClient::KvClient(ClientOptions options)
 KvClient::~KvClient() = default;
 
 core::Result<Value> KvClient::Get(std::string_view key) {
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Get(KeyPath(key));
   if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
   return Value{std::move(r->body), RevisionFromETag(*r)};
 }
 
 core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view value, const Condition& cond) {
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Put(KeyPath(key), ConditionHeaders(cond), value.data(), value.size(),
                            "application/octet-stream");
   if (Status s = impl_->Check(r, base_url_, {200, 201}); !s.ok()) return s;
@@ -185,6 +227,7 @@ core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view valu
 }
 
 Status KvClient::Delete(std::string_view key, const Condition& cond) {
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Delete(KeyPath(key), ConditionHeaders(cond));
   return impl_->Check(r, base_url_, {204, 200});
 }
@@ -194,6 +237,7 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
   std::string path = fmt::format("/v1/kv?prefix={}&limit={}", core::PercentEncode(prefix), limit);
   if (after) path += "&after=" + core::PercentEncode(*after);
   if (keys_only) path += "&keys_only=1";
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Get(path);
   if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
 

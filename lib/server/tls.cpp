@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509err.h>
 
 #include <cerrno>
 #include <cstring>
@@ -50,6 +51,11 @@ core::Status ConfigureServerTls(SSL_CTX& ctx, const TlsOptions& o) {
         fmt::format("tls.cert = {} is not a PEM certificate (chain): {}", o.cert_file, OpenSslReasons()));
   }
   if (SSL_CTX_use_PrivateKey_file(&ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      ERR_clear_error();
+      return core::Status::InvalidArgument(fmt::format(
+          "tls.key = {} does not belong to the certificate in tls.cert = {}", o.key_file, o.cert_file));
+    }
     return core::Status::InvalidArgument(fmt::format(
         "tls.key = {} is not an unencrypted PEM private key: {}", o.key_file, OpenSslReasons()));
   }
