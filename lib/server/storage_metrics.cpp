@@ -1,5 +1,7 @@
 #include "lib/server/storage_metrics.h"
 
+#include "lib/core/log_format.h"
+
 namespace kvctl::server {
 namespace {
 
@@ -53,7 +55,7 @@ void StorageMetrics::Render(std::string* out) const {
 
 core::Result<std::unique_ptr<core::WritableFile>> TimedFileSystem::OpenAppendable(const std::string& path) {
   auto file = base_.OpenAppendable(path);
-  if (!file) return file.error();
+  if (!file || !path.ends_with(core::kSegmentSuffix)) return file;
   return std::unique_ptr<core::WritableFile>(std::make_unique<TimedFile>(std::move(*file), metrics_));
 }
 

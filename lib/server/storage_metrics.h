@@ -33,14 +33,18 @@ class StorageMetrics {
   Histogram batch_;
 };
 
-// Passes every call to `base`; the files it opens for appending report the
-// time of each Append and Sync to `metrics`. Both must outlive it.
+// Passes every call to `base`; log segments (*.log) it opens for appending
+// report the time of each Append and Sync to `metrics` (snapshots written
+// by compaction are not the log, and are not timed). Both must outlive it.
 class TimedFileSystem final : public core::FileSystem {
  public:
   TimedFileSystem(core::FileSystem& base, StorageMetrics& metrics) : base_(base), metrics_(metrics) {}
 
   core::Result<std::unique_ptr<core::WritableFile>> OpenAppendable(const std::string& path) override;
   core::Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
+  core::Result<std::unique_ptr<core::ReadableFile>> OpenReadable(const std::string& path) override {
+    return base_.OpenReadable(path);
+  }
   core::Status WriteFile(const std::string& path, std::string_view data) override {
     return base_.WriteFile(path, data);
   }

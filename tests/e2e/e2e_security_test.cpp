@@ -312,10 +312,18 @@ grants = [{ prefix = "", ops = ["read", "write", "admin"] }]
   CHECK(listing.exit_code == 0);
   CHECK(listing.out == "app/b\n");
 
+  // Compaction is admin's: POST /v1/admin/compact and `kvctl compact`.
+  CHECK(http.Request("POST", "/v1/admin/compact").status == 401);
+  CHECK(http.Request("POST", "/v1/admin/compact", {}, Bearer(writer)).status == 403);
+  CHECK(http.Request("POST", "/v1/admin/compact", {}, Bearer(admin)).status == 200);
+  CHECK(RunCli({"compact", "--addr", addr, "--token", writer}).exit_code == 2);
+  CliResult compact = RunCli({"compact", "--addr", addr, "--token", admin});
+  CHECK_MESSAGE(compact.exit_code == 0, compact.err);
+
   HttpResponse metrics = http.Request("GET", "/metrics", {}, Bearer(admin));
-  CHECK(Sample(metrics.body, "kvctl_auth_failures_total{reason=\"missing_credentials\"}") == 7);
+  CHECK(Sample(metrics.body, "kvctl_auth_failures_total{reason=\"missing_credentials\"}") == 8);
   CHECK(Sample(metrics.body, "kvctl_auth_failures_total{reason=\"invalid_token\"}") == 12);
-  CHECK(Sample(metrics.body, "kvctl_auth_failures_total{reason=\"forbidden\"}") == 6);
+  CHECK(Sample(metrics.body, "kvctl_auth_failures_total{reason=\"forbidden\"}") == 8);
 
   // The tokens never reach the log.
   http.Close();
@@ -476,7 +484,11 @@ TEST_CASE("/metrics parses with promtool and its figures move when requests are 
   CHECK(Sample(after, "kvctl_commit_batch_changes_count") >= 1);
   CHECK(Sample(after, "kvctl_commit_batch_changes_sum") == 3);
   CHECK(Sample(after, "kvctl_keys") == 3);
-  CHECK(Sample(after, "kvctl_memory_data_bytes") == 3 * (2 + 5));
+  // Three keys of 2 bytes with values of 5, as log records (with headers).
+  const double live = Sample(after, "kvctl_live_bytes");
+  CHECK(live > 3 * (2 + 5));
+  REQUIRE(http.Delete("k2").status == 204);
+  CHECK(Sample(http.Request("GET", "/metrics").body, "kvctl_live_bytes") == live * 2 / 3);
   CHECK(Sample(after, "kvctl_log_segments") == 1);
   CHECK(Sample(after, "kvctl_log_bytes") > Sample(before, "kvctl_log_bytes"));
   http.Close();

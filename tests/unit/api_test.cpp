@@ -4,6 +4,7 @@
 #include "lib/server/api.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 
 #include "lib/core/base64.h"
 #include "lib/core/file_log.h"
+#include "lib/core/log_format.h"
 #include "lib/core/percent_encoding.h"
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
@@ -610,7 +612,7 @@ TEST_CASE("/metrics has a latency histogram per route, bytes in memory and the a
   REQUIRE(Put(f, "ab", "xyz").status == 201);
   REQUIRE(Get(f, "ab").status == 200);
   const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
-  CHECK(text.find("\nkvctl_memory_data_bytes 5\n") != std::string::npos);
+  CHECK(text.find(fmt::format("\nkvctl_live_bytes {}\n", core::EncodedRecordSize(2, 3))) != std::string::npos);
   CHECK(text.find("# TYPE kvctl_http_request_duration_seconds histogram\n") != std::string::npos);
   CHECK(text.find("kvctl_http_request_duration_seconds_bucket{route=\"/v1/kv/{key}\",le=\"+Inf\"} 2\n") !=
         std::string::npos);
