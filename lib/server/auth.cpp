@@ -8,15 +8,10 @@
 
 #include <fmt/format.h>
 
+#include "lib/core/percent_encoding.h"
+
 namespace kvctl::server {
 namespace {
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 Sha256Digest Sha256(std::string_view data) {
   Sha256Digest out{};
@@ -55,8 +50,8 @@ std::optional<Sha256Digest> ParseSha256Hex(std::string_view hex) {
   Sha256Digest out{};
   if (hex.size() != out.size() * 2) return std::nullopt;
   for (size_t i = 0; i < out.size(); ++i) {
-    const int hi = HexDigit(hex[2 * i]);
-    const int lo = HexDigit(hex[2 * i + 1]);
+    const int hi = core::HexDigitValue(hex[2 * i]);
+    const int lo = core::HexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out[i] = static_cast<unsigned char>(hi * 16 + lo);
   }

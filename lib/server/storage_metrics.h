@@ -36,31 +36,14 @@ class StorageMetrics {
 // Passes every call to `base`; log segments (*.log) it opens for appending
 // report the time of each Append and Sync to `metrics` (snapshots written
 // by compaction are not the log, and are not timed). Both must outlive it.
-class TimedFileSystem final : public core::FileSystem {
+class TimedFileSystem final : public core::ForwardingFileSystem {
  public:
-  TimedFileSystem(core::FileSystem& base, StorageMetrics& metrics) : base_(base), metrics_(metrics) {}
+  TimedFileSystem(core::FileSystem& base, StorageMetrics& metrics)
+      : core::ForwardingFileSystem(base), metrics_(metrics) {}
 
   core::Result<std::unique_ptr<core::WritableFile>> OpenAppendable(const std::string& path) override;
-  core::Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
-  core::Result<std::unique_ptr<core::ReadableFile>> OpenReadable(const std::string& path) override {
-    return base_.OpenReadable(path);
-  }
-  core::Status WriteFile(const std::string& path, std::string_view data) override {
-    return base_.WriteFile(path, data);
-  }
-  core::Status Truncate(const std::string& path, uint64_t size) override { return base_.Truncate(path, size); }
-  core::Status Rename(const std::string& from, const std::string& to) override { return base_.Rename(from, to); }
-  core::Status Remove(const std::string& path) override { return base_.Remove(path); }
-  core::Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
-  core::Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
-  core::Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
-  bool Exists(const std::string& path) override { return base_.Exists(path); }
-  core::Result<std::unique_ptr<core::FileLock>> LockExclusive(const std::string& path) override {
-    return base_.LockExclusive(path);
-  }
 
  private:
-  core::FileSystem& base_;
   StorageMetrics& metrics_;
 };
 

@@ -5,8 +5,6 @@
 //
 // Certificates are made by each test with the openssl command line in a
 // temporary directory; no private key is checked in.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -418,13 +416,7 @@ TEST_CASE("slowloris: connections sending a byte a second do not stop other clie
   constexpr int kSlowClients = 48;
   std::vector<int> slow;
   for (int i = 0; i < kSlowClients; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    const int fd = ConnectLoopback(port);
     const std::string start = "GET /v1/kv/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
     ::send(fd, start.data(), start.size(), MSG_NOSIGNAL);
     slow.push_back(fd);
