@@ -60,6 +60,7 @@ core::Status RunHashToken() {
 
 void AddAuthCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* sub = app.add_subcommand("auth", "Helpers for the server's auth settings");
+  sub->group(kGroupTools);
   sub->require_subcommand(1, 1);
   CLI::App* hash = sub->add_subcommand(
       "hash-token",
