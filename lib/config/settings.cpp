@@ -286,13 +286,13 @@ std::vector<Setting> BuildSettings() {
        .scopes = kServe,
        .help = "time allowed to send a response"},
       {.key = "server.max_header_bytes",
-       // 64 KiB: the HTTP library caps each header line at 8 KiB anyway;
-       // more than that in total is no client kvctl knows of.
-       .value = BytesValue(Field(&C::server, &C::Server::max_header_bytes), 1 * KiB, 64 * KiB),
-       .default_value = "8KiB",
+       // At least 8 KiB: the request line alone may take that much (its own
+       // limit, 414), and the longest key travels in it percent-encoded.
+       .value = BytesValue(Field(&C::server, &C::Server::max_header_bytes), 8 * KiB, 1 * MiB),
+       .default_value = "16KiB",
        .alias = "",
        .scopes = kServe,
-       .help = "largest request line plus headers; more is refused with 431"},
+       .help = "largest request line plus header fields; more is refused with 431"},
       {.key = "server.shutdown_timeout",
        .value = DurationValue(Field(&C::server, &C::Server::shutdown_timeout), milliseconds(0)),
        .default_value = "10s",

@@ -274,6 +274,16 @@ void KvApi::Finish(const Exchange& x, HttpResponse* res) {
               .cause = res->error_cause});
 }
 
+HttpResponse KvApi::Refused(int status, std::string_view remote_addr) {
+  HttpRequest unread;
+  unread.method = "-";
+  unread.remote_addr = remote_addr;
+  Exchange exchange = Begin(unread, RouteMatch{});
+  HttpResponse res = TransportError(status);
+  Finish(exchange, &res);
+  return res;
+}
+
 HttpResponse KvApi::Handle(const HttpRequest& req) {
   const RouteMatch match = MatchRoute(req.path);
   Exchange exchange = Begin(req, match);

@@ -82,6 +82,10 @@ class KvApi {
   // line, 431 for an overlong head, 408 for a request too slow to arrive,
   // 503 over max_connections, 505, 400 for a malformed request).
   static HttpResponse TransportError(int status);
+  // TransportError's answer with an X-Request-Id, counted in /metrics (route
+  // "unknown") and written to the request log (method "-"): the transport
+  // refused the request before its method or route were known to the API.
+  HttpResponse Refused(int status, std::string_view remote_addr);
   // The body of POST /v1/admin/compact's answer (also what `kvctl compact
   // -o json` prints, online or offline).
   static std::string CompactionJson(const core::CompactionStats& stats);

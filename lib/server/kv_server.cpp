@@ -86,7 +86,7 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   server->api_ = std::make_unique<KvApi>(store, o.api);
   KvApi* api = server->api_.get();
   server->http_ = std::make_unique<HttpServer>(
-      o.http, [api](const HttpRequest& r) { return api->Handle(r); }, &KvApi::TransportError);
+      o.http, [api](const HttpRequest& r) { return api->Handle(r); }, [api](int status, std::string_view remote) { return api->Refused(status, remote); });
   server->http_->set_async_handler(
       [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = server->http_->Bind(); !s.ok()) return s;

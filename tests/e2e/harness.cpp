@@ -381,18 +381,6 @@ CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options
 
 std::string Addr(int port) { return "127.0.0.1:" + std::to_string(port); }
 
-int ConnectLoopback(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  REQUIRE_MESSAGE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0,
-                  "cannot connect to " << Addr(port) << ": " << std::strerror(errno));
-  return fd;
-}
-
 // ------------------------------------------------------------------- encodings
 
 std::string PercentEncode(std::string_view bytes) {

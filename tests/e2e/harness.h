@@ -47,10 +47,6 @@ int FreePort();
 // "127.0.0.1:PORT"
 std::string Addr(int port);
 
-// A TCP socket connected to 127.0.0.1:port, for tests that write raw bytes;
-// the caller closes it. Fails the test if the connection is refused.
-int ConnectLoopback(int port);
-
 class TempDir {
  public:
   TempDir();  // /tmp/kvctl-e2e-XXXXXX

@@ -753,7 +753,7 @@ TEST_CASE("security settings default to off: no TLS, no auth, no rate limit") {
   CHECK(c.tls.client_ca.empty());
   CHECK(c.auth.metrics == "open");
   CHECK(c.ratelimit.rate == 0);
-  CHECK(c.server.max_header_bytes == 8u << 10);
+  CHECK(c.server.max_header_bytes == 16u << 10);
   CHECK(c.client.token.empty());
 }
 
