@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <cctype>
 #include <memory>
 #include <optional>
@@ -749,6 +751,65 @@ TEST_CASE("the rate limit answers 429 with Retry-After per client, and never lim
   HttpRequest scrape = Req("GET", "/metrics");
   scrape.remote_addr = "10.0.0.3";
   CHECK(f.api.Handle(scrape).body.find("kvctl_ratelimit_refusals_total 1\n") != std::string::npos);
+}
+
+// HandleWriteAsync's answer, waited for (the store calls back from its
+// committer thread once the write is durable).
+HttpResponse WriteAsync(Fixture& f, HttpRequest request) {
+  std::promise<HttpResponse> answered;
+  REQUIRE(f.api.HandleWriteAsync(request, [&](HttpResponse res) { answered.set_value(std::move(res)); }));
+  auto done = answered.get_future();
+  REQUIRE(done.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  return done.get();
+}
+
+TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle's are") {
+  ApiOptions o = WithTokens();
+  o.rate_limit = 1;
+  o.rate_burst = 3;
+  Fixture f(std::move(o));
+  // Reads and other routes are not taken.
+  CHECK_FALSE(f.api.HandleWriteAsync(Req("GET", KeyPath("app/a")), [](HttpResponse) {}));
+  CHECK_FALSE(f.api.HandleWriteAsync(Req("POST", "/v1/admin/compact"), [](HttpResponse) {}));
+
+  const HttpResponse none = WriteAsync(f, Req("PUT", KeyPath("app/a"), "1"));
+  CheckError(none, 401, "unauthorized");
+  CheckError(WriteAsync(f, Req("PUT", KeyPath("other/a"), "1", Bearer("t-writer"))), 403, "forbidden");
+  const HttpResponse created =
+      WriteAsync(f, Req("PUT", KeyPath("app/a"), "1", {{"Authorization", "Bearer t-writer"}, {"X-Request-Id", "w-1"}}));
+  CHECK(created.status == 201);
+  CHECK(HeaderOf(created, "X-Request-Id") == "w-1");
+  CHECK(HeaderOf(none, "X-Request-Id").has_value());
+  CHECK(WriteAsync(f, Req("DELETE", KeyPath("app/a"), {}, Bearer("t-writer"))).status == 204);
+  // The writer's burst of 3 is spent (its 403 counted too); the anonymous
+  // 401 came from the address's own bucket.
+  const HttpResponse limited = WriteAsync(f, Req("PUT", KeyPath("app/b"), "1", Bearer("t-writer")));
+  CHECK(limited.status == 429);
+  CHECK(HeaderOf(limited, "Retry-After") == "1");
+  CHECK(f.store.revision() == 2);
+
+  HttpRequest scrape = Req("GET", "/metrics");
+  scrape.remote_addr = "10.0.0.9";
+  const std::string text = f.api.Handle(scrape).body;
+  for (const char* sample : {"kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"401\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"403\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"201\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"DELETE\",code=\"204\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"429\"} 1\n",
+                             "kvctl_http_request_duration_seconds_count{route=\"/v1/kv/{key}\"} 5\n",
+                             "kvctl_ratelimit_refusals_total 1\n"}) {
+    CHECK_MESSAGE(text.find(sample) != std::string::npos, std::string(sample));
+  }
+}
+
+TEST_CASE("a refusal by the transport is stamped and counted under route unknown") {
+  Fixture f;
+  const HttpResponse res = f.api.Refused(431, "10.0.0.1");
+  CheckError(res, 431, "headers_too_large");
+  CHECK(HeaderOf(res, "X-Request-Id").has_value());
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_http_requests_total{route=\"unknown\",method=\"other\",code=\"431\"} 1\n") !=
+        std::string::npos);
 }
 
 TEST_SUITE_END();
