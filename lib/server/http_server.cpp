@@ -604,20 +604,16 @@ class EventLoop {
   // (or was closed).
   bool SendTls(Connection* c) {
     const tls::IoResult r = c->tls->Write(c->out.data() + c->out_start, c->pending_out());
-    switch (r.status) {
-      case tls::IoResult::kOk:
-        c->out_start += r.bytes;
-        return true;
-      case tls::IoResult::kWantRead:
-      case tls::IoResult::kWantWrite:
-        c->write_wants_read = r.status == tls::IoResult::kWantRead;
-        if (c->blocked_since == Clock::time_point{}) c->blocked_since = now_;
-        return false;
-      case tls::IoResult::kClosed:
-      case tls::IoResult::kError:
-        Close(c);
-        return false;
+    if (r.status == tls::IoResult::kOk) {
+      c->out_start += r.bytes;
+      return true;
     }
+    if (r.status == tls::IoResult::kClosed || r.status == tls::IoResult::kError) {
+      Close(c);
+      return false;
+    }
+    c->write_wants_read = r.status == tls::IoResult::kWantRead;
+    if (c->blocked_since == Clock::time_point{}) c->blocked_since = now_;
     return false;
   }
 
