@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -46,6 +46,9 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " serve|--server-write-timeout")
+            COMPREPLY=()
+            return ;;
+        " serve|--server-max-header-bytes")
             COMPREPLY=()
             return ;;
         " serve|--server-shutdown-timeout")
@@ -96,11 +99,35 @@ _kvctl() {
         " serve|--limits-max-value-bytes")
             COMPREPLY=()
             return ;;
+        " serve|--tls-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " serve|--tls-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " serve|--tls-client-ca")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " serve|--auth-file")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " serve|--auth-metrics")
+            COMPREPLY=($(compgen -W "open admin" -- "$cur"))
+            return ;;
+        " serve|--ratelimit-rate")
+            COMPREPLY=()
+            return ;;
+        " serve|--ratelimit-burst")
+            COMPREPLY=()
+            return ;;
         " serve|--log-level")
             COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
             return ;;
         " serve|--log-format")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " serve|--log-requests")
+            COMPREPLY=($(compgen -W "true false" -- "$cur"))
             return ;;
         " serve|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
@@ -123,6 +150,18 @@ _kvctl() {
         " put|--timeout"|" put|--client-timeout")
             COMPREPLY=()
             return ;;
+        " put|--token"|" put|--client-token")
+            COMPREPLY=()
+            return ;;
+        " put|--cacert"|" put|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " put|--cert"|" put|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " put|--key"|" put|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " put|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
@@ -141,6 +180,18 @@ _kvctl() {
         " get|--timeout"|" get|--client-timeout")
             COMPREPLY=()
             return ;;
+        " get|--token"|" get|--client-token")
+            COMPREPLY=()
+            return ;;
+        " get|--cacert"|" get|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " get|--cert"|" get|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " get|--key"|" get|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " get|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
@@ -155,6 +206,18 @@ _kvctl() {
             return ;;
         " del|--timeout"|" del|--client-timeout")
             COMPREPLY=()
+            return ;;
+        " del|--token"|" del|--client-token")
+            COMPREPLY=()
+            return ;;
+        " del|--cacert"|" del|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " del|--cert"|" del|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " del|--key"|" del|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " del|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
@@ -207,6 +270,18 @@ _kvctl() {
         " compact|--timeout"|" compact|--client-timeout")
             COMPREPLY=()
             return ;;
+        " compact|--token"|" compact|--client-token")
+            COMPREPLY=()
+            return ;;
+        " compact|--cacert"|" compact|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " compact|--cert"|" compact|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " compact|--key"|" compact|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " compact|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
@@ -238,6 +313,9 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " config show|--server-write-timeout")
+            COMPREPLY=()
+            return ;;
+        " config show|--server-max-header-bytes")
             COMPREPLY=()
             return ;;
         " config show|--server-shutdown-timeout")
@@ -291,17 +369,53 @@ _kvctl() {
         " config show|--limits-max-value-bytes")
             COMPREPLY=()
             return ;;
+        " config show|--tls-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " config show|--tls-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " config show|--tls-client-ca")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " config show|--auth-file")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " config show|--auth-metrics")
+            COMPREPLY=($(compgen -W "open admin" -- "$cur"))
+            return ;;
+        " config show|--ratelimit-rate")
+            COMPREPLY=()
+            return ;;
+        " config show|--ratelimit-burst")
+            COMPREPLY=()
+            return ;;
         " config show|--log-level")
             COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
             return ;;
         " config show|--log-format")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
+        " config show|--log-requests")
+            COMPREPLY=($(compgen -W "true false" -- "$cur"))
+            return ;;
         " config show|--addr"|" config show|--client-addr")
             COMPREPLY=()
             return ;;
         " config show|--timeout"|" config show|--client-timeout")
             COMPREPLY=()
+            return ;;
+        " config show|--token"|" config show|--client-token")
+            COMPREPLY=()
+            return ;;
+        " config show|--cacert"|" config show|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " config show|--cert"|" config show|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " config show|--key"|" config show|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " config show|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
@@ -377,6 +491,18 @@ _kvctl() {
             return ;;
         " bench|--timeout"|" bench|--client-timeout")
             COMPREPLY=()
+            return ;;
+        " bench|--token"|" bench|--client-token")
+            COMPREPLY=()
+            return ;;
+        " bench|--cacert"|" bench|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " bench|--cert"|" bench|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " bench|--key"|" bench|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " bench|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
@@ -471,6 +597,12 @@ _kvctl() {
         " migrate version|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " auth|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " auth hash-token|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " version|-o"|" version|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
@@ -485,33 +617,33 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del replay compact config bench migrate version completion" ;;
+            others="serve put get del replay compact config bench migrate auth version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --config"
+            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --config"
             others="" ;;
         " put")
-            options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " get")
-            options="-h --help --prefix --keys-only --limit -o --output --log-level --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help --prefix --keys-only --limit -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " del")
-            options="-h --help --if-match --log-level --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help --if-match --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " replay")
             options="-h --help --from --to --state --check --into -o --output --backend --storage-backend --data-dir --storage-data-dir --dsn --postgres-dsn --postgres-connect-timeout --log-level --config"
             others="" ;;
         " compact")
-            options="-h --help -o --output --data-dir --storage-data-dir --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help -o --output --data-dir --storage-data-dir --log-level --log-format --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " config")
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --log-level --log-format --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " bench")
-            options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --config"
+            options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " migrate")
             options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
@@ -530,6 +662,12 @@ _kvctl() {
             others="" ;;
         " migrate version")
             options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"
+            others="" ;;
+        " auth")
+            options="-h --help --config"
+            others="hash-token" ;;
+        " auth hash-token")
+            options="-h --help --config"
             others="" ;;
         " version")
             options="-h --help -o --output --config"

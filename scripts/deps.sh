@@ -8,7 +8,7 @@ set -euo pipefail
 build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libtomlplusplus-dev libfmt-dev libcpp-httplib-dev
-  nlohmann-json3-dev libxxhash-dev libpqxx-dev
+  nlohmann-json3-dev libxxhash-dev libpqxx-dev libssl-dev
 )
 # dpkg-shlibdeps (dpkg-dev) computes the .deb's Depends; gzip compresses
 # the man pages.
@@ -17,10 +17,12 @@ package_packages=(dpkg-dev gzip)
 # mandoc and man-db (groff) rendering the man pages, systemd-analyze checking
 # the unit, yamllint the Kubernetes manifests, shellcheck the maintainer
 # scripts, jq reading `kvctl completion json`, binutils' objdump the binary.
-# postgresql-15: the end-to-end tests start throwaway PostgreSQL clusters.
+# postgresql-15: the end-to-end tests start throwaway PostgreSQL clusters;
+# openssl makes the security tests' certificates; promtool (prometheus)
+# checks /metrics.
 test_packages=(doctest-dev clang libclang-rt-14-dev "${package_packages[@]}"
                bash zsh fish mandoc man-db systemd yamllint shellcheck jq binutils
-               postgresql-15)
+               postgresql-15 openssl prometheus)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in

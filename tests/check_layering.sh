@@ -21,6 +21,7 @@ forbid lib/server 'pqxx|toml|CLI/' 'the server gets its options as values'
 forbid lib/client 'pqxx|toml|CLI/' 'the client gets its options as values'
 forbid lib/completion 'httplib|pqxx|toml|CLI/' 'completion renders a command tree that cmd/ builds from CLI11'
 forbid lib/bench 'httplib|pqxx|toml|CLI/|lib/server|lib/client' 'the load generator speaks HTTP itself and gets its options as values'
+forbid lib/tls 'httplib|pqxx|toml|CLI/|nlohmann|lib/(core|config|server|client|bench|completion)' 'TLS sessions know nothing of HTTP or of who uses them'
 
 users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]httplib' lib cmd | sort | tr '\n' ' ')
 if [ "$users" != "lib/client/kv_client.cpp " ]; then
@@ -30,6 +31,13 @@ fi
 pqxx_users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](pqxx|libpq-fe)' lib cmd tests | grep -v '^lib/pg/' | sort | tr '\n' ' ')
 if [ -n "$pqxx_users" ]; then
   echo "pqxx and libpq are included only under lib/pg/; they are also by: $pqxx_users"
+  status=1
+fi
+# OpenSSL's TLS API: the shared non-blocking session, the server's and the
+# bench's contexts, and the CLI client (through httplib).
+users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]openssl/ssl\.h' lib cmd | sort | tr '\n' ' ')
+if [ "$users" != "lib/bench/bench_tls.cpp lib/server/tls.cpp lib/tls/tls_stream.cpp " ]; then
+  echo "openssl/ssl.h must be included only by lib/tls/tls_stream.cpp, lib/server/tls.cpp and lib/bench/bench_tls.cpp; it is by: $users"
   status=1
 fi
 [ $status -eq 0 ] && echo "layering ok"

@@ -16,6 +16,7 @@
 #include "cmd/kvctl/serve_options.h"
 #include "lib/bench/load.h"
 #include "lib/bench/report.h"
+#include "lib/client/kv_client.h"
 #include "lib/config/parse.h"
 #include "lib/pg/pg_history.h"
 #include "lib/server/kv_server.h"
@@ -46,17 +47,21 @@ core::Result<std::chrono::milliseconds> DurationFlag(const std::string& flag, co
   return *d;
 }
 
-// "http://host:port" (normalized by the config layer) -> host, port.
-core::Status TargetFrom(const std::string& addr, bench::LoadOptions* o) {
-  constexpr std::string_view kHttp = "http://";
-  if (!addr.starts_with(kHttp)) {
-    return core::Status::InvalidArgument(fmt::format(
-        "kvctl bench speaks plain HTTP in this version; --addr {} is not http://host:port", addr));
+// client.addr ("http://host:port" or "https://host:port", normalized by
+// the config layer), the token and the TLS files, checked as the client
+// commands check them -> the load's target.
+core::Status TargetFrom(const config::Config::Client& c, bench::LoadOptions* o) {
+  if (core::Status s = client::CheckClientOptions({c.addr, c.timeout, c.token, c.cacert, c.cert, c.key});
+      !s.ok()) {
+    return s;
   }
-  const std::string hostport = addr.substr(kHttp.size());
+  const bool https = c.addr.starts_with("https://");
+  const std::string hostport = c.addr.substr(c.addr.find("://") + 3);
   const size_t colon = hostport.rfind(':');
   o->host = hostport.substr(0, colon);
   o->port = std::stoi(hostport.substr(colon + 1));
+  o->tls = {https, c.cacert, c.cert, c.key};
+  o->token = c.token;
   return core::Status::Ok();
 }
 
@@ -121,6 +126,11 @@ class EmbeddedServer {
     }
     o.http.host = "127.0.0.1";
     o.http.port = 0;
+    // Plain and open, whatever the config file says of the real server:
+    // only this process can reach it, and it measures the store.
+    o.http.tls = {};
+    o.api.auth = {};
+    o.api.rate_limit = 0;
     auto s = OpenServer(cfg, std::move(o), e->logger_);
     if (!s && on_postgres) {
       return core::Status(s.error().code(),
@@ -194,7 +204,7 @@ core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
     options->port = embedded->port();
     target = embedded->description();
   } else {
-    if (core::Status s = TargetFrom(cfg->client.addr, &*options); !s.ok()) return s;
+    if (core::Status s = TargetFrom(cfg->client, &*options); !s.ok()) return s;
     target = cfg->client.addr;
   }
 

@@ -1,5 +1,5 @@
 // The client commands' shared first step: load the configuration and make a
-// client for client.addr.
+// client for client.addr, with its token and TLS files.
 #pragma once
 
 #include <memory>
@@ -12,7 +12,10 @@ namespace kvctl::cmd {
 inline core::Result<std::unique_ptr<client::KvClient>> MakeClient(const CommandContext& ctx) {
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
-  return std::make_unique<client::KvClient>(client::ClientOptions{cfg->client.addr, cfg->client.timeout});
+  const config::Config::Client& c = cfg->client;
+  client::ClientOptions options{c.addr, c.timeout, c.token, c.cacert, c.cert, c.key};
+  if (core::Status s = client::CheckClientOptions(options); !s.ok()) return s;
+  return std::make_unique<client::KvClient>(std::move(options));
 }
 
 }  // namespace kvctl::cmd

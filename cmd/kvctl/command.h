@@ -49,5 +49,6 @@ void AddConfigCommand(CLI::App& app, CommandContext& ctx);
 // with the other subcommands and it covers all of them.
 void AddCompletionCommand(CLI::App& app, CommandContext& ctx);
 void AddMigrateCommand(CLI::App& app, CommandContext& ctx);
+void AddAuthCommand(CLI::App& app, CommandContext& ctx);
 
 }  // namespace kvctl::cmd

@@ -20,7 +20,9 @@ std::string TypeLabel(const Setting& s) {
     case Kind::kDuration: return "DURATION";
     case Kind::kBytes: return "SIZE";
     case Kind::kString: break;
-    case Kind::kEnum: return completion::ChoicesLabel(s.value.allowed);
+    case Kind::kEnum:
+    case Kind::kBool: return completion::ChoicesLabel(s.value.allowed);
+    case Kind::kIdentities: break;
   }
   switch (s.hint) {
     case ValueHint::kFile: return "FILE";
@@ -32,14 +34,16 @@ std::string TypeLabel(const Setting& s) {
 
 std::string HelpText(const Setting& s) {
   // Enum choices already show in the type label.
-  std::string accepted = s.value.kind == Kind::kEnum ? "" : "; " + s.value.accepted;
+  std::string accepted =
+      s.value.kind == Kind::kEnum || s.value.kind == Kind::kBool ? "" : "; " + s.value.accepted;
   return s.help + accepted + " (env " + EnvName(s.key) + ", TOML [" + std::string(s.Section()) +
          "] " + std::string(s.Name()) + ")";
 }
 
 void AddFlags(CLI::App& sub, const std::function<bool(const Setting&)>& wanted, FlagValues& out) {
   for (const Setting& s : Settings()) {
-    if (!wanted(s)) continue;
+    // Tables are written in a file; there is no flag form of them.
+    if (!wanted(s) || s.value.kind == Kind::kIdentities) continue;
     std::string names = FlagName(s.key);
     std::string alias = s.alias.empty() ? "" : "--" + s.alias;
     if (!alias.empty() && alias != names) names = alias + "," + names;

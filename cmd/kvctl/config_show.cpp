@@ -17,15 +17,17 @@ std::string ShowJson(const config::Config& cfg, const std::map<std::string, std:
   json settings = json::array();
   for (const config::EffectiveSetting& e : config::Effective(cfg)) {
     const config::Setting& s = *e.setting;
+    // Tables ([[auth.tokens]]) are written in a file only: no flag, no variable.
+    const bool file_only = s.value.kind == config::Kind::kIdentities;
     json flags = json::array();
-    if (!s.alias.empty()) flags.push_back("--" + s.alias);
-    if (config::FlagName(s.key) != "--" + s.alias) flags.push_back(config::FlagName(s.key));
+    if (!file_only && !s.alias.empty()) flags.push_back("--" + s.alias);
+    if (!file_only && config::FlagName(s.key) != "--" + s.alias) flags.push_back(config::FlagName(s.key));
     settings.push_back({{"key", s.key},
                         {"value", e.text},
                         {"source", config::SourceName(e.source)},
                         {"origin", e.origin},
                         {"default", config::Displayable(s, s.default_value)},
-                        {"env", config::EnvName(s.key)},
+                        {"env", file_only ? json(nullptr) : json(config::EnvName(s.key))},
                         {"flags", std::move(flags)},
                         {"secret", s.secret != config::Secret::kNone}});
   }

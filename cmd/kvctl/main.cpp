@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   kvctl::cmd::AddConfigCommand(app, ctx);
   kvctl::cmd::AddBenchCommand(app, ctx);
   kvctl::cmd::AddMigrateCommand(app, ctx);
+  kvctl::cmd::AddAuthCommand(app, ctx);
   kvctl::cmd::AddVersionCommand(app, ctx);
   kvctl::cmd::AddCompletionCommand(app, ctx);
 

@@ -19,6 +19,7 @@ namespace {
 core::Status RunServe(const CommandContext& ctx) {
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
+  if (core::Status s = config::LoadAuthFile(*cfg); !s.ok()) return s;
   core::Logger logger(LogLevelFrom(cfg->log.level),
                       cfg->log.format == "json" ? core::LogFormat::kJson : core::LogFormat::kText);
 

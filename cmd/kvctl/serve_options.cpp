@@ -1,6 +1,7 @@
 #include "cmd/kvctl/serve_options.h"
 
 #include <string>
+#include <vector>
 
 namespace kvctl::cmd {
 
@@ -10,6 +11,31 @@ core::LogLevel LogLevelFrom(const std::string& s) {
   if (s == "error") return core::LogLevel::kError;
   return core::LogLevel::kInfo;
 }
+
+namespace {
+
+std::vector<server::Grant> GrantsFrom(const std::vector<config::AuthGrant>& grants) {
+  std::vector<server::Grant> out;
+  for (const config::AuthGrant& g : grants) out.push_back({g.prefix, g.read, g.write, g.admin});
+  return out;
+}
+
+// The config layer has checked every identity (lib/config/identities.h).
+server::AuthOptions AuthOptionsFrom(const config::Config& c) {
+  server::AuthOptions auth;
+  for (const auto* list : {&c.auth.tokens, &c.auth.file_tokens}) {
+    for (const config::AuthIdentity& id : *list) {
+      auth.tokens.push_back({id.name, server::ParseSha256Hex(id.sha256).value(), GrantsFrom(id.grants)});
+    }
+  }
+  for (const auto* list : {&c.auth.certs, &c.auth.file_certs}) {
+    for (const config::AuthIdentity& id : *list) auth.certs.push_back({id.name, GrantsFrom(id.grants)});
+  }
+  auth.metrics_need_admin = c.auth.metrics == "admin";
+  return auth;
+}
+
+}  // namespace
 
 server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   server::ServeOptions o;
@@ -32,8 +58,14 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.http.read_timeout = c.server.read_timeout;
   o.http.write_timeout = c.server.write_timeout;
   o.http.max_body_bytes = c.limits.max_value_bytes;
+  o.http.max_header_bytes = c.server.max_header_bytes;
+  o.http.tls = {c.tls.cert, c.tls.key, c.tls.client_ca};
   o.api.max_key_bytes = c.limits.max_key_bytes;
   o.api.max_value_bytes = c.limits.max_value_bytes;
+  o.api.auth = AuthOptionsFrom(c);
+  o.api.rate_limit = c.ratelimit.rate;
+  o.api.rate_burst = c.ratelimit.burst;
+  o.log_requests = c.log.requests;
   return o;
 }
 

@@ -32,6 +32,7 @@ constexpr auto kMaxWait = std::chrono::milliseconds(10);
 // What every worker thread reads (and the few counters they share).
 struct Shared {
   const LoadOptions& options;
+  std::shared_ptr<tls::Context> tls;  // null: plain HTTP
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
   std::string host_header;
@@ -52,6 +53,7 @@ struct Shared {
 
 struct Connection {
   int fd = -1;
+  std::unique_ptr<tls::Stream> tls;  // null: plain HTTP
   std::string out;
   size_t sent = 0;
   std::vector<char> in = std::vector<char>(kReadRoom);
@@ -141,11 +143,19 @@ class Worker {
         Connection& c = conns_[events[static_cast<size_t>(i)].data.u32];
         const uint32_t ev = events[static_cast<size_t>(i)].events;
         if (c.fd < 0) continue;
+        if (c.tls) {
+          // OpenSSL may need either direction for either call (the
+          // handshake runs inside them): try both.
+          Flush(c, now);
+          if (c.fd >= 0) Read(c, now);
+          continue;
+        }
         if (ev & EPOLLOUT) Flush(c, now);
         if (c.fd >= 0 && (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) Read(c, now);
       }
     }
     for (Connection& c : conns_) {
+      c.tls.reset();
       if (c.fd >= 0) ::close(c.fd);
     }
     ::close(epoll_fd_);
@@ -153,12 +163,21 @@ class Worker {
 
  private:
   bool Reconnect(Connection& c, Clock::time_point now) {
+    c.tls.reset();
     if (c.fd >= 0) {
       ::close(c.fd);
       c.fd = -1;
     }
     c.in_len = 0;
     auto fd = ConnectTo(s_);
+    if (fd && s_.tls) {
+      // The handshake runs inside the first write and read.
+      c.tls = tls::Stream::Make(s_.tls, *fd, o_.host);
+      if (c.tls == nullptr) {
+        ::close(*fd);
+        fd = core::Status::IOError("cannot set up TLS");
+      }
+    }
     if (!fd) {
       if (now >= s_.measure_from) ++result_.errors["connect"];
       if (s_.progress) ++s_.progress->errors;
@@ -224,6 +243,16 @@ class Worker {
 
   void Flush(Connection& c, Clock::time_point now) {
     while (c.sent < c.out.size()) {
+      if (c.tls) {
+        const tls::IoResult r = c.tls->Write(c.out.data() + c.sent, c.out.size() - c.sent);
+        if (r.status == tls::IoResult::kOk) {
+          c.sent += r.bytes;
+          continue;
+        }
+        if (r.status == tls::IoResult::kWantRead || r.status == tls::IoResult::kWantWrite) return;
+        Fail(c, r.status == tls::IoResult::kClosed ? "connection closed" : "tls", now);
+        return;
+      }
       const ssize_t n = ::send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
       if (n > 0) {
         c.sent += static_cast<size_t>(n);
@@ -242,7 +271,18 @@ class Worker {
     for (;;) {
       if (c.in.size() - c.in_len < kReadRoom / 2) c.in.resize(c.in.size() * 2);
       const size_t room = c.in.size() - c.in_len;
-      const ssize_t n = ::recv(c.fd, c.in.data() + c.in_len, room, 0);
+      ssize_t n;
+      if (c.tls) {
+        const tls::IoResult r = c.tls->Read(c.in.data() + c.in_len, room);
+        if (r.status == tls::IoResult::kWantRead || r.status == tls::IoResult::kWantWrite) return;
+        if (r.status == tls::IoResult::kError) {
+          Fail(c, "tls", now);
+          return;
+        }
+        n = r.status == tls::IoResult::kOk ? static_cast<ssize_t>(r.bytes) : 0;
+      } else {
+        n = ::recv(c.fd, c.in.data() + c.in_len, room, 0);
+      }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (n <= 0) {
@@ -270,7 +310,9 @@ class Worker {
         }
         return;
       }
-      if (static_cast<size_t>(n) < room) return;  // drained; the next edge brings the rest
+      // Drained; the next edge brings the rest. (TLS reads a record at a
+      // time: only kWantRead says the socket is drained.)
+      if (!c.tls && static_cast<size_t>(n) < room) return;
     }
   }
 
@@ -363,9 +405,16 @@ core::Result<LoadResult> RunLoad(const LoadOptions& options, LoadProgress* progr
   shared.host_header = fmt::format("{}:{}", options.host, options.port);
   shared.value.resize(options.value_size);
   for (size_t i = 0; i < shared.value.size(); ++i) shared.value[i] = static_cast<char>('a' + i % 26);
-  shared.get_tail = fmt::format(" HTTP/1.1\r\nHost: {}\r\n\r\n", shared.host_header);
-  shared.put_tail = fmt::format(" HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{}", shared.host_header,
-                                shared.value.size(), shared.value);
+  const std::string auth =
+      options.token.empty() ? "" : fmt::format("Authorization: Bearer {}\r\n", options.token);
+  shared.get_tail = fmt::format(" HTTP/1.1\r\nHost: {}\r\n{}\r\n", shared.host_header, auth);
+  shared.put_tail = fmt::format(" HTTP/1.1\r\nHost: {}\r\n{}Content-Length: {}\r\n\r\n{}", shared.host_header,
+                                auth, shared.value.size(), shared.value);
+  if (options.tls.enabled) {
+    auto context = MakeClientTlsContext(options.tls);
+    if (!context) return context.error();
+    shared.tls = std::move(*context);
+  }
 
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -382,7 +431,13 @@ core::Result<LoadResult> RunLoad(const LoadOptions& options, LoadProgress* progr
   // One connection first, so an absent server is one clear error.
   auto probe = ConnectTo(shared);
   if (!probe) return probe.error();
-  ::close(*probe);
+  if (shared.tls) {
+    core::Status handshake = ProbeHandshake(shared.tls, *probe, options.host, options.timeout);
+    ::close(*probe);
+    if (!handshake.ok()) return handshake;
+  } else {
+    ::close(*probe);
+  }
 
   const auto start = Clock::now();
   const bool fill = options.fill;

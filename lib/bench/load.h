@@ -11,7 +11,8 @@
 //
 // Its own cost per request is one send and one recv on a reused buffer and
 // one histogram increment; the README shows it reaching what wrk reaches
-// against nginx. TLS would wrap Connection's send/recv in load.cpp.
+// against nginx. With TLS each connection runs its session through
+// lib/tls/tls_stream.h (lib/bench/bench_tls.h makes the context).
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include <map>
 #include <string>
 
+#include "lib/bench/bench_tls.h"
 #include "lib/bench/histogram.h"
 #include "lib/core/status.h"
 
@@ -29,6 +31,8 @@ namespace kvctl::bench {
 struct LoadOptions {
   std::string host = "127.0.0.1";
   int port = 7070;
+  TlsClientOptions tls;  // https://
+  std::string token;     // sent as "Authorization: Bearer"; "" sends none
   int clients = 64;                      // keep-alive connections
   int threads = 0;                       // 0: one per core, at most `clients`
   std::chrono::milliseconds duration{10000};
@@ -53,7 +57,7 @@ struct LoadResult {
   uint64_t reads = 0;       // of them, GETs
   uint64_t writes = 0;      // of them, PUTs
   // Failures by kind: "status 404", "status 503", "timeout", "connect",
-  // "connection closed", "bad response".
+  // "connection closed", "tls", "bad response".
   std::map<std::string, uint64_t> errors;
   Histogram latency;        // every measured 2xx, nanoseconds
   Histogram read_latency;

@@ -1,6 +1,12 @@
 #include "lib/client/kv_client.h"
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -51,17 +57,74 @@ core::Result<std::string> KeyField(const json& obj, const std::string& name) {
   return it->get<std::string>();
 }
 
-// What a transport failure means to someone at a shell prompt.
-std::string Describe(httplib::Error error) {
+// What a transport failure means to someone at a shell prompt, and what
+// to try.
+std::string Describe(httplib::Error error, bool https) {
+  constexpr std::string_view kWhere =
+      " (is `kvctl serve` running there? point --addr or KVCTL_CLIENT_ADDR at it)";
   switch (error) {
-    case httplib::Error::Connection: return "connection refused or failed";
-    case httplib::Error::ConnectionTimeout: return "connecting timed out";
-    case httplib::Error::Read: return "no answer: reading the response failed or timed out";
-    case httplib::Error::Write: return "sending the request failed";
+    case httplib::Error::Connection: return fmt::format("connection refused or failed{}", kWhere);
+    case httplib::Error::ConnectionTimeout: return fmt::format("connecting timed out{}", kWhere);
+    case httplib::Error::Read:
+    case httplib::Error::Write:
+      // With TLS 1.3 a server that requires a client certificate refuses
+      // it after the client thinks the handshake is done: the refusal
+      // shows up as a failed write or read.
+      return fmt::format(
+          "{} ({})",
+          error == httplib::Error::Read ? "no answer: the connection was closed or timed out"
+                                        : "sending the request failed",
+          https ? "a server that requires client certificates closes the connection when --cert "
+                  "and --key are missing or not signed by its CA"
+                : "if the server uses TLS, give an https:// address");
     case httplib::Error::SSLConnection:
-    case httplib::Error::SSLServerVerification: return "the TLS handshake failed";
+      return "the TLS handshake failed (a server that requires client certificates refuses a "
+             "client without --cert and --key, or with one its CA did not sign)";
+    case httplib::Error::SSLServerVerification:
+      return "the server's certificate did not verify: it is not signed by --cacert (or a "
+             "system CA), or does not name this host";
+    case httplib::Error::SSLLoadingCerts: return "cannot load the CA certificates (--cacert)";
     default: return httplib::to_string(error);
   }
+}
+
+// OpenSSL writes to the socket with write(2), which raises SIGPIPE when the
+// server has closed the connection (say, after refusing the handshake), and
+// SIGPIPE would kill the process before the error could be reported. The
+// signal is blocked in this thread while a request runs, and one raised
+// meanwhile is taken off the thread before unblocking: per thread, so
+// clients on other threads and the process's own disposition are untouched.
+class SigpipeBlocked {
+ public:
+  SigpipeBlocked() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeBlocked() {
+    if (sigismember(&old_, SIGPIPE) == 0) {
+      const timespec none{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &none) == SIGPIPE) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlocked(const SigpipeBlocked&) = delete;
+  SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+};
+
+Status CheckReadable(std::string_view setting, const std::string& path) {
+  if (path.empty()) return Status::Ok();
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return Status::InvalidArgument(fmt::format("{} = {}: cannot read it: {}", setting, path, std::strerror(errno)));
+  }
+  std::fclose(f);
+  return Status::Ok();
 }
 
 httplib::Headers ConditionHeaders(const Condition& cond) {
@@ -74,16 +137,17 @@ httplib::Headers ConditionHeaders(const Condition& cond) {
 }  // namespace
 
 struct KvClient::Impl {
-  explicit Impl(const std::string& base_url) : http(base_url) {}
+  Impl(const std::string& base_url, const ClientOptions& o) : http(base_url, o.cert, o.key) {
+    https = base_url.starts_with("https://");
+  }
   httplib::Client http;
+  bool https = false;
 
   // Turns a transport failure or an error status into a Status.
   Status Check(const httplib::Result& r, const std::string& base_url, std::initializer_list<int> ok) {
     if (!r) {
-      return Status::Unavailable(fmt::format(
-          "cannot reach the kvctl server at {}: {} (is `kvctl serve` running there? point --addr "
-          "or KVCTL_CLIENT_ADDR at it)",
-          base_url, Describe(r.error())));
+      return Status::Unavailable(
+          fmt::format("cannot reach the kvctl server at {}: {}", base_url, Describe(r.error(), https)));
     }
     for (int code : ok) {
       if (r->status == code) return Status::Ok();
@@ -92,6 +156,11 @@ struct KvClient::Impl {
     switch (r->status) {
       case 404: return Status::NotFound(msg);
       case 412: return Status::FailedPrecondition(msg);
+      case 401: return Status::InvalidArgument(fmt::format("the server refused the credentials: {}", msg));
+      case 403: return Status::InvalidArgument(fmt::format("the server refused: {}", msg));
+      case 429:
+        return Status::Unavailable(fmt::format("rate limited by the server (retry after {} s): {}",
+                                               r->get_header_value("Retry-After"), msg));
       default: break;
     }
     if (r->status >= 400 && r->status < 500) return Status::InvalidArgument(msg);
@@ -99,9 +168,38 @@ struct KvClient::Impl {
   }
 };
 
+Status CheckClientOptions(const ClientOptions& o) {
+  const bool https = NormalizeBaseUrl(o.addr).starts_with("https://");
+  if (!https) {
+    for (const auto& [setting, value] : {std::pair{"client.cacert (--cacert)", &o.cacert},
+                                         std::pair{"client.cert (--cert)", &o.cert},
+                                         std::pair{"client.key (--key)", &o.key}}) {
+      if (!value->empty()) {
+        return Status::InvalidArgument(fmt::format(
+            "{} is set but the server address {} is plain HTTP: give an https:// address", setting, o.addr));
+      }
+    }
+  }
+  if (o.cert.empty() != o.key.empty()) {
+    return Status::InvalidArgument("a client certificate needs its key: give both client.cert (--cert) "
+                                   "and client.key (--key), or neither");
+  }
+  for (const auto& [setting, value] :
+       {std::pair{"client.cacert", &o.cacert}, std::pair{"client.cert", &o.cert}, std::pair{"client.key", &o.key}}) {
+    if (Status s = CheckReadable(setting, *value); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 KvClient::KvClient(ClientOptions options)
-    : base_url_(NormalizeBaseUrl(std::move(options.addr))), impl_(std::make_unique<Impl>(base_url_)) {
+    : base_url_(NormalizeBaseUrl(std::move(options.addr))),
+      impl_(std::make_unique<Impl>(base_url_, options)) {
   auto& http = impl_->http;
+  if (impl_->https) {
+    http.enable_server_certificate_verification(true);
+    if (!options.cacert.empty()) http.set_ca_cert_path(options.cacert);
+  }
+  if (!options.token.empty()) http.set_bearer_token_auth(options.token);
   http.set_url_encode(false);  // paths are percent-encoded here, exactly once
   http.set_keep_alive(true);
   http.set_tcp_nodelay(true);
@@ -114,12 +212,14 @@ KvClient::KvClient(ClientOptions options)
 KvClient::~KvClient() = default;
 
 core::Result<Value> KvClient::Get(std::string_view key) {
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Get(KeyPath(key));
   if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
   return Value{std::move(r->body), RevisionFromETag(*r)};
 }
 
 core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view value, const Condition& cond) {
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Put(KeyPath(key), ConditionHeaders(cond), value.data(), value.size(),
                            "application/octet-stream");
   if (Status s = impl_->Check(r, base_url_, {200, 201}); !s.ok()) return s;
@@ -127,6 +227,7 @@ core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view valu
 }
 
 Status KvClient::Delete(std::string_view key, const Condition& cond) {
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Delete(KeyPath(key), ConditionHeaders(cond));
   return impl_->Check(r, base_url_, {204, 200});
 }
@@ -136,6 +237,7 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
   std::string path = fmt::format("/v1/kv?prefix={}&limit={}", core::PercentEncode(prefix), limit);
   if (after) path += "&after=" + core::PercentEncode(*after);
   if (keys_only) path += "&keys_only=1";
+  SigpipeBlocked no_sigpipe;
   auto r = impl_->http.Get(path);
   if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
 

@@ -3,8 +3,13 @@
 //
 // Errors map to the CLI's exit codes (cmd/kvctl/main.cpp): NotFound (404),
 // FailedPrecondition (412), InvalidArgument (other 4xx: the request was
-// bad), Unavailable (cannot connect, time-out, or a 5xx). Messages carry the
+// bad, or the credentials are: 401, 403), Unavailable (cannot connect,
+// time-out, TLS failure, 429 rate limited, or a 5xx). Messages carry the
 // server's own JSON error text.
+//
+// With an https:// address the server's certificate is verified against
+// `cacert` (else the system's CAs) and must name the host; `cert`/`key`
+// present a client certificate. The token goes as "Authorization: Bearer".
 // Thread safety: one KvClient per thread (it keeps one connection alive).
 #pragma once
 
@@ -22,9 +27,18 @@
 namespace kvctl::client {
 
 struct ClientOptions {
-  std::string addr = "http://127.0.0.1:7070";  // "host:port" or "http://host:port"
+  std::string addr = "http://127.0.0.1:7070";  // "host:port", "http://..." or "https://..."
   std::chrono::milliseconds timeout{10000};
+  std::string token;   // bearer token; "" sends none
+  std::string cacert;  // PEM file, https only
+  std::string cert;    // PEM file, https only, with key
+  std::string key;
 };
+
+// Whether `options` can work before anything is sent: TLS files only with
+// https://, a certificate together with its key, every file readable.
+// InvalidArgument naming the setting otherwise.
+core::Status CheckClientOptions(const ClientOptions& options);
 
 struct Condition {
   std::optional<uint64_t> if_revision;  // If-Match

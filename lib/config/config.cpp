@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "lib/config/identities.h"
 #include "lib/config/parse.h"
 #include "lib/config/settings.h"
 
@@ -113,6 +114,11 @@ Result<std::pair<std::string, bool>> TomlText(const Setting& setting, const toml
                                                expected, TomlTypeName(node), hint));
   };
   const Kind kind = setting.value.kind;
+  if (const auto* b = node.as_boolean(); b != nullptr) {
+    if (kind == Kind::kBool) return std::pair(std::string(b->get() ? "true" : "false"), false);
+  } else if (kind == Kind::kBool) {
+    return type_error("a boolean (true or false)");
+  }
   if (const auto* i = node.as_integer(); i != nullptr) {
     if (kind == Kind::kInt || kind == Kind::kBytes) {
       return std::pair(std::to_string(i->get()), false);
@@ -132,7 +138,9 @@ Result<std::pair<std::string, bool>> TomlText(const Setting& setting, const toml
     case Kind::kBytes: return type_error("an integer (bytes) or a string such as \"64MiB\"");
     case Kind::kDuration: return type_error("a string with a unit such as \"100ms\"");
     case Kind::kString:
-    case Kind::kEnum: break;
+    case Kind::kEnum:
+    case Kind::kBool:
+    case Kind::kIdentities: break;
   }
   return type_error("a string");
 }
@@ -256,6 +264,13 @@ Status ApplyFile(const std::string& path, Config& config) {
   for (const FileItem& item : CollectFileItems(*table, path)) {
     if (!item.error.empty()) return Status::InvalidArgument(item.error);
     std::string where = fmt::format("in {} (line {})", path, item.line);
+    if (item.setting->value.kind == Kind::kIdentities) {
+      auto identities = ParseIdentities(*item.node, item.setting->key, item.setting->value.certs, path);
+      if (!identities) return identities.error();
+      item.setting->value.identities(config) = std::move(*identities);
+      config.sources[item.setting->key] = Source::kFile;
+      continue;
+    }
     Result<std::pair<std::string, bool>> text = TomlText(*item.setting, *item.node, where);
     if (!text) return text.error();
     Status st = Apply(*item.setting, text->first, text->second,
@@ -388,6 +403,64 @@ Result<std::string> FindConfigFile(const LoadInputs& inputs) {
   return std::string();
 }
 
+namespace {
+
+// auth.file: a file of [[tokens]] and [[certs]] and nothing else.
+Status ReadAuthFile(Config& config) {
+  const std::string& path = config.auth.file;
+  auto where = [&] { return fmt::format("auth.file = {}", TomlQuote(path)); };
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return Status::InvalidArgument(fmt::format("{} is not a file that exists", where()));
+  }
+  Result<std::string> content = ReadWholeFile(path);
+  if (!content) return content.error();
+  Result<toml::table> table = ParseToml(*content, path);
+  if (!table) return table.error();
+  for (const auto& [k, node] : *table) {
+    const bool certs = k.str() == "certs";
+    if (!certs && k.str() != "tokens") {
+      return Status::InvalidArgument(fmt::format(
+          "unknown key \"{}\" in {} (line {}) (given by {}); it holds only [[tokens]] and [[certs]]",
+          k.str(), path, node.source().begin.line, where()));
+    }
+    auto identities = ParseIdentities(node, k.str(), certs, path);
+    if (!identities) return identities.error();
+    (certs ? config.auth.file_certs : config.auth.file_tokens) = std::move(*identities);
+  }
+  if (!config.auth.enabled()) {
+    // An empty file would quietly leave the server open to everyone.
+    return Status::InvalidArgument(fmt::format(
+        "{} defines no [[tokens]] and no [[certs]]; remove the setting to run without auth", where()));
+  }
+  return Status::Ok();
+}
+
+// The TLS files go together: a key or a client CA means nothing without
+// a certificate, and a certificate is useless without its key.
+Status CheckTlsFiles(const Config::Tls& tls) {
+  if (tls.cert.empty() && (!tls.key.empty() || !tls.client_ca.empty())) {
+    return Status::InvalidArgument(fmt::format(
+        "{} is set but tls.cert is not: TLS needs the server's certificate (tls.cert) and key (tls.key)",
+        tls.key.empty() ? "tls.client_ca" : "tls.key"));
+  }
+  if (!tls.cert.empty() && tls.key.empty()) {
+    return Status::InvalidArgument("tls.cert is set but tls.key is not: give the certificate's private key too");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status LoadAuthFile(Config& config) {
+  config.auth.file_tokens.clear();
+  config.auth.file_certs.clear();
+  if (!config.auth.file.empty()) {
+    if (Status st = ReadAuthFile(config); !st.ok()) return st;
+  }
+  return CheckIdentities(config);
+}
+
 Result<Config> Load(const LoadInputs& inputs) {
   Config config = Defaults();
   Result<std::string> path = FindConfigFile(inputs);
@@ -398,6 +471,8 @@ Result<Config> Load(const LoadInputs& inputs) {
   }
   if (Status st = ApplyEnvironment(inputs.environment, config); !st.ok()) return st;
   if (Status st = ApplyFlags(inputs.flags, config); !st.ok()) return st;
+  if (Status st = CheckTlsFiles(config.tls); !st.ok()) return st;
+  if (Status st = CheckIdentities(config); !st.ok()) return st;
   return config;
 }
 

@@ -31,6 +31,29 @@ enum class Source { kDefault, kFile, kEnv, kFlag };
 // "default", "file", "env", "flag".
 std::string_view SourceName(Source source);
 
+// One grant of an auth identity: operations on the keys under a prefix.
+struct AuthGrant {
+  std::string prefix;  // "" covers every key
+  bool read = false;
+  bool write = false;
+  bool admin = false;  // store-wide, so only with prefix ""
+
+  bool operator==(const AuthGrant&) const = default;
+};
+
+// An entry of [[auth.tokens]] (a bearer token, known by its SHA-256) or of
+// [[auth.certs]] (a client certificate, known by its subject CN).
+struct AuthIdentity {
+  std::string name;    // tokens: the name shown in logs; certs: the CN
+  std::string sha256;  // tokens only: 64 lowercase hex digits
+  std::vector<AuthGrant> grants;
+  std::string origin;  // "/etc/kvctl/config.toml, line 12", for messages
+
+  bool operator==(const AuthIdentity& o) const {
+    return name == o.name && sha256 == o.sha256 && grants == o.grants;
+  }
+};
+
 struct Config {
   struct Server {
     std::string listen;  // host:port, validated; port 0 = any free port
@@ -42,7 +65,34 @@ struct Config {
     std::chrono::milliseconds write_timeout{0};
     std::chrono::milliseconds shutdown_timeout{0};
     int keepalive_max_requests = 0;
+    size_t max_header_bytes = 0;
   } server;
+
+  struct Tls {
+    std::string cert;       // PEM path; "" = plain HTTP
+    std::string key;        // PEM path
+    std::string client_ca;  // PEM path; set = mutual TLS
+  } tls;
+
+  struct Auth {
+    std::vector<AuthIdentity> tokens;  // [[auth.tokens]] in the config file
+    std::vector<AuthIdentity> certs;   // [[auth.certs]] in the config file
+    std::string file;                  // a TOML file of more [[tokens]] and [[certs]]
+    std::string metrics;               // "open" or "admin"
+    // Read from `file` by LoadAuthFile, kept apart so `config show` does
+    // not present them as set in the config file.
+    std::vector<AuthIdentity> file_tokens;
+    std::vector<AuthIdentity> file_certs;
+
+    bool enabled() const {
+      return !tokens.empty() || !certs.empty() || !file_tokens.empty() || !file_certs.empty();
+    }
+  } auth;
+
+  struct RateLimit {
+    int rate = 0;   // requests per second per client; 0 = off
+    int burst = 0;  // 0 = the same as rate
+  } ratelimit;
 
   struct Storage {
     std::string backend;  // "file" or "postgres"
@@ -72,11 +122,16 @@ struct Config {
   struct Log {
     std::string level;   // debug, info, warn, error
     std::string format;  // text, json
+    bool requests = true;  // one line per request
   } log;
 
   struct Client {
     std::string addr;  // always normalized to "http(s)://host:port"
     std::chrono::milliseconds timeout{0};
+    std::string token;   // bearer token; a secret, never shown
+    std::string cacert;  // PEM path: CA to verify the server by
+    std::string cert;    // PEM path: client certificate (mutual TLS)
+    std::string key;     // PEM path: its private key
   } client;
 
   std::string config_file;                // the TOML file that was loaded, "" if none
@@ -108,6 +163,10 @@ struct LoadInputs {
 // Every layer is validated even when a later layer overrides the same key, so
 // a typo in the file is reported rather than hidden by a flag.
 //
+// After the layers, the TLS files are checked to go together and the
+// identities of the config file to be unique ([[auth.certs]] needs
+// tls.client_ca). auth.file is not read here (see LoadAuthFile).
+//
 // Errors: Status::InvalidArgument (exit 2) for any bad input, with a message
 // naming the key, the value and where it came from, and what is accepted:
 //   log.level = "loud" (from environment KVCTL_LOG_LEVEL) is not one of: debug, ...
@@ -115,6 +174,12 @@ struct LoadInputs {
 // Only the first problem found is reported; file problems are reported in line
 // order.
 core::Result<Config> Load(const LoadInputs& inputs);
+
+// For `kvctl serve`: reads auth.file (when set) into auth.file_tokens and
+// auth.file_certs, and checks every identity together (unique names and
+// hashes). Client commands never read it: it may be readable only by the
+// server's user. InvalidArgument naming the file and line.
+core::Status LoadAuthFile(Config& config);
 
 // The discovered config file locations, in the order they are tried:
 // ./kvctl.toml, $XDG_CONFIG_HOME/kvctl/config.toml (XDG_CONFIG_HOME unset,

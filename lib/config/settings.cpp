@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "lib/config/identities.h"
 #include "lib/config/parse.h"
 #include "lib/config/redact.h"
 
@@ -167,6 +168,51 @@ ValueCodec StringValue(FieldRef<S, std::string> field, std::string accepted,
   return codec;
 }
 
+template <typename S>
+ValueCodec BoolValue(FieldRef<S, bool> field) {
+  ValueCodec codec;
+  codec.kind = Kind::kBool;
+  codec.accepted = "true or false";
+  codec.allowed = {"true", "false"};
+  codec.parse = [=](std::string_view text, Config& config) -> Status {
+    if (text == "true" || text == "1") {
+      field(config) = true;
+    } else if (text == "false" || text == "0") {
+      field(config) = false;
+    } else {
+      return Status::InvalidArgument("is not a boolean (write true or false)");
+    }
+    return Status::Ok();
+  };
+  codec.text = [=](const Config& config) { return std::string(field(config) ? "true" : "false"); };
+  return codec;
+}
+
+// Tables of identities ([[auth.tokens]], [[auth.certs]]): read from the
+// config file by config.cpp (identities.h); from anywhere else only the
+// empty default is accepted.
+template <typename S>
+ValueCodec IdentitiesValue(FieldRef<S, std::vector<AuthIdentity>> field, bool certs) {
+  ValueCodec codec;
+  codec.kind = Kind::kIdentities;
+  codec.accepted = "an array of tables in the config file";
+  codec.certs = certs;
+  codec.identities = [=](Config& config) -> std::vector<AuthIdentity>& { return field(config); };
+  codec.parse = [=](std::string_view text, Config& config) -> Status {
+    if (!text.empty()) {
+      return Status::InvalidArgument(
+          "cannot be given this way: it is an array of tables, written in the config file "
+          "or in the file auth.file names (KVCTL_AUTH_FILE, --auth-file)");
+    }
+    field(config).clear();
+    return Status::Ok();
+  };
+  // Shown (config show) as the inline TOML array it is.
+  codec.text = [=](const Config& config) { return IdentitiesToml(field(config), certs); };
+  return codec;
+}
+
+// Any text, "" included (for a path or a DSN, "" means "not set").
 Result<std::string> AnyText(std::string_view text) { return std::string(text); }
 
 Result<std::string> NonEmpty(std::string_view text) {
@@ -241,6 +287,14 @@ std::vector<Setting> BuildSettings() {
        .alias = "",
        .scopes = kServe,
        .help = "time allowed to send a response"},
+      {.key = "server.max_header_bytes",
+       // At least 8 KiB: the request line alone may take that much (its own
+       // limit, 414), and the longest key travels in it percent-encoded.
+       .value = BytesValue(Field(&C::server, &C::Server::max_header_bytes), 8 * KiB, 1 * MiB),
+       .default_value = "16KiB",
+       .alias = "",
+       .scopes = kServe,
+       .help = "largest request line plus header fields; more is refused with 431"},
       {.key = "server.shutdown_timeout",
        .value = DurationValue(Field(&C::server, &C::Server::shutdown_timeout), milliseconds(0)),
        .default_value = "10s",
@@ -370,6 +424,72 @@ std::vector<Setting> BuildSettings() {
        .scopes = kServe,
        .help = "largest accepted value (request body)"},
 
+      // [tls]
+      {.key = "tls.cert",
+       .value = StringValue(Field(&C::tls, &C::Tls::cert), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "PEM certificate (chain) of the server; set: serve HTTPS only",
+       .hint = ValueHint::kFile},
+      {.key = "tls.key",
+       .value = StringValue(Field(&C::tls, &C::Tls::key), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "PEM private key of tls.cert (unencrypted; keep it readable by kvctl only)",
+       .hint = ValueHint::kFile},
+      {.key = "tls.client_ca",
+       .value = StringValue(Field(&C::tls, &C::Tls::client_ca), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "PEM CA certificate(s); set: every client must present a certificate signed by it",
+       .hint = ValueHint::kFile},
+
+      // [auth]
+      {.key = "auth.tokens",
+       .value = IdentitiesValue(Field(&C::auth, &C::Auth::tokens), false),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "bearer tokens: [[auth.tokens]] name, sha256 (of the token) and grants = "
+               "[{prefix, ops = [read, write, admin]}]; any token or cert turns auth on"},
+      {.key = "auth.certs",
+       .value = IdentitiesValue(Field(&C::auth, &C::Auth::certs), true),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "client certificates as identities: [[auth.certs]] cn (the subject Common Name) "
+               "and grants; needs tls.client_ca"},
+      {.key = "auth.file",
+       .value = StringValue(Field(&C::auth, &C::Auth::file), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "a TOML file of more [[tokens]] and [[certs]], in the same shape",
+       .hint = ValueHint::kFile},
+      {.key = "auth.metrics",
+       .value = StringEnum(Field(&C::auth, &C::Auth::metrics), {"open", "admin"}),
+       .default_value = "open",
+       .alias = "",
+       .scopes = kServe,
+       .help = "with auth on, whether /metrics is open or needs the admin grant"},
+
+      // [ratelimit]
+      {.key = "ratelimit.rate",
+       .value = IntValue(Field(&C::ratelimit, &C::RateLimit::rate), 0, 1000000),
+       .default_value = "0",
+       .alias = "",
+       .scopes = kServe,
+       .help = "requests per second each client may make (its identity, else its IP); 0 = no limit"},
+      {.key = "ratelimit.burst",
+       .value = IntValue(Field(&C::ratelimit, &C::RateLimit::burst), 0, 1000000),
+       .default_value = "0",
+       .alias = "",
+       .scopes = kServe,
+       .help = "requests a client may make at once before the rate applies; 0 = the same as rate"},
+
       // [log]
       {.key = "log.level",
        .value = StringEnum(Field(&C::log, &C::Log::level), {"debug", "info", "warn", "error"}),
@@ -383,6 +503,12 @@ std::vector<Setting> BuildSettings() {
        .alias = "log-format",
        .scopes = {Scope::kServe, Scope::kCompact},
        .help = "log line format"},
+      {.key = "log.requests",
+       .value = BoolValue(Field(&C::log, &C::Log::requests)),
+       .default_value = "true",
+       .alias = "",
+       .scopes = kServe,
+       .help = "write one log line per request (method, route, status, sizes, duration, request id)"},
 
       // [client]
       {.key = "client.addr",
@@ -399,6 +525,35 @@ std::vector<Setting> BuildSettings() {
        .alias = "timeout",
        .scopes = kServerClients,
        .help = "give up on a request after this"},
+      {.key = "client.token",
+       .value = StringValue(Field(&C::client, &C::Client::token), "a token, or empty", AnyText),
+       .default_value = "",
+       .alias = "token",
+       .scopes = kServerClients,
+       .help = "bearer token sent to the server (prefer KVCTL_CLIENT_TOKEN or the config file: "
+               "a flag shows in ps)",
+       .secret = Secret::kValue},
+      {.key = "client.cacert",
+       .value = StringValue(Field(&C::client, &C::Client::cacert), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "cacert",
+       .scopes = kServerClients,
+       .help = "PEM CA certificate to verify an https:// server by (default: the system's CAs)",
+       .hint = ValueHint::kFile},
+      {.key = "client.cert",
+       .value = StringValue(Field(&C::client, &C::Client::cert), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "cert",
+       .scopes = kServerClients,
+       .help = "PEM client certificate, for a server that requires one (mutual TLS)",
+       .hint = ValueHint::kFile},
+      {.key = "client.key",
+       .value = StringValue(Field(&C::client, &C::Client::key), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "key",
+       .scopes = kServerClients,
+       .help = "PEM private key of client.cert",
+       .hint = ValueHint::kFile},
   };
 }
 
@@ -411,6 +566,8 @@ std::string_view KindName(Kind kind) {
     case Kind::kDuration: return "duration";
     case Kind::kBytes: return "size";
     case Kind::kEnum: return "enum";
+    case Kind::kBool: return "boolean";
+    case Kind::kIdentities: return "tables";
   }
   return "?";
 }
@@ -446,6 +603,8 @@ std::string TomlLiteral(const Setting& setting, std::string_view text) {
   if (digits && (setting.value.kind == Kind::kInt || setting.value.kind == Kind::kBytes)) {
     return std::string(text);
   }
+  // Booleans and tables are already TOML as their text gives them.
+  if (setting.value.kind == Kind::kBool || setting.value.kind == Kind::kIdentities) return std::string(text);
   return TomlQuote(text);
 }
 

@@ -35,10 +35,12 @@ enum class Scope {
 
 // How a setting is written, which decides the TOML types it accepts:
 // kInt takes a TOML integer; kBytes an integer (bytes) or a string ("64MiB");
-// the rest take strings only (a duration must carry its unit).
-enum class Kind { kString, kInt, kDuration, kBytes, kEnum };
+// kBool a TOML boolean (true/false, also from env and flags); kIdentities
+// an array of tables ([[auth.tokens]]), in the config file only; the rest
+// take strings only (a duration must carry its unit).
+enum class Kind { kString, kInt, kDuration, kBytes, kEnum, kBool, kIdentities };
 
-// "string", "integer", "duration", "size", "enum".
+// "string", "integer", "duration", "size", "enum", "boolean", "tables".
 std::string_view KindName(Kind kind);
 
 // Whether a setting's value may be shown as it is (in `kvctl config show` and
@@ -70,6 +72,10 @@ struct ValueCodec {
   // The current value as text that `parse` accepts back ("5s", "512",
   // "64MiB"): what a user would write after the flag or in the variable.
   std::function<std::string(const Config& config)> text;
+  // kIdentities only: the list the tables go into, and whether they are
+  // client certificates ([[auth.certs]]) rather than tokens.
+  std::function<std::vector<AuthIdentity>&(Config& config)> identities;
+  bool certs = false;
 };
 
 struct Setting {

@@ -72,6 +72,36 @@ class FileSystem {
   virtual Result<std::unique_ptr<FileLock>> LockExclusive(const std::string& path) = 0;
 };
 
+// Passes every call to another FileSystem. Decorators (timing in the
+// server's metrics, fault injection in tests) derive from it and override
+// only the calls they change.
+class ForwardingFileSystem : public FileSystem {
+ public:
+  explicit ForwardingFileSystem(FileSystem& base) : base_(base) {}
+
+  Result<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) override {
+    return base_.OpenAppendable(path);
+  }
+  Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
+  Result<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
+    return base_.OpenReadable(path);
+  }
+  Status WriteFile(const std::string& path, std::string_view data) override { return base_.WriteFile(path, data); }
+  Status Truncate(const std::string& path, uint64_t size) override { return base_.Truncate(path, size); }
+  Status Rename(const std::string& from, const std::string& to) override { return base_.Rename(from, to); }
+  Status Remove(const std::string& path) override { return base_.Remove(path); }
+  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
+  bool Exists(const std::string& path) override { return base_.Exists(path); }
+  Result<std::unique_ptr<FileLock>> LockExclusive(const std::string& path) override {
+    return base_.LockExclusive(path);
+  }
+
+ protected:
+  FileSystem& base_;
+};
+
 // The real thing, over POSIX calls. Errors carry the path and strerror.
 FileSystem& PosixFileSystem();
 

@@ -50,7 +50,7 @@ void AppendTextValue(std::string* out, std::string_view s) {
 
 }  // namespace
 
-void Logger::Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
+void Logger::Log(LogLevel level, std::string_view message, std::span<const LogField> fields) {
   if (!Enabled(level)) return;
   const auto now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
   const std::string time = fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", now);
@@ -58,20 +58,24 @@ void Logger::Log(LogLevel level, std::string_view message, std::initializer_list
   if (format_ == LogFormat::kJson) {
     line = fmt::format("{{\"time\":\"{}\",\"level\":\"{}\",\"msg\":", time, LevelName(level));
     AppendJsonString(&line, message);
-    for (const auto& [key, value] : fields) {
+    for (const LogField& f : fields) {
       line.push_back(',');
-      AppendJsonString(&line, key);
+      AppendJsonString(&line, f.key);
       line.push_back(':');
-      AppendJsonString(&line, value);
+      if (f.number) {
+        line.append(f.value);
+      } else {
+        AppendJsonString(&line, f.value);
+      }
     }
     line.push_back('}');
   } else {
     line = fmt::format("{} {:<5} {}", time, LevelName(level), message);
-    for (const auto& [key, value] : fields) {
+    for (const LogField& f : fields) {
       line.push_back(' ');
-      line.append(key);
+      line.append(f.key);
       line.push_back('=');
-      AppendTextValue(&line, value);
+      AppendTextValue(&line, f.value);
     }
   }
   line.push_back('\n');

@@ -5,19 +5,19 @@
 namespace kvctl::core {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool Unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
 }
 
 }  // namespace
+
+int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
 
 std::string PercentEncode(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -43,8 +43,8 @@ Result<std::string> PercentDecode(std::string_view text) {
       out.push_back(text[i]);
       continue;
     }
-    const int hi = i + 1 < text.size() ? HexValue(text[i + 1]) : -1;
-    const int lo = i + 2 < text.size() ? HexValue(text[i + 2]) : -1;
+    const int hi = i + 1 < text.size() ? HexDigitValue(text[i + 1]) : -1;
+    const int lo = i + 2 < text.size() ? HexDigitValue(text[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
       return Status::InvalidArgument(fmt::format(
           "bad percent-encoding at byte {}: '%' must be followed by two hex digits (encode a "

@@ -16,4 +16,7 @@ std::string PercentEncode(std::string_view bytes);
 // InvalidArgument names the offset of a '%' not followed by two hex digits.
 Result<std::string> PercentDecode(std::string_view text);
 
+// The value of a hex digit (either case), or -1 for any other character.
+int HexDigitValue(char c);
+
 }  // namespace kvctl::core

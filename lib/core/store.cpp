@@ -234,6 +234,7 @@ void Store::ApplyCommitted(std::vector<Change>& batch) {
   }
   ++batches_;
   committed_changes_ += batch.size();
+  if (options_.on_commit) options_.on_commit(batch.size());
   std::vector<std::function<void(const Status&)>> ready;
   {
     std::lock_guard lock(durable_mu_);

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -51,6 +52,9 @@ struct StoreOptions {
   // the committer syncs; zero means never (fsync = "never").
   std::chrono::milliseconds sync_interval{0};
   Logger* logger = nullptr;  // NullLogger() when null; says why writes stopped
+  // Called by the committer after each group commit with its number of
+  // changes (for metrics); must be cheap and must not call the store.
+  std::function<void(size_t changes)> on_commit;
 };
 
 class Store : public KvStore {

@@ -1,7 +1,10 @@
 #include "lib/server/api.h"
 
 #include <charconv>
+#include <chrono>
+#include <cmath>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -9,20 +12,23 @@
 #include "lib/core/base64.h"
 #include "lib/core/percent_encoding.h"
 #include "lib/core/utf8.h"
+#include "lib/server/request_log.h"
 
 namespace kvctl::server {
-namespace {
 
-using nlohmann::json;
-
-constexpr std::string_view kKeyPrefix = "/v1/kv/";
-constexpr std::string_view kListPath = "/v1/kv";
-
-struct RouteMatch {
+struct KvApi::RouteMatch {
   Route route = Route::kUnknown;
   std::string_view allow;    // the methods the route answers
   std::string_view tail;     // for kKey: the raw (encoded) key
 };
+
+namespace {
+
+using nlohmann::json;
+using RouteMatch = KvApi::RouteMatch;
+
+constexpr std::string_view kKeyPrefix = "/v1/kv/";
+constexpr std::string_view kListPath = "/v1/kv";
 
 RouteMatch MatchRoute(std::string_view path) {
   if (path.starts_with(kKeyPrefix)) return {Route::kKey, "GET, HEAD, PUT, DELETE", path.substr(kKeyPrefix.size())};
@@ -158,6 +164,26 @@ core::Result<std::map<std::string, std::string>> ParseQuery(std::string_view que
   return params;
 }
 
+// One page of a listing over several prefixes that do not overlap, given
+// in key order: what a caller may read of list.prefix. `next` is set when
+// more keys may follow (a later range is not looked at to find out).
+core::ListPage ListWithin(const core::KvStore& store, const core::ListOptions& list,
+                          const std::vector<std::string>& ranges) {
+  core::ListPage out;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    core::ListOptions part = list;
+    part.prefix = ranges[i];
+    part.limit = list.limit - out.items.size();
+    core::ListPage page = store.List(part);
+    for (core::ListItem& item : page.items) out.items.push_back(std::move(item));
+    if (out.items.size() == list.limit) {
+      if (page.next || i + 1 < ranges.size()) out.next = out.items.back().key;
+      break;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<std::string_view> HttpRequest::Header(std::string_view name) const {
@@ -172,10 +198,19 @@ std::optional<std::string_view> HttpRequest::Header(std::string_view name) const
   return std::nullopt;
 }
 
-KvApi::KvApi(core::KvStore& store, ApiOptions options) : store_(store), options_(std::move(options)) {}
+KvApi::KvApi(core::KvStore& store, ApiOptions options)
+    : store_(store), options_(std::move(options)), auth_(std::move(options_.auth)) {
+  if (options_.rate_limit > 0) {
+    rate_limiter_ = std::make_unique<RateLimiter>(
+        options_.rate_limit, options_.rate_burst > 0 ? options_.rate_burst : options_.rate_limit);
+  }
+}
 
 HttpResponse KvApi::Error(int status, std::string_view code, std::string_view message) {
-  return Json(status, json{{"error", message}, {"code", code}});
+  HttpResponse res = Json(status, json{{"error", message}, {"code", code}});
+  res.error_code = code;
+  if (status >= 500) res.error_cause = message;
+  return res;
 }
 
 HttpResponse KvApi::TransportError(int status) {
@@ -186,11 +221,12 @@ HttpResponse KvApi::TransportError(int status) {
                    "their size is unknown until they are read)");
     case 413: return Error(413, "value_too_large", "the request body is over limits.max_value_bytes");
     case 414: return Error(414, "key_too_long", "the request line is too long");
+    case 431:
+      return Error(431, "headers_too_large",
+                   "the request line and headers are over server.max_header_bytes");
     case 404: return Error(404, "not_found", "no such route");
     case 408:
       return Error(408, "request_timeout", "the request did not arrive whole within server.read_timeout");
-    case 431:
-      return Error(431, "headers_too_large", "the request line and headers are over 16 KiB");
     case 503:
       return Error(503, "too_many_connections",
                    "the server has server.max_connections connections open; retry shortly");
@@ -200,39 +236,147 @@ HttpResponse KvApi::TransportError(int status) {
   }
 }
 
-HttpResponse KvApi::Handle(const HttpRequest& req) {
-  const RouteMatch match = MatchRoute(req.path);
-  HttpResponse res;
-  if (match.route == Route::kUnknown) {
-    res = Error(404, "not_found",
-                fmt::format("no such route: {} (keys live under /v1/kv/{{key}}, listing is GET /v1/kv?prefix=)",
-                            req.path));
-  } else if (req.method == "OPTIONS") {
-    res.status = 204;
-    res.SetHeader("Allow", std::string(match.allow));
-  } else if (!Allows(match.allow, req.method)) {
-    res = Error(405, "method_not_allowed",
-                fmt::format("{} does not answer {}; it answers {}", RouteLabel(match.route), req.method,
-                            match.allow));
-    res.SetHeader("Allow", std::string(match.allow));
-  } else {
-    switch (match.route) {
-      case Route::kKey: res = HandleKey(req, match.tail); break;
-      case Route::kList: res = HandleList(req); break;
-      case Route::kAdminCompact: res = HandleCompact(); break;
-      case Route::kHealthz: res = HandleHealthz(); break;
-      case Route::kReadyz: res = HandleReadyz(); break;
-      case Route::kMetrics: res = HandleMetrics(); break;
-      case Route::kUnknown:
-      case Route::kCount: break;
-    }
-  }
-  counters_.Count(match.route, MethodFromString(req.method), res.status);
+struct KvApi::Exchange {
+  std::chrono::steady_clock::time_point started;
+  Route route = Route::kUnknown;
+  std::string method;
+  std::string request_id;
+  std::string remote;
+  size_t bytes_in = 0;
+  const Principal* caller = nullptr;  // set once authenticated; lives as long as the API
+};
+
+KvApi::Exchange KvApi::Begin(const HttpRequest& req, const RouteMatch& match) const {
+  return {.started = std::chrono::steady_clock::now(),
+          .route = match.route,
+          .method = req.method,
+          .request_id = RequestIdFor(req),
+          .remote = req.remote_addr,
+          .bytes_in = req.body.size()};
+}
+
+void KvApi::Finish(const Exchange& x, HttpResponse* res) {
+  res->SetHeader("X-Request-Id", x.request_id);
+  const auto took = std::chrono::steady_clock::now() - x.started;
+  metrics_.CountRequest(x.route, MethodFromString(x.method), res->status, took);
+  if (options_.request_logger == nullptr) return;
+  LogRequest(*options_.request_logger,
+             {.method = x.method,
+              .route = RouteLabel(x.route),
+              .status = res->status,
+              .bytes_in = x.bytes_in,
+              .bytes_out = x.method == "HEAD" ? 0 : res->body.size(),
+              .duration = took,
+              .request_id = x.request_id,
+              .remote = x.remote,
+              .identity = x.caller != nullptr ? std::string_view(x.caller->name) : std::string_view(),
+              .error_code = res->error_code,
+              .cause = res->error_cause});
+}
+
+HttpResponse KvApi::Refused(int status, std::string_view remote_addr) {
+  HttpRequest unread;
+  unread.method = "-";
+  unread.remote_addr = remote_addr;
+  Exchange exchange = Begin(unread, RouteMatch{});
+  HttpResponse res = TransportError(status);
+  Finish(exchange, &res);
   return res;
 }
 
+HttpResponse KvApi::Handle(const HttpRequest& req) {
+  const RouteMatch match = MatchRoute(req.path);
+  Exchange exchange = Begin(req, match);
+  HttpResponse res = Dispatch(req, match, &exchange.caller);
+  Finish(exchange, &res);
+  return res;
+}
+
+HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, const Principal** caller) {
+  if (match.route == Route::kUnknown) {
+    return Error(404, "not_found",
+                 fmt::format("no such route: {} (keys live under /v1/kv/{{key}}, listing is GET /v1/kv?prefix=)",
+                             req.path));
+  }
+  if (req.method == "OPTIONS") {
+    HttpResponse res;
+    res.status = 204;
+    res.SetHeader("Allow", std::string(match.allow));
+    return res;
+  }
+  if (!Allows(match.allow, req.method)) {
+    HttpResponse res = Error(405, "method_not_allowed",
+                             fmt::format("{} does not answer {}; it answers {}", RouteLabel(match.route),
+                                         req.method, match.allow));
+    res.SetHeader("Allow", std::string(match.allow));
+    return res;
+  }
+  // Probes answer whoever asks, however often: a load balancer or an
+  // orchestrator must be able to tell whether the process is alive.
+  if (match.route == Route::kHealthz) return HandleHealthz();
+  if (match.route == Route::kReadyz) return HandleReadyz();
+  if (auto refusal = Admit(req, match, caller)) return std::move(*refusal);
+  switch (match.route) {
+    case Route::kKey: return HandleKey(req, match.tail, *caller);
+    case Route::kList: return HandleList(req, *caller);
+    case Route::kAdminCompact:
+      if (auto refusal = Authorize(*caller, Op::kAdmin, "")) return std::move(*refusal);
+      return HandleCompact();
+    case Route::kMetrics: return HandleMetrics();
+    default: break;
+  }
+  return TransportError(500);
+}
+
+std::optional<HttpResponse> KvApi::Admit(const HttpRequest& req, const RouteMatch& match,
+                                         const Principal** caller) {
+  const bool needs_identity =
+      auth_.enabled() && (match.route != Route::kMetrics || auth_.metrics_need_admin());
+  Authenticator::Outcome who;
+  if (needs_identity) {
+    who = auth_.Authenticate(req);
+    *caller = who.principal;
+  }
+  // The limit applies before credentials are judged, so guessing tokens
+  // is limited too; a client is its identity once known, else its address.
+  if (rate_limiter_) {
+    const std::string client =
+        who.principal != nullptr ? "id:" + who.principal->name : "ip:" + req.remote_addr;
+    if (auto wait = rate_limiter_->Acquire(client)) {
+      metrics_.CountRateLimited();
+      const int64_t seconds = std::max<int64_t>(1, (wait->count() + 999) / 1000);
+      HttpResponse res = Error(429, "rate_limited",
+                               fmt::format("too many requests from this client; retry in {} s "
+                                           "(ratelimit.rate and ratelimit.burst set the limit)",
+                                           seconds));
+      res.SetHeader("Retry-After", std::to_string(seconds));
+      return res;
+    }
+  }
+  if (!needs_identity) return std::nullopt;
+  if (who.principal == nullptr) {
+    metrics_.CountAuthFailure(who.failure);
+    HttpResponse res = Error(401, "unauthorized", who.message);
+    res.SetHeader("WWW-Authenticate", "Bearer realm=\"kvctl\"");
+    return res;
+  }
+  if (match.route == Route::kMetrics) return Authorize(who.principal, Op::kAdmin, "");
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> KvApi::Authorize(const Principal* caller, Op op, std::string_view key) {
+  if (caller == nullptr || caller->Permits(op, key)) return std::nullopt;
+  metrics_.CountAuthFailure(AuthFailure::kForbidden);
+  return Error(403, "forbidden",
+               op == Op::kAdmin
+                   ? fmt::format("{} has no admin grant (admin is granted with prefix \"\")", caller->name)
+                   : fmt::format("{} may not {} this key: no grant of {} covers it", caller->name,
+                                 OpName(op), OpName(op)));
+}
+
 std::optional<HttpResponse> KvApi::CheckKeyRequest(const HttpRequest& req, std::string_view raw_key,
-                                                   std::string* key, core::Precondition* pre) const {
+                                                   const Principal* caller, std::string* key,
+                                                   core::Precondition* pre) {
   auto decoded = core::PercentDecode(raw_key);
   if (!decoded) return Error(400, "bad_encoding", "key: " + decoded.error().message());
   if (decoded->empty()) return Error(400, "empty_key", "the key is empty: put it after /v1/kv/");
@@ -242,7 +386,9 @@ std::optional<HttpResponse> KvApi::CheckKeyRequest(const HttpRequest& req, std::
                              options_.max_key_bytes));
   }
   *key = std::move(*decoded);
-  if (req.method == "GET" || req.method == "HEAD") return std::nullopt;
+  const bool read = req.method == "GET" || req.method == "HEAD";
+  if (auto refusal = Authorize(caller, read ? Op::kRead : Op::kWrite, *key)) return refusal;
+  if (read) return std::nullopt;
   if (auto bad = ReadPreconditions(req, req.method == "PUT", pre)) return bad;
   if (req.method == "PUT" && req.body.size() > options_.max_value_bytes) {
     return Error(413, "value_too_large",
@@ -268,10 +414,10 @@ HttpResponse KvApi::DeleteAnswer(const core::Result<core::DeleteOutcome>& del) {
   return res;
 }
 
-HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key) {
+HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key, const Principal* caller) {
   std::string key;
   core::Precondition pre;
-  if (auto bad = CheckKeyRequest(req, raw_key, &key, &pre)) return std::move(*bad);
+  if (auto bad = CheckKeyRequest(req, raw_key, caller, &key, &pre)) return std::move(*bad);
   if (req.method == "GET" || req.method == "HEAD") {
     auto entry = store_.Get(key);
     if (!entry) return Error(404, "no_such_key", "no such key");
@@ -288,14 +434,17 @@ HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key) 
 bool KvApi::HandleWriteAsync(const HttpRequest& req, Reply reply) {
   const RouteMatch match = MatchRoute(req.path);
   if (match.route != Route::kKey || (req.method != "PUT" && req.method != "DELETE")) return false;
-  auto answer = [this, method = MethodFromString(req.method), reply = std::move(reply)](HttpResponse res) {
-    counters_.Count(Route::kKey, method, res.status);
+  auto exchange = std::make_shared<Exchange>(Begin(req, match));
+  std::optional<HttpResponse> refusal = Admit(req, match, &exchange->caller);
+  auto answer = [this, exchange, reply = std::move(reply)](HttpResponse res) {
+    Finish(*exchange, &res);
     reply(std::move(res));
   };
   std::string key;
   core::Precondition pre;
-  if (auto bad = CheckKeyRequest(req, match.tail, &key, &pre)) {
-    answer(std::move(*bad));
+  if (!refusal) refusal = CheckKeyRequest(req, match.tail, exchange->caller, &key, &pre);
+  if (refusal) {
+    answer(std::move(*refusal));
   } else if (req.method == "PUT") {
     store_.PutAsync(key, req.body, pre,
                     [key, answer](core::Result<core::PutOutcome> put) { answer(PutAnswer(key, put)); });
@@ -305,7 +454,7 @@ bool KvApi::HandleWriteAsync(const HttpRequest& req, Reply reply) {
   return true;
 }
 
-HttpResponse KvApi::HandleList(const HttpRequest& req) {
+HttpResponse KvApi::HandleList(const HttpRequest& req, const Principal* caller) {
   auto params = ParseQuery(req.query);
   if (!params) return Error(400, "bad_parameter", params.error().message());
   core::ListOptions list;
@@ -339,7 +488,16 @@ HttpResponse KvApi::HandleList(const HttpRequest& req) {
     }
   }
 
-  core::ListPage page = store_.List(list);
+  core::ListPage page;
+  if (caller == nullptr) {
+    page = store_.List(list);
+  } else {
+    if (!caller->ReadsAnything()) {
+      metrics_.CountAuthFailure(AuthFailure::kForbidden);
+      return Error(403, "forbidden", fmt::format("{} may not read any key", caller->name));
+    }
+    page = ListWithin(store_, list, caller->ReadableWithin(list.prefix));
+  }
   json items = json::array();
   for (const core::ListItem& item : page.items) {
     json j{{"revision", item.revision}};
@@ -383,11 +541,20 @@ HttpResponse KvApi::HandleMetrics() {
   const bool writable = store_.Writable().ok();
   std::string out;
   out.reserve(4096);
-  counters_.Render(&out);
+  metrics_.Render(&out);
+  if (rate_limiter_) {
+    AppendSingle(&out, "kvctl_ratelimit_clients", "gauge",
+                 "Clients with a rate-limit bucket (seen within one refill period).",
+                 rate_limiter_->clients());
+  }
   auto gauge = [&](std::string_view name, std::string_view help, std::string_view type, auto v) {
     out.append(fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, v));
   };
   gauge("kvctl_keys", "Live keys in memory.", "gauge", s.keys);
+  gauge("kvctl_live_bytes",
+        "Bytes of the live keys and values, counted as log records (with their headers): the data "
+        "held in memory, and what a snapshot of it takes.",
+        "gauge", s.live_bytes);
   gauge("kvctl_revision", "The last committed store-wide revision.", "gauge", s.revision);
   gauge("kvctl_writable", "1 while writes are accepted, 0 after the log failed or during shutdown.",
         "gauge", writable ? 1 : 0);

@@ -21,6 +21,7 @@
 
 #include "lib/server/http_wire.h"
 #include "lib/server/task_pool.h"
+#include "lib/tls/tls_stream.h"
 
 namespace kvctl::server {
 namespace {
@@ -70,6 +71,7 @@ class InBuffer {
 };
 
 enum class ConnState {
+  kHandshake,  // TLS: the session is being set up
   kHead,     // waiting for a request head (idle when nothing is buffered)
   kBody,     // head read, waiting for the rest of the body
   kWaiting,  // the request runs on a worker thread
@@ -81,6 +83,12 @@ struct Connection {
   uint64_t id = 0;
   std::string remote_addr;
   ConnState state = ConnState::kHead;
+  std::unique_ptr<tls::Stream> tls;  // null: plain HTTP
+  std::string peer_common_name;      // a verified client certificate's CN
+  // OpenSSL can need the other direction: a read that waits for the socket
+  // to be writable, or a write that waits for it to be readable.
+  bool read_wants_write = false;
+  bool write_wants_read = false;
   InBuffer in;
   std::string out;
   size_t out_start = 0;  // first unsent byte of `out`
@@ -131,6 +139,7 @@ struct HttpServer::Impl {
   AsyncHandler async_handler;
   ErrorBodyMaker error_body;
   HeadLimits limits;
+  std::shared_ptr<tls::Context> tls;  // null: plain HTTP
   int listen_fd = -1;
   std::vector<std::unique_ptr<EventLoop>> loops;
   std::unique_ptr<TaskPool> pool;
@@ -142,11 +151,11 @@ struct HttpServer::Impl {
     try {
       return handler(request);
     } catch (...) {
-      return error_body(500);
+      return error_body(500, request.remote_addr);
     }
   }
   // A complete response for a status the transport decides itself.
-  HttpResponse Refusal(int status) const { return error_body(status); }
+  HttpResponse Refusal(int status, std::string_view remote_addr) const { return error_body(status, remote_addr); }
 };
 
 namespace {
@@ -230,8 +239,16 @@ class EventLoop {
             Close(c);
             continue;
           }
-          if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) c->readable = true;
-          if (ev.events & EPOLLOUT) Flush(c);
+          const bool in = (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0;
+          const bool out = (ev.events & EPOLLOUT) != 0;
+          if (in || (out && c->read_wants_write)) {
+            c->readable = true;
+            c->read_wants_write = false;
+          }
+          if (out || (in && c->write_wants_read)) {
+            c->write_wants_read = false;
+            Flush(c);
+          }
           Drive(c);
         }
       }
@@ -301,8 +318,12 @@ class EventLoop {
         return;
       }
       if (server_.open_connections.load() >= server_.options.max_connections) {
+        if (server_.tls) {  // no session to answer on, and none is worth making now
+          ::close(fd);
+          continue;
+        }
         std::string answer;
-        AppendResponse(server_.Refusal(503), false, false, 1, date_, &answer);
+        AppendResponse(server_.Refusal(503, PeerAddress(ss)), false, false, 1, date_, &answer);
         ssize_t ignored = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
         ::close(fd);
@@ -333,6 +354,16 @@ class EventLoop {
     c->id = next_id_++;
     c->remote_addr = std::move(remote_addr);
     c->idle_since = now_;
+    if (server_.tls) {
+      c->tls = tls::Stream::Make(server_.tls, fd);
+      if (c->tls == nullptr) {
+        ::close(fd);
+        --server_.open_connections;
+        return;
+      }
+      c->state = ConnState::kHandshake;
+      c->request_started = now_;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = c;
@@ -347,6 +378,7 @@ class EventLoop {
   // Reads, parses and answers until the connection has to wait: for input,
   // for a worker, or for the client to take its answers.
   void Drive(Connection* c) {
+    if (c->state == ConnState::kHandshake && !Handshake(c)) return;
     for (int reads = 0;;) {
       ProcessBuffered(c);
       if (c->closed) return;
@@ -367,6 +399,53 @@ class EventLoop {
     }
   }
 
+  // Moves the TLS handshake on; true once it is done. A failed handshake
+  // (no or an untrusted client certificate, not TLS at all) closes the
+  // connection: there is no session to send an answer on.
+  bool Handshake(Connection* c) {
+    switch (c->tls->Handshake().status) {
+      case tls::IoResult::kOk:
+        c->state = ConnState::kHead;
+        c->peer_common_name = c->tls->VerifiedPeerCommonName();
+        c->idle_since = now_;
+        c->readable = true;  // the first request may have come with the last handshake bytes
+        return true;
+      case tls::IoResult::kWantRead:
+      case tls::IoResult::kWantWrite:
+        return false;
+      case tls::IoResult::kClosed:
+      case tls::IoResult::kError:
+        Close(c);
+        return false;
+    }
+    return false;
+  }
+
+  // One TLS read; as ReadSome.
+  bool ReadTls(Connection* c, char* at, size_t room) {
+    const tls::IoResult r = c->tls->Read(at, room);
+    switch (r.status) {
+      case tls::IoResult::kOk:
+        c->in.Commit(r.bytes);
+        return true;  // a record at a time: only kWantRead says the socket is drained
+      case tls::IoResult::kWantWrite:
+        c->read_wants_write = true;
+        c->readable = false;
+        return false;
+      case tls::IoResult::kWantRead:
+        c->readable = false;
+        return false;
+      case tls::IoResult::kClosed:
+        c->readable = false;
+        c->peer_closed = true;
+        return false;
+      case tls::IoResult::kError:
+        Close(c);
+        return false;
+    }
+    return false;
+  }
+
   // One recv; false when nothing more can be read now.
   bool ReadSome(Connection* c) {
     size_t want = kReadChunk;
@@ -376,6 +455,7 @@ class EventLoop {
     if (c->state == ConnState::kLingering) c->in.Clear();
     char* at = c->in.Prepare(want);
     const size_t room = c->in.room();
+    if (c->tls) return ReadTls(c, at, room);
     ssize_t n;
     do {
       n = ::recv(c->fd, at, room, 0);
@@ -401,6 +481,7 @@ class EventLoop {
         case ConnState::kLingering:
           c->in.Clear();
           return;
+        case ConnState::kHandshake:  // no application bytes before the session is up
         case ConnState::kWaiting:
           return;
         case ConnState::kBody:
@@ -454,6 +535,7 @@ class EventLoop {
     r.headers.clear();
     for (const auto& [name, value] : head.headers) r.headers.emplace_back(name, value);
     r.remote_addr = c->remote_addr;
+    r.peer_common_name = c->peer_common_name;
     r.body.clear();
     c->request_is_head = head.method == "HEAD";
     c->request_minor = head.minor_version;
@@ -510,7 +592,7 @@ class EventLoop {
   // client reads the answer instead of a reset.
   void Refuse(Connection* c, int status) {
     c->request_is_head = false;
-    AppendResponse(server_.Refusal(status), false, false, 1, date_, &c->out);
+    AppendResponse(server_.Refusal(status, c->remote_addr), false, false, 1, date_, &c->out);
     c->close_after_write = true;
     c->state = ConnState::kLingering;
     c->in_request = false;
@@ -518,8 +600,30 @@ class EventLoop {
     c->linger_until = now_ + kLinger;
   }
 
+  // One TLS write of what is pending; false when the connection has to wait
+  // (or was closed).
+  bool SendTls(Connection* c) {
+    const tls::IoResult r = c->tls->Write(c->out.data() + c->out_start, c->pending_out());
+    if (r.status == tls::IoResult::kOk) {
+      c->out_start += r.bytes;
+      return true;
+    }
+    if (r.status == tls::IoResult::kClosed || r.status == tls::IoResult::kError) {
+      Close(c);
+      return false;
+    }
+    c->write_wants_read = r.status == tls::IoResult::kWantRead;
+    if (c->blocked_since == Clock::time_point{}) c->blocked_since = now_;
+    return false;
+  }
+
   void Flush(Connection* c) {
+    if (c->closed) return;
     while (c->pending_out() > 0) {
+      if (c->tls) {
+        if (!SendTls(c)) return;
+        continue;
+      }
       const ssize_t n = ::send(c->fd, c->out.data() + c->out_start, c->pending_out(), MSG_NOSIGNAL);
       if (n > 0) {
         c->out_start += static_cast<size_t>(n);
@@ -543,6 +647,7 @@ class EventLoop {
     if (!c->close_after_write) return;
     if (c->state == ConnState::kLingering) {
       if (!c->write_shut) {
+        if (c->tls) c->tls->Shutdown();
         ::shutdown(c->fd, SHUT_WR);
         c->write_shut = true;
       }
@@ -554,6 +659,7 @@ class EventLoop {
   void Close(Connection* c) {
     if (c->closed) return;
     c->closed = true;
+    if (c->tls && !c->peer_closed) c->tls->Shutdown();  // close_notify, if the socket takes it
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
     ::close(c->fd);
     --server_.open_connections;
@@ -581,6 +687,8 @@ class EventLoop {
         to_close.push_back(c);
       } else if (c->state == ConnState::kLingering) {
         if (now_ >= c->linger_until) to_close.push_back(c);
+      } else if (c->state == ConnState::kHandshake) {
+        if (now_ - c->request_started > o.read_timeout) to_close.push_back(c);
       } else if (c->state == ConnState::kBody || (c->state == ConnState::kHead && c->in_request)) {
         if (now_ - c->request_started > o.read_timeout) expired_reads.push_back(c);
       } else if (c->state == ConnState::kHead && c->pending_out() == 0 &&
@@ -654,6 +762,12 @@ HttpServer::~HttpServer() {
 
 core::Status HttpServer::Bind() {
   const HttpServerOptions& o = impl_->options;
+  impl_->limits.max_head = o.max_header_bytes;
+  if (o.tls.enabled()) {
+    auto context = MakeServerTlsContext(o.tls);
+    if (!context) return context.error();
+    impl_->tls = std::move(*context);
+  }
   std::string host = o.host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   auto in_use = [&] {

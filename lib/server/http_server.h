@@ -23,8 +23,11 @@
 //   lingering read, so the client sees the answer and not a reset. Expect:
 //   100-continue gets "100 Continue" or that refusal.
 // - Limits, so a slow or hostile client cannot hold the server: the request
-//   line (8 KiB, else 414) and the head (16 KiB, else 431); a request must
-//   arrive whole within read_timeout (else 408 and close); an idle
+//   line (8 KiB, else 414) and the head (max_header_bytes, else 431; at
+//   most 100 header fields); a request must arrive whole within
+//   read_timeout (else 408 and close); a TLS handshake must finish within
+//   read_timeout (else the connection closes: there is no session to
+//   answer on); an idle
 //   keep-alive connection closes after keepalive_timeout; a response that
 //   cannot be sent within write_timeout closes its connection; at most
 //   max_connections are open (more get 503 and are closed); a client that
@@ -34,10 +37,12 @@
 //   requests in flight (their answers say Connection: close), then Serve()
 //   returns once every connection is closed and the worker pool is idle.
 //
-// TLS can be added behind an option: connection bytes go through
-// Connection::Recv/Send in http_server.cpp, the one place a TLS session
-// (OpenSSL with a memory BIO or SSL_read/SSL_write on the non-blocking
-// socket) would wrap.
+// - TLS (options.tls): each connection's session runs on its loop through
+//   lib/tls/tls_stream.h, non-blocking: the handshake, then every read and
+//   write, wait for whichever of readable or writable OpenSSL asks for. A
+//   verified client certificate's CN reaches the handler as
+//   HttpRequest::peer_common_name. Over max_connections, a TLS connection
+//   is closed without an answer (a 503 needs a handshake first).
 //
 // Thread safety: Stop() may be called from any thread, once Bind() is done.
 #pragma once
@@ -47,9 +52,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "lib/core/status.h"
 #include "lib/server/http_types.h"
+#include "lib/server/tls.h"
 
 namespace kvctl::server {
 
@@ -67,10 +74,17 @@ struct HttpServerOptions {
   // Bodies over this are refused with 413 from their Content-Length, before
   // they are read.
   size_t max_body_bytes = 1 << 20;
+  // The request line plus header fields; more is refused with 431. At
+  // least 8 KiB, the request line's own limit (414).
+  size_t max_header_bytes = 16 * 1024;
+  // HTTPS when tls.cert is set; mutual TLS with tls.client_ca.
+  TlsOptions tls;
 };
 
-// Turns an error status the transport produced itself into kvctl's JSON.
-using ErrorBodyMaker = std::function<HttpResponse(int status)>;
+// Turns an error status the transport decided itself (before any handler
+// ran) into kvctl's JSON answer; called once per refusal, from a loop
+// thread, so it may count and log it.
+using ErrorBodyMaker = std::function<HttpResponse(int status, std::string_view remote_addr)>;
 
 class HttpServer {
  public:
@@ -88,7 +102,8 @@ class HttpServer {
   using AsyncHandler = std::function<bool(const HttpRequest&, Reply)>;
   void set_async_handler(AsyncHandler handler);
 
-  // Binds and listens. Busy when the address is taken.
+  // Binds and listens. Busy when the address is taken; InvalidArgument
+  // when the TLS files are unusable.
   core::Status Bind();
   int port() const { return port_; }
   // Serves until Stop(); in-flight requests finish first.

@@ -18,6 +18,10 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string remote_addr;
+  // The subject Common Name of the client's certificate, when the
+  // connection is TLS and the certificate was verified against
+  // tls.client_ca; "" otherwise.
+  std::string peer_common_name;
 
   // Case-insensitive; the first value, if any.
   std::optional<std::string_view> Header(std::string_view name) const;
@@ -28,6 +32,10 @@ struct HttpResponse {
   std::string content_type;  // empty: no body
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // For the request log only, never sent: the JSON error's code word and,
+  // for a server error, its message.
+  std::string error_code;
+  std::string error_cause;
 
   void SetHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

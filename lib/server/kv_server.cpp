@@ -7,6 +7,14 @@
 #include "lib/core/store.h"
 
 namespace kvctl::server {
+namespace {
+
+// 127.0.0.0/8, ::1 and localhost: only this host can connect.
+bool IsLoopback(std::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
+}
+
+}  // namespace
 
 KvServer::KvServer(ServeOptions options, core::Logger& logger)
     : options_(std::move(options)), logger_(logger) {}
@@ -14,19 +22,25 @@ KvServer::KvServer(ServeOptions options, core::Logger& logger)
 KvServer::~KvServer() = default;
 
 core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, core::Logger& logger) {
-  options.log.logger = &logger;
+  std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
+  ServeOptions& o = server->options_;
+  o.log.logger = &logger;
+  StorageMetrics& storage_metrics = server->storage_metrics_;
+  server->timed_fs_ = std::make_unique<TimedFileSystem>(
+      o.log.fs != nullptr ? *o.log.fs : core::PosixFileSystem(), storage_metrics);
+  o.log.fs = server->timed_fs_.get();
+
   core::StoreOptions store_options;
   store_options.logger = &logger;
-  if (options.log.fsync == core::FsyncPolicy::kInterval) {
-    store_options.sync_interval = options.fsync_interval;
-  }
+  store_options.on_commit = [&storage_metrics](size_t changes) { storage_metrics.ObserveCommit(changes); };
+  if (o.log.fsync == core::FsyncPolicy::kInterval) store_options.sync_interval = o.fsync_interval;
   auto store = std::make_unique<core::Store>(store_options);
 
   const auto started = std::chrono::steady_clock::now();
   core::RecoveryReport report;
   core::Store& recovering = *store;
   auto log = core::FileLog::Open(
-      options.log,
+      o.log,
       [&recovering](const core::LogRecord& r) {
         recovering.ApplyRecovered(r);
         return core::Status::Ok();
@@ -35,21 +49,22 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   if (!log) return log.error();
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
-  logger.Info("recovered the log", {{"data_dir", options.log.dir},
+  logger.Info("recovered the log", {{"data_dir", o.log.dir},
                                     {"segments", std::to_string(report.segments)},
                                     {"records", std::to_string(report.records)},
                                     {"keys", std::to_string(store->stats().keys)},
                                     {"snapshot_keys", std::to_string(report.snapshot_records)},
                                     {"revision", std::to_string(report.last_revision)},
-                                    {"fsync", std::string(core::FsyncPolicyName(options.log.fsync))},
+                                    {"fsync", std::string(core::FsyncPolicyName(o.log.fsync))},
                                     {"took_ms", std::to_string(took.count())}});
   store->NoteRecoveredRevision(report.last_revision);
   store->Start(std::move(*log));
-  core::Store& file_store = *store;
-  auto server = Serve(std::move(store), std::move(options), logger);
-  if (!server) return server;
-  KvServer& s = **server;
-  s.auto_compactor_ = std::make_unique<core::AutoCompactor>(s.options_.compaction, file_store, logger);
+  server->auto_compactor_ = std::make_unique<core::AutoCompactor>(o.compaction, *store, logger);
+  server->store_ = std::move(store);
+  // The log's own gauges come through KvStore::BackendMetrics; these are the
+  // file system's timings and the group-commit batch sizes.
+  o.api.render_backend_metrics = [&storage_metrics](std::string* out) { storage_metrics.Render(out); };
+  if (core::Status s = server->Listen(); !s.ok()) return s;
   return server;
 }
 
@@ -57,18 +72,40 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::Kv
                                                         ServeOptions options,
                                                         core::Logger& logger) {
   std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
-  ServeOptions& o = server->options_;
   server->store_ = std::move(store);
-  server->api_ = std::make_unique<KvApi>(*server->store_, o.api);
-  KvApi* api = server->api_.get();
-  server->http_ = std::make_unique<HttpServer>(
-      o.http, [api](const HttpRequest& r) { return api->Handle(r); }, &KvApi::TransportError);
-  server->http_->set_async_handler(
-      [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
-  if (core::Status s = server->http_->Bind(); !s.ok()) return s;
-  logger.Info("listening", {{"addr", fmt::format("{}:{}", o.http.host, server->http_->port())},
-                            {"threads", std::to_string(o.http.threads)}});
+  if (core::Status s = server->Listen(); !s.ok()) return s;
   return server;
+}
+
+core::Status KvServer::Listen() {
+  ServeOptions& o = options_;
+  o.api.request_logger = o.log_requests ? &logger_ : nullptr;
+  const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
+  const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
+  api_ = std::make_unique<KvApi>(*store_, o.api);
+  KvApi* api = api_.get();
+  http_ = std::make_unique<HttpServer>(
+      o.http, [api](const HttpRequest& r) { return api->Handle(r); },
+      [api](int status, std::string_view remote) { return api->Refused(status, remote); });
+  http_->set_async_handler(
+      [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
+  if (core::Status s = http_->Bind(); !s.ok()) return s;
+  const bool loopback = IsLoopback(o.http.host);
+  logger_.Info("listening",
+               {{"addr", fmt::format("{}:{}", o.http.host, http_->port())},
+                {"scheme", o.http.tls.enabled() ? "https" : "http"},
+                {"client_certs", o.http.tls.client_ca_file.empty() ? "not asked for" : "required"},
+                {"auth", auth_on ? fmt::format("on ({} identities)", identities) : "off"},
+                {"ratelimit", o.api.rate_limit > 0 ? fmt::format("{}/s per client", o.api.rate_limit) : "off"},
+                {"reachable_from", loopback ? "this host only (loopback; set server.listen to serve others)"
+                                            : "other hosts"},
+                {"threads", std::to_string(o.http.threads)}});
+  if (!loopback && (!o.http.tls.enabled() || !auth_on)) {
+    logger_.Warn("listening beyond loopback without TLS or without auth: anyone who can reach this "
+                 "address can read what passes or every key (see README, \"Run it securely\")",
+                 {{"tls", o.http.tls.enabled() ? "on" : "off"}, {"auth", auth_on ? "on" : "off"}});
+  }
+  return core::Status::Ok();
 }
 
 core::Status KvServer::Run() {

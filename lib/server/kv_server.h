@@ -17,6 +17,7 @@
 #include "lib/core/logger.h"
 #include "lib/server/api.h"
 #include "lib/server/http_server.h"
+#include "lib/server/storage_metrics.h"
 
 namespace kvctl::server {
 
@@ -26,6 +27,7 @@ struct ServeOptions {
   core::AutoCompactionPolicy compaction;  // file backend
   HttpServerOptions http;
   ApiOptions api;
+  bool log_requests = true;  // one log line per request (log.requests)
 };
 
 class KvServer {
@@ -45,9 +47,14 @@ class KvServer {
 
  private:
   KvServer(ServeOptions options, core::Logger& logger);
+  // Builds the API over store_ and binds the listening socket.
+  core::Status Listen();
 
   ServeOptions options_;
   core::Logger& logger_;
+  // Declared before the store, so they outlive the log that uses them.
+  StorageMetrics storage_metrics_;                  // file backend only
+  std::unique_ptr<TimedFileSystem> timed_fs_;       // file backend only
   std::unique_ptr<core::KvStore> store_;
   std::unique_ptr<core::AutoCompactor> auto_compactor_;  // file backend only
   std::unique_ptr<KvApi> api_;

@@ -92,7 +92,7 @@ TEST_CASE("kvctl bench refuses bad flags with exit 2 and an unreachable server w
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"bench", "--read-ratio", "1.5"}, {"bench", "--clients", "0"},
         {"bench", "--duration", "soon"}, {"bench", "--keys", "100000", "--key-size", "3"},
-        {"bench", "--zipf", "-1"}, {"bench", "--bogus"}, {"bench", "--addr", "https://127.0.0.1:1"},
+        {"bench", "--zipf", "-1"}, {"bench", "--bogus"}, {"bench", "--addr", "http://127.0.0.1:1", "--cacert", "ca.pem"},
         {"bench", "--clients", "many"}}) {
     CAPTURE(args[1]);
     const CliResult r = RunCli(args);
@@ -100,9 +100,11 @@ TEST_CASE("kvctl bench refuses bad flags with exit 2 and an unreachable server w
     CHECK(IsOneErrorLine(r.err));
     CHECK(r.out.empty());
   }
-  const CliResult down = RunCli({"bench", "--addr", Addr(FreePort()), "--requests", "10"});
-  CHECK(down.exit_code == 3);
-  CHECK(IsOneErrorLine(down.err));
+  for (const std::string& addr : {Addr(FreePort()), "https://" + Addr(FreePort())}) {
+    const CliResult down = RunCli({"bench", "--addr", addr, "--requests", "10"});
+    CHECK(down.exit_code == 3);
+    CHECK(IsOneErrorLine(down.err));
+  }
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <map>
 
+#include <sstream>
+
 #include <doctest/doctest.h>
 
 #include "tests/e2e/harness.h"
@@ -93,6 +95,19 @@ TEST_CASE("a full disk fails the write with 503, refuses later writes, keeps rea
     // A server whose log failed does not report success even when stopped cleanly.
     CHECK(server.Terminate() == 3);
     CHECK(server.Stderr().find("No space left on device") != std::string::npos);
+    // The refused request's log line is at level error with the cause, and
+    // names the route, not the key.
+    bool logged = false;
+    std::istringstream lines(server.Stderr());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(" request method=PUT route=/v1/kv/{key} status=503") == std::string::npos) continue;
+      logged = true;
+      CHECK(line.find(" error ") != std::string::npos);
+      CHECK(line.find("error=unavailable") != std::string::npos);
+      CHECK(line.find("cause=") != std::string::npos);
+      CHECK(line.find("big/") == std::string::npos);
+    }
+    CHECK_MESSAGE(logged, "no request line with status 503 in the log:\n" << server.Stderr());
   }
 
   // With room again, a restart recovers every acknowledged write and nothing else.

@@ -148,7 +148,9 @@ ServerProcess::ServerProcess(const fs::path& scratch, ServerOptions options)
   const std::string tag = std::to_string(++counter);
   stdout_path_ = scratch / ("server-" + tag + ".stdout");
   stderr_path_ = scratch / ("server-" + tag + ".stderr");
-  std::vector<std::string> argv{KvctlBinary(), "serve"};
+  std::vector<std::string> argv = options_.command_prefix;
+  argv.push_back(KvctlBinary());
+  argv.push_back("serve");
   if (options_.port != 0 && options_.listen_flag) {
     argv.push_back("--listen");
     argv.push_back(Addr(options_.port));
@@ -207,12 +209,16 @@ void ServerProcess::WaitReady(std::chrono::milliseconds limit) {
       FAIL("kvctl serve exited with code " << *exit_code_ << " before it was ready; stderr:\n"
                                            << Stderr());
     }
-    httplib::Client probe("127.0.0.1", options_.port);
-    probe.set_connection_timeout(1);
-    probe.set_read_timeout(2);
-    if (auto res = probe.Get("/readyz")) {
-      last_status = res->status;
-      if (res->status == 200) return;
+    if (options_.ready_probe) {
+      if (options_.ready_probe(options_.port)) return;
+    } else {
+      httplib::Client probe("127.0.0.1", options_.port);
+      probe.set_connection_timeout(1);
+      probe.set_read_timeout(2);
+      if (auto res = probe.Get("/readyz")) {
+        last_status = res->status;
+        if (res->status == 200) return;
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

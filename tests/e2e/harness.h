@@ -64,6 +64,15 @@ class TempDir {
 };
 
 struct ServerOptions {
+  // The first five fields in order; the rest are set by name afterwards.
+  ServerOptions(std::string data_dir_ = {}, int port_ = 0, std::vector<std::string> extra_args_ = {},
+                Env env_ = {}, bool listen_flag_ = true)
+      : data_dir(std::move(data_dir_)),
+        port(port_),
+        extra_args(std::move(extra_args_)),
+        env(std::move(env_)),
+        listen_flag(listen_flag_) {}
+
   // The data dir passed with --data-dir; empty: don't pass the flag.
   std::string data_dir;
   // Port passed as --listen 127.0.0.1:PORT (0: don't pass --listen).
@@ -73,6 +82,12 @@ struct ServerOptions {
   // false: don't pass --listen; `port` is then only where WaitReady looks (the
   // address comes from the config file or the environment).
   bool listen_flag = true;
+  // Run through this command first (e.g. setpriv to drop root); its first
+  // element is an absolute path.
+  std::vector<std::string> command_prefix;
+  // How WaitReady asks whether the server is ready (true: ready); unset:
+  // GET /readyz over plain HTTP answers 200. A TLS server needs its own.
+  std::function<bool(int port)> ready_probe;
 };
 
 class ServerProcess {

@@ -66,7 +66,9 @@ done < <(jq -r '.subcommands[].name' <<< "$tree")
 # kvctl.toml(5): one entry per setting, from ".TP" ".B key" to the next entry.
 toml_page=$man_dir/kvctl.toml.5
 settings=$(env -i HOME=/nonexistent "$kvctl" config show -o json)
-while IFS=$'\t' read -r key env default flags; do
+# Fields are split at \x1f, not at tabs: IFS whitespace would run an empty
+# default (tls.cert has none) into the next field.
+while IFS=$'\x1f' read -r key env default flags; do
   check
   entry=$(awk -v key=".B $key" 'prev == ".TP" && $0 == key {on = 1; next} on && /^\.(TP|SS|SH)/ {exit} on; {prev = $0}' "$toml_page")
   if [ -z "$entry" ]; then
@@ -76,7 +78,6 @@ while IFS=$'\t' read -r key env default flags; do
   for want in "$env" "$default" $flags; do
     grep -qF -- "$(roff "$want")" <<< "$entry" || fail "kvctl.toml.5: the entry for $key does not show $want"
   done
-# An empty default is written "none" (and read can't keep an empty field).
-done < <(jq -r '.settings[] | [.key, .env, (if .default == "" then "none" else .default end), (.flags | join(" "))] | @tsv' <<< "$settings")
+done < <(jq -r '.settings[] | [.key, (.env // ""), .default, (.flags | join(" "))] | join("\u001f")' <<< "$settings")
 
 finish man

@@ -14,9 +14,9 @@
 
 namespace kvctl::testing {
 
-class FaultFs final : public core::FileSystem {
+class FaultFs final : public core::ForwardingFileSystem {
  public:
-  FaultFs() : base_(core::PosixFileSystem()) {}
+  FaultFs() : core::ForwardingFileSystem(core::PosixFileSystem()) {}
 
   // Every Sync() of a file fails from now on (like EIO from fdatasync).
   void FailSyncs(bool on);
@@ -51,21 +51,11 @@ class FaultFs final : public core::FileSystem {
   uint64_t ops_count();
 
   core::Result<std::unique_ptr<core::WritableFile>> OpenAppendable(const std::string& path) override;
-  core::Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
-  core::Result<std::unique_ptr<core::ReadableFile>> OpenReadable(const std::string& path) override {
-    return base_.OpenReadable(path);
-  }
   core::Status WriteFile(const std::string& path, std::string_view data) override;
   core::Status Truncate(const std::string& path, uint64_t size) override;
   core::Status Rename(const std::string& from, const std::string& to) override;
   core::Status Remove(const std::string& path) override;
   core::Status SyncDir(const std::string& dir) override;
-  core::Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
-  core::Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_.ListDir(dir); }
-  bool Exists(const std::string& path) override { return base_.Exists(path); }
-  core::Result<std::unique_ptr<core::FileLock>> LockExclusive(const std::string& path) override {
-    return base_.LockExclusive(path);
-  }
 
  private:
   friend class FaultFile;
@@ -76,7 +66,6 @@ class FaultFs final : public core::FileSystem {
   uint64_t Allow(uint64_t want, bool* full);
   void MarkSynced(const std::string& path, uint64_t size);
 
-  core::FileSystem& base_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool fail_syncs_ = false;

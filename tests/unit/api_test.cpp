@@ -4,9 +4,12 @@
 #include "lib/server/api.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <cctype>
 #include <memory>
 #include <optional>
@@ -18,6 +21,7 @@
 
 #include "lib/core/base64.h"
 #include "lib/core/file_log.h"
+#include "lib/core/log_format.h"
 #include "lib/core/percent_encoding.h"
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
@@ -602,6 +606,209 @@ TEST_CASE("/metrics answers Prometheus text with the key count and request count
   CHECK(text.find("kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",code=\"200\"} 1\n") !=
         std::string::npos);
   CHECK(text.find("kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"GET\",code=\"404\"} 1\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("/metrics has a latency histogram per route, bytes in memory and the auth counters") {
+  Fixture f;
+  REQUIRE(Put(f, "ab", "xyz").status == 201);
+  REQUIRE(Get(f, "ab").status == 200);
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find(fmt::format("\nkvctl_live_bytes {}\n", core::EncodedRecordSize(2, 3))) != std::string::npos);
+  CHECK(text.find("# TYPE kvctl_http_request_duration_seconds histogram\n") != std::string::npos);
+  CHECK(text.find("kvctl_http_request_duration_seconds_bucket{route=\"/v1/kv/{key}\",le=\"+Inf\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("kvctl_http_request_duration_seconds_count{route=\"/v1/kv/{key}\"} 2\n") != std::string::npos);
+  CHECK(text.find("kvctl_auth_failures_total{reason=\"forbidden\"} 0\n") != std::string::npos);
+  CHECK(text.find("kvctl_ratelimit_refusals_total 0\n") != std::string::npos);
+}
+
+// ---- admission: request ids, auth, rate limit -------------------------------
+
+TEST_CASE("every answer carries X-Request-Id: the client's when usable, else a new one") {
+  Fixture f;
+  const HttpResponse given = f.api.Handle(Req("GET", "/healthz", {}, {{"X-Request-Id", "abc-123"}}));
+  CHECK(HeaderOf(given, "X-Request-Id") == "abc-123");
+  const HttpResponse made = Get(f, "missing");
+  const auto id = HeaderOf(made, "X-Request-Id");
+  REQUIRE(id.has_value());
+  CHECK(id->size() == 16);
+  CHECK(HeaderOf(Get(f, "missing"), "X-Request-Id") != id);  // each request its own
+  const HttpResponse junk = f.api.Handle(Req("GET", "/healthz", {}, {{"X-Request-Id", "has space"}}));
+  CHECK(HeaderOf(junk, "X-Request-Id") != "has space");
+}
+
+ApiOptions WithTokens(bool metrics_need_admin = false) {
+  ApiOptions o;
+  auto token = [](std::string name, std::string secret, std::vector<Grant> grants) {
+    return AuthOptions::Token{std::move(name), *ParseSha256Hex(Sha256Hex(secret)), std::move(grants)};
+  };
+  o.auth.tokens.push_back(token("reader", "t-reader", {Grant{"app/", true, false, false}}));
+  o.auth.tokens.push_back(token("writer", "t-writer", {Grant{"app/", true, true, false}}));
+  o.auth.tokens.push_back(token("admin", "t-admin", {Grant{"", true, true, true}}));
+  o.auth.tokens.push_back(token("blind", "t-blind", {Grant{"app/", false, true, false}}));
+  o.auth.metrics_need_admin = metrics_need_admin;
+  return o;
+}
+
+Headers Bearer(std::string token) { return {{"Authorization", "Bearer " + std::move(token)}}; }
+
+TEST_CASE("with tokens configured each route answers 401 without a valid token") {
+  Fixture f(WithTokens());
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", KeyPath("app/x")}, {"HEAD", KeyPath("app/x")}, {"PUT", KeyPath("app/x")},
+           {"DELETE", KeyPath("app/x")}, {"GET", "/v1/kv?prefix=app/"}}) {
+    INFO(method << " " << target);
+    const HttpResponse none = f.api.Handle(Req(method, target));
+    CHECK(none.status == 401);
+    CHECK(HeaderOf(none, "WWW-Authenticate") == "Bearer realm=\"kvctl\"");
+    if (method != "HEAD") CheckError(none, 401, "unauthorized");
+    CHECK(f.api.Handle(Req(method, target, {}, Bearer("t-wrong"))).status == 401);
+  }
+  CHECK(f.store.revision() == 0);
+  // Probes and (by default) /metrics need no token.
+  CHECK(f.api.Handle(Req("GET", "/healthz")).status == 200);
+  CHECK(f.api.Handle(Req("GET", "/readyz")).status == 200);
+  CHECK(f.api.Handle(Req("GET", "/metrics")).status == 200);
+}
+
+TEST_CASE("each operation is allowed inside the token's grants and answers 403 outside them") {
+  Fixture f(WithTokens());
+  REQUIRE(Put(f, "app/a", "1", Bearer("t-writer")).status == 201);
+  REQUIRE(Put(f, "other/b", "2", Bearer("t-admin")).status == 201);
+
+  CHECK(f.api.Handle(Req("GET", KeyPath("app/a"), {}, Bearer("t-reader"))).body == "1");
+  CHECK(f.api.Handle(Req("HEAD", KeyPath("app/a"), {}, Bearer("t-reader"))).status == 200);
+  CheckError(f.api.Handle(Req("GET", KeyPath("other/b"), {}, Bearer("t-reader"))), 403, "forbidden");
+  // Outside the grant a missing key is 403 too: a refusal does not tell whether a key exists.
+  CheckError(f.api.Handle(Req("GET", KeyPath("other/none"), {}, Bearer("t-reader"))), 403, "forbidden");
+  CheckError(Put(f, "app/a", "x", Bearer("t-reader")), 403, "forbidden");
+  CheckError(f.api.Handle(Req("DELETE", KeyPath("app/a"), {}, Bearer("t-reader"))), 403, "forbidden");
+  CheckError(Put(f, "other/b", "x", Bearer("t-writer")), 403, "forbidden");
+  CheckError(f.api.Handle(Req("GET", KeyPath("app/a"), {}, Bearer("t-blind"))), 403, "forbidden");
+  CHECK(Put(f, "app/a", "2", Bearer("t-blind")).status == 200);
+  CHECK(f.api.Handle(Req("DELETE", KeyPath("app/a"), {}, Bearer("t-writer"))).status == 204);
+  CHECK(f.store.revision() == 4);  // refused writes changed nothing
+
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_auth_failures_total{reason=\"forbidden\"} 6\n") != std::string::npos);
+}
+
+TEST_CASE("a listing shows only the keys the token may read, and pages across its grants") {
+  ApiOptions o = WithTokens();
+  o.auth.tokens.push_back({"two", *ParseSha256Hex(Sha256Hex("t-two")),
+                           {Grant{"b/", true, false, false}, Grant{"d/", true, false, false}}});
+  Fixture f(std::move(o));
+  for (const char* k : {"a/1", "b/1", "b/2", "c/1", "d/1", "d/2", "e/1"}) {
+    REQUIRE(Put(f, k, "v", Bearer("t-admin")).status == 201);
+  }
+  auto keys = [](const HttpResponse& res) {
+    std::vector<std::string> out;
+    const json body = json::parse(res.body);
+    for (const json& item : body.at("items")) out.push_back(item.at("key").get<std::string>());
+    return out;
+  };
+  const HttpResponse all = f.api.Handle(Req("GET", "/v1/kv", {}, Bearer("t-two")));
+  REQUIRE(all.status == 200);
+  CHECK(keys(all) == std::vector<std::string>{"b/1", "b/2", "d/1", "d/2"});
+  CHECK(keys(f.api.Handle(Req("GET", "/v1/kv?prefix=d/2", {}, Bearer("t-two")))) ==
+        std::vector<std::string>{"d/2"});
+  CHECK(keys(f.api.Handle(Req("GET", "/v1/kv?prefix=c/", {}, Bearer("t-two")))).empty());
+
+  // Pages of 3 follow the cursor from one grant into the next.
+  const HttpResponse first = f.api.Handle(Req("GET", "/v1/kv?limit=3", {}, Bearer("t-two")));
+  CHECK(keys(first) == std::vector<std::string>{"b/1", "b/2", "d/1"});
+  REQUIRE(json::parse(first.body).at("next") == "d/1");
+  const HttpResponse second = f.api.Handle(Req("GET", "/v1/kv?limit=3&after=d/1", {}, Bearer("t-two")));
+  CHECK(keys(second) == std::vector<std::string>{"d/2"});
+  CHECK(json::parse(second.body).at("next").is_null());
+
+  CheckError(f.api.Handle(Req("GET", "/v1/kv", {}, Bearer("t-blind"))), 403, "forbidden");
+}
+
+TEST_CASE("auth.metrics = admin: /metrics needs a token with the admin grant") {
+  Fixture f(WithTokens(/*metrics_need_admin=*/true));
+  CHECK(f.api.Handle(Req("GET", "/metrics")).status == 401);
+  CheckError(f.api.Handle(Req("GET", "/metrics", {}, Bearer("t-writer"))), 403, "forbidden");
+  CHECK(f.api.Handle(Req("GET", "/metrics", {}, Bearer("t-admin"))).status == 200);
+  CHECK(f.api.Handle(Req("GET", "/healthz")).status == 200);
+}
+
+TEST_CASE("the rate limit answers 429 with Retry-After per client, and never limits probes") {
+  ApiOptions o;
+  o.rate_limit = 1;  // one a second: the test cannot wait its way past it
+  o.rate_burst = 2;
+  Fixture f(std::move(o));
+  CHECK(Get(f, "k").status == 404);
+  CHECK(Get(f, "k").status == 404);
+  const HttpResponse limited = Get(f, "k");
+  CheckError(limited, 429, "rate_limited");
+  CHECK(HeaderOf(limited, "Retry-After") == "1");
+  HttpRequest other = Req("GET", KeyPath("k"));
+  other.remote_addr = "10.0.0.2";  // another client has its own bucket
+  CHECK(f.api.Handle(other).status == 404);
+  for (int i = 0; i < 5; ++i) CHECK(f.api.Handle(Req("GET", "/healthz")).status == 200);
+  HttpRequest scrape = Req("GET", "/metrics");
+  scrape.remote_addr = "10.0.0.3";
+  CHECK(f.api.Handle(scrape).body.find("kvctl_ratelimit_refusals_total 1\n") != std::string::npos);
+}
+
+// HandleWriteAsync's answer, waited for (the store calls back from its
+// committer thread once the write is durable).
+HttpResponse WriteAsync(Fixture& f, HttpRequest request) {
+  std::promise<HttpResponse> answered;
+  REQUIRE(f.api.HandleWriteAsync(request, [&](HttpResponse res) { answered.set_value(std::move(res)); }));
+  auto done = answered.get_future();
+  REQUIRE(done.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  return done.get();
+}
+
+TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle's are") {
+  ApiOptions o = WithTokens();
+  o.rate_limit = 1;
+  o.rate_burst = 3;
+  Fixture f(std::move(o));
+  // Reads and other routes are not taken.
+  CHECK_FALSE(f.api.HandleWriteAsync(Req("GET", KeyPath("app/a")), [](HttpResponse) {}));
+  CHECK_FALSE(f.api.HandleWriteAsync(Req("POST", "/v1/admin/compact"), [](HttpResponse) {}));
+
+  const HttpResponse none = WriteAsync(f, Req("PUT", KeyPath("app/a"), "1"));
+  CheckError(none, 401, "unauthorized");
+  CheckError(WriteAsync(f, Req("PUT", KeyPath("other/a"), "1", Bearer("t-writer"))), 403, "forbidden");
+  const HttpResponse created =
+      WriteAsync(f, Req("PUT", KeyPath("app/a"), "1", {{"Authorization", "Bearer t-writer"}, {"X-Request-Id", "w-1"}}));
+  CHECK(created.status == 201);
+  CHECK(HeaderOf(created, "X-Request-Id") == "w-1");
+  CHECK(HeaderOf(none, "X-Request-Id").has_value());
+  CHECK(WriteAsync(f, Req("DELETE", KeyPath("app/a"), {}, Bearer("t-writer"))).status == 204);
+  // The writer's burst of 3 is spent (its 403 counted too); the anonymous
+  // 401 came from the address's own bucket.
+  const HttpResponse limited = WriteAsync(f, Req("PUT", KeyPath("app/b"), "1", Bearer("t-writer")));
+  CHECK(limited.status == 429);
+  CHECK(HeaderOf(limited, "Retry-After") == "1");
+  CHECK(f.store.revision() == 2);
+
+  HttpRequest scrape = Req("GET", "/metrics");
+  scrape.remote_addr = "10.0.0.9";
+  const std::string text = f.api.Handle(scrape).body;
+  for (const char* sample : {"kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"401\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"403\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"201\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"DELETE\",code=\"204\"} 1\n",
+                             "kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"429\"} 1\n",
+                             "kvctl_http_request_duration_seconds_count{route=\"/v1/kv/{key}\"} 5\n",
+                             "kvctl_ratelimit_refusals_total 1\n"}) {
+    CHECK_MESSAGE(text.find(sample) != std::string::npos, std::string(sample));
+  }
+}
+
+TEST_CASE("a refusal by the transport is stamped and counted under route unknown") {
+  Fixture f;
+  const HttpResponse res = f.api.Refused(431, "10.0.0.1");
+  CheckError(res, 431, "headers_too_large");
+  CHECK(HeaderOf(res, "X-Request-Id").has_value());
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_http_requests_total{route=\"unknown\",method=\"other\",code=\"431\"} 1\n") !=
         std::string::npos);
 }
 

@@ -612,5 +612,160 @@ TEST_CASE("range limits are enforced per setting") {
   CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_CLIENT_TIMEOUT", "0s"}})), "at least 1ms"));
 }
 
+// ---------------------------------------------------------------- security
+
+const std::string kHashA = std::string(64, 'a');
+const std::string kHashB = std::string(63, 'b') + "B";  // either case; stored lowercase
+
+TEST_CASE("[[auth.tokens]] and [[auth.certs]] are read with their grants") {
+  TempDir dir;
+  core::Result<Config> c = LoadToml(dir, R"(
+[tls]
+cert = "/etc/kvctl/server.pem"
+key = "/etc/kvctl/server.key"
+client_ca = "/etc/kvctl/ca.pem"
+
+[[auth.tokens]]
+name = "deploy"
+sha256 = ")" + kHashA + R"("
+grants = [{ prefix = "app/", ops = ["read", "write"] }, { prefix = "shared/", ops = ["read"] }]
+
+[[auth.tokens]]
+name = "ops"
+sha256 = ")" + kHashB + R"("
+grants = [{ prefix = "", ops = ["admin", "read"] }]
+
+[[auth.certs]]
+cn = "backup.example"
+grants = [{ prefix = "", ops = ["read"] }]
+)");
+  REQUIRE_MESSAGE(c.has_value(), c.error().message());
+  REQUIRE(c->auth.tokens.size() == 2);
+  CHECK(c->auth.tokens[0].name == "deploy");
+  CHECK(c->auth.tokens[0].sha256 == kHashA);
+  CHECK(c->auth.tokens[0].grants ==
+        std::vector<AuthGrant>{{"app/", true, true, false}, {"shared/", true, false, false}});
+  CHECK(c->auth.tokens[1].sha256 == std::string(64, 'b'));
+  CHECK(c->auth.tokens[1].grants == std::vector<AuthGrant>{{"", true, false, true}});
+  REQUIRE(c->auth.certs.size() == 1);
+  CHECK(c->auth.certs[0].name == "backup.example");
+  CHECK(c->auth.enabled());
+  CHECK(c->sources.at("auth.tokens") == Source::kFile);
+  CHECK(Contains(RenderEffective(*c), "auth.certs = [{ cn = \"backup.example\", grants = [{ prefix = \"\", "
+                                      "ops = [\"read\"] }] }]  # file"));
+  CHECK_FALSE(Defaults().auth.enabled());
+}
+
+TEST_CASE("bad auth tables are errors naming the entry, the file and line, and what to write") {
+  TempDir dir;
+  auto error = [&](const std::string& toml) { return LoadError(LoadToml(dir, toml)); };
+  const std::string grants = "grants = [{ prefix = \"\", ops = [\"read\"] }]\n";
+  std::string msg = error("[[auth.tokens]]\nname = \"x\"\nsha256 = \"s3cret\"\n" + grants);
+  CHECK(Contains(msg, "auth.tokens[0] (in "));
+  CHECK(Contains(msg, "line 1)"));
+  CHECK(Contains(msg, "64 hex digits"));
+  CHECK(Contains(msg, "sha256sum"));
+  msg = error("[[auth.tokens]]\nname = \"x\"\nsha256 = \"" + kHashA + "\"\ntoken = \"t\"\n" + grants);
+  CHECK(Contains(msg, "unknown field \"token\""));
+  msg = error("[[auth.tokens]]\nname = \"x\"\nsha256 = \"" + kHashA + "\"\n");
+  CHECK(Contains(msg, "needs grants"));
+  msg = error("[[auth.tokens]]\nname = \"x\"\nsha256 = \"" + kHashA +
+              "\"\ngrants = [{ prefix = \"app/\", ops = [\"admin\"] }]\n");
+  CHECK(Contains(msg, "admin is store-wide"));
+  msg = error("[[auth.tokens]]\nname = \"x\"\nsha256 = \"" + kHashA +
+              "\"\ngrants = [{ prefix = \"\", ops = [\"rw\"] }]\n");
+  CHECK(Contains(msg, "\"rw\", which is not one of"));
+  msg = error("[[auth.tokens]]\nsha256 = \"" + kHashA + "\"\n" + grants);
+  CHECK(Contains(msg, "lacks name"));
+  msg = error("[auth]\ntokens = \"abc\"\n");
+  CHECK(Contains(msg, "must be an array of tables"));
+  msg = error("[[auth.tokens]]\nname = \"x\"\nsha256 = \"" + kHashA + "\"\n" + grants +
+              "[[auth.tokens]]\nname = \"x\"\nsha256 = \"" + kHashB + "\"\n" + grants);
+  CHECK(Contains(msg, "\"x\" is defined twice"));
+  msg = error("[[auth.tokens]]\nname = \"x\"\nsha256 = \"" + kHashA + "\"\n" + grants +
+              "[[auth.tokens]]\nname = \"y\"\nsha256 = \"" + kHashA + "\"\n" + grants);
+  CHECK(Contains(msg, "same sha256"));
+  msg = error("[[auth.certs]]\ncn = \"c\"\n" + grants);
+  CHECK(Contains(msg, "tls.client_ca is not set"));
+}
+
+TEST_CASE("auth tables cannot come from the environment, and have no flag") {
+  TempDir dir;
+  std::string msg = LoadError(LoadToml(dir, "", {{"KVCTL_AUTH_TOKENS", "[]"}}));
+  CHECK(Contains(msg, "KVCTL_AUTH_TOKENS"));
+  CHECK(Contains(msg, "auth.file"));
+}
+
+TEST_CASE("auth.file adds [[tokens]] and [[certs]] from its own file, read only by LoadAuthFile") {
+  TempDir dir;
+  const std::string grants = "grants = [{ prefix = \"app/\", ops = [\"read\"] }]\n";
+  const std::string file = dir.Write("tokens.toml", "[[tokens]]\nname = \"ci\"\nsha256 = \"" + kHashA + "\"\n" + grants);
+  core::Result<Config> c = LoadToml(dir, "", {{"KVCTL_AUTH_FILE", file}});
+  REQUIRE(c.has_value());
+  CHECK(c->auth.file_tokens.empty());  // a client command never reads it
+  REQUIRE(LoadAuthFile(*c).ok());
+  REQUIRE(c->auth.file_tokens.size() == 1);
+  CHECK(c->auth.file_tokens[0].name == "ci");
+  CHECK(c->auth.enabled());
+  CHECK_FALSE(Contains(RenderEffective(*c), "ci"));  // not shown as if set in the config file
+
+  Config same_name = *c;
+  same_name.auth.tokens = same_name.auth.file_tokens;
+  same_name.auth.tokens[0].sha256 = std::string(64, 'c');
+  CHECK(Contains(LoadAuthFile(same_name).message(), "defined twice"));
+
+  Config empty = *c;
+  empty.auth.file = dir.Write("empty.toml", "# nothing yet\n");
+  CHECK(Contains(LoadAuthFile(empty).message(), "defines no [[tokens]] and no [[certs]]"));
+  Config stray = *c;
+  stray.auth.file = dir.Write("stray.toml", "[[token]]\nname = \"x\"\n");
+  CHECK(Contains(LoadAuthFile(stray).message(), "unknown key \"token\""));
+  Config missing = *c;
+  missing.auth.file = (dir.path() / "nope.toml").string();
+  CHECK(Contains(LoadAuthFile(missing).message(), "is not a file that exists"));
+}
+
+TEST_CASE("client.token is a secret: neither config show nor an error prints it") {
+  TempDir dir;
+  core::Result<Config> c = LoadToml(dir, "", {{"KVCTL_CLIENT_TOKEN", "s3cret-token"}});
+  REQUIRE(c.has_value());
+  CHECK(c->client.token == "s3cret-token");
+  const std::string shown = RenderEffective(*c);
+  CHECK_FALSE(Contains(shown, "s3cret"));
+  CHECK(Contains(shown, "client.token = \"********\"  # env KVCTL_CLIENT_TOKEN"));
+  CHECK(Contains(RenderEffective(Defaults()), "client.token = \"\"  # default"));
+}
+
+TEST_CASE("booleans take true or false from the file, the environment and flags") {
+  TempDir dir;
+  core::Result<Config> c = LoadToml(dir, "[log]\nrequests = false\n");
+  REQUIRE(c.has_value());
+  CHECK_FALSE(c->log.requests);
+  CHECK(Defaults().log.requests);
+  c = LoadToml(dir, "", {{"KVCTL_LOG_REQUESTS", "false"}});
+  REQUIRE(c.has_value());
+  CHECK_FALSE(c->log.requests);
+  CHECK(Contains(LoadError(LoadToml(dir, "[log]\nrequests = \"no\"\n")), "must be a boolean"));
+  CHECK(Contains(LoadError(LoadToml(dir, "", {}, {{"log.requests", "maybe"}})), "is not a boolean"));
+}
+
+TEST_CASE("TLS files go together") {
+  TempDir dir;
+  CHECK(Contains(LoadError(LoadToml(dir, "[tls]\ncert = \"c.pem\"\n")), "tls.key is not"));
+  CHECK(Contains(LoadError(LoadToml(dir, "[tls]\nkey = \"k.pem\"\n")), "tls.cert is not"));
+  CHECK(Contains(LoadError(LoadToml(dir, "[tls]\nclient_ca = \"ca.pem\"\n")), "tls.client_ca is set"));
+  CHECK(LoadToml(dir, "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").has_value());
+}
+
+TEST_CASE("security settings default to off: no TLS, no auth, no rate limit") {
+  Config c = Defaults();
+  CHECK(c.tls.cert.empty());
+  CHECK(c.tls.client_ca.empty());
+  CHECK(c.auth.metrics == "open");
+  CHECK(c.ratelimit.rate == 0);
+  CHECK(c.server.max_header_bytes == 16u << 10);
+  CHECK(c.client.token.empty());
+}
+
 }  // namespace
 }  // namespace kvctl::config

@@ -20,12 +20,18 @@ using namespace std::chrono_literals;
 using kvctl::testing::FaultFs;
 using kvctl::testing::TempDir;
 
+core::StoreOptions WithSyncInterval(std::chrono::milliseconds interval) {
+  core::StoreOptions options;
+  options.sync_interval = interval;
+  return options;
+}
+
 // A Store over a real FileLog in `dir`, recovered from whatever is there.
 struct OpenStore {
   explicit OpenStore(const std::string& dir, core::FileSystem* fs = nullptr,
                      core::FsyncPolicy fsync = core::FsyncPolicy::kAlways,
                      std::chrono::milliseconds interval = 0ms)
-      : store(core::StoreOptions{interval, nullptr}) {
+      : store(WithSyncInterval(interval)) {
     auto opened = core::FileLog::Open({dir, fsync, 1 << 20, fs, nullptr},
                                       [&](const core::LogRecord& r) {
                                         store.ApplyRecovered(r);

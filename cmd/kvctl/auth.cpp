@@ -1,0 +1,72 @@
+// kvctl auth hash-token: the SHA-256 of a token, as [[auth.tokens]] wants it.
+// The token is read from standard input, never from the command line,
+// where other users could see it in ps.
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cmd/kvctl/command.h"
+#include "cmd/kvctl/output.h"
+#include "lib/server/auth.h"
+
+namespace kvctl::cmd {
+namespace {
+
+// Reads all of stdin; on a terminal, one line with echo off.
+core::Result<std::string> ReadToken() {
+  const bool tty = isatty(STDIN_FILENO) != 0;
+  termios saved{};
+  if (tty) {
+    std::fprintf(stderr, "token (not echoed): ");
+    tcgetattr(STDIN_FILENO, &saved);
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string token;
+  int c = 0;
+  while ((c = std::fgetc(stdin)) != EOF) {
+    if (tty && c == '\n') break;
+    token.push_back(static_cast<char>(c));
+  }
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    std::fprintf(stderr, "\n");
+  }
+  if (std::ferror(stdin)) return core::Status::IOError("cannot read the token from standard input");
+  // `echo TOKEN | kvctl auth hash-token` hashes TOKEN, not TOKEN + newline.
+  if (token.ends_with("\r\n")) {
+    token.resize(token.size() - 2);
+  } else if (token.ends_with('\n')) {
+    token.pop_back();
+  }
+  if (token.empty()) {
+    return core::Status::InvalidArgument("no token on standard input (e.g. openssl rand -hex 32 | tee token | kvctl auth hash-token)");
+  }
+  return token;
+}
+
+core::Status RunHashToken() {
+  auto token = ReadToken();
+  if (!token) return token.error();
+  return WriteStdout(server::Sha256Hex(*token) + "\n");
+}
+
+}  // namespace
+
+void AddAuthCommand(CLI::App& app, CommandContext& ctx) {
+  CLI::App* sub = app.add_subcommand("auth", "Helpers for the server's auth settings");
+  sub->group(kGroupTools);
+  sub->require_subcommand(1, 1);
+  CLI::App* hash = sub->add_subcommand(
+      "hash-token",
+      "Print the SHA-256 of the token on standard input (one trailing newline is ignored), "
+      "for sha256 in [[auth.tokens]]");
+  hash->callback([&ctx] { ctx.run = [] { return RunHashToken(); }; });
+}
+
+}  // namespace kvctl::cmd

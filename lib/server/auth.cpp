@@ -1,0 +1,141 @@
+#include "lib/server/auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+#include "lib/core/percent_encoding.h"
+
+namespace kvctl::server {
+namespace {
+
+Sha256Digest Sha256(std::string_view data) {
+  Sha256Digest out{};
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kRead: return "read";
+    case Op::kWrite: return "write";
+    case Op::kAdmin: return "admin";
+  }
+  return "?";
+}
+
+bool Grant::Allows(Op op) const {
+  switch (op) {
+    case Op::kRead: return read;
+    case Op::kWrite: return write;
+    case Op::kAdmin: return admin;
+  }
+  return false;
+}
+
+std::optional<Sha256Digest> ParseSha256Hex(std::string_view hex) {
+  Sha256Digest out{};
+  if (hex.size() != out.size() * 2) return std::nullopt;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = core::HexDigitValue(hex[2 * i]);
+    const int lo = core::HexDigitValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  std::string out;
+  for (unsigned char b : Sha256(data)) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+bool Principal::Permits(Op op, std::string_view key) const {
+  return std::any_of(grants.begin(), grants.end(),
+                     [&](const Grant& g) { return g.Allows(op) && key.starts_with(g.prefix); });
+}
+
+std::vector<std::string> Principal::ReadableWithin(std::string_view prefix) const {
+  std::vector<std::string> inside;
+  for (const Grant& g : grants) {
+    if (!g.read) continue;
+    if (prefix.starts_with(g.prefix)) return {std::string(prefix)};
+    if (std::string_view(g.prefix).starts_with(prefix)) inside.push_back(g.prefix);
+  }
+  // Sorted, a prefix comes right before the prefixes it covers: keep only
+  // the outermost, which leaves ranges that do not overlap, in key order.
+  std::sort(inside.begin(), inside.end());
+  std::vector<std::string> out;
+  for (std::string& p : inside) {
+    if (out.empty() || !p.starts_with(out.back())) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+bool Principal::ReadsAnything() const {
+  return std::any_of(grants.begin(), grants.end(), [](const Grant& g) { return g.read; });
+}
+
+Authenticator::Authenticator(AuthOptions options) : metrics_need_admin_(options.metrics_need_admin) {
+  for (AuthOptions::Token& t : options.tokens) {
+    tokens_.push_back({t.sha256, Principal{std::move(t.name), std::move(t.grants)}});
+  }
+  for (AuthOptions::Cert& c : options.certs) {
+    certs_.push_back(Principal{std::move(c.common_name), std::move(c.grants)});
+  }
+}
+
+Authenticator::Outcome Authenticator::Authenticate(const HttpRequest& request) const {
+  if (auto header = request.Header("Authorization")) {
+    std::string_view value = *header;
+    const size_t space = value.find(' ');
+    std::string_view token = space == std::string_view::npos ? std::string_view() : value.substr(space + 1);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    if (space == std::string_view::npos || !EqualsIgnoringCase(value.substr(0, space), "Bearer") ||
+        token.empty()) {
+      return {nullptr, AuthFailure::kInvalid,
+              "the Authorization header must be \"Bearer <token>\""};
+    }
+    const Sha256Digest presented = Sha256(token);
+    // Every entry is compared, so the time taken does not tell which matched.
+    const Principal* found = nullptr;
+    for (const KnownToken& known : tokens_) {
+      if (CRYPTO_memcmp(presented.data(), known.sha256.data(), presented.size()) == 0) {
+        found = &known.principal;
+      }
+    }
+    if (found == nullptr) {
+      return {nullptr, AuthFailure::kInvalid, "the bearer token is not valid here"};
+    }
+    return {found, AuthFailure::kCount, {}};
+  }
+  if (!request.peer_common_name.empty()) {
+    for (const Principal& p : certs_) {
+      if (p.name == request.peer_common_name) return {&p, AuthFailure::kCount, {}};
+    }
+    return {nullptr, AuthFailure::kMissing,
+            fmt::format("the client certificate (CN={}) has no grants here and no bearer token "
+                        "was sent (Authorization: Bearer <token>)",
+                        request.peer_common_name)};
+  }
+  return {nullptr, AuthFailure::kMissing,
+          "this server requires a bearer token (Authorization: Bearer <token>; kvctl: "
+          "--token or KVCTL_CLIENT_TOKEN)"};
+}
+
+}  // namespace kvctl::server

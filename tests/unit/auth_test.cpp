@@ -1,0 +1,130 @@
+// Tests for lib/server/auth.h: token hashes, grants by prefix and
+// operation, and who a request is.
+#include "lib/server/auth.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+namespace kvctl::server {
+namespace {
+
+TEST_SUITE_BEGIN("auth");
+
+HttpRequest WithHeader(std::string name, std::string value) {
+  HttpRequest r;
+  r.method = "GET";
+  r.path = "/v1/kv/app/x";
+  r.headers.emplace_back(std::move(name), std::move(value));
+  return r;
+}
+
+Authenticator TwoTokensAndACert() {
+  AuthOptions o;
+  o.tokens.push_back({"deploy", *ParseSha256Hex(Sha256Hex("s3cret-deploy")),
+                      {Grant{"app/", true, true, false}}});
+  o.tokens.push_back({"ops", *ParseSha256Hex(Sha256Hex("s3cret-ops")), {Grant{"", true, false, true}}});
+  o.certs.push_back({"backup.example", {Grant{"", true, false, false}}});
+  return Authenticator(std::move(o));
+}
+
+TEST_CASE("Sha256Hex matches the FIPS 180-2 test vector and sha256sum's output form") {
+  CHECK(Sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(Sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST_CASE("ParseSha256Hex takes exactly 64 hex digits in either case") {
+  const std::string hex = Sha256Hex("abc");
+  REQUIRE(ParseSha256Hex(hex).has_value());
+  std::string upper = hex;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK(ParseSha256Hex(upper) == ParseSha256Hex(hex));
+  CHECK_FALSE(ParseSha256Hex(hex.substr(1)).has_value());
+  CHECK_FALSE(ParseSha256Hex(hex + "0").has_value());
+  CHECK_FALSE(ParseSha256Hex(std::string(64, 'g')).has_value());
+  CHECK_FALSE(ParseSha256Hex("abc").has_value());
+}
+
+TEST_CASE("a grant covers exactly the keys under its prefix, for its operations") {
+  Principal p{"deploy", {Grant{"app/", true, true, false}, Grant{"shared/", true, false, false}}};
+  CHECK(p.Permits(Op::kRead, "app/db/url"));
+  CHECK(p.Permits(Op::kWrite, "app/"));
+  CHECK(p.Permits(Op::kRead, "shared/x"));
+  CHECK_FALSE(p.Permits(Op::kWrite, "shared/x"));
+  CHECK_FALSE(p.Permits(Op::kRead, "app"));       // shorter than the prefix
+  CHECK_FALSE(p.Permits(Op::kRead, "apps/x"));    // a prefix is bytes, not a path segment
+  CHECK_FALSE(p.Permits(Op::kRead, "other/app/x"));
+  CHECK_FALSE(p.Permits(Op::kAdmin, ""));
+  Principal everything{"root", {Grant{"", true, true, true}}};
+  CHECK(everything.Permits(Op::kRead, std::string("\0binary", 7)));
+  CHECK(everything.Permits(Op::kAdmin, ""));
+}
+
+TEST_CASE("the readable part of a listing is the disjoint granted prefixes within it, in key order") {
+  Principal p{"p",
+              {Grant{"b/", true, false, false}, Grant{"a/x/", true, false, false}, Grant{"a/", true, false, false},
+               Grant{"c/", false, true, false}, Grant{"a/y", true, false, false}}};
+  CHECK(p.ReadableWithin("") == std::vector<std::string>{"a/", "b/"});  // a/x/ and a/y lie inside a/
+  CHECK(p.ReadableWithin("a/x/1") == std::vector<std::string>{"a/x/1"});  // all of it granted
+  CHECK(p.ReadableWithin("a") == std::vector<std::string>{"a/"});
+  CHECK(p.ReadableWithin("c/").empty());  // write-only
+  CHECK(p.ReadableWithin("z").empty());
+  CHECK(p.ReadsAnything());
+  CHECK_FALSE(Principal{"w", {Grant{"", false, true, false}}}.ReadsAnything());
+}
+
+TEST_CASE("a request is authenticated by its bearer token, compared by hash") {
+  const Authenticator auth = TwoTokensAndACert();
+  REQUIRE(auth.enabled());
+
+  auto deploy = auth.Authenticate(WithHeader("Authorization", "Bearer s3cret-deploy"));
+  REQUIRE(deploy.principal != nullptr);
+  CHECK(deploy.principal->name == "deploy");
+  auto ops = auth.Authenticate(WithHeader("authorization", "bearer   s3cret-ops"));
+  REQUIRE(ops.principal != nullptr);
+  CHECK(ops.principal->name == "ops");
+
+  for (const char* bad : {"Bearer s3cret-deplo", "Bearer s3cret-deploy2", "Bearer ", "Basic czNjcmV0",
+                          "s3cret-deploy", "Bearer S3CRET-DEPLOY"}) {
+    INFO(bad);
+    auto out = auth.Authenticate(WithHeader("Authorization", bad));
+    CHECK(out.principal == nullptr);
+    CHECK(out.failure == AuthFailure::kInvalid);
+    CHECK(out.message.find("s3cret") == std::string::npos);  // never echoes the token
+  }
+  auto none = auth.Authenticate(WithHeader("X-Other", "1"));
+  CHECK(none.principal == nullptr);
+  CHECK(none.failure == AuthFailure::kMissing);
+  CHECK(none.message.find("Bearer") != std::string::npos);
+}
+
+TEST_CASE("a verified client certificate is an identity by its CN, and a token takes precedence") {
+  const Authenticator auth = TwoTokensAndACert();
+  HttpRequest r = WithHeader("X-Other", "1");
+  r.peer_common_name = "backup.example";
+  auto cert = auth.Authenticate(r);
+  REQUIRE(cert.principal != nullptr);
+  CHECK(cert.principal->name == "backup.example");
+
+  r.peer_common_name = "stranger.example";
+  auto stranger = auth.Authenticate(r);
+  CHECK(stranger.principal == nullptr);
+  CHECK(stranger.failure == AuthFailure::kMissing);
+  CHECK(stranger.message.find("CN=stranger.example") != std::string::npos);
+
+  HttpRequest both = WithHeader("Authorization", "Bearer s3cret-ops");
+  both.peer_common_name = "backup.example";
+  auto out = auth.Authenticate(both);
+  REQUIRE(out.principal != nullptr);
+  CHECK(out.principal->name == "ops");
+}
+
+TEST_CASE("with no token and no certificate configured, auth is off") {
+  CHECK_FALSE(Authenticator(AuthOptions{}).enabled());
+}
+
+TEST_SUITE_END();
+
+}  // namespace
+}  // namespace kvctl::server
