@@ -566,6 +566,7 @@ HttpResponse KvApi::HandleMetrics() {
   gauge("kvctl_committed_changes_total", "Changes made durable through group commits.", "counter",
         s.committed_changes);
   for (const core::BackendMetric& m : store_.BackendMetrics()) gauge(m.name, m.help, m.type, m.value);
+  if (options_.render_backend_metrics) options_.render_backend_metrics(&out);
   HttpResponse res;
   res.content_type = "text/plain; version=0.0.4";
   res.body = std::move(out);

@@ -43,7 +43,8 @@ struct ApiOptions {
   size_t max_value_bytes = 1 << 20;
   size_t max_list_limit = 10000;
   size_t default_list_limit = 100;
-  // Appended to /metrics: the storage backend's own figures.
+  // Appended to /metrics after the store's gauges (KvStore::BackendMetrics):
+  // the file backend's file-system timings and commit batch sizes.
   std::function<void(std::string*)> render_backend_metrics;
   // Tokens and certificates with their grants; auth is off when both are empty.
   AuthOptions auth;
