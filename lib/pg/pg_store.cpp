@@ -218,22 +218,27 @@ struct PgStore::Impl {
   // Applies what other servers committed since `applied`.
   void CatchUp(pqxx::connection& conn) {
     for (;;) {
+      // Read before the database's revision: this server's own commits may
+      // move `applied` past it meanwhile, which is no loss; only a database
+      // behind what was applied before asking it has lost commits.
+      const uint64_t applied_before = applied.load();
       uint64_t db_revision = 0;
       {
         pqxx::nontransaction tx(conn);
         db_revision = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
       }
-      if (db_revision == applied.load()) return;
+      if (db_revision == applied_before) return;
       std::lock_guard lock(apply_mu);
-      if (db_revision < applied.load()) {
+      if (db_revision < applied_before) {
         logger.Error(
             "the database is behind this server: it lost commits this server applied (was an "
             "asynchronous replica promoted?); reloading the state from the database",
             {{"database_revision", std::to_string(db_revision)},
-             {"applied_revision", std::to_string(applied.load())}});
+             {"applied_revision", std::to_string(applied_before)}});
         ReloadLocked(conn);
         return;
       }
+      if (db_revision <= applied.load()) return;  // this server's own commits got there
       std::vector<core::Change> changes;
       {
         pqxx::nontransaction tx(conn);
