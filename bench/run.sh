@@ -306,10 +306,14 @@ measure_recovery() {
   [ -n "$BASELINE" ] && recover_runs "$BASELINE" "$dir" base_recovery_s base_rss_per_key
   recover_runs "$KVCTL" "$dir" kv_recovery_s kv_rss_per_key
   if has_compact; then
-    start_kvctl "$dir" never
-    "$KVCTL" compact --addr "127.0.0.1:$PORT" >/dev/null
-    stop_pid "$PID"
-    [ -n "$BASELINE" ] && recover_runs "$BASELINE" "$dir" base_recovery_compacted_s base_rss_compacted
+    # Each build compacts its own copy: the snapshot format may differ.
+    if [ -n "$BASELINE" ]; then
+      cp -r "$dir" "$dir-baseline"
+      "$BASELINE" compact --data-dir "$dir-baseline" >/dev/null
+      recover_runs "$BASELINE" "$dir-baseline" base_recovery_compacted_s base_rss_compacted
+      rm -rf "$dir-baseline"
+    fi
+    "$KVCTL" compact --data-dir "$dir" >/dev/null
     recover_runs "$KVCTL" "$dir" kv_recovery_compacted_s kv_rss_compacted
   fi
 

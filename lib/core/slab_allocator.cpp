@@ -1,11 +1,15 @@
 #include "lib/core/slab_allocator.h"
 
+#include <sys/mman.h>
+
 #include <new>
 #include <utility>
 
 namespace kvctl::core {
 
-SlabAllocator::~SlabAllocator() = default;  // chunks free every slab block at once
+SlabAllocator::~SlabAllocator() {
+  for (char* chunk : chunks_) ::munmap(chunk, kChunkBytes);  // every slab block at once
+}
 
 void SlabAllocator::Swap(SlabAllocator& other) noexcept {
   std::swap(chunks_, other.chunks_);
@@ -29,10 +33,15 @@ void* SlabAllocator::Allocate(size_t size) {
     // The tail of the old chunk (< kMaxSlabBlock bytes) goes on the free list
     // of its size rather than to waste.
     if (bump_left_ >= kGranularity) Free(bump_, bump_left_);
-    // Not value-initialized: the pages are touched (made resident) only as
-    // blocks are carved from them.
-    chunks_.push_back(std::make_unique_for_overwrite<char[]>(kChunkBytes));
-    bump_ = chunks_.back().get();
+    // Populated: the kernel maps the chunk's pages in one call, not in one
+    // page fault each as blocks are carved (a fifth of the time of loading
+    // a million keys went to those faults).
+    chunks_.reserve(chunks_.size() + 1);  // so that the push below cannot throw
+    void* chunk = ::mmap(nullptr, kChunkBytes, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (chunk == MAP_FAILED) throw std::bad_alloc();
+    chunks_.push_back(static_cast<char*>(chunk));
+    bump_ = chunks_.back();
     bump_left_ = kChunkBytes;
   }
   void* block = bump_;

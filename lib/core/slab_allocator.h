@@ -19,7 +19,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 namespace kvctl::core {
@@ -66,7 +65,7 @@ class SlabAllocator {
 
   static constexpr size_t kClasses = kMaxSlabBlock / kGranularity + 1;
 
-  std::vector<std::unique_ptr<char[]>> chunks_;
+  std::vector<char*> chunks_;  // each kChunkBytes, mapped
   char* bump_ = nullptr;  // the uncarved rest of the newest chunk
   size_t bump_left_ = 0;
   std::array<FreeBlock*, kClasses> free_{};  // by footprint / kGranularity
