@@ -95,6 +95,7 @@ class ForwardingFileSystem : public FileSystem {
     return base_.OpenAppendable(path);
   }
   Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
+  Result<std::unique_ptr<FileContents>> MapFile(const std::string& path) override { return base_.MapFile(path); }
   Result<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
     return base_.OpenReadable(path);
   }
