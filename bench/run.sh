@@ -6,6 +6,7 @@
 #   bench/run.sh                 # 10 s per measurement, 3 runs each, medians
 #   bench/run.sh --quick         # 3 s, 1 run, 200k keys for recovery: a check, not a result
 #   bench/run.sh --duration 5 --runs 3 --recovery-keys 1000000 --kvctl path/to/kvctl
+#   bench/run.sh --only recovery --baseline old/kvctl   # recovery and memory, two builds side by side
 #
 # Installs what it needs from Debian (nginx, redis, etcd, wrk, jq), builds
 # kvctl if build/kvctl is missing, runs every server on 127.0.0.1 in a temp
@@ -21,6 +22,8 @@ RUNS=3
 RECOVERY_KEYS=1000000
 KEYS=10000
 KVCTL=$REPO/build/kvctl
+BASELINE=""  # another kvctl build to time recovery and memory against, on the same data
+ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl recovery
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) DURATION=3; RUNS=1; RECOVERY_KEYS=200000 ;;
@@ -28,7 +31,9 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift ;;
     --recovery-keys) RECOVERY_KEYS=$2; shift ;;
     --kvctl) KVCTL=$(realpath "$2"); shift ;;  # measure another build
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --baseline) BASELINE=$(realpath "$2"); shift ;;
+    --only) ONLY=$2; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -94,9 +99,10 @@ stop_pid() {  # TERM, wait up to 10 s, then KILL
 
 wait_http() {  # url: until it answers (any status), at most 30 s
   local i
-  for i in $(seq 300); do
+  # Every 20 ms: the recovery times measured this way are about half a second.
+  for i in $(seq 1500); do
     curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
+    sleep 0.02
   done
   echo "no answer from $1" >&2; exit 3
 }
@@ -266,28 +272,50 @@ has_compact() { "$KVCTL" --help | grep -E '^ +compact ' >/dev/null; }
 
 rss_bytes() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
 
+start_recovering() {  # binary, dir: starts it on the data dir; sets PID, PORT and RECOVERY_S
+  local t0 t1
+  PORT=$(free_port 17400)
+  t0=$(date +%s%N)
+  start_bg "$2.log" "$1" serve --data-dir "$2" --listen "127.0.0.1:$PORT" --fsync never --log-level warn
+  wait_http "http://127.0.0.1:$PORT/readyz"
+  t1=$(date +%s%N)
+  RECOVERY_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e9}')
+}
+
+recover_runs() {  # binary, dir, time key, rss key: medians of RUNS restarts on the data dir
+  local i secs=() rss=()
+  for i in $(seq "$RUNS"); do
+    start_recovering "$1" "$2"
+    secs+=("$RECOVERY_S")
+    rss+=("$(awk -v r="$(rss_bytes "$PID")" -v n="$RECOVERY_KEYS" 'BEGIN {printf "%.0f\n", r / n}')")
+    stop_pid "$PID"
+  done
+  R[$3]=$(printf '%s\n' "${secs[@]}" | median)
+  R[$4]=$(printf '%s\n' "${rss[@]}" | median)
+}
+
 measure_recovery() {
   local n=$RECOVERY_KEYS dir=$WORK/kv-recovery
   log "recovery: writing $n keys into kvctl and Redis"
   start_kvctl "$dir" never
   kvctl_fill "$PORT" "$n"
   stop_pid "$PID"
-  local t0 t1
-  t0=$(date +%s%N)
-  start_kvctl "$dir" never
-  t1=$(date +%s%N)
-  R[kv_recovery_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e9}')
-  R[kv_rss_per_key]=$(awk -v r="$(rss_bytes "$PID")" -v n="$n" 'BEGIN {printf "%.0f\n", r / n}')
   R[kv_log_mb]=$(du -sm "$dir" | cut -f1)
+  # With --baseline, the other build recovers the same files first (and so
+  # pays for any page cache misses).
+  [ -n "$BASELINE" ] && recover_runs "$BASELINE" "$dir" base_recovery_s base_rss_per_key
+  recover_runs "$KVCTL" "$dir" kv_recovery_s kv_rss_per_key
   if has_compact; then
-    "$KVCTL" compact --addr "127.0.0.1:$PORT" >/dev/null
-    stop_pid "$PID"
-    t0=$(date +%s%N)
-    start_kvctl "$dir" never
-    t1=$(date +%s%N)
-    R[kv_recovery_compacted_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e9}')
+    # Each build compacts its own copy: the snapshot format may differ.
+    if [ -n "$BASELINE" ]; then
+      cp -r "$dir" "$dir-baseline"
+      "$BASELINE" compact --data-dir "$dir-baseline" >/dev/null
+      recover_runs "$BASELINE" "$dir-baseline" base_recovery_compacted_s base_rss_compacted
+      rm -rf "$dir-baseline"
+    fi
+    "$KVCTL" compact --data-dir "$dir" >/dev/null
+    recover_runs "$KVCTL" "$dir" kv_recovery_compacted_s kv_rss_compacted
   fi
-  stop_pid "$PID"
 
   local rdir=$WORK/redis-recovery port
   port=$(free_port 17500)
@@ -314,14 +342,19 @@ measure_recovery() {
 # --- run -------------------------------------------------------------------
 log "kvctl benchmark suite: ${DURATION}s per measurement, $RUNS run(s), medians; work dir $WORK"
 log "load: $(uptime)"
-log "nginx 1 worker";    measure_nginx 1
-log "nginx 2 workers";   measure_nginx 2
-log "redis always";      measure_redis always always
-log "redis everysec";    measure_redis everysec everysec
-log "redis off";         measure_redis off off
-log "etcd";              measure_etcd
-log "kvctl";             measure_kvctl
-log "recovery";          measure_recovery
+wanted() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
+if wanted nginx; then
+  log "nginx 1 worker";  measure_nginx 1
+  log "nginx 2 workers"; measure_nginx 2
+fi
+if wanted redis; then
+  log "redis always";    measure_redis always always
+  log "redis everysec";  measure_redis everysec everysec
+  log "redis off";       measure_redis off off
+fi
+if wanted etcd; then log "etcd"; measure_etcd; fi
+if wanted kvctl; then log "kvctl"; measure_kvctl; fi
+if wanted recovery; then log "recovery"; measure_recovery; fi
 log "load: $(uptime)"
 
 # --- report ----------------------------------------------------------------
@@ -355,6 +388,20 @@ row "recovery s ($RECOVERY_KEYS keys) vs Redis AOF load" "$(v kv_recovery_s)" "$
 row "recovery s after compact (goal: 0.5 s)" "$(v kv_recovery_compacted_s)" "0.5" "$(ratio "$(v kv_recovery_compacted_s)" 0.5)" "<=1.0"
 row "RSS bytes/key (goal: 160; peer: Redis)" "$(v kv_rss_per_key)" "$(v redis_rss_per_key)" "$(ratio "$(v kv_rss_per_key)" 160)" "<=1.0"
 row "PUT p99 ms compacting vs not" "$(v kv_put_p99_compacting)" "$(v kv_put_p99)" "$(ratio "$(v kv_put_p99_compacting)" "$(v kv_put_p99)")" "<=2.0"
+if [ -n "$BASELINE" ]; then
+  echo
+  echo "this build ($KVCTL) against --baseline ($BASELINE), on the same data:"
+  echo
+  printf '| %-50s | %9s | %9s | %6s |\n' "measure" "this" "baseline" "ratio"
+  printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..52})" "-----------" "-----------" "--------"
+  base_row() {  # label, key of this build, key of the baseline
+    printf '| %-50s | %9s | %9s | %6s |\n' "$1" "$(num "$(v "$2")")" "$(num "$(v "$3")")" "$(ratio "$(v "$2")" "$(v "$3")")"
+  }
+  base_row "recovery s from the log" kv_recovery_s base_recovery_s
+  base_row "recovery s from a snapshot (after compact)" kv_recovery_compacted_s base_recovery_compacted_s
+  base_row "RSS bytes/key, recovered from the log" kv_rss_per_key base_rss_per_key
+  base_row "RSS bytes/key, recovered from a snapshot" kv_rss_compacted base_rss_compacted
+fi
 echo
 echo "raw medians:"
 for k in $(printf '%s\n' "${!R[@]}" | sort); do printf '  %-26s %s\n' "$k" "${R[$k]}"; done

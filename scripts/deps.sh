@@ -8,7 +8,7 @@ set -euo pipefail
 build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libtomlplusplus-dev libfmt-dev libcpp-httplib-dev
-  nlohmann-json3-dev libxxhash-dev libpqxx-dev libssl-dev
+  nlohmann-json3-dev libxxhash-dev libpqxx-dev libssl-dev libabsl-dev
 )
 # dpkg-shlibdeps (dpkg-dev) computes the .deb's Depends; gzip compresses
 # the man pages.

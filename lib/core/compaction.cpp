@@ -1,6 +1,5 @@
 #include "lib/core/compaction.h"
 
-#include <algorithm>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -36,9 +35,9 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
 
   if (input.snapshot) {
     const std::string path = JoinPath(input.dir, *input.snapshot);
-    auto bytes = fs.ReadFile(path);
-    if (!bytes) return bytes.error();
-    auto scan = ScanSnapshot(*bytes, path, [&](const LogRecord& r) {
+    auto contents = fs.MapFile(path);
+    if (!contents) return contents.error();
+    auto scan = ScanSnapshot((*contents)->bytes(), path, [&](const LogRecord& r) {
       Apply(state, r);
       return Status::Ok();
     });
@@ -74,8 +73,6 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
   std::vector<SnapshotEntry> entries;
   entries.reserve(state.size());
   for (const auto& [key, live] : state) entries.push_back({key, live.value, live.revision});
-  std::sort(entries.begin(), entries.end(),
-            [](const SnapshotEntry& a, const SnapshotEntry& b) { return a.revision < b.revision; });
   auto written = WriteSnapshot(fs, input.dir, input.covered_revision, entries);
   if (!written) return written.error();
   out.snapshot = std::move(*written);

@@ -150,15 +150,18 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
 
 Status FileLog::LoadSnapshot(const std::string& name, const RecordSink& sink, RecoveryReport* report) {
   const std::string path = JoinPath(options_.dir, name);
-  auto bytes = options_.fs->ReadFile(path);
-  if (!bytes) return bytes.error();
-  auto scan = ScanSnapshot(*bytes, path, sink);
+  // Mapped: a snapshot is never written again once in place (a compaction
+  // replaces it by renaming a new file over a new name).
+  auto contents = options_.fs->MapFile(path);
+  if (!contents) return contents.error();
+  const std::string_view bytes = (*contents)->bytes();
+  auto scan = ScanSnapshot(bytes, path, sink);
   if (!scan) return scan.error();
   snapshot_name_ = name;
-  snapshot_bytes_ = bytes->size();
+  snapshot_bytes_ = bytes.size();
   report->snapshot_records = scan->records;
   report->covered_revision = scan->covered_revision;
-  report->bytes += bytes->size();
+  report->bytes += bytes.size();
   return Status::Ok();
 }
 

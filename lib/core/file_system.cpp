@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,8 +100,57 @@ class PosixFileLock final : public FileLock {
   int fd_;
 };
 
+class StringContents final : public FileContents {
+ public:
+  explicit StringContents(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string_view bytes() const override { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+class MappedContents final : public FileContents {
+ public:
+  MappedContents(const void* data, size_t size) : data_(data), size_(size) {}
+  ~MappedContents() override { ::munmap(const_cast<void*>(data_), size_); }
+  MappedContents(const MappedContents&) = delete;
+  MappedContents& operator=(const MappedContents&) = delete;
+  std::string_view bytes() const override { return {static_cast<const char*>(data_), size_}; }
+
+ private:
+  const void* data_;
+  size_t size_;
+};
+
 class PosixFs final : public FileSystem {
  public:
+  Result<std::unique_ptr<FileContents>> MapFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status::NotFound(fmt::format("no file {}", path));
+      return Errno("cannot open", path, errno);
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return Errno("cannot stat", path, err);
+    }
+    const auto size = static_cast<size_t>(st.st_size);
+    if (size == 0) {  // mmap refuses an empty length
+      ::close(fd);
+      return std::unique_ptr<FileContents>(new StringContents(""));
+    }
+    // MAP_POPULATE reads ahead and maps every page in one call, rather than
+    // one page fault per few pages while the caller walks the bytes. The
+    // mapping outlives the descriptor.
+    void* data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    int err = errno;
+    ::close(fd);
+    if (data == MAP_FAILED) return Errno("cannot map", path, err);
+    return std::unique_ptr<FileContents>(new MappedContents(data, size));
+  }
+
   Result<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) override {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return Errno("cannot open", path, errno);
@@ -209,6 +259,12 @@ class PosixFs final : public FileSystem {
 };
 
 }  // namespace
+
+Result<std::unique_ptr<FileContents>> FileSystem::MapFile(const std::string& path) {
+  auto bytes = ReadFile(path);
+  if (!bytes) return bytes.error();
+  return std::unique_ptr<FileContents>(new StringContents(std::move(*bytes)));
+}
 
 FileSystem& PosixFileSystem() {
   static PosixFs fs;

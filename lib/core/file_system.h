@@ -40,6 +40,13 @@ class ReadableFile {
   virtual const std::string& path() const = 0;
 };
 
+// A whole file's bytes, read-only, valid for as long as the object lives.
+class FileContents {
+ public:
+  virtual ~FileContents() = default;
+  virtual std::string_view bytes() const = 0;
+};
+
 // Held for as long as the object lives; released on destruction.
 class FileLock {
  public:
@@ -54,6 +61,11 @@ class FileSystem {
   virtual Result<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) = 0;
   // Reads the whole file. NotFound when it does not exist.
   virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  // The whole file, for files nothing writes any more (a snapshot). The
+  // POSIX file system maps it (mmap): no copy into fresh memory, which for
+  // a large file costs more than reading it. By default, ReadFile.
+  // NotFound when it does not exist.
+  virtual Result<std::unique_ptr<FileContents>> MapFile(const std::string& path);
   // Opens `path` for reading. NotFound when it does not exist.
   virtual Result<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) = 0;
   // Writes `data` to `path` (replacing it) and syncs it; no directory sync.
@@ -83,6 +95,7 @@ class ForwardingFileSystem : public FileSystem {
     return base_.OpenAppendable(path);
   }
   Result<std::string> ReadFile(const std::string& path) override { return base_.ReadFile(path); }
+  Result<std::unique_ptr<FileContents>> MapFile(const std::string& path) override { return base_.MapFile(path); }
   Result<std::unique_ptr<ReadableFile>> OpenReadable(const std::string& path) override {
     return base_.OpenReadable(path);
   }

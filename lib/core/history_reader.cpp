@@ -1,5 +1,6 @@
 #include "lib/core/history_reader.h"
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -69,9 +70,19 @@ Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& si
   if (opened->snapshot) {
     auto bytes = opened->snapshot->ReadAll();
     if (!bytes) return bytes.error();
-    auto scan = ScanSnapshot(*bytes, opened->snapshot->path(),
-                             [&](const LogRecord& r) { return sink(r, true); });
+    // History order: a snapshot holds its records in key order (version 1
+    // in revision order, which the sort keeps).
+    std::vector<LogRecord> records;
+    auto scan = ScanSnapshot(*bytes, opened->snapshot->path(), [&](const LogRecord& r) {
+      records.push_back(r);
+      return Status::Ok();
+    });
     if (!scan) return scan.error();
+    std::sort(records.begin(), records.end(),
+              [](const LogRecord& a, const LogRecord& b) { return a.revision < b.revision; });
+    for (const LogRecord& r : records) {
+      if (Status s = sink(r, true); !s.ok()) return s;
+    }
     ++report->files;
     report->records += scan->records;
     report->bytes += bytes->size();

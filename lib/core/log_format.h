@@ -83,8 +83,13 @@ struct ParsedRecord {
   const char* why = "";  // for reports: what exactly failed
 };
 
+// How much of a record ParseRecord checks. kTrusted skips the two
+// checksums, and only the checksums: for bytes a checksum over the whole
+// file has verified already (a snapshot).
+enum class RecordChecks { kVerify, kTrusted };
+
 // Parses the record at the start of `bytes`.
-ParsedRecord ParseRecord(std::string_view bytes);
+ParsedRecord ParseRecord(std::string_view bytes, RecordChecks checks = RecordChecks::kVerify);
 
 // Files of a data dir are named by a revision as 20 decimal digits plus a
 // suffix, so sorting the names sorts them by revision.

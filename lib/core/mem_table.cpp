@@ -6,30 +6,32 @@ namespace kvctl::core {
 
 Result<Entry> MemTable::Get(std::string_view key) const {
   std::shared_lock lock(mu_);
-  auto it = map_.find(key);
-  if (it == map_.end()) return Status::NotFound("no such key");
-  return it->second;
+  auto item = table_.Find(key);
+  if (!item) return Status::NotFound("no such key");
+  return Entry{std::string(item->value), item->revision};
 }
 
 ListPage MemTable::List(const ListOptions& options) const {
   ListPage page;
   std::shared_lock lock(mu_);
-  auto it = map_.lower_bound(options.prefix);
-  if (options.after && *options.after >= options.prefix) it = map_.upper_bound(*options.after);
-  auto matches = [&](Map::const_iterator i) {
-    return i != map_.end() && i->first.starts_with(options.prefix);
-  };
-  for (; matches(it) && page.items.size() < options.limit; ++it) {
-    page.items.push_back({it->first, options.keys_only ? std::string() : it->second.value,
-                          it->second.revision});
-  }
-  if (matches(it) && !page.items.empty()) page.next = page.items.back().key;
+  const bool past_cursor = options.after && *options.after >= options.prefix;
+  table_.Scan(past_cursor ? *options.after : options.prefix, past_cursor, [&](const KeyTable::Item& item) {
+    if (!item.key.starts_with(options.prefix)) return false;
+    if (page.items.size() == options.limit) {
+      // Another match follows the page.
+      if (!page.items.empty()) page.next = page.items.back().key;
+      return false;
+    }
+    page.items.push_back({std::string(item.key), options.keys_only ? std::string() : std::string(item.value),
+                          item.revision});
+    return true;
+  });
   return page;
 }
 
 uint64_t MemTable::size() const {
   std::shared_lock lock(mu_);
-  return map_.size();
+  return table_.size();
 }
 
 uint64_t MemTable::live_bytes() const {
@@ -37,45 +39,51 @@ uint64_t MemTable::live_bytes() const {
   return live_bytes_;
 }
 
-void MemTable::Set(std::string key, std::string value, uint64_t revision) {
-  auto [it, inserted] = map_.try_emplace(std::move(key));
-  if (!inserted) live_bytes_ -= SizeOf(it->first, it->second);
-  it->second = Entry{std::move(value), revision};
-  live_bytes_ += SizeOf(it->first, it->second);
+void MemTable::Set(std::string_view key, std::string_view value, uint64_t revision) {
+  if (auto replaced = table_.Set(key, value, revision)) live_bytes_ -= SizeOf(key.size(), *replaced);
+  live_bytes_ += SizeOf(key.size(), value.size());
 }
 
 void MemTable::Erase(std::string_view key) {
-  if (auto it = map_.find(key); it != map_.end()) {
-    live_bytes_ -= SizeOf(it->first, it->second);
-    map_.erase(it);
-  }
+  if (auto erased = table_.Erase(key)) live_bytes_ -= SizeOf(key.size(), *erased);
 }
 
 void MemTable::Apply(std::vector<Change>& changes) {
   std::unique_lock lock(mu_);
-  for (Change& c : changes) {
+  for (const Change& c : changes) {
     if (c.type == RecordType::kPut) {
-      Set(std::move(c.key), std::move(c.value), c.revision);
+      Set(c.key, c.value, c.revision);
     } else {
       Erase(c.key);
     }
   }
 }
 
-void MemTable::Replace(Map state) {
-  uint64_t bytes = 0;
-  for (const auto& [key, entry] : state) bytes += SizeOf(key, entry);
-  {
-    std::unique_lock lock(mu_);
-    map_.swap(state);
-    live_bytes_ = bytes;
+void MemTable::Apply(const LogRecord& record) {
+  std::unique_lock lock(mu_);
+  if (record.type == RecordType::kPut) {
+    Set(record.key, record.value, record.revision);
+  } else {
+    Erase(record.key);
   }
-  // The old map (now in `state`) is freed here, outside the lock.
 }
 
-const Entry* MemTable::Find(std::string_view key) const {
-  auto it = map_.find(key);
-  return it == map_.end() ? nullptr : &it->second;
+void MemTable::Replace(const Map& state) {
+  // Built outside the lock; the map is in key order, so every key appends.
+  KeyTable table;
+  uint64_t bytes = 0;
+  for (const auto& [key, entry] : state) {
+    table.Set(key, entry.value, entry.revision);
+    bytes += SizeOf(key.size(), entry.value.size());
+  }
+  {
+    std::unique_lock lock(mu_);
+    std::swap(table_, table);
+    live_bytes_ = bytes;
+  }
+  // The old table (now in `table`) is freed here, outside the lock.
 }
+
+std::optional<KeyTable::Item> MemTable::Find(std::string_view key) const { return table_.Find(key); }
 
 }  // namespace kvctl::core

@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -12,7 +13,8 @@
 namespace kvctl::core {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 1;
+constexpr uint32_t kSnapshotVersion = 2;      // written: records in key order
+constexpr uint32_t kRevisionOrderVersion = 1;  // still read: records in revision order
 // Bytes gathered before each write to the temp file.
 constexpr size_t kWriteChunk = 1 << 20;
 
@@ -56,7 +58,7 @@ class SnapshotWriter {
 };
 
 Status WriteBody(SnapshotWriter& w, uint64_t covered_revision,
-                 const std::vector<SnapshotEntry>& entries) {
+                 const std::vector<const SnapshotEntry*>& entries) {
   char header[kSnapshotHeaderSize] = {};
   std::memcpy(header, kSnapshotMagic.data(), kSnapshotMagic.size());
   PutU32(header + 8, kSnapshotVersion);
@@ -64,8 +66,8 @@ Status WriteBody(SnapshotWriter& w, uint64_t covered_revision,
   PutU64(header + 24, XXH3_64bits(header, 24));
   w.buffer().append(header, sizeof(header));
 
-  for (const SnapshotEntry& e : entries) {
-    AppendRecord(&w.buffer(), e.revision, RecordType::kPut, e.key, e.value);
+  for (const SnapshotEntry* e : entries) {
+    AppendRecord(&w.buffer(), e->revision, RecordType::kPut, e->key, e->value);
     if (Status s = w.FlushIfFull(); !s.ok()) return s;
   }
   char footer[16] = {};
@@ -94,6 +96,18 @@ bool ParseSnapshotFileName(std::string_view name, uint64_t* covered_revision) {
 Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir,
                                           uint64_t covered_revision,
                                           const std::vector<SnapshotEntry>& entries) {
+  std::vector<const SnapshotEntry*> by_key;
+  by_key.reserve(entries.size());
+  for (const SnapshotEntry& e : entries) by_key.push_back(&e);
+  std::sort(by_key.begin(), by_key.end(),
+            [](const SnapshotEntry* a, const SnapshotEntry* b) { return a->key < b->key; });
+  auto twice = std::adjacent_find(by_key.begin(), by_key.end(),
+                                  [](const SnapshotEntry* a, const SnapshotEntry* b) { return a->key == b->key; });
+  if (twice != by_key.end()) {
+    return Status::InvalidArgument(
+        fmt::format("a snapshot holds one record per key; got two for key \"{}\"", (*twice)->key));
+  }
+
   const std::string path = JoinPath(dir, SnapshotFileName(covered_revision));
   const std::string temp = path + ".tmp";
   Status s;
@@ -102,7 +116,7 @@ Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir
     auto file = fs.OpenAppendable(temp);
     if (!file) return file.error();
     SnapshotWriter writer(std::move(*file));
-    s = WriteBody(writer, covered_revision, entries);
+    s = WriteBody(writer, covered_revision, by_key);
     bytes = writer.bytes();
   }
   if (s.ok()) s = fs.Rename(temp, path);
@@ -125,8 +139,9 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
     return Damaged(path, 0, "not a kvctl snapshot (bad magic)");
   }
   if (GetU64(p + 24) != XXH3_64bits(p, 24)) return Damaged(path, 0, "header checksum mismatch");
-  if (GetU32(p + 8) != kSnapshotVersion) {
-    return Damaged(path, 8, fmt::format("unknown snapshot version {}", GetU32(p + 8)));
+  const uint32_t version = GetU32(p + 8);
+  if (version != kSnapshotVersion && version != kRevisionOrderVersion) {
+    return Damaged(path, 8, fmt::format("unknown snapshot version {}", version));
   }
   const size_t footer_at = bytes.size() - kSnapshotFooterSize;
   if (bytes.substr(footer_at, kSnapshotEndMagic.size()) != kSnapshotEndMagic) {
@@ -138,18 +153,27 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
 
   SnapshotScan scan;
   scan.covered_revision = GetU64(p + 16);
+  scan.version = version;
+  const bool key_order = version == kSnapshotVersion;
   uint64_t last_revision = 0;
+  std::string_view last_key;
   size_t at = kSnapshotHeaderSize;
   while (at < footer_at) {
-    ParsedRecord parsed = ParseRecord(bytes.substr(at, footer_at - at));
+    // The file checksum above covers every record: checking each again
+    // would hash the file twice.
+    ParsedRecord parsed = ParseRecord(bytes.substr(at, footer_at - at), RecordChecks::kTrusted);
     if (parsed.outcome != ParseOutcome::kOk) return Damaged(path, at, parsed.why);
     const LogRecord& r = parsed.record;
     if (r.type != RecordType::kPut) return Damaged(path, at, "a snapshot holds only PUT records");
-    if (r.revision <= last_revision || r.revision > scan.covered_revision) {
-      return Damaged(path, at, "record revision out of order or past the covered revision");
+    if (r.revision == 0 || r.revision > scan.covered_revision) {
+      return Damaged(path, at, "record revision is 0 or past the covered revision");
+    }
+    if (key_order ? scan.records > 0 && r.key <= last_key : r.revision <= last_revision) {
+      return Damaged(path, at, key_order ? "record key out of order" : "record revision out of order");
     }
     if (Status s = on_record(r); !s.ok()) return s;
     last_revision = r.revision;
+    last_key = r.key;
     ++scan.records;
     at += parsed.size;
   }

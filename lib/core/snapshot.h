@@ -9,13 +9,16 @@
 //
 // Header (32 bytes):
 //    0  8  magic "KVCTLSNP"
-//    8  4  format version (1)
+//    8  4  format version (2; version 1 is still read)
 //   12  4  reserved, 0
 //   16  8  covered revision R
 //   24  8  XXH3-64 over bytes [0, 24)
-// Then records, exactly as in log_format.h, all of type PUT, revisions
-// strictly increasing and at most R (so the snapshot also reads as history:
-// each live key's last change, in order).
+// Then records, exactly as in log_format.h, all of type PUT, one per live
+// key, keys strictly increasing in byte order, each revision at most R.
+// Key order lets a loader build its ordered in-memory table by appending,
+// with no search per key. Version 1 (kvctl before key-ordered snapshots)
+// holds the same records ordered by revision, strictly increasing; readers
+// that need history order (replay) sort by revision.
 // Footer (24 bytes, the last bytes of the file):
 //    0  8  magic "KVCTLEND"
 //    8  8  number of records
@@ -63,10 +66,11 @@ struct SnapshotWriteResult {
   uint64_t records = 0;
 };
 
-// Writes the snapshot of `entries` (sorted by revision, all at most
-// `covered_revision`) into `dir` the safe way: temp file, sync, rename,
-// directory sync. On error the temp file is removed as far as possible and
-// no snapshot is in place.
+// Writes the snapshot of `entries` (in any order; one per key, revisions at
+// most `covered_revision`) into `dir`, in key order, the safe way: temp
+// file, sync, rename, directory sync. On error the temp file is removed as
+// far as possible and no snapshot is in place; InvalidArgument for two
+// entries with one key.
 Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir,
                                           uint64_t covered_revision,
                                           const std::vector<SnapshotEntry>& entries);
@@ -74,10 +78,11 @@ Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir
 struct SnapshotScan {
   uint64_t covered_revision = 0;
   uint64_t records = 0;
+  uint32_t version = 0;  // 2: records in key order; 1: in revision order
 };
 
 // Verifies every check of a whole snapshot file and calls `on_record` for
-// each record in order. Corruption names `path` and the offset.
+// each record in file order. Corruption names `path` and the offset.
 Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& path,
                                   const std::function<Status(const LogRecord&)>& on_record);
 

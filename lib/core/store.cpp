@@ -14,10 +14,9 @@ Store::Store(StoreOptions options)
 Store::~Store() { (void)Close(); }
 
 void Store::ApplyRecovered(const LogRecord& record) {
-  std::vector<Change> one{
-      Change{record.revision, record.type, std::string(record.key), std::string(record.value)}};
-  map_.Apply(one);
-  committed_revision_ = record.revision;
+  map_.Apply(record);
+  // A snapshot's records come in key order, not revision order.
+  if (record.revision > committed_revision_.load()) committed_revision_ = record.revision;
 }
 
 void Store::NoteRecoveredRevision(uint64_t revision) {
@@ -51,10 +50,11 @@ Store::Current Store::LatestLocked(std::string_view key) const {
   if (!pending_.empty()) {
     if (auto it = pending_.find(std::string(key)); it != pending_.end()) {
       const Pending& p = it->second;
-      return {p.value ? &*p.value : nullptr, p.revision};
+      if (!p.value) return {std::nullopt, p.revision};
+      return {std::string_view(*p.value), p.revision};
     }
   }
-  if (const Entry* e = map_.Find(key); e != nullptr) return {&e->value, e->revision};
+  if (auto item = map_.Find(key)) return {item->value, item->revision};
   return {};
 }
 
@@ -79,20 +79,20 @@ Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value,
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
   const Current cur = LatestLocked(key);
-  if (Status s = CheckPrecondition(cur.value != nullptr, cur.revision, pre); !s.ok()) return s;
-  if (cur.value != nullptr && *cur.value == value) {
+  if (Status s = CheckPrecondition(cur.value.has_value(), cur.revision, pre); !s.ok()) return s;
+  if (cur.value && *cur.value == value) {
     return PutOutcome{cur.revision, false, false};  // idempotent: no revision, no record
   }
-  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value), cur.value == nullptr, true};
+  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value), !cur.value, true};
 }
 
 Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view key, const Precondition& pre) {
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
   const Current cur = LatestLocked(key);
-  if (Status s = CheckPrecondition(cur.value != nullptr, cur.revision, pre); !s.ok()) return s;
+  if (Status s = CheckPrecondition(cur.value.has_value(), cur.revision, pre); !s.ok()) return s;
   // A missing key: wait for its delete when that is still pending (nonzero).
-  if (cur.value == nullptr) return std::pair{DeleteOutcome{}, cur.revision};
+  if (!cur.value) return std::pair{DeleteOutcome{}, cur.revision};
   const uint64_t revision = EnqueueLocked(RecordType::kDelete, key, {});
   return std::pair{DeleteOutcome{true, revision}, revision};
 }

@@ -110,7 +110,9 @@ class Store : public KvStore {
     uint64_t revision = 0;
   };
   struct Current {
-    const std::string* value = nullptr;  // null: the key does not exist
+    // nullopt: the key does not exist. Points into pending_ or map_, which
+    // stay put while write_mu_ is held.
+    std::optional<std::string_view> value;
     uint64_t revision = 0;
   };
 

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <xxhash.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -318,6 +319,78 @@ TEST_CASE("any flipped byte of a snapshot is corruption naming the file and offs
   auto cut = core::ScanSnapshot(std::string_view(*bytes).substr(0, bytes->size() - 1), written->path,
                                 [](const core::LogRecord&) { return core::Status::Ok(); });
   CHECK_FALSE(cut.has_value());
+}
+
+namespace {
+
+// Every record's key and revision, in the order ScanSnapshot gives them.
+std::vector<std::pair<std::string, uint64_t>> ScanOrder(std::string_view bytes, core::SnapshotScan* scan = nullptr) {
+  std::vector<std::pair<std::string, uint64_t>> seen;
+  auto ok = core::ScanSnapshot(bytes, "test.snapshot", [&](const core::LogRecord& r) {
+    seen.emplace_back(std::string(r.key), r.revision);
+    return core::Status::Ok();
+  });
+  REQUIRE(ok.has_value());
+  if (scan != nullptr) *scan = *ok;
+  return seen;
+}
+
+// Rewrites a snapshot's version field and both checksums, as an older
+// kvctl would have written it.
+std::string WithVersion(std::string bytes, uint32_t version) {
+  for (int i = 0; i < 4; ++i) bytes[8 + i] = static_cast<char>((version >> (8 * i)) & 0xff);
+  auto put64 = [&](size_t at, uint64_t v) {
+    for (int i = 0; i < 8; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  put64(24, XXH3_64bits(bytes.data(), 24));
+  const size_t sum_at = bytes.size() - 8;
+  put64(sum_at, XXH3_64bits(bytes.data(), sum_at));
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("a snapshot holds its keys in key order, and a revision-ordered one (version 1) still reads") {
+  TempDir dir;
+  std::vector<core::SnapshotEntry> entries{{"c", "1", 1}, {"a", "2", 2}, {"b", "3", 3}};
+  auto written = core::WriteSnapshot(core::PosixFileSystem(), dir.path(), 5, entries);
+  REQUIRE(written.has_value());
+  auto bytes = core::PosixFileSystem().ReadFile(written->path);
+  REQUIRE(bytes.has_value());
+  core::SnapshotScan scan;
+  using Seen = std::vector<std::pair<std::string, uint64_t>>;
+  CHECK(ScanOrder(*bytes, &scan) == Seen{{"a", 2}, {"b", 3}, {"c", 1}});
+  CHECK(scan.version == 2);
+
+  // A version-1 file must be in revision order; key order there is damage.
+  auto refused = core::ScanSnapshot(WithVersion(*bytes, 1), "v1.snapshot",
+                                    [](const core::LogRecord&) { return core::Status::Ok(); });
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message().find("revision out of order") != std::string::npos);
+
+  auto v2 = core::WriteSnapshot(core::PosixFileSystem(), dir.path(), 6, {{"a", "2", 2}, {"b", "1", 1}});
+  REQUIRE(v2.has_value());
+  auto v2_bytes = core::PosixFileSystem().ReadFile(v2->path);
+  REQUIRE(v2_bytes.has_value());
+  // Keys a < b with revisions 2, 1: fine in version 2, out of order as version 1.
+  CHECK_FALSE(core::ScanSnapshot(WithVersion(*v2_bytes, 1), "v1.snapshot",
+                                 [](const core::LogRecord&) { return core::Status::Ok(); })
+                  .has_value());
+  // Keys and revisions both increasing: a valid version-1 file.
+  auto both = core::WriteSnapshot(core::PosixFileSystem(), dir.path(), 7, {{"y", "1", 6}, {"x", "2", 4}});
+  REQUIRE(both.has_value());
+  auto both_bytes = core::PosixFileSystem().ReadFile(both->path);
+  REQUIRE(both_bytes.has_value());
+  CHECK(ScanOrder(WithVersion(*both_bytes, 1), &scan) == Seen{{"x", 4}, {"y", 6}});
+  CHECK(scan.version == 1);
+}
+
+TEST_CASE("a snapshot refuses two entries for one key") {
+  TempDir dir;
+  auto written = core::WriteSnapshot(core::PosixFileSystem(), dir.path(), 5, {{"a", "1", 1}, {"a", "2", 2}});
+  REQUIRE_FALSE(written.has_value());
+  CHECK(written.error().IsInvalidArgument());
+  CHECK_FALSE(std::filesystem::exists(std::filesystem::path(dir.path()) / core::SnapshotFileName(5)));
 }
 
 TEST_CASE("segments a snapshot covers are those whose successor starts at or below its revision plus one") {

@@ -104,6 +104,23 @@ TEST_CASE("after compaction replay starts with the snapshot's live keys, flagged
   REQUIRE((*log)->Close().ok());
 }
 
+TEST_CASE("replay reads a key-ordered snapshot's records in revision order") {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  REQUIRE(log.has_value());
+  REQUIRE((*log)->Append({Put(1, "c", "1"), Put(2, "a", "2"), Put(3, "b", "3")}).ok());
+  REQUIRE((*log)->Compact().has_value());
+
+  core::HistoryReport report;
+  core::Status status;
+  auto events = ReadAll(dir.path(), &report, &status);
+  REQUIRE(status.ok());
+  CHECK(events == std::vector<Event>{{1, core::RecordType::kPut, "c", "1", true},
+                                     {2, core::RecordType::kPut, "a", "2", true},
+                                     {3, core::RecordType::kPut, "b", "3", true}});
+  REQUIRE((*log)->Close().ok());
+}
+
 TEST_CASE("the state as of a revision is the point-in-time view") {
   TempDir dir;
   auto log = OpenLog(dir.path());
