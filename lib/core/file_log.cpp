@@ -119,7 +119,13 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
             damage.valid_record_after ? " (valid records follow it, so this is not a torn write)" : "",
             options_.dir, damage.offset));
       }
+      // The copy keeps any preallocated zeros too (at most a MiB): which
+      // zeros the torn write left cannot be told apart from them.
       if (Status s = RepairTornTail(path, *bytes, damage.offset, report); !s.ok()) return s;
+    } else if (scan->zero_tail_bytes > 0) {
+      // Preallocated and never written: the log was not closed (a crash,
+      // kill -9). Appends resume where the records end.
+      if (Status s = fs.Truncate(path, scan->valid_bytes); !s.ok()) return s;
     }
     last_revision_ = scan->last_revision;
     report->records += scan->records;
@@ -171,7 +177,7 @@ Status FileLog::RemoveRedundant(const std::string& name, std::string_view why) {
   return Status::Ok();
 }
 
-Status FileLog::RepairTornTail(const std::string& path, const std::string& bytes, uint64_t offset,
+Status FileLog::RepairTornTail(const std::string& path, std::string_view bytes, uint64_t offset,
                                RecoveryReport* report) {
   FileSystem& fs = *options_.fs;
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -179,7 +185,7 @@ Status FileLog::RepairTornTail(const std::string& path, const std::string& bytes
                        .count();
   const std::string copy = fmt::format("{}.broken-{}-{}", path, offset, now);
   // Keep the cut bytes before cutting them, so nothing is silently dropped.
-  if (Status s = fs.WriteFile(copy, std::string_view(bytes).substr(offset)); !s.ok()) return s;
+  if (Status s = fs.WriteFile(copy, bytes.substr(offset)); !s.ok()) return s;
   if (Status s = fs.Truncate(path, offset); !s.ok()) return s;
   auto file = fs.OpenAppendable(path);
   if (!file) return file.error();
@@ -215,14 +221,40 @@ Status FileLog::OpenNewSegmentLocked(uint64_t first_revision) {
   active_name_ = name;
   active_records_ = 0;
   active_bytes_ = active_->Size();
+  active_allocated_ = active_->Size();
+  preallocation_failed_ = false;
   ++segments_;
+  return Status::Ok();
+}
+
+void FileLog::PreallocateLocked(uint64_t bytes) {
+  constexpr uint64_t kChunk = 1 << 20;
+  const uint64_t need = active_->Size() + bytes;
+  if (need <= active_allocated_ || preallocation_failed_) return;
+  // A MiB ahead, but not past where the segment will be cut.
+  const uint64_t target = std::max(need, std::min(active_->Size() + kChunk, options_.segment_bytes));
+  if (Status s = active_->Preallocate(target); !s.ok()) {
+    preallocation_failed_ = true;
+    options_.logger->Warn("could not preallocate log space; appending without it",
+                          {{"file", active_->path()}, {"cause", s.message()}});
+    return;
+  }
+  active_allocated_ = target;
+}
+
+Status FileLog::TrimActiveLocked() {
+  if (active_allocated_ <= active_->Size()) return Status::Ok();
+  if (Status s = options_.fs->Truncate(active_->path(), active_->Size()); !s.ok()) return s;
+  active_allocated_ = active_->Size();
   return Status::Ok();
 }
 
 Status FileLog::SealActiveLocked(uint64_t next_first_revision) {
   // The old segment is synced whatever the policy: only the newest may end
-  // in a torn write, which is what lets recovery tell damage apart.
-  Status s = active_->Sync();
+  // in a torn write, which is what lets recovery tell damage apart. Its
+  // zeros go first, so the sync makes its final length durable too.
+  Status s = TrimActiveLocked();
+  if (s.ok()) s = active_->Sync();
   if (s.ok()) s = active_->Close();
   if (!s.ok()) return s;
   const uint64_t bytes = active_->Size();
@@ -248,6 +280,7 @@ Status FileLog::Append(const std::vector<Change>& batch) {
     }
   }
 
+  PreallocateLocked(buffer_.size());
   if (Status s = active_->Append(buffer_); !s.ok()) {
     failed_ = s;
     return s;
@@ -282,7 +315,9 @@ Status FileLog::Close() {
   std::lock_guard compacting(compact_mu_);
   std::lock_guard lock(mu_);
   if (closed_) return Status::Ok();
-  Status s = failed_.ok() && active_ ? SyncLocked() : failed_;
+  Status s = failed_;
+  if (s.ok() && active_) s = TrimActiveLocked();
+  if (s.ok() && active_) s = SyncLocked();
   if (active_) {
     Status c = active_->Close();
     if (s.ok()) s = c;

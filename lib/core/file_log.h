@@ -12,6 +12,14 @@
 // synced in full, the new one is written as a temp file with its header,
 // synced, renamed into place, and the directory synced (etcd's way).
 //
+// The active segment is zero-filled ahead of the appends, a MiB at a time
+// (etcd preallocates its WAL files, PostgreSQL zero-fills its WAL segments):
+// an append then overwrites blocks the file already has, and its fdatasync
+// writes the data alone, not the file's new size as well. The zeros are cut
+// off when the segment is sealed, when the log is closed, and when recovery
+// reopens the segment; a reader stops at them (log_reader.h). A failed
+// preallocation (a full disk) is given back and appends go on without it.
+//
 // Compaction (Compact(), see compaction.h and snapshot.h): cut the active
 // segment so every record so far is in a sealed one, merge the current
 // snapshot and the sealed segments into a new snapshot covering the last
@@ -104,12 +112,16 @@ class FileLog final : public ChangeLog {
   Status Recover(const RecordSink& sink, RecoveryReport* report);
   Status LoadSnapshot(const std::string& name, const RecordSink& sink, RecoveryReport* report);
   Status RemoveRedundant(const std::string& name, std::string_view why);
-  Status RepairTornTail(const std::string& name, const std::string& bytes, uint64_t offset,
+  Status RepairTornTail(const std::string& name, std::string_view bytes, uint64_t offset,
                         RecoveryReport* report);
   // Both require mu_.
   Status OpenNewSegmentLocked(uint64_t first_revision);
   Status SealActiveLocked(uint64_t next_first_revision);
   Status SyncLocked();
+  // Zero-fills the active segment so that the next `bytes` land in zeros.
+  void PreallocateLocked(uint64_t bytes);
+  // Cuts the active segment's unused zeros off.
+  Status TrimActiveLocked();
 
   FileLogOptions options_;
   std::unique_ptr<FileLock> lock_;
@@ -120,6 +132,8 @@ class FileLog final : public ChangeLog {
   std::unique_ptr<WritableFile> active_;
   std::string active_name_;
   uint64_t active_records_ = 0;
+  uint64_t active_allocated_ = 0;   // the active segment's length, zeros included
+  bool preallocation_failed_ = false;  // for the active segment: append without
   uint64_t last_revision_ = 0;
   std::vector<SealedSegment> sealed_;  // oldest first
   std::string snapshot_name_;          // empty: none

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -23,20 +24,45 @@ Status Errno(std::string_view what, const std::string& path, int err) {
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd, uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
+      : path_(std::move(path)), fd_(fd), size_(size), allocated_(size) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
   Status Append(std::string_view data) override {
     while (!data.empty()) {
-      ssize_t n = ::write(fd_, data.data(), data.size());
+      // pwrite at the written end, not O_APPEND: the file may hold
+      // preallocated zeros past it.
+      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(size_));
       if (n < 0) {
         if (errno == EINTR) continue;
         return Errno("write to", path_, errno);
       }
       data.remove_prefix(static_cast<size_t>(n));
       size_ += static_cast<uint64_t>(n);
+    }
+    allocated_ = std::max(allocated_, size_);
+    return Status::Ok();
+  }
+
+  Status Preallocate(uint64_t bytes) override {
+    // Zeros really written, not fallocate(): ext4 marks fallocated blocks
+    // unwritten, and converting them on the first write is itself a change
+    // that the next fdatasync has to write (PostgreSQL zero-fills its WAL
+    // segments for the same reason).
+    static const std::string zeros(64 * 1024, '\0');
+    while (allocated_ < bytes) {
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - allocated_));
+      ssize_t n = ::pwrite(fd_, zeros.data(), chunk, static_cast<off_t>(allocated_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        // Give the space back: a full disk should stop writes no earlier
+        // than it did without preallocation.
+        if (::ftruncate(fd_, static_cast<off_t>(size_)) == 0) allocated_ = size_;
+        return Errno("cannot preallocate space in", path_, err);
+      }
+      allocated_ += static_cast<uint64_t>(n);
     }
     return Status::Ok();
   }
@@ -60,7 +86,8 @@ class PosixWritableFile final : public WritableFile {
  private:
   std::string path_;
   int fd_;
-  uint64_t size_;
+  uint64_t size_;       // where the next Append writes
+  uint64_t allocated_;  // the file's length: size_ plus preallocated zeros
 };
 
 class PosixReadableFile final : public ReadableFile {
@@ -152,7 +179,7 @@ class PosixFs final : public FileSystem {
   }
 
   Result<std::unique_ptr<WritableFile>> OpenAppendable(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return Errno("cannot open", path, errno);
     struct stat st {};
     if (::fstat(fd, &st) != 0) {

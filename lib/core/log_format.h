@@ -27,6 +27,12 @@
 // A damaged length is then a checksum failure, never a "record cut off at
 // the end of the file" that could be mistaken for a torn write.
 //
+// Zeros may follow the last record: space preallocated for appends (see
+// file_log.h). Where a record would start and only zeros follow to the end
+// of the file, the segment ends; no record starts with zeros (its key
+// length is at least 1), so they are never mistaken for one. Zeros that
+// something other than zeros follows are damage like any other bytes.
+//
 // How damage is read (see log_reader.h): a record cut off at the end of the
 // newest segment, or a final stretch that fails its checks with no valid
 // record after it, is a torn write left by a crash; any other failure is

@@ -1,5 +1,7 @@
 #include "lib/core/log_reader.h"
 
+#include <algorithm>
+
 namespace kvctl::core {
 namespace {
 
@@ -12,6 +14,14 @@ bool AnyValidRecordFrom(std::string_view bytes, size_t from) {
   return false;
 }
 
+// Where the zeros at the end of `bytes` begin (bytes.size() if it does not
+// end in a zero).
+size_t ZeroTailStart(std::string_view bytes) {
+  size_t end = bytes.size();
+  while (end > 0 && bytes[end - 1] == '\0') --end;
+  return end;
+}
+
 }  // namespace
 
 Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t after_revision,
@@ -22,8 +32,13 @@ Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t after_revision,
     scan.damage = {true, 0, std::move(why), AnyValidRecordFrom(bytes, 0)};
     return scan;
   }
+  // A record never ends in a zero byte but by chance (its last 8 bytes are
+  // a checksum), so a record boundary at or past the zero tail's start is
+  // the end of what was written. Damage is looked for only before it.
+  const size_t zeros_from = std::max(ZeroTailStart(bytes), kSegmentHeaderSize);
+  const std::string_view written = bytes.substr(0, zeros_from);
   size_t at = kSegmentHeaderSize;
-  while (at < bytes.size()) {
+  while (at < written.size()) {
     ParsedRecord parsed = ParseRecord(bytes.substr(at));
     if (parsed.outcome != ParseOutcome::kOk) {
       scan.damage.found = true;
@@ -33,9 +48,9 @@ Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t after_revision,
       // was cut off mid-write: nothing can follow it. Otherwise search on:
       // from the end of a record with a sound header, else from the next byte.
       if (parsed.outcome == ParseOutcome::kBadChecksum) {
-        scan.damage.valid_record_after = AnyValidRecordFrom(bytes, at + parsed.size);
+        scan.damage.valid_record_after = AnyValidRecordFrom(written, at + parsed.size);
       } else if (parsed.outcome == ParseOutcome::kBadHeader) {
-        scan.damage.valid_record_after = AnyValidRecordFrom(bytes, at + 1);
+        scan.damage.valid_record_after = AnyValidRecordFrom(written, at + 1);
       }
       break;
     }
@@ -48,7 +63,9 @@ Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t after_revision,
     ++scan.records;
     at += parsed.size;
   }
-  scan.valid_bytes = scan.damage.found ? scan.damage.offset : bytes.size();
+  // The last record may itself end in zeros, running past zeros_from.
+  scan.valid_bytes = scan.damage.found ? scan.damage.offset : std::max(at, kSegmentHeaderSize);
+  scan.zero_tail_bytes = bytes.size() - (scan.damage.found ? zeros_from : scan.valid_bytes);
   return scan;
 }
 

@@ -27,6 +27,7 @@ class TimedFile final : public core::WritableFile {
     metrics_.ObserveFsync(Clock::now() - start);
     return s;
   }
+  core::Status Preallocate(uint64_t bytes) override { return base_->Preallocate(bytes); }
   core::Status Close() override { return base_->Close(); }
   uint64_t Size() const override { return base_->Size(); }
   const std::string& path() const override { return base_->path(); }

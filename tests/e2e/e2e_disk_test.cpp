@@ -95,6 +95,9 @@ TEST_CASE("a full disk fails the write with 503, refuses later writes, keeps rea
     // A server whose log failed does not report success even when stopped cleanly.
     CHECK(server.Terminate() == 3);
     CHECK(server.Stderr().find("No space left on device") != std::string::npos);
+    // The MiB of zeros the log preallocates did not fit: it was given back,
+    // and the writes above went on without it until the disk was full.
+    CHECK(server.Stderr().find("could not preallocate log space") != std::string::npos);
     // The refused request's log line is at level error with the cause, and
     // names the route, not the key.
     bool logged = false;

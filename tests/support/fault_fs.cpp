@@ -28,6 +28,16 @@ class FaultFile final : public core::WritableFile {
     fs_.MarkSynced(path(), base_->Size());
     return core::Status::Ok();
   }
+  core::Status Preallocate(uint64_t bytes) override {
+    // Not counted against FailWritesAfter: the zeros hold no data.
+    if (core::Status s = fs_.BeforeOp("preallocation in", path()); !s.ok()) return s;
+    if (fs_.preallocations_fail()) {
+      return core::Status::IOError("cannot preallocate space in " + path() + ": No space left on device (injected)");
+    }
+    if (core::Status s = base_->Preallocate(bytes); !s.ok()) return s;
+    fs_.MarkPreallocated(path(), bytes);
+    return core::Status::Ok();
+  }
   core::Status Close() override { return base_->Close(); }
   uint64_t Size() const override { return base_->Size(); }
   const std::string& path() const override { return base_->path(); }
@@ -45,6 +55,16 @@ void FaultFs::FailSyncs(bool on) {
 void FaultFs::FailSyncsOf(std::string part) {
   std::lock_guard lock(mu_);
   fail_syncs_of_ = std::move(part);
+}
+
+void FaultFs::FailPreallocations(bool on) {
+  std::lock_guard lock(mu_);
+  fail_preallocations_ = on;
+}
+
+bool FaultFs::preallocations_fail() {
+  std::lock_guard lock(mu_);
+  return fail_preallocations_;
 }
 
 void FaultFs::FailWritesAfter(uint64_t bytes) {
@@ -145,6 +165,12 @@ void FaultFs::MarkSynced(const std::string& path, uint64_t size) {
   synced_size_[path] = size;
 }
 
+void FaultFs::MarkPreallocated(const std::string& path, uint64_t size) {
+  std::lock_guard lock(mu_);
+  uint64_t& at_least = preallocated_size_[path];
+  at_least = std::max(at_least, size);
+}
+
 core::Result<std::unique_ptr<core::WritableFile>> FaultFs::OpenAppendable(const std::string& path) {
   if (core::Status s = BeforeOp("open of", path); !s.ok()) return s;
   auto file = base_.OpenAppendable(path);
@@ -189,8 +215,13 @@ void FaultFs::SimulateCrash() {
   std::lock_guard lock(mu_);
   for (const auto& [path, size] : synced_size_) {
     std::error_code ec;
-    if (std::filesystem::exists(path, ec) && std::filesystem::file_size(path, ec) > size) {
-      std::filesystem::resize_file(path, size, ec);
+    if (!std::filesystem::exists(path, ec)) continue;
+    const uint64_t length = std::filesystem::file_size(path, ec);
+    if (length > size) std::filesystem::resize_file(path, size, ec);
+    // Preallocated zeros were on the disk before the lost bytes went over
+    // them: the file keeps its length, the lost bytes read as zeros.
+    if (auto it = preallocated_size_.find(path); it != preallocated_size_.end() && length > size) {
+      std::filesystem::resize_file(path, std::min(length, std::max(size, it->second)), ec);
     }
   }
 }

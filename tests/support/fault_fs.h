@@ -25,6 +25,8 @@ class FaultFs final : public core::ForwardingFileSystem {
   // Appends fail with ENOSPC once this many more bytes have been written;
   // the write that crosses the limit is partial, as on a full disk.
   void FailWritesAfter(uint64_t bytes);
+  // WritableFile::Preallocate fails with ENOSPC, writing nothing.
+  void FailPreallocations(bool on);
   // While held, Sync() calls wait (to line writers up behind one sync).
   void HoldSyncs();
   void ReleaseSyncs();
@@ -35,7 +37,8 @@ class FaultFs final : public core::ForwardingFileSystem {
   uint64_t dir_sync_count(const std::string& dir);
 
   // Cuts every file written through this FileSystem back to what its last
-  // sync covered, as if the machine lost power now.
+  // sync covered, as if the machine lost power now. A preallocated file
+  // keeps its length: what was lost reads as zeros.
   void SimulateCrash();
 
   // Crash points: the process "dies" before the (n+1)-th change to the disk
@@ -60,11 +63,13 @@ class FaultFs final : public core::ForwardingFileSystem {
  private:
   friend class FaultFile;
   core::Status BeforeSync(std::string_view path = {});
+  bool preallocations_fail();
   // Counts one disk-changing call; an error when a crash point has passed.
   core::Status BeforeOp(std::string_view what, std::string_view path);
   // How many of `want` bytes may be written; 0 with an error past the limit.
   uint64_t Allow(uint64_t want, bool* full);
   void MarkSynced(const std::string& path, uint64_t size);
+  void MarkPreallocated(const std::string& path, uint64_t size);
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -74,8 +79,10 @@ class FaultFs final : public core::ForwardingFileSystem {
   int syncs_waiting_ = 0;
   uint64_t syncs_ = 0;
   bool limit_writes_ = false;
+  bool fail_preallocations_ = false;
   uint64_t bytes_left_ = 0;
   std::map<std::string, uint64_t> synced_size_;  // path -> bytes its last sync covered
+  std::map<std::string, uint64_t> preallocated_size_;  // path -> length zero-filled to
   std::map<std::string, uint64_t> dir_syncs_;
   uint64_t ops_ = 0;
   bool crash_armed_ = false;

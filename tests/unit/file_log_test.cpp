@@ -8,6 +8,7 @@
 
 #include "lib/core/file_log.h"
 #include "lib/core/log_format.h"
+#include "lib/core/log_reader.h"
 #include "tests/support/fault_fs.h"
 
 namespace {
@@ -164,8 +165,9 @@ TEST_CASE("a torn write at any offset of the newest segment recovers the prefix 
   }
 }
 
-TEST_CASE("zeros or garbage after the last record of the newest segment are cut off") {
-  for (const std::string& tail : {std::string(4096, '\0'), std::string("\x13garbage that is no record at all")}) {
+TEST_CASE("garbage after the last record of the newest segment is cut off, and kept") {
+  for (const std::string& tail : {std::string("\x13garbage that is no record at all"),
+                                  std::string("\x13torn") + std::string(4096, '\0')}) {
     TempDir dir;
     WriteRecords(dir.path(), 5);
     const std::string seg = SegmentNames(dir.path()).back();
@@ -178,6 +180,80 @@ TEST_CASE("zeros or garbage after the last record of the newest segment are cut 
     CHECK(opened.report.repaired_torn_tail);
     CHECK(opened.report.torn_bytes == tail.size());
     CHECK(std::filesystem::file_size(seg) == bytes->size());
+  }
+}
+
+TEST_CASE("preallocated zeros left by a crash are cut on reopen, with no copy and no torn tail") {
+  TempDir dir;
+  WriteRecords(dir.path(), 5);
+  const std::string seg = SegmentNames(dir.path()).back();
+  auto bytes = core::PosixFileSystem().ReadFile(seg);
+  REQUIRE(core::PosixFileSystem().WriteFile(seg, *bytes + std::string(1 << 20, '\0')).ok());
+
+  auto opened = Open(dir.path());
+  REQUIRE(opened.log.has_value());
+  CHECK(opened.records.size() == 5);
+  CHECK_FALSE(opened.report.repaired_torn_tail);
+  CHECK(FilesContaining(dir.path(), ".broken-").empty());
+  // Appends resume right after the last record.
+  REQUIRE((*opened.log)->Append({Put(6, "after", "x")}).ok());
+  REQUIRE((*opened.log)->Close().ok());
+  auto reopened = Open(dir.path());
+  REQUIRE(reopened.log.has_value());
+  CHECK(reopened.records.size() == 6);
+  CHECK(reopened.records.back().key == "after");
+}
+
+TEST_CASE("the active segment is zero-filled ahead of appends, and the zeros go when it is sealed or closed") {
+  TempDir dir;
+  auto opened = Open(dir.path(), 8 << 20);
+  REQUIRE(opened.log.has_value());
+  REQUIRE((*opened.log)->Append({Put(1, "a", "1")}).ok());
+  const std::string first = SegmentNames(dir.path()).back();
+  const uint64_t written = core::kSegmentHeaderSize + core::EncodedRecordSize(1, 1);
+  // A MiB ahead of the appends, so their fdatasync need not write the size.
+  CHECK(std::filesystem::file_size(first) == core::kSegmentHeaderSize + (1 << 20));
+  auto bytes = core::PosixFileSystem().ReadFile(first);
+  CHECK(bytes->find_first_not_of('\0', written) == std::string::npos);
+  // A reader beside the writer sees the record and stops at the zeros.
+  auto scan = core::ScanSegment(*bytes, 0, [](const core::LogRecord&) { return core::Status::Ok(); });
+  REQUIRE(scan.has_value());
+  CHECK(scan->records == 1);
+  CHECK_FALSE(scan->damage.found);
+
+  // Compaction seals the active segment: it keeps no zeros.
+  REQUIRE((*opened.log)->Compact().has_value());
+  REQUIRE((*opened.log)->Append({Put(2, "b", "2")}).ok());
+  const std::string second = SegmentNames(dir.path()).back();
+  CHECK(second != first);
+  CHECK(std::filesystem::file_size(second) == core::kSegmentHeaderSize + (1 << 20));
+  REQUIRE((*opened.log)->Close().ok());
+  CHECK(std::filesystem::file_size(second) == core::kSegmentHeaderSize + core::EncodedRecordSize(1, 1));
+}
+
+TEST_CASE("preallocation never reaches past the segment size, and a full disk turns it off") {
+  SUBCASE("small segments") {
+    TempDir dir;
+    auto opened = Open(dir.path(), 4096);
+    REQUIRE(opened.log.has_value());
+    REQUIRE((*opened.log)->Append({Put(1, "a", "1")}).ok());
+    CHECK(std::filesystem::file_size(SegmentNames(dir.path()).back()) == 4096);
+  }
+  SUBCASE("a failed preallocation leaves plain appends, which go on") {
+    TempDir dir;
+    FaultFs fs;
+    fs.FailPreallocations(true);
+    auto opened = Open(dir.path(), 8 << 20, &fs);
+    REQUIRE(opened.log.has_value());
+    REQUIRE((*opened.log)->Append({Put(1, "a", "1")}).ok());
+    REQUIRE((*opened.log)->Append({Put(2, "b", "2")}).ok());
+    const std::string seg = SegmentNames(dir.path()).back();
+    CHECK(std::filesystem::file_size(seg) == core::kSegmentHeaderSize + 2 * core::EncodedRecordSize(1, 1));
+    fs.FailPreallocations(false);
+    REQUIRE((*opened.log)->Close().ok());
+    auto reopened = Open(dir.path());
+    REQUIRE(reopened.log.has_value());
+    CHECK(reopened.records.size() == 2);
   }
 }
 
@@ -310,7 +386,14 @@ TEST_CASE("a failed sync or a full disk fails the append and every later one") {
     REQUIRE(reopened.log.has_value());
     CHECK(reopened.records.size() == 1);
     CHECK(reopened.report.repaired_torn_tail);
-    CHECK(reopened.report.torn_bytes == 10);
+    // The 10 bytes written, then the zeros preallocated for them.
+    auto copy = core::PosixFileSystem().ReadFile(reopened.report.torn_copy);
+    REQUIRE(copy.has_value());
+    CHECK(copy->size() == reopened.report.torn_bytes);
+    std::string record;
+    core::AppendRecord(&record, 2, core::RecordType::kPut, "b", std::string(100, 'x'));
+    CHECK(copy->substr(0, 10) == record.substr(0, 10));
+    CHECK(copy->find_first_not_of('\0', 10) == std::string::npos);
   }
 }
 

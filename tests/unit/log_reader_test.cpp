@@ -129,18 +129,74 @@ TEST_CASE("a record cut off at the end is damage with no valid record after it")
   }
 }
 
-TEST_CASE("zeros appended after the records are damage with no valid record after") {
+TEST_CASE("zeros after the last record end the segment cleanly: they are preallocated space") {
   const std::string clean = Segment(SomeRecords(1, 3));
   for (size_t n : {size_t{1}, size_t{7}, size_t{23}, size_t{24}, size_t{32}, size_t{100}, size_t{4096}}) {
     CAPTURE(n);
     Collected c = Scan(clean + std::string(n, '\0'));
     REQUIRE(c.scan.has_value());
     CHECK(c.records.size() == 3);
-    CHECK(c.scan->damage.found);
-    CHECK(c.scan->damage.offset == clean.size());
-    CHECK_FALSE(c.scan->damage.valid_record_after);
+    CHECK_FALSE(c.scan->damage.found);
     CHECK(c.scan->valid_bytes == clean.size());
+    CHECK(c.scan->zero_tail_bytes == n);
   }
+  // A header and zeros: no record yet.
+  Collected empty = Scan(Segment({}) + std::string(1 << 20, '\0'));
+  REQUIRE(empty.scan.has_value());
+  CHECK_FALSE(empty.scan->damage.found);
+  CHECK(empty.scan->valid_bytes == core::kSegmentHeaderSize);
+  CHECK(empty.scan->zero_tail_bytes == 1 << 20);
+}
+
+TEST_CASE("a record ending in zero bytes before the zero tail is read whole") {
+  // Search for a record whose checksum ends in a zero byte: then its last
+  // byte is part of the run of zeros at the end of the file.
+  std::vector<Rec> recs;
+  std::string seg;
+  for (uint64_t rev = 1;; ++rev) {
+    recs.push_back(Rec{rev, core::RecordType::kPut, "k" + std::to_string(rev), "v"});
+    seg = Segment(recs);
+    if (seg.back() == '\0') break;
+    recs.clear();
+  }
+  Collected c = Scan(seg + std::string(64, '\0'));
+  REQUIRE(c.scan.has_value());
+  CHECK(c.records.size() == 1);
+  CHECK_FALSE(c.scan->damage.found);
+  CHECK(c.scan->valid_bytes == seg.size());
+  CHECK(c.scan->zero_tail_bytes == 64);
+}
+
+TEST_CASE("a torn record followed by preallocated zeros is damage with no valid record after") {
+  const std::vector<Rec> recs = SomeRecords(1, 4);
+  const std::string whole = Segment(recs);
+  const size_t last = Segment(std::vector<Rec>(recs.begin(), recs.end() - 1)).size();
+  for (size_t keep : {size_t{4}, size_t{20}, size_t{30}}) {
+    CAPTURE(keep);
+    // Only the first `keep` bytes of the last record reached the disk.
+    std::string torn = whole.substr(0, last + keep) + std::string(whole.size() - last - keep + 4096, '\0');
+    Collected c = Scan(torn);
+    REQUIRE(c.scan.has_value());
+    CHECK(c.records.size() == 3);
+    CHECK(c.scan->damage.found);
+    CHECK(c.scan->damage.offset == last);
+    CHECK_FALSE(c.scan->damage.valid_record_after);
+  }
+}
+
+TEST_CASE("zeros with a valid record after them are corruption, not preallocated space") {
+  const std::vector<Rec> recs = SomeRecords(1, 4);
+  const std::string whole = Segment(recs);
+  const size_t second = Segment(std::vector<Rec>(recs.begin(), recs.begin() + 1)).size();
+  const size_t third = Segment(std::vector<Rec>(recs.begin(), recs.begin() + 2)).size();
+  std::string holed = whole;
+  std::fill(holed.begin() + static_cast<std::ptrdiff_t>(second), holed.begin() + static_cast<std::ptrdiff_t>(third), '\0');
+  Collected c = Scan(holed);
+  REQUIRE(c.scan.has_value());
+  CHECK(c.records.size() == 1);
+  CHECK(c.scan->damage.found);
+  CHECK(c.scan->damage.offset == second);
+  CHECK(c.scan->damage.valid_record_after);
 }
 
 TEST_CASE("random garbage appended after the records is damage with no valid record after") {
