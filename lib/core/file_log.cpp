@@ -177,7 +177,7 @@ Status FileLog::RemoveRedundant(const std::string& name, std::string_view why) {
   return Status::Ok();
 }
 
-Status FileLog::RepairTornTail(const std::string& path, std::string_view bytes, uint64_t offset,
+Status FileLog::RepairTornTail(const std::string& path, const std::string& bytes, uint64_t offset,
                                RecoveryReport* report) {
   FileSystem& fs = *options_.fs;
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -185,7 +185,7 @@ Status FileLog::RepairTornTail(const std::string& path, std::string_view bytes, 
                        .count();
   const std::string copy = fmt::format("{}.broken-{}-{}", path, offset, now);
   // Keep the cut bytes before cutting them, so nothing is silently dropped.
-  if (Status s = fs.WriteFile(copy, bytes.substr(offset)); !s.ok()) return s;
+  if (Status s = fs.WriteFile(copy, std::string_view(bytes).substr(offset)); !s.ok()) return s;
   if (Status s = fs.Truncate(path, offset); !s.ok()) return s;
   auto file = fs.OpenAppendable(path);
   if (!file) return file.error();
@@ -242,19 +242,23 @@ void FileLog::PreallocateLocked(uint64_t bytes) {
   active_allocated_ = target;
 }
 
-Status FileLog::TrimActiveLocked() {
-  if (active_allocated_ <= active_->Size()) return Status::Ok();
-  if (Status s = options_.fs->Truncate(active_->path(), active_->Size()); !s.ok()) return s;
+void FileLog::TrimActiveLocked() {
+  if (active_allocated_ <= active_->Size()) return;
+  if (Status s = options_.fs->Truncate(active_->path(), active_->Size()); !s.ok()) {
+    // Not a lost write: readers stop at the zeros, and recovery cuts them.
+    options_.logger->Warn("could not cut the preallocated zeros off a segment; the next start will",
+                          {{"file", active_->path()}, {"cause", s.message()}});
+    return;
+  }
   active_allocated_ = active_->Size();
-  return Status::Ok();
 }
 
 Status FileLog::SealActiveLocked(uint64_t next_first_revision) {
   // The old segment is synced whatever the policy: only the newest may end
   // in a torn write, which is what lets recovery tell damage apart. Its
   // zeros go first, so the sync makes its final length durable too.
-  Status s = TrimActiveLocked();
-  if (s.ok()) s = active_->Sync();
+  TrimActiveLocked();
+  Status s = active_->Sync();
   if (s.ok()) s = active_->Close();
   if (!s.ok()) return s;
   const uint64_t bytes = active_->Size();
@@ -315,9 +319,8 @@ Status FileLog::Close() {
   std::lock_guard compacting(compact_mu_);
   std::lock_guard lock(mu_);
   if (closed_) return Status::Ok();
-  Status s = failed_;
-  if (s.ok() && active_) s = TrimActiveLocked();
-  if (s.ok() && active_) s = SyncLocked();
+  if (failed_.ok() && active_) TrimActiveLocked();
+  Status s = failed_.ok() && active_ ? SyncLocked() : failed_;
   if (active_) {
     Status c = active_->Close();
     if (s.ok()) s = c;

@@ -112,7 +112,7 @@ class FileLog final : public ChangeLog {
   Status Recover(const RecordSink& sink, RecoveryReport* report);
   Status LoadSnapshot(const std::string& name, const RecordSink& sink, RecoveryReport* report);
   Status RemoveRedundant(const std::string& name, std::string_view why);
-  Status RepairTornTail(const std::string& name, std::string_view bytes, uint64_t offset,
+  Status RepairTornTail(const std::string& name, const std::string& bytes, uint64_t offset,
                         RecoveryReport* report);
   // Both require mu_.
   Status OpenNewSegmentLocked(uint64_t first_revision);
@@ -120,8 +120,8 @@ class FileLog final : public ChangeLog {
   Status SyncLocked();
   // Zero-fills the active segment so that the next `bytes` land in zeros.
   void PreallocateLocked(uint64_t bytes);
-  // Cuts the active segment's unused zeros off.
-  Status TrimActiveLocked();
+  // Cuts the active segment's unused zeros off (a failure is only logged).
+  void TrimActiveLocked();
 
   FileLogOptions options_;
   std::unique_ptr<FileLock> lock_;

@@ -29,7 +29,7 @@ class WritableFile {
   // has written; Size(), and where the next Append writes, stay as they
   // were. Appends into those zeros overwrite blocks the file already has,
   // so syncing them needs no change to the file's size or block map: one
-  // write to the disk instead of two (the log's reason, see file_log.cpp).
+  // write to the disk instead of two (the log's reason, see file_log.h).
   // On failure (a full disk) the zeros written so far are cut off again.
   virtual Status Preallocate(uint64_t bytes) = 0;
   virtual Status Close() = 0;

@@ -29,8 +29,8 @@
 //
 // Zeros may follow the last record: space preallocated for appends (see
 // file_log.h). Where a record would start and only zeros follow to the end
-// of the file, the segment ends; no record starts with zeros (its key
-// length is at least 1), so they are never mistaken for one. Zeros that
+// of the file, the segment ends; a record is never all zeros (its key
+// length is at least 1), so none is mistaken for them. Zeros that
 // something other than zeros follows are damage like any other bytes.
 //
 // How damage is read (see log_reader.h): a record cut off at the end of the
