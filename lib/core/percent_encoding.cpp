@@ -1,5 +1,7 @@
 #include "lib/core/percent_encoding.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace kvctl::core {
@@ -40,7 +42,9 @@ Result<std::string> PercentDecode(std::string_view text) {
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] != '%') {
-      out.push_back(text[i]);
+      const size_t next = std::min(text.find('%', i), text.size());
+      out.append(text.substr(i, next - i));
+      i = next - 1;
       continue;
     }
     const int hi = i + 1 < text.size() ? HexDigitValue(text[i + 1]) : -1;

@@ -48,7 +48,7 @@ void Store::Start(std::unique_ptr<ChangeLog> log) {
 
 Store::Current Store::LatestLocked(std::string_view key) const {
   if (!pending_.empty()) {
-    if (auto it = pending_.find(std::string(key)); it != pending_.end()) {
+    if (auto it = pending_.find(key); it != pending_.end()) {
       const Pending& p = it->second;
       if (!p.value) return {std::nullopt, p.revision};
       return {std::string_view(*p.value), p.revision};
@@ -60,7 +60,9 @@ Store::Current Store::LatestLocked(std::string_view key) const {
 
 uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string_view value) {
   const uint64_t revision = next_revision_++;
-  Pending& p = pending_[std::string(key)];
+  auto it = pending_.find(key);
+  if (it == pending_.end()) it = pending_.emplace(std::string(key), Pending{}).first;
+  Pending& p = it->second;
   p.revision = revision;
   if (type == RecordType::kPut) {
     p.value = std::string(value);
@@ -182,6 +184,7 @@ void Store::CommitLoop() {
   bool unsynced = false;
   Clock::time_point sync_due{};
 
+  std::vector<Change> batch;
   std::unique_lock lock(queue_mu_);
   for (;;) {
     auto ready = [&] { return !queue_.empty() || stopping_; };
@@ -204,7 +207,8 @@ void Store::CommitLoop() {
       if (stopping_) return;
       continue;
     }
-    std::vector<Change> batch;
+    // The queue takes the emptied batch's room: no regrowing it each round.
+    batch.clear();
     batch.swap(queue_);
     lock.unlock();
 

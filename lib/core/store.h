@@ -109,6 +109,12 @@ class Store : public KvStore {
     std::optional<std::string> value;  // nullopt: deleted
     uint64_t revision = 0;
   };
+  // Lets pending_ be searched with a string_view, without a std::string
+  // made per lookup.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
   struct Current {
     // nullopt: the key does not exist. Points into pending_ or map_, which
     // stay put while write_mu_ is held.
@@ -148,7 +154,7 @@ class Store : public KvStore {
   // not yet committed. Lock order: write_mu_, then queue_mu_, map_'s lock or
   // durable_mu_.
   mutable std::mutex write_mu_;
-  std::unordered_map<std::string, Pending> pending_;
+  std::unordered_map<std::string, Pending, KeyHash, std::equal_to<>> pending_;
   uint64_t next_revision_ = 1;
   Status refused_ = Status::Unavailable("the store is not open for writes yet");
 

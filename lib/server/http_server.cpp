@@ -285,11 +285,11 @@ class EventLoop {
 
   void TakeInbox() {
     std::vector<std::pair<int, std::string>> conns;
-    std::vector<std::pair<uint64_t, HttpResponse>> done;
+    std::vector<std::pair<uint64_t, HttpResponse>>& done = taken_completions_;
     {
       std::lock_guard lock(inbox_mu_);
       conns.swap(new_conns_);
-      done.swap(completions_);
+      done.swap(completions_);  // the inbox gets the room of the last round's
     }
     for (auto& [fd, addr] : conns) Register(fd, std::move(addr));
     for (auto& [id, response] : done) {
@@ -299,6 +299,7 @@ class EventLoop {
       Respond(c, response);
       Drive(c);
     }
+    done.clear();
   }
 
   void AcceptSome() {
@@ -742,6 +743,7 @@ class EventLoop {
   std::mutex inbox_mu_;
   std::vector<std::pair<int, std::string>> new_conns_;
   std::vector<std::pair<uint64_t, HttpResponse>> completions_;
+  std::vector<std::pair<uint64_t, HttpResponse>> taken_completions_;  // only the loop's thread
 };
 
 }  // namespace

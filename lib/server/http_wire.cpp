@@ -188,16 +188,22 @@ std::string_view ReasonPhrase(int status) {
 
 void AppendResponse(const HttpResponse& response, bool head_request, bool keep_alive,
                     int minor_version, std::string_view date, std::string* out) {
+  // Appends, not fmt: this runs for every answer.
   const int status = response.status;
-  fmt::format_to(std::back_inserter(*out), "HTTP/1.1 {} {}\r\nDate: {}\r\n", status,
-                 ReasonPhrase(status), date);
+  char number[24];
+  out->append("HTTP/1.1 ");
+  out->append(number, std::to_chars(number, number + sizeof number, status).ptr);
+  out->push_back(' ');
+  out->append(ReasonPhrase(status)).append("\r\nDate: ").append(date).append("\r\n");
   for (const auto& [name, value] : response.headers) {
     out->append(name).append(": ").append(value).append("\r\n");
   }
   if (!response.content_type.empty()) out->append("Content-Type: ").append(response.content_type).append("\r\n");
   // 1xx and 204 carry no body and no length (RFC 9110 §8.6).
   if (status >= 200 && status != 204) {
-    fmt::format_to(std::back_inserter(*out), "Content-Length: {}\r\n", response.body.size());
+    out->append("Content-Length: ");
+    out->append(number, std::to_chars(number, number + sizeof number, response.body.size()).ptr);
+    out->append("\r\n");
   }
   if (!keep_alive) {
     out->append("Connection: close\r\n");
