@@ -6,6 +6,8 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include "lib/core/json_string.h"
+
 namespace kvctl::core {
 namespace {
 
@@ -19,32 +21,12 @@ const char* LevelName(LogLevel level) {
   return "info";
 }
 
-void AppendJsonString(std::string* out, std::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          out->append(fmt::format("\\u{:04x}", c));
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
-
 // Text values are quoted when they would otherwise be ambiguous to split.
 void AppendTextValue(std::string* out, std::string_view s) {
   if (!s.empty() && s.find_first_of(" \"=\t\n") == std::string_view::npos) {
     out->append(s);
   } else {
-    AppendJsonString(out, s);
+    AppendJsonString(s, out);
   }
 }
 
@@ -57,15 +39,15 @@ void Logger::Log(LogLevel level, std::string_view message, std::span<const LogFi
   std::string line;
   if (format_ == LogFormat::kJson) {
     line = fmt::format("{{\"time\":\"{}\",\"level\":\"{}\",\"msg\":", time, LevelName(level));
-    AppendJsonString(&line, message);
+    AppendJsonString(message, &line);
     for (const LogField& f : fields) {
       line.push_back(',');
-      AppendJsonString(&line, f.key);
+      AppendJsonString(f.key, &line);
       line.push_back(':');
       if (f.number) {
         line.append(f.value);
       } else {
-        AppendJsonString(&line, f.value);
+        AppendJsonString(f.value, &line);
       }
     }
     line.push_back('}');

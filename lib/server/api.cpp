@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "lib/core/base64.h"
+#include "lib/core/json_string.h"
 #include "lib/core/percent_encoding.h"
 #include "lib/core/utf8.h"
-#include "lib/server/json_string.h"
 #include "lib/server/request_log.h"
 
 namespace kvctl::server {
@@ -413,7 +413,7 @@ HttpResponse KvApi::PutAnswer(const std::string& key, const core::Result<core::P
     res.content_type = "application/json";
     res.body.reserve(key.size() + 64);
     res.body.append(put->created ? "{\"created\":true,\"key\":" : "{\"created\":false,\"key\":");
-    AppendJsonString(key, &res.body);
+    core::AppendJsonString(key, &res.body);
     res.body.append(",\"revision\":").append(std::to_string(put->revision)).append("}\n");
   } else {
     json body{{"revision", put->revision}, {"created", put->created}};

@@ -1,13 +1,13 @@
 // The hand-written JSON string escaping of hot answers must write exactly
 // what nlohmann::json writes for the same text.
-#include "lib/server/json_string.h"
+#include "lib/core/json_string.h"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
 
-namespace kvctl::server {
+namespace kvctl::core {
 namespace {
 
 std::string ByHand(std::string_view text) {
@@ -48,4 +48,4 @@ TEST_CASE("AppendJsonString appends to what the string already holds") {
 }
 
 }  // namespace
-}  // namespace kvctl::server
+}  // namespace kvctl::core

@@ -1,15 +1,15 @@
-#include "lib/server/json_string.h"
+#include "lib/core/json_string.h"
 
-namespace kvctl::server {
+namespace kvctl::core {
 
-void AppendJsonString(std::string_view utf8, std::string* out) {
+void AppendJsonString(std::string_view text, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   size_t plain = 0;  // start of the run of bytes copied as they are
-  for (size_t i = 0; i < utf8.size(); ++i) {
-    const auto c = static_cast<unsigned char>(utf8[i]);
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out->append(utf8.substr(plain, i - plain));
+    out->append(text.substr(plain, i - plain));
     plain = i + 1;
     switch (c) {
       case '"': out->append("\\\""); break;
@@ -25,8 +25,8 @@ void AppendJsonString(std::string_view utf8, std::string* out) {
         out->push_back(kHex[c & 0xf]);
     }
   }
-  out->append(utf8.substr(plain));
+  out->append(text.substr(plain));
   out->push_back('"');
 }
 
-}  // namespace kvctl::server
+}  // namespace kvctl::core
