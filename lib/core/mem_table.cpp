@@ -48,7 +48,7 @@ void MemTable::Erase(std::string_view key) {
   if (auto erased = table_.Erase(key)) live_bytes_ -= SizeOf(key.size(), *erased);
 }
 
-void MemTable::Apply(std::vector<Change>& changes) {
+void MemTable::Apply(const std::vector<Change>& changes) {
   std::unique_lock lock(mu_);
   for (const Change& c : changes) {
     if (c.type == RecordType::kPut) {

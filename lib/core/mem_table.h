@@ -39,7 +39,7 @@ class MemTable {
   uint64_t live_bytes() const;
 
   // Applies changes in the order given.
-  void Apply(std::vector<Change>& changes);
+  void Apply(const std::vector<Change>& changes);
   // Applies one record (recovery: a snapshot's or the log's, one at a time,
   // with no copy; a snapshot's come in key order and are appended).
   void Apply(const LogRecord& record);

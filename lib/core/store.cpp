@@ -225,7 +225,7 @@ void Store::CommitLoop() {
   }
 }
 
-void Store::ApplyCommitted(std::vector<Change>& batch) {
+void Store::ApplyCommitted(const std::vector<Change>& batch) {
   {
     std::lock_guard write_lock(write_mu_);
     for (const Change& c : batch) {

@@ -140,7 +140,7 @@ class Store : public KvStore {
   // Answers every async writer still waiting: the log failed, or it closed.
   void FailWaiters();
   void CommitLoop();
-  void ApplyCommitted(std::vector<Change>& batch);
+  void ApplyCommitted(const std::vector<Change>& batch);
   void Fail(const Status& cause);
 
   const StoreOptions options_;
