@@ -259,6 +259,9 @@ KvApi::Exchange KvApi::Begin(const HttpRequest& req, const RouteMatch& match) co
 
 void KvApi::Finish(const Exchange& x, HttpResponse* res) {
   res->SetHeader("X-Request-Id", x.request_id);
+  // Every answer says which store revision it reflects (SPEC §6); the
+  // client also takes it as the mark of a kvctl server (SPEC §8).
+  res->SetHeader("X-Kvctl-Revision", std::to_string(store_.revision()));
   const auto took = std::chrono::steady_clock::now() - x.started;
   metrics_.CountRequest(x.route, MethodFromString(x.method), res->status, took);
   if (options_.request_logger == nullptr) return;
@@ -404,7 +407,7 @@ HttpResponse KvApi::PutAnswer(const std::string& key, const core::Result<core::P
   if (!put) return FromStoreError(put.error());
   const int status = put->created ? 201 : 200;
   HttpResponse res;
-  res.headers.reserve(2);  // ETag here, X-Request-Id in Finish
+  res.headers.reserve(3);  // ETag here, X-Request-Id and X-Kvctl-Revision in Finish
   if (core::IsValidUtf8(key)) {
     // Every write's answer: written by hand (the same bytes nlohmann writes,
     // keys in its order) since a nlohmann object per PUT was a third of

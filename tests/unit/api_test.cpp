@@ -625,6 +625,17 @@ TEST_CASE("/metrics has a latency histogram per route, bytes in memory and the a
 
 // ---- admission: request ids, auth, rate limit -------------------------------
 
+TEST_CASE("every answer carries X-Kvctl-Revision: the store revision it reflects") {
+  Fixture f;
+  CHECK(HeaderOf(f.api.Handle(Req("GET", "/healthz")), "X-Kvctl-Revision") == "0");
+  CHECK(HeaderOf(f.api.Handle(Req("PUT", KeyPath("a"), "1")), "X-Kvctl-Revision") == "1");
+  CHECK(HeaderOf(f.api.Handle(Req("PUT", KeyPath("b"), "2")), "X-Kvctl-Revision") == "2");
+  CHECK(HeaderOf(Get(f, "a"), "X-Kvctl-Revision") == "2");
+  CHECK(HeaderOf(Get(f, "missing"), "X-Kvctl-Revision") == "2");       // a 404 too
+  CHECK(HeaderOf(f.api.Handle(Req("GET", "/nowhere")), "X-Kvctl-Revision") == "2");
+  CHECK(HeaderOf(f.api.Refused(408, "127.0.0.1"), "X-Kvctl-Revision") == "2");
+}
+
 TEST_CASE("every answer carries X-Request-Id: the client's when usable, else a new one") {
   Fixture f;
   const HttpResponse given = f.api.Handle(Req("GET", "/healthz", {}, {{"X-Request-Id", "abc-123"}}));
