@@ -43,6 +43,11 @@ struct ApiOptions {
   size_t max_value_bytes = 1 << 20;
   size_t max_list_limit = 10000;
   size_t default_list_limit = 100;
+  // A listing page ends early (with `next`) once its keys and values reach
+  // this many bytes: 10000 values of 1 MiB would be a 13 GiB answer. One
+  // item is always returned whole, so a page holds at most this plus one
+  // key and value.
+  size_t max_list_bytes = 4 << 20;
   // Appended to /metrics after the store's gauges (KvStore::BackendMetrics):
   // the file backend's file-system timings and commit batch sizes.
   std::function<void(std::string*)> render_backend_metrics;

@@ -1,6 +1,8 @@
 // The key routes: PUT, GET, HEAD and DELETE of one key, and listing.
+#include <algorithm>
 #include <charconv>
 #include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -70,24 +72,58 @@ std::optional<HttpResponse> ReadPreconditions(const HttpRequest& req, bool is_pu
   return std::nullopt;
 }
 
-// One page of a listing over several prefixes that do not overlap, given
-// in key order: what a caller may read of list.prefix. `next` is set when
-// more keys may follow (a later range is not looked at to find out).
-core::ListPage ListWithin(const core::KvStore& store, const core::ListOptions& list,
-                          const std::vector<std::string>& ranges) {
+// One page of a listing over prefixes that do not overlap, given in key
+// order (what a caller may read of list.prefix, or all of it). The page
+// ends at list.limit items or once its keys and values reach `max_bytes`,
+// whichever comes first; `next` is set when more keys may follow (a later
+// range is not looked at to find out). The store is asked in chunks no
+// larger than the bytes the page still has room for (counting every item
+// at its largest), so no chunk can hold a page's worth of 1 MiB values
+// that the page will not take.
+core::ListPage ListBounded(const core::KvStore& store, const core::ListOptions& list,
+                           const std::vector<std::string>& ranges, size_t max_bytes, size_t max_item_bytes) {
   core::ListPage out;
+  size_t bytes = 0;
   for (size_t i = 0; i < ranges.size(); ++i) {
     core::ListOptions part = list;
     part.prefix = ranges[i];
-    part.limit = list.limit - out.items.size();
-    core::ListPage page = store.List(part);
-    for (core::ListItem& item : page.items) out.items.push_back(std::move(item));
-    if (out.items.size() == list.limit) {
-      if (page.next || i + 1 < ranges.size()) out.next = out.items.back().key;
-      break;
+    for (;;) {
+      const size_t room = max_bytes - bytes;
+      part.limit = std::clamp<size_t>(room / max_item_bytes, 1, list.limit - out.items.size());
+      core::ListPage chunk = store.List(part);
+      for (core::ListItem& item : chunk.items) {
+        bytes += item.key.size() + item.value.size();
+        out.items.push_back(std::move(item));
+      }
+      if (out.items.size() == list.limit || bytes >= max_bytes) {
+        if (chunk.next || i + 1 < ranges.size()) out.next = out.items.back().key;
+        return out;
+      }
+      if (!chunk.next) break;  // this range is done
+      part.after = std::move(chunk.next);
     }
   }
   return out;
+}
+
+// `bytes` as a JSON string: by hand when valid UTF-8 (the bytes nlohmann
+// writes), else through nlohmann with U+FFFD for the bad bytes.
+void AppendKeyString(const std::string& bytes, std::string* out) {
+  if (core::IsValidUtf8(bytes)) {
+    core::AppendJsonString(bytes, out);
+  } else {
+    out->append(api::Dump(json(bytes)));
+  }
+}
+
+// `"name":"<bytes>"`, plus `,"name_base64":"..."` when not valid UTF-8 (as
+// SetKeyField does).
+void AppendKeyField(std::string_view name, const std::string& bytes, std::string* out) {
+  out->append("\"").append(name).append("\":");
+  AppendKeyString(bytes, out);
+  if (!core::IsValidUtf8(bytes)) {
+    out->append(",\"").append(name).append("_base64\":\"").append(core::Base64Encode(bytes)).append("\"");
+  }
 }
 
 }  // namespace
@@ -198,26 +234,52 @@ HttpResponse KvApi::HandleList(const HttpRequest& req, const Principal* caller) 
     }
   }
 
-  core::ListPage page;
+  std::vector<std::string> ranges;
   if (caller == nullptr) {
-    page = store_.List(list);
+    ranges.push_back(list.prefix);
   } else {
     if (!caller->ReadsAnything()) {
       metrics_.CountAuthFailure(AuthFailure::kForbidden);
       return Error(403, "forbidden", fmt::format("{} may not read any key", caller->name));
     }
-    page = ListWithin(store_, list, caller->ReadableWithin(list.prefix));
+    ranges = caller->ReadableWithin(list.prefix);
   }
-  json items = json::array();
-  for (const core::ListItem& item : page.items) {
-    json j{{"revision", item.revision}};
-    SetKeyField(j, "key", item.key);
-    if (!list.keys_only) j["value"] = core::Base64Encode(item.value);
-    items.push_back(std::move(j));
+  const size_t max_item_bytes = options_.max_key_bytes + (list.keys_only ? 0 : options_.max_value_bytes);
+  core::ListPage page =
+      ListBounded(store_, list, ranges, options_.max_list_bytes, std::max<size_t>(1, max_item_bytes));
+  // Written by hand, the same bytes nlohmann writes (its keys in order),
+  // and each value let go once written: a page of 1 MiB values is held
+  // once as values and once as base64, not as a JSON tree besides.
+  size_t bytes = 0;
+  for (const core::ListItem& item : page.items) bytes += item.key.size() + item.value.size();
+  HttpResponse res;
+  res.status = 200;
+  res.content_type = "application/json";
+  res.body.reserve(bytes / 3 * 4 + page.items.size() * 64 + 64);
+  res.body.append("{\"items\":[");
+  for (size_t i = 0; i < page.items.size(); ++i) {
+    core::ListItem& item = page.items[i];
+    if (i > 0) res.body.push_back(',');
+    res.body.push_back('{');
+    AppendKeyField("key", item.key, &res.body);
+    res.body.append(",\"revision\":").append(std::to_string(item.revision));
+    if (!list.keys_only) {
+      res.body.append(",\"value\":\"").append(core::Base64Encode(item.value)).append("\"");
+      std::string().swap(item.value);
+    }
+    res.body.push_back('}');
   }
-  json body{{"items", std::move(items)}, {"next", nullptr}};
-  if (page.next) SetKeyField(body, "next", *page.next);
-  return Json(200, body);
+  res.body.append("],\"next\":");
+  if (page.next) {
+    AppendKeyString(*page.next, &res.body);
+    if (!core::IsValidUtf8(*page.next)) {
+      res.body.append(",\"next_base64\":\"").append(core::Base64Encode(*page.next)).append("\"");
+    }
+  } else {
+    res.body.append("null");
+  }
+  res.body.append("}\n");
+  return res;
 }
 
 }  // namespace kvctl::server

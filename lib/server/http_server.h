@@ -28,11 +28,13 @@
 //   read_timeout (else 408 and close); a TLS handshake must finish within
 //   read_timeout (else the connection closes: there is no session to
 //   answer on); an idle
-//   keep-alive connection closes after keepalive_timeout; a response that
-//   cannot be sent within write_timeout closes its connection; at most
-//   max_connections are open (more get 503 and are closed); a client that
-//   pipelines without reading its answers is not read from while 1 MiB of
-//   answers waits for it.
+//   keep-alive connection closes after keepalive_timeout; a connection
+//   whose client takes no byte of its answers for write_timeout closes; at
+//   most max_connections are open (more get 503 and are closed); a client
+//   that pipelines without reading its answers gets no further request
+//   parsed, and is not read from, while 1 MiB of answers waits for it (one
+//   answer may be larger); what is already buffered is parsed once the
+//   answers drain.
 // - Stop(): stops accepting, closes idle connections at once, finishes the
 //   requests in flight (their answers say Connection: close), then Serve()
 //   returns once every connection is closed and the worker pool is idle.

@@ -523,6 +523,64 @@ TEST_CASE("bad listing parameters answer 400 bad_parameter") {
   CHECK(f.api.Handle(Req("GET", "/v1/kv?limit=10000")).status == 200);
 }
 
+TEST_CASE("a listing page ends once its keys and values reach max_list_bytes, and paging on visits every key") {
+  ApiOptions options;
+  options.max_list_bytes = 1000;
+  options.max_value_bytes = 400;
+  Fixture f(options);
+  for (int i = 0; i < 10; ++i) REQUIRE(Put(f, "k" + std::to_string(i), std::string(300, 'a' + i)).status == 201);
+  REQUIRE(Put(f, "tiny", "t").status == 201);
+  // 3 x (2 + 300) bytes stay under 1000; the fourth reaches it and ends the page.
+  const json first = List(f, "limit=100");
+  CHECK(Keys(first) == std::vector<std::string>{"k0", "k1", "k2", "k3"});
+  CHECK(first.at("next") == "k3");
+  CHECK(first.at("items").at(3).at("value") == core::Base64Encode(std::string(300, 'd')));
+  // The count limit still ends a page first when it comes first.
+  CHECK(Keys(List(f, "limit=2")) == std::vector<std::string>{"k0", "k1"});
+  // keys_only pages count only the keys.
+  const json keys = List(f, "keys_only=1");
+  CHECK(keys.at("items").size() == 11);
+  CHECK(keys.at("next").is_null());
+  // Paging on from `next` visits every key once, in order.
+  std::vector<std::string> seen;
+  std::string query = "limit=100";
+  for (int pages = 0;; ++pages) {
+    REQUIRE(pages < 10);
+    const json page = List(f, query);
+    for (const std::string& k : Keys(page)) seen.push_back(k);
+    if (page.at("next").is_null()) break;
+    query = "limit=100&after=" + core::PercentEncode(page.at("next").get<std::string>());
+  }
+  CHECK(seen == std::vector<std::string>{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "tiny"});
+  // One value larger than the bound is still returned, alone.
+  ApiOptions small;
+  small.max_list_bytes = 100;
+  small.max_value_bytes = 400;
+  Fixture g(small);
+  REQUIRE(Put(g, "big", std::string(300, 'b')).status == 201);
+  REQUIRE(Put(g, "next", "n").status == 201);
+  const json alone = List(g, "");
+  CHECK(Keys(alone) == std::vector<std::string>{"big"});
+  CHECK(alone.at("next") == "big");
+}
+
+TEST_CASE("a listing's JSON is byte for byte what nlohmann writes, binary keys and next included") {
+  Fixture f;
+  const std::string bad("b\xff", 2);
+  for (const std::string& k : {std::string("a\"q\\\n\x01"), bad, std::string("\xc3\xa9t\xc3\xa9"), std::string("z")}) {
+    REQUIRE(Put(f, k, "v\0" + k).status == 201);
+  }
+  for (const char* query : {"limit=2", "limit=3", "", "keys_only=1&limit=3"}) {
+    CAPTURE(query);
+    const HttpResponse res = f.api.Handle(Req("GET", "/v1/kv?" + std::string(query)));
+    REQUIRE(res.status == 200);
+    const json parsed = json::parse(res.body);
+    CHECK(res.body == parsed.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+  }
+  const json page = List(f, "limit=2");
+  CHECK(page.at("next_base64") == core::Base64Encode(bad));
+}
+
 TEST_CASE("a key that is not valid UTF-8 is listed with its exact bytes in key_base64") {
   Fixture f;
   const std::string bad("b\xff", 2);
