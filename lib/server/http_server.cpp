@@ -505,7 +505,11 @@ class EventLoop {
       }
       if (c->in.size() == 0) return;
       if (c->close_after_write) {  // after "Connection: close", nothing more is read
+        // Closing with these bytes unread would send a reset, which can
+        // destroy the answer before the client reads it: linger instead.
         c->in.Clear();
+        c->state = ConnState::kLingering;
+        c->linger_until = now_ + kLinger;
         return;
       }
       // A client that pipelines without reading gets no more answers made
@@ -669,8 +673,8 @@ class EventLoop {
         ::shutdown(c->fd, SHUT_WR);
         c->write_shut = true;
       }
-    } else if (c->state != ConnState::kWaiting) {
-      Close(c);
+    } else if (c->state == ConnState::kHead && !c->in_request) {
+      Close(c);  // nothing in flight: a request being read or run is answered first
     }
   }
 
@@ -733,11 +737,15 @@ class EventLoop {
     std::vector<Connection*> idle;
     for (auto& [id, conn] : conns_) {
       Connection* c = conn.get();
-      const bool mid_request = c->state == ConnState::kBody || c->state == ConnState::kWaiting;
-      if (!mid_request && c->pending_out() == 0) {
+      // A request whose head or body is still arriving is in flight too
+      // (SPEC §8): it is read to its end (within read_timeout), run, and
+      // answered with Connection: close (Respond sees stop_seen_); then its
+      // connection closes, and nothing pipelined behind it is started.
+      if (c->in_request) continue;
+      if (c->pending_out() == 0) {
         idle.push_back(c);
       } else {
-        c->close_after_write = c->close_after_write || c->state != ConnState::kLingering;
+        c->close_after_write = true;  // the answers already made go out first
       }
     }
     for (Connection* c : idle) Close(c);
