@@ -72,6 +72,8 @@ constexpr std::string_view kKeyPrefix = "/v1/kv/";
 constexpr std::string_view kListPath = "/v1/kv";
 
 RouteMatch MatchRoute(std::string_view path) {
+  // "OPTIONS *" (the transport lets no other method have this target).
+  if (path == "*") return {Route::kAsterisk, "GET, HEAD, PUT, DELETE, POST, OPTIONS", {}};
   if (path.starts_with(kKeyPrefix)) return {Route::kKey, "GET, HEAD, PUT, DELETE", path.substr(kKeyPrefix.size())};
   if (path == kListPath) return {Route::kList, "GET, HEAD", {}};
   if (path == "/v1/admin/compact") return {Route::kAdminCompact, "POST", {}};
@@ -123,7 +125,7 @@ HttpResponse KvApi::Error(int status, std::string_view code, std::string_view me
   return res;
 }
 
-HttpResponse KvApi::TransportError(int status) {
+HttpResponse KvApi::TransportError(int status, std::string_view problem) {
   switch (status) {
     case 411:
       return Error(411, "length_required",
@@ -142,7 +144,10 @@ HttpResponse KvApi::TransportError(int status) {
                    "the server has server.max_connections connections open; retry shortly");
     case 505: return Error(505, "http_version", "only HTTP/1.0 and HTTP/1.1 are spoken here");
     case 500: return Error(500, "internal", "internal error");
-    default: return Error(status, "bad_request", "the request is malformed");
+    default:
+      return Error(status, "bad_request",
+                   problem.empty() ? std::string("the request is malformed")
+                                   : fmt::format("the request is malformed: {}", problem));
   }
 }
 
@@ -188,12 +193,12 @@ void KvApi::Finish(const Exchange& x, HttpResponse* res) {
               .cause = res->error_cause});
 }
 
-HttpResponse KvApi::Refused(int status, std::string_view remote_addr) {
+HttpResponse KvApi::Refused(int status, std::string_view problem, std::string_view remote_addr) {
   HttpRequest unread;
   unread.method = "-";
   unread.remote_addr = remote_addr;
   Exchange exchange = Begin(unread, RouteMatch{});
-  HttpResponse res = TransportError(status);
+  HttpResponse res = TransportError(status, problem);
   Finish(exchange, &res);
   return res;
 }
@@ -214,7 +219,7 @@ HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, co
   }
   if (req.method == "OPTIONS") {
     HttpResponse res;
-    res.status = 204;
+    res.status = match.route == Route::kAsterisk ? 200 : 204;
     res.SetHeader("Allow", std::string(match.allow));
     return res;
   }

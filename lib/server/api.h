@@ -9,7 +9,8 @@
 //   with U+FFFD for the bad bytes in "key", and its exact bytes are in
 //   "key_base64" (likewise "next" / "next_base64" in listings).
 // - If-Match takes one revision ("7" or 7) or *; If-None-Match takes only *.
-// - OPTIONS answers 204 with the route's Allow header.
+// - OPTIONS answers 204 with the route's Allow header; OPTIONS * answers
+//   200 with every method the server knows.
 //
 // Before a route runs, a request is admitted (see README "Run it
 // securely"): /healthz and /readyz always answer, for probes. Every other
@@ -86,12 +87,13 @@ class KvApi {
   // The JSON error for a status the transport decides itself, before any
   // route runs (413 or 411 from the headers, 414 for an overlong request
   // line, 431 for an overlong head, 408 for a request too slow to arrive,
-  // 503 over max_connections, 505, 400 for a malformed request).
-  static HttpResponse TransportError(int status);
+  // 503 over max_connections, 505, 400 for a malformed request, with
+  // `problem` saying what was wrong).
+  static HttpResponse TransportError(int status, std::string_view problem = {});
   // TransportError's answer with an X-Request-Id, counted in /metrics (route
   // "unknown") and written to the request log (method "-"): the transport
   // refused the request before its method or route were known to the API.
-  HttpResponse Refused(int status, std::string_view remote_addr);
+  HttpResponse Refused(int status, std::string_view problem, std::string_view remote_addr);
   // The body of POST /v1/admin/compact's answer (also what `kvctl compact
   // -o json` prints, online or offline).
   static std::string CompactionJson(const core::CompactionStats& stats);

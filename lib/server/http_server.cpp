@@ -151,11 +151,13 @@ struct HttpServer::Impl {
     try {
       return handler(request);
     } catch (...) {
-      return error_body(500, request.remote_addr);
+      return error_body(500, {}, request.remote_addr);
     }
   }
   // A complete response for a status the transport decides itself.
-  HttpResponse Refusal(int status, std::string_view remote_addr) const { return error_body(status, remote_addr); }
+  HttpResponse Refusal(int status, std::string_view problem, std::string_view remote_addr) const {
+    return error_body(status, problem, remote_addr);
+  }
 };
 
 namespace {
@@ -324,7 +326,7 @@ class EventLoop {
           continue;
         }
         std::string answer;
-        AppendResponse(server_.Refusal(503, PeerAddress(ss)), false, false, 1, date_, &answer);
+        AppendResponse(server_.Refusal(503, {}, PeerAddress(ss)), false, false, 1, date_, &answer);
         ssize_t ignored = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
         ::close(fd);
@@ -531,25 +533,20 @@ class EventLoop {
     switch (ParseRequestHead(c->in.view(), server_.limits, &head)) {
       case HeadParse::kComplete: break;
       case HeadParse::kIncomplete: return false;
-      case HeadParse::kBad: Refuse(c, 400); return false;
+      case HeadParse::kBad: Refuse(c, 400, head.problem); return false;
       case HeadParse::kLineTooLong: Refuse(c, 414); return false;
       case HeadParse::kHeadTooLarge: Refuse(c, 431); return false;
       case HeadParse::kBadVersion: Refuse(c, 505); return false;
     }
     const RequestFraming framing = FrameRequest(head, server_.options.max_body_bytes);
     if (framing.refusal != 0) {
-      Refuse(c, framing.refusal);
+      Refuse(c, framing.refusal, framing.problem);
       return false;
     }
     HttpRequest& r = c->request;
     r.method.assign(head.method);
-    const size_t q = head.target.find('?');
-    r.path.assign(head.target.substr(0, q));
-    if (q != std::string_view::npos) {
-      r.query.assign(head.target.substr(q + 1));
-    } else {
-      r.query.clear();
-    }
+    r.path.assign(head.path);  // also of an absolute-form target
+    r.query.assign(head.query);
     r.headers.clear();
     for (const auto& [name, value] : head.headers) r.headers.emplace_back(name, value);
     r.remote_addr = c->remote_addr;
@@ -608,9 +605,9 @@ class EventLoop {
 
   // Answers with an error and closes after a short lingering read, so the
   // client reads the answer instead of a reset.
-  void Refuse(Connection* c, int status) {
+  void Refuse(Connection* c, int status, std::string_view problem = {}) {
     c->request_is_head = false;
-    AppendResponse(server_.Refusal(status, c->remote_addr), false, false, 1, date_, &c->out);
+    AppendResponse(server_.Refusal(status, problem, c->remote_addr), false, false, 1, date_, &c->out);
     c->close_after_write = true;
     c->state = ConnState::kLingering;
     c->in_request = false;

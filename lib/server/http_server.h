@@ -17,11 +17,15 @@
 //   worker threads. Either way the loop sends the answer when it comes.
 // - Pipelined requests are answered in order; answers to one read are sent
 //   with one write.
+// - The head is read as http_wire.h says (RFC 9112): a bare LF or CR is
+//   400 at once, empty lines before the request line are skipped, an
+//   absolute-form target is taken by its path, "*" is for OPTIONS only.
 // - The body is framed by Content-Length only. Decided from the head,
 //   before a body byte is read: 413 over max_body_bytes, 411 for chunked,
-//   400 for an unreadable length; the connection then closes after a short
-//   lingering read, so the client sees the answer and not a reset. Expect:
-//   100-continue gets "100 Continue" or that refusal.
+//   400 for an unreadable length, a missing Host (HTTP/1.1) or two Host
+//   fields; the connection then closes after a short lingering read, so
+//   the client sees the answer and not a reset. Expect: 100-continue (on
+//   HTTP/1.1 only: 1.0 has no 1xx) gets "100 Continue" or that refusal.
 // - Limits, so a slow or hostile client cannot hold the server: the request
 //   line (8 KiB, else 414) and the head (max_header_bytes, else 431; at
 //   most 100 header fields); a request must arrive whole within
@@ -85,8 +89,10 @@ struct HttpServerOptions {
 
 // Turns an error status the transport decided itself (before any handler
 // ran) into kvctl's JSON answer; called once per refusal, from a loop
-// thread, so it may count and log it.
-using ErrorBodyMaker = std::function<HttpResponse(int status, std::string_view remote_addr)>;
+// thread, so it may count and log it. `problem` says what was wrong with a
+// 400 ("" otherwise).
+using ErrorBodyMaker =
+    std::function<HttpResponse(int status, std::string_view problem, std::string_view remote_addr)>;
 
 class HttpServer {
  public:

@@ -86,7 +86,9 @@ core::Status KvServer::Listen() {
   KvApi* api = api_.get();
   http_ = std::make_unique<HttpServer>(
       o.http, [api](const HttpRequest& r) { return api->Handle(r); },
-      [api](int status, std::string_view remote) { return api->Refused(status, remote); });
+      [api](int status, std::string_view problem, std::string_view remote) {
+        return api->Refused(status, problem, remote);
+      });
   http_->set_async_handler(
       [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = http_->Bind(); !s.ok()) return s;

@@ -37,6 +37,7 @@ const char* RouteLabel(Route route) {
     case Route::kReadyz: return "/readyz";
     case Route::kMetrics: return "/metrics";
     case Route::kAdminCompact: return "/v1/admin/compact";
+    case Route::kAsterisk: return "*";
     case Route::kUnknown:
     case Route::kCount: break;
   }

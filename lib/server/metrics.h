@@ -18,7 +18,8 @@
 
 namespace kvctl::server {
 
-enum class Route { kKey, kList, kAdminCompact, kHealthz, kReadyz, kMetrics, kUnknown, kCount };
+// kAsterisk: "OPTIONS *", about the server as a whole.
+enum class Route { kKey, kList, kAdminCompact, kHealthz, kReadyz, kMetrics, kAsterisk, kUnknown, kCount };
 enum class Method { kGet, kHead, kPut, kDelete, kPost, kOther, kCount };
 
 const char* RouteLabel(Route route);

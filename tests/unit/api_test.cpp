@@ -691,7 +691,7 @@ TEST_CASE("every answer carries X-Kvctl-Revision: the store revision it reflects
   CHECK(HeaderOf(Get(f, "a"), "X-Kvctl-Revision") == "2");
   CHECK(HeaderOf(Get(f, "missing"), "X-Kvctl-Revision") == "2");       // a 404 too
   CHECK(HeaderOf(f.api.Handle(Req("GET", "/nowhere")), "X-Kvctl-Revision") == "2");
-  CHECK(HeaderOf(f.api.Refused(408, "127.0.0.1"), "X-Kvctl-Revision") == "2");
+  CHECK(HeaderOf(f.api.Refused(408, {}, "127.0.0.1"), "X-Kvctl-Revision") == "2");
 }
 
 TEST_CASE("every answer carries X-Request-Id: the client's when usable, else a new one") {
@@ -873,7 +873,7 @@ TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle'
 
 TEST_CASE("a refusal by the transport is stamped and counted under route unknown") {
   Fixture f;
-  const HttpResponse res = f.api.Refused(431, "10.0.0.1");
+  const HttpResponse res = f.api.Refused(431, {}, "10.0.0.1");
   CheckError(res, 431, "headers_too_large");
   CHECK(HeaderOf(res, "X-Request-Id").has_value());
   const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
