@@ -110,6 +110,19 @@ std::optional<std::string_view> HttpRequest::Header(std::string_view name) const
   return std::nullopt;
 }
 
+size_t HttpRequest::HeaderCount(std::string_view name) const {
+  size_t n = 0;
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      ++n;
+    }
+  }
+  return n;
+}
+
 KvApi::KvApi(core::KvStore& store, ApiOptions options)
     : store_(store), options_(std::move(options)), auth_(std::move(options_.auth)) {
   if (options_.rate_limit > 0) {
@@ -151,28 +164,45 @@ HttpResponse KvApi::TransportError(int status, std::string_view problem) {
   }
 }
 
+// What Finish needs of a request: views into the request and its
+// admission, or into an AsyncWrite.
 struct KvApi::Exchange {
   std::chrono::steady_clock::time_point started;
   Route route = Route::kUnknown;
+  std::string_view method;
+  std::string_view request_id;
+  std::string_view remote;
+  size_t bytes_in = 0;
+  const Principal* caller = nullptr;  // lives as long as the API
+};
+
+// An async write outlives its request: what its answer needs, owned.
+struct KvApi::AsyncWrite {
+  std::chrono::steady_clock::time_point started;
   std::string method;
   std::string request_id;
   std::string remote;
   size_t bytes_in = 0;
-  const Principal* caller = nullptr;  // set once authenticated; lives as long as the API
-  std::string key{};  // an async write's decoded key, kept here for its answer
+  const Principal* caller = nullptr;
+  std::string key;
+
+  Exchange View() const {
+    return {started, Route::kKey, method, request_id, remote, bytes_in, caller};
+  }
 };
 
-KvApi::Exchange KvApi::Begin(const HttpRequest& req, const RouteMatch& match) const {
-  return {.started = std::chrono::steady_clock::now(),
-          .route = match.route,
+KvApi::Exchange KvApi::ExchangeOf(const HttpRequest& req, Route route, const Admission& admission) {
+  return {.started = admission.started,
+          .route = route,
           .method = req.method,
-          .request_id = RequestIdFor(req),
+          .request_id = admission.request_id,
           .remote = req.remote_addr,
-          .bytes_in = req.body.size()};
+          .bytes_in = req.body.size(),
+          .caller = admission.caller};
 }
 
 void KvApi::Finish(const Exchange& x, HttpResponse* res) {
-  res->SetHeader("X-Request-Id", x.request_id);
+  res->SetHeader("X-Request-Id", std::string(x.request_id));
   // Every answer says which store revision it reflects (SPEC §6); the
   // client also takes it as the mark of a kvctl server (SPEC §8).
   res->SetHeader("X-Kvctl-Revision", std::to_string(store_.revision()));
@@ -197,21 +227,54 @@ HttpResponse KvApi::Refused(int status, std::string_view problem, std::string_vi
   HttpRequest unread;
   unread.method = "-";
   unread.remote_addr = remote_addr;
-  Exchange exchange = Begin(unread, RouteMatch{});
+  Admission admission;
+  admission.started = std::chrono::steady_clock::now();
+  admission.request_id = RequestIdFor(unread);
   HttpResponse res = TransportError(status, problem);
-  Finish(exchange, &res);
+  Finish(ExchangeOf(unread, Route::kUnknown, admission), &res);
+  return res;
+}
+
+std::optional<HttpResponse> KvApi::Admit(HttpRequest& req) {
+  const RouteMatch match = MatchRoute(req.path);
+  std::optional<HttpResponse> res = AdmitHead(req, match, &req.admission);
+  if (res) Finish(ExchangeOf(req, match.route, req.admission), &*res);
   return res;
 }
 
 HttpResponse KvApi::Handle(const HttpRequest& req) {
   const RouteMatch match = MatchRoute(req.path);
-  Exchange exchange = Begin(req, match);
-  HttpResponse res = Dispatch(req, match, &exchange.caller);
-  Finish(exchange, &res);
+  Admission here;  // for a request that was not admitted at its head (tests, other callers)
+  const Admission* admission = &req.admission;
+  HttpResponse res;
+  if (!admission->done) {
+    admission = &here;
+    if (std::optional<HttpResponse> early = AdmitHead(req, match, &here)) {
+      res = std::move(*early);
+      Finish(ExchangeOf(req, match.route, here), &res);
+      return res;
+    }
+  }
+  res = Dispatch(req, match, *admission);
+  Finish(ExchangeOf(req, match.route, *admission), &res);
   return res;
 }
 
-HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, const Principal** caller) {
+std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const RouteMatch& match,
+                                             Admission* admission) {
+  admission->done = false;
+  admission->started = std::chrono::steady_clock::now();
+  admission->request_id = RequestIdFor(req);
+  admission->caller = nullptr;
+  admission->key.clear();
+  // Probes answer whoever asks, however often: a load balancer or an
+  // orchestrator must be able to tell whether the process is alive.
+  const bool probe = match.route == Route::kHealthz || match.route == Route::kReadyz;
+  if (!probe) {
+    if (auto refusal = AdmitCaller(req, match, &admission->caller)) return refusal;
+  }
+  // What the head alone decides, for an admitted caller only: an unknown
+  // client learns nothing of the routes, and pays the rate limit for asking.
   if (match.route == Route::kUnknown) {
     return Error(404, "not_found",
                  fmt::format("no such route: {} (keys live under /v1/kv/{{key}}, listing is GET /v1/kv?prefix=)",
@@ -230,25 +293,33 @@ HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, co
     res.SetHeader("Allow", std::string(match.allow));
     return res;
   }
-  // Probes answer whoever asks, however often: a load balancer or an
-  // orchestrator must be able to tell whether the process is alive.
-  if (match.route == Route::kHealthz) return HandleHealthz();
-  if (match.route == Route::kReadyz) return HandleReadyz();
-  if (auto refusal = Admit(req, match, caller)) return std::move(*refusal);
+  // The caller's grant for what it asks, before a body byte is read.
+  const Principal* caller = admission->caller;
   switch (match.route) {
-    case Route::kKey: return HandleKey(req, match.tail, *caller);
-    case Route::kList: return HandleList(req, *caller);
+    case Route::kKey: {
+      if (auto bad = DecodeKey(match.tail, &admission->key)) return bad;
+      const bool read = req.method == "GET" || req.method == "HEAD";
+      if (auto refusal = Authorize(caller, read ? Op::kRead : Op::kWrite, admission->key)) return refusal;
+      break;
+    }
+    case Route::kList:
+      if (caller != nullptr && !caller->ReadsAnything()) {
+        metrics_.CountAuthFailure(AuthFailure::kForbidden);
+        return Error(403, "forbidden", fmt::format("{} may not read any key", caller->name));
+      }
+      break;
     case Route::kAdminCompact:
-      if (auto refusal = Authorize(*caller, Op::kAdmin, "")) return std::move(*refusal);
-      return HandleCompact();
-    case Route::kMetrics: return HandleMetrics();
+    case Route::kMetrics:  // caller is null unless auth.metrics = "admin"
+      if (auto refusal = Authorize(caller, Op::kAdmin, "")) return refusal;
+      break;
     default: break;
   }
-  return TransportError(500);
+  admission->done = true;
+  return std::nullopt;
 }
 
-std::optional<HttpResponse> KvApi::Admit(const HttpRequest& req, const RouteMatch& match,
-                                         const Principal** caller) {
+std::optional<HttpResponse> KvApi::AdmitCaller(const HttpRequest& req, const RouteMatch& match,
+                                               const Principal** caller) {
   const bool needs_identity =
       auth_.enabled() && (match.route != Route::kMetrics || auth_.metrics_need_admin());
   Authenticator::Outcome who;
@@ -272,15 +343,12 @@ std::optional<HttpResponse> KvApi::Admit(const HttpRequest& req, const RouteMatc
       return res;
     }
   }
-  if (!needs_identity) return std::nullopt;
-  if (who.principal == nullptr) {
-    metrics_.CountAuthFailure(who.failure);
-    HttpResponse res = Error(401, "unauthorized", who.message);
-    res.SetHeader("WWW-Authenticate", "Bearer realm=\"kvctl\"");
-    return res;
-  }
-  if (match.route == Route::kMetrics) return Authorize(who.principal, Op::kAdmin, "");
-  return std::nullopt;
+  if (!needs_identity || who.principal != nullptr) return std::nullopt;
+  metrics_.CountAuthFailure(who.failure);
+  if (who.failure == AuthFailure::kDuplicate) return Error(400, "duplicate_authorization", who.message);
+  HttpResponse res = Error(401, "unauthorized", who.message);
+  res.SetHeader("WWW-Authenticate", "Bearer realm=\"kvctl\"");
+  return res;
 }
 
 std::optional<HttpResponse> KvApi::Authorize(const Principal* caller, Op op, std::string_view key) {
@@ -293,27 +361,52 @@ std::optional<HttpResponse> KvApi::Authorize(const Principal* caller, Op op, std
                                  OpName(op), OpName(op)));
 }
 
+HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, const Admission& admission) {
+  switch (match.route) {
+    case Route::kKey: return HandleKey(req, admission.key);
+    case Route::kList: return HandleList(req, admission.caller);
+    case Route::kAdminCompact: return HandleCompact();
+    case Route::kMetrics: return HandleMetrics();
+    case Route::kHealthz: return HandleHealthz();
+    case Route::kReadyz: return HandleReadyz();
+    default: break;
+  }
+  return TransportError(500);
+}
+
 bool KvApi::HandleWriteAsync(const HttpRequest& req, Reply reply) {
   const RouteMatch match = MatchRoute(req.path);
   if (match.route != Route::kKey || (req.method != "PUT" && req.method != "DELETE")) return false;
-  auto exchange = std::make_shared<Exchange>(Begin(req, match));
-  std::optional<HttpResponse> refusal = Admit(req, match, &exchange->caller);
-  auto answer = [this, exchange, reply = std::move(reply)](HttpResponse res) {
-    Finish(*exchange, &res);
+  Admission here;
+  const Admission* admission = &req.admission;
+  std::optional<HttpResponse> refusal;
+  if (!admission->done) {
+    admission = &here;
+    refusal = AdmitHead(req, match, &here);
+  }
+  auto write = std::make_shared<AsyncWrite>(AsyncWrite{.started = admission->started,
+                                                       .method = req.method,
+                                                       .request_id = admission->request_id,
+                                                       .remote = req.remote_addr,
+                                                       .bytes_in = req.body.size(),
+                                                       .caller = admission->caller,
+                                                       .key = admission->key});
+  auto answer = [this, write, reply = std::move(reply)](HttpResponse res) {
+    Finish(write->View(), &res);
     reply(std::move(res));
   };
   core::Precondition pre;
-  if (!refusal) refusal = CheckKeyRequest(req, match.tail, exchange->caller, &exchange->key, &pre);
+  if (!refusal) refusal = CheckWrite(req, &pre);
   if (refusal) {
     answer(std::move(*refusal));
   } else if (req.method == "PUT") {
-    // `key` stays valid: the exchange that holds it lives as long as `answer`.
-    store_.PutAsync(exchange->key, req.body, pre,
-                    [&key = exchange->key, answer = std::move(answer)](core::Result<core::PutOutcome> put) {
+    // `key` stays valid: the AsyncWrite that holds it lives as long as `answer`.
+    store_.PutAsync(write->key, req.body, pre,
+                    [&key = write->key, answer = std::move(answer)](core::Result<core::PutOutcome> put) {
                       answer(PutAnswer(key, put));
                     });
   } else {
-    store_.DeleteAsync(exchange->key, pre, [answer = std::move(answer)](core::Result<core::DeleteOutcome> del) {
+    store_.DeleteAsync(write->key, pre, [answer = std::move(answer)](core::Result<core::DeleteOutcome> del) {
       answer(DeleteAnswer(del));
     });
   }

@@ -12,15 +12,16 @@
 // - OPTIONS answers 204 with the route's Allow header; OPTIONS * answers
 //   200 with every method the server knows.
 //
-// Before a route runs, a request is admitted (see README "Run it
-// securely"): /healthz and /readyz always answer, for probes. Every other
-// route is subject to the per-client rate limit (429 with Retry-After; the
-// client is the authenticated identity, else the remote address), and,
-// when auth is on, to its grants: 401 without valid credentials, 403 for
-// an operation on a key outside them. A listing shows only the keys the
-// caller may read. /metrics needs admin only with auth.metrics = "admin".
-// Every answer carries X-Request-Id (the client's, or a new one) and is
-// counted in /metrics and written to the request log.
+// Before anything else answers, a request is admitted, from its head alone
+// (Admit; see README "Run it securely"): /healthz and /readyz always
+// answer, for probes. Every other route, unknown ones included, is subject
+// to the per-client rate limit (429 with Retry-After; the client is the
+// authenticated identity, else the remote address), and, when auth is on,
+// to its grants: 401 without valid credentials, 403 for an operation on a
+// key outside them. A listing shows only the keys the caller may read.
+// /metrics needs admin only with auth.metrics = "admin". Every answer
+// carries X-Request-Id (the client's, or a new one) and is counted in
+// /metrics and written to the request log.
 #pragma once
 
 #include <cstddef>
@@ -65,6 +66,19 @@ class KvApi {
  public:
   KvApi(core::KvStore& store, ApiOptions options);
 
+  // Admission, once a request's head is parsed and before its body is read
+  // (the transport's admitter): the one place where a request gets its id
+  // and is authenticated and rate-limited. In order: the probes (/healthz,
+  // /readyz) skip identity and the rate limit; the identity (401, or 400
+  // for two Authorization fields) and the rate limit (429); then what the
+  // head alone decides (404, OPTIONS, 405, a bad key); then the caller's
+  // grant (403). An answer returned here is final, and already stamped,
+  // counted and logged; otherwise request.admission holds what Handle()
+  // and HandleWriteAsync() go on from.
+  std::optional<HttpResponse> Admit(HttpRequest& request);
+
+  // Answers a whole request; one that was not admitted at its head is
+  // admitted first (never twice).
   HttpResponse Handle(const HttpRequest& request);
 
   // Writes to a key (PUT, DELETE) without blocking the caller: `reply` gets
@@ -79,7 +93,7 @@ class KvApi {
   // The figures the API keeps itself, for whoever renders /metrics.
   const HttpMetrics& metrics() const { return metrics_; }
 
-  // The route a path names (defined in api.cpp).
+  // The route a path names (defined in api_internal.h).
   struct RouteMatch;
 
   // A JSON error response.
@@ -99,29 +113,31 @@ class KvApi {
   static std::string CompactionJson(const core::CompactionStats& stats);
 
  private:
-  // Everything between matching the route and the answer; sets `*caller`
-  // once the request is authenticated.
-  HttpResponse Dispatch(const HttpRequest& request, const RouteMatch& match, const Principal** caller);
-  // The 429, 401 or 403 that stops a request before its route, if any.
-  std::optional<HttpResponse> Admit(const HttpRequest& request, const RouteMatch& match,
-                                    const Principal** caller);
+  // Admit()'s decisions; `admission` gets the request id and start time
+  // even when it answers.
+  std::optional<HttpResponse> AdmitHead(const HttpRequest& request, const RouteMatch& match,
+                                        Admission* admission);
+  // Identity and rate limit: the 429, 401 or 400 that stops a request,
+  // if any; `*caller` is set once authenticated.
+  std::optional<HttpResponse> AdmitCaller(const HttpRequest& request, const RouteMatch& match,
+                                          const Principal** caller);
   // 403 unless `caller` (null when auth is off) may do `op` on `key`.
   std::optional<HttpResponse> Authorize(const Principal* caller, Op op, std::string_view key);
-  HttpResponse HandleKey(const HttpRequest& request, std::string_view raw_key, const Principal* caller);
-  // Decodes and checks a key request: the key, then the caller's grant for
-  // it, then a write's conditions and size. The answer when it is refused,
-  // else the key and conditions.
-  std::optional<HttpResponse> CheckKeyRequest(const HttpRequest& request, std::string_view raw_key,
-                                              const Principal* caller, std::string* key,
-                                              core::Precondition* pre);
+  // An admitted request's route.
+  HttpResponse Dispatch(const HttpRequest& request, const RouteMatch& match, const Admission& admission);
+  // The key of a key route, percent-decoded and checked (400, 414).
+  std::optional<HttpResponse> DecodeKey(std::string_view raw_key, std::string* key) const;
+  // A write's conditions and size: the answer when it is refused.
+  std::optional<HttpResponse> CheckWrite(const HttpRequest& request, core::Precondition* pre) const;
+  HttpResponse HandleKey(const HttpRequest& request, const std::string& key);
   static HttpResponse PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put);
   static HttpResponse DeleteAnswer(const core::Result<core::DeleteOutcome>& del);
   HttpResponse HandleList(const HttpRequest& request, const Principal* caller);
-  // What the request log and the metrics need of a request, taken when it
-  // arrives: an async write is answered after the request itself is gone.
+  // What the request log and the metrics need of a request.
   struct Exchange;
-  Exchange Begin(const HttpRequest& request, const RouteMatch& match) const;
-  // Stamps X-Request-Id on the answer, counts it and logs it.
+  struct AsyncWrite;
+  static Exchange ExchangeOf(const HttpRequest& request, Route route, const Admission& admission);
+  // Stamps X-Request-Id and X-Kvctl-Revision on the answer, counts it and logs it.
   void Finish(const Exchange& exchange, HttpResponse* response);
   HttpResponse HandleCompact();
   HttpResponse HandleHealthz();

@@ -128,9 +128,7 @@ void AppendKeyField(std::string_view name, const std::string& bytes, std::string
 
 }  // namespace
 
-std::optional<HttpResponse> KvApi::CheckKeyRequest(const HttpRequest& req, std::string_view raw_key,
-                                                   const Principal* caller, std::string* key,
-                                                   core::Precondition* pre) {
+std::optional<HttpResponse> KvApi::DecodeKey(std::string_view raw_key, std::string* key) const {
   auto decoded = core::PercentDecode(raw_key);
   if (!decoded) return Error(400, "bad_encoding", "key: " + decoded.error().message());
   if (decoded->empty()) return Error(400, "empty_key", "the key is empty: put it after /v1/kv/");
@@ -140,9 +138,10 @@ std::optional<HttpResponse> KvApi::CheckKeyRequest(const HttpRequest& req, std::
                              options_.max_key_bytes));
   }
   *key = std::move(*decoded);
-  const bool read = req.method == "GET" || req.method == "HEAD";
-  if (auto refusal = Authorize(caller, read ? Op::kRead : Op::kWrite, *key)) return refusal;
-  if (read) return std::nullopt;
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> KvApi::CheckWrite(const HttpRequest& req, core::Precondition* pre) const {
   if (auto bad = ReadPreconditions(req, req.method == "PUT", pre)) return bad;
   if (req.method == "PUT" && req.body.size() > options_.max_value_bytes) {
     return Error(413, "value_too_large",
@@ -183,10 +182,7 @@ HttpResponse KvApi::DeleteAnswer(const core::Result<core::DeleteOutcome>& del) {
   return res;
 }
 
-HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key, const Principal* caller) {
-  std::string key;
-  core::Precondition pre;
-  if (auto bad = CheckKeyRequest(req, raw_key, caller, &key, &pre)) return std::move(*bad);
+HttpResponse KvApi::HandleKey(const HttpRequest& req, const std::string& key) {
   if (req.method == "GET" || req.method == "HEAD") {
     auto entry = store_.Get(key);
     if (!entry) return Error(404, "no_such_key", "no such key");
@@ -196,6 +192,8 @@ HttpResponse KvApi::HandleKey(const HttpRequest& req, std::string_view raw_key, 
     res.SetHeader("ETag", ETag(entry->revision));
     return res;
   }
+  core::Precondition pre;
+  if (auto bad = CheckWrite(req, &pre)) return std::move(*bad);
   if (req.method == "PUT") return PutAnswer(key, store_.Put(key, req.body, pre));
   return DeleteAnswer(store_.Delete(key, pre));
 }
@@ -234,14 +232,11 @@ HttpResponse KvApi::HandleList(const HttpRequest& req, const Principal* caller) 
     }
   }
 
+  // Admission has made sure a caller reads something; it sees what it may.
   std::vector<std::string> ranges;
   if (caller == nullptr) {
     ranges.push_back(list.prefix);
   } else {
-    if (!caller->ReadsAnything()) {
-      metrics_.CountAuthFailure(AuthFailure::kForbidden);
-      return Error(403, "forbidden", fmt::format("{} may not read any key", caller->name));
-    }
     ranges = caller->ReadableWithin(list.prefix);
   }
   const size_t max_item_bytes = options_.max_key_bytes + (list.keys_only ? 0 : options_.max_value_bytes);

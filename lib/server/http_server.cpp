@@ -137,6 +137,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   Handler handler;
   AsyncHandler async_handler;
+  Admitter admitter;
   ErrorBodyMaker error_body;
   HeadLimits limits;
   std::shared_ptr<tls::Context> tls;  // null: plain HTTP
@@ -150,6 +151,14 @@ struct HttpServer::Impl {
   HttpResponse Call(const HttpRequest& request) const {
     try {
       return handler(request);
+    } catch (...) {
+      return error_body(500, {}, request.remote_addr);
+    }
+  }
+  std::optional<HttpResponse> Admit(HttpRequest& request) const {
+    if (!admitter) return std::nullopt;
+    try {
+      return admitter(request);
     } catch (...) {
       return error_body(500, {}, request.remote_addr);
     }
@@ -526,8 +535,8 @@ class EventLoop {
     }
   }
 
-  // Parses a buffered head into c->request; false when it has to wait or
-  // the request was refused.
+  // Parses a buffered head into c->request and admits it; false when it
+  // has to wait or the connection goes no further.
   bool ParseHead(Connection* c) {
     RequestHead head;
     switch (ParseRequestHead(c->in.view(), server_.limits, &head)) {
@@ -539,8 +548,11 @@ class EventLoop {
       case HeadParse::kBadVersion: Refuse(c, 505); return false;
     }
     const RequestFraming framing = FrameRequest(head, server_.options.max_body_bytes);
-    if (framing.refusal != 0) {
-      Refuse(c, framing.refusal, framing.problem);
+    // A head that can be read more than one way goes no further, not even
+    // to admission. A body too large or chunked is refused once the
+    // request is admitted: the client learns about its credentials first.
+    if (framing.refusal == 400) {
+      Refuse(c, 400, framing.problem);
       return false;
     }
     HttpRequest& r = c->request;
@@ -552,11 +564,20 @@ class EventLoop {
     r.remote_addr = c->remote_addr;
     r.peer_common_name = c->peer_common_name;
     r.body.clear();
+    r.admission.done = false;
     c->request_is_head = head.method == "HEAD";
     c->request_minor = head.minor_version;
     c->request_keep_alive = framing.keep_alive;
-    c->in.Consume(head.head_bytes);
-    c->body_needed = framing.content_length;
+    c->in.Consume(head.head_bytes);  // `head` points into the buffer: not used after this
+    c->body_needed = framing.refusal == 0 ? framing.content_length : 0;
+    // Admission, before a body byte is read and before 100 Continue.
+    if (std::optional<HttpResponse> answer = server_.Admit(r)) {
+      return AnswerFromHead(c, *answer, framing.refusal != 0 || c->body_needed > c->in.size());
+    }
+    if (framing.refusal != 0) {
+      Refuse(c, framing.refusal);
+      return false;
+    }
     if (c->body_needed > c->in.size()) {
       if (framing.expects_continue) c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
       c->state = ConnState::kBody;
@@ -568,6 +589,26 @@ class EventLoop {
     }
     Dispatch(c);
     return true;
+  }
+
+  // Sends the answer the admitter gave from the head alone. A body that is
+  // all here is dropped and the connection goes on; one still to come (or
+  // one that cannot be framed) is not read: the connection closes after
+  // the answer, dropping what still arrives for a short while, so the
+  // client reads the answer instead of a reset. True when it goes on.
+  bool AnswerFromHead(Connection* c, const HttpResponse& answer, bool body_unread) {
+    ++c->served;
+    if (!body_unread) {
+      c->in.Consume(c->body_needed);
+      Respond(c, answer);
+      return true;
+    }
+    c->request_keep_alive = false;
+    Respond(c, answer);
+    c->state = ConnState::kLingering;
+    c->in.Clear();
+    c->linger_until = now_ + kLinger;
+    return false;
   }
 
   void Dispatch(Connection* c) {
@@ -778,6 +819,8 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMake
 }
 
 void HttpServer::set_async_handler(AsyncHandler handler) { impl_->async_handler = std::move(handler); }
+
+void HttpServer::set_admitter(Admitter admitter) { impl_->admitter = std::move(admitter); }
 
 HttpServer::~HttpServer() {
   impl_->loops.clear();

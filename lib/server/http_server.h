@@ -17,6 +17,12 @@
 //   worker threads. Either way the loop sends the answer when it comes.
 // - Pipelined requests are answered in order; answers to one read are sent
 //   with one write.
+// - Admission first: once a request's head is parsed, and before its body
+//   is read or "100 Continue" is sent, the admitter (set_admitter) sees it.
+//   An answer it gives is final (a refusal, or what the head alone
+//   decides): the body is not read, and if it has not all arrived the
+//   connection closes after the answer and a short lingering read, so an
+//   unauthenticated client never uploads a body it is refused for.
 // - The head is read as http_wire.h says (RFC 9112): a bare LF or CR is
 //   400 at once, empty lines before the request line are skipped, an
 //   absolute-form target is taken by its path, "*" is for OPTIONS only.
@@ -24,8 +30,9 @@
 //   before a body byte is read: 413 over max_body_bytes, 411 for chunked,
 //   400 for an unreadable length, a missing Host (HTTP/1.1) or two Host
 //   fields; the connection then closes after a short lingering read, so
-//   the client sees the answer and not a reset. Expect: 100-continue (on
-//   HTTP/1.1 only: 1.0 has no 1xx) gets "100 Continue" or that refusal.
+//   the client sees the answer and not a reset; 413 and 411 come after
+//   admission. Expect: 100-continue (on HTTP/1.1 only: 1.0 has no 1xx) gets
+//   "100 Continue" once the request is admitted, or the refusal instead.
 // - Limits, so a slow or hostile client cannot hold the server: the request
 //   line (8 KiB, else 414) and the head (max_header_bytes, else 431; at
 //   most 100 header fields); a request must arrive whole within
@@ -57,6 +64,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -109,6 +117,15 @@ class HttpServer {
   using Reply = std::function<void(HttpResponse)>;
   using AsyncHandler = std::function<bool(const HttpRequest&, Reply)>;
   void set_async_handler(AsyncHandler handler);
+
+  // Optional, set before Serve(): called once a request's head is parsed,
+  // before its body is read and before "100 Continue", on a loop thread
+  // (so it must not block). An answer returned here is final: the request
+  // goes no further. Otherwise the request, with what the admitter wrote
+  // into it (HttpRequest::admission), goes on to the handlers once its
+  // body is in.
+  using Admitter = std::function<std::optional<HttpResponse>(HttpRequest&)>;
+  void set_admitter(Admitter admitter);
 
   // Binds and listens. Busy when the address is taken; InvalidArgument
   // when the TLS files are unusable.

@@ -89,6 +89,7 @@ core::Status KvServer::Listen() {
       [api](int status, std::string_view problem, std::string_view remote) {
         return api->Refused(status, problem, remote);
       });
+  http_->set_admitter([api](HttpRequest& r) { return api->Admit(r); });
   http_->set_async_handler(
       [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = http_->Bind(); !s.ok()) return s;

@@ -95,6 +95,7 @@ const char* AuthFailureLabel(AuthFailure failure) {
     case AuthFailure::kMissing: return "missing_credentials";
     case AuthFailure::kInvalid: return "invalid_token";
     case AuthFailure::kForbidden: return "forbidden";
+    case AuthFailure::kDuplicate: return "duplicate_authorization";
     case AuthFailure::kCount: break;
   }
   return "unknown";
@@ -142,8 +143,8 @@ void HttpMetrics::Render(std::string* out) const {
   }
 
   AppendFamily(out, "kvctl_auth_failures_total", "counter",
-               "Requests refused for their credentials: missing (401), invalid (401), or "
-               "outside the caller's grants (403).");
+               "Requests refused for their credentials: missing (401), invalid (401), "
+               "outside the caller's grants (403), or more than one Authorization field (400).");
   for (size_t f = 0; f < auth_failures_.size(); ++f) {
     out->append(fmt::format("kvctl_auth_failures_total{{reason=\"{}\"}} {}\n",
                             AuthFailureLabel(static_cast<AuthFailure>(f)),

@@ -63,7 +63,9 @@ class Histogram {
 std::span<const uint64_t> LatencyBoundsNs();
 
 // Why a request was refused before its route ran.
-enum class AuthFailure { kMissing, kInvalid, kForbidden, kCount };
+// kDuplicate: more than one Authorization field (400): a proxy in front may
+// have judged another one than this server would.
+enum class AuthFailure { kMissing, kInvalid, kForbidden, kDuplicate, kCount };
 const char* AuthFailureLabel(AuthFailure failure);
 
 // What the API layer counts: requests by route, method and status; their

@@ -871,6 +871,94 @@ TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle'
   }
 }
 
+// What the transport does: Admit() at the head, then the handler with the
+// body in.
+HttpResponse AdmitThenHandle(Fixture& f, HttpRequest request) {
+  const std::string body = std::move(request.body);
+  request.body.clear();
+  if (std::optional<HttpResponse> early = f.api.Admit(request)) return *early;
+  REQUIRE(request.admission.done);
+  request.body = body;
+  return f.api.Handle(request);
+}
+
+TEST_CASE("admission comes first: without credentials 404, 405 and OPTIONS are 401, and they pay the rate limit") {
+  ApiOptions o = WithTokens();
+  o.rate_limit = 1;
+  o.rate_burst = 2;
+  Fixture f(std::move(o));
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/nope"}, {"OPTIONS", KeyPath("app/x")}, {"OPTIONS", "*"}, {"POST", KeyPath("app/x")},
+           {"PUT", "/v1/kv"}}) {
+    INFO(method << " " << target);
+    HttpRequest r = Req(method, target);
+    r.remote_addr = "10.0.1." + std::to_string(r.method.size() + r.path.size());  // a bucket each
+    std::optional<HttpResponse> early = f.api.Admit(r);
+    REQUIRE(early.has_value());
+    CheckError(*early, 401, "unauthorized");
+    CHECK(HeaderOf(*early, "X-Kvctl-Revision").has_value());
+  }
+  CHECK(f.api.Handle(Req("GET", "/nope", {}, Bearer("t-reader"))).status == 404);
+  CHECK(f.api.Handle(Req("GET", "/nope", {}, Bearer("t-reader"))).status == 404);
+  CheckError(f.api.Handle(Req("GET", "/nope", {}, Bearer("t-reader"))), 429, "rate_limited");
+  // Probes stay open to all, however often.
+  for (int i = 0; i < 5; ++i) {
+    HttpRequest probe = Req("GET", "/healthz");
+    CHECK_FALSE(f.api.Admit(probe).has_value());
+    CHECK(f.api.Handle(probe).status == 200);
+  }
+}
+
+TEST_CASE("a write outside the grant is refused at its head, and a bad key too") {
+  Fixture f(WithTokens());
+  HttpRequest outside = Req("PUT", KeyPath("other/x"), {}, Bearer("t-writer"));
+  std::optional<HttpResponse> early = f.api.Admit(outside);
+  REQUIRE(early.has_value());
+  CheckError(*early, 403, "forbidden");
+  HttpRequest empty = Req("PUT", "/v1/kv/", {}, Bearer("t-writer"));
+  early = f.api.Admit(empty);
+  REQUIRE(early.has_value());
+  CheckError(*early, 400, "empty_key");
+  HttpRequest inside = Req("PUT", KeyPath("app/x"), {}, Bearer("t-writer"));
+  CHECK_FALSE(f.api.Admit(inside).has_value());
+  CHECK(inside.admission.key == "app/x");
+  CHECK(inside.admission.caller != nullptr);
+  CHECK(f.store.revision() == 0);
+}
+
+TEST_CASE("a request admitted at its head is not authenticated, rate-limited or stamped again") {
+  ApiOptions o = WithTokens();
+  o.rate_limit = 1;
+  o.rate_burst = 2;
+  Fixture f(std::move(o));
+  HttpRequest first = Req("PUT", KeyPath("app/a"), "1", {{"Authorization", "Bearer t-writer"}, {"X-Request-Id", "one"}});
+  const HttpResponse put = AdmitThenHandle(f, first);
+  CHECK(put.status == 201);
+  CHECK(HeaderOf(put, "X-Request-Id") == "one");
+  // The async path too: admitted at the head, answered once durable.
+  HttpRequest second = Req("PUT", KeyPath("app/b"), {}, Bearer("t-writer"));
+  REQUIRE_FALSE(f.api.Admit(second).has_value());
+  second.body = "2";
+  CHECK(WriteAsync(f, second).status == 201);
+  // Two requests took the burst of two: the next is refused.
+  CheckError(AdmitThenHandle(f, Req("GET", KeyPath("app/a"), {}, Bearer("t-writer"))), 429, "rate_limited");
+  HttpRequest scrape = Req("GET", "/metrics");
+  scrape.remote_addr = "10.0.0.9";
+  const std::string text = f.api.Handle(scrape).body;
+  CHECK(text.find("kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"201\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("kvctl_ratelimit_refusals_total 1\n") != std::string::npos);
+}
+
+TEST_CASE("two Authorization fields are 400, counted as an auth failure") {
+  Fixture f(WithTokens());
+  const HttpResponse res = f.api.Handle(
+      Req("GET", KeyPath("app/a"), {}, {{"Authorization", "Bearer t-admin"}, {"Authorization", "Bearer t-reader"}}));
+  CheckError(res, 400, "duplicate_authorization");
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_auth_failures_total{reason=\"duplicate_authorization\"} 1\n") != std::string::npos);
+}
+
 TEST_CASE("a refusal by the transport is stamped and counted under route unknown") {
   Fixture f;
   const HttpResponse res = f.api.Refused(431, {}, "10.0.0.1");
