@@ -293,6 +293,18 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
     res.SetHeader("Allow", std::string(match.allow));
     return res;
   }
+  // A parameter the route does not know is refused, not ignored: a PUT
+  // with ?lease=7 must not quietly write a key without its lease. The
+  // listing judges its own parameters (HandleList).
+  if (match.route != Route::kList && !req.query.empty()) {
+    auto params = api::ParseQuery(req.query);
+    if (!params) return Error(400, "bad_parameter", params.error().message());
+    if (!params->empty()) {
+      return Error(400, "bad_parameter",
+                   fmt::format("unknown query parameter \"{}\" ({} takes no query parameters)",
+                               params->begin()->first, RouteLabel(match.route)));
+    }
+  }
   // The caller's grant for what it asks, before a body byte is read.
   const Principal* caller = admission->caller;
   switch (match.route) {

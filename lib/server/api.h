@@ -71,8 +71,8 @@ class KvApi {
   // and is authenticated and rate-limited. In order: the probes (/healthz,
   // /readyz) skip identity and the rate limit; the identity (401, or 400
   // for two Authorization fields) and the rate limit (429); then what the
-  // head alone decides (404, OPTIONS, 405, a bad key); then the caller's
-  // grant (403). An answer returned here is final, and already stamped,
+  // head alone decides (404, OPTIONS, 405, an unknown query parameter, a
+  // bad key); then the caller's grant (403). An answer returned here is final, and already stamped,
   // counted and logged; otherwise request.admission holds what Handle()
   // and HandleWriteAsync() go on from.
   std::optional<HttpResponse> Admit(HttpRequest& request);

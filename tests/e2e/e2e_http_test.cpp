@@ -652,6 +652,27 @@ TEST_CASE("bad listing query parameters get 400") {
   CheckNextRevisionIs(http, r1 + 1);
 }
 
+TEST_CASE("a query parameter a route does not know is 400 on every route, and writes nothing") {
+  KvServer server;
+  HttpClient http(server.port());
+  const uint64_t r1 = PutOk(http, "q", "v");
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"PUT", "/v1/kv/q?x=1"}, {"PUT", "/v1/kv/new?lease=7"}, {"DELETE", "/v1/kv/q?x=1"},
+           {"GET", "/v1/kv/q?x=1"}, {"GET", "/healthz?x=1"}, {"POST", "/v1/admin/compact?x=1"}}) {
+    CAPTURE(method);
+    CAPTURE(target);
+    HttpResponse r = http.Request(method, target, "changed");
+    CHECK(r.status == 400);
+    CHECK(ErrorCode(r) == "bad_parameter");
+    const std::string message = r.Json()["error"].get<std::string>();
+    const std::string named = target.find("lease") != std::string::npos ? "\"lease\"" : "\"x\"";
+    CHECK_MESSAGE(message.find(named) != std::string::npos, message);
+  }
+  CHECK(http.Get("q").body == "v");
+  CHECK(http.Get("new").status == 404);
+  CheckNextRevisionIs(http, r1 + 1);
+}
+
 TEST_CASE("healthz, readyz and metrics answer") {
   KvServer server;
   HttpClient http(server.port());

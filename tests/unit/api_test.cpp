@@ -581,6 +581,30 @@ TEST_CASE("a listing's JSON is byte for byte what nlohmann writes, binary keys a
   CHECK(page.at("next_base64") == core::Base64Encode(bad));
 }
 
+TEST_CASE("a query parameter a route does not know is 400 bad_parameter on every route, and changes nothing") {
+  Fixture f;
+  REQUIRE(Put(f, "a", "1").status == 201);
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"PUT", "/v1/kv/a?x=1"}, {"PUT", "/v1/kv/a?lease=7"}, {"DELETE", "/v1/kv/a?x"}, {"GET", "/v1/kv/a?x=1"},
+           {"HEAD", "/v1/kv/a?x=1"}, {"POST", "/v1/admin/compact?now=1"}, {"GET", "/healthz?x=1"},
+           {"GET", "/readyz?verbose"}, {"GET", "/metrics?name=x"}, {"GET", "/v1/kv?x=1"}, {"PUT", "/v1/kv/a?%zz=1"}}) {
+    INFO(method << " " << target);
+    const HttpResponse res = f.api.Handle(Req(method, target, "2"));
+    CHECK(res.status == 400);
+    if (method != "HEAD") {
+      CheckError(res, 400, "bad_parameter");
+      const std::string message = json::parse(res.body).at("error").get<std::string>();
+      if (target.find("%zz") == std::string::npos) CHECK(message.find("unknown query parameter") != std::string::npos);
+    }
+  }
+  CHECK(Get(f, "a").body == "1");
+  CHECK(f.store.revision() == 1);
+  // An empty query is no parameter.
+  CHECK(Put(f, "a", "3").status == 200);
+  CHECK(f.api.Handle(Req("GET", "/v1/kv/a?")).status == 200);
+  CHECK(f.api.Handle(Req("GET", "/healthz?&")).status == 200);
+}
+
 TEST_CASE("a key that is not valid UTF-8 is listed with its exact bytes in key_base64") {
   Fixture f;
   const std::string bad("b\xff", 2);
