@@ -8,7 +8,10 @@
 // - JSON carries keys as strings. A key that is not valid UTF-8 is shown
 //   with U+FFFD for the bad bytes in "key", and its exact bytes are in
 //   "key_base64" (likewise "next" / "next_base64" in listings).
-// - If-Match takes one revision ("7" or 7) or *; If-None-Match takes only *.
+// - If-Match takes one ETag as the server sends it ("7") or *, judged by
+//   strong comparison, exactly: 7 unquoted is 400, "07" or W/"7" is 412.
+//   The field on several lines counts as one list (RFC 9110 §5.3).
+//   If-None-Match takes only *.
 // - OPTIONS answers 204 with the route's Allow header; OPTIONS * answers
 //   200 with every method the server knows.
 //

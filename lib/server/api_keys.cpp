@@ -12,6 +12,7 @@
 #include "lib/core/utf8.h"
 #include "lib/server/api.h"
 #include "lib/server/api_internal.h"
+#include "lib/server/http_wire.h"
 
 namespace kvctl::server {
 namespace {
@@ -43,26 +44,90 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// Reads If-Match / If-None-Match into `pre`; an error response if malformed.
+// All the values of a field, as one comma-separated list: a field sent
+// on several lines means the same as its values joined by commas (RFC 9110
+// §5.3), so both forms are judged alike. nullopt when absent.
+std::optional<std::string> CombinedField(const HttpRequest& req, std::string_view name) {
+  std::optional<std::string> out;
+  for (const auto& [field, value] : req.headers) {
+    if (!EqualsIgnoreCase(field, name)) continue;
+    if (out) {
+      out->append(", ").append(value);
+    } else {
+      out = value;
+    }
+  }
+  return out;
+}
+
+// An If-Match value: "*", or entity-tags (RFC 9110 §8.8.3) W/"..." or
+// "...", where the opaque part may hold commas. False when malformed.
+struct EntityTag {
+  bool weak = false;
+  std::string_view opaque;
+};
+bool ParseIfMatch(std::string_view value, bool* star, std::vector<EntityTag>* tags) {
+  *star = false;
+  size_t members = 0;
+  for (size_t i = 0;;) {
+    while (i < value.size() && (value[i] == ' ' || value[i] == '\t' || value[i] == ',')) ++i;
+    if (i == value.size()) break;
+    ++members;
+    if (value[i] == '*') {
+      *star = true;
+      ++i;
+    } else {
+      EntityTag tag;
+      if (value.substr(i, 2) == "W/") {
+        tag.weak = true;
+        i += 2;
+      }
+      if (i == value.size() || value[i] != '"') return false;
+      const size_t close = value.find('"', i + 1);
+      if (close == std::string_view::npos) return false;
+      tag.opaque = value.substr(i + 1, close - i - 1);
+      tags->push_back(tag);
+      i = close + 1;
+    }
+    while (i < value.size() && (value[i] == ' ' || value[i] == '\t')) ++i;
+    if (i < value.size() && value[i] != ',') return false;  // something after a member
+  }
+  return members > 0;
+}
+
+// Reads If-Match / If-None-Match into `pre`; the answer when they are
+// malformed (400) or cannot hold (412).
 std::optional<HttpResponse> ReadPreconditions(const HttpRequest& req, bool is_put,
                                               core::Precondition* pre) {
-  if (auto v = req.Header("If-Match")) {
-    std::string_view tag = Trim(*v);
-    if (tag == "*") {
+  if (std::optional<std::string> v = CombinedField(req, "If-Match")) {
+    bool star = false;
+    std::vector<EntityTag> tags;
+    if (!ParseIfMatch(*v, &star, &tags) || (star && !tags.empty()) || tags.size() > 1) {
+      return KvApi::Error(400, "bad_precondition",
+                          fmt::format("If-Match must be one ETag as the server sends it, in quotes "
+                                      "(e.g. \"7\"), or *; got {}",
+                                      *v));
+    }
+    if (star) {
       pre->must_exist = true;
     } else {
-      if (tag.size() >= 2 && tag.front() == '"' && tag.back() == '"') tag = tag.substr(1, tag.size() - 2);
+      // The strong comparison of RFC 9110 §13.1.1, against ETags that are
+      // a revision in decimal without leading zeros: a weak tag, or one
+      // such as "052" or "x", matches no key's ETag, so the write cannot
+      // apply (412), whatever the key holds.
+      const EntityTag& tag = tags.front();
       uint64_t rev = 0;
-      if (!ParseUint(tag, &rev)) {
-        return KvApi::Error(400, "bad_precondition",
-                            fmt::format("If-Match must be one revision as the ETag gives it "
-                                        "(e.g. \"7\") or *, got {}",
+      const bool ours = !tag.weak && ParseUint(tag.opaque, &rev) && std::to_string(rev) == tag.opaque;
+      if (!ours) {
+        return KvApi::Error(412, "precondition_failed",
+                            fmt::format("If-Match {} matches no revision: an ETag is a revision in quotes, "
+                                        "compared exactly (e.g. \"7\")",
                                         *v));
       }
       pre->if_revision = rev;
     }
   }
-  if (auto v = req.Header("If-None-Match")) {
+  if (std::optional<std::string> v = CombinedField(req, "If-None-Match")) {
     if (!is_put || Trim(*v) != "*") {
       return KvApi::Error(400, "bad_precondition",
                           "If-None-Match is only understood as * on PUT (create only)");

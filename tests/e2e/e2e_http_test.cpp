@@ -292,6 +292,29 @@ TEST_CASE("If-Match and If-None-Match make conditional writes over HTTP") {
   }
 }
 
+TEST_CASE("If-Match compares the ETag exactly, and on two lines is judged as one list") {
+  KvServer server;
+  HttpClient http(server.port());
+  const uint64_t r1 = PutOk(http, "etag", "v1");
+  const std::string rev = std::to_string(r1);
+  // Zero-padded: a well-formed tag that is not this key's ETag.
+  HttpResponse padded = http.Put("etag", "padded", {{"If-Match", "\"0" + rev + "\""}});
+  CHECK(padded.status == 412);
+  CHECK(ErrorCode(padded) == "precondition_failed");
+  // Unquoted: not an entity tag at all.
+  HttpResponse bare = http.Put("etag", "bare", {{"If-Match", rev}});
+  CHECK(bare.status == 400);
+  CHECK(ErrorCode(bare) == "bad_precondition");
+  // Two fields are one list of two tags: refused as the one-line list is,
+  // even though the first matches.
+  HttpResponse two = http.Put("etag", "two", {{"If-Match", "\"" + rev + "\""}, {"If-Match", "\"999\""}});
+  CHECK(two.status == 400);
+  CHECK(http.Put("etag", "one-line", {{"If-Match", "\"" + rev + "\", \"999\""}}).status == 400);
+  CHECK(http.Get("etag").body == "v1");
+  CheckNextRevisionIs(http, r1 + 1);
+  CHECK(http.Put("etag", "v2", {{"If-Match", "\"" + rev + "\""}}).status == 200);
+}
+
 TEST_CASE("concurrent If-Match read-modify-write loops never lose an update") {
   KvServer server;
   {

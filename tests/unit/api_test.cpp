@@ -267,8 +267,9 @@ TEST_CASE("If-Match with the current revision lets the write through") {
   const HttpResponse quoted = Put(f, "k", "second", {{"If-Match", "\"1\""}});
   CHECK(quoted.status == 200);
   CHECK(HeaderOf(quoted, "ETag") == "\"2\"");
-  const HttpResponse bare = Put(f, "k", "third", {{"if-match", "2"}});  // header names ignore case
-  CHECK(bare.status == 200);
+  // Header names ignore case; an unquoted revision is not an ETag (400).
+  CheckError(Put(f, "k", "third", {{"if-match", "2"}}), 400, "bad_precondition");
+  CHECK(Put(f, "k", "third", {{"if-match", "\"2\""}}).status == 200);
   CHECK(Get(f, "k").body == "third");
   CHECK(f.api.Handle(Req("DELETE", KeyPath("k"), {}, {{"If-Match", "\"3\""}})).status == 204);
   CHECK(Get(f, "k").status == 404);
@@ -296,13 +297,38 @@ TEST_CASE("If-None-Match * on an existing key answers 412 and on a missing key i
 TEST_CASE("a malformed If-Match answers 400 and changes nothing") {
   Fixture f;
   REQUIRE(Put(f, "k", "orig").status == 201);
-  for (const char* tag : {"abc", "W/\"1\"", "", "\"\"", "\"1\", \"2\"", "-1", "1.0", "\"1"}) {
+  for (const char* tag : {"abc", "", "\"1\", \"2\"", "-1", "1.0", "\"1", "1", "W/1", "*, \"1\"", "\"1\" x"}) {
     CAPTURE(tag);
     const HttpResponse res = Put(f, "k", "new", {{"If-Match", tag}});
     CHECK(res.status == 400);
     CHECK(Body(res).at("code") == "bad_precondition");
   }
   CHECK(Get(f, "k").body == "orig");
+}
+
+TEST_CASE("If-Match compares the ETag exactly: a zero-padded, weak or foreign tag never matches (412)") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "orig").status == 201);  // revision 1
+  for (const char* tag : {"\"01\"", "\"001\"", "W/\"1\"", "\"\"", "\"x\"", "\" 1\"", "\"+1\""}) {
+    CAPTURE(tag);
+    CheckError(Put(f, "k", "new", {{"If-Match", tag}}), 412, "precondition_failed");
+    CheckError(f.api.Handle(Req("DELETE", KeyPath("k"), {}, {{"If-Match", tag}})), 412, "precondition_failed");
+  }
+  CHECK(Get(f, "k").body == "orig");
+  CHECK(f.store.revision() == 1);
+  CHECK(Put(f, "k", "new", {{"If-Match", "\"1\""}}).status == 200);
+}
+
+TEST_CASE("If-Match on two lines is judged as the same list on one line") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "orig").status == 201);  // revision 1
+  // Two tags, whichever way they are sent: 400, even when the first matches.
+  CheckError(Put(f, "k", "a", {{"If-Match", "\"1\""}, {"If-Match", "\"2\""}}), 400, "bad_precondition");
+  CheckError(Put(f, "k", "a", {{"If-Match", "\"1\", \"2\""}}), 400, "bad_precondition");
+  CheckError(Put(f, "k", "a", {{"If-Match", "\"2\""}, {"if-match", "\"1\""}}), 400, "bad_precondition");
+  CHECK(Get(f, "k").body == "orig");
+  // An empty line adds nothing to the list.
+  CHECK(Put(f, "k", "b", {{"If-Match", "\"1\""}, {"If-Match", ""}}).status == 200);
 }
 
 // ---- key and value limits -----------------------------------------------------
