@@ -272,6 +272,11 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
   const bool probe = match.route == Route::kHealthz || match.route == Route::kReadyz;
   if (!probe) {
     if (auto refusal = AdmitCaller(req, match, &admission->caller)) return refusal;
+  } else if (match.route == Route::kReadyz && auth_.enabled()) {
+    // Open to all, but an admin who says who it is is told the revision
+    // too. Credentials that do not hold are no refusal here: the caller is
+    // anonymous.
+    admission->caller = auth_.Authenticate(req).principal;
   }
   // What the head alone decides, for an admitted caller only: an unknown
   // client learns nothing of the routes, and pays the rate limit for asking.
@@ -380,7 +385,7 @@ HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, co
     case Route::kAdminCompact: return HandleCompact();
     case Route::kMetrics: return HandleMetrics();
     case Route::kHealthz: return HandleHealthz();
-    case Route::kReadyz: return HandleReadyz();
+    case Route::kReadyz: return HandleReadyz(admission.caller);
     default: break;
   }
   return TransportError(500);

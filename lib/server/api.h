@@ -144,7 +144,8 @@ class KvApi {
   void Finish(const Exchange& exchange, HttpResponse* response);
   HttpResponse HandleCompact();
   HttpResponse HandleHealthz();
-  HttpResponse HandleReadyz();
+  // The revision only for an admin caller, or with auth off.
+  HttpResponse HandleReadyz(const Principal* caller);
   HttpResponse HandleMetrics();
 
   core::KvStore& store_;

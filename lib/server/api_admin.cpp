@@ -45,9 +45,14 @@ HttpResponse KvApi::HandleCompact() {
 
 HttpResponse KvApi::HandleHealthz() { return Json(200, json{{"status", "ok"}}); }
 
-HttpResponse KvApi::HandleReadyz() {
+HttpResponse KvApi::HandleReadyz(const Principal* caller) {
   if (core::Status writable = store_.Writable(); !writable.ok()) {
     return Error(503, "not_ready", writable.message());
+  }
+  // Readiness is for anyone; how far the store has got is for those who
+  // may see everything (with auth off, everyone may).
+  if (auth_.enabled() && (caller == nullptr || !caller->Permits(Op::kAdmin, ""))) {
+    return Json(200, json{{"status", "ready"}});
   }
   return Json(200, json{{"status", "ready"}, {"revision", store_.revision()}});
 }

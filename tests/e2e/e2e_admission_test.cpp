@@ -19,6 +19,7 @@ using std::chrono::milliseconds;
 
 const std::string kReader = "reader-token-0123456789";
 const std::string kWriter = "writer-token-0123456789";
+const std::string kAdmin = "admin-token-0123456789";
 
 std::string HashToken(const std::string& token) {
   CliOptions in;
@@ -29,14 +30,16 @@ std::string HashToken(const std::string& token) {
   return r.out.substr(0, 64);
 }
 
-// A server with two tokens: a reader and a writer of app/.
+// A server with three tokens: a reader and a writer of app/, and an admin.
 struct AuthServer {
   explicit AuthServer(std::vector<std::string> extra = {}) {
     const std::filesystem::path file = dir / "tokens.toml";
     WriteFile(file, "[[tokens]]\nname = \"reader\"\nsha256 = \"" + HashToken(kReader) +
                         "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\"] }]\n"
                         "[[tokens]]\nname = \"writer\"\nsha256 = \"" + HashToken(kWriter) +
-                        "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n");
+                        "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n"
+                        "[[tokens]]\nname = \"admin\"\nsha256 = \"" + HashToken(kAdmin) +
+                        "\"\ngrants = [{ prefix = \"\", ops = [\"read\", \"write\", \"admin\"] }]\n");
     extra.insert(extra.begin(), {"--auth-file", file.string()});
     server = std::make_unique<KvServer>(extra);
   }
@@ -117,6 +120,21 @@ TEST_CASE("OPTIONS, unknown routes and wrong methods need credentials too, probe
   CHECK(http.Request("POST", "/v1/kv/app%2Fx", "v", reader).status == 405);
   CHECK(http.Request("GET", "/healthz").status == 200);
   CHECK(http.Request("GET", "/readyz").status == 200);
+}
+
+TEST_CASE("/readyz answers anyone, and tells the store revision only to an admin") {
+  AuthServer server;
+  HttpClient http(server->port());
+  REQUIRE(http.Put("app/a", "1", {{"Authorization", "Bearer " + kWriter}}).status == 201);
+  for (const httplib::Headers& h : {httplib::Headers{}, httplib::Headers{{"Authorization", "Bearer " + kWriter}},
+                                    httplib::Headers{{"Authorization", "Bearer nonsense"}}}) {
+    const HttpResponse r = http.Request("GET", "/readyz", {}, h);
+    CHECK(r.status == 200);
+    CHECK(r.Json()["status"] == "ready");
+    CHECK_FALSE(r.Json().contains("revision"));
+  }
+  const HttpResponse admin = http.Request("GET", "/readyz", {}, {{"Authorization", "Bearer " + kAdmin}});
+  CHECK(admin.Json()["revision"] == 1);
 }
 
 TEST_CASE("two Authorization fields are refused with 400, whatever the first one says") {

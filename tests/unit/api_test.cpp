@@ -853,6 +853,24 @@ TEST_CASE("auth.metrics = admin: /metrics needs a token with the admin grant") {
   CHECK(f.api.Handle(Req("GET", "/healthz")).status == 200);
 }
 
+TEST_CASE("/readyz tells the revision only to an admin caller when auth is on") {
+  Fixture f(WithTokens());
+  REQUIRE(Put(f, "app/a", "1", Bearer("t-writer")).status == 201);
+  for (const Headers& h : {Headers{}, Bearer("t-reader"), Bearer("t-writer"), Bearer("t-wrong"),
+                           Headers{{"Authorization", "Bearer t-admin"}, {"Authorization", "Bearer t-admin"}}}) {
+    const HttpResponse res = f.api.Handle(Req("GET", "/readyz", {}, h));
+    CHECK(res.status == 200);
+    const json body = Body(res);
+    CHECK(body.at("status") == "ready");
+    CHECK_FALSE(body.contains("revision"));
+  }
+  const json admin = Body(f.api.Handle(Req("GET", "/readyz", {}, Bearer("t-admin"))));
+  CHECK(admin.at("revision") == 1);
+  // A failed credential on a probe is no auth failure: nothing was refused.
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_auth_failures_total{reason=\"invalid_token\"} 0\n") != std::string::npos);
+}
+
 TEST_CASE("the rate limit answers 429 with Retry-After per client, and never limits probes") {
   ApiOptions o;
   o.rate_limit = 1;  // one a second: the test cannot wait its way past it
