@@ -391,6 +391,23 @@ HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, co
   return TransportError(500);
 }
 
+void KvApi::TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail) {
+  metrics_.CountTlsFailure(why);
+  if (options_.logger == nullptr) return;
+  uint64_t suppressed = 0;
+  if (!tls_log_throttle_.Allow(std::chrono::steady_clock::now(), &suppressed)) return;
+  const core::LogLevel level = why == TlsFailure::kClosed ? core::LogLevel::kDebug : core::LogLevel::kWarn;
+  if (suppressed == 0) {
+    options_.logger->Log(level, "TLS handshake failed",
+                         {{"remote", std::string(remote_addr)}, {"reason", TlsFailureLabel(why)},
+                          {"detail", std::string(detail)}});
+  } else {
+    options_.logger->Log(level, "TLS handshake failed",
+                         {{"remote", std::string(remote_addr)}, {"reason", TlsFailureLabel(why)},
+                          {"detail", std::string(detail)}, {"not_logged_before", suppressed}});
+  }
+}
+
 bool KvApi::HandleWriteAsync(const HttpRequest& req, Reply reply) {
   const RouteMatch match = MatchRoute(req.path);
   if (match.route != Route::kKey || (req.method != "PUT" && req.method != "DELETE")) return false;

@@ -38,6 +38,7 @@
 #include "lib/core/logger.h"
 #include "lib/server/auth.h"
 #include "lib/server/http_types.h"
+#include "lib/server/log_throttle.h"
 #include "lib/server/metrics.h"
 #include "lib/server/rate_limiter.h"
 
@@ -63,6 +64,8 @@ struct ApiOptions {
   double rate_burst = 0;
   // Where each request is logged; null: nowhere.
   core::Logger* request_logger = nullptr;
+  // Where other events are logged (failed TLS handshakes); null: nowhere.
+  core::Logger* logger = nullptr;
 };
 
 class KvApi {
@@ -92,6 +95,14 @@ class KvApi {
   // those.
   using Reply = std::function<void(HttpResponse)>;
   bool HandleWriteAsync(const HttpRequest& request, Reply reply);
+
+  // A TLS handshake that failed or timed out (the transport's
+  // on_tls_failure): counted in /metrics by reason, and logged, at most
+  // kTlsLogLinesPerSecond lines a second, each saying how many were left
+  // out before it. A client that closes mid-handshake (a TCP health check,
+  // a port scan) is logged at debug level only.
+  void TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail);
+  static constexpr uint32_t kTlsLogLinesPerSecond = 10;
 
   // The figures the API keeps itself, for whoever renders /metrics.
   const HttpMetrics& metrics() const { return metrics_; }
@@ -153,6 +164,7 @@ class KvApi {
   Authenticator auth_;
   std::unique_ptr<RateLimiter> rate_limiter_;  // null when off
   HttpMetrics metrics_;
+  LogThrottle tls_log_throttle_{kTlsLogLinesPerSecond};
 };
 
 }  // namespace kvctl::server

@@ -129,6 +129,22 @@ std::string PeerAddress(const sockaddr_storage& ss) {
   return text;
 }
 
+// OpenSSL's reason words (lib/tls's Stream::error()) -> the metric's label.
+TlsFailure ClassifyTlsFailure(std::string_view detail) {
+  auto has = [detail](std::string_view words) { return detail.find(words) != std::string_view::npos; };
+  if (has("http request") || has("wrong version number") || has("unknown protocol") ||
+      has("packet length too long") || has("record layer failure") || has("unsupported protocol")) {
+    return TlsFailure::kNotTls;
+  }
+  if (has("peer did not return a certificate")) return TlsFailure::kNoClientCert;
+  if (has("certificate verify failed")) return TlsFailure::kBadClientCert;
+  if (has("alert")) return TlsFailure::kRejectedByClient;
+  if (has("unexpected eof") || has("connection closed") || has("Connection reset") || has("Broken pipe")) {
+    return TlsFailure::kClosed;
+  }
+  return TlsFailure::kOther;
+}
+
 class EventLoop;
 
 }  // namespace
@@ -162,6 +178,9 @@ struct HttpServer::Impl {
     } catch (...) {
       return error_body(500, {}, request.remote_addr);
     }
+  }
+  void TlsFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail) const {
+    if (options.on_tls_failure) options.on_tls_failure(remote_addr, why, detail);
   }
   // A complete response for a status the transport decides itself.
   HttpResponse Refusal(int status, std::string_view problem, std::string_view remote_addr) const {
@@ -435,7 +454,11 @@ class EventLoop {
       case tls::IoResult::kWantWrite:
         return false;
       case tls::IoResult::kClosed:
+        server_.TlsFailed(c->remote_addr, TlsFailure::kClosed, "the client closed the connection");
+        Close(c);
+        return false;
       case tls::IoResult::kError:
+        server_.TlsFailed(c->remote_addr, ClassifyTlsFailure(c->tls->error()), c->tls->error());
         Close(c);
         return false;
     }
@@ -748,7 +771,11 @@ class EventLoop {
       } else if (c->state == ConnState::kLingering) {
         if (now_ >= c->linger_until) to_close.push_back(c);
       } else if (c->state == ConnState::kHandshake) {
-        if (now_ - c->request_started > o.read_timeout) to_close.push_back(c);
+        if (now_ - c->request_started > o.read_timeout) {
+          server_.TlsFailed(c->remote_addr, TlsFailure::kTimeout,
+                            "the handshake did not finish within server.read_timeout");
+          to_close.push_back(c);
+        }
       } else if (c->state == ConnState::kBody || (c->state == ConnState::kHead && c->in_request)) {
         if (now_ - c->request_started > o.read_timeout) expired_reads.push_back(c);
       } else if (c->state == ConnState::kHead && c->pending_out() == 0 &&

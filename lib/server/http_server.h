@@ -55,7 +55,9 @@
 //   write, wait for whichever of readable or writable OpenSSL asks for. A
 //   verified client certificate's CN reaches the handler as
 //   HttpRequest::peer_common_name. Over max_connections, a TLS connection
-//   is closed without an answer (a 503 needs a handshake first).
+//   is closed without an answer (a 503 needs a handshake first). A
+//   handshake that fails or times out is reported to
+//   options.on_tls_failure.
 //
 // Thread safety: Stop() may be called from any thread, once Bind() is done.
 #pragma once
@@ -93,6 +95,10 @@ struct HttpServerOptions {
   size_t max_header_bytes = 16 * 1024;
   // HTTPS when tls.cert is set; mutual TLS with tls.client_ca.
   TlsOptions tls;
+  // Called from a loop thread for each TLS handshake that fails or times
+  // out: the client's address, why (a fixed set), and OpenSSL's words. The
+  // transport logs nothing itself.
+  std::function<void(std::string_view remote_addr, TlsFailure why, std::string_view detail)> on_tls_failure;
 };
 
 // Turns an error status the transport decided itself (before any handler

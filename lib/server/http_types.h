@@ -62,4 +62,17 @@ struct HttpResponse {
   }
 };
 
+// Why a TLS handshake failed, as far as the server can tell: a small fixed
+// set, so it can label a metric.
+enum class TlsFailure {
+  kTimeout,           // not finished within server.read_timeout
+  kNotTls,            // the client does not speak TLS (plain HTTP, garbage)
+  kNoClientCert,      // mutual TLS: the client sent no certificate
+  kBadClientCert,     // mutual TLS: its certificate did not verify (unknown CA, expired, ...)
+  kRejectedByClient,  // the client sent an alert: it does not accept ours
+  kClosed,            // the client closed or reset the connection mid-handshake
+  kOther,             // anything else (no common protocol version or cipher, ...)
+  kCount,
+};
+
 }  // namespace kvctl::server

@@ -80,10 +80,14 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::Kv
 core::Status KvServer::Listen() {
   ServeOptions& o = options_;
   o.api.request_logger = o.log_requests ? &logger_ : nullptr;
+  o.api.logger = &logger_;
   const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
   const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
   api_ = std::make_unique<KvApi>(*store_, o.api);
   KvApi* api = api_.get();
+  o.http.on_tls_failure = [api](std::string_view remote, TlsFailure why, std::string_view detail) {
+    api->TlsHandshakeFailed(remote, why, detail);
+  };
   http_ = std::make_unique<HttpServer>(
       o.http, [api](const HttpRequest& r) { return api->Handle(r); },
       [api](int status, std::string_view problem, std::string_view remote) {

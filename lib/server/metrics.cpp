@@ -101,6 +101,20 @@ const char* AuthFailureLabel(AuthFailure failure) {
   return "unknown";
 }
 
+const char* TlsFailureLabel(TlsFailure failure) {
+  switch (failure) {
+    case TlsFailure::kTimeout: return "timeout";
+    case TlsFailure::kNotTls: return "not_tls";
+    case TlsFailure::kNoClientCert: return "no_client_certificate";
+    case TlsFailure::kBadClientCert: return "bad_client_certificate";
+    case TlsFailure::kRejectedByClient: return "rejected_by_client";
+    case TlsFailure::kClosed: return "closed";
+    case TlsFailure::kOther:
+    case TlsFailure::kCount: break;
+  }
+  return "other";
+}
+
 HttpMetrics::HttpMetrics() {
   latency_.reserve(kRoutes);
   for (size_t r = 0; r < kRoutes; ++r) latency_.push_back(std::make_unique<Histogram>(LatencyBoundsNs(), 1e-9));
@@ -153,6 +167,13 @@ void HttpMetrics::Render(std::string* out) const {
   AppendSingle(out, "kvctl_ratelimit_refusals_total", "counter",
                "Requests refused with 429 by the per-client rate limit.",
                rate_limited_.load(std::memory_order_relaxed));
+  AppendFamily(out, "kvctl_tls_handshake_failures_total", "counter",
+               "TLS handshakes that failed or timed out, by reason; no request was read on them.");
+  for (size_t f = 0; f < tls_failures_.size(); ++f) {
+    out->append(fmt::format("kvctl_tls_handshake_failures_total{{reason=\"{}\"}} {}\n",
+                            TlsFailureLabel(static_cast<TlsFailure>(f)),
+                            tls_failures_[f].load(std::memory_order_relaxed)));
+  }
 }
 
 }  // namespace kvctl::server

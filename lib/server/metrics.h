@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/server/http_types.h"
+
 namespace kvctl::server {
 
 // kAsterisk: "OPTIONS *", about the server as a whole.
@@ -68,8 +70,11 @@ std::span<const uint64_t> LatencyBoundsNs();
 enum class AuthFailure { kMissing, kInvalid, kForbidden, kDuplicate, kCount };
 const char* AuthFailureLabel(AuthFailure failure);
 
+const char* TlsFailureLabel(TlsFailure failure);
+
 // What the API layer counts: requests by route, method and status; their
-// latency by route; refused credentials; rate-limit refusals.
+// latency by route; refused credentials; rate-limit refusals; failed TLS
+// handshakes by reason.
 class HttpMetrics {
  public:
   HttpMetrics();
@@ -77,6 +82,9 @@ class HttpMetrics {
   void CountRequest(Route route, Method method, int status, std::chrono::nanoseconds took);
   void CountAuthFailure(AuthFailure failure);
   void CountRateLimited() { rate_limited_.fetch_add(1, std::memory_order_relaxed); }
+  void CountTlsFailure(TlsFailure failure) {
+    tls_failures_[static_cast<size_t>(failure)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   // Appends every family.
   void Render(std::string* out) const;
@@ -90,6 +98,7 @@ class HttpMetrics {
   std::vector<std::unique_ptr<Histogram>> latency_;  // one per route
   std::array<std::atomic<uint64_t>, static_cast<size_t>(AuthFailure::kCount)> auth_failures_{};
   std::atomic<uint64_t> rate_limited_{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(TlsFailure::kCount)> tls_failures_{};
 };
 
 }  // namespace kvctl::server

@@ -1027,6 +1027,18 @@ TEST_CASE("two Authorization fields are 400, counted as an auth failure") {
   CHECK(text.find("kvctl_auth_failures_total{reason=\"duplicate_authorization\"} 1\n") != std::string::npos);
 }
 
+TEST_CASE("failed TLS handshakes are counted in /metrics by reason") {
+  Fixture f;
+  f.api.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "error:0A00009C:SSL routines::http request");
+  f.api.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "x");
+  f.api.TlsHandshakeFailed("10.0.0.2", TlsFailure::kTimeout, "y");
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("# TYPE kvctl_tls_handshake_failures_total counter\n") != std::string::npos);
+  CHECK(text.find("kvctl_tls_handshake_failures_total{reason=\"not_tls\"} 2\n") != std::string::npos);
+  CHECK(text.find("kvctl_tls_handshake_failures_total{reason=\"timeout\"} 1\n") != std::string::npos);
+  CHECK(text.find("kvctl_tls_handshake_failures_total{reason=\"bad_client_certificate\"} 0\n") != std::string::npos);
+}
+
 TEST_CASE("a refusal by the transport is stamped and counted under route unknown") {
   Fixture f;
   const HttpResponse res = f.api.Refused(431, {}, "10.0.0.1");
