@@ -408,23 +408,25 @@ void KvApi::TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std
   }
 }
 
-bool KvApi::HandleWriteAsync(const HttpRequest& req, Reply reply) {
+bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
   const RouteMatch match = MatchRoute(req.path);
   if (match.route != Route::kKey || (req.method != "PUT" && req.method != "DELETE")) return false;
   Admission here;
-  const Admission* admission = &req.admission;
+  Admission* admission = &req.admission;
   std::optional<HttpResponse> refusal;
   if (!admission->done) {
     admission = &here;
     refusal = AdmitHead(req, match, &here);
   }
+  // Moved, not copied: the answer outlives the request, which is done with them.
   auto write = std::make_shared<AsyncWrite>(AsyncWrite{.started = admission->started,
                                                        .method = req.method,
-                                                       .request_id = admission->request_id,
+                                                       .request_id = std::move(admission->request_id),
                                                        .remote = req.remote_addr,
                                                        .bytes_in = req.body.size(),
                                                        .caller = admission->caller,
-                                                       .key = admission->key});
+                                                       .key = std::move(admission->key)});
+  req.admission.done = false;  // its parts are gone: were it handled again, it would be admitted again
   auto answer = [this, write, reply = std::move(reply)](HttpResponse res) {
     Finish(write->View(), &res);
     reply(std::move(res));

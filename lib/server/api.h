@@ -92,9 +92,10 @@ class KvApi {
   // metrics and the request log included), exactly once, on this thread
   // or on the store's committer thread once the change is durable. False,
   // with `reply` not called, for every other request: Handle() answers
-  // those.
+  // those. It may move what admission left in `request.admission` (the
+  // answer outlives the request).
   using Reply = std::function<void(HttpResponse)>;
-  bool HandleWriteAsync(const HttpRequest& request, Reply reply);
+  bool HandleWriteAsync(HttpRequest& request, Reply reply);
 
   // A TLS handshake that failed or timed out (the transport's
   // on_tls_failure): counted in /metrics by reason, and logged, at most

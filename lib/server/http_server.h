@@ -121,7 +121,8 @@ class HttpServer {
   // request to the worker pool and `handler`. With it, a write waits for
   // its group commit without holding a thread.
   using Reply = std::function<void(HttpResponse)>;
-  using AsyncHandler = std::function<bool(const HttpRequest&, Reply)>;
+  // It may move parts of the request out (it is not used again).
+  using AsyncHandler = std::function<bool(HttpRequest&, Reply)>;
   void set_async_handler(AsyncHandler handler);
 
   // Optional, set before Serve(): called once a request's head is parsed,

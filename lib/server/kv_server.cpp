@@ -95,7 +95,7 @@ core::Status KvServer::Listen() {
       });
   http_->set_admitter([api](HttpRequest& r) { return api->Admit(r); });
   http_->set_async_handler(
-      [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
+      [api](HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = http_->Bind(); !s.ok()) return s;
   const bool loopback = IsLoopback(o.http.host);
   logger_.Info("listening",

@@ -906,8 +906,10 @@ TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle'
   o.rate_burst = 3;
   Fixture f(std::move(o));
   // Reads and other routes are not taken.
-  CHECK_FALSE(f.api.HandleWriteAsync(Req("GET", KeyPath("app/a")), [](HttpResponse) {}));
-  CHECK_FALSE(f.api.HandleWriteAsync(Req("POST", "/v1/admin/compact"), [](HttpResponse) {}));
+  HttpRequest read = Req("GET", KeyPath("app/a"));
+  HttpRequest compact = Req("POST", "/v1/admin/compact");
+  CHECK_FALSE(f.api.HandleWriteAsync(read, [](HttpResponse) {}));
+  CHECK_FALSE(f.api.HandleWriteAsync(compact, [](HttpResponse) {}));
 
   const HttpResponse none = WriteAsync(f, Req("PUT", KeyPath("app/a"), "1"));
   CheckError(none, 401, "unauthorized");
