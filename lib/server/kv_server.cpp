@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "lib/core/store.h"
+#include "lib/server/data_dir_access.h"
 
 namespace kvctl::server {
 namespace {
@@ -25,6 +26,14 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
   ServeOptions& o = server->options_;
   o.log.logger = &logger;
+  // Everything that can be found wrong without writing is checked before
+  // the data dir is created or recovered: its kind and permissions, then
+  // the address and the TLS files (Bind). A server that cannot start
+  // leaves no directory behind and does not spend a recovery on nothing.
+  if (o.log.fs == nullptr) {
+    if (core::Status s = CheckDataDirAccess(o.log.dir); !s.ok()) return s;
+  }
+  if (core::Status s = server->Bind(); !s.ok()) return s;
   StorageMetrics& storage_metrics = server->storage_metrics_;
   server->timed_fs_ = std::make_unique<TimedFileSystem>(
       o.log.fs != nullptr ? *o.log.fs : core::PosixFileSystem(), storage_metrics);
@@ -73,8 +82,20 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::Kv
                                                         core::Logger& logger) {
   std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
   server->store_ = std::move(store);
+  if (core::Status s = server->Bind(); !s.ok()) return s;
   if (core::Status s = server->Listen(); !s.ok()) return s;
   return server;
+}
+
+core::Status KvServer::Bind() {
+  // The handlers reach the API through this server: it is made by Listen(),
+  // once the store is open, and requests are only read after Run() starts.
+  http_ = std::make_unique<HttpServer>(
+      options_.http, [this](const HttpRequest& r) { return api_->Handle(r); },
+      [this](int status, std::string_view remote) { return api_->Refused(status, remote); });
+  http_->set_async_handler(
+      [this](const HttpRequest& r, HttpServer::Reply reply) { return api_->HandleWriteAsync(r, std::move(reply)); });
+  return http_->Bind();
 }
 
 core::Status KvServer::Listen() {
@@ -83,13 +104,6 @@ core::Status KvServer::Listen() {
   const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
   const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
   api_ = std::make_unique<KvApi>(*store_, o.api);
-  KvApi* api = api_.get();
-  http_ = std::make_unique<HttpServer>(
-      o.http, [api](const HttpRequest& r) { return api->Handle(r); },
-      [api](int status, std::string_view remote) { return api->Refused(status, remote); });
-  http_->set_async_handler(
-      [api](const HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
-  if (core::Status s = http_->Bind(); !s.ok()) return s;
   const bool loopback = IsLoopback(o.http.host);
   logger_.Info("listening",
                {{"addr", fmt::format("{}:{}", o.http.host, http_->port())},

@@ -1,9 +1,11 @@
 // `kvctl serve` as a library: open a store, serve the HTTP API over it, shut
 // down cleanly. The command line (signals, config) is cmd's job.
 //
-// Lifecycle: Open() (file backend: recovery; Corruption names file and
-// offset, Busy when the data dir or the address is taken) or Serve() (a
-// store opened elsewhere, e.g. PostgreSQL) -> Run() blocks serving ->
+// Lifecycle: Open() (file backend: checks the data dir can be used, binds
+// the address, then recovers; InvalidArgument for a data dir that is not a
+// writable directory, Busy when the address or the data dir is taken,
+// Corruption naming file and offset) or Serve() (a store opened elsewhere,
+// e.g. PostgreSQL) -> Run() blocks serving ->
 // Shutdown() from another thread stops accepting, lets in-flight requests
 // finish, then Run() closes the store (commits, syncs) and returns.
 #pragma once
@@ -47,7 +49,10 @@ class KvServer {
 
  private:
   KvServer(ServeOptions options, core::Logger& logger);
-  // Builds the API over store_ and binds the listening socket.
+  // Makes the transport and binds the listening socket (and loads the TLS
+  // files); connections wait in the backlog until Run().
+  core::Status Bind();
+  // Builds the API over store_ for the bound transport.
   core::Status Listen();
 
   ServeOptions options_;

@@ -37,7 +37,8 @@ if ! out=$(systemd-analyze security --offline=yes --threshold=20 --root="$tmp/ro
   fail "systemd-analyze security: exposure above 2.0:"$'\n'"$(tail -3 <<< "$out")"
 fi
 for setting in Type=simple User=kvctl Group=kvctl StateDirectory=kvctl NoNewPrivileges=yes \
-  ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes; do
+  ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes Restart=on-failure \
+  'RestartPreventExitStatus=2 5'; do
   check
   grep -qx "$setting" "$unit" || fail "kvctl.service lacks $setting"
 done
