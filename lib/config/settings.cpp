@@ -586,11 +586,11 @@ std::string_view Setting::Name() const {
   return k.substr(k.find('.') + 1);
 }
 
-std::string Displayable(const Setting& setting, std::string_view text) {
+std::string Displayable(const Setting& setting, std::string_view text, const ConnectionMasker& mask_connection) {
   switch (setting.secret) {
     case Secret::kNone: return std::string(text);
     case Secret::kValue: return MaskWhole(text);
-    case Secret::kPassword: return MaskConnectionPassword(text);
+    case Secret::kPassword: return mask_connection ? mask_connection(text) : MaskWhole(text);
   }
   return std::string(kMasked);
 }

@@ -249,4 +249,20 @@ TEST_CASE("serve on a busy port exits 2 before it creates or recovers the data d
   CHECK_FALSE(fs::exists(tmp / "new"));
 }
 
+TEST_CASE("config show masks every secret of postgres.dsn as libpq parses it, in text and JSON") {
+  for (const std::string dsn : {"host=db password=S3CRET application_name=http://x",
+                                "host=db sslpassword=S3CRET dbname=kv",
+                                "postgresql://app@db/kv?%70assword=S3CRET"}) {
+    CAPTURE(dsn);
+    CliResult text = RunCli({"config", "show", "--dsn", dsn});
+    REQUIRE_MESSAGE(text.exit_code == 0, text.err);
+    CHECK(text.out.find("S3CRET") == std::string::npos);
+    CHECK(text.out.find("password=********") != std::string::npos);
+    CHECK(text.out.find("host=db") != std::string::npos);  // where it points is still shown
+    CliResult json = RunCli({"config", "show", "--dsn", dsn, "-o", "json"});
+    REQUIRE_MESSAGE(json.exit_code == 0, json.err);
+    CHECK(json.out.find("S3CRET") == std::string::npos);
+  }
+}
+
 }  // namespace kvctl::e2e
