@@ -65,7 +65,9 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.api.auth = AuthOptionsFrom(c);
   o.api.rate_limit = c.ratelimit.rate;
   o.api.rate_burst = c.ratelimit.burst;
-  o.log_requests = c.log.requests;
+  using Mode = server::RequestLogPolicy::Mode;
+  o.request_log.mode = c.log.requests == "all" ? Mode::kAll : c.log.requests == "off" ? Mode::kOff : Mode::kErrors;
+  o.request_log.slow = c.log.slow_request;
   return o;
 }
 

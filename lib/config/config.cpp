@@ -115,7 +115,9 @@ Result<std::pair<std::string, bool>> TomlText(const Setting& setting, const toml
   };
   const Kind kind = setting.value.kind;
   if (const auto* b = node.as_boolean(); b != nullptr) {
-    if (kind == Kind::kBool) return std::pair(std::string(b->get() ? "true" : "false"), false);
+    if (kind == Kind::kBool || setting.value.takes_boolean) {
+      return std::pair(std::string(b->get() ? "true" : "false"), false);
+    }
   } else if (kind == Kind::kBool) {
     return type_error("a boolean (true or false)");
   }

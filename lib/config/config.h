@@ -122,7 +122,8 @@ struct Config {
   struct Log {
     std::string level;   // debug, info, warn, error
     std::string format;  // text, json
-    bool requests = true;  // one line per request
+    std::string requests;  // which requests get a line: "errors" (5xx and slow), "all", "off"
+    std::chrono::milliseconds slow_request{0};  // "slow" from this long; 0: none is
   } log;
 
   struct Client {

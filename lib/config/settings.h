@@ -81,6 +81,9 @@ struct ValueCodec {
   // client certificates ([[auth.certs]]) rather than tokens.
   std::function<std::vector<AuthIdentity>&(Config& config)> identities;
   bool certs = false;
+  // A setting that used to be a boolean: a TOML true or false reaches
+  // `parse` as "true" or "false", which it maps to one of its values.
+  bool takes_boolean = false;
 };
 
 struct Setting {

@@ -15,6 +15,15 @@ bool IsLoopback(std::string_view host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
 }
 
+// For the "listening" line: which requests will be logged.
+std::string RequestLogSummary(const RequestLogPolicy& p) {
+  using Mode = RequestLogPolicy::Mode;
+  if (p.mode == Mode::kOff) return "off";
+  const auto slow_ms = std::chrono::duration_cast<std::chrono::milliseconds>(p.slow).count();
+  const std::string slow = p.slow.count() > 0 ? fmt::format(" and slower than {}ms", slow_ms) : "";
+  return p.mode == Mode::kAll ? "every request" : "5xx answers" + slow;
+}
+
 }  // namespace
 
 KvServer::KvServer(ServeOptions options, core::Logger& logger)
@@ -100,7 +109,10 @@ core::Status KvServer::Bind() {
 
 core::Status KvServer::Listen() {
   ServeOptions& o = options_;
-  o.api.request_logger = o.log_requests ? &logger_ : nullptr;
+  if (o.request_log.mode != RequestLogPolicy::Mode::kOff) {
+    request_log_ = std::make_unique<RequestLog>(logger_, o.request_log);
+  }
+  o.api.request_logger = request_log_.get();
   const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
   const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
   api_ = std::make_unique<KvApi>(*store_, o.api);
@@ -111,6 +123,7 @@ core::Status KvServer::Listen() {
                 {"client_certs", o.http.tls.client_ca_file.empty() ? "not asked for" : "required"},
                 {"auth", auth_on ? fmt::format("on ({} identities)", identities) : "off"},
                 {"ratelimit", o.api.rate_limit > 0 ? fmt::format("{}/s per client", o.api.rate_limit) : "off"},
+                {"request_log", RequestLogSummary(o.request_log)},
                 {"reachable_from", loopback ? "this host only (loopback; set server.listen to serve others)"
                                             : "other hosts"},
                 {"threads", std::to_string(o.http.threads)}});

@@ -19,6 +19,7 @@
 #include "lib/core/logger.h"
 #include "lib/server/api.h"
 #include "lib/server/http_server.h"
+#include "lib/server/request_log.h"
 #include "lib/server/storage_metrics.h"
 
 namespace kvctl::server {
@@ -29,7 +30,7 @@ struct ServeOptions {
   core::AutoCompactionPolicy compaction;  // file backend
   HttpServerOptions http;
   ApiOptions api;
-  bool log_requests = true;  // one log line per request (log.requests)
+  RequestLogPolicy request_log;  // which requests get a log line (log.requests)
 };
 
 class KvServer {
@@ -62,6 +63,7 @@ class KvServer {
   std::unique_ptr<TimedFileSystem> timed_fs_;       // file backend only
   std::unique_ptr<core::KvStore> store_;
   std::unique_ptr<core::AutoCompactor> auto_compactor_;  // file backend only
+  std::unique_ptr<RequestLog> request_log_;              // null: log.requests = "off"
   std::unique_ptr<KvApi> api_;
   std::unique_ptr<HttpServer> http_;
 };

@@ -252,7 +252,7 @@ name = "admin"
 sha256 = ")" + HashToken(admin) + R"("
 grants = [{ prefix = "", ops = ["read", "write", "admin"] }]
 )");
-  auto server = Serve(tmp, {"--config", config.string()});
+  auto server = Serve(tmp, {"--config", config.string(), "--log-requests", "all"});
   HttpClient http(server->port());
   REQUIRE(http.Put("other/secret", "s", Bearer(admin)).status == 201);
 
@@ -340,7 +340,7 @@ TEST_CASE("mutual TLS with auth: the client certificate's CN is the identity, wi
                         "\"\n\n[[auth.certs]]\ncn = \"backup\"\ngrants = [{ prefix = \"\", ops = [\"read\"] }]\n\n"
                         "[[auth.tokens]]\nname = \"deployer\"\nsha256 = \"" +
                         HashToken(writer) + "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n");
-  auto server = Serve(tmp, {"--config", config.string()}, TlsReady(pki, true));
+  auto server = Serve(tmp, {"--config", config.string(), "--log-requests", "all"}, TlsReady(pki, true));
   const std::vector<std::string> tls{"--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
                                      pki("client.pem"), "--key", pki("client.key")};
   auto cli = [&](std::vector<std::string> args) {
@@ -368,7 +368,7 @@ TEST_CASE("kvctl bench speaks mutual TLS and sends its token, and each write is 
                         HashToken(writer) + "\"\ngrants = [{ prefix = \"k\", ops = [\"read\", \"write\"] }]\n\n" +
                         "[[auth.tokens]]\nname = \"reader\"\nsha256 = \"" + HashToken(reader) +
                         "\"\ngrants = [{ prefix = \"k\", ops = [\"read\"] }]\n");
-  auto server = Serve(tmp, {"--config", config.string()}, TlsReady(pki, true));
+  auto server = Serve(tmp, {"--config", config.string(), "--log-requests", "all"}, TlsReady(pki, true));
   const std::vector<std::string> bench{"bench",   "--addr",       Https(server->port()),
                                        "--cacert", pki("ca.pem"), "--cert",
                                        pki("client.pem"), "--key", pki("client.key"),
@@ -573,7 +573,7 @@ TEST_CASE("/metrics parses with promtool and its figures move when requests are 
 
 TEST_CASE("log.format = json: each request is one JSON line with its fields, and no key, value or token") {
   TempDir tmp;
-  auto server = Serve(tmp, {"--log-format", "json"});
+  auto server = Serve(tmp, {"--log-format", "json", "--log-requests", "all"});
   HttpClient http(server->port());
   REQUIRE(http.Put("secret/db-password", "hunter2-value", {{"X-Request-Id", "req-42"}}).status == 201);
   HttpResponse missing = http.Request("GET", KeyPath("secret/none"), {}, {{"Authorization", "Bearer tok-xyz"}});
@@ -619,16 +619,32 @@ TEST_CASE("log.format = json: each request is one JSON line with its fields, and
   }
 }
 
-TEST_CASE("log.requests = false leaves request lines out, other events stay") {
+TEST_CASE("log.requests: errors by default (no line for a fast 2xx or 4xx), all, off, and the old booleans") {
   TempDir tmp;
-  auto server = Serve(tmp, {"--log-requests", "false"});
-  HttpClient http(server->port());
-  REQUIRE(http.Put("k", "v").status == 201);
-  http.Close();
-  CHECK(server->Terminate() == 0);
-  const std::string log = server->Stderr();
-  CHECK(log.find(" request ") == std::string::npos);
-  CHECK(log.find("listening") != std::string::npos);
+  // Lines of one PUT (201) and one GET of a missing key (404), made fast.
+  auto request_lines = [&](std::vector<std::string> args) {
+    auto server = Serve(tmp, std::move(args));
+    HttpClient http(server->port());
+    REQUIRE(http.Put("k", "v").status == 201);
+    REQUIRE(http.Get("missing").status == 404);
+    http.Close();
+    CHECK(server->Terminate() == 0);
+    const std::string log = server->Stderr();
+    CHECK(log.find("listening") != std::string::npos);  // other events stay
+    size_t n = 0;
+    for (const std::string& line : Lines(log)) n += line.find(" request method=") != std::string::npos &&
+                                                   line.find("route=/v1/kv/{key}") != std::string::npos;
+    return std::pair(n, log);
+  };
+  // A minute of slow_request: nothing here is slow, so only 5xx would show.
+  auto [by_default, default_log] = request_lines({"--log-slow-request", "1m"});
+  CHECK_MESSAGE(by_default == 0, default_log);
+  CHECK(default_log.find(" request method=") == std::string::npos);  // not /readyz's either
+  CHECK(default_log.find("request_log=\"5xx answers and slower than 60000ms\"") != std::string::npos);
+  CHECK(request_lines({"--log-requests", "all"}).first == 2);
+  CHECK(request_lines({"--log-requests", "true"}).first == 2);  // the old boolean: every request
+  CHECK(request_lines({"--log-requests", "off"}).first == 0);
+  CHECK(request_lines({"--log-requests", "false"}).first == 0);
 }
 
 // ---------------------------------------------------------------- hardening

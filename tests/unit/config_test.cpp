@@ -736,17 +736,35 @@ TEST_CASE("client.token is a secret: neither config show nor an error prints it"
   CHECK(Contains(RenderEffective(Defaults()), "client.token = \"\"  # default"));
 }
 
-TEST_CASE("booleans take true or false from the file, the environment and flags") {
+TEST_CASE("log.requests is errors by default; all and off, and the old booleans, from file, env and flags") {
   TempDir dir;
-  core::Result<Config> c = LoadToml(dir, "[log]\nrequests = false\n");
+  CHECK(Defaults().log.requests == "errors");
+  CHECK(Defaults().log.slow_request == std::chrono::milliseconds(100));
+  auto requests = [&](const std::string& toml, const std::map<std::string, std::string>& env = {},
+                      const std::map<std::string, std::string>& flags = {}) {
+    core::Result<Config> c = LoadToml(dir, toml, env, flags);
+    REQUIRE_MESSAGE(c.has_value(), c.error().message());
+    return c->log.requests;
+  };
+  CHECK(requests("[log]\nrequests = \"all\"\n") == "all");
+  CHECK(requests("[log]\nrequests = \"off\"\n") == "off");
+  // A config file written when it was a boolean keeps its meaning.
+  CHECK(requests("[log]\nrequests = true\n") == "all");
+  CHECK(requests("[log]\nrequests = false\n") == "off");
+  CHECK(requests("", {{"KVCTL_LOG_REQUESTS", "false"}}) == "off");
+  CHECK(requests("", {{"KVCTL_LOG_REQUESTS", "errors"}}) == "errors");
+  CHECK(requests("", {}, {{"log.requests", "true"}}) == "all");
+  CHECK(requests("", {}, {{"log.requests", "1"}}) == "all");
+  const std::string bad = LoadError(LoadToml(dir, "", {}, {{"log.requests", "maybe"}}));
+  CHECK(Contains(bad, "is not one of: errors, all, off"));
+  CHECK(Contains(bad, "true = all, false = off"));
+  CHECK(Contains(LoadError(LoadToml(dir, "[log]\nrequests = 1\n")), "must be a string"));
+  // config show says what true came to mean.
+  core::Result<Config> c = LoadToml(dir, "[log]\nrequests = true\nslow_request = \"2s\"\n");
   REQUIRE(c.has_value());
-  CHECK_FALSE(c->log.requests);
-  CHECK(Defaults().log.requests);
-  c = LoadToml(dir, "", {{"KVCTL_LOG_REQUESTS", "false"}});
-  REQUIRE(c.has_value());
-  CHECK_FALSE(c->log.requests);
-  CHECK(Contains(LoadError(LoadToml(dir, "[log]\nrequests = \"no\"\n")), "must be a boolean"));
-  CHECK(Contains(LoadError(LoadToml(dir, "", {}, {{"log.requests", "maybe"}})), "is not a boolean"));
+  CHECK(c->log.slow_request == std::chrono::seconds(2));
+  CHECK(Contains(RenderEffective(*c), "log.requests = \"all\""));
+  CHECK(Contains(LoadError(LoadToml(dir, "[log]\nslow_request = 100\n")), "unit"));
 }
 
 TEST_CASE("TLS files go together") {
