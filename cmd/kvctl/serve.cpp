@@ -11,6 +11,7 @@
 
 #include "cmd/kvctl/command.h"
 #include "cmd/kvctl/serve_options.h"
+#include "lib/config/file_modes.h"
 #include "lib/server/kv_server.h"
 
 namespace kvctl::cmd {
@@ -20,6 +21,7 @@ core::Status RunServe(const CommandContext& ctx) {
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
   if (core::Status s = config::LoadAuthFile(*cfg); !s.ok()) return s;
+  if (core::Status s = config::CheckPrivateKeyMode("tls.key", cfg->tls.key); !s.ok()) return s;
   core::Logger logger(LogLevelFrom(cfg->log.level),
                       cfg->log.format == "json" ? core::LogFormat::kJson : core::LogFormat::kText);
 

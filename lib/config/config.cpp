@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "lib/config/file_modes.h"
 #include "lib/config/identities.h"
 #include "lib/config/parse.h"
 #include "lib/config/settings.h"
@@ -415,6 +416,7 @@ Status ReadAuthFile(Config& config) {
   if (!fs::is_regular_file(path, ec)) {
     return Status::InvalidArgument(fmt::format("{} is not a file that exists", where()));
   }
+  if (Status st = CheckNotWritableByOthers("auth.file", path); !st.ok()) return st;
   Result<std::string> content = ReadWholeFile(path);
   if (!content) return content.error();
   Result<toml::table> table = ParseToml(*content, path);

@@ -192,6 +192,54 @@ TEST_CASE("TLS: unusable certificate or key files stop serve with exit 2 naming 
   CHECK(refused({"--tls-key", pki("server.key")}).find("tls.cert is not") != std::string::npos);
 }
 
+TEST_CASE("a private key or auth file open to other users stops serve and the client with exit 2 and the chmod") {
+  Pki pki;
+  TempDir tmp;
+  fs::create_directories(tmp / "data");
+  auto refused = [&](std::vector<std::string> args) {
+    ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(), std::move(args), {}});
+    auto code = server.WaitExit(seconds(20));
+    REQUIRE_MESSAGE(code.has_value(), "serve started with a file open to other users");
+    CHECK(*code == 2);
+    CHECK(IsOneErrorLine(server.Stderr()));
+    return server.Stderr();
+  };
+  // tls.key readable by everyone.
+  REQUIRE(::chmod(pki("server.key").c_str(), 0644) == 0);
+  const std::string key_err = refused({"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key")});
+  CHECK(key_err.find("tls.key = " + pki("server.key") + " is open to other users (mode 0644)") != std::string::npos);
+  CHECK(key_err.find("(chmod 6") != std::string::npos);
+  REQUIRE(::chmod(pki("server.key").c_str(), 0600) == 0);
+
+  // An auth file anyone may write: anyone could add an admin token.
+  const fs::path tokens = tmp / "tokens.toml";
+  WriteFile(tokens, "[[tokens]]\nname = \"a\"\nsha256 = \"" + HashToken("token-0123456789abcdef") +
+                        "\"\ngrants = [{ prefix = \"\", ops = [\"read\"] }]\n");
+  REQUIRE(::chmod(tokens.c_str(), 0666) == 0);
+  const std::string auth_err = refused({"--auth-file", tokens.string()});
+  CHECK(auth_err.find("auth.file = " + tokens.string() + " is writable by") != std::string::npos);
+  CHECK(auth_err.find("(chmod go-w " + tokens.string() + ")") != std::string::npos);
+  // Made private, the same files serve.
+  REQUIRE(::chmod(tokens.c_str(), 0644) == 0);
+  auto server = Serve(tmp, {"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"), "--auth-file",
+                            tokens.string()},
+                      TlsReady(pki, false));
+
+  // The client's key, readable by everyone: refused before any request.
+  REQUIRE(::chmod(pki("client.key").c_str(), 0644) == 0);
+  CliResult client = RunCli({"get", "k", "--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
+                             pki("client.pem"), "--key", pki("client.key")});
+  CHECK(client.exit_code == 2);
+  CHECK(client.err.find("client.key = " + pki("client.key") + " is open to other users") != std::string::npos);
+  CHECK(IsOneErrorLine(client.err));
+  CliResult bench = RunCli({"bench", "--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
+                            pki("client.pem"), "--key", pki("client.key"), "--requests", "10"});
+  CHECK(bench.exit_code == 2);
+  CHECK(bench.err.find("client.key = ") != std::string::npos);
+  CHECK(server->Terminate() == 0);
+}
+
+
 TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, tls.client_ca's is served") {
   Pki pki;
   TempDir tmp;
