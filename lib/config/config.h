@@ -69,9 +69,12 @@ struct Config {
   } server;
 
   struct Tls {
-    std::string cert;       // PEM path; "" = plain HTTP
-    std::string key;        // PEM path
-    std::string client_ca;  // PEM path; set = mutual TLS
+    std::string cert;          // PEM path; "" = plain HTTP
+    std::string key;           // PEM path
+    std::string client_ca;     // PEM path; set = mutual TLS
+    std::string min_version;   // "1.2" or "1.3"
+    std::string ciphers;       // TLS 1.2 cipher list, OpenSSL syntax
+    std::string ciphersuites;  // TLS 1.3 cipher suites, OpenSSL syntax
   } tls;
 
   struct Auth {

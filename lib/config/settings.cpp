@@ -470,6 +470,30 @@ std::vector<Setting> BuildSettings() {
        .scopes = kServe,
        .help = "PEM CA certificate(s); set: every client must present a certificate signed by it",
        .hint = ValueHint::kFile},
+      {.key = "tls.min_version",
+       .value = StringEnum(Field(&C::tls, &C::Tls::min_version), {"1.2", "1.3"}),
+       .default_value = "1.2",
+       .alias = "",
+       .scopes = kServe,
+       .help = "oldest TLS version accepted"},
+      {.key = "tls.ciphers",
+       // The same text as lib/server/tls.h's kDefaultTls12Ciphers (a unit
+       // test checks): Mozilla's "intermediate" TLS 1.2 ciphers without DHE,
+       // so every one has forward secrecy and an AEAD cipher.
+       .value = StringValue(Field(&C::tls, &C::Tls::ciphers), "an OpenSSL cipher list", NonEmpty),
+       .default_value = "ECDHE+AESGCM:ECDHE+CHACHA20",
+       .alias = "",
+       .scopes = kServe,
+       .help = "TLS 1.2 ciphers, in OpenSSL's syntax; the default allows only ECDHE key exchange with "
+               "AES-GCM or ChaCha20-Poly1305 (forward secrecy, no CBC, no static RSA)"},
+      {.key = "tls.ciphersuites",
+       .value = StringValue(Field(&C::tls, &C::Tls::ciphersuites), "OpenSSL TLS 1.3 cipher suites, or empty",
+                            AnyText),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "TLS 1.3 cipher suites, in OpenSSL's syntax; empty: OpenSSL's (all of them AEAD with "
+               "forward secrecy)"},
 
       // [auth]
       {.key = "auth.tokens",

@@ -25,6 +25,29 @@ core::Status CheckReadable(std::string_view setting, const std::string& path) {
   return core::Status::Ok();
 }
 
+core::Status SetVersionsAndCiphers(SSL_CTX* ctx, const TlsOptions& o) {
+  if (o.min_version != "1.2" && o.min_version != "1.3") {
+    return core::Status::InvalidArgument(
+        fmt::format("tls.min_version = {} is not one of: 1.2, 1.3", o.min_version));
+  }
+  SSL_CTX_set_min_proto_version(ctx, o.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  // Both lists must name at least one cipher OpenSSL has; names it does not
+  // know are otherwise skipped, as in every OpenSSL program.
+  if (SSL_CTX_set_cipher_list(ctx, o.ciphers.c_str()) != 1) {
+    return core::Status::InvalidArgument(fmt::format(
+        "tls.ciphers = {} names no TLS 1.2 cipher this OpenSSL offers: {} (see openssl ciphers -v, or leave "
+        "the default)",
+        o.ciphers, tls::OpenSslReasons()));
+  }
+  if (!o.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, o.ciphersuites.c_str()) != 1) {
+    return core::Status::InvalidArgument(fmt::format(
+        "tls.ciphersuites = {} is not a list of TLS 1.3 cipher suites: {} (e.g. TLS_AES_128_GCM_SHA256, "
+        "or leave the default)",
+        o.ciphersuites, tls::OpenSslReasons()));
+  }
+  return core::Status::Ok();
+}
+
 }  // namespace
 
 core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOptions& o) {
@@ -39,6 +62,7 @@ core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOption
     return core::Status::IOError("cannot set up TLS: " + tls::OpenSslReasons());
   }
   SSL_CTX* ctx = context->get();
+  if (core::Status s = SetVersionsAndCiphers(ctx, o); !s.ok()) return s;
   if (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1) {
     return core::Status::InvalidArgument(
         fmt::format("tls.cert = {} is not a PEM certificate (chain): {}", o.cert_file, tls::OpenSslReasons()));

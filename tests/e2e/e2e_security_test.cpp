@@ -274,6 +274,58 @@ TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, 
   CHECK(server->Terminate() == 0);
 }
 
+TEST_CASE("TLS 1.2 offers only ECDHE with AEAD ciphers by default: no CBC, no static RSA; both are settable") {
+  Pki pki;
+  TempDir tmp;
+  // An RSA certificate, the kind static-RSA key exchange works with.
+  const std::string quiet = " >/dev/null 2>&1";
+  REQUIRE(Sh("openssl req -newkey rsa:2048 -nodes -keyout " + Quote(tmp / "rsa.key") + " -out " +
+             Quote(tmp / "rsa.csr") + " -subj '/CN=localhost'" + quiet) == 0);
+  WriteFile(tmp / "rsa.ext", "subjectAltName=IP:127.0.0.1\n");
+  REQUIRE(Sh("openssl x509 -req -days 2 -in " + Quote(tmp / "rsa.csr") + " -CA " + Quote(pki("ca.pem")) + " -CAkey " +
+             Quote(pki("ca.key")) + " -CAcreateserial -extfile " + Quote(tmp / "rsa.ext") + " -out " +
+             Quote(tmp / "rsa.pem") + quiet) == 0);
+  auto handshake = [&](int port, const std::string& how) {
+    return Sh("timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -CAfile " +
+              Quote(pki("ca.pem")) + " -verify_return_error " + how + " </dev/null" + quiet) == 0;
+  };
+  {
+    auto server = Serve(tmp, {"--tls-cert", (tmp / "rsa.pem").string(), "--tls-key", (tmp / "rsa.key").string()},
+                        [&](int port) { return handshake(port, "-tls1_3"); });
+    const int port = server->port();
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher AES128-SHA"));             // CBC, static RSA
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher AES128-GCM-SHA256"));      // static RSA: no forward secrecy
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher ECDHE-RSA-AES128-SHA"));   // ECDHE, but CBC
+    CHECK(handshake(port, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256"));
+    CHECK(handshake(port, "-tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305"));
+    CHECK(handshake(port, "-tls1_3"));
+    CHECK(server->Terminate() == 0);
+  }
+  {
+    // Settable, for those who must: TLS 1.3 only, one suite.
+    auto server = Serve(tmp,
+                        {"--tls-cert", (tmp / "rsa.pem").string(), "--tls-key", (tmp / "rsa.key").string(),
+                         "--tls-min-version", "1.3", "--tls-ciphersuites", "TLS_AES_256_GCM_SHA384"},
+                        [&](int port) { return handshake(port, "-tls1_3"); });
+    const int port = server->port();
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256"));
+    CHECK_FALSE(handshake(port, "-tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256"));
+    CHECK(handshake(port, "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384"));
+    CHECK(server->Terminate() == 0);
+  }
+  // A list OpenSSL finds nothing in is exit 2 naming the setting.
+  fs::create_directories(tmp / "data");
+  ServerProcess bad(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(),
+                                              {"--tls-cert", (tmp / "rsa.pem").string(), "--tls-key",
+                                               (tmp / "rsa.key").string(), "--tls-ciphers", "NO-SUCH-CIPHER"},
+                                              {}});
+  auto code = bad.WaitExit(seconds(20));
+  REQUIRE(code.has_value());
+  CHECK(*code == 2);
+  CHECK(bad.Stderr().find("tls.ciphers = NO-SUCH-CIPHER") != std::string::npos);
+}
+
+
 // ---------------------------------------------------------------- auth
 
 TEST_CASE("auth: each route answers 401 without a valid token and 403 outside the grant") {

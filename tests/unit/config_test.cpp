@@ -14,6 +14,7 @@
 #include "lib/config/effective.h"
 #include "lib/config/parse.h"
 #include "lib/config/settings.h"
+#include "lib/server/tls.h"
 
 namespace kvctl::config {
 namespace {
@@ -707,7 +708,7 @@ TEST_CASE("auth.file adds [[tokens]] and [[certs]] from its own file, read only 
   REQUIRE(c->auth.file_tokens.size() == 1);
   CHECK(c->auth.file_tokens[0].name == "ci");
   CHECK(c->auth.enabled());
-  CHECK_FALSE(Contains(RenderEffective(*c), "ci"));  // not shown as if set in the config file
+  CHECK_FALSE(Contains(RenderEffective(*c), "\"ci\""));  // not shown as if set in the config file
 
   Config same_name = *c;
   same_name.auth.tokens = same_name.auth.file_tokens;
@@ -766,6 +767,17 @@ TEST_CASE("log.requests is errors by default; all and off, and the old booleans,
   CHECK(Contains(RenderEffective(*c), "log.requests = \"all\""));
   CHECK(Contains(LoadError(LoadToml(dir, "[log]\nslow_request = 100\n")), "unit"));
 }
+
+TEST_CASE("the TLS defaults of the settings are the server's own; tls.min_version is 1.2 or 1.3") {
+  const Config d = Defaults();
+  CHECK(d.tls.ciphers == kvctl::server::kDefaultTls12Ciphers);
+  CHECK(d.tls.ciphersuites == kvctl::server::kDefaultTls13Ciphersuites);
+  CHECK(d.tls.min_version == "1.2");
+  TempDir dir;
+  CHECK(Contains(LoadError(LoadToml(dir, "[tls]\nmin_version = \"1.1\"\n")), "is not one of: 1.2, 1.3"));
+  CHECK(LoadToml(dir, "[tls]\nmin_version = \"1.3\"\n")->tls.min_version == "1.3");
+}
+
 
 TEST_CASE("TLS files go together") {
   TempDir dir;
