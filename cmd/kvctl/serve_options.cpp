@@ -62,6 +62,7 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.http.tls.cert_file = c.tls.cert;
   o.http.tls.key_file = c.tls.key;
   o.http.tls.client_ca_file = c.tls.client_ca;
+  o.http.tls.client_crl_file = c.tls.client_crl;
   o.http.tls.min_version = c.tls.min_version;
   o.http.tls.ciphers = c.tls.ciphers;
   o.http.tls.ciphersuites = c.tls.ciphersuites;

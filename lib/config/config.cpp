@@ -451,6 +451,11 @@ Status CheckTlsFiles(const Config::Tls& tls) {
   if (!tls.cert.empty() && tls.key.empty()) {
     return Status::InvalidArgument("tls.cert is set but tls.key is not: give the certificate's private key too");
   }
+  if (!tls.client_crl.empty() && tls.client_ca.empty()) {
+    return Status::InvalidArgument(
+        "tls.client_crl is set but tls.client_ca is not: revocation lists are checked for client "
+        "certificates, which tls.client_ca asks for (set it, or remove tls.client_crl)");
+  }
   return Status::Ok();
 }
 

@@ -72,6 +72,7 @@ struct Config {
     std::string cert;          // PEM path; "" = plain HTTP
     std::string key;           // PEM path
     std::string client_ca;     // PEM path; set = mutual TLS
+    std::string client_crl;    // PEM path of client_ca's CRLs; "" = none checked
     std::string min_version;   // "1.2" or "1.3"
     std::string ciphers;       // TLS 1.2 cipher list, OpenSSL syntax
     std::string ciphersuites;  // TLS 1.3 cipher suites, OpenSSL syntax

@@ -97,6 +97,14 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::Kv
 }
 
 core::Status KvServer::Bind() {
+  TlsOptions& tls = options_.http.tls;
+  tls.logger = &logger_;
+  if (tls.enabled() && !tls.client_ca_file.empty() && !tls.client_crl_file.empty()) {
+    auto trust = ClientTrust::Load(tls.client_ca_file, tls.client_crl_file, &logger_);
+    if (!trust) return trust.error();
+    client_trust_ = std::move(*trust);
+    tls.client_trust = client_trust_;
+  }
   // The handlers reach the API through this server: it is made by Listen(),
   // once the store is open, and requests are only read after Run() starts.
   http_ = std::make_unique<HttpServer>(
@@ -120,7 +128,9 @@ core::Status KvServer::Listen() {
   logger_.Info("listening",
                {{"addr", fmt::format("{}:{}", o.http.host, http_->port())},
                 {"scheme", o.http.tls.enabled() ? "https" : "http"},
-                {"client_certs", o.http.tls.client_ca_file.empty() ? "not asked for" : "required"},
+                {"client_certs", o.http.tls.client_ca_file.empty() ? "not asked for"
+                                 : client_trust_ != nullptr          ? "required, revocation checked"
+                                                                     : "required"},
                 {"auth", auth_on ? fmt::format("on ({} identities)", identities) : "off"},
                 {"ratelimit", o.api.rate_limit > 0 ? fmt::format("{}/s per client", o.api.rate_limit) : "off"},
                 {"request_log", RequestLogSummary(o.request_log)},
@@ -149,5 +159,13 @@ core::Status KvServer::Run() {
 }
 
 void KvServer::Shutdown() { http_->Stop(); }
+
+core::Status KvServer::Reload() {
+  if (client_trust_ == nullptr) {
+    logger_.Info("reload asked for: nothing to reread (only tls.client_crl is reread)");
+    return core::Status::Ok();
+  }
+  return client_trust_->Reload();
+}
 
 }  // namespace kvctl::server

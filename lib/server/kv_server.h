@@ -47,6 +47,10 @@ class KvServer {
   // if any, is returned (a failed final sync is not success).
   core::Status Run();
   void Shutdown();
+  // Rereads the files that may change while serving (on SIGHUP): the client
+  // certificate revocation list (tls.client_crl). On failure the old one
+  // stays; the reason is logged and returned. Any thread.
+  core::Status Reload();
 
  private:
   KvServer(ServeOptions options, core::Logger& logger);
@@ -62,6 +66,7 @@ class KvServer {
   StorageMetrics storage_metrics_;                  // file backend only
   std::unique_ptr<TimedFileSystem> timed_fs_;       // file backend only
   std::unique_ptr<core::KvStore> store_;
+  std::shared_ptr<ClientTrust> client_trust_;             // with tls.client_crl only
   std::unique_ptr<core::AutoCompactor> auto_compactor_;  // file backend only
   std::unique_ptr<RequestLog> request_log_;              // null: log.requests = "off"
   std::unique_ptr<KvApi> api_;

@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <openssl/x509err.h>
 
 #include <cerrno>
@@ -23,6 +24,16 @@ core::Status CheckReadable(std::string_view setting, const std::string& path) {
         fmt::format("{} = {}: cannot read it: {}", setting, path, std::strerror(errno)));
   }
   return core::Status::Ok();
+}
+
+// At the start of each handshake: the client's certificate will be
+// verified with the trust store as it is now (the CRL reread if its file
+// changed), held by this session until it ends.
+int UseCurrentTrust(SSL* ssl, int* /*alert*/, void* arg) {
+  auto* trust = static_cast<ClientTrust*>(arg);
+  trust->ReloadIfChanged();
+  SSL_set0_verify_cert_store(ssl, trust->Acquire());
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 core::Status SetVersionsAndCiphers(SSL_CTX* ctx, const TlsOptions& o) {
@@ -90,6 +101,19 @@ core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOption
     }
     SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    if (!o.client_crl_file.empty()) {
+      std::shared_ptr<ClientTrust> trust = o.client_trust;
+      if (trust == nullptr) {
+        auto loaded = ClientTrust::Load(o.client_ca_file, o.client_crl_file, o.logger);
+        if (!loaded) return loaded.error();
+        trust = std::move(*loaded);
+      }
+      // Each session verifies with the store its handshake began with; the
+      // context's own parameters ask for the CRL check on every session.
+      X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+      SSL_CTX_set_client_hello_cb(ctx, UseCurrentTrust, trust.get());
+      context->KeepAlive(std::move(trust));
+    }
     // Session resumption would need a session id context; a fresh full
     // handshake per connection is simpler and keeps the check every time.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

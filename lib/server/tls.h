@@ -13,13 +13,17 @@
 //   chains to it (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT); the
 //   handshake fails otherwise (mutual TLS). The certificate's subject CN is
 //   then the client's identity for auth ([[auth.certs]]).
+// - With a client CRL file as well, a revoked client certificate fails the
+//   handshake; the file is reread on change (client_trust.h).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "lib/core/logger.h"
 #include "lib/core/status.h"
+#include "lib/server/client_trust.h"
 #include "lib/tls/tls_stream.h"
 
 namespace kvctl::server {
@@ -35,20 +39,26 @@ inline constexpr std::string_view kDefaultTls12Ciphers = "ECDHE+AESGCM:ECDHE+CHA
 inline constexpr std::string_view kDefaultTls13Ciphersuites = "";
 
 struct TlsOptions {
-  std::string cert_file;       // PEM; empty: plain HTTP
-  std::string key_file;        // PEM, unencrypted
-  std::string client_ca_file;  // PEM; empty: client certificates are not asked for
+  std::string cert_file;        // PEM; empty: plain HTTP
+  std::string key_file;         // PEM, unencrypted
+  std::string client_ca_file;   // PEM; empty: client certificates are not asked for
+  std::string client_crl_file;  // PEM CRLs of client_ca; empty: revocation is not checked
   std::string min_version = "1.2";  // "1.2" or "1.3"
   std::string ciphers{kDefaultTls12Ciphers};            // TLS 1.2, OpenSSL cipher list syntax
   std::string ciphersuites{kDefaultTls13Ciphersuites};  // TLS 1.3; "": OpenSSL's
+  // With client_crl_file: the trust store to use, so its owner can reload
+  // it (SIGHUP); null: MakeServerTlsContext loads one of its own.
+  std::shared_ptr<ClientTrust> client_trust;
+  core::Logger* logger = nullptr;  // CRL (re)loads; may be null
 
   bool enabled() const { return !cert_file.empty(); }
 };
 
 // The server context with the certificate and key loaded and checked to
 // belong together, the protocol versions and ciphers set; with a client
-// CA, client certificates required and verified. InvalidArgument naming
-// the setting, the file or value and OpenSSL's reason.
+// CA, client certificates required and verified (and checked against the
+// CRL when there is one). InvalidArgument naming the setting, the file or
+// value and OpenSSL's reason.
 core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOptions& options);
 
 }  // namespace kvctl::server

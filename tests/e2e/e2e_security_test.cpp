@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <optional>
 #include <sstream>
@@ -37,44 +38,73 @@ std::string Quote(const fs::path& p) { return "'" + p.string() + "'"; }
 
 // A throwaway PKI: a CA, a server certificate for 127.0.0.1 and localhost,
 // a client certificate (CN=backup) from that CA, and one with the same CN
-// from another CA the server does not trust.
+// from another CA the server does not trust. Client() makes more; Revoke()
+// and Crl() keep the CA's revocation list with `openssl ca`.
 struct Pki {
   Pki() {
-    const std::string quiet = " >/dev/null 2>&1";
-    auto key_and_csr = [&](const std::string& name, const std::string& cn) {
-      REQUIRE(Sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
-                 Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".csr")) + " -subj '/CN=" + cn +
-                 "'" + quiet) == 0);
-    };
-    auto ca = [&](const std::string& name, const std::string& cn) {
-      REQUIRE_MESSAGE(Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout " +
-                         Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".pem")) + " -subj '/CN=" +
-                         cn + "'" + quiet) == 0,
-                      "openssl is needed to make the test certificates (scripts/deps.sh test)");
-    };
-    auto sign = [&](const std::string& name, const std::string& by, const std::string& extensions) {
-      std::string ext;
-      if (!extensions.empty()) {
-        WriteFile(dir / (name + ".ext"), extensions + "\n");
-        ext = " -extfile " + Quote(dir / (name + ".ext"));
-      }
-      REQUIRE(Sh("openssl x509 -req -days 2 -in " + Quote(dir / (name + ".csr")) + " -CA " +
-                 Quote(dir / (by + ".pem")) + " -CAkey " + Quote(dir / (by + ".key")) + " -CAcreateserial -out " +
-                 Quote(dir / (name + ".pem")) + ext + quiet) == 0);
-    };
     ca("ca", "kvctl test CA");
     ca("rogue-ca", "some other CA");
     key_and_csr("server", "localhost");
     sign("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost");
-    key_and_csr("client", "backup");
-    sign("client", "ca", "");
+    Client("client", "backup");
     key_and_csr("rogue", "backup");
     sign("rogue", "rogue-ca", "");
   }
 
   std::string operator()(const std::string& file) const { return (dir / file).string(); }
 
+  // name.key and name.pem: a client certificate for `cn` from the CA.
+  void Client(const std::string& name, const std::string& cn) {
+    key_and_csr(name, cn);
+    sign(name, "ca", "");
+  }
+  // Adds name.pem to the CA's list of revoked certificates.
+  void Revoke(const std::string& name) {
+    WriteCaConfig();
+    REQUIRE(Sh("openssl ca -config " + Quote(dir / "ca.cnf") + " -revoke " + Quote(dir / (name + ".pem")) + kQuiet) ==
+            0);
+  }
+  // Writes the CA's current revocation list (PEM) to `file`.
+  void Crl(const fs::path& file) {
+    WriteCaConfig();
+    REQUIRE(Sh("openssl ca -config " + Quote(dir / "ca.cnf") + " -gencrl -out " + Quote(file) + kQuiet) == 0);
+  }
+
   TempDir dir;
+
+ private:
+  static constexpr const char* kQuiet = " >/dev/null 2>&1";
+  void key_and_csr(const std::string& name, const std::string& cn) {
+    REQUIRE(Sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+               Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".csr")) + " -subj '/CN=" + cn + "'" +
+               kQuiet) == 0);
+  }
+  void ca(const std::string& name, const std::string& cn) {
+    REQUIRE_MESSAGE(Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout " +
+                       Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".pem")) + " -subj '/CN=" +
+                       cn + "'" + kQuiet) == 0,
+                    "openssl is needed to make the test certificates (scripts/deps.sh test)");
+  }
+  void sign(const std::string& name, const std::string& by, const std::string& extensions) {
+    std::string ext;
+    if (!extensions.empty()) {
+      WriteFile(dir / (name + ".ext"), extensions + "\n");
+      ext = " -extfile " + Quote(dir / (name + ".ext"));
+    }
+    REQUIRE(Sh("openssl x509 -req -days 2 -in " + Quote(dir / (name + ".csr")) + " -CA " +
+               Quote(dir / (by + ".pem")) + " -CAkey " + Quote(dir / (by + ".key")) + " -CAcreateserial -out " +
+               Quote(dir / (name + ".pem")) + ext + kQuiet) == 0);
+  }
+  // The least `openssl ca` needs to revoke and publish a CRL.
+  void WriteCaConfig() {
+    if (fs::exists(dir / "ca.cnf")) return;
+    WriteFile(dir / "index.txt", "");
+    WriteFile(dir / "crlnumber", "01\n");
+    WriteFile(dir / "ca.cnf", "[ca]\ndefault_ca = ca_default\n[ca_default]\ndatabase = " + (dir / "index.txt").string() +
+                                  "\ncrlnumber = " + (dir / "crlnumber").string() +
+                                  "\ndefault_md = sha256\ndefault_crl_days = 2\nprivate_key = " +
+                                  (dir / "ca.key").string() + "\ncertificate = " + (dir / "ca.pem").string() + "\n");
+  }
 };
 
 // A readiness probe over https, presenting a client certificate when given.
@@ -239,7 +269,6 @@ TEST_CASE("a private key or auth file open to other users stops serve and the cl
   CHECK(server->Terminate() == 0);
 }
 
-
 TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, tls.client_ca's is served") {
   Pki pki;
   TempDir tmp;
@@ -272,6 +301,119 @@ TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, 
   REQUIRE(ready);
   CHECK(nlohmann::json::parse(ready->body)["revision"] == 1);
   CHECK(server->Terminate() == 0);
+}
+
+TEST_CASE("tls.client_crl: a revoked client certificate is refused; a CRL revoking more is reloaded on "
+          "SIGHUP and when its file changes; a bad one keeps the old") {
+  Pki pki;
+  TempDir tmp;
+  for (const char* name : {"laptop-a", "laptop-b", "laptop-c", "desk"}) pki.Client(name, name);
+  pki.Revoke("laptop-a");
+  const fs::path crl = tmp / "clients.crl";
+  pki.Crl(crl);
+  auto server = Serve(tmp,
+                      {"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"), "--tls-client-ca",
+                       pki("ca.pem"), "--tls-client-crl", crl.string()},
+                      TlsReady(pki, true));
+  auto get_as = [&](const std::string& name) {
+    return RunCli({"get", "k", "--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
+                   pki(name + ".pem"), "--key", pki(name + ".key")});
+  };
+  auto served = [&](const std::string& name) {
+    CliResult r = get_as(name);
+    return r.exit_code == 1;  // the handshake passed: key k is not found
+  };
+  auto log_count = [&](const std::string& text) {
+    const std::string log = server->Stderr();
+    size_t n = 0;
+    for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+    return n;
+  };
+  CHECK(log_count("loaded the client certificate revocation list") == 1);
+
+  CliResult revoked = get_as("laptop-a");
+  CHECK(revoked.exit_code == 3);
+  CHECK(IsOneErrorLine(revoked.err));
+  CHECK(served("laptop-b"));
+  CHECK(served("desk"));
+
+  // laptop-b is lost: revoked, published, SIGHUP (systemctl reload).
+  pki.Revoke("laptop-b");
+  pki.Crl(tmp / "next.crl");
+  fs::rename(tmp / "next.crl", crl);
+  REQUIRE(::kill(server->pid(), SIGHUP) == 0);
+  REQUIRE(Eventually([&] { return log_count("reloaded the client certificate revocation list") >= 1; }));
+  CHECK(get_as("laptop-b").exit_code == 3);
+  CHECK(get_as("laptop-a").exit_code == 3);
+  CHECK(served("desk"));
+  CHECK(served("laptop-c"));
+
+  // A file that is not a CRL: the old list stays, and the log says why.
+  WriteFile(tmp / "bad.crl", "not a CRL\n");
+  fs::rename(tmp / "bad.crl", crl);
+  REQUIRE(::kill(server->pid(), SIGHUP) == 0);
+  REQUIRE(Eventually([&] { return log_count("kept the client certificate revocation list loaded before") >= 1; }));
+  CHECK(get_as("laptop-b").exit_code == 3);
+  CHECK(served("desk"));
+  CHECK(server->Running());
+
+  // No signal: a new file is picked up at a handshake (looked at once a second).
+  pki.Revoke("laptop-c");
+  pki.Crl(tmp / "next.crl");
+  fs::rename(tmp / "next.crl", crl);
+  CHECK(Eventually([&] { return get_as("laptop-c").exit_code == 3; }, seconds(10)));
+  CHECK(served("desk"));
+  CHECK(get_as("laptop-a").exit_code == 3);
+  CHECK(server->Terminate() == 0);
+}
+
+TEST_CASE("SIGHUP does not stop a server with nothing to reread: it says so and serves on") {
+  TempDir tmp;
+  auto server = Serve(tmp, {});
+  REQUIRE(::kill(server->pid(), SIGHUP) == 0);
+  // Before, SIGHUP's default action ended the process.
+  REQUIRE(Eventually([&] { return server->Stderr().find("nothing to reread") != std::string::npos; }));
+  CHECK(server->Running());
+  HttpClient http(server->port());
+  CHECK(http.Put("k", "v").status == 201);
+  http.Close();
+  CHECK(server->Terminate() == 0);
+}
+
+TEST_CASE("tls.client_crl that cannot be used at start is exit 2 naming it; it needs tls.client_ca") {
+  Pki pki;
+  TempDir tmp;
+  fs::create_directories(tmp / "data");
+  auto refused = [&](std::vector<std::string> args) {
+    ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(), std::move(args), {}});
+    auto code = server.WaitExit(seconds(20));
+    REQUIRE_MESSAGE(code.has_value(), "serve started with an unusable CRL");
+    CHECK(*code == 2);
+    CHECK(IsOneErrorLine(server.Stderr()));
+    return server.Stderr();
+  };
+  const std::vector<std::string> mtls{"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"),
+                                      "--tls-client-ca", pki("ca.pem")};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = mtls;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  const std::string missing = (tmp / "missing.crl").string();
+  CHECK(refused(with({"--tls-client-crl", missing})).find("tls.client_crl = " + missing + ": cannot read it") !=
+        std::string::npos);
+  WriteFile(tmp / "empty.crl", "");
+  CHECK(refused(with({"--tls-client-crl", (tmp / "empty.crl").string()})).find("holds no PEM certificate revocation list") !=
+        std::string::npos);
+  // A CRL from a CA that did not issue the client certificates.
+  Pki other;
+  other.Crl(tmp / "other.crl");
+  CHECK(refused(with({"--tls-client-crl", (tmp / "other.crl").string()})).find("is not signed by a CA of tls.client_ca") !=
+        std::string::npos);
+  pki.Crl(tmp / "good.crl");
+  CHECK(refused({"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"), "--tls-client-crl",
+                 (tmp / "good.crl").string()})
+            .find("tls.client_crl is set but tls.client_ca is not") != std::string::npos);
 }
 
 TEST_CASE("TLS 1.2 offers only ECDHE with AEAD ciphers by default: no CBC, no static RSA; both are settable") {
@@ -324,7 +466,6 @@ TEST_CASE("TLS 1.2 offers only ECDHE with AEAD ciphers by default: no CBC, no st
   CHECK(*code == 2);
   CHECK(bad.Stderr().find("tls.ciphers = NO-SUCH-CIPHER") != std::string::npos);
 }
-
 
 // ---------------------------------------------------------------- auth
 

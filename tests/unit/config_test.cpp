@@ -778,6 +778,13 @@ TEST_CASE("the TLS defaults of the settings are the server's own; tls.min_versio
   CHECK(LoadToml(dir, "[tls]\nmin_version = \"1.3\"\n")->tls.min_version == "1.3");
 }
 
+TEST_CASE("tls.client_crl needs tls.client_ca") {
+  TempDir dir;
+  CHECK(Contains(LoadError(LoadToml(dir, "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_crl = \"r.pem\"\n")),
+                 "tls.client_crl is set but tls.client_ca is not"));
+  CHECK(LoadToml(dir, "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\nclient_crl = \"r.pem\"\n")
+            .has_value());
+}
 
 TEST_CASE("TLS files go together") {
   TempDir dir;
