@@ -108,6 +108,18 @@ _kvctl() {
         " serve|--tls-client-ca")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " serve|--tls-client-crl")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " serve|--tls-min-version")
+            COMPREPLY=($(compgen -W "1.2 1.3" -- "$cur"))
+            return ;;
+        " serve|--tls-ciphers")
+            COMPREPLY=()
+            return ;;
+        " serve|--tls-ciphersuites")
+            COMPREPLY=()
+            return ;;
         " serve|--auth-file")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
@@ -127,7 +139,10 @@ _kvctl() {
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
         " serve|--log-requests")
-            COMPREPLY=($(compgen -W "true false" -- "$cur"))
+            COMPREPLY=($(compgen -W "errors all off" -- "$cur"))
+            return ;;
+        " serve|--log-slow-request")
+            COMPREPLY=()
             return ;;
         " serve|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
@@ -378,6 +393,18 @@ _kvctl() {
         " config show|--tls-client-ca")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " config show|--tls-client-crl")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " config show|--tls-min-version")
+            COMPREPLY=($(compgen -W "1.2 1.3" -- "$cur"))
+            return ;;
+        " config show|--tls-ciphers")
+            COMPREPLY=()
+            return ;;
+        " config show|--tls-ciphersuites")
+            COMPREPLY=()
+            return ;;
         " config show|--auth-file")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
@@ -397,7 +424,10 @@ _kvctl() {
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
         " config show|--log-requests")
-            COMPREPLY=($(compgen -W "true false" -- "$cur"))
+            COMPREPLY=($(compgen -W "errors all off" -- "$cur"))
+            return ;;
+        " config show|--log-slow-request")
+            COMPREPLY=()
             return ;;
         " config show|--addr"|" config show|--client-addr")
             COMPREPLY=()
@@ -619,7 +649,7 @@ _kvctl() {
             options="-h --help --version --config"
             others="serve put get del replay compact config bench migrate auth version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --config"
+            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
             others="" ;;
         " put")
             options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
@@ -640,7 +670,7 @@ _kvctl() {
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " bench")
             options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"

@@ -11,8 +11,8 @@ build_packages=(
   nlohmann-json3-dev libxxhash-dev libpqxx-dev libssl-dev libabsl-dev
 )
 # dpkg-shlibdeps (dpkg-dev) computes the .deb's Depends; gzip compresses
-# the man pages.
-package_packages=(dpkg-dev gzip)
+# the man pages; CPack's DEB generator runs `file` on what it packs.
+package_packages=(dpkg-dev gzip file)
 # The shell tests run the tools a user would: the three shells completing,
 # mandoc and man-db (groff) rendering the man pages, systemd-analyze checking
 # the unit, yamllint the Kubernetes manifests, shellcheck the maintainer

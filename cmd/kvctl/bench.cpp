@@ -17,6 +17,7 @@
 #include "lib/bench/load.h"
 #include "lib/bench/report.h"
 #include "lib/client/kv_client.h"
+#include "lib/config/file_modes.h"
 #include "lib/config/parse.h"
 #include "lib/pg/pg_history.h"
 #include "lib/server/kv_server.h"
@@ -55,6 +56,7 @@ core::Status TargetFrom(const config::Config::Client& c, bench::LoadOptions* o) 
       !s.ok()) {
     return s;
   }
+  if (core::Status s = config::CheckPrivateKeyMode("client.key", c.key); !s.ok()) return s;
   const bool https = c.addr.starts_with("https://");
   const std::string hostport = c.addr.substr(c.addr.find("://") + 3);
   const size_t colon = hostport.rfind(':');

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cmd/kvctl/command.h"
+#include "lib/config/file_modes.h"
 #include "lib/client/kv_client.h"
 
 namespace kvctl::cmd {
@@ -15,6 +16,7 @@ inline core::Result<std::unique_ptr<client::KvClient>> MakeClient(const CommandC
   const config::Config::Client& c = cfg->client;
   client::ClientOptions options{c.addr, c.timeout, c.token, c.cacert, c.cert, c.key};
   if (core::Status s = client::CheckClientOptions(options); !s.ok()) return s;
+  if (core::Status s = config::CheckPrivateKeyMode("client.key", c.key); !s.ok()) return s;
   return std::make_unique<client::KvClient>(std::move(options));
 }
 

@@ -7,15 +7,19 @@
 #include "cmd/kvctl/command.h"
 #include "cmd/kvctl/output.h"
 #include "lib/config/effective.h"
+#include "lib/pg/dsn_mask.h"
 
 namespace kvctl::cmd {
 namespace {
 
 using nlohmann::json;
 
+// postgres.dsn is parsed by libpq (lib/pg) to find the secrets in it.
+const config::ConnectionMasker kMaskDsn = pg::MaskDsnSecrets;
+
 std::string ShowJson(const config::Config& cfg, const std::map<std::string, std::string>& env) {
   json settings = json::array();
-  for (const config::EffectiveSetting& e : config::Effective(cfg)) {
+  for (const config::EffectiveSetting& e : config::Effective(cfg, kMaskDsn)) {
     const config::Setting& s = *e.setting;
     // Tables ([[auth.tokens]]) are written in a file only: no flag, no variable.
     const bool file_only = s.value.kind == config::Kind::kIdentities;
@@ -26,7 +30,7 @@ std::string ShowJson(const config::Config& cfg, const std::map<std::string, std:
                         {"value", e.text},
                         {"source", config::SourceName(e.source)},
                         {"origin", e.origin},
-                        {"default", config::Displayable(s, s.default_value)},
+                        {"default", config::Displayable(s, s.default_value, kMaskDsn)},
                         {"env", file_only ? json(nullptr) : json(config::EnvName(s.key))},
                         {"flags", std::move(flags)},
                         {"secret", s.secret != config::Secret::kNone}});
@@ -44,7 +48,7 @@ core::Status RunShow(const CommandContext& ctx, OutputFormat output) {
   if (output == OutputFormat::kJson) return WriteStdout(ShowJson(*cfg, env));
   // A comment first, so the whole output is still a valid TOML file.
   return WriteStdout("# config file: " + config::ConfigFileInUse(ctx.config_path, env) + "\n" +
-                     config::RenderEffective(*cfg));
+                     config::RenderEffective(*cfg, kMaskDsn));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "cmd/kvctl/command.h"
 #include "cmd/kvctl/serve_options.h"
+#include "lib/config/file_modes.h"
 #include "lib/server/kv_server.h"
 
 namespace kvctl::cmd {
@@ -20,16 +21,18 @@ core::Status RunServe(const CommandContext& ctx) {
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
   if (core::Status s = config::LoadAuthFile(*cfg); !s.ok()) return s;
+  if (core::Status s = config::CheckPrivateKeyMode("tls.key", cfg->tls.key); !s.ok()) return s;
   core::Logger logger(LogLevelFrom(cfg->log.level),
                       cfg->log.format == "json" ? core::LogFormat::kJson : core::LogFormat::kText);
 
-  // Block the stop signals before any thread starts, so every thread
-  // inherits the mask and only the watcher below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the stop and reload signals before any thread starts, so every
+  // thread inherits the mask and only the watcher below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   if (!cfg->config_file.empty()) logger.Info("loaded config", {{"file", cfg->config_file}});
   auto server = OpenServer(*cfg, ServeOptionsFrom(*cfg), logger);
@@ -40,7 +43,11 @@ core::Status RunServe(const CommandContext& ctx) {
   std::thread watcher([&] {
     const timespec poll{0, 200 * 1000 * 1000};
     int sig = -1;
-    while (!done && sig < 0) sig = sigtimedwait(&stop_signals, nullptr, &poll);
+    while (!done && (sig < 0 || sig == SIGHUP)) {
+      // SIGHUP (systemctl reload): reread the CRL and go on serving.
+      if (sig == SIGHUP) (void)(*server)->Reload();  // logs what it did
+      sig = sigtimedwait(&signals, nullptr, &poll);
+    }
     if (done) return;
     logger.Info("stopping: finishing in-flight requests, then syncing the log",
                 {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});

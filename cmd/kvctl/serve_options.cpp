@@ -59,13 +59,21 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.http.write_timeout = c.server.write_timeout;
   o.http.max_body_bytes = c.limits.max_value_bytes;
   o.http.max_header_bytes = c.server.max_header_bytes;
-  o.http.tls = {c.tls.cert, c.tls.key, c.tls.client_ca};
+  o.http.tls.cert_file = c.tls.cert;
+  o.http.tls.key_file = c.tls.key;
+  o.http.tls.client_ca_file = c.tls.client_ca;
+  o.http.tls.client_crl_file = c.tls.client_crl;
+  o.http.tls.min_version = c.tls.min_version;
+  o.http.tls.ciphers = c.tls.ciphers;
+  o.http.tls.ciphersuites = c.tls.ciphersuites;
   o.api.max_key_bytes = c.limits.max_key_bytes;
   o.api.max_value_bytes = c.limits.max_value_bytes;
   o.api.auth = AuthOptionsFrom(c);
   o.api.rate_limit = c.ratelimit.rate;
   o.api.rate_burst = c.ratelimit.burst;
-  o.log_requests = c.log.requests;
+  using Mode = server::RequestLogPolicy::Mode;
+  o.request_log.mode = c.log.requests == "all" ? Mode::kAll : c.log.requests == "off" ? Mode::kOff : Mode::kErrors;
+  o.request_log.slow = c.log.slow_request;
   return o;
 }
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "lib/config/file_modes.h"
 #include "lib/config/identities.h"
 #include "lib/config/parse.h"
 #include "lib/config/settings.h"
@@ -115,7 +116,9 @@ Result<std::pair<std::string, bool>> TomlText(const Setting& setting, const toml
   };
   const Kind kind = setting.value.kind;
   if (const auto* b = node.as_boolean(); b != nullptr) {
-    if (kind == Kind::kBool) return std::pair(std::string(b->get() ? "true" : "false"), false);
+    if (kind == Kind::kBool || setting.value.takes_boolean) {
+      return std::pair(std::string(b->get() ? "true" : "false"), false);
+    }
   } else if (kind == Kind::kBool) {
     return type_error("a boolean (true or false)");
   }
@@ -413,6 +416,7 @@ Status ReadAuthFile(Config& config) {
   if (!fs::is_regular_file(path, ec)) {
     return Status::InvalidArgument(fmt::format("{} is not a file that exists", where()));
   }
+  if (Status st = CheckNotWritableByOthers("auth.file", path); !st.ok()) return st;
   Result<std::string> content = ReadWholeFile(path);
   if (!content) return content.error();
   Result<toml::table> table = ParseToml(*content, path);
@@ -446,6 +450,11 @@ Status CheckTlsFiles(const Config::Tls& tls) {
   }
   if (!tls.cert.empty() && tls.key.empty()) {
     return Status::InvalidArgument("tls.cert is set but tls.key is not: give the certificate's private key too");
+  }
+  if (!tls.client_crl.empty() && tls.client_ca.empty()) {
+    return Status::InvalidArgument(
+        "tls.client_crl is set but tls.client_ca is not: revocation lists are checked for client "
+        "certificates, which tls.client_ca asks for (set it, or remove tls.client_crl)");
   }
   return Status::Ok();
 }

@@ -69,9 +69,13 @@ struct Config {
   } server;
 
   struct Tls {
-    std::string cert;       // PEM path; "" = plain HTTP
-    std::string key;        // PEM path
-    std::string client_ca;  // PEM path; set = mutual TLS
+    std::string cert;          // PEM path; "" = plain HTTP
+    std::string key;           // PEM path
+    std::string client_ca;     // PEM path; set = mutual TLS
+    std::string client_crl;    // PEM path of client_ca's CRLs; "" = none checked
+    std::string min_version;   // "1.2" or "1.3"
+    std::string ciphers;       // TLS 1.2 cipher list, OpenSSL syntax
+    std::string ciphersuites;  // TLS 1.3 cipher suites, OpenSSL syntax
   } tls;
 
   struct Auth {
@@ -122,7 +126,8 @@ struct Config {
   struct Log {
     std::string level;   // debug, info, warn, error
     std::string format;  // text, json
-    bool requests = true;  // one line per request
+    std::string requests;  // which requests get a line: "errors" (5xx and slow), "all", "off"
+    std::chrono::milliseconds slow_request{0};  // "slow" from this long; 0: none is
   } log;
 
   struct Client {

@@ -4,12 +4,12 @@
 
 namespace kvctl::config {
 
-std::vector<EffectiveSetting> Effective(const Config& config) {
+std::vector<EffectiveSetting> Effective(const Config& config, const ConnectionMasker& mask_connection) {
   std::vector<EffectiveSetting> out;
   for (const Setting& s : Settings()) {
     EffectiveSetting e;
     e.setting = &s;
-    e.text = Displayable(s, s.value.text(config));
+    e.text = Displayable(s, s.value.text(config), mask_connection);
     auto it = config.sources.find(s.key);
     e.source = it == config.sources.end() ? Source::kDefault : it->second;
     switch (e.source) {
@@ -23,9 +23,9 @@ std::vector<EffectiveSetting> Effective(const Config& config) {
   return out;
 }
 
-std::string RenderEffective(const Config& config) {
+std::string RenderEffective(const Config& config, const ConnectionMasker& mask_connection) {
   std::string out;
-  for (const EffectiveSetting& e : Effective(config)) {
+  for (const EffectiveSetting& e : Effective(config, mask_connection)) {
     out += fmt::format("{} = {}  # {}\n", e.setting->key, TomlLiteral(*e.setting, e.text), e.origin);
   }
   return out;

@@ -19,13 +19,15 @@ struct EffectiveSetting {
   std::string origin;
 };
 
-// Every setting, in table order.
-std::vector<EffectiveSetting> Effective(const Config& config);
+// Every setting, in table order. Connection strings are masked by
+// `mask_connection` (settings.h), or whole without one.
+std::vector<EffectiveSetting> Effective(const Config& config,
+                                        const ConnectionMasker& mask_connection = nullptr);
 
 // Every effective setting, one per line in table order, as TOML-compatible
 // dotted keys with where each value came from, e.g.
 //   storage.fsync = "interval"  # env KVCTL_STORAGE_FSYNC
 //   server.threads = 512  # default
-std::string RenderEffective(const Config& config);
+std::string RenderEffective(const Config& config, const ConnectionMasker& mask_connection = nullptr);
 
 }  // namespace kvctl::config

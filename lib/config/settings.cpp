@@ -188,6 +188,30 @@ ValueCodec BoolValue(FieldRef<S, bool> field) {
   return codec;
 }
 
+// `codec` (an enum stored as its name) that also takes the booleans of
+// the setting's past: true and 1 store `if_true`, false and 0 `if_false`,
+// from the config file (TOML true/false), the environment and flags.
+template <typename S>
+ValueCodec WithBooleans(ValueCodec codec, FieldRef<S, std::string> field, std::string if_true,
+                        std::string if_false) {
+  codec.takes_boolean = true;
+  codec.parse = [field, if_true, if_false, parse = std::move(codec.parse)](std::string_view text,
+                                                                          Config& config) -> Status {
+    if (text == "true" || text == "1") {
+      field(config) = if_true;
+      return Status::Ok();
+    }
+    if (text == "false" || text == "0") {
+      field(config) = if_false;
+      return Status::Ok();
+    }
+    Status st = parse(text, config);
+    if (st.ok()) return st;
+    return Status::InvalidArgument(st.message() + " (or true = " + if_true + ", false = " + if_false + ")");
+  };
+  return codec;
+}
+
 // Tables of identities ([[auth.tokens]], [[auth.certs]]): read from the
 // config file by config.cpp (identities.h); from anywhere else only the
 // empty default is accepted.
@@ -446,6 +470,38 @@ std::vector<Setting> BuildSettings() {
        .scopes = kServe,
        .help = "PEM CA certificate(s); set: every client must present a certificate signed by it",
        .hint = ValueHint::kFile},
+      {.key = "tls.client_crl",
+       .value = StringValue(Field(&C::tls, &C::Tls::client_crl), "a path, or empty", AnyText),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "PEM certificate revocation list(s) of tls.client_ca; set: a revoked client certificate "
+               "is refused. Reread on SIGHUP and when the file changes",
+       .hint = ValueHint::kFile},
+      {.key = "tls.min_version",
+       .value = StringEnum(Field(&C::tls, &C::Tls::min_version), {"1.2", "1.3"}),
+       .default_value = "1.2",
+       .alias = "",
+       .scopes = kServe,
+       .help = "oldest TLS version accepted"},
+      {.key = "tls.ciphers",
+       // The same text as lib/server/tls.h's kDefaultTls12Ciphers (a unit
+       // test checks): Mozilla's "intermediate" TLS 1.2 ciphers without DHE,
+       // so every one has forward secrecy and an AEAD cipher.
+       .value = StringValue(Field(&C::tls, &C::Tls::ciphers), "an OpenSSL cipher list", NonEmpty),
+       .default_value = "ECDHE+AESGCM:ECDHE+CHACHA20",
+       .alias = "",
+       .scopes = kServe,
+       .help = "TLS 1.2 ciphers, in OpenSSL's syntax; the default allows only ECDHE key exchange with "
+               "AES-GCM or ChaCha20-Poly1305 (forward secrecy, no CBC, no static RSA)"},
+      {.key = "tls.ciphersuites",
+       .value = StringValue(Field(&C::tls, &C::Tls::ciphersuites), "OpenSSL TLS 1.3 cipher suites, or empty",
+                            AnyText),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "TLS 1.3 cipher suites, in OpenSSL's syntax; empty: OpenSSL's (all of them AEAD with "
+               "forward secrecy)"},
 
       // [auth]
       {.key = "auth.tokens",
@@ -504,11 +560,23 @@ std::vector<Setting> BuildSettings() {
        .scopes = {Scope::kServe, Scope::kCompact},
        .help = "log line format"},
       {.key = "log.requests",
-       .value = BoolValue(Field(&C::log, &C::Log::requests)),
-       .default_value = "true",
+       // It was a boolean (every request or none): true and false still
+       // mean that, so old config files keep their behaviour.
+       .value = WithBooleans(StringEnum(Field(&C::log, &C::Log::requests), {"errors", "all", "off"}),
+                             Field(&C::log, &C::Log::requests), "all", "off"),
+       .default_value = "errors",
        .alias = "",
        .scopes = kServe,
-       .help = "write one log line per request (method, route, status, sizes, duration, request id)"},
+       .help = "which requests get a log line (method, route, status, sizes, duration, request id): "
+               "errors (5xx answers and slow requests), all, or off; true = all, false = off"},
+      {.key = "log.slow_request",
+       .value = DurationValue(Field(&C::log, &C::Log::slow_request), milliseconds(0),
+                              milliseconds(3600 * 1000)),
+       .default_value = "100ms",
+       .alias = "",
+       .scopes = kServe,
+       .help = "a request that takes this long or longer is logged (at warn level) unless "
+               "log.requests = off; 0 logs none for being slow"},
 
       // [client]
       {.key = "client.addr",
@@ -586,11 +654,11 @@ std::string_view Setting::Name() const {
   return k.substr(k.find('.') + 1);
 }
 
-std::string Displayable(const Setting& setting, std::string_view text) {
+std::string Displayable(const Setting& setting, std::string_view text, const ConnectionMasker& mask_connection) {
   switch (setting.secret) {
     case Secret::kNone: return std::string(text);
     case Secret::kValue: return MaskWhole(text);
-    case Secret::kPassword: return MaskConnectionPassword(text);
+    case Secret::kPassword: return mask_connection ? mask_connection(text) : MaskWhole(text);
   }
   return std::string(kMasked);
 }

@@ -48,10 +48,15 @@ std::string_view KindName(Kind kind);
 enum class Secret {
   kNone,
   kValue,     // the whole value is secret (a token): shown as "********"
-  kPassword,  // a connection string: only the password inside it is masked,
-              // in URL form (postgres://user:PASSWORD@host/db) or key=value
-              // form (host=h password=PASSWORD)
+  kPassword,  // a connection string: the secrets inside it are masked by a
+              // ConnectionMasker (lib/pg's, which parses it as libpq does);
+              // without one, the whole value is
 };
+
+// Masks the secrets inside a connection string and keeps the rest readable.
+// lib/config cannot parse one as libpq does (only lib/pg may use libpq), so
+// whoever shows settings passes lib/pg's MaskDsnSecrets (cmd/ wires it).
+using ConnectionMasker = std::function<std::string(std::string_view)>;
 
 // What a string setting's value names, for shell completion and the help
 // label: TEXT, FILE (complete file names) or DIR (complete directories).
@@ -76,6 +81,9 @@ struct ValueCodec {
   // client certificates ([[auth.certs]]) rather than tokens.
   std::function<std::vector<AuthIdentity>&(Config& config)> identities;
   bool certs = false;
+  // A setting that used to be a boolean: a TOML true or false reaches
+  // `parse` as "true" or "false", which it maps to one of its values.
+  bool takes_boolean = false;
 };
 
 struct Setting {
@@ -97,8 +105,10 @@ struct Setting {
 const std::vector<Setting>& Settings();
 
 // `text` (a value of `setting`, as accepted by its parse) ready to be shown:
-// unchanged unless the setting is secret, then masked as Secret says.
-std::string Displayable(const Setting& setting, std::string_view text);
+// unchanged unless the setting is secret, then masked as Secret says
+// (a connection string by `mask_connection`, or whole when it is null).
+std::string Displayable(const Setting& setting, std::string_view text,
+                        const ConnectionMasker& mask_connection = nullptr);
 
 // `text` as the TOML literal for `setting`: integers (and byte counts without a
 // unit) bare, everything else a quoted string.

@@ -1,10 +1,13 @@
 #include "lib/core/compaction.h"
 
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
 
+#include "lib/core/log_chain.h"
 #include "lib/core/log_reader.h"
+#include "lib/core/log_format.h"
 
 namespace kvctl::core {
 namespace {
@@ -31,27 +34,48 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
   FileSystem& fs = *input.fs;
   LiveState state;
   MergeOutput out;
-  uint64_t old_covered = 0;
 
+  // The inputs must chain like any log (log_chain.h): compaction must not
+  // fold a gap into a snapshot, where it could never be found again.
+  std::optional<NamedFile> snapshot;
   if (input.snapshot) {
-    const std::string path = JoinPath(input.dir, *input.snapshot);
+    uint64_t revision = 0;
+    if (!ParseSnapshotFileName(*input.snapshot, &revision)) {
+      return Status::InvalidArgument(fmt::format("{} is not a snapshot file name", *input.snapshot));
+    }
+    snapshot = NamedFile{revision, *input.snapshot};
+  }
+  std::vector<NamedFile> segments;
+  for (const std::string& name : input.segments) {
+    uint64_t revision = 0;
+    if (!ParseSegmentFileName(name, &revision)) {
+      return Status::InvalidArgument(fmt::format("{} is not a segment file name", name));
+    }
+    segments.push_back({revision, name});
+  }
+  LogChain chain = LogChain::Plan(snapshot, segments, input.dir);
+
+  if (snapshot) {
+    const std::string path = JoinPath(input.dir, snapshot->name);
     auto contents = fs.MapFile(path);
     if (!contents) return contents.error();
-    auto scan = ScanSnapshot((*contents)->bytes(), path, [&](const LogRecord& r) {
+    auto scan = ScanSnapshot((*contents)->bytes(), path, snapshot->revision, [&](const LogRecord& r) {
       Apply(state, r);
       return Status::Ok();
     });
     if (!scan) return scan.error();
-    old_covered = scan->covered_revision;
     out.records_read += scan->records;
   }
 
-  for (const std::string& name : input.segments) {
-    const std::string path = JoinPath(input.dir, name);
+  // Segments the snapshot covers (ones a crash or a failed removal kept)
+  // add nothing: they are skipped.
+  for (const NamedFile& segment : chain.segments()) {
+    const std::string path = JoinPath(input.dir, segment.name);
+    if (Status s = chain.Enter(segment); !s.ok()) return s;
     auto bytes = fs.ReadFile(path);
     if (!bytes) return bytes.error();
-    auto scan = ScanSegment(*bytes, 0, [&](const LogRecord& r) {
-      if (r.revision > old_covered) Apply(state, r);
+    auto scan = ScanSegment(*bytes, segment.revision, [&](const LogRecord& r) {
+      Apply(state, r);
       return Status::Ok();
     });
     if (!scan) return scan.error();
@@ -61,6 +85,7 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
           "keeps running; restore the data dir from a backup before its next start",
           path, scan->damage.offset, scan->damage.reason));
     }
+    chain.Leave(scan->last_revision);
     if (scan->last_revision > input.covered_revision) {
       return Status::Corruption(fmt::format(
           "{} holds revision {}, past the {} compaction was told it covers; compaction changed "
@@ -68,6 +93,12 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
           path, scan->last_revision, input.covered_revision));
     }
     out.records_read += scan->records;
+  }
+  if (chain.next_revision() != input.covered_revision + 1) {
+    return Status::Corruption(fmt::format(
+        "compaction was told its inputs end at revision {}, but they end at {}; compaction changed "
+        "nothing",
+        input.covered_revision, chain.next_revision() - 1));
   }
 
   std::vector<SnapshotEntry> entries;

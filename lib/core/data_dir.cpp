@@ -7,12 +7,6 @@
 
 namespace kvctl::core {
 
-size_t DataDirFiles::CoveredSegments(uint64_t covered) const {
-  size_t n = 0;
-  while (n + 1 < segments.size() && segments[n + 1].revision <= covered + 1) ++n;
-  return n;
-}
-
 Result<DataDirFiles> ListDataDir(FileSystem& fs, const std::string& dir) {
   auto names = fs.ListDir(dir);
   if (!names) return names.error();

@@ -1,6 +1,7 @@
 // What a data dir holds, read from its file names: log segments (named by
-// their first revision), snapshots (named by the revision they cover), temp
-// files left by a crash, and which segments a snapshot makes redundant.
+// their first revision), snapshots (named by the revision they cover), and
+// temp files left by a crash. Which of them a reader uses, and whether they
+// chain, is log_chain.h's.
 //
 // Thread safety: no shared state.
 #pragma once
@@ -29,10 +30,6 @@ struct DataDirFiles {
 
   const NamedFile* latest_snapshot() const { return snapshots.empty() ? nullptr : &snapshots.back(); }
   uint64_t covered_revision() const { return snapshots.empty() ? 0 : snapshots.back().revision; }
-  // How many leading segments hold only revisions <= `covered`: those whose
-  // successor starts at or below covered + 1. The newest segment never
-  // counts, as nothing after it bounds what it holds.
-  size_t CoveredSegments(uint64_t covered) const;
 };
 
 // Lists `dir`. Names it does not know are left alone (and not reported).

@@ -11,6 +11,7 @@
 
 #include "lib/core/compaction.h"
 #include "lib/core/data_dir.h"
+#include "lib/core/log_chain.h"
 #include "lib/core/log_reader.h"
 #include "lib/core/snapshot.h"
 
@@ -53,79 +54,57 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
   std::lock_guard lock(mu_);
   auto listed = ListDataDir(fs, options_.dir);
   if (!listed) return listed.error();
-  DataDirFiles& files = *listed;
+  LogChain chain = LogChain::Plan(*listed, options_.dir);
 
-  for (const std::string& name : files.temp_files) {
-    // A segment or snapshot that was being made when the process died: it
-    // was never renamed into place, so nothing depends on it.
-    if (Status s = RemoveRedundant(name, "unfinished file left by a crash"); !s.ok()) return s;
+  // Everything is read and checked before anything is changed: a log that
+  // does not chain, or is damaged anywhere but at its tail, is refused with
+  // every file as it was (no redundant file removed, no tail cut).
+  if (const auto& snapshot = chain.snapshot()) {
+    if (Status s = LoadSnapshot(*snapshot, sink, report); !s.ok()) return s;
   }
-  if (const NamedFile* snapshot = files.latest_snapshot()) {
-    if (Status s = LoadSnapshot(snapshot->name, sink, report); !s.ok()) return s;
-    for (size_t i = 0; i + 1 < files.snapshots.size(); ++i) {
-      if (Status s = RemoveRedundant(files.snapshots[i].name, "snapshot replaced by a newer one");
-          !s.ok()) {
-        return s;
-      }
-    }
-  }
-  // Segments a snapshot covers are left only by a crash in mid-compaction.
-  const size_t covered = files.CoveredSegments(files.covered_revision());
-  for (size_t i = 0; i < covered; ++i) {
-    if (Status s = RemoveRedundant(files.segments[i].name, "segment covered by the snapshot"); !s.ok()) {
-      return s;
-    }
-  }
-  std::vector<NamedFile> segments(files.segments.begin() + static_cast<std::ptrdiff_t>(covered),
-                                  files.segments.end());
-  last_revision_ = files.covered_revision();
-
-  bool reopen_newest = !segments.empty();
+  if (Status s = chain.CheckSnapshotFollowed(); !s.ok()) return s;
+  last_revision_ = chain.covered_revision();
+  const std::vector<NamedFile>& segments = chain.segments();
+  std::vector<std::pair<std::string, uint64_t>> zero_tails;  // path, where the records end
   for (size_t i = 0; i < segments.size(); ++i) {
     const bool newest = i + 1 == segments.size();
     const std::string path = JoinPath(options_.dir, segments[i].name);
+    if (Status s = chain.Enter(segments[i]); !s.ok()) return s;
     auto bytes = fs.ReadFile(path);
     if (!bytes) return bytes.error();
-
-    if (newest && bytes->empty()) {
-      // Created but its header never reached the disk: it holds nothing.
-      if (Status s = fs.Remove(path); !s.ok()) return s;
-      options_.logger->Warn("removed empty newest segment", {{"file", path}});
-      reopen_newest = false;
-      break;
-    }
-
-    uint64_t first_in_segment = 0;
-    auto scan = ScanSegment(*bytes, last_revision_, [&](const LogRecord& record) -> Status {
-      if (first_in_segment == 0) first_in_segment = record.revision;
-      return sink(record);
-    });
-    if (!scan) return scan.error();
-    if (first_in_segment != 0 && first_in_segment < segments[i].revision) {
+    if (bytes->empty()) {
+      // Not a crash in progress: a segment's header is synced before the
+      // file is renamed into place. Its records, if it had any, are gone.
       return Status::Corruption(fmt::format(
-          "{} holds revision {}, below the first revision its name promises; the data dir has "
-          "been tampered with or mixed with another one",
-          path, first_in_segment));
+          "corrupt log: {} is empty, not even a segment header; a segment is only renamed into "
+          "place with its header on disk, so it was truncated later and what it held (revisions "
+          "from {} on) is lost. kvctl will not start on it: restore the data dir from a backup, "
+          "or, to go on without those revisions, move the file out of {}",
+          path, segments[i].revision, options_.dir));
     }
-
+    auto scan = ScanSegment(*bytes, segments[i].revision, sink);
+    if (!scan) return scan.error();
     const SegmentDamage& damage = scan->damage;
+    if (damage.found && (!newest || damage.valid_record_after || damage.offset < kSegmentHeaderSize)) {
+      return Status::Corruption(fmt::format(
+          "corrupt log: {} at offset {}: {}{}; kvctl will not start on a log it cannot trust. "
+          "Restore the data dir from a backup, or, to keep only what precedes the damage, move "
+          "this segment and every later one out of {} (writes after offset {} are then lost)",
+          path, damage.offset, damage.reason,
+          damage.valid_record_after ? " (valid records follow it, so this is not a torn write)" : "",
+          options_.dir, damage.offset));
+    }
+    chain.Leave(scan->last_revision);
     if (damage.found) {
-      if (!newest || damage.valid_record_after || damage.offset < kSegmentHeaderSize) {
-        return Status::Corruption(fmt::format(
-            "corrupt log: {} at offset {}: {}{}; kvctl will not start on a log it cannot trust. "
-            "Restore the data dir from a backup, or, to keep only what precedes the damage, move "
-            "this segment and every later one out of {} (writes after offset {} are then lost)",
-            path, damage.offset, damage.reason,
-            damage.valid_record_after ? " (valid records follow it, so this is not a torn write)" : "",
-            options_.dir, damage.offset));
-      }
-      // The copy keeps any preallocated zeros too (at most a MiB): which
-      // zeros the torn write left cannot be told apart from them.
+      // The newest segment, the last file read: the whole chain holds, so
+      // its tail may be mended now. The copy keeps any preallocated zeros
+      // too (at most a MiB): which zeros the torn write left cannot be told
+      // apart from them.
       if (Status s = RepairTornTail(path, *bytes, damage.offset, report); !s.ok()) return s;
     } else if (scan->zero_tail_bytes > 0) {
       // Preallocated and never written: the log was not closed (a crash,
-      // kill -9). Appends resume where the records end.
-      if (Status s = fs.Truncate(path, scan->valid_bytes); !s.ok()) return s;
+      // kill -9), or a seal could not cut them. Cut once all is read.
+      zero_tails.push_back({path, scan->valid_bytes});
     }
     last_revision_ = scan->last_revision;
     report->records += scan->records;
@@ -139,8 +118,27 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
   }
   report->last_revision = last_revision_;
 
-  if (!reopen_newest) {
-    segments_ = sealed_.size();
+  // What a crash left that nothing depends on: files being made (never
+  // renamed into place), snapshots a newer one replaced, and segments the
+  // snapshot covers (a crash in mid-compaction).
+  for (const std::string& name : listed->temp_files) {
+    if (Status s = RemoveRedundant(name, "unfinished file left by a crash"); !s.ok()) return s;
+  }
+  for (size_t i = 0; i + 1 < listed->snapshots.size(); ++i) {
+    if (Status s = RemoveRedundant(listed->snapshots[i].name, "snapshot replaced by a newer one"); !s.ok()) {
+      return s;
+    }
+  }
+  for (const NamedFile& segment : chain.covered()) {
+    if (Status s = RemoveRedundant(segment.name, "segment covered by the snapshot"); !s.ok()) return s;
+  }
+  // Appends resume where the records end.
+  for (const auto& [path, records_end] : zero_tails) {
+    if (Status s = fs.Truncate(path, records_end); !s.ok()) return s;
+  }
+
+  if (segments.empty()) {
+    segments_ = 0;
     if (Status s = OpenNewSegmentLocked(last_revision_ + 1); !s.ok()) return s;
   } else {
     active_name_ = segments.back().name;
@@ -154,14 +152,15 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
   return Status::Ok();
 }
 
-Status FileLog::LoadSnapshot(const std::string& name, const RecordSink& sink, RecoveryReport* report) {
+Status FileLog::LoadSnapshot(const NamedFile& snapshot, const RecordSink& sink, RecoveryReport* report) {
+  const std::string& name = snapshot.name;
   const std::string path = JoinPath(options_.dir, name);
   // Mapped: a snapshot is never written again once in place (a compaction
   // replaces it by renaming a new file over a new name).
   auto contents = options_.fs->MapFile(path);
   if (!contents) return contents.error();
   const std::string_view bytes = (*contents)->bytes();
-  auto scan = ScanSnapshot(bytes, path, sink);
+  auto scan = ScanSnapshot(bytes, path, snapshot.revision, sink);
   if (!scan) return scan.error();
   snapshot_name_ = name;
   snapshot_bytes_ = bytes.size();
@@ -205,16 +204,21 @@ Status FileLog::RepairTornTail(const std::string& path, const std::string& bytes
   return Status::Ok();
 }
 
-Status FileLog::OpenNewSegmentLocked(uint64_t first_revision) {
-  FileSystem& fs = *options_.fs;
-  const std::string name = SegmentFileName(first_revision);
-  const std::string path = JoinPath(options_.dir, name);
+Status CreateSegment(FileSystem& fs, const std::string& dir, uint64_t first_revision) {
+  const std::string path = JoinPath(dir, SegmentFileName(first_revision));
   const std::string temp = path + std::string(kTempSuffix);
   std::string header;
   AppendSegmentHeader(&header);
   if (Status s = fs.WriteFile(temp, header); !s.ok()) return s;
   if (Status s = fs.Rename(temp, path); !s.ok()) return s;
-  if (Status s = fs.SyncDir(options_.dir); !s.ok()) return s;
+  return fs.SyncDir(dir);
+}
+
+Status FileLog::OpenNewSegmentLocked(uint64_t first_revision) {
+  FileSystem& fs = *options_.fs;
+  const std::string name = SegmentFileName(first_revision);
+  const std::string path = JoinPath(options_.dir, name);
+  if (Status s = CreateSegment(fs, options_.dir, first_revision); !s.ok()) return s;
   auto file = fs.OpenAppendable(path);
   if (!file) return file.error();
   active_ = std::move(*file);

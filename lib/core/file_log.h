@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "lib/core/change_log.h"
+#include "lib/core/data_dir.h"
 #include "lib/core/file_system.h"
 #include "lib/core/fsync_policy.h"
 #include "lib/core/logger.h"
@@ -81,6 +82,12 @@ struct FileLogStats {
   uint64_t reclaimed_bytes = 0;  // by compactions, in total
 };
 
+// Creates an empty segment (its header only) named for `first_revision` in
+// `dir` the safe way: a temp file with the header, synced, renamed into
+// place, the directory synced. What FileLog does at each cut; a copy of a
+// compacted history makes the segment that follows its snapshot with it.
+Status CreateSegment(FileSystem& fs, const std::string& dir, uint64_t first_revision);
+
 class FileLog final : public ChangeLog {
  public:
   using RecordSink = std::function<Status(const LogRecord&)>;
@@ -110,7 +117,7 @@ class FileLog final : public ChangeLog {
 
   FileLog(FileLogOptions options, std::unique_ptr<FileLock> lock);
   Status Recover(const RecordSink& sink, RecoveryReport* report);
-  Status LoadSnapshot(const std::string& name, const RecordSink& sink, RecoveryReport* report);
+  Status LoadSnapshot(const NamedFile& snapshot, const RecordSink& sink, RecoveryReport* report);
   Status RemoveRedundant(const std::string& name, std::string_view why);
   Status RepairTornTail(const std::string& name, const std::string& bytes, uint64_t offset,
                         RecoveryReport* report);

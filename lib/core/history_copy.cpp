@@ -28,9 +28,12 @@ class DataDirWriter {
     snapshot_.push_back({std::string(r.key), std::string(r.value), r.revision});
   }
 
-  // The snapshot goes in first, then the log is opened after it.
+  // A compacted history starts as compaction leaves one: the segment that
+  // follows the snapshot, then the snapshot (log_chain.h); the log is
+  // opened after them.
   Status Begin(uint64_t covered_revision) {
     if (covered_revision > 0) {
+      if (Status s = CreateSegment(fs_, dir_, covered_revision + 1); !s.ok()) return s;
       std::vector<SnapshotEntry> entries;
       entries.reserve(snapshot_.size());
       for (const OwnedRecord& r : snapshot_) entries.push_back({r.key, r.value, r.revision});

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "lib/core/data_dir.h"
+#include "lib/core/log_chain.h"
 #include "lib/core/log_reader.h"
 #include "lib/core/snapshot.h"
 
@@ -18,8 +19,9 @@ namespace {
 constexpr int kOpenAttempts = 5;
 
 struct OpenedFiles {
+  LogChain chain;
   std::unique_ptr<ReadableFile> snapshot;
-  std::vector<std::unique_ptr<ReadableFile>> segments;  // oldest first
+  std::vector<std::unique_ptr<ReadableFile>> segments;  // chain.segments(), opened
 };
 
 Result<OpenedFiles> OpenConsistentSet(FileSystem& fs, const std::string& dir) {
@@ -33,21 +35,20 @@ Result<OpenedFiles> OpenConsistentSet(FileSystem& fs, const std::string& dir) {
       return Status::InvalidArgument(fmt::format(
           "{} holds no kvctl log (no *.log or *.snapshot files); give the server's --data-dir", dir));
     }
-    OpenedFiles opened;
+    OpenedFiles opened{LogChain::Plan(*listed, dir), nullptr, {}};
     bool vanished = false;
     auto open = [&](const std::string& name) -> Result<std::unique_ptr<ReadableFile>> {
       auto file = fs.OpenReadable(JoinPath(dir, name));
       if (!file && file.error().IsNotFound()) vanished = true;
       return file;
     };
-    if (const NamedFile* snapshot = listed->latest_snapshot()) {
+    if (const auto& snapshot = opened.chain.snapshot()) {
       auto file = open(snapshot->name);
       if (!file && !vanished) return file.error();
       if (file) opened.snapshot = std::move(*file);
     }
-    for (size_t i = listed->CoveredSegments(listed->covered_revision());
-         i < listed->segments.size() && !vanished; ++i) {
-      auto file = open(listed->segments[i].name);
+    for (size_t i = 0; i < opened.chain.segments().size() && !vanished; ++i) {
+      auto file = open(opened.chain.segments()[i].name);
       if (!file && !vanished) return file.error();
       if (file) opened.segments.push_back(std::move(*file));
     }
@@ -66,6 +67,7 @@ Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& si
   *report = {};
   auto opened = OpenConsistentSet(fs, dir);
   if (!opened) return opened.error();
+  LogChain& chain = opened->chain;
 
   if (opened->snapshot) {
     auto bytes = opened->snapshot->ReadAll();
@@ -73,7 +75,7 @@ Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& si
     // History order: a snapshot holds its records in key order (version 1
     // in revision order, which the sort keeps).
     std::vector<LogRecord> records;
-    auto scan = ScanSnapshot(*bytes, opened->snapshot->path(), [&](const LogRecord& r) {
+    auto scan = ScanSnapshot(*bytes, opened->snapshot->path(), chain.covered_revision(), [&](const LogRecord& r) {
       records.push_back(r);
       return Status::Ok();
     });
@@ -88,22 +90,28 @@ Status ReadHistory(FileSystem& fs, const std::string& dir, const HistorySink& si
     report->bytes += bytes->size();
     report->covered_revision = report->last_revision = scan->covered_revision;
   }
+  if (Status s = chain.CheckSnapshotFollowed(); !s.ok()) return s;
 
   for (size_t i = 0; i < opened->segments.size(); ++i) {
     ReadableFile& file = *opened->segments[i];
+    const NamedFile& named = chain.segments()[i];
     const bool newest = i + 1 == opened->segments.size();
+    if (Status s = chain.Enter(named); !s.ok()) return s;
     auto bytes = file.ReadAll();
     if (!bytes) return bytes.error();
     ++report->files;
-    if (newest && bytes->empty()) {
-      report->incomplete_tail = true;
-      report->tail_file = file.path();
-      report->tail_reason = "the newest segment is empty (being created, or left by a crash)";
-      break;
+    if (bytes->empty()) {
+      // A segment is renamed into place with its header synced: an empty
+      // one was truncated afterwards (log_format.h).
+      return Status::Corruption(fmt::format(
+          "corrupt log: {} is empty, not even a segment header: it was truncated after it was "
+          "made, and what it held (revisions from {} on) is lost; {} records before it verified. "
+          "Restore the data dir from a backup; a server refuses to start on it",
+          file.path(), named.revision, report->records));
     }
-    auto scan = ScanSegment(*bytes, report->last_revision,
-                            [&](const LogRecord& r) { return sink(r, false); });
+    auto scan = ScanSegment(*bytes, named.revision, [&](const LogRecord& r) { return sink(r, false); });
     if (!scan) return scan.error();
+    chain.Leave(scan->last_revision);
     report->records += scan->records;
     report->bytes += scan->valid_bytes;
     report->last_revision = scan->last_revision;

@@ -38,6 +38,27 @@
 // record after it, is a torn write left by a crash; any other failure is
 // corruption. Segments other than the newest are synced in full before the
 // next one is created, so they never legitimately end in a torn write.
+//
+// The chain (log_chain.h). Every change takes the next revision and is one
+// record, so the files of a data dir hold every revision once, with no gap:
+// - the snapshot (snapshot.h) named R holds R as its covered revision in its
+//   header (0 and no snapshot before the first compaction);
+// - the segments after it are named R + 1 (1 without a snapshot), then
+//   each one past the last revision of the segment before it;
+// - inside a segment, the first record carries the revision its name
+//   gives, and each next record the revision after;
+// - a snapshot is always followed by a segment: compaction cuts the log
+//   (making segment R + 1) before it writes the snapshot;
+// - segments named at or below R are left by a crash in mid-compaction and
+//   hold nothing the snapshot does not: they are never read, and are
+//   removed once the rest has been read and found whole.
+// A segment moved away or deleted, a snapshot the segments rely on gone, a
+// file renamed or brought in from another data dir all break the chain,
+// which every reader (recovery, compaction, replay) checks before it acts:
+// corruption, naming the missing revisions and the files around them.
+// So is a newest segment of zero bytes: a segment is only renamed into
+// place with its header synced, so an empty one was truncated later, not
+// left by a crash while it was made.
 #pragma once
 
 #include <cstddef>

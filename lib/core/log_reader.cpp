@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 namespace kvctl::core {
 namespace {
 
@@ -22,12 +24,28 @@ size_t ZeroTailStart(std::string_view bytes) {
   return end;
 }
 
+// Why a sound record does not continue the chain (log_format.h).
+std::string ChainBreak(uint64_t revision, uint64_t expected, bool first_in_segment) {
+  if (first_in_segment) {
+    return fmt::format(
+        "the first record holds revision {} but the file is named for revision {} (a renamed "
+        "segment, or one from another data dir)",
+        revision, expected);
+  }
+  if (revision < expected) {
+    return fmt::format("record revision {} does not increase (the one before is {})", revision,
+                       expected - 1);
+  }
+  return fmt::format("record revision {} follows {}: revisions {} to {} are missing", revision,
+                     expected - 1, expected, revision - 1);
+}
+
 }  // namespace
 
-Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t after_revision,
+Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t first_revision,
                                 const std::function<Status(const LogRecord&)>& on_record) {
   SegmentScan scan;
-  scan.last_revision = after_revision;
+  scan.last_revision = first_revision - 1;
   if (std::string why = CheckSegmentHeader(bytes); !why.empty()) {
     scan.damage = {true, 0, std::move(why), AnyValidRecordFrom(bytes, 0)};
     return scan;
@@ -54,8 +72,8 @@ Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t after_revision,
       }
       break;
     }
-    if (parsed.record.revision <= scan.last_revision) {
-      scan.damage = {true, at, "record revision does not increase", true};
+    if (const uint64_t expected = scan.last_revision + 1; parsed.record.revision != expected) {
+      scan.damage = {true, at, ChainBreak(parsed.record.revision, expected, scan.records == 0), true};
       break;
     }
     if (Status s = on_record(parsed.record); !s.ok()) return s;

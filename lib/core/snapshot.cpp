@@ -130,6 +130,7 @@ Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir
 }
 
 Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& path,
+                                  uint64_t named_revision,
                                   const std::function<Status(const LogRecord&)>& on_record) {
   if (bytes.size() < kSnapshotHeaderSize + kSnapshotFooterSize) {
     return Damaged(path, 0, fmt::format("{} bytes is too short for a snapshot", bytes.size()));
@@ -153,6 +154,16 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
 
   SnapshotScan scan;
   scan.covered_revision = GetU64(p + 16);
+  if (scan.covered_revision != named_revision) {
+    // The name is what readers chain the segments to (log_format.h): a
+    // snapshot renamed to a higher revision would make segments it does not
+    // hold look covered, and a lower one would hide revisions.
+    return Status::Corruption(fmt::format(
+        "corrupt log: {} covers revision {}, but its name says {}: the file was renamed, or "
+        "comes from another data dir. kvctl will not start on it: give it back its name ({}), or "
+        "restore the data dir from a backup",
+        path, scan.covered_revision, named_revision, SnapshotFileName(scan.covered_revision)));
+  }
   scan.version = version;
   const bool key_order = version == kSnapshotVersion;
   uint64_t last_revision = 0;

@@ -82,8 +82,11 @@ struct SnapshotScan {
 };
 
 // Verifies every check of a whole snapshot file and calls `on_record` for
-// each record in file order. Corruption names `path` and the offset.
+// each record in file order. Corruption names `path` and the offset; also
+// when the revision it covers is not `named_revision`, the one its file
+// name gives.
 Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& path,
+                                  uint64_t named_revision,
                                   const std::function<Status(const LogRecord&)>& on_record);
 
 }  // namespace kvctl::core

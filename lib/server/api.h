@@ -41,6 +41,7 @@
 #include "lib/server/log_throttle.h"
 #include "lib/server/metrics.h"
 #include "lib/server/rate_limiter.h"
+#include "lib/server/request_log.h"
 
 namespace kvctl::server {
 
@@ -62,8 +63,8 @@ struct ApiOptions {
   // Requests per second and bucket size per client; rate 0 turns it off.
   double rate_limit = 0;
   double rate_burst = 0;
-  // Where each request is logged; null: nowhere.
-  core::Logger* request_logger = nullptr;
+  // Where requests are logged, and which (request_log.h); null: nowhere.
+  const RequestLog* request_logger = nullptr;
   // Where other events are logged (failed TLS handshakes); null: nowhere.
   core::Logger* logger = nullptr;
 };

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "lib/core/store.h"
+#include "lib/server/data_dir_access.h"
 
 namespace kvctl::server {
 namespace {
@@ -12,6 +13,15 @@ namespace {
 // 127.0.0.0/8, ::1 and localhost: only this host can connect.
 bool IsLoopback(std::string_view host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
+}
+
+// For the "listening" line: which requests will be logged.
+std::string RequestLogSummary(const RequestLogPolicy& p) {
+  using Mode = RequestLogPolicy::Mode;
+  if (p.mode == Mode::kOff) return "off";
+  const auto slow_ms = std::chrono::duration_cast<std::chrono::milliseconds>(p.slow).count();
+  const std::string slow = p.slow.count() > 0 ? fmt::format(" and slower than {}ms", slow_ms) : "";
+  return p.mode == Mode::kAll ? "every request" : "5xx answers" + slow;
 }
 
 }  // namespace
@@ -25,6 +35,14 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
   std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
   ServeOptions& o = server->options_;
   o.log.logger = &logger;
+  // Everything that can be found wrong without writing is checked before
+  // the data dir is created or recovered: its kind and permissions, then
+  // the address and the TLS files (Bind). A server that cannot start
+  // leaves no directory behind and does not spend a recovery on nothing.
+  if (o.log.fs == nullptr) {
+    if (core::Status s = CheckDataDirAccess(o.log.dir); !s.ok()) return s;
+  }
+  if (core::Status s = server->Bind(); !s.ok()) return s;
   StorageMetrics& storage_metrics = server->storage_metrics_;
   server->timed_fs_ = std::make_unique<TimedFileSystem>(
       o.log.fs != nullptr ? *o.log.fs : core::PosixFileSystem(), storage_metrics);
@@ -73,37 +91,57 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::Kv
                                                         core::Logger& logger) {
   std::unique_ptr<KvServer> server(new KvServer(std::move(options), logger));
   server->store_ = std::move(store);
+  if (core::Status s = server->Bind(); !s.ok()) return s;
   if (core::Status s = server->Listen(); !s.ok()) return s;
   return server;
 }
 
+core::Status KvServer::Bind() {
+  TlsOptions& tls = options_.http.tls;
+  tls.logger = &logger_;
+  if (tls.enabled() && !tls.client_ca_file.empty() && !tls.client_crl_file.empty()) {
+    auto trust = ClientTrust::Load(tls.client_ca_file, tls.client_crl_file, &logger_);
+    if (!trust) return trust.error();
+    client_trust_ = std::move(*trust);
+    tls.client_trust = client_trust_;
+  }
+  // The handlers reach the API through this server: it is made by Listen(),
+  // once the store is open, and requests are only read (and handshakes
+  // made) after Run() starts.
+  options_.http.on_tls_failure = [this](std::string_view remote, TlsFailure why, std::string_view detail) {
+    api_->TlsHandshakeFailed(remote, why, detail);
+  };
+  http_ = std::make_unique<HttpServer>(
+      options_.http, [this](const HttpRequest& r) { return api_->Handle(r); },
+      [this](int status, std::string_view problem, std::string_view remote) {
+        return api_->Refused(status, problem, remote);
+      });
+  http_->set_admitter([this](HttpRequest& r) { return api_->Admit(r); });
+  http_->set_async_handler(
+      [this](HttpRequest& r, HttpServer::Reply reply) { return api_->HandleWriteAsync(r, std::move(reply)); });
+  return http_->Bind();
+}
+
 core::Status KvServer::Listen() {
   ServeOptions& o = options_;
-  o.api.request_logger = o.log_requests ? &logger_ : nullptr;
+  if (o.request_log.mode != RequestLogPolicy::Mode::kOff) {
+    request_log_ = std::make_unique<RequestLog>(logger_, o.request_log);
+  }
+  o.api.request_logger = request_log_.get();
   o.api.logger = &logger_;
   const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
   const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
   api_ = std::make_unique<KvApi>(*store_, o.api);
-  KvApi* api = api_.get();
-  o.http.on_tls_failure = [api](std::string_view remote, TlsFailure why, std::string_view detail) {
-    api->TlsHandshakeFailed(remote, why, detail);
-  };
-  http_ = std::make_unique<HttpServer>(
-      o.http, [api](const HttpRequest& r) { return api->Handle(r); },
-      [api](int status, std::string_view problem, std::string_view remote) {
-        return api->Refused(status, problem, remote);
-      });
-  http_->set_admitter([api](HttpRequest& r) { return api->Admit(r); });
-  http_->set_async_handler(
-      [api](HttpRequest& r, HttpServer::Reply reply) { return api->HandleWriteAsync(r, std::move(reply)); });
-  if (core::Status s = http_->Bind(); !s.ok()) return s;
   const bool loopback = IsLoopback(o.http.host);
   logger_.Info("listening",
                {{"addr", fmt::format("{}:{}", o.http.host, http_->port())},
                 {"scheme", o.http.tls.enabled() ? "https" : "http"},
-                {"client_certs", o.http.tls.client_ca_file.empty() ? "not asked for" : "required"},
+                {"client_certs", o.http.tls.client_ca_file.empty() ? "not asked for"
+                                 : client_trust_ != nullptr          ? "required, revocation checked"
+                                                                     : "required"},
                 {"auth", auth_on ? fmt::format("on ({} identities)", identities) : "off"},
                 {"ratelimit", o.api.rate_limit > 0 ? fmt::format("{}/s per client", o.api.rate_limit) : "off"},
+                {"request_log", RequestLogSummary(o.request_log)},
                 {"reachable_from", loopback ? "this host only (loopback; set server.listen to serve others)"
                                             : "other hosts"},
                 {"threads", std::to_string(o.http.threads)}});
@@ -129,5 +167,13 @@ core::Status KvServer::Run() {
 }
 
 void KvServer::Shutdown() { http_->Stop(); }
+
+core::Status KvServer::Reload() {
+  if (client_trust_ == nullptr) {
+    logger_.Info("reload asked for: nothing to reread (only tls.client_crl is reread)");
+    return core::Status::Ok();
+  }
+  return client_trust_->Reload();
+}
 
 }  // namespace kvctl::server

@@ -1,9 +1,11 @@
 // `kvctl serve` as a library: open a store, serve the HTTP API over it, shut
 // down cleanly. The command line (signals, config) is cmd's job.
 //
-// Lifecycle: Open() (file backend: recovery; Corruption names file and
-// offset, Busy when the data dir or the address is taken) or Serve() (a
-// store opened elsewhere, e.g. PostgreSQL) -> Run() blocks serving ->
+// Lifecycle: Open() (file backend: checks the data dir can be used, binds
+// the address, then recovers; InvalidArgument for a data dir that is not a
+// writable directory, Busy when the address or the data dir is taken,
+// Corruption naming file and offset) or Serve() (a store opened elsewhere,
+// e.g. PostgreSQL) -> Run() blocks serving ->
 // Shutdown() from another thread stops accepting, lets in-flight requests
 // finish, then Run() closes the store (commits, syncs) and returns.
 #pragma once
@@ -17,6 +19,7 @@
 #include "lib/core/logger.h"
 #include "lib/server/api.h"
 #include "lib/server/http_server.h"
+#include "lib/server/request_log.h"
 #include "lib/server/storage_metrics.h"
 
 namespace kvctl::server {
@@ -27,7 +30,7 @@ struct ServeOptions {
   core::AutoCompactionPolicy compaction;  // file backend
   HttpServerOptions http;
   ApiOptions api;
-  bool log_requests = true;  // one log line per request (log.requests)
+  RequestLogPolicy request_log;  // which requests get a log line (log.requests)
 };
 
 class KvServer {
@@ -44,10 +47,17 @@ class KvServer {
   // if any, is returned (a failed final sync is not success).
   core::Status Run();
   void Shutdown();
+  // Rereads the files that may change while serving (on SIGHUP): the client
+  // certificate revocation list (tls.client_crl). On failure the old one
+  // stays; the reason is logged and returned. Any thread.
+  core::Status Reload();
 
  private:
   KvServer(ServeOptions options, core::Logger& logger);
-  // Builds the API over store_ and binds the listening socket.
+  // Makes the transport and binds the listening socket (and loads the TLS
+  // files); connections wait in the backlog until Run().
+  core::Status Bind();
+  // Builds the API over store_ for the bound transport.
   core::Status Listen();
 
   ServeOptions options_;
@@ -56,7 +66,9 @@ class KvServer {
   StorageMetrics storage_metrics_;                  // file backend only
   std::unique_ptr<TimedFileSystem> timed_fs_;       // file backend only
   std::unique_ptr<core::KvStore> store_;
+  std::shared_ptr<ClientTrust> client_trust_;             // with tls.client_crl only
   std::unique_ptr<core::AutoCompactor> auto_compactor_;  // file backend only
+  std::unique_ptr<RequestLog> request_log_;              // null: log.requests = "off"
   std::unique_ptr<KvApi> api_;
   std::unique_ptr<HttpServer> http_;
 };

@@ -38,10 +38,13 @@ void RateLimiter::SweepLocked(Shard& shard, Clock::time_point now) const {
   shard.last_sweep = now;
 }
 
-size_t RateLimiter::clients() const {
+size_t RateLimiter::clients(Clock::time_point now) {
   size_t n = 0;
-  for (const Shard& s : shards_) {
+  for (Shard& s : shards_) {
     std::lock_guard lock(s.mu);
+    // Counting visits every bucket anyway: sweeping on the way costs
+    // nothing more, and a shard with no traffic would keep its idle ones.
+    SweepLocked(s, now);
     n += s.buckets.size();
   }
   return n;

@@ -5,8 +5,11 @@
 // Buckets live in a few independently locked shards, so clients rarely
 // wait on each other. A bucket that has been idle long enough to refill is
 // indistinguishable from a new one, so it is dropped: a shard sweeps out
-// such buckets at most once per refill period, and memory follows the
-// number of recently active clients, not of all clients ever seen.
+// such buckets at most once per refill period when it is used, and every
+// shard is swept when clients() counts them (each /metrics scrape), so
+// memory follows the number of recently active clients, not of all
+// clients ever seen, and the count is of live buckets only, even for
+// shards no request has touched since their clients went quiet.
 //
 // Thread safety: all methods may be called from any thread.
 #pragma once
@@ -36,8 +39,10 @@ class RateLimiter {
     return Acquire(client, Clock::now());
   }
 
-  // Buckets held now (clients seen within about one refill period).
-  size_t clients() const;
+  // Clients seen within one refill period (burst / rate): the buckets
+  // that are not yet full again. Drops the others.
+  size_t clients(Clock::time_point now);
+  size_t clients() { return clients(Clock::now()); }
 
  private:
   struct Bucket {

@@ -31,8 +31,9 @@ std::string RequestIdFor(const HttpRequest& request) {
   return id;
 }
 
-void LogRequest(core::Logger& logger, const RequestEvent& e) {
-  const core::LogLevel level = e.status >= 500 ? core::LogLevel::kError : core::LogLevel::kInfo;
+namespace {
+
+void Write(core::Logger& logger, core::LogLevel level, const RequestEvent& e) {
   if (!logger.Enabled(level)) return;
   std::vector<core::LogField> fields;
   fields.reserve(12);
@@ -50,6 +51,16 @@ void LogRequest(core::Logger& logger, const RequestEvent& e) {
   if (!e.error_code.empty()) fields.emplace_back("error", std::string(e.error_code));
   if (!e.cause.empty()) fields.emplace_back("cause", std::string(e.cause));
   logger.Log(level, "request", fields);
+}
+
+}  // namespace
+
+void LogRequest(const RequestLog& log, const RequestEvent& e) {
+  if (!log.Wants(e.status, e.duration)) return;
+  const core::LogLevel level = e.status >= 500      ? core::LogLevel::kError
+                               : log.IsSlow(e.duration) ? core::LogLevel::kWarn
+                                                        : core::LogLevel::kInfo;
+  Write(log.logger(), level, e);
 }
 
 }  // namespace kvctl::server

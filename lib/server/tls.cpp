@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <openssl/x509err.h>
 
 #include <cerrno>
@@ -25,6 +26,39 @@ core::Status CheckReadable(std::string_view setting, const std::string& path) {
   return core::Status::Ok();
 }
 
+// At the start of each handshake: the client's certificate will be
+// verified with the trust store as it is now (the CRL reread if its file
+// changed), held by this session until it ends.
+int UseCurrentTrust(SSL* ssl, int* /*alert*/, void* arg) {
+  auto* trust = static_cast<ClientTrust*>(arg);
+  trust->ReloadIfChanged();
+  SSL_set0_verify_cert_store(ssl, trust->Acquire());
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+core::Status SetVersionsAndCiphers(SSL_CTX* ctx, const TlsOptions& o) {
+  if (o.min_version != "1.2" && o.min_version != "1.3") {
+    return core::Status::InvalidArgument(
+        fmt::format("tls.min_version = {} is not one of: 1.2, 1.3", o.min_version));
+  }
+  SSL_CTX_set_min_proto_version(ctx, o.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  // Both lists must name at least one cipher OpenSSL has; names it does not
+  // know are otherwise skipped, as in every OpenSSL program.
+  if (SSL_CTX_set_cipher_list(ctx, o.ciphers.c_str()) != 1) {
+    return core::Status::InvalidArgument(fmt::format(
+        "tls.ciphers = {} names no TLS 1.2 cipher this OpenSSL offers: {} (see openssl ciphers -v, or leave "
+        "the default)",
+        o.ciphers, tls::OpenSslReasons()));
+  }
+  if (!o.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, o.ciphersuites.c_str()) != 1) {
+    return core::Status::InvalidArgument(fmt::format(
+        "tls.ciphersuites = {} is not a list of TLS 1.3 cipher suites: {} (e.g. TLS_AES_128_GCM_SHA256, "
+        "or leave the default)",
+        o.ciphersuites, tls::OpenSslReasons()));
+  }
+  return core::Status::Ok();
+}
+
 }  // namespace
 
 core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOptions& o) {
@@ -39,6 +73,7 @@ core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOption
     return core::Status::IOError("cannot set up TLS: " + tls::OpenSslReasons());
   }
   SSL_CTX* ctx = context->get();
+  if (core::Status s = SetVersionsAndCiphers(ctx, o); !s.ok()) return s;
   if (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1) {
     return core::Status::InvalidArgument(
         fmt::format("tls.cert = {} is not a PEM certificate (chain): {}", o.cert_file, tls::OpenSslReasons()));
@@ -66,6 +101,19 @@ core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOption
     }
     SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    if (!o.client_crl_file.empty()) {
+      std::shared_ptr<ClientTrust> trust = o.client_trust;
+      if (trust == nullptr) {
+        auto loaded = ClientTrust::Load(o.client_ca_file, o.client_crl_file, o.logger);
+        if (!loaded) return loaded.error();
+        trust = std::move(*loaded);
+      }
+      // Each session verifies with the store its handshake began with; the
+      // context's own parameters ask for the CRL check on every session.
+      X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+      SSL_CTX_set_client_hello_cb(ctx, UseCurrentTrust, trust.get());
+      context->KeepAlive(std::move(trust));
+    }
     // Session resumption would need a session id context; a fresh full
     // handshake per connection is simpler and keeps the check every time.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -92,7 +92,11 @@ std::shared_ptr<Context> Context::Make(Side side) {
   return std::shared_ptr<Context>(new Context(ctx, side));
 }
 
-Context::~Context() { SSL_CTX_free(ctx_); }
+// The SSL_CTX first: its callbacks may point into what is kept.
+Context::~Context() {
+  SSL_CTX_free(ctx_);
+  kept_.clear();
+}
 
 std::unique_ptr<Stream> Stream::Make(const std::shared_ptr<Context>& context, int fd,
                                      std::string_view server_name) {

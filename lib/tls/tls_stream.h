@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -43,10 +44,15 @@ class Context {
   ssl_ctx_st* get() const { return ctx_; }
   Side side() const { return side_; }
 
+  // Keeps `owner` alive as long as the context: for what the context's
+  // callbacks were given a raw pointer to. Call before sharing the context.
+  void KeepAlive(std::shared_ptr<void> owner) { kept_.push_back(std::move(owner)); }
+
  private:
   Context(ssl_ctx_st* ctx, Side side) : ctx_(ctx), side_(side) {}
   ssl_ctx_st* ctx_;
   Side side_;
+  std::vector<std::shared_ptr<void>> kept_;
 };
 
 struct IoResult {

@@ -15,9 +15,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A running compaction may remove a file between the listing and its size:
+// it then counts as gone.
 uint64_t DirBytes(const fs::path& dir) {
   uint64_t total = 0;
-  for (const auto& e : fs::directory_iterator(dir)) total += fs::file_size(e.path());
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::error_code gone;
+    const uintmax_t size = fs::file_size(e.path(), gone);
+    if (!gone) total += size;
+  }
   return total;
 }
 

@@ -1,5 +1,8 @@
 // End-to-end tests of configuration (SPEC §4): TOML file < KVCTL_* environment
 // < flags, and errors that name the offending key and where it came from.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <doctest/doctest.h>
@@ -182,6 +185,83 @@ TEST_CASE("every fsync policy serves, and SIGTERM exits 0 with the writes kept")
     server.Restart();  // CHECKs exit 0
     HttpClient again(server.port());
     for (int i = 0; i < 20; ++i) CHECK(again.Get("k" + std::to_string(i)).body == "v" + std::to_string(i));
+  }
+}
+
+
+// ------------------------------------------------- the data dir, before anything is written
+
+TEST_CASE("a data dir that is a regular file is a configuration error: exit 2 naming the path") {
+  TempDir tmp;
+  const fs::path file = tmp / "data";
+  WriteFile(file, "not a directory\n");
+  ServerProcess server(tmp.path(), ServerOptions{file.string(), FreePort(), {}, {}});
+  auto code = server.WaitExit(std::chrono::seconds(20));
+  REQUIRE_MESSAGE(code.has_value(), "serve started on a data dir that is a file");
+  CHECK_MESSAGE(*code == 2, "exit " << *code << "; stderr:\n" << server.Stderr());
+  const std::string err = server.Stderr();
+  CHECK(err.find(file.string()) != std::string::npos);
+  CHECK(err.find("is a regular file, not a directory") != std::string::npos);
+  CHECK(IsOneErrorLine(err));
+  CHECK(ReadFile(file) == "not a directory\n");  // left as it was
+}
+
+TEST_CASE("a data dir the server's user cannot write is a configuration error: exit 2, nothing created") {
+  TempDir tmp;
+  const fs::path data = tmp / "data";
+  fs::create_directories(data);
+  const fs::path inside = data / "sub";  // to be created in a directory kvctl cannot write
+  std::vector<std::string> prefix;
+  if (::geteuid() == 0) {
+    // root may write anywhere: run as nobody, who owns nothing here.
+    REQUIRE(::chmod(tmp.path().c_str(), 0755) == 0);
+    prefix = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+  } else {
+    REQUIRE(::chmod(data.c_str(), 0555) == 0);
+  }
+  for (const fs::path& dir : {data, inside}) {
+    CAPTURE(dir);
+    ServerOptions o{dir.string(), FreePort(), {}, {}};
+    o.command_prefix = prefix;
+    ServerProcess server(tmp.path(), std::move(o));
+    auto code = server.WaitExit(std::chrono::seconds(20));
+    REQUIRE_MESSAGE(code.has_value(), "serve started on a data dir it cannot write");
+    CHECK_MESSAGE(*code == 2, "exit " << *code << "; stderr:\n" << server.Stderr());
+    const std::string err = server.Stderr();
+    CHECK(err.find(data.string() + " is not writable by uid ") != std::string::npos);
+    CHECK(err.find("chown") != std::string::npos);
+    CHECK(IsOneErrorLine(err));
+  }
+  CHECK(ListDir(data).empty());
+  ::chmod(data.c_str(), 0755);
+}
+
+TEST_CASE("serve on a busy port exits 2 before it creates or recovers the data dir") {
+  TempDir tmp;
+  KvServer other;  // holds the port
+  const fs::path data = tmp / "new" / "data";
+  ServerProcess server(tmp.path(), ServerOptions{data.string(), other.port(), {}, {}});
+  auto code = server.WaitExit(std::chrono::seconds(20));
+  REQUIRE_MESSAGE(code.has_value(), "serve started on a port in use");
+  CHECK_MESSAGE(*code == 2, "exit " << *code << "; stderr:\n" << server.Stderr());
+  CHECK(server.Stderr().find("address is in use") != std::string::npos);
+  CHECK(server.Stderr().find("recovered") == std::string::npos);
+  CHECK_FALSE(fs::exists(tmp / "new"));
+}
+
+TEST_CASE("config show masks every secret of postgres.dsn as libpq parses it, in text and JSON") {
+  for (const std::string dsn : {"host=db password=S3CRET application_name=http://x",
+                                "host=db sslpassword=S3CRET dbname=kv",
+                                "postgresql://app@db/kv?%70assword=S3CRET"}) {
+    CAPTURE(dsn);
+    CliResult text = RunCli({"config", "show", "--dsn", dsn});
+    REQUIRE_MESSAGE(text.exit_code == 0, text.err);
+    CHECK(text.out.find("S3CRET") == std::string::npos);
+    CHECK(text.out.find("password=********") != std::string::npos);
+    CHECK(text.out.find("host=db") != std::string::npos);  // where it points is still shown
+    CliResult json = RunCli({"config", "show", "--dsn", dsn, "-o", "json"});
+    REQUIRE_MESSAGE(json.exit_code == 0, json.err);
+    CHECK(json.out.find("S3CRET") == std::string::npos);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <optional>
 #include <sstream>
@@ -37,44 +38,73 @@ std::string Quote(const fs::path& p) { return "'" + p.string() + "'"; }
 
 // A throwaway PKI: a CA, a server certificate for 127.0.0.1 and localhost,
 // a client certificate (CN=backup) from that CA, and one with the same CN
-// from another CA the server does not trust.
+// from another CA the server does not trust. Client() makes more; Revoke()
+// and Crl() keep the CA's revocation list with `openssl ca`.
 struct Pki {
   Pki() {
-    const std::string quiet = " >/dev/null 2>&1";
-    auto key_and_csr = [&](const std::string& name, const std::string& cn) {
-      REQUIRE(Sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
-                 Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".csr")) + " -subj '/CN=" + cn +
-                 "'" + quiet) == 0);
-    };
-    auto ca = [&](const std::string& name, const std::string& cn) {
-      REQUIRE_MESSAGE(Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout " +
-                         Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".pem")) + " -subj '/CN=" +
-                         cn + "'" + quiet) == 0,
-                      "openssl is needed to make the test certificates (scripts/deps.sh test)");
-    };
-    auto sign = [&](const std::string& name, const std::string& by, const std::string& extensions) {
-      std::string ext;
-      if (!extensions.empty()) {
-        WriteFile(dir / (name + ".ext"), extensions + "\n");
-        ext = " -extfile " + Quote(dir / (name + ".ext"));
-      }
-      REQUIRE(Sh("openssl x509 -req -days 2 -in " + Quote(dir / (name + ".csr")) + " -CA " +
-                 Quote(dir / (by + ".pem")) + " -CAkey " + Quote(dir / (by + ".key")) + " -CAcreateserial -out " +
-                 Quote(dir / (name + ".pem")) + ext + quiet) == 0);
-    };
     ca("ca", "kvctl test CA");
     ca("rogue-ca", "some other CA");
     key_and_csr("server", "localhost");
     sign("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost");
-    key_and_csr("client", "backup");
-    sign("client", "ca", "");
+    Client("client", "backup");
     key_and_csr("rogue", "backup");
     sign("rogue", "rogue-ca", "");
   }
 
   std::string operator()(const std::string& file) const { return (dir / file).string(); }
 
+  // name.key and name.pem: a client certificate for `cn` from the CA.
+  void Client(const std::string& name, const std::string& cn) {
+    key_and_csr(name, cn);
+    sign(name, "ca", "");
+  }
+  // Adds name.pem to the CA's list of revoked certificates.
+  void Revoke(const std::string& name) {
+    WriteCaConfig();
+    REQUIRE(Sh("openssl ca -config " + Quote(dir / "ca.cnf") + " -revoke " + Quote(dir / (name + ".pem")) + kQuiet) ==
+            0);
+  }
+  // Writes the CA's current revocation list (PEM) to `file`.
+  void Crl(const fs::path& file) {
+    WriteCaConfig();
+    REQUIRE(Sh("openssl ca -config " + Quote(dir / "ca.cnf") + " -gencrl -out " + Quote(file) + kQuiet) == 0);
+  }
+
   TempDir dir;
+
+ private:
+  static constexpr const char* kQuiet = " >/dev/null 2>&1";
+  void key_and_csr(const std::string& name, const std::string& cn) {
+    REQUIRE(Sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+               Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".csr")) + " -subj '/CN=" + cn + "'" +
+               kQuiet) == 0);
+  }
+  void ca(const std::string& name, const std::string& cn) {
+    REQUIRE_MESSAGE(Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout " +
+                       Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".pem")) + " -subj '/CN=" +
+                       cn + "'" + kQuiet) == 0,
+                    "openssl is needed to make the test certificates (scripts/deps.sh test)");
+  }
+  void sign(const std::string& name, const std::string& by, const std::string& extensions) {
+    std::string ext;
+    if (!extensions.empty()) {
+      WriteFile(dir / (name + ".ext"), extensions + "\n");
+      ext = " -extfile " + Quote(dir / (name + ".ext"));
+    }
+    REQUIRE(Sh("openssl x509 -req -days 2 -in " + Quote(dir / (name + ".csr")) + " -CA " +
+               Quote(dir / (by + ".pem")) + " -CAkey " + Quote(dir / (by + ".key")) + " -CAcreateserial -out " +
+               Quote(dir / (name + ".pem")) + ext + kQuiet) == 0);
+  }
+  // The least `openssl ca` needs to revoke and publish a CRL.
+  void WriteCaConfig() {
+    if (fs::exists(dir / "ca.cnf")) return;
+    WriteFile(dir / "index.txt", "");
+    WriteFile(dir / "crlnumber", "01\n");
+    WriteFile(dir / "ca.cnf", "[ca]\ndefault_ca = ca_default\n[ca_default]\ndatabase = " + (dir / "index.txt").string() +
+                                  "\ncrlnumber = " + (dir / "crlnumber").string() +
+                                  "\ndefault_md = sha256\ndefault_crl_days = 2\nprivate_key = " +
+                                  (dir / "ca.key").string() + "\ncertificate = " + (dir / "ca.pem").string() + "\n");
+  }
 };
 
 // A readiness probe over https, presenting a client certificate when given.
@@ -192,6 +222,53 @@ TEST_CASE("TLS: unusable certificate or key files stop serve with exit 2 naming 
   CHECK(refused({"--tls-key", pki("server.key")}).find("tls.cert is not") != std::string::npos);
 }
 
+TEST_CASE("a private key or auth file open to other users stops serve and the client with exit 2 and the chmod") {
+  Pki pki;
+  TempDir tmp;
+  fs::create_directories(tmp / "data");
+  auto refused = [&](std::vector<std::string> args) {
+    ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(), std::move(args), {}});
+    auto code = server.WaitExit(seconds(20));
+    REQUIRE_MESSAGE(code.has_value(), "serve started with a file open to other users");
+    CHECK(*code == 2);
+    CHECK(IsOneErrorLine(server.Stderr()));
+    return server.Stderr();
+  };
+  // tls.key readable by everyone.
+  REQUIRE(::chmod(pki("server.key").c_str(), 0644) == 0);
+  const std::string key_err = refused({"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key")});
+  CHECK(key_err.find("tls.key = " + pki("server.key") + " is open to other users (mode 0644)") != std::string::npos);
+  CHECK(key_err.find("(chmod 6") != std::string::npos);
+  REQUIRE(::chmod(pki("server.key").c_str(), 0600) == 0);
+
+  // An auth file anyone may write: anyone could add an admin token.
+  const fs::path tokens = tmp / "tokens.toml";
+  WriteFile(tokens, "[[tokens]]\nname = \"a\"\nsha256 = \"" + HashToken("token-0123456789abcdef") +
+                        "\"\ngrants = [{ prefix = \"\", ops = [\"read\"] }]\n");
+  REQUIRE(::chmod(tokens.c_str(), 0666) == 0);
+  const std::string auth_err = refused({"--auth-file", tokens.string()});
+  CHECK(auth_err.find("auth.file = " + tokens.string() + " is writable by") != std::string::npos);
+  CHECK(auth_err.find("(chmod go-w " + tokens.string() + ")") != std::string::npos);
+  // Made private, the same files serve.
+  REQUIRE(::chmod(tokens.c_str(), 0644) == 0);
+  auto server = Serve(tmp, {"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"), "--auth-file",
+                            tokens.string()},
+                      TlsReady(pki, false));
+
+  // The client's key, readable by everyone: refused before any request.
+  REQUIRE(::chmod(pki("client.key").c_str(), 0644) == 0);
+  CliResult client = RunCli({"get", "k", "--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
+                             pki("client.pem"), "--key", pki("client.key")});
+  CHECK(client.exit_code == 2);
+  CHECK(client.err.find("client.key = " + pki("client.key") + " is open to other users") != std::string::npos);
+  CHECK(IsOneErrorLine(client.err));
+  CliResult bench = RunCli({"bench", "--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
+                            pki("client.pem"), "--key", pki("client.key"), "--requests", "10"});
+  CHECK(bench.exit_code == 2);
+  CHECK(bench.err.find("client.key = ") != std::string::npos);
+  CHECK(server->Terminate() == 0);
+}
+
 TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, tls.client_ca's is served") {
   Pki pki;
   TempDir tmp;
@@ -226,6 +303,170 @@ TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, 
   CHECK(server->Terminate() == 0);
 }
 
+TEST_CASE("tls.client_crl: a revoked client certificate is refused; a CRL revoking more is reloaded on "
+          "SIGHUP and when its file changes; a bad one keeps the old") {
+  Pki pki;
+  TempDir tmp;
+  for (const char* name : {"laptop-a", "laptop-b", "laptop-c", "desk"}) pki.Client(name, name);
+  pki.Revoke("laptop-a");
+  const fs::path crl = tmp / "clients.crl";
+  pki.Crl(crl);
+  auto server = Serve(tmp,
+                      {"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"), "--tls-client-ca",
+                       pki("ca.pem"), "--tls-client-crl", crl.string()},
+                      TlsReady(pki, true));
+  auto get_as = [&](const std::string& name) {
+    return RunCli({"get", "k", "--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
+                   pki(name + ".pem"), "--key", pki(name + ".key")});
+  };
+  auto served = [&](const std::string& name) {
+    CliResult r = get_as(name);
+    return r.exit_code == 1;  // the handshake passed: key k is not found
+  };
+  auto log_count = [&](const std::string& text) {
+    const std::string log = server->Stderr();
+    size_t n = 0;
+    for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+    return n;
+  };
+  CHECK(log_count("loaded the client certificate revocation list") == 1);
+
+  CliResult revoked = get_as("laptop-a");
+  CHECK(revoked.exit_code == 3);
+  CHECK(IsOneErrorLine(revoked.err));
+  CHECK(served("laptop-b"));
+  CHECK(served("desk"));
+
+  // laptop-b is lost: revoked, published, SIGHUP (systemctl reload).
+  pki.Revoke("laptop-b");
+  pki.Crl(tmp / "next.crl");
+  fs::rename(tmp / "next.crl", crl);
+  REQUIRE(::kill(server->pid(), SIGHUP) == 0);
+  REQUIRE(Eventually([&] { return log_count("reloaded the client certificate revocation list") >= 1; }));
+  CHECK(get_as("laptop-b").exit_code == 3);
+  CHECK(get_as("laptop-a").exit_code == 3);
+  CHECK(served("desk"));
+  CHECK(served("laptop-c"));
+
+  // A file that is not a CRL: the old list stays, and the log says why.
+  WriteFile(tmp / "bad.crl", "not a CRL\n");
+  fs::rename(tmp / "bad.crl", crl);
+  REQUIRE(::kill(server->pid(), SIGHUP) == 0);
+  REQUIRE(Eventually([&] { return log_count("kept the client certificate revocation list loaded before") >= 1; }));
+  CHECK(get_as("laptop-b").exit_code == 3);
+  CHECK(served("desk"));
+  CHECK(server->Running());
+
+  // No signal: a new file is picked up at a handshake (looked at once a second).
+  pki.Revoke("laptop-c");
+  pki.Crl(tmp / "next.crl");
+  fs::rename(tmp / "next.crl", crl);
+  CHECK(Eventually([&] { return get_as("laptop-c").exit_code == 3; }, seconds(10)));
+  CHECK(served("desk"));
+  CHECK(get_as("laptop-a").exit_code == 3);
+  CHECK(server->Terminate() == 0);
+}
+
+TEST_CASE("SIGHUP does not stop a server with nothing to reread: it says so and serves on") {
+  TempDir tmp;
+  auto server = Serve(tmp, {});
+  REQUIRE(::kill(server->pid(), SIGHUP) == 0);
+  // Before, SIGHUP's default action ended the process.
+  REQUIRE(Eventually([&] { return server->Stderr().find("nothing to reread") != std::string::npos; }));
+  CHECK(server->Running());
+  HttpClient http(server->port());
+  CHECK(http.Put("k", "v").status == 201);
+  http.Close();
+  CHECK(server->Terminate() == 0);
+}
+
+TEST_CASE("tls.client_crl that cannot be used at start is exit 2 naming it; it needs tls.client_ca") {
+  Pki pki;
+  TempDir tmp;
+  fs::create_directories(tmp / "data");
+  auto refused = [&](std::vector<std::string> args) {
+    ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(), std::move(args), {}});
+    auto code = server.WaitExit(seconds(20));
+    REQUIRE_MESSAGE(code.has_value(), "serve started with an unusable CRL");
+    CHECK(*code == 2);
+    CHECK(IsOneErrorLine(server.Stderr()));
+    return server.Stderr();
+  };
+  const std::vector<std::string> mtls{"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"),
+                                      "--tls-client-ca", pki("ca.pem")};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = mtls;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  const std::string missing = (tmp / "missing.crl").string();
+  CHECK(refused(with({"--tls-client-crl", missing})).find("tls.client_crl = " + missing + ": cannot read it") !=
+        std::string::npos);
+  WriteFile(tmp / "empty.crl", "");
+  CHECK(refused(with({"--tls-client-crl", (tmp / "empty.crl").string()})).find("holds no PEM certificate revocation list") !=
+        std::string::npos);
+  // A CRL from a CA that did not issue the client certificates.
+  Pki other;
+  other.Crl(tmp / "other.crl");
+  CHECK(refused(with({"--tls-client-crl", (tmp / "other.crl").string()})).find("is not signed by a CA of tls.client_ca") !=
+        std::string::npos);
+  pki.Crl(tmp / "good.crl");
+  CHECK(refused({"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"), "--tls-client-crl",
+                 (tmp / "good.crl").string()})
+            .find("tls.client_crl is set but tls.client_ca is not") != std::string::npos);
+}
+
+TEST_CASE("TLS 1.2 offers only ECDHE with AEAD ciphers by default: no CBC, no static RSA; both are settable") {
+  Pki pki;
+  TempDir tmp;
+  // An RSA certificate, the kind static-RSA key exchange works with.
+  const std::string quiet = " >/dev/null 2>&1";
+  REQUIRE(Sh("openssl req -newkey rsa:2048 -nodes -keyout " + Quote(tmp / "rsa.key") + " -out " +
+             Quote(tmp / "rsa.csr") + " -subj '/CN=localhost'" + quiet) == 0);
+  WriteFile(tmp / "rsa.ext", "subjectAltName=IP:127.0.0.1\n");
+  REQUIRE(Sh("openssl x509 -req -days 2 -in " + Quote(tmp / "rsa.csr") + " -CA " + Quote(pki("ca.pem")) + " -CAkey " +
+             Quote(pki("ca.key")) + " -CAcreateserial -extfile " + Quote(tmp / "rsa.ext") + " -out " +
+             Quote(tmp / "rsa.pem") + quiet) == 0);
+  auto handshake = [&](int port, const std::string& how) {
+    return Sh("timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -CAfile " +
+              Quote(pki("ca.pem")) + " -verify_return_error " + how + " </dev/null" + quiet) == 0;
+  };
+  {
+    auto server = Serve(tmp, {"--tls-cert", (tmp / "rsa.pem").string(), "--tls-key", (tmp / "rsa.key").string()},
+                        [&](int port) { return handshake(port, "-tls1_3"); });
+    const int port = server->port();
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher AES128-SHA"));             // CBC, static RSA
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher AES128-GCM-SHA256"));      // static RSA: no forward secrecy
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher ECDHE-RSA-AES128-SHA"));   // ECDHE, but CBC
+    CHECK(handshake(port, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256"));
+    CHECK(handshake(port, "-tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305"));
+    CHECK(handshake(port, "-tls1_3"));
+    CHECK(server->Terminate() == 0);
+  }
+  {
+    // Settable, for those who must: TLS 1.3 only, one suite.
+    auto server = Serve(tmp,
+                        {"--tls-cert", (tmp / "rsa.pem").string(), "--tls-key", (tmp / "rsa.key").string(),
+                         "--tls-min-version", "1.3", "--tls-ciphersuites", "TLS_AES_256_GCM_SHA384"},
+                        [&](int port) { return handshake(port, "-tls1_3"); });
+    const int port = server->port();
+    CHECK_FALSE(handshake(port, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256"));
+    CHECK_FALSE(handshake(port, "-tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256"));
+    CHECK(handshake(port, "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384"));
+    CHECK(server->Terminate() == 0);
+  }
+  // A list OpenSSL finds nothing in is exit 2 naming the setting.
+  fs::create_directories(tmp / "data");
+  ServerProcess bad(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(),
+                                              {"--tls-cert", (tmp / "rsa.pem").string(), "--tls-key",
+                                               (tmp / "rsa.key").string(), "--tls-ciphers", "NO-SUCH-CIPHER"},
+                                              {}});
+  auto code = bad.WaitExit(seconds(20));
+  REQUIRE(code.has_value());
+  CHECK(*code == 2);
+  CHECK(bad.Stderr().find("tls.ciphers = NO-SUCH-CIPHER") != std::string::npos);
+}
+
 // ---------------------------------------------------------------- auth
 
 TEST_CASE("auth: each route answers 401 without a valid token and 403 outside the grant") {
@@ -252,7 +493,7 @@ name = "admin"
 sha256 = ")" + HashToken(admin) + R"("
 grants = [{ prefix = "", ops = ["read", "write", "admin"] }]
 )");
-  auto server = Serve(tmp, {"--config", config.string()});
+  auto server = Serve(tmp, {"--config", config.string(), "--log-requests", "all"});
   HttpClient http(server->port());
   REQUIRE(http.Put("other/secret", "s", Bearer(admin)).status == 201);
 
@@ -340,7 +581,7 @@ TEST_CASE("mutual TLS with auth: the client certificate's CN is the identity, wi
                         "\"\n\n[[auth.certs]]\ncn = \"backup\"\ngrants = [{ prefix = \"\", ops = [\"read\"] }]\n\n"
                         "[[auth.tokens]]\nname = \"deployer\"\nsha256 = \"" +
                         HashToken(writer) + "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n");
-  auto server = Serve(tmp, {"--config", config.string()}, TlsReady(pki, true));
+  auto server = Serve(tmp, {"--config", config.string(), "--log-requests", "all"}, TlsReady(pki, true));
   const std::vector<std::string> tls{"--addr", Https(server->port()), "--cacert", pki("ca.pem"), "--cert",
                                      pki("client.pem"), "--key", pki("client.key")};
   auto cli = [&](std::vector<std::string> args) {
@@ -368,7 +609,7 @@ TEST_CASE("kvctl bench speaks mutual TLS and sends its token, and each write is 
                         HashToken(writer) + "\"\ngrants = [{ prefix = \"k\", ops = [\"read\", \"write\"] }]\n\n" +
                         "[[auth.tokens]]\nname = \"reader\"\nsha256 = \"" + HashToken(reader) +
                         "\"\ngrants = [{ prefix = \"k\", ops = [\"read\"] }]\n");
-  auto server = Serve(tmp, {"--config", config.string()}, TlsReady(pki, true));
+  auto server = Serve(tmp, {"--config", config.string(), "--log-requests", "all"}, TlsReady(pki, true));
   const std::vector<std::string> bench{"bench",   "--addr",       Https(server->port()),
                                        "--cacert", pki("ca.pem"), "--cert",
                                        pki("client.pem"), "--key", pki("client.key"),
@@ -573,7 +814,7 @@ TEST_CASE("/metrics parses with promtool and its figures move when requests are 
 
 TEST_CASE("log.format = json: each request is one JSON line with its fields, and no key, value or token") {
   TempDir tmp;
-  auto server = Serve(tmp, {"--log-format", "json"});
+  auto server = Serve(tmp, {"--log-format", "json", "--log-requests", "all"});
   HttpClient http(server->port());
   REQUIRE(http.Put("secret/db-password", "hunter2-value", {{"X-Request-Id", "req-42"}}).status == 201);
   HttpResponse missing = http.Request("GET", KeyPath("secret/none"), {}, {{"Authorization", "Bearer tok-xyz"}});
@@ -619,16 +860,32 @@ TEST_CASE("log.format = json: each request is one JSON line with its fields, and
   }
 }
 
-TEST_CASE("log.requests = false leaves request lines out, other events stay") {
+TEST_CASE("log.requests: errors by default (no line for a fast 2xx or 4xx), all, off, and the old booleans") {
   TempDir tmp;
-  auto server = Serve(tmp, {"--log-requests", "false"});
-  HttpClient http(server->port());
-  REQUIRE(http.Put("k", "v").status == 201);
-  http.Close();
-  CHECK(server->Terminate() == 0);
-  const std::string log = server->Stderr();
-  CHECK(log.find(" request ") == std::string::npos);
-  CHECK(log.find("listening") != std::string::npos);
+  // Lines of one PUT (201) and one GET of a missing key (404), made fast.
+  auto request_lines = [&](std::vector<std::string> args) {
+    auto server = Serve(tmp, std::move(args));
+    HttpClient http(server->port());
+    REQUIRE(http.Put("k", "v").status == 201);
+    REQUIRE(http.Get("missing").status == 404);
+    http.Close();
+    CHECK(server->Terminate() == 0);
+    const std::string log = server->Stderr();
+    CHECK(log.find("listening") != std::string::npos);  // other events stay
+    size_t n = 0;
+    for (const std::string& line : Lines(log)) n += line.find(" request method=") != std::string::npos &&
+                                                   line.find("route=/v1/kv/{key}") != std::string::npos;
+    return std::pair(n, log);
+  };
+  // A minute of slow_request: nothing here is slow, so only 5xx would show.
+  auto [by_default, default_log] = request_lines({"--log-slow-request", "1m"});
+  CHECK_MESSAGE(by_default == 0, default_log);
+  CHECK(default_log.find(" request method=") == std::string::npos);  // not /readyz's either
+  CHECK(default_log.find("request_log=\"5xx answers and slower than 60000ms\"") != std::string::npos);
+  CHECK(request_lines({"--log-requests", "all"}).first == 2);
+  CHECK(request_lines({"--log-requests", "true"}).first == 2);  // the old boolean: every request
+  CHECK(request_lines({"--log-requests", "off"}).first == 0);
+  CHECK(request_lines({"--log-requests", "false"}).first == 0);
 }
 
 // ---------------------------------------------------------------- hardening

@@ -51,9 +51,16 @@ void WriteSeeds(const std::string& dir) {
   }
 }
 
-void Recover(const std::string& file_name, std::string_view bytes) {
+// Recovers a data dir holding `bytes` as `file_name`, and, when given, an
+// empty segment named `next_segment` after it (a snapshot needs one to chain).
+void Recover(const std::string& file_name, std::string_view bytes, const std::string& next_segment = "") {
   EmptyScratch();
   std::ofstream(g_dir + "/" + file_name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!next_segment.empty()) {
+    std::string header;
+    AppendSegmentHeader(&header);
+    std::ofstream(g_dir + "/" + next_segment, std::ios::binary) << header;
+  }
   auto log = FileLog::Open({g_dir, FsyncPolicy::kNever, 1 << 20, nullptr, nullptr},
                            [](const LogRecord& r) { return r.key.empty() ? Status::Corruption("empty key") : Status::Ok(); },
                            nullptr);
@@ -84,10 +91,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   auto ignore = [](const LogRecord&) { return Status::Ok(); };
   switch (data[0] % 4) {
-    case 0: (void)ScanSegment(bytes, 0, ignore); break;
-    case 1: (void)ScanSnapshot(bytes, "fuzz.snapshot", ignore); break;
+    case 0: (void)ScanSegment(bytes, 1, ignore); break;
+    case 1: (void)ScanSnapshot(bytes, "fuzz.snapshot", 9, ignore); break;
     case 2: Recover(SegmentFileName(1), bytes); break;
-    case 3: Recover(SnapshotFileName(9), bytes); break;
+    case 3: Recover(SnapshotFileName(9), bytes, SegmentFileName(10)); break;
   }
   return 0;
 }

@@ -25,8 +25,9 @@ config=$src/packaging/config.toml
 value() { sed -n "s/^$1=//p" "$unit" | tail -1; }
 
 # ---- the unit, checked by systemd itself (offline, in a root that has the binary)
-mkdir -p "$tmp/root/usr/bin" "$tmp/root/lib/systemd/system"
+mkdir -p "$tmp/root/usr/bin" "$tmp/root/bin" "$tmp/root/lib/systemd/system"
 cp "$kvctl" "$tmp/root/usr/bin/kvctl"
+cp /bin/kill "$tmp/root/bin/kill"  # ExecReload's; every system has it
 cp "$unit" "$tmp/root/lib/systemd/system/"
 check
 if ! out=$(systemd-analyze verify --man=no --recursive-errors=no --root="$tmp/root" kvctl.service 2>&1) || [ -n "$out" ]; then
@@ -37,7 +38,8 @@ if ! out=$(systemd-analyze security --offline=yes --threshold=20 --root="$tmp/ro
   fail "systemd-analyze security: exposure above 2.0:"$'\n'"$(tail -3 <<< "$out")"
 fi
 for setting in Type=simple User=kvctl Group=kvctl StateDirectory=kvctl NoNewPrivileges=yes \
-  ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes; do
+  ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes Restart=on-failure \
+  'RestartPreventExitStatus=2 5' 'ExecReload=/bin/kill -HUP $MAINPID'; do
   check
   grep -qx "$setting" "$unit" || fail "kvctl.service lacks $setting"
 done

@@ -300,7 +300,7 @@ TEST_CASE("any flipped byte of a snapshot is corruption naming the file and offs
   REQUIRE(bytes.has_value());
 
   std::vector<std::pair<std::string, uint64_t>> seen;
-  auto ok = core::ScanSnapshot(*bytes, written->path, [&](const core::LogRecord& r) {
+  auto ok = core::ScanSnapshot(*bytes, written->path, 9, [&](const core::LogRecord& r) {
     seen.emplace_back(std::string(r.value), r.revision);
     return core::Status::Ok();
   });
@@ -311,12 +311,12 @@ TEST_CASE("any flipped byte of a snapshot is corruption naming the file and offs
   for (size_t at = 0; at < bytes->size(); ++at) {
     std::string damaged = *bytes;
     damaged[at] = static_cast<char>(damaged[at] ^ 0x01);
-    auto scan = core::ScanSnapshot(damaged, written->path, [](const core::LogRecord&) { return core::Status::Ok(); });
+    auto scan = core::ScanSnapshot(damaged, written->path, 9, [](const core::LogRecord&) { return core::Status::Ok(); });
     REQUIRE_FALSE(scan.has_value());
     CHECK(scan.error().IsCorruption());
     CHECK(scan.error().message().find(written->path) != std::string::npos);
   }
-  auto cut = core::ScanSnapshot(std::string_view(*bytes).substr(0, bytes->size() - 1), written->path,
+  auto cut = core::ScanSnapshot(std::string_view(*bytes).substr(0, bytes->size() - 1), written->path, 9,
                                 [](const core::LogRecord&) { return core::Status::Ok(); });
   CHECK_FALSE(cut.has_value());
 }
@@ -324,9 +324,10 @@ TEST_CASE("any flipped byte of a snapshot is corruption naming the file and offs
 namespace {
 
 // Every record's key and revision, in the order ScanSnapshot gives them.
-std::vector<std::pair<std::string, uint64_t>> ScanOrder(std::string_view bytes, core::SnapshotScan* scan = nullptr) {
+std::vector<std::pair<std::string, uint64_t>> ScanOrder(std::string_view bytes, uint64_t covered,
+                                                       core::SnapshotScan* scan = nullptr) {
   std::vector<std::pair<std::string, uint64_t>> seen;
-  auto ok = core::ScanSnapshot(bytes, "test.snapshot", [&](const core::LogRecord& r) {
+  auto ok = core::ScanSnapshot(bytes, "test.snapshot", covered, [&](const core::LogRecord& r) {
     seen.emplace_back(std::string(r.key), r.revision);
     return core::Status::Ok();
   });
@@ -359,11 +360,11 @@ TEST_CASE("a snapshot holds its keys in key order, and a revision-ordered one (v
   REQUIRE(bytes.has_value());
   core::SnapshotScan scan;
   using Seen = std::vector<std::pair<std::string, uint64_t>>;
-  CHECK(ScanOrder(*bytes, &scan) == Seen{{"a", 2}, {"b", 3}, {"c", 1}});
+  CHECK(ScanOrder(*bytes, 5, &scan) == Seen{{"a", 2}, {"b", 3}, {"c", 1}});
   CHECK(scan.version == 2);
 
   // A version-1 file must be in revision order; key order there is damage.
-  auto refused = core::ScanSnapshot(WithVersion(*bytes, 1), "v1.snapshot",
+  auto refused = core::ScanSnapshot(WithVersion(*bytes, 1), "v1.snapshot", 5,
                                     [](const core::LogRecord&) { return core::Status::Ok(); });
   REQUIRE_FALSE(refused.has_value());
   CHECK(refused.error().message().find("revision out of order") != std::string::npos);
@@ -373,7 +374,7 @@ TEST_CASE("a snapshot holds its keys in key order, and a revision-ordered one (v
   auto v2_bytes = core::PosixFileSystem().ReadFile(v2->path);
   REQUIRE(v2_bytes.has_value());
   // Keys a < b with revisions 2, 1: fine in version 2, out of order as version 1.
-  CHECK_FALSE(core::ScanSnapshot(WithVersion(*v2_bytes, 1), "v1.snapshot",
+  CHECK_FALSE(core::ScanSnapshot(WithVersion(*v2_bytes, 1), "v1.snapshot", 6,
                                  [](const core::LogRecord&) { return core::Status::Ok(); })
                   .has_value());
   // Keys and revisions both increasing: a valid version-1 file.
@@ -381,7 +382,7 @@ TEST_CASE("a snapshot holds its keys in key order, and a revision-ordered one (v
   REQUIRE(both.has_value());
   auto both_bytes = core::PosixFileSystem().ReadFile(both->path);
   REQUIRE(both_bytes.has_value());
-  CHECK(ScanOrder(WithVersion(*both_bytes, 1), &scan) == Seen{{"x", 4}, {"y", 6}});
+  CHECK(ScanOrder(WithVersion(*both_bytes, 1), 7, &scan) == Seen{{"x", 4}, {"y", 6}});
   CHECK(scan.version == 1);
 }
 
@@ -391,16 +392,6 @@ TEST_CASE("a snapshot refuses two entries for one key") {
   REQUIRE_FALSE(written.has_value());
   CHECK(written.error().IsInvalidArgument());
   CHECK_FALSE(std::filesystem::exists(std::filesystem::path(dir.path()) / core::SnapshotFileName(5)));
-}
-
-TEST_CASE("segments a snapshot covers are those whose successor starts at or below its revision plus one") {
-  core::DataDirFiles files;
-  files.segments = {{1, "a"}, {50, "b"}, {101, "c"}, {150, "d"}};
-  CHECK(files.CoveredSegments(0) == 0);
-  CHECK(files.CoveredSegments(49) == 1);
-  CHECK(files.CoveredSegments(100) == 2);
-  CHECK(files.CoveredSegments(149) == 3);
-  CHECK(files.CoveredSegments(1000) == 3);  // never the newest
 }
 
 TEST_CASE("the automatic policy compacts a big enough log that is mostly dead") {

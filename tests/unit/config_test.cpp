@@ -14,6 +14,7 @@
 #include "lib/config/effective.h"
 #include "lib/config/parse.h"
 #include "lib/config/settings.h"
+#include "lib/server/tls.h"
 
 namespace kvctl::config {
 namespace {
@@ -707,7 +708,7 @@ TEST_CASE("auth.file adds [[tokens]] and [[certs]] from its own file, read only 
   REQUIRE(c->auth.file_tokens.size() == 1);
   CHECK(c->auth.file_tokens[0].name == "ci");
   CHECK(c->auth.enabled());
-  CHECK_FALSE(Contains(RenderEffective(*c), "ci"));  // not shown as if set in the config file
+  CHECK_FALSE(Contains(RenderEffective(*c), "\"ci\""));  // not shown as if set in the config file
 
   Config same_name = *c;
   same_name.auth.tokens = same_name.auth.file_tokens;
@@ -736,17 +737,53 @@ TEST_CASE("client.token is a secret: neither config show nor an error prints it"
   CHECK(Contains(RenderEffective(Defaults()), "client.token = \"\"  # default"));
 }
 
-TEST_CASE("booleans take true or false from the file, the environment and flags") {
+TEST_CASE("log.requests is errors by default; all and off, and the old booleans, from file, env and flags") {
   TempDir dir;
-  core::Result<Config> c = LoadToml(dir, "[log]\nrequests = false\n");
+  CHECK(Defaults().log.requests == "errors");
+  CHECK(Defaults().log.slow_request == std::chrono::milliseconds(100));
+  auto requests = [&](const std::string& toml, const std::map<std::string, std::string>& env = {},
+                      const std::map<std::string, std::string>& flags = {}) {
+    core::Result<Config> c = LoadToml(dir, toml, env, flags);
+    REQUIRE_MESSAGE(c.has_value(), c.error().message());
+    return c->log.requests;
+  };
+  CHECK(requests("[log]\nrequests = \"all\"\n") == "all");
+  CHECK(requests("[log]\nrequests = \"off\"\n") == "off");
+  // A config file written when it was a boolean keeps its meaning.
+  CHECK(requests("[log]\nrequests = true\n") == "all");
+  CHECK(requests("[log]\nrequests = false\n") == "off");
+  CHECK(requests("", {{"KVCTL_LOG_REQUESTS", "false"}}) == "off");
+  CHECK(requests("", {{"KVCTL_LOG_REQUESTS", "errors"}}) == "errors");
+  CHECK(requests("", {}, {{"log.requests", "true"}}) == "all");
+  CHECK(requests("", {}, {{"log.requests", "1"}}) == "all");
+  const std::string bad = LoadError(LoadToml(dir, "", {}, {{"log.requests", "maybe"}}));
+  CHECK(Contains(bad, "is not one of: errors, all, off"));
+  CHECK(Contains(bad, "true = all, false = off"));
+  CHECK(Contains(LoadError(LoadToml(dir, "[log]\nrequests = 1\n")), "must be a string"));
+  // config show says what true came to mean.
+  core::Result<Config> c = LoadToml(dir, "[log]\nrequests = true\nslow_request = \"2s\"\n");
   REQUIRE(c.has_value());
-  CHECK_FALSE(c->log.requests);
-  CHECK(Defaults().log.requests);
-  c = LoadToml(dir, "", {{"KVCTL_LOG_REQUESTS", "false"}});
-  REQUIRE(c.has_value());
-  CHECK_FALSE(c->log.requests);
-  CHECK(Contains(LoadError(LoadToml(dir, "[log]\nrequests = \"no\"\n")), "must be a boolean"));
-  CHECK(Contains(LoadError(LoadToml(dir, "", {}, {{"log.requests", "maybe"}})), "is not a boolean"));
+  CHECK(c->log.slow_request == std::chrono::seconds(2));
+  CHECK(Contains(RenderEffective(*c), "log.requests = \"all\""));
+  CHECK(Contains(LoadError(LoadToml(dir, "[log]\nslow_request = 100\n")), "unit"));
+}
+
+TEST_CASE("the TLS defaults of the settings are the server's own; tls.min_version is 1.2 or 1.3") {
+  const Config d = Defaults();
+  CHECK(d.tls.ciphers == kvctl::server::kDefaultTls12Ciphers);
+  CHECK(d.tls.ciphersuites == kvctl::server::kDefaultTls13Ciphersuites);
+  CHECK(d.tls.min_version == "1.2");
+  TempDir dir;
+  CHECK(Contains(LoadError(LoadToml(dir, "[tls]\nmin_version = \"1.1\"\n")), "is not one of: 1.2, 1.3"));
+  CHECK(LoadToml(dir, "[tls]\nmin_version = \"1.3\"\n")->tls.min_version == "1.3");
+}
+
+TEST_CASE("tls.client_crl needs tls.client_ca") {
+  TempDir dir;
+  CHECK(Contains(LoadError(LoadToml(dir, "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_crl = \"r.pem\"\n")),
+                 "tls.client_crl is set but tls.client_ca is not"));
+  CHECK(LoadToml(dir, "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\nclient_crl = \"r.pem\"\n")
+            .has_value());
 }
 
 TEST_CASE("TLS files go together") {

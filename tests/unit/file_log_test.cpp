@@ -216,7 +216,7 @@ TEST_CASE("the active segment is zero-filled ahead of appends, and the zeros go 
   auto bytes = core::PosixFileSystem().ReadFile(first);
   CHECK(bytes->find_first_not_of('\0', written) == std::string::npos);
   // A reader beside the writer sees the record and stops at the zeros.
-  auto scan = core::ScanSegment(*bytes, 0, [](const core::LogRecord&) { return core::Status::Ok(); });
+  auto scan = core::ScanSegment(*bytes, 1, [](const core::LogRecord&) { return core::Status::Ok(); });
   REQUIRE(scan.has_value());
   CHECK(scan->records == 1);
   CHECK_FALSE(scan->damage.found);

@@ -53,9 +53,9 @@ struct Collected {
   Result<SegmentScan> scan = Status::Corruption("not scanned");
 };
 
-Collected Scan(std::string_view bytes, uint64_t after_revision = 0) {
+Collected Scan(std::string_view bytes, uint64_t first_revision = 1) {
   Collected c;
-  c.scan = ScanSegment(bytes, after_revision, [&](const LogRecord& r) {
+  c.scan = ScanSegment(bytes, first_revision, [&](const LogRecord& r) {
     c.records.push_back({r.revision, r.type, std::string(r.key), std::string(r.value)});
     return Status::Ok();
   });
@@ -88,24 +88,50 @@ TEST_CASE("a clean segment yields every record in order and all its bytes are va
 
 TEST_CASE("a segment holding only its header is clean and empty") {
   const std::string seg = Segment({});
-  Collected c = Scan(seg, 41);
+  Collected c = Scan(seg, 42);
   REQUIRE(c.scan.has_value());
   CHECK(c.records.empty());
   CHECK(c.scan->records == 0);
   CHECK(c.scan->valid_bytes == kSegmentHeaderSize);
-  CHECK(c.scan->last_revision == 41);  // nothing read: still the previous segment's
+  CHECK(c.scan->last_revision == 41);  // nothing read: the one before its first
   CHECK_FALSE(c.scan->damage.found);
 }
 
-TEST_CASE("revisions above after_revision with gaps are accepted") {
-  const std::vector<Rec> recs = {{6, RecordType::kPut, "a", "1"},
-                                 {9, RecordType::kPut, "b", "2"},
-                                 {100, RecordType::kDelete, "a", ""}};
-  Collected c = Scan(Segment(recs), 5);
+TEST_CASE("the records chain from the segment's first revision, one revision each") {
+  const std::vector<Rec> recs = SomeRecords(6, 3);
+  Collected c = Scan(Segment(recs), 6);
   REQUIRE(c.scan.has_value());
   CheckSameRecords(c.records, recs);
   CHECK_FALSE(c.scan->damage.found);
-  CHECK(c.scan->last_revision == 100);
+  CHECK(c.scan->last_revision == 8);
+}
+
+TEST_CASE("a first record other than the segment's name is damage that is never a torn write") {
+  std::vector<size_t> offsets;
+  const std::string seg = Segment(SomeRecords(7, 3), &offsets);
+  Collected c = Scan(seg, 6);
+  REQUIRE(c.scan.has_value());
+  CHECK(c.records.empty());
+  CHECK(c.scan->damage.found);
+  CHECK(c.scan->damage.offset == offsets[0]);
+  CHECK(c.scan->damage.valid_record_after);
+  CHECK(c.scan->damage.reason.find("named for revision 6") != std::string::npos);
+}
+
+TEST_CASE("a revision skipped inside a segment is damage naming the missing revisions") {
+  const std::vector<Rec> recs = {{6, RecordType::kPut, "a", "1"},
+                                 {7, RecordType::kPut, "b", "2"},
+                                 {10, RecordType::kDelete, "a", ""},
+                                 {11, RecordType::kPut, "c", "3"}};
+  std::vector<size_t> offsets;
+  Collected c = Scan(Segment(recs, &offsets), 6);
+  REQUIRE(c.scan.has_value());
+  CheckSameRecords(c.records, {recs[0], recs[1]});
+  CHECK(c.scan->last_revision == 7);
+  CHECK(c.scan->damage.found);
+  CHECK(c.scan->damage.offset == offsets[2]);
+  CHECK(c.scan->damage.valid_record_after);  // the record itself is sound: never a torn tail
+  CHECK(c.scan->damage.reason.find("revisions 8 to 9 are missing") != std::string::npos);
 }
 
 TEST_CASE("a record cut off at the end is damage with no valid record after it") {
@@ -159,7 +185,7 @@ TEST_CASE("a record ending in zero bytes before the zero tail is read whole") {
     if (seg.back() == '\0') break;
     recs.clear();
   }
-  Collected c = Scan(seg + std::string(64, '\0'));
+  Collected c = Scan(seg + std::string(64, '\0'), recs[0].revision);
   REQUIRE(c.scan.has_value());
   CHECK(c.records.size() == 1);
   CHECK_FALSE(c.scan->damage.found);
@@ -280,7 +306,7 @@ TEST_CASE("a revision that does not increase is damage") {
     std::vector<size_t> offsets;
     const std::string seg = Segment({{5, RecordType::kPut, "a", "1"}, {4, RecordType::kPut, "b", "2"}},
                                     &offsets);
-    Collected c = Scan(seg);
+    Collected c = Scan(seg, 5);
     REQUIRE(c.scan.has_value());
     CHECK(c.records.size() == 1);
     CHECK(c.scan->damage.found);
@@ -291,8 +317,8 @@ TEST_CASE("a revision that does not increase is damage") {
     for (uint64_t first : {uint64_t{5}, uint64_t{3}}) {
       CAPTURE(first);
       const std::string seg = Segment({{first, RecordType::kPut, "a", "1"},
-                                       {first + 10, RecordType::kPut, "b", "2"}});
-      Collected c = Scan(seg, 5);
+                                       {first + 1, RecordType::kPut, "b", "2"}});
+      Collected c = Scan(seg, 6);
       REQUIRE(c.scan.has_value());
       CHECK(c.records.empty());
       CHECK(c.scan->damage.found);
@@ -331,7 +357,7 @@ TEST_CASE("a bad segment header is damage at offset 0 and no record is read") {
 TEST_CASE("an error returned by on_record stops the scan and is returned") {
   const std::string seg = Segment(SomeRecords(1, 5));
   int calls = 0;
-  Result<SegmentScan> scan = ScanSegment(seg, 0, [&](const LogRecord& r) {
+  Result<SegmentScan> scan = ScanSegment(seg, 1, [&](const LogRecord& r) {
     ++calls;
     if (r.revision == 2) return Status::IOError("sink is full");
     return Status::Ok();

@@ -51,12 +51,27 @@ TEST_CASE("idle buckets are dropped once they would have refilled") {
   RateLimiter limiter(100.0, 100.0);  // refills in 1 s
   auto t = RateLimiter::Clock::time_point{} + seconds(100);
   for (int i = 0; i < 1000; ++i) CHECK_FALSE(limiter.Acquire("client-" + std::to_string(i), t).has_value());
-  CHECK(limiter.clients() == 1000);
+  CHECK(limiter.clients(t) == 1000);
   // Every shard sweeps on its next use after a refill period (256 new
   // clients reach all 16 shards).
   t += seconds(2);
   for (int i = 0; i < 256; ++i) CHECK_FALSE(limiter.Acquire("late-" + std::to_string(i), t).has_value());
-  CHECK(limiter.clients() == 256);
+  CHECK(limiter.clients(t) == 256);
+}
+
+TEST_CASE("clients() counts only buckets used within a refill period, with no traffic after") {
+  RateLimiter limiter(100.0, 100.0);  // refills in 1 s
+  auto t = RateLimiter::Clock::time_point{} + seconds(100);
+  // 1500 clients, then silence: no Acquire sweeps a shard any more.
+  for (int i = 0; i < 1500; ++i) CHECK_FALSE(limiter.Acquire("client-" + std::to_string(i), t).has_value());
+  CHECK(limiter.clients(t) == 1500);
+  CHECK(limiter.clients(t + milliseconds(900)) == 1500);  // within the refill period: still counted
+  // Before: 1500 buckets stayed (and were counted) until each shard's next
+  // request; the gauge said "seen within one refill period".
+  CHECK(limiter.clients(t + seconds(11)) == 0);
+  // One client back: one bucket, fresh.
+  CHECK_FALSE(limiter.Acquire("client-7", t + seconds(12)).has_value());
+  CHECK(limiter.clients(t + seconds(12)) == 1);
 }
 
 TEST_SUITE_END();
