@@ -8,18 +8,23 @@
 // - JSON carries keys as strings. A key that is not valid UTF-8 is shown
 //   with U+FFFD for the bad bytes in "key", and its exact bytes are in
 //   "key_base64" (likewise "next" / "next_base64" in listings).
-// - If-Match takes one revision ("7" or 7) or *; If-None-Match takes only *.
-// - OPTIONS answers 204 with the route's Allow header.
+// - If-Match takes one ETag as the server sends it ("7") or *, judged by
+//   strong comparison, exactly: 7 unquoted is 400, "07" or W/"7" is 412.
+//   The field on several lines counts as one list (RFC 9110 §5.3).
+//   If-None-Match takes only *.
+// - OPTIONS answers 204 with the route's Allow header; OPTIONS * answers
+//   200 with every method the server knows.
 //
-// Before a route runs, a request is admitted (see README "Run it
-// securely"): /healthz and /readyz always answer, for probes. Every other
-// route is subject to the per-client rate limit (429 with Retry-After; the
-// client is the authenticated identity, else the remote address), and,
-// when auth is on, to its grants: 401 without valid credentials, 403 for
-// an operation on a key outside them. A listing shows only the keys the
-// caller may read. /metrics needs admin only with auth.metrics = "admin".
-// Every answer carries X-Request-Id (the client's, or a new one) and is
-// counted in /metrics and written to the request log.
+// Before anything else answers, a request is admitted, from its head alone
+// (Admit; see README "Run it securely"): /healthz and /readyz always
+// answer, for probes. Every other route, unknown ones included, is subject
+// to the per-client rate limit (429 with Retry-After; the client is the
+// authenticated identity, else the remote address), and, when auth is on,
+// to its grants: 401 without valid credentials, 403 for an operation on a
+// key outside them. A listing shows only the keys the caller may read.
+// /metrics needs admin only with auth.metrics = "admin". Every answer
+// carries X-Request-Id (the client's, or a new one) and is counted in
+// /metrics and written to the request log.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +38,7 @@
 #include "lib/core/logger.h"
 #include "lib/server/auth.h"
 #include "lib/server/http_types.h"
+#include "lib/server/log_throttle.h"
 #include "lib/server/metrics.h"
 #include "lib/server/rate_limiter.h"
 #include "lib/server/request_log.h"
@@ -44,6 +50,11 @@ struct ApiOptions {
   size_t max_value_bytes = 1 << 20;
   size_t max_list_limit = 10000;
   size_t default_list_limit = 100;
+  // A listing page ends early (with `next`) once its keys and values reach
+  // this many bytes: 10000 values of 1 MiB would be a 13 GiB answer. One
+  // item is always returned whole, so a page holds at most this plus one
+  // key and value.
+  size_t max_list_bytes = 4 << 20;
   // Appended to /metrics after the store's gauges (KvStore::BackendMetrics):
   // the file backend's file-system timings and commit batch sizes.
   std::function<void(std::string*)> render_backend_metrics;
@@ -54,12 +65,27 @@ struct ApiOptions {
   double rate_burst = 0;
   // Where requests are logged, and which (request_log.h); null: nowhere.
   const RequestLog* request_logger = nullptr;
+  // Where other events are logged (failed TLS handshakes); null: nowhere.
+  core::Logger* logger = nullptr;
 };
 
 class KvApi {
  public:
   KvApi(core::KvStore& store, ApiOptions options);
 
+  // Admission, once a request's head is parsed and before its body is read
+  // (the transport's admitter): the one place where a request gets its id
+  // and is authenticated and rate-limited. In order: the probes (/healthz,
+  // /readyz) skip identity and the rate limit; the identity (401, or 400
+  // for two Authorization fields) and the rate limit (429); then what the
+  // head alone decides (404, OPTIONS, 405, an unknown query parameter, a
+  // bad key); then the caller's grant (403). An answer returned here is final, and already stamped,
+  // counted and logged; otherwise request.admission holds what Handle()
+  // and HandleWriteAsync() go on from.
+  std::optional<HttpResponse> Admit(HttpRequest& request);
+
+  // Answers a whole request; one that was not admitted at its head is
+  // admitted first (never twice).
   HttpResponse Handle(const HttpRequest& request);
 
   // Writes to a key (PUT, DELETE) without blocking the caller: `reply` gets
@@ -67,14 +93,23 @@ class KvApi {
   // metrics and the request log included), exactly once, on this thread
   // or on the store's committer thread once the change is durable. False,
   // with `reply` not called, for every other request: Handle() answers
-  // those.
+  // those. It may move what admission left in `request.admission` (the
+  // answer outlives the request).
   using Reply = std::function<void(HttpResponse)>;
-  bool HandleWriteAsync(const HttpRequest& request, Reply reply);
+  bool HandleWriteAsync(HttpRequest& request, Reply reply);
+
+  // A TLS handshake that failed or timed out (the transport's
+  // on_tls_failure): counted in /metrics by reason, and logged, at most
+  // kTlsLogLinesPerSecond lines a second, each saying how many were left
+  // out before it. A client that closes mid-handshake (a TCP health check,
+  // a port scan) is logged at debug level only.
+  void TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail);
+  static constexpr uint32_t kTlsLogLinesPerSecond = 10;
 
   // The figures the API keeps itself, for whoever renders /metrics.
   const HttpMetrics& metrics() const { return metrics_; }
 
-  // The route a path names (defined in api.cpp).
+  // The route a path names (defined in api_internal.h).
   struct RouteMatch;
 
   // A JSON error response.
@@ -82,44 +117,48 @@ class KvApi {
   // The JSON error for a status the transport decides itself, before any
   // route runs (413 or 411 from the headers, 414 for an overlong request
   // line, 431 for an overlong head, 408 for a request too slow to arrive,
-  // 503 over max_connections, 505, 400 for a malformed request).
-  static HttpResponse TransportError(int status);
+  // 503 over max_connections, 505, 400 for a malformed request, with
+  // `problem` saying what was wrong).
+  static HttpResponse TransportError(int status, std::string_view problem = {});
   // TransportError's answer with an X-Request-Id, counted in /metrics (route
   // "unknown") and written to the request log (method "-"): the transport
   // refused the request before its method or route were known to the API.
-  HttpResponse Refused(int status, std::string_view remote_addr);
+  HttpResponse Refused(int status, std::string_view problem, std::string_view remote_addr);
   // The body of POST /v1/admin/compact's answer (also what `kvctl compact
   // -o json` prints, online or offline).
   static std::string CompactionJson(const core::CompactionStats& stats);
 
  private:
-  // Everything between matching the route and the answer; sets `*caller`
-  // once the request is authenticated.
-  HttpResponse Dispatch(const HttpRequest& request, const RouteMatch& match, const Principal** caller);
-  // The 429, 401 or 403 that stops a request before its route, if any.
-  std::optional<HttpResponse> Admit(const HttpRequest& request, const RouteMatch& match,
-                                    const Principal** caller);
+  // Admit()'s decisions; `admission` gets the request id and start time
+  // even when it answers.
+  std::optional<HttpResponse> AdmitHead(const HttpRequest& request, const RouteMatch& match,
+                                        Admission* admission);
+  // Identity and rate limit: the 429, 401 or 400 that stops a request,
+  // if any; `*caller` is set once authenticated.
+  std::optional<HttpResponse> AdmitCaller(const HttpRequest& request, const RouteMatch& match,
+                                          const Principal** caller);
   // 403 unless `caller` (null when auth is off) may do `op` on `key`.
   std::optional<HttpResponse> Authorize(const Principal* caller, Op op, std::string_view key);
-  HttpResponse HandleKey(const HttpRequest& request, std::string_view raw_key, const Principal* caller);
-  // Decodes and checks a key request: the key, then the caller's grant for
-  // it, then a write's conditions and size. The answer when it is refused,
-  // else the key and conditions.
-  std::optional<HttpResponse> CheckKeyRequest(const HttpRequest& request, std::string_view raw_key,
-                                              const Principal* caller, std::string* key,
-                                              core::Precondition* pre);
+  // An admitted request's route.
+  HttpResponse Dispatch(const HttpRequest& request, const RouteMatch& match, const Admission& admission);
+  // The key of a key route, percent-decoded and checked (400, 414).
+  std::optional<HttpResponse> DecodeKey(std::string_view raw_key, std::string* key) const;
+  // A write's conditions and size: the answer when it is refused.
+  std::optional<HttpResponse> CheckWrite(const HttpRequest& request, core::Precondition* pre) const;
+  HttpResponse HandleKey(const HttpRequest& request, const std::string& key);
   static HttpResponse PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put);
   static HttpResponse DeleteAnswer(const core::Result<core::DeleteOutcome>& del);
   HttpResponse HandleList(const HttpRequest& request, const Principal* caller);
-  // What the request log and the metrics need of a request, taken when it
-  // arrives: an async write is answered after the request itself is gone.
+  // What the request log and the metrics need of a request.
   struct Exchange;
-  Exchange Begin(const HttpRequest& request, const RouteMatch& match) const;
-  // Stamps X-Request-Id on the answer, counts it and logs it.
+  struct AsyncWrite;
+  static Exchange ExchangeOf(const HttpRequest& request, Route route, const Admission& admission);
+  // Stamps X-Request-Id and X-Kvctl-Revision on the answer, counts it and logs it.
   void Finish(const Exchange& exchange, HttpResponse* response);
   HttpResponse HandleCompact();
   HttpResponse HandleHealthz();
-  HttpResponse HandleReadyz();
+  // The revision only for an admin caller, or with auth off.
+  HttpResponse HandleReadyz(const Principal* caller);
   HttpResponse HandleMetrics();
 
   core::KvStore& store_;
@@ -127,6 +166,7 @@ class KvApi {
   Authenticator auth_;
   std::unique_ptr<RateLimiter> rate_limiter_;  // null when off
   HttpMetrics metrics_;
+  LogThrottle tls_log_throttle_{kTlsLogLinesPerSecond};
 };
 
 }  // namespace kvctl::server

@@ -100,6 +100,12 @@ Authenticator::Authenticator(AuthOptions options) : metrics_need_admin_(options.
 }
 
 Authenticator::Outcome Authenticator::Authenticate(const HttpRequest& request) const {
+  // Two fields are not read as one: a proxy in front may have judged the
+  // other (RFC 9110 §5.3 allows repeating only list-valued fields).
+  if (const size_t fields = request.HeaderCount("Authorization"); fields > 1) {
+    return {nullptr, AuthFailure::kDuplicate,
+            fmt::format("the request has {} Authorization fields; send exactly one", fields)};
+  }
   if (auto header = request.Header("Authorization")) {
     std::string_view value = *header;
     const size_t space = value.find(' ');

@@ -83,10 +83,12 @@ class Authenticator {
 
   struct Outcome {
     const Principal* principal = nullptr;  // set when authenticated
-    AuthFailure failure = AuthFailure::kCount;  // kMissing or kInvalid when not
+    // kMissing, kInvalid, or kDuplicate (more than one Authorization field) when not.
+    AuthFailure failure = AuthFailure::kCount;
     std::string message;  // for the 401 body: what was wrong, what to send
   };
-  // Who sent `request`: its bearer token, else its client certificate.
+  // Who sent `request`: its bearer token, else its client certificate;
+  // nobody when it has two Authorization fields.
   Outcome Authenticate(const HttpRequest& request) const;
 
  private:

@@ -109,7 +109,7 @@ struct Connection {
 
   Clock::time_point request_started{};
   Clock::time_point idle_since{};
-  Clock::time_point blocked_since{};  // a send hit EAGAIN with bytes left
+  Clock::time_point blocked_since{};  // a send hit EAGAIN with bytes left, and none went since
   Clock::time_point linger_until{};
 
   size_t pending_out() const { return out.size() - out_start; }
@@ -129,6 +129,22 @@ std::string PeerAddress(const sockaddr_storage& ss) {
   return text;
 }
 
+// OpenSSL's reason words (lib/tls's Stream::error()) -> the metric's label.
+TlsFailure ClassifyTlsFailure(std::string_view detail) {
+  auto has = [detail](std::string_view words) { return detail.find(words) != std::string_view::npos; };
+  if (has("http request") || has("wrong version number") || has("unknown protocol") ||
+      has("packet length too long") || has("record layer failure") || has("unsupported protocol")) {
+    return TlsFailure::kNotTls;
+  }
+  if (has("peer did not return a certificate")) return TlsFailure::kNoClientCert;
+  if (has("certificate verify failed")) return TlsFailure::kBadClientCert;
+  if (has("alert")) return TlsFailure::kRejectedByClient;
+  if (has("unexpected eof") || has("connection closed") || has("Connection reset") || has("Broken pipe")) {
+    return TlsFailure::kClosed;
+  }
+  return TlsFailure::kOther;
+}
+
 class EventLoop;
 
 }  // namespace
@@ -137,6 +153,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   Handler handler;
   AsyncHandler async_handler;
+  Admitter admitter;
   ErrorBodyMaker error_body;
   HeadLimits limits;
   std::shared_ptr<tls::Context> tls;  // null: plain HTTP
@@ -151,11 +168,24 @@ struct HttpServer::Impl {
     try {
       return handler(request);
     } catch (...) {
-      return error_body(500, request.remote_addr);
+      return error_body(500, {}, request.remote_addr);
     }
   }
+  std::optional<HttpResponse> Admit(HttpRequest& request) const {
+    if (!admitter) return std::nullopt;
+    try {
+      return admitter(request);
+    } catch (...) {
+      return error_body(500, {}, request.remote_addr);
+    }
+  }
+  void TlsFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail) const {
+    if (options.on_tls_failure) options.on_tls_failure(remote_addr, why, detail);
+  }
   // A complete response for a status the transport decides itself.
-  HttpResponse Refusal(int status, std::string_view remote_addr) const { return error_body(status, remote_addr); }
+  HttpResponse Refusal(int status, std::string_view problem, std::string_view remote_addr) const {
+    return error_body(status, problem, remote_addr);
+  }
 };
 
 namespace {
@@ -324,7 +354,7 @@ class EventLoop {
           continue;
         }
         std::string answer;
-        AppendResponse(server_.Refusal(503, PeerAddress(ss)), false, false, 1, date_, &answer);
+        AppendResponse(server_.Refusal(503, {}, PeerAddress(ss)), false, false, 1, date_, &answer);
         ssize_t ignored = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
         ::close(fd);
@@ -380,15 +410,24 @@ class EventLoop {
   // for a worker, or for the client to take its answers.
   void Drive(Connection* c) {
     if (c->state == ConnState::kHandshake && !Handshake(c)) return;
-    for (int reads = 0;;) {
+    for (int turns = 0;; ++turns) {
       ProcessBuffered(c);
       if (c->closed) return;
-      if (c->state == ConnState::kWaiting || c->pending_out() >= kMaxPendingOut) break;
-      if (!c->readable || c->peer_closed) break;
-      if (reads++ == kMaxReadsPerTurn) {
+      // Parsing stops while kMaxPendingOut of answers wait (ProcessBuffered):
+      // send what the client takes, and parse on only once it took enough.
+      // Otherwise its next EPOLLOUT drives it on, buffered requests and all.
+      const bool blocked = c->pending_out() >= kMaxPendingOut;
+      if (blocked) {
+        Flush(c);
+        if (c->closed || c->pending_out() >= kMaxPendingOut) return;
+      }
+      if (turns == kMaxReadsPerTurn) {
         ready_.push_back(c->id);
         break;
       }
+      if (blocked) continue;
+      if (c->state == ConnState::kWaiting) break;
+      if (!c->readable || c->peer_closed) break;
       if (!ReadSome(c)) break;
     }
     if (c->closed) return;
@@ -415,7 +454,11 @@ class EventLoop {
       case tls::IoResult::kWantWrite:
         return false;
       case tls::IoResult::kClosed:
+        server_.TlsFailed(c->remote_addr, TlsFailure::kClosed, "the client closed the connection");
+        Close(c);
+        return false;
       case tls::IoResult::kError:
+        server_.TlsFailed(c->remote_addr, ClassifyTlsFailure(c->tls->error()), c->tls->error());
         Close(c);
         return false;
     }
@@ -496,9 +539,17 @@ class EventLoop {
       }
       if (c->in.size() == 0) return;
       if (c->close_after_write) {  // after "Connection: close", nothing more is read
+        // Closing with these bytes unread would send a reset, which can
+        // destroy the answer before the client reads it: linger instead.
         c->in.Clear();
+        c->state = ConnState::kLingering;
+        c->linger_until = now_ + kLinger;
         return;
       }
+      // A client that pipelines without reading gets no more answers made
+      // while this much waits: one 16 KiB read can hold hundreds of GETs
+      // of 1 MiB values. Drive() goes on once the answers drain.
+      if (c->pending_out() >= kMaxPendingOut) return;
       if (!c->in_request) {
         c->in_request = true;
         c->request_started = now_;
@@ -507,42 +558,49 @@ class EventLoop {
     }
   }
 
-  // Parses a buffered head into c->request; false when it has to wait or
-  // the request was refused.
+  // Parses a buffered head into c->request and admits it; false when it
+  // has to wait or the connection goes no further.
   bool ParseHead(Connection* c) {
     RequestHead head;
     switch (ParseRequestHead(c->in.view(), server_.limits, &head)) {
       case HeadParse::kComplete: break;
       case HeadParse::kIncomplete: return false;
-      case HeadParse::kBad: Refuse(c, 400); return false;
+      case HeadParse::kBad: Refuse(c, 400, head.problem); return false;
       case HeadParse::kLineTooLong: Refuse(c, 414); return false;
       case HeadParse::kHeadTooLarge: Refuse(c, 431); return false;
       case HeadParse::kBadVersion: Refuse(c, 505); return false;
     }
     const RequestFraming framing = FrameRequest(head, server_.options.max_body_bytes);
-    if (framing.refusal != 0) {
-      Refuse(c, framing.refusal);
+    // A head that can be read more than one way goes no further, not even
+    // to admission. A body too large or chunked is refused once the
+    // request is admitted: the client learns about its credentials first.
+    if (framing.refusal == 400) {
+      Refuse(c, 400, framing.problem);
       return false;
     }
     HttpRequest& r = c->request;
     r.method.assign(head.method);
-    const size_t q = head.target.find('?');
-    r.path.assign(head.target.substr(0, q));
-    if (q != std::string_view::npos) {
-      r.query.assign(head.target.substr(q + 1));
-    } else {
-      r.query.clear();
-    }
+    r.path.assign(head.path);  // also of an absolute-form target
+    r.query.assign(head.query);
     r.headers.clear();
     for (const auto& [name, value] : head.headers) r.headers.emplace_back(name, value);
     r.remote_addr = c->remote_addr;
     r.peer_common_name = c->peer_common_name;
     r.body.clear();
+    r.admission.done = false;
     c->request_is_head = head.method == "HEAD";
     c->request_minor = head.minor_version;
     c->request_keep_alive = framing.keep_alive;
-    c->in.Consume(head.head_bytes);
-    c->body_needed = framing.content_length;
+    c->in.Consume(head.head_bytes);  // `head` points into the buffer: not used after this
+    c->body_needed = framing.refusal == 0 ? framing.content_length : 0;
+    // Admission, before a body byte is read and before 100 Continue.
+    if (std::optional<HttpResponse> answer = server_.Admit(r)) {
+      return AnswerFromHead(c, *answer, framing.refusal != 0 || c->body_needed > c->in.size());
+    }
+    if (framing.refusal != 0) {
+      Refuse(c, framing.refusal);
+      return false;
+    }
     if (c->body_needed > c->in.size()) {
       if (framing.expects_continue) c->out.append("HTTP/1.1 100 Continue\r\n\r\n");
       c->state = ConnState::kBody;
@@ -554,6 +612,26 @@ class EventLoop {
     }
     Dispatch(c);
     return true;
+  }
+
+  // Sends the answer the admitter gave from the head alone. A body that is
+  // all here is dropped and the connection goes on; one still to come (or
+  // one that cannot be framed) is not read: the connection closes after
+  // the answer, dropping what still arrives for a short while, so the
+  // client reads the answer instead of a reset. True when it goes on.
+  bool AnswerFromHead(Connection* c, const HttpResponse& answer, bool body_unread) {
+    ++c->served;
+    if (!body_unread) {
+      c->in.Consume(c->body_needed);
+      Respond(c, answer);
+      return true;
+    }
+    c->request_keep_alive = false;
+    Respond(c, answer);
+    c->state = ConnState::kLingering;
+    c->in.Clear();
+    c->linger_until = now_ + kLinger;
+    return false;
   }
 
   void Dispatch(Connection* c) {
@@ -591,9 +669,9 @@ class EventLoop {
 
   // Answers with an error and closes after a short lingering read, so the
   // client reads the answer instead of a reset.
-  void Refuse(Connection* c, int status) {
+  void Refuse(Connection* c, int status, std::string_view problem = {}) {
     c->request_is_head = false;
-    AppendResponse(server_.Refusal(status, c->remote_addr), false, false, 1, date_, &c->out);
+    AppendResponse(server_.Refusal(status, problem, c->remote_addr), false, false, 1, date_, &c->out);
     c->close_after_write = true;
     c->state = ConnState::kLingering;
     c->in_request = false;
@@ -607,6 +685,7 @@ class EventLoop {
     const tls::IoResult r = c->tls->Write(c->out.data() + c->out_start, c->pending_out());
     if (r.status == tls::IoResult::kOk) {
       c->out_start += r.bytes;
+      c->blocked_since = {};
       return true;
     }
     if (r.status == tls::IoResult::kClosed || r.status == tls::IoResult::kError) {
@@ -627,7 +706,10 @@ class EventLoop {
       }
       const ssize_t n = ::send(c->fd, c->out.data() + c->out_start, c->pending_out(), MSG_NOSIGNAL);
       if (n > 0) {
+        // write_timeout is for a client that takes nothing: one that reads
+        // a long pipeline of answers may always have more waiting.
         c->out_start += static_cast<size_t>(n);
+        c->blocked_since = {};
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -652,8 +734,8 @@ class EventLoop {
         ::shutdown(c->fd, SHUT_WR);
         c->write_shut = true;
       }
-    } else if (c->state != ConnState::kWaiting) {
-      Close(c);
+    } else if (c->state == ConnState::kHead && !c->in_request) {
+      Close(c);  // nothing in flight: a request being read or run is answered first
     }
   }
 
@@ -689,7 +771,11 @@ class EventLoop {
       } else if (c->state == ConnState::kLingering) {
         if (now_ >= c->linger_until) to_close.push_back(c);
       } else if (c->state == ConnState::kHandshake) {
-        if (now_ - c->request_started > o.read_timeout) to_close.push_back(c);
+        if (now_ - c->request_started > o.read_timeout) {
+          server_.TlsFailed(c->remote_addr, TlsFailure::kTimeout,
+                            "the handshake did not finish within server.read_timeout");
+          to_close.push_back(c);
+        }
       } else if (c->state == ConnState::kBody || (c->state == ConnState::kHead && c->in_request)) {
         if (now_ - c->request_started > o.read_timeout) expired_reads.push_back(c);
       } else if (c->state == ConnState::kHead && c->pending_out() == 0 &&
@@ -716,11 +802,15 @@ class EventLoop {
     std::vector<Connection*> idle;
     for (auto& [id, conn] : conns_) {
       Connection* c = conn.get();
-      const bool mid_request = c->state == ConnState::kBody || c->state == ConnState::kWaiting;
-      if (!mid_request && c->pending_out() == 0) {
+      // A request whose head or body is still arriving is in flight too
+      // (SPEC §8): it is read to its end (within read_timeout), run, and
+      // answered with Connection: close (Respond sees stop_seen_); then its
+      // connection closes, and nothing pipelined behind it is started.
+      if (c->in_request) continue;
+      if (c->pending_out() == 0) {
         idle.push_back(c);
       } else {
-        c->close_after_write = c->close_after_write || c->state != ConnState::kLingering;
+        c->close_after_write = true;  // the answers already made go out first
       }
     }
     for (Connection* c : idle) Close(c);
@@ -756,6 +846,8 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler, ErrorBodyMake
 }
 
 void HttpServer::set_async_handler(AsyncHandler handler) { impl_->async_handler = std::move(handler); }
+
+void HttpServer::set_admitter(Admitter admitter) { impl_->admitter = std::move(admitter); }
 
 HttpServer::~HttpServer() {
   impl_->loops.clear();

@@ -17,22 +17,35 @@
 //   worker threads. Either way the loop sends the answer when it comes.
 // - Pipelined requests are answered in order; answers to one read are sent
 //   with one write.
+// - Admission first: once a request's head is parsed, and before its body
+//   is read or "100 Continue" is sent, the admitter (set_admitter) sees it.
+//   An answer it gives is final (a refusal, or what the head alone
+//   decides): the body is not read, and if it has not all arrived the
+//   connection closes after the answer and a short lingering read, so an
+//   unauthenticated client never uploads a body it is refused for.
+// - The head is read as http_wire.h says (RFC 9112): a bare LF or CR is
+//   400 at once, empty lines before the request line are skipped, an
+//   absolute-form target is taken by its path, "*" is for OPTIONS only.
 // - The body is framed by Content-Length only. Decided from the head,
 //   before a body byte is read: 413 over max_body_bytes, 411 for chunked,
-//   400 for an unreadable length; the connection then closes after a short
-//   lingering read, so the client sees the answer and not a reset. Expect:
-//   100-continue gets "100 Continue" or that refusal.
+//   400 for an unreadable length, a missing Host (HTTP/1.1) or two Host
+//   fields; the connection then closes after a short lingering read, so
+//   the client sees the answer and not a reset; 413 and 411 come after
+//   admission. Expect: 100-continue (on HTTP/1.1 only: 1.0 has no 1xx) gets
+//   "100 Continue" once the request is admitted, or the refusal instead.
 // - Limits, so a slow or hostile client cannot hold the server: the request
 //   line (8 KiB, else 414) and the head (max_header_bytes, else 431; at
 //   most 100 header fields); a request must arrive whole within
 //   read_timeout (else 408 and close); a TLS handshake must finish within
 //   read_timeout (else the connection closes: there is no session to
 //   answer on); an idle
-//   keep-alive connection closes after keepalive_timeout; a response that
-//   cannot be sent within write_timeout closes its connection; at most
-//   max_connections are open (more get 503 and are closed); a client that
-//   pipelines without reading its answers is not read from while 1 MiB of
-//   answers waits for it.
+//   keep-alive connection closes after keepalive_timeout; a connection
+//   whose client takes no byte of its answers for write_timeout closes; at
+//   most max_connections are open (more get 503 and are closed); a client
+//   that pipelines without reading its answers gets no further request
+//   parsed, and is not read from, while 1 MiB of answers waits for it (one
+//   answer may be larger); what is already buffered is parsed once the
+//   answers drain.
 // - Stop(): stops accepting, closes idle connections at once, finishes the
 //   requests in flight (their answers say Connection: close), then Serve()
 //   returns once every connection is closed and the worker pool is idle.
@@ -42,7 +55,9 @@
 //   write, wait for whichever of readable or writable OpenSSL asks for. A
 //   verified client certificate's CN reaches the handler as
 //   HttpRequest::peer_common_name. Over max_connections, a TLS connection
-//   is closed without an answer (a 503 needs a handshake first).
+//   is closed without an answer (a 503 needs a handshake first). A
+//   handshake that fails or times out is reported to
+//   options.on_tls_failure.
 //
 // Thread safety: Stop() may be called from any thread, once Bind() is done.
 #pragma once
@@ -51,6 +66,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -79,12 +95,18 @@ struct HttpServerOptions {
   size_t max_header_bytes = 16 * 1024;
   // HTTPS when tls.cert is set; mutual TLS with tls.client_ca.
   TlsOptions tls;
+  // Called from a loop thread for each TLS handshake that fails or times
+  // out: the client's address, why (a fixed set), and OpenSSL's words. The
+  // transport logs nothing itself.
+  std::function<void(std::string_view remote_addr, TlsFailure why, std::string_view detail)> on_tls_failure;
 };
 
 // Turns an error status the transport decided itself (before any handler
 // ran) into kvctl's JSON answer; called once per refusal, from a loop
-// thread, so it may count and log it.
-using ErrorBodyMaker = std::function<HttpResponse(int status, std::string_view remote_addr)>;
+// thread, so it may count and log it. `problem` says what was wrong with a
+// 400 ("" otherwise).
+using ErrorBodyMaker =
+    std::function<HttpResponse(int status, std::string_view problem, std::string_view remote_addr)>;
 
 class HttpServer {
  public:
@@ -99,8 +121,18 @@ class HttpServer {
   // request to the worker pool and `handler`. With it, a write waits for
   // its group commit without holding a thread.
   using Reply = std::function<void(HttpResponse)>;
-  using AsyncHandler = std::function<bool(const HttpRequest&, Reply)>;
+  // It may move parts of the request out (it is not used again).
+  using AsyncHandler = std::function<bool(HttpRequest&, Reply)>;
   void set_async_handler(AsyncHandler handler);
+
+  // Optional, set before Serve(): called once a request's head is parsed,
+  // before its body is read and before "100 Continue", on a loop thread
+  // (so it must not block). An answer returned here is final: the request
+  // goes no further. Otherwise the request, with what the admitter wrote
+  // into it (HttpRequest::admission), goes on to the handlers once its
+  // body is in.
+  using Admitter = std::function<std::optional<HttpResponse>(HttpRequest&)>;
+  void set_admitter(Admitter admitter);
 
   // Binds and listens. Busy when the address is taken; InvalidArgument
   // when the TLS files are unusable.

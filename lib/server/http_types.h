@@ -3,6 +3,8 @@
 // be swapped without touching the API.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +12,20 @@
 #include <vector>
 
 namespace kvctl::server {
+
+struct Principal;  // lib/server/auth.h
+
+// What the API found out from a request's head when it admitted it
+// (KvApi::Admit, before the body is read), carried with the request to its
+// handler so no request is authenticated, rate-limited or stamped twice.
+// The transport only carries it.
+struct Admission {
+  bool done = false;  // admitted: the handler answers from here on
+  std::chrono::steady_clock::time_point started{};
+  std::string request_id;
+  const Principal* caller = nullptr;  // the authenticated identity; null without auth
+  std::string key;                    // a key route's key, decoded
+};
 
 struct HttpRequest {
   std::string method;       // "GET", "PUT", ...
@@ -23,8 +39,12 @@ struct HttpRequest {
   // tls.client_ca; "" otherwise.
   std::string peer_common_name;
 
+  Admission admission;
+
   // Case-insensitive; the first value, if any.
   std::optional<std::string_view> Header(std::string_view name) const;
+  // Case-insensitive; how many fields have this name.
+  size_t HeaderCount(std::string_view name) const;
 };
 
 struct HttpResponse {
@@ -40,6 +60,19 @@ struct HttpResponse {
   void SetHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));
   }
+};
+
+// Why a TLS handshake failed, as far as the server can tell: a small fixed
+// set, so it can label a metric.
+enum class TlsFailure {
+  kTimeout,           // not finished within server.read_timeout
+  kNotTls,            // the client does not speak TLS (plain HTTP, garbage)
+  kNoClientCert,      // mutual TLS: the client sent no certificate
+  kBadClientCert,     // mutual TLS: its certificate did not verify (unknown CA, expired, ...)
+  kRejectedByClient,  // the client sent an alert: it does not accept ours
+  kClosed,            // the client closed or reset the connection mid-handshake
+  kOther,             // anything else (no common protocol version or cipher, ...)
+  kCount,
 };
 
 }  // namespace kvctl::server

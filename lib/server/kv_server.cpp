@@ -106,12 +106,19 @@ core::Status KvServer::Bind() {
     tls.client_trust = client_trust_;
   }
   // The handlers reach the API through this server: it is made by Listen(),
-  // once the store is open, and requests are only read after Run() starts.
+  // once the store is open, and requests are only read (and handshakes
+  // made) after Run() starts.
+  options_.http.on_tls_failure = [this](std::string_view remote, TlsFailure why, std::string_view detail) {
+    api_->TlsHandshakeFailed(remote, why, detail);
+  };
   http_ = std::make_unique<HttpServer>(
       options_.http, [this](const HttpRequest& r) { return api_->Handle(r); },
-      [this](int status, std::string_view remote) { return api_->Refused(status, remote); });
+      [this](int status, std::string_view problem, std::string_view remote) {
+        return api_->Refused(status, problem, remote);
+      });
+  http_->set_admitter([this](HttpRequest& r) { return api_->Admit(r); });
   http_->set_async_handler(
-      [this](const HttpRequest& r, HttpServer::Reply reply) { return api_->HandleWriteAsync(r, std::move(reply)); });
+      [this](HttpRequest& r, HttpServer::Reply reply) { return api_->HandleWriteAsync(r, std::move(reply)); });
   return http_->Bind();
 }
 
@@ -121,6 +128,7 @@ core::Status KvServer::Listen() {
     request_log_ = std::make_unique<RequestLog>(logger_, o.request_log);
   }
   o.api.request_logger = request_log_.get();
+  o.api.logger = &logger_;
   const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
   const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
   api_ = std::make_unique<KvApi>(*store_, o.api);

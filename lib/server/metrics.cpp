@@ -37,6 +37,7 @@ const char* RouteLabel(Route route) {
     case Route::kReadyz: return "/readyz";
     case Route::kMetrics: return "/metrics";
     case Route::kAdminCompact: return "/v1/admin/compact";
+    case Route::kAsterisk: return "*";
     case Route::kUnknown:
     case Route::kCount: break;
   }
@@ -94,9 +95,24 @@ const char* AuthFailureLabel(AuthFailure failure) {
     case AuthFailure::kMissing: return "missing_credentials";
     case AuthFailure::kInvalid: return "invalid_token";
     case AuthFailure::kForbidden: return "forbidden";
+    case AuthFailure::kDuplicate: return "duplicate_authorization";
     case AuthFailure::kCount: break;
   }
   return "unknown";
+}
+
+const char* TlsFailureLabel(TlsFailure failure) {
+  switch (failure) {
+    case TlsFailure::kTimeout: return "timeout";
+    case TlsFailure::kNotTls: return "not_tls";
+    case TlsFailure::kNoClientCert: return "no_client_certificate";
+    case TlsFailure::kBadClientCert: return "bad_client_certificate";
+    case TlsFailure::kRejectedByClient: return "rejected_by_client";
+    case TlsFailure::kClosed: return "closed";
+    case TlsFailure::kOther:
+    case TlsFailure::kCount: break;
+  }
+  return "other";
 }
 
 HttpMetrics::HttpMetrics() {
@@ -141,8 +157,8 @@ void HttpMetrics::Render(std::string* out) const {
   }
 
   AppendFamily(out, "kvctl_auth_failures_total", "counter",
-               "Requests refused for their credentials: missing (401), invalid (401), or "
-               "outside the caller's grants (403).");
+               "Requests refused for their credentials: missing (401), invalid (401), "
+               "outside the caller's grants (403), or more than one Authorization field (400).");
   for (size_t f = 0; f < auth_failures_.size(); ++f) {
     out->append(fmt::format("kvctl_auth_failures_total{{reason=\"{}\"}} {}\n",
                             AuthFailureLabel(static_cast<AuthFailure>(f)),
@@ -151,6 +167,13 @@ void HttpMetrics::Render(std::string* out) const {
   AppendSingle(out, "kvctl_ratelimit_refusals_total", "counter",
                "Requests refused with 429 by the per-client rate limit.",
                rate_limited_.load(std::memory_order_relaxed));
+  AppendFamily(out, "kvctl_tls_handshake_failures_total", "counter",
+               "TLS handshakes that failed or timed out, by reason; no request was read on them.");
+  for (size_t f = 0; f < tls_failures_.size(); ++f) {
+    out->append(fmt::format("kvctl_tls_handshake_failures_total{{reason=\"{}\"}} {}\n",
+                            TlsFailureLabel(static_cast<TlsFailure>(f)),
+                            tls_failures_[f].load(std::memory_order_relaxed)));
+  }
 }
 
 }  // namespace kvctl::server

@@ -16,9 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/server/http_types.h"
+
 namespace kvctl::server {
 
-enum class Route { kKey, kList, kAdminCompact, kHealthz, kReadyz, kMetrics, kUnknown, kCount };
+// kAsterisk: "OPTIONS *", about the server as a whole.
+enum class Route { kKey, kList, kAdminCompact, kHealthz, kReadyz, kMetrics, kAsterisk, kUnknown, kCount };
 enum class Method { kGet, kHead, kPut, kDelete, kPost, kOther, kCount };
 
 const char* RouteLabel(Route route);
@@ -62,11 +65,16 @@ class Histogram {
 std::span<const uint64_t> LatencyBoundsNs();
 
 // Why a request was refused before its route ran.
-enum class AuthFailure { kMissing, kInvalid, kForbidden, kCount };
+// kDuplicate: more than one Authorization field (400): a proxy in front may
+// have judged another one than this server would.
+enum class AuthFailure { kMissing, kInvalid, kForbidden, kDuplicate, kCount };
 const char* AuthFailureLabel(AuthFailure failure);
 
+const char* TlsFailureLabel(TlsFailure failure);
+
 // What the API layer counts: requests by route, method and status; their
-// latency by route; refused credentials; rate-limit refusals.
+// latency by route; refused credentials; rate-limit refusals; failed TLS
+// handshakes by reason.
 class HttpMetrics {
  public:
   HttpMetrics();
@@ -74,6 +82,9 @@ class HttpMetrics {
   void CountRequest(Route route, Method method, int status, std::chrono::nanoseconds took);
   void CountAuthFailure(AuthFailure failure);
   void CountRateLimited() { rate_limited_.fetch_add(1, std::memory_order_relaxed); }
+  void CountTlsFailure(TlsFailure failure) {
+    tls_failures_[static_cast<size_t>(failure)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   // Appends every family.
   void Render(std::string* out) const;
@@ -87,6 +98,7 @@ class HttpMetrics {
   std::vector<std::unique_ptr<Histogram>> latency_;  // one per route
   std::array<std::atomic<uint64_t>, static_cast<size_t>(AuthFailure::kCount)> auth_failures_{};
   std::atomic<uint64_t> rate_limited_{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(TlsFailure::kCount)> tls_failures_{};
 };
 
 }  // namespace kvctl::server

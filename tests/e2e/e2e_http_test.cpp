@@ -292,6 +292,29 @@ TEST_CASE("If-Match and If-None-Match make conditional writes over HTTP") {
   }
 }
 
+TEST_CASE("If-Match compares the ETag exactly, and on two lines is judged as one list") {
+  KvServer server;
+  HttpClient http(server.port());
+  const uint64_t r1 = PutOk(http, "etag", "v1");
+  const std::string rev = std::to_string(r1);
+  // Zero-padded: a well-formed tag that is not this key's ETag.
+  HttpResponse padded = http.Put("etag", "padded", {{"If-Match", "\"0" + rev + "\""}});
+  CHECK(padded.status == 412);
+  CHECK(ErrorCode(padded) == "precondition_failed");
+  // Unquoted: not an entity tag at all.
+  HttpResponse bare = http.Put("etag", "bare", {{"If-Match", rev}});
+  CHECK(bare.status == 400);
+  CHECK(ErrorCode(bare) == "bad_precondition");
+  // Two fields are one list of two tags: refused as the one-line list is,
+  // even though the first matches.
+  HttpResponse two = http.Put("etag", "two", {{"If-Match", "\"" + rev + "\""}, {"If-Match", "\"999\""}});
+  CHECK(two.status == 400);
+  CHECK(http.Put("etag", "one-line", {{"If-Match", "\"" + rev + "\", \"999\""}}).status == 400);
+  CHECK(http.Get("etag").body == "v1");
+  CheckNextRevisionIs(http, r1 + 1);
+  CHECK(http.Put("etag", "v2", {{"If-Match", "\"" + rev + "\""}}).status == 200);
+}
+
 TEST_CASE("concurrent If-Match read-modify-write loops never lose an update") {
   KvServer server;
   {
@@ -649,6 +672,27 @@ TEST_CASE("bad listing query parameters get 400") {
     CAPTURE(query);
     CHECK(http.Request("GET", "/v1/kv?" + query).status == 200);
   }
+  CheckNextRevisionIs(http, r1 + 1);
+}
+
+TEST_CASE("a query parameter a route does not know is 400 on every route, and writes nothing") {
+  KvServer server;
+  HttpClient http(server.port());
+  const uint64_t r1 = PutOk(http, "q", "v");
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"PUT", "/v1/kv/q?x=1"}, {"PUT", "/v1/kv/new?lease=7"}, {"DELETE", "/v1/kv/q?x=1"},
+           {"GET", "/v1/kv/q?x=1"}, {"GET", "/healthz?x=1"}, {"POST", "/v1/admin/compact?x=1"}}) {
+    CAPTURE(method);
+    CAPTURE(target);
+    HttpResponse r = http.Request(method, target, "changed");
+    CHECK(r.status == 400);
+    CHECK(ErrorCode(r) == "bad_parameter");
+    const std::string message = r.Json()["error"].get<std::string>();
+    const std::string named = target.find("lease") != std::string::npos ? "\"lease\"" : "\"x\"";
+    CHECK_MESSAGE(message.find(named) != std::string::npos, message);
+  }
+  CHECK(http.Get("q").body == "v");
+  CHECK(http.Get("new").status == 404);
   CheckNextRevisionIs(http, r1 + 1);
 }
 

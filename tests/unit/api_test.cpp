@@ -267,8 +267,9 @@ TEST_CASE("If-Match with the current revision lets the write through") {
   const HttpResponse quoted = Put(f, "k", "second", {{"If-Match", "\"1\""}});
   CHECK(quoted.status == 200);
   CHECK(HeaderOf(quoted, "ETag") == "\"2\"");
-  const HttpResponse bare = Put(f, "k", "third", {{"if-match", "2"}});  // header names ignore case
-  CHECK(bare.status == 200);
+  // Header names ignore case; an unquoted revision is not an ETag (400).
+  CheckError(Put(f, "k", "third", {{"if-match", "2"}}), 400, "bad_precondition");
+  CHECK(Put(f, "k", "third", {{"if-match", "\"2\""}}).status == 200);
   CHECK(Get(f, "k").body == "third");
   CHECK(f.api.Handle(Req("DELETE", KeyPath("k"), {}, {{"If-Match", "\"3\""}})).status == 204);
   CHECK(Get(f, "k").status == 404);
@@ -296,13 +297,38 @@ TEST_CASE("If-None-Match * on an existing key answers 412 and on a missing key i
 TEST_CASE("a malformed If-Match answers 400 and changes nothing") {
   Fixture f;
   REQUIRE(Put(f, "k", "orig").status == 201);
-  for (const char* tag : {"abc", "W/\"1\"", "", "\"\"", "\"1\", \"2\"", "-1", "1.0", "\"1"}) {
+  for (const char* tag : {"abc", "", "\"1\", \"2\"", "-1", "1.0", "\"1", "1", "W/1", "*, \"1\"", "\"1\" x"}) {
     CAPTURE(tag);
     const HttpResponse res = Put(f, "k", "new", {{"If-Match", tag}});
     CHECK(res.status == 400);
     CHECK(Body(res).at("code") == "bad_precondition");
   }
   CHECK(Get(f, "k").body == "orig");
+}
+
+TEST_CASE("If-Match compares the ETag exactly: a zero-padded, weak or foreign tag never matches (412)") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "orig").status == 201);  // revision 1
+  for (const char* tag : {"\"01\"", "\"001\"", "W/\"1\"", "\"\"", "\"x\"", "\" 1\"", "\"+1\""}) {
+    CAPTURE(tag);
+    CheckError(Put(f, "k", "new", {{"If-Match", tag}}), 412, "precondition_failed");
+    CheckError(f.api.Handle(Req("DELETE", KeyPath("k"), {}, {{"If-Match", tag}})), 412, "precondition_failed");
+  }
+  CHECK(Get(f, "k").body == "orig");
+  CHECK(f.store.revision() == 1);
+  CHECK(Put(f, "k", "new", {{"If-Match", "\"1\""}}).status == 200);
+}
+
+TEST_CASE("If-Match on two lines is judged as the same list on one line") {
+  Fixture f;
+  REQUIRE(Put(f, "k", "orig").status == 201);  // revision 1
+  // Two tags, whichever way they are sent: 400, even when the first matches.
+  CheckError(Put(f, "k", "a", {{"If-Match", "\"1\""}, {"If-Match", "\"2\""}}), 400, "bad_precondition");
+  CheckError(Put(f, "k", "a", {{"If-Match", "\"1\", \"2\""}}), 400, "bad_precondition");
+  CheckError(Put(f, "k", "a", {{"If-Match", "\"2\""}, {"if-match", "\"1\""}}), 400, "bad_precondition");
+  CHECK(Get(f, "k").body == "orig");
+  // An empty line adds nothing to the list.
+  CHECK(Put(f, "k", "b", {{"If-Match", "\"1\""}, {"If-Match", ""}}).status == 200);
 }
 
 // ---- key and value limits -----------------------------------------------------
@@ -523,6 +549,88 @@ TEST_CASE("bad listing parameters answer 400 bad_parameter") {
   CHECK(f.api.Handle(Req("GET", "/v1/kv?limit=10000")).status == 200);
 }
 
+TEST_CASE("a listing page ends once its keys and values reach max_list_bytes, and paging on visits every key") {
+  ApiOptions options;
+  options.max_list_bytes = 1000;
+  options.max_value_bytes = 400;
+  Fixture f(options);
+  for (int i = 0; i < 10; ++i) REQUIRE(Put(f, "k" + std::to_string(i), std::string(300, 'a' + i)).status == 201);
+  REQUIRE(Put(f, "tiny", "t").status == 201);
+  // 3 x (2 + 300) bytes stay under 1000; the fourth reaches it and ends the page.
+  const json first = List(f, "limit=100");
+  CHECK(Keys(first) == std::vector<std::string>{"k0", "k1", "k2", "k3"});
+  CHECK(first.at("next") == "k3");
+  CHECK(first.at("items").at(3).at("value") == core::Base64Encode(std::string(300, 'd')));
+  // The count limit still ends a page first when it comes first.
+  CHECK(Keys(List(f, "limit=2")) == std::vector<std::string>{"k0", "k1"});
+  // keys_only pages count only the keys.
+  const json keys = List(f, "keys_only=1");
+  CHECK(keys.at("items").size() == 11);
+  CHECK(keys.at("next").is_null());
+  // Paging on from `next` visits every key once, in order.
+  std::vector<std::string> seen;
+  std::string query = "limit=100";
+  for (int pages = 0;; ++pages) {
+    REQUIRE(pages < 10);
+    const json page = List(f, query);
+    for (const std::string& k : Keys(page)) seen.push_back(k);
+    if (page.at("next").is_null()) break;
+    query = "limit=100&after=" + core::PercentEncode(page.at("next").get<std::string>());
+  }
+  CHECK(seen == std::vector<std::string>{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "tiny"});
+  // One value larger than the bound is still returned, alone.
+  ApiOptions small;
+  small.max_list_bytes = 100;
+  small.max_value_bytes = 400;
+  Fixture g(small);
+  REQUIRE(Put(g, "big", std::string(300, 'b')).status == 201);
+  REQUIRE(Put(g, "next", "n").status == 201);
+  const json alone = List(g, "");
+  CHECK(Keys(alone) == std::vector<std::string>{"big"});
+  CHECK(alone.at("next") == "big");
+}
+
+TEST_CASE("a listing's JSON is byte for byte what nlohmann writes, binary keys and next included") {
+  Fixture f;
+  const std::string bad("b\xff", 2);
+  for (const std::string& k : {std::string("a\"q\\\n\x01"), bad, std::string("\xc3\xa9t\xc3\xa9"), std::string("z")}) {
+    REQUIRE(Put(f, k, "v\0" + k).status == 201);
+  }
+  for (const char* query : {"limit=2", "limit=3", "", "keys_only=1&limit=3"}) {
+    CAPTURE(query);
+    const HttpResponse res = f.api.Handle(Req("GET", "/v1/kv?" + std::string(query)));
+    REQUIRE(res.status == 200);
+    const json parsed = json::parse(res.body);
+    CHECK(res.body == parsed.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+  }
+  const json page = List(f, "limit=2");
+  CHECK(page.at("next_base64") == core::Base64Encode(bad));
+}
+
+TEST_CASE("a query parameter a route does not know is 400 bad_parameter on every route, and changes nothing") {
+  Fixture f;
+  REQUIRE(Put(f, "a", "1").status == 201);
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"PUT", "/v1/kv/a?x=1"}, {"PUT", "/v1/kv/a?lease=7"}, {"DELETE", "/v1/kv/a?x"}, {"GET", "/v1/kv/a?x=1"},
+           {"HEAD", "/v1/kv/a?x=1"}, {"POST", "/v1/admin/compact?now=1"}, {"GET", "/healthz?x=1"},
+           {"GET", "/readyz?verbose"}, {"GET", "/metrics?name=x"}, {"GET", "/v1/kv?x=1"}, {"PUT", "/v1/kv/a?%zz=1"}}) {
+    INFO(method << " " << target);
+    const HttpResponse res = f.api.Handle(Req(method, target, "2"));
+    CHECK(res.status == 400);
+    if (method != "HEAD") {
+      CheckError(res, 400, "bad_parameter");
+      const std::string message = json::parse(res.body).at("error").get<std::string>();
+      if (target.find("%zz") == std::string::npos) CHECK(message.find("unknown query parameter") != std::string::npos);
+    }
+  }
+  CHECK(Get(f, "a").body == "1");
+  CHECK(f.store.revision() == 1);
+  // An empty query is no parameter.
+  CHECK(Put(f, "a", "3").status == 200);
+  CHECK(f.api.Handle(Req("GET", "/v1/kv/a?")).status == 200);
+  CHECK(f.api.Handle(Req("GET", "/healthz?&")).status == 200);
+}
+
 TEST_CASE("a key that is not valid UTF-8 is listed with its exact bytes in key_base64") {
   Fixture f;
   const std::string bad("b\xff", 2);
@@ -633,7 +741,7 @@ TEST_CASE("every answer carries X-Kvctl-Revision: the store revision it reflects
   CHECK(HeaderOf(Get(f, "a"), "X-Kvctl-Revision") == "2");
   CHECK(HeaderOf(Get(f, "missing"), "X-Kvctl-Revision") == "2");       // a 404 too
   CHECK(HeaderOf(f.api.Handle(Req("GET", "/nowhere")), "X-Kvctl-Revision") == "2");
-  CHECK(HeaderOf(f.api.Refused(408, "127.0.0.1"), "X-Kvctl-Revision") == "2");
+  CHECK(HeaderOf(f.api.Refused(408, {}, "127.0.0.1"), "X-Kvctl-Revision") == "2");
 }
 
 TEST_CASE("every answer carries X-Request-Id: the client's when usable, else a new one") {
@@ -745,6 +853,24 @@ TEST_CASE("auth.metrics = admin: /metrics needs a token with the admin grant") {
   CHECK(f.api.Handle(Req("GET", "/healthz")).status == 200);
 }
 
+TEST_CASE("/readyz tells the revision only to an admin caller when auth is on") {
+  Fixture f(WithTokens());
+  REQUIRE(Put(f, "app/a", "1", Bearer("t-writer")).status == 201);
+  for (const Headers& h : {Headers{}, Bearer("t-reader"), Bearer("t-writer"), Bearer("t-wrong"),
+                           Headers{{"Authorization", "Bearer t-admin"}, {"Authorization", "Bearer t-admin"}}}) {
+    const HttpResponse res = f.api.Handle(Req("GET", "/readyz", {}, h));
+    CHECK(res.status == 200);
+    const json body = Body(res);
+    CHECK(body.at("status") == "ready");
+    CHECK_FALSE(body.contains("revision"));
+  }
+  const json admin = Body(f.api.Handle(Req("GET", "/readyz", {}, Bearer("t-admin"))));
+  CHECK(admin.at("revision") == 1);
+  // A failed credential on a probe is no auth failure: nothing was refused.
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_auth_failures_total{reason=\"invalid_token\"} 0\n") != std::string::npos);
+}
+
 TEST_CASE("the rate limit answers 429 with Retry-After per client, and never limits probes") {
   ApiOptions o;
   o.rate_limit = 1;  // one a second: the test cannot wait its way past it
@@ -780,8 +906,10 @@ TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle'
   o.rate_burst = 3;
   Fixture f(std::move(o));
   // Reads and other routes are not taken.
-  CHECK_FALSE(f.api.HandleWriteAsync(Req("GET", KeyPath("app/a")), [](HttpResponse) {}));
-  CHECK_FALSE(f.api.HandleWriteAsync(Req("POST", "/v1/admin/compact"), [](HttpResponse) {}));
+  HttpRequest read = Req("GET", KeyPath("app/a"));
+  HttpRequest compact = Req("POST", "/v1/admin/compact");
+  CHECK_FALSE(f.api.HandleWriteAsync(read, [](HttpResponse) {}));
+  CHECK_FALSE(f.api.HandleWriteAsync(compact, [](HttpResponse) {}));
 
   const HttpResponse none = WriteAsync(f, Req("PUT", KeyPath("app/a"), "1"));
   CheckError(none, 401, "unauthorized");
@@ -813,9 +941,109 @@ TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle'
   }
 }
 
+// What the transport does: Admit() at the head, then the handler with the
+// body in.
+HttpResponse AdmitThenHandle(Fixture& f, HttpRequest request) {
+  const std::string body = std::move(request.body);
+  request.body.clear();
+  if (std::optional<HttpResponse> early = f.api.Admit(request)) return *early;
+  REQUIRE(request.admission.done);
+  request.body = body;
+  return f.api.Handle(request);
+}
+
+TEST_CASE("admission comes first: without credentials 404, 405 and OPTIONS are 401, and they pay the rate limit") {
+  ApiOptions o = WithTokens();
+  o.rate_limit = 1;
+  o.rate_burst = 2;
+  Fixture f(std::move(o));
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/nope"}, {"OPTIONS", KeyPath("app/x")}, {"OPTIONS", "*"}, {"POST", KeyPath("app/x")},
+           {"PUT", "/v1/kv"}}) {
+    INFO(method << " " << target);
+    HttpRequest r = Req(method, target);
+    r.remote_addr = "10.0.1." + std::to_string(r.method.size() + r.path.size());  // a bucket each
+    std::optional<HttpResponse> early = f.api.Admit(r);
+    REQUIRE(early.has_value());
+    CheckError(*early, 401, "unauthorized");
+    CHECK(HeaderOf(*early, "X-Kvctl-Revision").has_value());
+  }
+  CHECK(f.api.Handle(Req("GET", "/nope", {}, Bearer("t-reader"))).status == 404);
+  CHECK(f.api.Handle(Req("GET", "/nope", {}, Bearer("t-reader"))).status == 404);
+  CheckError(f.api.Handle(Req("GET", "/nope", {}, Bearer("t-reader"))), 429, "rate_limited");
+  // Probes stay open to all, however often.
+  for (int i = 0; i < 5; ++i) {
+    HttpRequest probe = Req("GET", "/healthz");
+    CHECK_FALSE(f.api.Admit(probe).has_value());
+    CHECK(f.api.Handle(probe).status == 200);
+  }
+}
+
+TEST_CASE("a write outside the grant is refused at its head, and a bad key too") {
+  Fixture f(WithTokens());
+  HttpRequest outside = Req("PUT", KeyPath("other/x"), {}, Bearer("t-writer"));
+  std::optional<HttpResponse> early = f.api.Admit(outside);
+  REQUIRE(early.has_value());
+  CheckError(*early, 403, "forbidden");
+  HttpRequest empty = Req("PUT", "/v1/kv/", {}, Bearer("t-writer"));
+  early = f.api.Admit(empty);
+  REQUIRE(early.has_value());
+  CheckError(*early, 400, "empty_key");
+  HttpRequest inside = Req("PUT", KeyPath("app/x"), {}, Bearer("t-writer"));
+  CHECK_FALSE(f.api.Admit(inside).has_value());
+  CHECK(inside.admission.key == "app/x");
+  CHECK(inside.admission.caller != nullptr);
+  CHECK(f.store.revision() == 0);
+}
+
+TEST_CASE("a request admitted at its head is not authenticated, rate-limited or stamped again") {
+  ApiOptions o = WithTokens();
+  o.rate_limit = 1;
+  o.rate_burst = 2;
+  Fixture f(std::move(o));
+  HttpRequest first = Req("PUT", KeyPath("app/a"), "1", {{"Authorization", "Bearer t-writer"}, {"X-Request-Id", "one"}});
+  const HttpResponse put = AdmitThenHandle(f, first);
+  CHECK(put.status == 201);
+  CHECK(HeaderOf(put, "X-Request-Id") == "one");
+  // The async path too: admitted at the head, answered once durable.
+  HttpRequest second = Req("PUT", KeyPath("app/b"), {}, Bearer("t-writer"));
+  REQUIRE_FALSE(f.api.Admit(second).has_value());
+  second.body = "2";
+  CHECK(WriteAsync(f, second).status == 201);
+  // Two requests took the burst of two: the next is refused.
+  CheckError(AdmitThenHandle(f, Req("GET", KeyPath("app/a"), {}, Bearer("t-writer"))), 429, "rate_limited");
+  HttpRequest scrape = Req("GET", "/metrics");
+  scrape.remote_addr = "10.0.0.9";
+  const std::string text = f.api.Handle(scrape).body;
+  CHECK(text.find("kvctl_http_requests_total{route=\"/v1/kv/{key}\",method=\"PUT\",code=\"201\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("kvctl_ratelimit_refusals_total 1\n") != std::string::npos);
+}
+
+TEST_CASE("two Authorization fields are 400, counted as an auth failure") {
+  Fixture f(WithTokens());
+  const HttpResponse res = f.api.Handle(
+      Req("GET", KeyPath("app/a"), {}, {{"Authorization", "Bearer t-admin"}, {"Authorization", "Bearer t-reader"}}));
+  CheckError(res, 400, "duplicate_authorization");
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_auth_failures_total{reason=\"duplicate_authorization\"} 1\n") != std::string::npos);
+}
+
+TEST_CASE("failed TLS handshakes are counted in /metrics by reason") {
+  Fixture f;
+  f.api.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "error:0A00009C:SSL routines::http request");
+  f.api.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "x");
+  f.api.TlsHandshakeFailed("10.0.0.2", TlsFailure::kTimeout, "y");
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("# TYPE kvctl_tls_handshake_failures_total counter\n") != std::string::npos);
+  CHECK(text.find("kvctl_tls_handshake_failures_total{reason=\"not_tls\"} 2\n") != std::string::npos);
+  CHECK(text.find("kvctl_tls_handshake_failures_total{reason=\"timeout\"} 1\n") != std::string::npos);
+  CHECK(text.find("kvctl_tls_handshake_failures_total{reason=\"bad_client_certificate\"} 0\n") != std::string::npos);
+}
+
 TEST_CASE("a refusal by the transport is stamped and counted under route unknown") {
   Fixture f;
-  const HttpResponse res = f.api.Refused(431, "10.0.0.1");
+  const HttpResponse res = f.api.Refused(431, {}, "10.0.0.1");
   CheckError(res, 431, "headers_too_large");
   CHECK(HeaderOf(res, "X-Request-Id").has_value());
   const std::string text = f.api.Handle(Req("GET", "/metrics")).body;

@@ -99,6 +99,17 @@ TEST_CASE("a request is authenticated by its bearer token, compared by hash") {
   CHECK(none.message.find("Bearer") != std::string::npos);
 }
 
+TEST_CASE("two Authorization fields authenticate nobody, even when each alone would") {
+  const Authenticator auth = TwoTokensAndACert();
+  HttpRequest r = WithHeader("Authorization", "Bearer s3cret-deploy");
+  r.headers.emplace_back("authorization", "Bearer s3cret-ops");
+  const auto out = auth.Authenticate(r);
+  CHECK(out.principal == nullptr);
+  CHECK(out.failure == AuthFailure::kDuplicate);
+  CHECK(out.message.find("2 Authorization fields") != std::string::npos);
+  CHECK(out.message.find("s3cret") == std::string::npos);
+}
+
 TEST_CASE("a verified client certificate is an identity by its CN, and a token takes precedence") {
   const Authenticator auth = TwoTokensAndACert();
   HttpRequest r = WithHeader("X-Other", "1");

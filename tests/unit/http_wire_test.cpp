@@ -44,6 +44,76 @@ TEST_CASE("malformed request lines and headers are refused") {
   CHECK(Parse("GET / HTTP/2.0\r\n\r\n", &h) == HeadParse::kBadVersion);
 }
 
+TEST_CASE("a bad head says what was wrong") {
+  RequestHead h;
+  REQUIRE(Parse("GET / HTTP/1.1\r\nName : v\r\n\r\n", &h) == HeadParse::kBad);
+  CHECK(h.problem.find("header name") != std::string_view::npos);
+  REQUIRE(Parse("GET / HTTP/1.1\nHost: x\n\n", &h) == HeadParse::kBad);
+  CHECK(h.problem.find("bare LF") != std::string_view::npos);
+}
+
+TEST_CASE("origin-form targets split into path and query") {
+  RequestHead h;
+  REQUIRE(Parse("GET /v1/kv?prefix=a&limit=2 HTTP/1.1\r\nHost: h\r\n\r\n", &h) == HeadParse::kComplete);
+  CHECK(h.path == "/v1/kv");
+  CHECK(h.query == "prefix=a&limit=2");
+  REQUIRE(Parse("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n", &h) == HeadParse::kComplete);
+  CHECK(h.path == "/v1/kv/a");
+  CHECK(h.query.empty());
+}
+
+TEST_CASE("absolute-form targets are taken by their path and query (RFC 9112 3.2.2)") {
+  RequestHead h;
+  REQUIRE(Parse("GET http://example.com:7070/v1/kv/a%2Fb?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", &h) ==
+          HeadParse::kComplete);
+  CHECK(h.path == "/v1/kv/a%2Fb");
+  CHECK(h.query == "x=1");
+  REQUIRE(Parse("GET HTTPS://[::1]:7070/healthz HTTP/1.1\r\nHost: x\r\n\r\n", &h) == HeadParse::kComplete);
+  CHECK(h.path == "/healthz");
+  REQUIRE(Parse("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", &h) == HeadParse::kComplete);
+  CHECK(h.path == "/");
+  REQUIRE(Parse("GET http://h?q HTTP/1.1\r\nHost: h\r\n\r\n", &h) == HeadParse::kComplete);
+  CHECK(h.path == "/");
+  CHECK(h.query == "q");
+  for (const std::string& bad : std::vector<std::string>{"GET ftp://h/x HTTP/1.1\r\n\r\n", "GET http:///x HTTP/1.1\r\n\r\n",
+                                 "GET http://u@h/x HTTP/1.1\r\n\r\n", "GET h/x HTTP/1.1\r\n\r\n"}) {
+    CAPTURE(bad);
+    CHECK(Parse(bad, &h) == HeadParse::kBad);
+  }
+}
+
+TEST_CASE("the asterisk target is for OPTIONS only") {
+  RequestHead h;
+  REQUIRE(Parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &h) == HeadParse::kComplete);
+  CHECK(h.path == "*");
+  CHECK(Parse("GET * HTTP/1.1\r\nHost: h\r\n\r\n", &h) == HeadParse::kBad);
+}
+
+TEST_CASE("empty lines before the request line are skipped, a few of them (RFC 9112 2.2)") {
+  RequestHead h;
+  const std::string head = "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string one = "\r\n" + head;  // the views point into it
+  REQUIRE(Parse(one, &h) == HeadParse::kComplete);
+  CHECK(h.path == "/healthz");
+  CHECK(h.head_bytes == head.size() + 2);
+  REQUIRE(Parse("\r\n\r\n\r\n\r\n" + head, &h) == HeadParse::kComplete);
+  CHECK(h.head_bytes == head.size() + 8);
+  CHECK(Parse("\r\n\r\n\r\n\r\n\r\n" + head, &h) == HeadParse::kBad);
+  CHECK(Parse("\r\n", &h) == HeadParse::kIncomplete);
+  CHECK(Parse("\r", &h) == HeadParse::kIncomplete);
+}
+
+TEST_CASE("a bare LF or a bare CR is refused as soon as it arrives, not when the head ends") {
+  RequestHead h;
+  for (const std::string& bad : std::vector<std::string>{
+           "GET / HTTP/1.1\n", "GET / HTTP/1.1\nHost: h\n\n", "GET / HTTP/1.1\r\nHost: h\n",
+           "GET / HTTP/1.1\r\nHost: h\r\n\n", "\nGET / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\rHost: h",
+           "GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\r\n\rX", "\rX"}) {
+    CAPTURE(bad);
+    CHECK(Parse(bad, &h) == HeadParse::kBad);
+  }
+}
+
 TEST_CASE("an overlong request line is 414 and an overlong head 431, even before the head ends") {
   RequestHead h;
   HeadLimits limits;
@@ -57,7 +127,11 @@ TEST_CASE("an overlong request line is 414 and an overlong head 431, even before
   CHECK(Parse(many + "\r\n", &h, limits) == HeadParse::kHeadTooLarge);
 }
 
-RequestFraming Frame(const std::string& text, uint64_t max_body = 1000) {
+// `text` gets a Host field after its request line unless it has one.
+RequestFraming Frame(std::string text, uint64_t max_body = 1000) {
+  if (text.find("Host:") == std::string::npos && text.find("HTTP/1.1\r\n") != std::string::npos) {
+    text.insert(text.find("\r\n") + 2, "Host: h\r\n");
+  }
   RequestHead h;
   REQUIRE(ParseRequestHead(text, HeadLimits{}, &h) == HeadParse::kComplete);
   return FrameRequest(h, max_body);
@@ -79,6 +153,21 @@ TEST_CASE("framing: Content-Length, chunked, too large, smuggling and keep-alive
   CHECK_FALSE(Frame("GET / HTTP/1.0\r\n\r\n").keep_alive);
   CHECK(Frame("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
   CHECK(Frame("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").expects_continue);
+}
+
+TEST_CASE("framing: HTTP/1.1 needs exactly one Host, 1.0 none, and Expect is ignored on 1.0") {
+  RequestHead h;
+  REQUIRE(ParseRequestHead("GET / HTTP/1.1\r\n\r\n", HeadLimits{}, &h) == HeadParse::kComplete);
+  RequestFraming f = FrameRequest(h, 1000);
+  CHECK(f.refusal == 400);
+  CHECK(f.problem.find("Host") != std::string_view::npos);
+  CHECK_FALSE(f.keep_alive);
+  CHECK(Frame("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").refusal == 400);
+  CHECK(Frame("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n").refusal == 400);
+  CHECK(Frame("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n").refusal == 400);
+  CHECK(Frame("GET / HTTP/1.1\r\nHost:\r\n\r\n").refusal == 0);  // an empty authority is allowed
+  CHECK(Frame("GET / HTTP/1.0\r\n\r\n").refusal == 0);
+  CHECK_FALSE(Frame("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").expects_continue);
 }
 
 TEST_CASE("a response carries status, headers, length and body, and HEAD keeps the length but not the body") {
