@@ -46,7 +46,7 @@ std::string ReportText(const std::string& where, const core::CompactionStats& s)
 core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, core::Logger& logger) {
   const std::string& dir = cfg.storage.data_dir;
   if (!core::PosixFileSystem().Exists(dir)) {
-    return core::Status::InvalidArgument(fmt::format("no data dir at {}; give the server's --data-dir", dir));
+    return core::Status::InvalidArgument(fmt::format("no data dir at {} (give the server's --data-dir)", dir));
   }
   core::FileLogOptions options{.dir = dir,
                                .fsync = core::FsyncPolicy::kAlways,
@@ -57,8 +57,8 @@ core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, co
   if (!log) {
     if (log.error().IsBusy()) {
       return core::Status::Busy(fmt::format(
-          "{} is held by a running server or another compaction; compact through the server "
-          "instead: kvctl compact --addr URL",
+          "{} is held by a running server or another compaction (compact through the server "
+          "instead: kvctl compact --addr URL)",
           dir));
     }
     return log.error();
@@ -74,7 +74,8 @@ core::Status RunCompact(const CommandContext& ctx, const CompactArgs& args) {
   const bool offline = ctx.flags.contains("storage.data_dir");
   if (offline && ctx.flags.contains("client.addr")) {
     return core::Status::InvalidArgument(
-        "give --addr (compact through a running server) or --data-dir (offline), not both");
+        "--addr and --data-dir both given (give --addr to compact through a running server, or --data-dir to "
+        "compact offline)");
   }
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();

@@ -16,8 +16,10 @@ core::Status RunDel(const CommandContext& ctx, const DelArgs& args) {
   auto client = MakeClient(ctx);
   if (!client) return client.error();
   core::Status s = (*client)->Delete(args.key, {args.if_match, false});
-  if (s.IsFailedPrecondition()) return s.WithContext(fmt::format("del {} refused", args.key));
-  return s;
+  if (!s.IsFailedPrecondition()) return s;
+  return core::Status::FailedPrecondition(
+      fmt::format("del {} refused: {} (kvctl get KEY -o json shows the key's revision now; retry --if-match with it)",
+                  args.key, s.message()));
 }
 
 }  // namespace

@@ -47,10 +47,10 @@ core::Status RunList(client::KvClient& client, const GetArgs& args) {
 
 core::Status RunGet(const CommandContext& ctx, const GetArgs& args) {
   if (!args.prefix && !args.key) {
-    return core::Status::InvalidArgument("give a KEY, or --prefix to list keys");
+    return core::Status::InvalidArgument("no KEY given (give a KEY, or --prefix to list keys)");
   }
   if (!args.prefix && (args.keys_only || args.limit > 0)) {
-    return core::Status::InvalidArgument("--keys-only and --limit go with --prefix");
+    return core::Status::InvalidArgument("--keys-only and --limit work only with --prefix (add --prefix, or drop them)");
   }
   auto client = MakeClient(ctx);
   if (!client) return client.error();

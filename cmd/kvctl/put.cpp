@@ -29,18 +29,21 @@ core::Result<std::string> ReadAll(std::FILE* in, const std::string& what) {
   char buf[1 << 16];
   size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0) data.append(buf, n);
-  if (std::ferror(in)) return core::Status::IOError(fmt::format("cannot read {}", what));
+  if (std::ferror(in)) {
+    return core::Status::IOError(fmt::format("cannot read {} (give a readable file, or the value as VALUE)", what));
+  }
   return data;
 }
 
 core::Result<std::string> ReadValue(const PutArgs& args) {
   if (args.file) {
     if (args.value) {
-      return core::Status::InvalidArgument("give the value either as VALUE or with --file, not both");
+      return core::Status::InvalidArgument("the value is given twice, as VALUE and with --file (give one of them)");
     }
     std::FILE* f = std::fopen(args.file->c_str(), "rb");
     if (f == nullptr) {
-      return core::Status::InvalidArgument(fmt::format("cannot open --file {}: {}", *args.file, std::strerror(errno)));
+      return core::Status::InvalidArgument(
+          fmt::format("cannot open --file {}: {} (check the path and its permissions)", *args.file, std::strerror(errno)));
     }
     auto data = ReadAll(f, *args.file);
     std::fclose(f);
@@ -58,10 +61,12 @@ core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
   if (!client) return client.error();
   auto reply = (*client)->Put(args.key, *value, {args.if_match, args.create_only});
   if (!reply) {
-    if (reply.error().IsFailedPrecondition()) {
-      return reply.error().WithContext(fmt::format("put {} refused", args.key));
-    }
-    return reply.error();
+    const core::Status& e = reply.error();
+    if (!e.IsFailedPrecondition()) return e;
+    return core::Status::FailedPrecondition(fmt::format(
+        "put {} refused: {} ({})", args.key, e.message(),
+        args.create_only ? "--create-only writes only a key that does not exist yet"
+                         : "kvctl get KEY -o json shows the key's revision now; retry --if-match with it"));
   }
   if (args.output == OutputFormat::kJson) return WriteStdout(PutJson(args.key, *reply));
   return core::Status::Ok();

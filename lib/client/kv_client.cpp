@@ -52,7 +52,9 @@ core::Result<std::string> KeyField(const json& obj, const std::string& name) {
   }
   auto it = obj.find(name);
   if (it == obj.end() || !it->is_string()) {
-    return Status::Unavailable(fmt::format("the server's reply lacks \"{}\"", name));
+    return Status::Unavailable(fmt::format("the server's reply lacks \"{}\" (is the server a kvctl of another "
+                                           "version? compare kvctl version on both sides)",
+                                           name));
   }
   return it->get<std::string>();
 }
@@ -81,10 +83,11 @@ std::string Describe(httplib::Error error, bool https) {
       return "the TLS handshake failed (a server that requires client certificates refuses a "
              "client without --cert and --key, or with one its CA did not sign)";
     case httplib::Error::SSLServerVerification:
-      return "the server's certificate did not verify: it is not signed by --cacert (or a "
-             "system CA), or does not name this host";
-    case httplib::Error::SSLLoadingCerts: return "cannot load the CA certificates (--cacert)";
-    default: return httplib::to_string(error);
+      return "the server's certificate did not verify (it must be signed by --cacert, or a "
+             "system CA, and name this host)";
+    case httplib::Error::SSLLoadingCerts:
+      return "cannot load the CA certificates (check client.cacert, --cacert: a PEM file)";
+    default: return fmt::format("{} (check client.addr, --addr)", httplib::to_string(error));
   }
 }
 
@@ -121,7 +124,8 @@ Status CheckReadable(std::string_view setting, const std::string& path) {
   if (path.empty()) return Status::Ok();
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
-    return Status::InvalidArgument(fmt::format("{} = {}: cannot read it: {}", setting, path, std::strerror(errno)));
+    return Status::InvalidArgument(fmt::format("{} = {}: cannot read it: {} (check the path and its permissions)",
+                                               setting, path, std::strerror(errno)));
   }
   std::fclose(f);
   return Status::Ok();
@@ -156,15 +160,37 @@ struct KvClient::Impl {
     switch (r->status) {
       case 404: return Status::NotFound(msg);
       case 412: return Status::FailedPrecondition(msg);
-      case 401: return Status::InvalidArgument(fmt::format("the server refused the credentials: {}", msg));
-      case 403: return Status::InvalidArgument(fmt::format("the server refused: {}", msg));
+      case 401:
+        return Status::InvalidArgument(fmt::format(
+            "the server refused the credentials: {} (give a valid token: KVCTL_CLIENT_TOKEN, client.token or "
+            "--token)",
+            msg));
+      case 403:
+        return Status::InvalidArgument(fmt::format(
+            "the server refused: {} (the token's grants in the server's auth settings do not cover this)", msg));
+      case 413:
+        return Status::InvalidArgument(fmt::format(
+            "the server refused the value: {} (its limits.max_value_bytes is lower than this client's; store "
+            "a smaller value or raise the server's limit)",
+            msg));
+      case 414:
+        return Status::InvalidArgument(
+            fmt::format("the server refused the key: {} (keys are at most limits.max_key_bytes long)", msg));
       case 429:
-        return Status::Unavailable(fmt::format("rate limited by the server (retry after {} s): {}",
-                                               r->get_header_value("Retry-After"), msg));
+        return Status::Unavailable(fmt::format("rate limited by the server: {} (retry after {} s)", msg,
+                                               r->get_header_value("Retry-After")));
+      case 503:
+        return Status::Unavailable(fmt::format(
+            "the server at {} is unavailable: {} (its /readyz and log say why; retry once it is ready)", base_url,
+            msg));
       default: break;
     }
-    if (r->status >= 400 && r->status < 500) return Status::InvalidArgument(msg);
-    return Status::Unavailable(fmt::format("server error {}: {}", r->status, msg));
+    if (r->status >= 400 && r->status < 500) {
+      return Status::InvalidArgument(
+          fmt::format("the server refused the request: {} (HTTP {}; see the server's log)", msg, r->status));
+    }
+    return Status::Unavailable(
+        fmt::format("server error {} from {}: {} (see the server's log)", r->status, base_url, msg));
   }
 };
 
@@ -175,14 +201,16 @@ Status CheckClientOptions(const ClientOptions& o) {
                                          std::pair{"client.cert (--cert)", &o.cert},
                                          std::pair{"client.key (--key)", &o.key}}) {
       if (!value->empty()) {
-        return Status::InvalidArgument(fmt::format(
-            "{} is set but the server address {} is plain HTTP: give an https:// address", setting, o.addr));
+        return Status::InvalidArgument(
+            fmt::format("{} is set but the server address {} is plain HTTP (give an https:// address, or drop "
+                        "the TLS settings)",
+                        setting, o.addr));
       }
     }
   }
   if (o.cert.empty() != o.key.empty()) {
-    return Status::InvalidArgument("a client certificate needs its key: give both client.cert (--cert) "
-                                   "and client.key (--key), or neither");
+    return Status::InvalidArgument("a client certificate needs its key (give both client.cert, --cert, and "
+                                   "client.key, --key, or neither)");
   }
   for (const auto& [setting, value] :
        {std::pair{"client.cacert", &o.cacert}, std::pair{"client.cert", &o.cert}, std::pair{"client.key", &o.key}}) {
@@ -243,7 +271,9 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
 
   json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object() || !body.contains("items") || !body["items"].is_array()) {
-    return Status::Unavailable("the server's listing is not the JSON kvctl expects");
+    return Status::Unavailable(
+        "the server's listing is not the JSON kvctl expects (is it another version of kvctl? compare kvctl "
+        "version on both sides)");
   }
   Page page;
   for (const json& j : body["items"]) {
@@ -272,13 +302,17 @@ core::Result<core::CompactionStats> KvClient::Compact(std::chrono::milliseconds 
   if (r && r->status == 500) {
     json err = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
     if (err.is_object() && err.value("code", std::string()) == "corrupt_log") {
-      return Status::Corruption(err.value("error", std::string("the server found a corrupt log")));
+      return Status::Corruption(fmt::format(
+          "{} (the server found its log corrupt: see its log, and kvctl replay --check on its data dir)",
+          err.value("error", std::string("the server found a corrupt log"))));
     }
   }
   if (Status s = impl_->Check(r, base_url_, {200}); !s.ok()) return s;
   json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object() || !body.contains("compacted")) {
-    return Status::Unavailable("the server's compaction report is not the JSON kvctl expects");
+    return Status::Unavailable(
+        "the server's compaction report is not the JSON kvctl expects (is it another version of kvctl? "
+        "compare kvctl version on both sides)");
   }
   core::CompactionStats stats;
   stats.compacted = body.value("compacted", false);

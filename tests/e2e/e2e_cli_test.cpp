@@ -1,6 +1,7 @@
 // End-to-end tests of the client commands (SPEC §3): `kvctl put/get/del` run as
 // real processes against a real `kvctl serve`.
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -325,6 +326,68 @@ TEST_CASE("client commands find the server through KVCTL_CLIENT_ADDR and http://
   CliResult flag_wins = RunCli({"get", "via-url", "--addr", server.addr()}, wrong_env);
   CheckOk(flag_wins);
   CHECK(flag_wins.out == "u");
+}
+
+TEST_CASE("every error line of the client and operator commands is `kvctl: <what> (<hint>)`") {
+  KvServer server;
+  HttpClient http(server.port());
+  REQUIRE(http.Put("f/k", "v").status == 201);
+  const std::string addr = server.addr();
+  const std::string dir = server.tmp().str();
+  const std::string unreachable = Addr(FreePort());
+  const std::string kvctl = KvctlBinary();
+  auto sh = [&](const std::string& script) {
+    CliOptions o;
+    o.env = {{"KVCTL", kvctl}, {"ADDR", addr}};
+    return RunProgram({"/bin/sh", "-c", script}, o);
+  };
+  auto with_env = [](std::vector<std::string> args, Env env) {
+    CliOptions o;
+    o.env = std::move(env);
+    return RunCli(args, o);
+  };
+  const std::regex line("kvctl: .+ \\(.+\\)");
+  const std::vector<std::pair<std::string, CliResult>> cases = {
+      {"unknown subcommand", RunCli({"frobnicate"})},
+      {"unknown flag", RunCli({"get", "k", "--no-such-flag", "--addr", addr})},
+      {"missing KEY", RunCli({"put", "--addr", addr})},
+      {"get without KEY", RunCli({"get", "--addr", addr})},
+      {"--keys-only without --prefix", RunCli({"get", "k", "--keys-only", "--addr", addr})},
+      {"bad config value", with_env({"get", "k", "--addr", addr}, {{"KVCTL_LOG_LEVEL", "loud"}})},
+      {"key not found", RunCli({"get", "nope", "--addr", addr})},
+      {"create-only conflict", RunCli({"put", "f/k", "w", "--create-only", "--addr", addr})},
+      {"if-match conflict", RunCli({"put", "f/k", "w", "--if-match", "99", "--addr", addr})},
+      {"del conflict", RunCli({"del", "f/k", "--if-match", "99", "--addr", addr})},
+      {"unreachable server", RunCli({"get", "k", "--addr", unreachable})},
+      {"https to a plain server", RunCli({"get", "k", "--addr", "https://" + addr, "--timeout", "1s"})},
+      {"TLS files on a plain address", RunCli({"get", "k", "--addr", addr, "--cacert", dir})},
+      {"certificate without key", RunCli({"get", "k", "--addr", "https://" + addr, "--cert", dir})},
+      {"value and --file", RunCli({"put", "k", "v", "--file", dir, "--addr", addr})},
+      {"--file missing", RunCli({"put", "k", "--file", dir + "/missing", "--addr", addr})},
+      {"--file a directory", RunCli({"put", "k", "--file", dir, "--addr", addr})},
+      {"stdin closed", sh("exec \"$KVCTL\" put k --addr \"$ADDR\" <&-")},
+      {"compact, both ways", RunCli({"compact", "--addr", addr, "--data-dir", dir})},
+      {"compact, no data dir", RunCli({"compact", "--data-dir", dir + "/missing"})},
+      {"compact, a held data dir", RunCli({"compact", "--data-dir", server.data_dir().string()})},
+      {"compact, unreachable", RunCli({"compact", "--addr", unreachable})},
+      {"replay, --from past --to", RunCli({"replay", "--data-dir", dir, "--from", "5", "--to", "2"})},
+      {"replay, --state with --from", RunCli({"replay", "--data-dir", dir, "--state", "--from", "2"})},
+      {"replay, no data dir", RunCli({"replay", "--data-dir", dir + "/missing"})},
+      {"bench, bad duration", RunCli({"bench", "--duration", "soon", "--addr", addr})},
+      {"bench, unreachable", RunCli({"bench", "-n", "10", "--addr", unreachable})},
+      {"migrate down, neither N nor --all", RunCli({"migrate", "down"})},
+      {"migrate down, N and --all", RunCli({"migrate", "down", "1", "--all"})},
+      {"auth hash-token, no token", RunCli({"auth", "hash-token"})},
+  };
+  for (const auto& [what, r] : cases) {
+    CAPTURE(what);
+    CHECK_MESSAGE(r.exit_code != 0, "stdout: " << r.out);
+    const std::vector<std::string> lines = Lines(r.err);
+    CHECK_MESSAGE(lines.size() == 1, "stderr: " << r.err);
+    for (const std::string& l : lines) CHECK_MESSAGE(std::regex_match(l, line), "stderr line: " << l);
+  }
+  CHECK(http.Get("f/k").body == "v");  // none of them changed anything
+  CHECK(http.Get("k").status == 404);
 }
 
 }  // namespace kvctl::e2e
