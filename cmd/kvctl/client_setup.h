@@ -9,13 +9,17 @@
 
 namespace kvctl::cmd {
 
-inline core::Result<std::unique_ptr<client::KvClient>> MakeClient(const CommandContext& ctx) {
-  auto cfg = ctx.LoadConfig();
-  if (!cfg) return cfg.error();
-  const config::Config::Client& c = cfg->client;
+inline core::Result<std::unique_ptr<client::KvClient>> MakeClient(const config::Config& cfg) {
+  const config::Config::Client& c = cfg.client;
   client::ClientOptions options{c.addr, c.timeout, c.token, c.cacert, c.cert, c.key};
   if (core::Status s = client::CheckClientOptions(options); !s.ok()) return s;
   return std::make_unique<client::KvClient>(std::move(options));
+}
+
+inline core::Result<std::unique_ptr<client::KvClient>> MakeClient(const CommandContext& ctx) {
+  auto cfg = ctx.LoadConfig();
+  if (!cfg) return cfg.error();
+  return MakeClient(*cfg);
 }
 
 }  // namespace kvctl::cmd

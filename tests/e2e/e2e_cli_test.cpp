@@ -328,6 +328,62 @@ TEST_CASE("client commands find the server through KVCTL_CLIENT_ADDR and http://
   CHECK(flag_wins.out == "u");
 }
 
+TEST_CASE("kvctl put refuses a value over limits.max_value_bytes as soon as it shows, exit 2, storing nothing") {
+  KvServer server;
+  HttpClient http(server.port());
+  const std::string kvctl = KvctlBinary();
+  auto sh = [&](const std::string& script) {
+    CliOptions o;
+    o.env = {{"KVCTL", kvctl}, {"ADDR", server.addr()}};
+    return RunProgram({"/bin/sh", "-c", script}, o);
+  };
+  auto says = [](const CliResult& r, const std::string& what) {
+    CHECK_MESSAGE(r.err.find(what) != std::string::npos, "stderr lacks \"" << what << "\": " << r.err);
+  };
+  // Endless input: the read stops after limit + 1 bytes.
+  CliResult endless = sh("exec \"$KVCTL\" put k --addr \"$ADDR\" < /dev/zero");
+  CheckFails(endless, 2);
+  says(endless, "more than 1048576 bytes");
+  CliResult device = RunCli({"put", "k", "--file", "/dev/zero", "--addr", server.addr()});
+  CheckFails(device, 2);
+  says(device, "more than 1048576 bytes");
+  // A regular file's size is known before it is read.
+  const auto big = server.tmp() / "big.bin";
+  WriteFile(big, std::string(kMiB + 1, 'b'));
+  CliResult file = RunCli({"put", "k", "--file", big.string(), "--addr", server.addr()});
+  CheckFails(file, 2);
+  says(file, "is 1048577 bytes");
+  says(file, "limits.max_value_bytes");
+  says(file, "KVCTL_LIMITS_MAX_VALUE_BYTES");
+  CliResult redirected = sh("exec \"$KVCTL\" put k --addr \"$ADDR\" < '" + big.string() + "'");
+  CheckFails(redirected, 2);
+  says(redirected, "is 1048577 bytes");
+  CHECK(http.Get("k").status == 404);
+
+  // Raised on both sides, the value goes through.
+  KvServer roomy({"--limits-max-value-bytes", "2MiB"});
+  CliOptions raised_limit;
+  raised_limit.env = {{"KVCTL_LIMITS_MAX_VALUE_BYTES", "2MiB"}};
+  CliResult raised = RunCli({"put", "k", "--file", big.string(), "--addr", roomy.addr()}, raised_limit);
+  CheckOk(raised);
+  CHECK(HttpClient(roomy.port()).Get("k").body.size() == kMiB + 1);
+}
+
+TEST_CASE("kvctl put: an unreadable --file or a closed stdin is a local input error, exit 2, naming it") {
+  KvServer server;
+  HttpClient http(server.port());
+  const std::string dir = server.tmp().str();
+  CliResult is_dir = RunCli({"put", "k", "--file", dir, "--addr", server.addr()});
+  CheckFails(is_dir, 2);
+  CHECK_MESSAGE(is_dir.err.find("--file " + dir + ": is a directory") != std::string::npos, is_dir.err);
+  CliOptions o;
+  o.env = {{"KVCTL", KvctlBinary()}, {"ADDR", server.addr()}};
+  CliResult closed = RunProgram({"/bin/sh", "-c", "exec \"$KVCTL\" put k --addr \"$ADDR\" <&-"}, o);
+  CheckFails(closed, 2);
+  CHECK_MESSAGE(closed.err.find("standard input: it is closed") != std::string::npos, closed.err);
+  CHECK(http.Get("k").status == 404);
+}
+
 TEST_CASE("every error line of the client and operator commands is `kvctl: <what> (<hint>)`") {
   KvServer server;
   HttpClient http(server.port());
@@ -365,6 +421,7 @@ TEST_CASE("every error line of the client and operator commands is `kvctl: <what
       {"value and --file", RunCli({"put", "k", "v", "--file", dir, "--addr", addr})},
       {"--file missing", RunCli({"put", "k", "--file", dir + "/missing", "--addr", addr})},
       {"--file a directory", RunCli({"put", "k", "--file", dir, "--addr", addr})},
+      {"value too large", RunCli({"put", "k", "--file", "/dev/zero", "--addr", addr})},
       {"stdin closed", sh("exec \"$KVCTL\" put k --addr \"$ADDR\" <&-")},
       {"compact, both ways", RunCli({"compact", "--addr", addr, "--data-dir", dir})},
       {"compact, no data dir", RunCli({"compact", "--data-dir", dir + "/missing"})},
