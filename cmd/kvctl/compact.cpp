@@ -15,8 +15,9 @@
 namespace kvctl::cmd {
 namespace {
 
-// How long to wait for the server's answer: compaction reads and rewrites
-// the whole live state, far more than one request's client.timeout.
+// The deadline of a compaction through the server, its whole request:
+// compaction reads and rewrites the whole live state, far more than one
+// key request's client.timeout (which still bounds connecting).
 constexpr std::chrono::hours kServerCompactionWait{1};
 
 struct CompactArgs {
@@ -108,6 +109,10 @@ void AddCompactCommand(CLI::App& app, CommandContext& ctx) {
   sub->group(kGroupOperator);
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kCompact, ctx.flags);
+  sub->footer(fmt::format(
+      "Through a server, a compaction has a deadline of its own, {} hour for the whole request;\n"
+      "--timeout bounds only connecting.",
+      kServerCompactionWait.count()));
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunCompact(ctx, *args); }; });
 }
 

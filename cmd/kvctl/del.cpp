@@ -31,6 +31,7 @@ void AddDelCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("key", args->key, "The key")->required();
   sub->add_option("--if-match", args->if_match, "Delete only if the key is at this revision; else exit 4");
   config::AddSettingFlags(*sub, config::Scope::kClient, ctx.flags);
+  sub->footer("--timeout is the deadline of the whole request: connecting, sending and the whole answer.");
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunDel(ctx, *args); }; });
 }
 

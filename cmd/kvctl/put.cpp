@@ -137,6 +137,7 @@ void AddPutCommand(CLI::App& app, CommandContext& ctx) {
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kClient, ctx.flags);
   sub->footer(
+      "--timeout is the deadline of the whole request: connecting, sending and the whole answer.\n"
       "A value over limits.max_value_bytes (default 1MiB; set it in the config file or with\n"
       "KVCTL_LIMITS_MAX_VALUE_BYTES) is refused before it is sent (exit 2).");
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunPut(ctx, *args); }; });
