@@ -1,10 +1,13 @@
 #include "lib/client/kv_client.h"
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,9 +22,12 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <openssl/err.h>
 
+#include "lib/bench/bench_tls.h"
 #include "lib/core/base64.h"
 #include "lib/core/percent_encoding.h"
+#include "lib/tls/tls_stream.h"
 
 namespace kvctl::client {
 namespace {
@@ -40,6 +46,10 @@ constexpr size_t kListingItemOverhead = size_t{32} << 10;
 
 // How often the watchdog looks at what a running request has received.
 constexpr std::chrono::milliseconds kWatchEvery{50};
+
+// How long a failed https request's second look for the server's TLS alert
+// may take (within the request's deadline); the alert comes at once.
+constexpr std::chrono::seconds kTlsProbeWait{2};
 
 std::string NormalizeBaseUrl(std::string addr) {
   if (addr.find("://") == std::string::npos) addr = "http://" + addr;
@@ -114,9 +124,54 @@ core::Result<std::string> KeyField(const json& obj, const std::string& name) {
   return it->get<std::string>();
 }
 
+// OpenSSL's reason for the failure of the request that just ended on this
+// thread (its first error, the cause), e.g. "tlsv13 alert certificate
+// required"; "" when it left none. Empties the thread's error queue.
+std::string TakeTlsReason() {
+  std::string reason;
+  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    const char* r = ERR_reason_error_string(e);
+    if (reason.empty() && r != nullptr) reason = r;
+  }
+  return reason;
+}
+
+bool Has(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+
+// Which setting to look at for an OpenSSL reason.
+std::string TlsHint(std::string_view reason) {
+  if (Has(reason, "certificate required")) {
+    return "the server requires a client certificate: set client.cert and client.key (--cert, --key)";
+  }
+  if (Has(reason, "certificate expired")) return "client.cert (--cert) has expired: renew it";
+  if (Has(reason, "certificate revoked")) return "client.cert (--cert) was revoked: get a new one";
+  if (Has(reason, "unknown ca") || Has(reason, "bad certificate") || Has(reason, "certificate unknown") ||
+      Has(reason, "unsupported certificate") || Has(reason, "decrypt error") || Has(reason, "access denied")) {
+    return "the server does not accept this client certificate: check client.cert and client.key (--cert, "
+           "--key); the certificate must be signed by a CA in the server's tls.client_ca";
+  }
+  if (Has(reason, "wrong version number") || Has(reason, "packet length too long") ||
+      Has(reason, "record layer failure")) {
+    return "the server does not speak TLS there: give an http:// address, or check client.addr (--addr)";
+  }
+  if (Has(reason, "protocol version") || Has(reason, "handshake failure") || Has(reason, "no shared cipher") ||
+      Has(reason, "insufficient security")) {
+    return "the server and kvctl share no TLS version or cipher: check the server's TLS settings";
+  }
+  return "check client.cert, client.key and client.cacert (--cert, --key, --cacert) against the server's "
+         "TLS settings";
+}
+
 // What a transport failure means to someone at a shell prompt, and what to
-// try.
-std::string Describe(const std::string& base_url, httplib::Error error, bool https) {
+// try. `tls_reason` is OpenSSL's, when it gave one.
+std::string Describe(const std::string& base_url, httplib::Error error, bool https, const std::string& tls_reason) {
+  if (https && !tls_reason.empty() && error != httplib::Error::SSLServerVerification &&
+      error != httplib::Error::SSLLoadingCerts) {
+    return fmt::format("{} {}: {} ({})",
+                       Has(tls_reason, "alert") ? "the server refused the TLS handshake at"
+                                                : "the TLS handshake failed with",
+                       base_url, tls_reason, TlsHint(tls_reason));
+  }
   constexpr std::string_view kWhere =
       " (is `kvctl serve` running there? point --addr or KVCTL_CLIENT_ADDR at it)";
   std::string what;
@@ -147,6 +202,79 @@ std::string Describe(const std::string& base_url, httplib::Error error, bool htt
     default: what = fmt::format("{} (check client.addr, --addr)", httplib::to_string(error)); break;
   }
   return fmt::format("cannot reach the kvctl server at {}: {}", base_url, what);
+}
+
+// "host", "port" of "scheme://host:port" ("[::1]:7070" too).
+std::pair<std::string, std::string> HostAndPort(const std::string& base_url) {
+  std::string hostport = base_url.substr(base_url.find("://") + 3);
+  const size_t colon = hostport.rfind(':');
+  std::string port = colon == std::string::npos ? "443" : hostport.substr(colon + 1);
+  std::string host = hostport.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return {host, port};
+}
+
+// A non-blocking socket connected to host:port by `until`, or -1.
+int ConnectBy(const std::string& host, const std::string& port, Clock::time_point until) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return -1;
+  int fd = -1;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+      pollfd p{fd, POLLOUT, 0};
+      int error = 0;
+      socklen_t len = sizeof(error);
+      if (errno != EINPROGRESS || left <= 0 || ::poll(&p, 1, static_cast<int>(left)) != 1 ||
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0 || error != 0) {
+        ::close(fd);
+        fd = -1;
+      }
+    }
+  }
+  ::freeaddrinfo(found);
+  return fd;
+}
+
+// Why a server closed a TLS connection once the handshake was done, read
+// from a second session: with TLS 1.3 the server judges the client's
+// certificate after the client's side of the handshake is over, and its
+// alert arrives while httplib writes the request; the write fails and
+// nothing ever reads the alert. This session reads before it writes.
+// OpenSSL's reason ("tlsv13 alert certificate required"), or "" when the
+// server sent none by `until`.
+std::string ProbeTlsRefusal(const std::string& base_url, const ClientOptions& o, Clock::time_point until) {
+  auto context = bench::MakeClientTlsContext({true, o.cacert, o.cert, o.key});
+  if (!context) return {};
+  const auto [host, port] = HostAndPort(base_url);
+  const int fd = ConnectBy(host, port, until);
+  if (fd < 0) return {};
+  std::string reason;
+  std::unique_ptr<tls::Stream> stream = tls::Stream::Make(*context, fd, host);
+  while (stream != nullptr) {
+    tls::IoResult r = stream->Handshake();
+    if (r.status == tls::IoResult::kOk) {
+      char ignored[256];
+      r = stream->Read(ignored, sizeof ignored);
+    }
+    if (r.status == tls::IoResult::kError) {
+      // "error:0A00045C:SSL routines::tlsv13 alert certificate required; ..."
+      const std::string first = stream->error().substr(0, stream->error().find("; "));
+      reason = first.substr(first.rfind(':') + 1);
+      break;
+    }
+    if (r.status != tls::IoResult::kWantRead && r.status != tls::IoResult::kWantWrite) break;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    pollfd p{fd, static_cast<short>(r.status == tls::IoResult::kWantRead ? POLLIN : POLLOUT), 0};
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) != 1) break;
+  }
+  stream.reset();
+  ::close(fd);
+  return reason;
 }
 
 // OpenSSL writes to the socket with write(2), which raises SIGPIPE when the
@@ -307,6 +435,8 @@ httplib::Headers ConditionHeaders(const Condition& cond) {
 struct KvClient::Impl {
   Impl(const std::string& url, const ClientOptions& o) : http(url, o.cert, o.key), base_url(url), options(o) {
     https = base_url.starts_with("https://");
+    // httplib drops the TLS context when the certificate or key does not load.
+    if (https && !http.is_valid()) tls_setup_error = TakeTlsReason();
     http.set_socket_options([this](int fd) { watchdog.OnSocket(fd); });
   }
 
@@ -314,6 +444,7 @@ struct KvClient::Impl {
   std::string base_url;
   ClientOptions options;
   bool https = false;
+  std::string tls_setup_error;
   Watchdog watchdog;
 
   // What one request may bring back: the body of a 2xx answer, and of any
@@ -335,6 +466,11 @@ struct KvClient::Impl {
   // On "too large", *announced is the Content-Length that was refused.
   core::Result<Answer> Send(const char* method, std::string path, httplib::Headers headers, std::string_view body,
                             const Bounds& bounds, const Deadline& deadline, uint64_t* announced = nullptr) {
+    if (https && !http.is_valid()) {
+      return Status::InvalidArgument(fmt::format(
+          "cannot use client.cert {} with client.key {}: {} (both must be PEM, and the key the certificate's)",
+          options.cert, options.key, tls_setup_error.empty() ? "OpenSSL refused them" : tls_setup_error));
+    }
     httplib::Request req;
     req.method = method;
     req.path = std::move(path);
@@ -382,6 +518,7 @@ struct KvClient::Impl {
     http.set_connection_timeout(std::min(left, options.timeout));
     http.set_read_timeout(deadline.length);  // for one socket operation; the watchdog has the whole
     http.set_write_timeout(deadline.length);
+    ERR_clear_error();
     SigpipeBlocked no_sigpipe;
     watchdog.Arm(deadline.at, std::max(bounds.ok_body, kMaxOtherAnswerBytes) + kMaxHeadBytes);
     httplib::Response res;
@@ -389,13 +526,18 @@ struct KvClient::Impl {
     const bool sent = http.send(req, res, error);
     const Fired fired = watchdog.Disarm(http.is_socket_open() != 0);
 
-    if (cut == Cut::kForeign || (sent && !res.has_header(kRevisionHeader))) return NotKvctl(res.status);
+    if (cut == Cut::kForeign || (sent && !res.has_header(kRevisionHeader))) {
+      ERR_clear_error();
+      return NotKvctl(res.status);
+    }
     if (cut == Cut::kTooLarge || fired == Fired::kTooMuch) {
+      ERR_clear_error();
       if (announced != nullptr && success) *announced = content_length;
       return TooLarge(success ? bounds.what : "an error answer", content_length,
                       fired == Fired::kTooMuch ? 0 : limit, bounds);
     }
     if (!sent) {
+      std::string tls_reason = TakeTlsReason();
       if (fired == Fired::kDeadline) {
         if (https && error == httplib::Error::SSLConnection) {
           return Status::Unavailable(fmt::format(
@@ -404,7 +546,10 @@ struct KvClient::Impl {
         }
         return TimedOut(deadline);
       }
-      return Status::Unavailable(Describe(base_url, error, https));
+      if (https && tls_reason.empty() && (error == httplib::Error::Read || error == httplib::Error::Write)) {
+        tls_reason = ProbeTlsRefusal(base_url, options, std::min(deadline.at, Clock::now() + kTlsProbeWait));
+      }
+      return Status::Unavailable(Describe(base_url, error, https, tls_reason));
     }
     return Answer{res.status, std::move(res.headers), std::move(received)};
   }

@@ -33,7 +33,9 @@
 //
 // With an https:// address the server's certificate is verified against
 // `cacert` (else the system's CAs) and must name the host; `cert`/`key`
-// present a client certificate. The token goes as "Authorization: Bearer".
+// present a client certificate. A TLS alert from the server is named
+// (OpenSSL's reason, e.g. "tlsv13 alert certificate required"). The token
+// goes as "Authorization: Bearer".
 // Thread safety: one KvClient per thread (it keeps one connection alive, and
 // a watchdog thread of its own).
 #pragma once
