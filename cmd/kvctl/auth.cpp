@@ -4,7 +4,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -37,7 +39,11 @@ core::Result<std::string> ReadToken() {
     tcsetattr(STDIN_FILENO, TCSANOW, &saved);
     std::fprintf(stderr, "\n");
   }
-  if (std::ferror(stdin)) return core::Status::IOError("cannot read the token from standard input");
+  if (std::ferror(stdin)) {
+    return core::Status::IOError(fmt::format(
+        "cannot read the token from standard input: {} (pipe it in: kvctl auth hash-token < token)",
+        std::strerror(errno)));
+  }
   // `echo TOKEN | kvctl auth hash-token` hashes TOKEN, not TOKEN + newline.
   if (token.ends_with("\r\n")) {
     token.resize(token.size() - 2);

@@ -3,8 +3,10 @@
 // generator is lib/bench; this file turns flags into its options.
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -121,7 +123,10 @@ class EmbeddedServer {
       e->where_ = fmt::format("on PostgreSQL ({})", pg::DescribeDatabase(cfg.postgres.dsn));
     } else {
       char dir[] = "/tmp/kvctl-bench-XXXXXX";
-      if (::mkdtemp(dir) == nullptr) return core::Status::IOError("cannot make a temp dir for --embedded");
+      if (::mkdtemp(dir) == nullptr) {
+        return core::Status::IOError(
+            fmt::format("cannot make a temp dir for --embedded: {} (check that /tmp is writable)", std::strerror(errno)));
+      }
       e->dir_ = dir;
       o.log.dir = e->dir_;
       e->where_ = fmt::format("(fsync {}) on {}", core::FsyncPolicyName(cfg.storage.fsync), e->dir_);
@@ -222,8 +227,10 @@ core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
     auto filled = bench::RunLoad(fill);
     if (!filled) return filled.error();
     if (filled->error_count() > 0) {
-      return core::Status::Unavailable(fmt::format("filling the {} keys failed: {} of the PUTs got errors (first: {})",
-                                                   fill.keys, filled->error_count(), filled->errors.begin()->first));
+      return core::Status::Unavailable(fmt::format(
+          "filling the {} keys failed: {} of the PUTs got errors, the first: {} (is the server writable? its "
+          "/readyz says; --no-fill skips the fill)",
+          fill.keys, filled->error_count(), filled->errors.begin()->first));
     }
   }
 
@@ -239,7 +246,7 @@ core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
                                                                  : bench::TextReport(*options, *result, target);
   if (core::Status s = WriteStdout(report); !s.ok()) return s;
   if (result->ok == 0 && result->error_count() > 0) {
-    return core::Status::Unavailable("every request failed; see the errors above");
+    return core::Status::Unavailable("every request failed (the report above counts the errors by kind)");
   }
   return core::Status::Ok();
 }

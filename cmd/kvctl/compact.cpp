@@ -15,8 +15,9 @@
 namespace kvctl::cmd {
 namespace {
 
-// How long to wait for the server's answer: compaction reads and rewrites
-// the whole live state, far more than one request's client.timeout.
+// The deadline of a compaction through the server, its whole request:
+// compaction reads and rewrites the whole live state, far more than one
+// key request's client.timeout (which still bounds connecting).
 constexpr std::chrono::hours kServerCompactionWait{1};
 
 struct CompactArgs {
@@ -46,7 +47,7 @@ std::string ReportText(const std::string& where, const core::CompactionStats& s)
 core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, core::Logger& logger) {
   const std::string& dir = cfg.storage.data_dir;
   if (!core::PosixFileSystem().Exists(dir)) {
-    return core::Status::InvalidArgument(fmt::format("no data dir at {}; give the server's --data-dir", dir));
+    return core::Status::InvalidArgument(fmt::format("no data dir at {} (give the server's --data-dir)", dir));
   }
   core::FileLogOptions options{.dir = dir,
                                .fsync = core::FsyncPolicy::kAlways,
@@ -57,8 +58,8 @@ core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, co
   if (!log) {
     if (log.error().IsBusy()) {
       return core::Status::Busy(fmt::format(
-          "{} is held by a running server or another compaction; compact through the server "
-          "instead: kvctl compact --addr URL",
+          "{} is held by a running server or another compaction (compact through the server "
+          "instead: kvctl compact --addr URL)",
           dir));
     }
     return log.error();
@@ -74,7 +75,8 @@ core::Status RunCompact(const CommandContext& ctx, const CompactArgs& args) {
   const bool offline = ctx.flags.contains("storage.data_dir");
   if (offline && ctx.flags.contains("client.addr")) {
     return core::Status::InvalidArgument(
-        "give --addr (compact through a running server) or --data-dir (offline), not both");
+        "--addr and --data-dir both given (give --addr to compact through a running server, or --data-dir to "
+        "compact offline)");
   }
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
@@ -107,6 +109,10 @@ void AddCompactCommand(CLI::App& app, CommandContext& ctx) {
   sub->group(kGroupOperator);
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kCompact, ctx.flags);
+  sub->footer(fmt::format(
+      "Through a server, a compaction has a deadline of its own, {} hour for the whole request;\n"
+      "--timeout bounds only connecting.",
+      kServerCompactionWait.count()));
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunCompact(ctx, *args); }; });
 }
 

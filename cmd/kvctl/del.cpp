@@ -16,8 +16,10 @@ core::Status RunDel(const CommandContext& ctx, const DelArgs& args) {
   auto client = MakeClient(ctx);
   if (!client) return client.error();
   core::Status s = (*client)->Delete(args.key, {args.if_match, false});
-  if (s.IsFailedPrecondition()) return s.WithContext(fmt::format("del {} refused", args.key));
-  return s;
+  if (!s.IsFailedPrecondition()) return s;
+  return core::Status::FailedPrecondition(
+      fmt::format("del {} refused: {} (kvctl get KEY -o json shows the key's revision now; retry --if-match with it)",
+                  args.key, s.message()));
 }
 
 }  // namespace
@@ -29,6 +31,7 @@ void AddDelCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("key", args->key, "The key")->required();
   sub->add_option("--if-match", args->if_match, "Delete only if the key is at this revision; else exit 4");
   config::AddSettingFlags(*sub, config::Scope::kClient, ctx.flags);
+  sub->footer("--timeout is the deadline of the whole request: connecting, sending and the whole answer.");
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunDel(ctx, *args); }; });
 }
 

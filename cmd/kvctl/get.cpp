@@ -19,38 +19,46 @@ struct GetArgs {
   OutputFormat output = OutputFormat::kText;
 };
 
+// Prints each page as it comes, so a listing takes one page's memory
+// however many keys there are (or a server keeps sending).
 core::Status RunList(client::KvClient& client, const GetArgs& args) {
   const std::string prefix = args.key.value_or("");
-  std::vector<client::Item> items;
+  const bool json = args.output == OutputFormat::kJson;
+  std::string out = json ? "{\"items\":[" : "";
+  size_t printed = 0;
   std::optional<std::string> after;
   do {
     size_t want = kPageSize;
-    if (args.limit > 0) want = std::min(want, args.limit - items.size());
+    if (args.limit > 0) want = std::min(want, args.limit - printed);
     auto page = client.List(prefix, after, want, args.keys_only);
     if (!page) return page.error();
-    for (auto& item : page->items) items.push_back(std::move(item));
-    after = page->next;
-  } while (after && (args.limit == 0 || items.size() < args.limit));
-
-  if (args.output == OutputFormat::kJson) return WriteStdout(ItemsJson(items, args.keys_only));
-  std::string out;
-  for (const client::Item& item : items) {
-    out += item.key;
-    out += '\n';
-    if (!args.keys_only) {
-      out += item.value;
-      out += '\n';
+    for (const client::Item& item : page->items) {
+      if (json) {
+        if (printed > 0) out += ',';
+        out += ItemJson(item, args.keys_only);
+      } else {
+        out += item.key;
+        out += '\n';
+        if (!args.keys_only) {
+          out += item.value;
+          out += '\n';
+        }
+      }
+      ++printed;
     }
-  }
-  return WriteStdout(out);
+    after = std::move(page->next);
+    if (core::Status s = WriteStdout(out); !s.ok()) return s;
+    out.clear();
+  } while (after && (args.limit == 0 || printed < args.limit));
+  return json ? WriteStdout("]}\n") : core::Status::Ok();
 }
 
 core::Status RunGet(const CommandContext& ctx, const GetArgs& args) {
   if (!args.prefix && !args.key) {
-    return core::Status::InvalidArgument("give a KEY, or --prefix to list keys");
+    return core::Status::InvalidArgument("no KEY given (give a KEY, or --prefix to list keys)");
   }
   if (!args.prefix && (args.keys_only || args.limit > 0)) {
-    return core::Status::InvalidArgument("--keys-only and --limit go with --prefix");
+    return core::Status::InvalidArgument("--keys-only and --limit work only with --prefix (add --prefix, or drop them)");
   }
   auto client = MakeClient(ctx);
   if (!client) return client.error();
@@ -80,6 +88,10 @@ void AddGetCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--limit", args->limit, "With --prefix: print at most this many keys (0: all)");
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kClient, ctx.flags);
+  sub->footer(
+      "--timeout is the deadline of each whole request (with --prefix, of each page): connecting,\n"
+      "sending and the whole answer. A value over limits.max_value_bytes (default 1MiB) is not read\n"
+      "(exit 3); raise it in the config file or with KVCTL_LIMITS_MAX_VALUE_BYTES.");
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunGet(ctx, *args); }; });
 }
 

@@ -1,5 +1,6 @@
 // kvctl: parse the command line, run the chosen subcommand, map its Status to
-// the exit code of SPEC §3. Errors go to stderr as one line, "kvctl: ...".
+// the exit code of SPEC §3. Errors go to stderr as one line,
+// "kvctl: <what> (<hint>)".
 #include <cstdio>
 #include <string>
 
@@ -33,6 +34,39 @@ std::string OneLine(std::string text) {
   }
   while (!text.empty() && text.back() == ' ') text.pop_back();
   return text;
+}
+
+// The commands end their messages with a hint of their own; one that comes
+// from deeper down without any (a library's, the config loader's) gets the
+// one its code suggests, so every error line says what to do.
+std::string WithHint(std::string message, Code code, const std::string& command) {
+  if (message.ends_with(')')) return message;
+  const char* hint = "";
+  std::string help;
+  switch (code) {
+    case Code::kOk: return message;
+    case Code::kNotFound:
+    case Code::kInvalidArgument:
+      help = "see kvctl " + command + " --help, and kvctl config show for the settings in effect";
+      hint = help.c_str();
+      break;
+    case Code::kBusy: hint = "another process holds it: wait for it to finish, or stop it"; break;
+    case Code::kUnavailable: hint = "check that the server or database is up and reachable, and its log"; break;
+    case Code::kIOError: hint = "check the path, its permissions and the free disk space"; break;
+    case Code::kFailedPrecondition: hint = "read the current revision with kvctl get KEY -o json and retry"; break;
+    case Code::kCorruption: hint = "kvctl replay --check reports what is damaged; see kvctl-replay(1)"; break;
+  }
+  return message + " (" + hint + ")";
+}
+
+// "migrate up" for `kvctl migrate up ...`.
+std::string CommandName(const CLI::App& app) {
+  std::string name;
+  for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+    sub = sub->get_subcommands().front();
+    name += (name.empty() ? "" : " ") + sub->get_name();
+  }
+  return name;
 }
 
 }  // namespace
@@ -87,6 +121,9 @@ int main(int argc, char** argv) {
   }
 
   const kvctl::core::Status status = ctx.run();
-  if (!status.ok()) std::fprintf(stderr, "kvctl: %s\n", OneLine(status.message()).c_str());
+  if (!status.ok()) {
+    const std::string line = WithHint(OneLine(status.message()), status.code(), CommandName(app));
+    std::fprintf(stderr, "kvctl: %s\n", line.c_str());
+  }
   return ExitCodeFor(status.code());
 }

@@ -48,8 +48,8 @@ core::Status Report(const core::Result<int>& steps) {
 core::Result<bool> ConfirmDownAll() {
   if (::isatty(STDIN_FILENO) == 0) {
     return core::Status::InvalidArgument(
-        "`kvctl migrate down` without N would undo every migration and drop all data; say "
-        "`kvctl migrate down N` for N steps or `kvctl migrate down --all`");
+        "`kvctl migrate down` without N would undo every migration and drop all data (say "
+        "`kvctl migrate down N` for N steps, or `kvctl migrate down --all`)");
   }
   std::fprintf(stderr, "Are you sure you want to apply all down migrations? [y/N] ");
   std::fflush(stderr);
@@ -68,7 +68,7 @@ core::Status RunUp(const CommandContext& ctx, const MigrateArgs& args) {
 
 core::Status RunDown(const CommandContext& ctx, const MigrateArgs& args) {
   if (args.steps && args.all) {
-    return core::Status::InvalidArgument("give either N or --all to `kvctl migrate down`, not both");
+    return core::Status::InvalidArgument("N and --all both given to `kvctl migrate down` (give one of them)");
   }
   if (!args.steps && !args.all) {
     auto confirmed = ConfirmDownAll();

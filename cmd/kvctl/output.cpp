@@ -56,15 +56,11 @@ std::string ValueJson(std::string_view key, const client::Value& value) {
   return JsonLine(j);
 }
 
-std::string ItemsJson(const std::vector<client::Item>& items, bool keys_only) {
-  json list = json::array();
-  for (const client::Item& item : items) {
-    json j{{"revision", item.revision}};
-    SetJsonKey(j, item.key);
-    if (!keys_only) j["value"] = core::Base64Encode(item.value);
-    list.push_back(std::move(j));
-  }
-  return JsonLine(json{{"items", std::move(list)}});
+std::string ItemJson(const client::Item& item, bool keys_only) {
+  json j{{"revision", item.revision}};
+  SetJsonKey(j, item.key);
+  if (!keys_only) j["value"] = core::Base64Encode(item.value);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace kvctl::cmd

@@ -5,7 +5,6 @@
 
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -31,6 +30,7 @@ void SetJsonKey(nlohmann::json& j, std::string_view key);
 
 std::string PutJson(std::string_view key, const client::PutReply& reply);
 std::string ValueJson(std::string_view key, const client::Value& value);
-std::string ItemsJson(const std::vector<client::Item>& items, bool keys_only);
+// One listing item as JSON, no newline: the elements of {"items": [...]}.
+std::string ItemJson(const client::Item& item, bool keys_only);
 
 }  // namespace kvctl::cmd

@@ -1,10 +1,12 @@
 // kvctl put KEY [VALUE]: VALUE omitted or "-" reads stdin; --file reads a file.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
-#include <sstream>
+#include <cstring>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -24,44 +26,96 @@ struct PutArgs {
   OutputFormat output = OutputFormat::kText;
 };
 
-core::Result<std::string> ReadAll(std::FILE* in, const std::string& what) {
-  std::string data;
-  char buf[1 << 16];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0) data.append(buf, n);
-  if (std::ferror(in)) return core::Status::IOError(fmt::format("cannot read {}", what));
-  return data;
+constexpr const char* kRaiseLimit =
+    "raise limits.max_value_bytes in the config file or with KVCTL_LIMITS_MAX_VALUE_BYTES; the server's "
+    "limit must be raised too";
+
+core::Status TooLarge(const std::string& what, const std::string& size, size_t limit) {
+  return core::Status::InvalidArgument(
+      fmt::format("the value {} {}, over limits.max_value_bytes ({} bytes) ({})", what, size, limit, kRaiseLimit));
 }
 
-core::Result<std::string> ReadValue(const PutArgs& args) {
+// Reads all of `fd` (`what` names it: "--file PATH", "standard input"), but
+// never more than limit + 1 bytes: a value over the limit is refused as soon
+// as it shows, so `kvctl put k < /dev/zero` ends. A regular file's size is
+// checked before it is read. Every failure here is the input's: exit 2.
+core::Result<std::string> ReadValueFrom(int fd, const std::string& what, size_t limit) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return core::Status::InvalidArgument(
+        fmt::format("cannot read {}: {} (give the value as VALUE, with --file, or on standard input)", what,
+                    std::strerror(errno)));
+  }
+  if (S_ISDIR(st.st_mode)) return core::Status::InvalidArgument(fmt::format("{}: is a directory (give a file)", what));
+  std::string data;
+  if (S_ISREG(st.st_mode)) {
+    const auto size = static_cast<uint64_t>(st.st_size);
+    if (size > limit) return TooLarge("from " + what, fmt::format("is {} bytes", size), limit);
+    data.reserve(size);
+  }
+  char buf[1 << 16];
+  while (data.size() <= limit) {
+    const ssize_t n = ::read(fd, buf, std::min(sizeof(buf), limit + 1 - data.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return core::Status::InvalidArgument(
+          fmt::format("cannot read {}: {} (give a readable file, or the value as VALUE)", what, std::strerror(errno)));
+    }
+    if (n == 0) return data;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return TooLarge("from " + what, fmt::format("is more than {} bytes", limit), limit);
+}
+
+core::Result<std::string> ReadValue(const PutArgs& args, size_t limit) {
   if (args.file) {
-    if (args.value) {
-      return core::Status::InvalidArgument("give the value either as VALUE or with --file, not both");
+    const std::string what = "--file " + *args.file;
+    const int fd = ::open(args.file->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return core::Status::InvalidArgument(
+          fmt::format("cannot open {}: {} (check the path and its permissions)", what, std::strerror(errno)));
     }
-    std::FILE* f = std::fopen(args.file->c_str(), "rb");
-    if (f == nullptr) {
-      return core::Status::InvalidArgument(fmt::format("cannot open --file {}: {}", *args.file, std::strerror(errno)));
-    }
-    auto data = ReadAll(f, *args.file);
-    std::fclose(f);
+    auto data = ReadValueFrom(fd, what, limit);
+    ::close(fd);
     return data;
   }
-  if (args.value && *args.value != "-") return *args.value;
+  if (args.value && *args.value != "-") {
+    if (args.value->size() > limit) {
+      return TooLarge("given as VALUE", fmt::format("is {} bytes", args.value->size()), limit);
+    }
+    return *args.value;
+  }
   if (isatty(STDIN_FILENO)) std::fprintf(stderr, "kvctl: reading the value from standard input (end it with Ctrl-D)\n");
-  return ReadAll(stdin, "standard input");
+  return ReadValueFrom(STDIN_FILENO, "standard input", limit);
 }
 
+bool ReadsStdin(const PutArgs& args) { return !args.file && (!args.value || *args.value == "-"); }
+
 core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
-  auto value = ReadValue(args);
+  if (args.file && args.value) {
+    return core::Status::InvalidArgument("the value is given twice, as VALUE and with --file (give one of them)");
+  }
+  // Before anything opens a file: with standard input closed, the next file
+  // opened would take its place and be read as the value.
+  if (ReadsStdin(args) && ::fcntl(STDIN_FILENO, F_GETFD) < 0) {
+    return core::Status::InvalidArgument(
+        "cannot read the value from standard input: it is closed (give the value as VALUE, with --file, or on "
+        "standard input)");
+  }
+  auto cfg = ctx.LoadConfig();
+  if (!cfg) return cfg.error();
+  auto value = ReadValue(args, cfg->limits.max_value_bytes);
   if (!value) return value.error();
-  auto client = MakeClient(ctx);
+  auto client = MakeClient(*cfg);
   if (!client) return client.error();
   auto reply = (*client)->Put(args.key, *value, {args.if_match, args.create_only});
   if (!reply) {
-    if (reply.error().IsFailedPrecondition()) {
-      return reply.error().WithContext(fmt::format("put {} refused", args.key));
-    }
-    return reply.error();
+    const core::Status& e = reply.error();
+    if (!e.IsFailedPrecondition()) return e;
+    return core::Status::FailedPrecondition(fmt::format(
+        "put {} refused: {} ({})", args.key, e.message(),
+        args.create_only ? "--create-only writes only a key that does not exist yet"
+                         : "kvctl get KEY -o json shows the key's revision now; retry --if-match with it"));
   }
   if (args.output == OutputFormat::kJson) return WriteStdout(PutJson(args.key, *reply));
   return core::Status::Ok();
@@ -74,13 +128,18 @@ void AddPutCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* sub = app.add_subcommand("put", "Set KEY to VALUE (or to stdin, or to a file's bytes)");
   sub->group(kGroupClient);
   sub->add_option("key", args->key, "The key (any bytes but empty; '/' is an ordinary byte)")->required();
-  sub->add_option("value", args->value, "The value; omitted or - reads standard input (binary-safe)");
+  sub->add_option("value", args->value,
+                  "The value; omitted or - reads standard input (binary-safe); at most limits.max_value_bytes");
   sub->add_option("--file", args->file, "Read the value from this file")->type_name("FILE");
   sub->add_option("--if-match", args->if_match,
                   "Write only if the key is at this revision (0: only if it does not exist); else exit 4");
   sub->add_flag("--create-only", args->create_only, "Write only if the key does not exist; else exit 4");
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kClient, ctx.flags);
+  sub->footer(
+      "--timeout is the deadline of the whole request: connecting, sending and the whole answer.\n"
+      "A value over limits.max_value_bytes (default 1MiB; set it in the config file or with\n"
+      "KVCTL_LIMITS_MAX_VALUE_BYTES) is refused before it is sent (exit 2).");
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunPut(ctx, *args); }; });
 }
 

@@ -30,16 +30,19 @@ struct ReplayArgs {
 
 core::Status Validate(const ReplayArgs& a) {
   if (a.to != 0 && a.from > a.to) {
-    return core::Status::InvalidArgument(fmt::format("--from {} is past --to {}", a.from, a.to));
+    return core::Status::InvalidArgument(
+        fmt::format("--from {} is past --to {} (give --from at most --to)", a.from, a.to));
   }
   if (a.state && a.from != 0) {
-    return core::Status::InvalidArgument("--state shows the state as of --to; --from does not apply");
+    return core::Status::InvalidArgument("--from does not go with --state (--state shows the state as of --to; drop --from)");
   }
   if (a.check && (a.state || a.from != 0 || a.to != 0)) {
-    return core::Status::InvalidArgument("--check verifies the whole log; drop --state, --from and --to");
+    return core::Status::InvalidArgument(
+        "--check does not go with --state, --from or --to (--check verifies the whole log; drop them)");
   }
   if (!a.into.empty() && (a.state || a.check || a.from != 0)) {
-    return core::Status::InvalidArgument("--into copies the history from its start; drop --state, --check and --from");
+    return core::Status::InvalidArgument(
+        "--into does not go with --state, --check or --from (--into copies the history from its start; drop them)");
   }
   return core::Status::Ok();
 }
@@ -156,7 +159,7 @@ core::Result<core::CopyReport> Copy(const Source& source, const ReplayArgs& args
     if (!covered) return covered.error();
     if (args.to < *covered) {
       return core::Status::InvalidArgument(fmt::format(
-          "the history before revision {} was compacted; --to must be at least that", *covered));
+          "the history before revision {} was compacted (give --to {} or later)", *covered, *covered));
     }
   }
   return core::CopyHistoryToDataDir(core::PosixFileSystem(), source.read, args.into, args.to);

@@ -1,19 +1,47 @@
-// The HTTP client of `kvctl put/get/del` (and later `bench`). The only file
-// on the client side that includes httplib.h is kv_client.cpp.
+// The HTTP client of `kvctl put/get/del/compact`. The only file on the
+// client side that includes httplib.h is kv_client.cpp.
 //
-// Errors map to the CLI's exit codes (cmd/kvctl/main.cpp): NotFound (404),
-// FailedPrecondition (412), InvalidArgument (other 4xx: the request was
-// bad, or the credentials are: 401, 403), Unavailable (cannot connect,
-// time-out, TLS failure, 429 rate limited, or a 5xx). Messages carry the
-// server's own JSON error text.
+// It believes only kvctl (SPEC §8): an answer without the X-Kvctl-Revision
+// header every kvctl server sends is "not a kvctl server" (Unavailable),
+// whatever its status, and a 404 is NotFound only with kvctl's JSON code
+// "no_such_key".
+//
+// Bounded (SPEC §8): an answer is read only up to what it may hold, and one
+// that announces more in its Content-Length is refused before its body is
+// read (Unavailable, "answer too large"):
+//   - a value (GET 200): ClientOptions::max_value_bytes, nothing more;
+//   - a listing page: kMaxListingPageBytes, or one item of the largest value
+//     if that is more; List asks again for fewer keys when a page would be
+//     larger, so only a single item over it fails;
+//   - any other answer (a PUT's or compaction's JSON, an error):
+//     kMaxOtherAnswerBytes.
+// The response head has no length field to check; the whole answer, head
+// included, is cut off when the server has sent kMaxHeadBytes more than its
+// body may hold (checked a few times a second while a request runs).
+//
+// On a deadline: ClientOptions::timeout bounds a whole request (connect,
+// send, and the whole answer), not each socket operation; Compact has its
+// own. When it passes, the request ends as Unavailable ("timed out").
+//
+// Errors map to the CLI's exit codes (cmd/kvctl/main.cpp): NotFound (404
+// no_such_key), FailedPrecondition (412), InvalidArgument (other 4xx: the
+// request was bad, or the credentials are: 401, 403), Unavailable (cannot
+// connect, the deadline, TLS failure, not a kvctl server, an answer too
+// large, 429 rate limited, or a 5xx). Every message ends with a hint in
+// parentheses, as `kvctl: <what> (<hint>)` wants; the server's own JSON
+// error text is in it.
 //
 // With an https:// address the server's certificate is verified against
 // `cacert` (else the system's CAs) and must name the host; `cert`/`key`
-// present a client certificate. The token goes as "Authorization: Bearer".
-// Thread safety: one KvClient per thread (it keeps one connection alive).
+// present a client certificate. A TLS alert from the server is named
+// (OpenSSL's reason, e.g. "tlsv13 alert certificate required"). The token
+// goes as "Authorization: Bearer".
+// Thread safety: one KvClient per thread (it keeps one connection alive, and
+// a watchdog thread of its own).
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,13 +54,23 @@
 
 namespace kvctl::client {
 
+// A listing page may be this large, or one item's worth if that is more.
+inline constexpr size_t kMaxListingPageBytes = size_t{64} << 20;
+// Any other answer's body: a PUT's or compaction's JSON, an error.
+inline constexpr size_t kMaxOtherAnswerBytes = size_t{64} << 10;
+// What a response's head (status line, headers) may add to its body.
+inline constexpr size_t kMaxHeadBytes = size_t{1} << 20;
+
 struct ClientOptions {
   std::string addr = "http://127.0.0.1:7070";  // "host:port", "http://..." or "https://..."
+  // The deadline of one whole request: connect, send, and the whole answer.
   std::chrono::milliseconds timeout{10000};
   std::string token;   // bearer token; "" sends none
   std::string cacert;  // PEM file, https only
   std::string cert;    // PEM file, https only, with key
   std::string key;
+  // The largest value a GET may bring back (limits.max_value_bytes).
+  size_t max_value_bytes = size_t{1} << 20;
 };
 
 // Whether `options` can work before anything is sent: TLS files only with
@@ -70,22 +108,26 @@ class KvClient {
  public:
   explicit KvClient(ClientOptions options);
   ~KvClient();
+  KvClient(const KvClient&) = delete;
+  KvClient& operator=(const KvClient&) = delete;
 
   core::Result<Value> Get(std::string_view key);
   core::Result<PutReply> Put(std::string_view key, std::string_view value, const Condition& cond = {});
   core::Status Delete(std::string_view key, const Condition& cond = {});
+  // At most `limit` items; fewer when that many could make a page larger
+  // than its bound (see above): go on from `next` while it is set.
   core::Result<Page> List(std::string_view prefix, const std::optional<std::string>& after, size_t limit,
                           bool keys_only);
 
-  // POST /v1/admin/compact; waits up to `wait` for the answer, since a
-  // compaction of a large log can take far longer than a key request.
+  // POST /v1/admin/compact, with a deadline of `wait` rather than the
+  // options' timeout (which still bounds connecting), since a compaction
+  // of a large log can take far longer than a key request.
   core::Result<core::CompactionStats> Compact(std::chrono::milliseconds wait);
 
   const std::string& base_url() const { return base_url_; }
 
  private:
   struct Impl;
-  std::chrono::milliseconds options_timeout_{10000};
   std::string base_url_;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,6 +1,7 @@
 // End-to-end tests of the client commands (SPEC §3): `kvctl put/get/del` run as
 // real processes against a real `kvctl serve`.
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -325,6 +326,125 @@ TEST_CASE("client commands find the server through KVCTL_CLIENT_ADDR and http://
   CliResult flag_wins = RunCli({"get", "via-url", "--addr", server.addr()}, wrong_env);
   CheckOk(flag_wins);
   CHECK(flag_wins.out == "u");
+}
+
+TEST_CASE("kvctl put refuses a value over limits.max_value_bytes as soon as it shows, exit 2, storing nothing") {
+  KvServer server;
+  HttpClient http(server.port());
+  const std::string kvctl = KvctlBinary();
+  auto sh = [&](const std::string& script) {
+    CliOptions o;
+    o.env = {{"KVCTL", kvctl}, {"ADDR", server.addr()}};
+    return RunProgram({"/bin/sh", "-c", script}, o);
+  };
+  auto says = [](const CliResult& r, const std::string& what) {
+    CHECK_MESSAGE(r.err.find(what) != std::string::npos, "stderr lacks \"" << what << "\": " << r.err);
+  };
+  // Endless input: the read stops after limit + 1 bytes.
+  CliResult endless = sh("exec \"$KVCTL\" put k --addr \"$ADDR\" < /dev/zero");
+  CheckFails(endless, 2);
+  says(endless, "more than 1048576 bytes");
+  CliResult device = RunCli({"put", "k", "--file", "/dev/zero", "--addr", server.addr()});
+  CheckFails(device, 2);
+  says(device, "more than 1048576 bytes");
+  // A regular file's size is known before it is read.
+  const auto big = server.tmp() / "big.bin";
+  WriteFile(big, std::string(kMiB + 1, 'b'));
+  CliResult file = RunCli({"put", "k", "--file", big.string(), "--addr", server.addr()});
+  CheckFails(file, 2);
+  says(file, "is 1048577 bytes");
+  says(file, "limits.max_value_bytes");
+  says(file, "KVCTL_LIMITS_MAX_VALUE_BYTES");
+  CliResult redirected = sh("exec \"$KVCTL\" put k --addr \"$ADDR\" < '" + big.string() + "'");
+  CheckFails(redirected, 2);
+  says(redirected, "is 1048577 bytes");
+  CHECK(http.Get("k").status == 404);
+
+  // Raised on both sides, the value goes through.
+  KvServer roomy({"--limits-max-value-bytes", "2MiB"});
+  CliOptions raised_limit;
+  raised_limit.env = {{"KVCTL_LIMITS_MAX_VALUE_BYTES", "2MiB"}};
+  CliResult raised = RunCli({"put", "k", "--file", big.string(), "--addr", roomy.addr()}, raised_limit);
+  CheckOk(raised);
+  CHECK(HttpClient(roomy.port()).Get("k").body.size() == kMiB + 1);
+}
+
+TEST_CASE("kvctl put: an unreadable --file or a closed stdin is a local input error, exit 2, naming it") {
+  KvServer server;
+  HttpClient http(server.port());
+  const std::string dir = server.tmp().str();
+  CliResult is_dir = RunCli({"put", "k", "--file", dir, "--addr", server.addr()});
+  CheckFails(is_dir, 2);
+  CHECK_MESSAGE(is_dir.err.find("--file " + dir + ": is a directory") != std::string::npos, is_dir.err);
+  CliOptions o;
+  o.env = {{"KVCTL", KvctlBinary()}, {"ADDR", server.addr()}};
+  CliResult closed = RunProgram({"/bin/sh", "-c", "exec \"$KVCTL\" put k --addr \"$ADDR\" <&-"}, o);
+  CheckFails(closed, 2);
+  CHECK_MESSAGE(closed.err.find("standard input: it is closed") != std::string::npos, closed.err);
+  CHECK(http.Get("k").status == 404);
+}
+
+TEST_CASE("every error line of the client and operator commands is `kvctl: <what> (<hint>)`") {
+  KvServer server;
+  HttpClient http(server.port());
+  REQUIRE(http.Put("f/k", "v").status == 201);
+  const std::string addr = server.addr();
+  const std::string dir = server.tmp().str();
+  const std::string unreachable = Addr(FreePort());
+  const std::string kvctl = KvctlBinary();
+  auto sh = [&](const std::string& script) {
+    CliOptions o;
+    o.env = {{"KVCTL", kvctl}, {"ADDR", addr}};
+    return RunProgram({"/bin/sh", "-c", script}, o);
+  };
+  auto with_env = [](std::vector<std::string> args, Env env) {
+    CliOptions o;
+    o.env = std::move(env);
+    return RunCli(args, o);
+  };
+  const std::regex line("kvctl: .+ \\(.+\\)");
+  const std::vector<std::pair<std::string, CliResult>> cases = {
+      {"unknown subcommand", RunCli({"frobnicate"})},
+      {"unknown flag", RunCli({"get", "k", "--no-such-flag", "--addr", addr})},
+      {"missing KEY", RunCli({"put", "--addr", addr})},
+      {"get without KEY", RunCli({"get", "--addr", addr})},
+      {"--keys-only without --prefix", RunCli({"get", "k", "--keys-only", "--addr", addr})},
+      {"bad config value", with_env({"get", "k", "--addr", addr}, {{"KVCTL_LOG_LEVEL", "loud"}})},
+      {"key not found", RunCli({"get", "nope", "--addr", addr})},
+      {"create-only conflict", RunCli({"put", "f/k", "w", "--create-only", "--addr", addr})},
+      {"if-match conflict", RunCli({"put", "f/k", "w", "--if-match", "99", "--addr", addr})},
+      {"del conflict", RunCli({"del", "f/k", "--if-match", "99", "--addr", addr})},
+      {"unreachable server", RunCli({"get", "k", "--addr", unreachable})},
+      {"https to a plain server", RunCli({"get", "k", "--addr", "https://" + addr, "--timeout", "1s"})},
+      {"TLS files on a plain address", RunCli({"get", "k", "--addr", addr, "--cacert", dir})},
+      {"certificate without key", RunCli({"get", "k", "--addr", "https://" + addr, "--cert", dir})},
+      {"value and --file", RunCli({"put", "k", "v", "--file", dir, "--addr", addr})},
+      {"--file missing", RunCli({"put", "k", "--file", dir + "/missing", "--addr", addr})},
+      {"--file a directory", RunCli({"put", "k", "--file", dir, "--addr", addr})},
+      {"value too large", RunCli({"put", "k", "--file", "/dev/zero", "--addr", addr})},
+      {"stdin closed", sh("exec \"$KVCTL\" put k --addr \"$ADDR\" <&-")},
+      {"compact, both ways", RunCli({"compact", "--addr", addr, "--data-dir", dir})},
+      {"compact, no data dir", RunCli({"compact", "--data-dir", dir + "/missing"})},
+      {"compact, a held data dir", RunCli({"compact", "--data-dir", server.data_dir().string()})},
+      {"compact, unreachable", RunCli({"compact", "--addr", unreachable})},
+      {"replay, --from past --to", RunCli({"replay", "--data-dir", dir, "--from", "5", "--to", "2"})},
+      {"replay, --state with --from", RunCli({"replay", "--data-dir", dir, "--state", "--from", "2"})},
+      {"replay, no data dir", RunCli({"replay", "--data-dir", dir + "/missing"})},
+      {"bench, bad duration", RunCli({"bench", "--duration", "soon", "--addr", addr})},
+      {"bench, unreachable", RunCli({"bench", "-n", "10", "--addr", unreachable})},
+      {"migrate down, neither N nor --all", RunCli({"migrate", "down"})},
+      {"migrate down, N and --all", RunCli({"migrate", "down", "1", "--all"})},
+      {"auth hash-token, no token", RunCli({"auth", "hash-token"})},
+  };
+  for (const auto& [what, r] : cases) {
+    CAPTURE(what);
+    CHECK_MESSAGE(r.exit_code != 0, "stdout: " << r.out);
+    const std::vector<std::string> lines = Lines(r.err);
+    CHECK_MESSAGE(lines.size() == 1, "stderr: " << r.err);
+    for (const std::string& l : lines) CHECK_MESSAGE(std::regex_match(l, line), "stderr line: " << l);
+  }
+  CHECK(http.Get("f/k").body == "v");  // none of them changed anything
+  CHECK(http.Get("k").status == 404);
 }
 
 }  // namespace kvctl::e2e

@@ -284,10 +284,22 @@ TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, 
     return RunCli(args);
   };
 
+  // The server's TLS alert is named, with the settings to check.
   CliResult none = cli({"put", "k", "v"}, {});
   CHECK(none.exit_code == 3);
   CHECK(none.err.find("--cert") != std::string::npos);
-  CHECK(cli({"put", "k", "v"}, {"--cert", pki("rogue.pem"), "--key", pki("rogue.key")}).exit_code == 3);
+  CHECK_MESSAGE(none.err.find("refused the TLS handshake") != std::string::npos, none.err);
+  CHECK(none.err.find("tlsv13 alert certificate required (") != std::string::npos);
+  CHECK(none.err.find("client.cert") != std::string::npos);
+  CliResult rogue = cli({"put", "k", "v"}, {"--cert", pki("rogue.pem"), "--key", pki("rogue.key")});
+  CHECK(rogue.exit_code == 3);
+  CHECK_MESSAGE(rogue.err.find("alert unknown ca (") != std::string::npos, rogue.err);
+  CHECK(IsOneErrorLine(rogue.err));
+  // A key that is not the certificate's is the client's own mistake, named.
+  CliResult mismatch = cli({"put", "k", "v"}, {"--cert", pki("client.pem"), "--key", pki("rogue.key")});
+  CHECK(mismatch.exit_code == 2);
+  CHECK_MESSAGE(mismatch.err.find("client.key " + pki("rogue.key") + ": key values mismatch") != std::string::npos,
+                mismatch.err);
   CliResult good = cli({"put", "k", "v"}, {"--cert", pki("client.pem"), "--key", pki("client.key")});
   CHECK_MESSAGE(good.exit_code == 0, good.err);
   CliResult back = cli({"get", "k"}, {"--cert", pki("client.pem"), "--key", pki("client.key")});
