@@ -204,8 +204,12 @@ KvApi::Exchange KvApi::ExchangeOf(const HttpRequest& req, Route route, const Adm
 void KvApi::Finish(const Exchange& x, HttpResponse* res) {
   res->SetHeader("X-Request-Id", std::string(x.request_id));
   // Every answer says which store revision it reflects (SPEC §6); the
-  // client also takes it as the mark of a kvctl server (SPEC §8).
-  res->SetHeader("X-Kvctl-Revision", std::to_string(store_.revision()));
+  // client also takes it as the mark of a kvctl server (SPEC §8). With auth
+  // on, an answer to a caller who showed no valid credentials reflects
+  // nothing of the store and says 0: how far the revision moves tells how
+  // busy the store is, which is for its users only (as /readyz).
+  const bool anonymous = auth_.enabled() && x.caller == nullptr;
+  res->SetHeader("X-Kvctl-Revision", anonymous ? std::string("0") : std::to_string(store_.revision()));
   const auto took = std::chrono::steady_clock::now() - x.started;
   metrics_.CountRequest(x.route, MethodFromString(x.method), res->status, took);
   if (options_.request_logger == nullptr) return;

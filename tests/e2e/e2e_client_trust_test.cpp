@@ -298,7 +298,7 @@ TEST_CASE("an answer larger than it may be is refused, before its body is read w
   }
 }
 
-TEST_CASE("a listing page too large to take is asked for again with fewer keys; one item too large fails") {
+TEST_CASE("a listing page too large to take is asked for again with fewer keys, one item too large fails") {
   // The first page asked for (1000 keys) announces 200 MiB; the next, for
   // fewer, gets a real page.
   ScriptedServer server([](Peer& peer, const std::string& line) {

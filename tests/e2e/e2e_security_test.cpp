@@ -315,8 +315,8 @@ TEST_CASE("mutual TLS: no client certificate or one from another CA is refused, 
   CHECK(server->Terminate() == 0);
 }
 
-TEST_CASE("tls.client_crl: a revoked client certificate is refused; a CRL revoking more is reloaded on "
-          "SIGHUP and when its file changes; a bad one keeps the old") {
+TEST_CASE("tls.client_crl: a revoked client certificate is refused, a CRL revoking more is reloaded on "
+          "SIGHUP and when its file changes, a bad one keeps the old") {
   Pki pki;
   TempDir tmp;
   for (const char* name : {"laptop-a", "laptop-b", "laptop-c", "desk"}) pki.Client(name, name);
@@ -392,7 +392,7 @@ TEST_CASE("SIGHUP does not stop a server with nothing to reread: it says so and 
   CHECK(server->Terminate() == 0);
 }
 
-TEST_CASE("tls.client_crl that cannot be used at start is exit 2 naming it; it needs tls.client_ca") {
+TEST_CASE("tls.client_crl that cannot be used at start is exit 2 naming it, it needs tls.client_ca") {
   Pki pki;
   TempDir tmp;
   fs::create_directories(tmp / "data");
@@ -428,7 +428,7 @@ TEST_CASE("tls.client_crl that cannot be used at start is exit 2 naming it; it n
             .find("tls.client_crl is set but tls.client_ca is not") != std::string::npos);
 }
 
-TEST_CASE("TLS 1.2 offers only ECDHE with AEAD ciphers by default: no CBC, no static RSA; both are settable") {
+TEST_CASE("TLS 1.2 offers only ECDHE with AEAD ciphers by default: no CBC, no static RSA, both are settable") {
   Pki pki;
   TempDir tmp;
   // An RSA certificate, the kind static-RSA key exchange works with.

@@ -108,7 +108,9 @@ HttpResponse Put(Fixture& f, std::string_view key, std::string value, Headers he
   return f.api.Handle(Req("PUT", KeyPath(key), std::move(value), std::move(headers)));
 }
 
-HttpResponse Get(Fixture& f, std::string_view key) { return f.api.Handle(Req("GET", KeyPath(key))); }
+HttpResponse Get(Fixture& f, std::string_view key, Headers headers = {}) {
+  return f.api.Handle(Req("GET", KeyPath(key), {}, std::move(headers)));
+}
 
 // ---- single keys ------------------------------------------------------------
 
@@ -869,6 +871,12 @@ TEST_CASE("/readyz tells the revision only to an admin caller when auth is on") 
   // A failed credential on a probe is no auth failure: nothing was refused.
   const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
   CHECK(text.find("kvctl_auth_failures_total{reason=\"invalid_token\"} 0\n") != std::string::npos);
+  // Nor does any answer's header tell it to a caller without credentials.
+  for (const Headers& h : {Headers{}, Bearer("t-wrong")}) {
+    CHECK(HeaderOf(f.api.Handle(Req("GET", "/readyz", {}, h)), "X-Kvctl-Revision") == "0");
+    CHECK(HeaderOf(Get(f, "app/a", h), "X-Kvctl-Revision") == "0");
+  }
+  CHECK(HeaderOf(Get(f, "app/a", Bearer("t-reader")), "X-Kvctl-Revision") == "1");
 }
 
 TEST_CASE("the rate limit answers 429 with Retry-After per client, and never limits probes") {

@@ -737,7 +737,7 @@ TEST_CASE("client.token is a secret: neither config show nor an error prints it"
   CHECK(Contains(RenderEffective(Defaults()), "client.token = \"\"  # default"));
 }
 
-TEST_CASE("log.requests is errors by default; all and off, and the old booleans, from file, env and flags") {
+TEST_CASE("log.requests is errors by default, all and off, and the old booleans, from file, env and flags") {
   TempDir dir;
   CHECK(Defaults().log.requests == "errors");
   CHECK(Defaults().log.slow_request == std::chrono::milliseconds(100));
@@ -768,7 +768,7 @@ TEST_CASE("log.requests is errors by default; all and off, and the old booleans,
   CHECK(Contains(LoadError(LoadToml(dir, "[log]\nslow_request = 100\n")), "unit"));
 }
 
-TEST_CASE("the TLS defaults of the settings are the server's own; tls.min_version is 1.2 or 1.3") {
+TEST_CASE("the TLS defaults of the settings are the server's own, tls.min_version is 1.2 or 1.3") {
   const Config d = Defaults();
   CHECK(d.tls.ciphers == kvctl::server::kDefaultTls12Ciphers);
   CHECK(d.tls.ciphersuites == kvctl::server::kDefaultTls13Ciphersuites);

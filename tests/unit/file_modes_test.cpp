@@ -57,7 +57,7 @@ TEST_CASE("a private key readable by group or others is refused, naming it and t
   CHECK(Contains(why, "other users (mode 0644)"));
 }
 
-TEST_CASE("a private key for its owner only is accepted; so is no key, or one that is not there") {
+TEST_CASE("a private key for its owner only is accepted, so is no key, or one that is not there") {
   for (mode_t mode : {0600, 0400}) {
     ModedFile key(mode);
     CHECK(CheckPrivateKeyMode("tls.key", key.path()).ok());
@@ -67,7 +67,7 @@ TEST_CASE("a private key for its owner only is accepted; so is no key, or one th
   CHECK(CheckPrivateKeyMode("tls.key", "/nonexistent/kvctl/key.pem").ok());
 }
 
-TEST_CASE("a key owned by root may be read by its group (0640), as PostgreSQL allows; others never") {
+TEST_CASE("a key owned by root may be read by its group (0640), as PostgreSQL allows, others never") {
   ModedFile key(0640);
   if (::geteuid() == 0) {
     CHECK(CheckPrivateKeyMode("tls.key", key.path()).ok());
@@ -80,7 +80,7 @@ TEST_CASE("a key owned by root may be read by its group (0640), as PostgreSQL al
   }
 }
 
-TEST_CASE("an auth file writable by group or others is refused; readable is fine") {
+TEST_CASE("an auth file writable by group or others is refused, readable is fine") {
   for (mode_t mode : {0666, 0664, 0646, 0620}) {
     CAPTURE(mode);
     ModedFile file(mode);

@@ -68,7 +68,7 @@ TEST_CASE("a URI has the password of its userinfo and of its query masked, perce
   CHECK(MaskDsnSecrets("postgresql://app:p%40ss%3Aw@db/kv").find("p@ss") == std::string::npos);
 }
 
-TEST_CASE("a DSN without secrets is shown whole; values that need it are quoted") {
+TEST_CASE("a DSN without secrets is shown whole, values that need it are quoted") {
   CHECK(MaskDsnSecrets("") == "");
   CHECK(MaskDsnSecrets("host=db dbname=kv") == "dbname=kv host=db");
   CHECK(MaskDsnSecrets("postgres://app@db/kv") == "user=app dbname=kv host=db");

@@ -57,7 +57,7 @@ TEST_CASE("errors (the default) logs 5xx answers and slow requests only") {
   CHECK(log.Wants(404, milliseconds(2500)));
 }
 
-TEST_CASE("all logs every request, off none; slow 0 counts nothing as slow") {
+TEST_CASE("all logs every request, off none, slow 0 counts nothing as slow") {
   core::Logger logger;
   const RequestLog all(logger, {Mode::kAll, milliseconds(100)});
   CHECK(all.Wants(200, milliseconds(0)));
@@ -70,7 +70,7 @@ TEST_CASE("all logs every request, off none; slow 0 counts nothing as slow") {
   CHECK(never_slow.Wants(502, milliseconds(0)));
 }
 
-TEST_CASE("a 5xx line is at level error, a slow one at warn, others at info; skipped ones write nothing") {
+TEST_CASE("a 5xx line is at level error, a slow one at warn, others at info, skipped ones write nothing") {
   core::Logger logger;
   const RequestLog errors(logger, RequestLogPolicy{});
   CHECK(CaptureStderr([&] { LogRequest(errors, Event(200, milliseconds(3))); }).empty());
