@@ -29,9 +29,11 @@ core::Result<std::string> ReadToken() {
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
   }
+  // A token is a line of text: a few KiB is already far more than one.
+  constexpr size_t kMaxToken = 4096;
   std::string token;
   int c = 0;
-  while ((c = std::fgetc(stdin)) != EOF) {
+  while ((c = std::fgetc(stdin)) != EOF && token.size() <= kMaxToken) {
     if (tty && c == '\n') break;
     token.push_back(static_cast<char>(c));
   }
@@ -39,8 +41,15 @@ core::Result<std::string> ReadToken() {
     tcsetattr(STDIN_FILENO, TCSANOW, &saved);
     std::fprintf(stderr, "\n");
   }
+  if (token.size() > kMaxToken) {
+    return core::Status::InvalidArgument(fmt::format(
+        "the token on standard input is over {} bytes (give the token itself, e.g. openssl rand "
+        "-hex 32)",
+        kMaxToken));
+  }
   if (std::ferror(stdin)) {
-    return core::Status::IOError(fmt::format(
+    // Local input: a usage error (exit 2), as with kvctl put.
+    return core::Status::InvalidArgument(fmt::format(
         "cannot read the token from standard input: {} (pipe it in: kvctl auth hash-token < token)",
         std::strerror(errno)));
   }

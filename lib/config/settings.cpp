@@ -310,7 +310,8 @@ std::vector<Setting> BuildSettings() {
        .default_value = "10s",
        .alias = "",
        .scopes = kServe,
-       .help = "time allowed to send a response"},
+       .help = "how long a client may take no byte of its answers before its connection is "
+               "closed"},
       {.key = "server.max_header_bytes",
        // At least 8 KiB: the request line alone may take that much (its own
        // limit, 414), and the longest key travels in it percent-encoded.
@@ -446,7 +447,8 @@ std::vector<Setting> BuildSettings() {
        .default_value = "1MiB",
        .alias = "",
        .scopes = kServe,
-       .help = "largest accepted value (request body)"},
+       .help = "largest value: the server refuses a larger request body, and kvctl put a "
+               "larger input before sending it"},
 
       // [tls]
       {.key = "tls.cert",
@@ -592,7 +594,8 @@ std::vector<Setting> BuildSettings() {
        .default_value = "10s",
        .alias = "timeout",
        .scopes = kServerClients,
-       .help = "give up on a request after this"},
+       .help = "deadline of a whole request (connect, send, the whole answer); kvctl compact "
+               "waits up to an hour"},
       {.key = "client.token",
        .value = StringValue(Field(&C::client, &C::Client::token), "a token, or empty", AnyText),
        .default_value = "",

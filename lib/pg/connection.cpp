@@ -1,5 +1,8 @@
 #include "lib/pg/connection.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <libpq-fe.h>
 
 #include <exception>
@@ -39,6 +42,29 @@ bool IsSecret(std::string_view keyword) {
   return keyword == "password" || keyword == "sslpassword" || keyword == "sslkey";
 }
 
+// libpq's parse errors quote what they stumbled on ("missing \"=\" after
+// \"s3cret\""), which may be a piece of a password: every quoted piece but
+// "=" and libpq's own option names is hidden.
+std::string HideQuotedPieces(const std::string& message) {
+  std::vector<std::string> keywords{"="};
+  if (PQconninfoOption* defaults = PQconndefaults()) {
+    for (PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) keywords.emplace_back(o->keyword);
+    PQconninfoFree(defaults);
+  }
+  std::string out;
+  size_t at = 0;
+  while (at < message.size()) {
+    const size_t open = message.find('"', at);
+    const size_t close = open == std::string::npos ? open : message.find('"', open + 1);
+    if (close == std::string::npos) break;
+    const std::string piece = message.substr(open + 1, close - open - 1);
+    const bool known = std::find(keywords.begin(), keywords.end(), piece) != keywords.end();
+    out.append(message, at, open + 1 - at).append(known ? piece : "...").push_back('"');
+    at = close + 1;
+  }
+  return out.append(message, std::min(at, message.size()));
+}
+
 // Runs `fn(keyword, value)` for each option the DSN sets; an error when
 // libpq cannot parse it.
 template <typename Fn>
@@ -46,7 +72,7 @@ core::Status ForEachOption(const std::string& dsn, Fn fn) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
   if (options == nullptr) {
-    std::string why = OneLine(error != nullptr ? error : "out of memory");
+    std::string why = HideQuotedPieces(OneLine(error != nullptr ? error : "out of memory"));
     if (error != nullptr) PQfreemem(error);
     return core::Status::InvalidArgument(fmt::format(
         "postgres.dsn is not a valid PostgreSQL connection string: {} (write e.g. "

@@ -384,6 +384,17 @@ TEST_CASE("kvctl put: an unreadable --file or a closed stdin is a local input er
   CHECK(http.Get("k").status == 404);
 }
 
+TEST_CASE("kvctl auth hash-token: a closed stdin or endless input is a local input error, exit 2") {
+  CliOptions o;
+  o.env = {{"KVCTL", KvctlBinary()}};
+  CliResult closed = RunProgram({"/bin/sh", "-c", "exec \"$KVCTL\" auth hash-token <&-"}, o);
+  CheckFails(closed, 2);
+  CHECK_MESSAGE(closed.err.find("standard input") != std::string::npos, closed.err);
+  CliResult endless = RunProgram({"/bin/sh", "-c", "exec \"$KVCTL\" auth hash-token < /dev/zero"}, o);
+  CheckFails(endless, 2);
+  CHECK_MESSAGE(endless.err.find("over 4096 bytes") != std::string::npos, endless.err);
+}
+
 TEST_CASE("every error line of the client and operator commands is `kvctl: <what> (<hint>)`") {
   KvServer server;
   HttpClient http(server.port());

@@ -266,3 +266,16 @@ TEST_CASE("config show masks every secret of postgres.dsn as libpq parses it, in
 }
 
 }  // namespace kvctl::e2e
+
+namespace kvctl::e2e {
+
+TEST_CASE("a DSN libpq cannot parse is named in the error without the piece it stumbled on") {
+  // libpq says: missing "=" after "s3cretpw" in connection info string.
+  CliResult r = RunCli({"migrate", "version", "--dsn", "host=db user=kv s3cretpw dbname=app"});
+  CHECK(r.exit_code == 2);
+  CHECK(IsOneErrorLine(r.err));
+  CHECK_MESSAGE(r.err.find("s3cretpw") == std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("missing \"=\"") != std::string::npos, r.err);
+}
+
+}  // namespace kvctl::e2e
