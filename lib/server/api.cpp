@@ -151,7 +151,9 @@ HttpResponse KvApi::TransportError(int status, std::string_view problem) {
                    "the request line and headers are over server.max_header_bytes");
     case 404: return Error(404, "not_found", "no such route");
     case 408:
-      return Error(408, "request_timeout", "the request did not arrive whole within server.read_timeout");
+      return Error(408, "request_timeout",
+                   problem.empty() ? std::string_view("the request did not arrive whole within server.read_timeout")
+                                   : problem);
     case 503:
       return Error(503, "too_many_connections",
                    "the server has server.max_connections connections open; retry shortly");

@@ -161,6 +161,8 @@ struct HttpServer::Impl {
   std::vector<std::unique_ptr<EventLoop>> loops;
   std::unique_ptr<TaskPool> pool;
   std::atomic<bool> stopping{false};
+  // Set before `stopping`: when requests still arriving are given up.
+  Clock::time_point stop_reads_by = Clock::time_point::max();
   std::atomic<int> open_connections{0};
   std::atomic<uint64_t> next_loop{0};
 
@@ -762,6 +764,7 @@ class EventLoop {
     }
     const auto& o = server_.options;
     std::vector<Connection*> expired_reads;
+    std::vector<Connection*> stopped_reads;
     std::vector<Connection*> to_close;
     for (auto& [id, conn] : conns_) {
       Connection* c = conn.get();
@@ -769,7 +772,9 @@ class EventLoop {
           now_ - c->blocked_since > o.write_timeout) {
         to_close.push_back(c);
       } else if (c->state == ConnState::kLingering) {
-        if (now_ >= c->linger_until) to_close.push_back(c);
+        // Past the stop's grace, an answered connection does not linger on.
+        const bool grace_over = stop_seen_ && now_ >= server_.stop_reads_by && c->pending_out() == 0;
+        if (now_ >= c->linger_until || grace_over) to_close.push_back(c);
       } else if (c->state == ConnState::kHandshake) {
         if (now_ - c->request_started > o.read_timeout) {
           server_.TlsFailed(c->remote_addr, TlsFailure::kTimeout,
@@ -777,7 +782,11 @@ class EventLoop {
           to_close.push_back(c);
         }
       } else if (c->state == ConnState::kBody || (c->state == ConnState::kHead && c->in_request)) {
-        if (now_ - c->request_started > o.read_timeout) expired_reads.push_back(c);
+        if (now_ - c->request_started > o.read_timeout) {
+          expired_reads.push_back(c);
+        } else if (stop_seen_ && now_ >= server_.stop_reads_by) {
+          stopped_reads.push_back(c);
+        }
       } else if (c->state == ConnState::kHead && c->pending_out() == 0 &&
                  now_ - c->idle_since > o.keepalive_timeout) {
         to_close.push_back(c);
@@ -786,6 +795,10 @@ class EventLoop {
     for (Connection* c : to_close) Close(c);
     for (Connection* c : expired_reads) {
       Refuse(c, 408);
+      Flush(c);
+    }
+    for (Connection* c : stopped_reads) {
+      Refuse(c, 408, "the server is stopping and the request had not arrived whole within its grace");
       Flush(c);
     }
   }
@@ -925,7 +938,12 @@ core::Status HttpServer::Serve() {
   return core::Status::Ok();
 }
 
-void HttpServer::Stop() {
+void HttpServer::Stop(std::chrono::milliseconds read_grace) {
+  const auto now = Clock::now();
+  impl_->stop_reads_by = read_grace >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           Clock::time_point::max() - now)
+                             ? Clock::time_point::max()
+                             : now + read_grace;
   impl_->stopping = true;
   for (auto& loop : impl_->loops) loop->Wake();
 }

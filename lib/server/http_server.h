@@ -46,9 +46,12 @@
 //   parsed, and is not read from, while 1 MiB of answers waits for it (one
 //   answer may be larger); what is already buffered is parsed once the
 //   answers drain.
-// - Stop(): stops accepting, closes idle connections at once, finishes the
-//   requests in flight (their answers say Connection: close), then Serve()
-//   returns once every connection is closed and the worker pool is idle.
+// - Stop(read_grace): stops accepting, closes idle connections at once,
+//   finishes the requests in flight (their answers say Connection: close),
+//   then Serve() returns once every connection is closed and the worker
+//   pool is idle. A request still arriving is read on for at most
+//   read_grace more (and within read_timeout), then answered 408: a slow
+//   client cannot hold the stop past the caller's own deadline.
 //
 // - TLS (options.tls): each connection's session runs on its loop through
 //   lib/tls/tls_stream.h, non-blocking: the handshake, then every read and
@@ -140,7 +143,7 @@ class HttpServer {
   int port() const { return port_; }
   // Serves until Stop(); in-flight requests finish first.
   core::Status Serve();
-  void Stop();
+  void Stop(std::chrono::milliseconds read_grace = std::chrono::milliseconds::max());
 
   struct Impl;
 

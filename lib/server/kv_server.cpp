@@ -166,7 +166,7 @@ core::Status KvServer::Run() {
   return served.ok() ? closed : served;
 }
 
-void KvServer::Shutdown() { http_->Stop(); }
+void KvServer::Shutdown(std::chrono::milliseconds read_grace) { http_->Stop(read_grace); }
 
 core::Status KvServer::Reload() {
   if (client_trust_ == nullptr) {

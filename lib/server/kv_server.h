@@ -7,7 +7,8 @@
 // Corruption naming file and offset) or Serve() (a store opened elsewhere,
 // e.g. PostgreSQL) -> Run() blocks serving ->
 // Shutdown() from another thread stops accepting, lets in-flight requests
-// finish, then Run() closes the store (commits, syncs) and returns.
+// finish (those still arriving get at most `read_grace` more to arrive),
+// then Run() closes the store (commits, syncs) and returns.
 #pragma once
 
 #include <memory>
@@ -46,7 +47,7 @@ class KvServer {
   // Serves until Shutdown(), then closes the store; the store's first error,
   // if any, is returned (a failed final sync is not success).
   core::Status Run();
-  void Shutdown();
+  void Shutdown(std::chrono::milliseconds read_grace = std::chrono::milliseconds::max());
   // Rereads the files that may change while serving (on SIGHUP): the client
   // certificate revocation list (tls.client_crl). On failure the old one
   // stays; the reason is logged and returned. Any thread.

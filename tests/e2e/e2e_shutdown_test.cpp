@@ -108,3 +108,23 @@ TEST_CASE("after SIGTERM, a request pipelined behind the one in flight is not st
 
 }  // namespace
 }  // namespace kvctl::e2e
+
+namespace kvctl::e2e {
+
+TEST_CASE("SIGTERM with a client that never finishes its request: it gets 408 within half of "
+          "server.shutdown_timeout and the server still exits 0") {
+  // read_timeout is longer than the whole shutdown_timeout: without a grace
+  // of its own, the slow request would hold the stop until the watcher
+  // gives up with exit 3.
+  KvServer server({"--server-read-timeout", "60s", "--server-shutdown-timeout", "4s"});
+  RawSocket raw(server.port());
+  REQUIRE(raw.Send("PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly a part"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(::kill(server.process().pid(), SIGTERM) == 0);
+  const std::string got = raw.ReadUntil(std::chrono::milliseconds(10000));
+  CHECK_MESSAGE(got.rfind("HTTP/1.1 408 ", 0) == 0, "got: " << got.substr(0, 300));
+  CHECK(got.find("stopping") != std::string::npos);
+  CHECK_MESSAGE(server.process().WaitExit(std::chrono::seconds(10)) == 0, server.process().Stderr());
+}
+
+}  // namespace kvctl::e2e
