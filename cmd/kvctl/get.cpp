@@ -5,6 +5,7 @@
 
 #include "cmd/kvctl/client_setup.h"
 #include "cmd/kvctl/output.h"
+#include "cmd/kvctl/text.h"
 
 namespace kvctl::cmd {
 namespace {
@@ -15,7 +16,7 @@ struct GetArgs {
   std::optional<std::string> key;
   bool prefix = false;
   bool keys_only = false;
-  size_t limit = 0;
+  int64_t limit = 0;
   OutputFormat output = OutputFormat::kText;
 };
 
@@ -25,11 +26,11 @@ core::Status RunList(client::KvClient& client, const GetArgs& args) {
   const std::string prefix = args.key.value_or("");
   const bool json = args.output == OutputFormat::kJson;
   std::string out = json ? "{\"items\":[" : "";
-  size_t printed = 0;
+  int64_t printed = 0;
   std::optional<std::string> after;
   do {
     size_t want = kPageSize;
-    if (args.limit > 0) want = std::min(want, args.limit - printed);
+    if (args.limit > 0) want = std::min(want, static_cast<size_t>(args.limit - printed));
     auto page = client.List(prefix, after, want, args.keys_only);
     if (!page) return page.error();
     for (const client::Item& item : page->items) {
@@ -57,6 +58,13 @@ core::Status RunGet(const CommandContext& ctx, const GetArgs& args) {
   if (!args.prefix && !args.key) {
     return core::Status::InvalidArgument("no KEY given (give a KEY, or --prefix to list keys)");
   }
+  if (!args.prefix) {
+    if (core::Status s = CheckKey(*args.key); !s.ok()) return s;
+  }
+  if (args.limit < 0) {
+    return core::Status::InvalidArgument(
+        fmt::format("--limit {} is negative (give the most keys to print, or 0 for all)", args.limit));
+  }
   if (!args.prefix && (args.keys_only || args.limit > 0)) {
     return core::Status::InvalidArgument("--keys-only and --limit work only with --prefix (add --prefix, or drop them)");
   }
@@ -68,7 +76,7 @@ core::Status RunGet(const CommandContext& ctx, const GetArgs& args) {
   if (!value) {
     if (value.error().IsNotFound()) {
       return core::Status::NotFound(
-          fmt::format("key {} not found (kvctl get --prefix lists the keys there are)", *args.key));
+          fmt::format("key {} not found (kvctl get --prefix lists the keys there are)", QuoteBytes(*args.key)));
     }
     return value.error();
   }
