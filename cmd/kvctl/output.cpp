@@ -1,5 +1,7 @@
 #include "cmd/kvctl/output.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -44,6 +46,8 @@ void AddOutputOption(CLI::App& sub, OutputFormat& out) {
          "Output format: text or json")
       ->type_name(completion::ChoicesLabel({"text", "json"}));
 }
+
+bool StdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
 core::Status WriteStdout(std::string_view bytes) {
   if ((!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) ||

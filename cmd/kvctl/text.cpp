@@ -56,4 +56,21 @@ std::string QuoteBytes(std::string_view bytes) {
   return out;
 }
 
+size_t FirstUnprintable(std::string_view bytes) {
+  for (size_t i = 0; i < bytes.size();) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(bytes.substr(i));
+      if (n == 0 || IsC1Control(bytes.substr(i))) return i;
+      i += n;
+      continue;
+    }
+    // A lone CR sends the cursor back over what the line said; CRLF is text.
+    const bool crlf = c == '\r' && i + 1 < bytes.size() && bytes[i + 1] == '\n';
+    if ((c < 0x20 && c != '\n' && c != '\t' && !crlf) || c == 0x7f) return i;
+    ++i;
+  }
+  return std::string_view::npos;
+}
+
 }  // namespace kvctl::cmd
