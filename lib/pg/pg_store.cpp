@@ -134,6 +134,8 @@ struct PgStore::Impl {
   // Serializes changes to `map`; `applied` is the revision map reflects.
   std::mutex apply_mu;
   std::atomic<uint64_t> applied{0};
+  // Every change applied, from this server or another, in revision order.
+  core::WatchHub hub{core::WatchHubOptions{}, nullptr, 0};
 
   std::mutex queue_mu;
   std::condition_variable queue_cv;
@@ -184,6 +186,22 @@ struct PgStore::Impl {
     map.Apply(fresh);
     if (from_others) applied_from_others += fresh.size();
     applied = at;
+    // Under apply_mu, so watchers get the changes in revision order.
+    if (hub.watching()) {
+      std::vector<core::WatchEvent> events;
+      events.reserve(fresh.size());
+      for (const core::Change& c : fresh) {
+        // What the table derived for a change that did not carry it.
+        core::KeyMeta meta = c.meta;
+        if (c.type == core::RecordType::kPut && meta.version == 0) {
+          if (auto item = map.Find(c.key); item && item->revision == c.revision) meta = item->meta;
+        }
+        events.push_back({c.revision, c.type, c.key, c.value, meta});
+      }
+      hub.Publish(std::move(events), at);
+    } else {
+      hub.Advance(at);
+    }
     return true;
   }
 
@@ -204,8 +222,9 @@ struct PgStore::Impl {
     }
     tx.commit();
     const size_t keys = state.size();
-    map.Replace(std::move(state));
+    map.Replace(std::move(state), revision);
     applied = revision;
+    hub.Reset(revision);
     ++reloads;
     logger.Info("loaded the state from PostgreSQL",
                 {{"keys", std::to_string(keys)},
@@ -579,7 +598,9 @@ void PgStore::DeleteAsync(std::string_view key, const core::Precondition& pre, D
                 [done = std::move(done)](const OpResult& r) { done(DeleteOutcomeOf(r)); });
 }
 
-core::Result<core::Entry> PgStore::Get(std::string_view key) const { return impl_->map.Get(key); }
+core::Result<core::Entry> PgStore::Get(std::string_view key, uint64_t* at_revision) const {
+  return impl_->map.Get(key, at_revision);
+}
 
 core::ListPage PgStore::List(const core::ListOptions& options) const {
   return impl_->map.List(options);
@@ -588,6 +609,15 @@ core::ListPage PgStore::List(const core::ListOptions& options) const {
 core::Status PgStore::Writable() const { return impl_->Health(); }
 
 uint64_t PgStore::revision() const { return impl_->applied.load(); }
+
+core::Result<std::shared_ptr<core::Watcher>> PgStore::Watch(const core::WatchFilter& filter, uint64_t from,
+                                                            std::function<void()> notify) {
+  return impl_->hub.Watch(filter, from, std::move(notify));
+}
+
+uint64_t PgStore::HistoryFloor() const { return impl_->hub.Floor(); }
+
+core::WatchStats PgStore::watch_stats() const { return impl_->hub.stats(); }
 
 core::StoreStats PgStore::stats() const {
   core::StoreStats s;
@@ -695,6 +725,7 @@ core::Status PgStore::Close() {
   }
   i.health_cv.notify_all();
   if (i.listener.joinable()) i.listener.join();
+  i.hub.Shutdown();  // every watcher ends
   return core::Status::Ok();
 }
 

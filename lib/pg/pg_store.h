@@ -105,7 +105,7 @@ class PgStore : public core::KvStore {
   void PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
                 PutDone done) override;
   void DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) override;
-  core::Result<core::Entry> Get(std::string_view key) const override;
+  core::Result<core::Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;
   core::ListPage List(const core::ListOptions& options) const override;
   core::Status Writable() const override;
   uint64_t revision() const override;
@@ -119,6 +119,10 @@ class PgStore : public core::KvStore {
   // Serialized across servers by an advisory lock; then VACUUMs kv_log so
   // its space is reused.
   core::Result<core::CompactionStats> Compact() override;
+  core::Result<std::shared_ptr<core::Watcher>> Watch(const core::WatchFilter& filter, uint64_t from,
+                                                     std::function<void()> notify) override;
+  uint64_t HistoryFloor() const override;
+  core::WatchStats watch_stats() const override;
   core::Status Close() override;
 
  private:
