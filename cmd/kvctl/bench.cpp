@@ -16,6 +16,7 @@
 #include "cmd/kvctl/command.h"
 #include "cmd/kvctl/output.h"
 #include "cmd/kvctl/serve_options.h"
+#include "cmd/kvctl/text.h"
 #include "lib/bench/load.h"
 #include "lib/bench/report.h"
 #include "lib/client/kv_client.h"
@@ -46,8 +47,15 @@ struct BenchArgs {
 
 core::Result<std::chrono::milliseconds> DurationFlag(const std::string& flag, const std::string& text) {
   auto d = config::ParseDuration(text);
-  if (!d) return core::Status::InvalidArgument(fmt::format("{} {}: {}", flag, text, d.error().message()));
-  return *d;
+  if (d) return *d;
+  // A bare number is the usual slip: say what it probably meant.
+  const bool bare_number =
+      !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  if (bare_number) {
+    return core::Status::InvalidArgument(
+        fmt::format("{} {} has no unit (did you mean {}s? the units are ms, s, m and h)", flag, text, text));
+  }
+  return core::Status::InvalidArgument(fmt::format("{} {} {}", flag, QuoteBytes(text), d.error().message()));
 }
 
 // client.addr ("http://host:port" or "https://host:port", normalized by

@@ -3,12 +3,20 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "cmd/kvctl/command.h"
 #include "lib/config/file_modes.h"
 #include "lib/client/kv_client.h"
 
 namespace kvctl::cmd {
+
+// A key is 1 to limits.max_key_bytes bytes (SPEC §1): an empty one is
+// refused here rather than sent as a request for /v1/kv/.
+inline core::Status CheckKey(std::string_view key) {
+  if (!key.empty()) return core::Status::Ok();
+  return core::Status::InvalidArgument("the key is empty (a key is 1 or more bytes: give a KEY that is not \"\")");
+}
 
 inline core::Result<std::unique_ptr<client::KvClient>> MakeClient(const config::Config& cfg) {
   const config::Config::Client& c = cfg.client;

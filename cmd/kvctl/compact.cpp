@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cmd/kvctl/client_setup.h"
 #include "cmd/kvctl/command.h"
@@ -31,6 +32,9 @@ std::string HumanBytes(uint64_t bytes) {
   return fmt::format("{:.2f} GB", static_cast<double>(bytes) / 1e9);
 }
 
+// "1 file", "2 files".
+std::string Count(uint64_t n, const char* noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
+
 std::string ReportText(const std::string& where, const core::CompactionStats& s) {
   if (!s.compacted) {
     return fmt::format("nothing to compact in {}: the log holds no history beyond the live keys ({})\n",
@@ -38,10 +42,19 @@ std::string ReportText(const std::string& where, const core::CompactionStats& s)
   }
   const uint64_t freed = s.bytes_before > s.bytes_after ? s.bytes_before - s.bytes_after : 0;
   return fmt::format(
-      "compacted {} up to revision {}: {} -> {} ({} freed); {} records read, {} kept, {} dropped; "
-      "{} files removed; {:.2f} s\n",
+      "compacted {} up to revision {}: {} -> {} ({} freed); {} read, {} kept, {} dropped; {} removed; {:.2f} s\n",
       where, s.covered_revision, HumanBytes(s.bytes_before), HumanBytes(s.bytes_after), HumanBytes(freed),
-      s.records_read, s.records_written, s.records_read - s.records_written, s.files_removed, s.seconds);
+      Count(s.records_read, "record"), s.records_written, s.records_read - s.records_written,
+      Count(s.files_removed, "file"), s.seconds);
+}
+
+// The server's JSON (POST /v1/admin/compact), but a compaction that did
+// nothing covers no revision: its covered_revision is null, where 0 would
+// read as "up to revision 0".
+std::string ReportJson(const core::CompactionStats& s) {
+  nlohmann::json j = nlohmann::json::parse(server::KvApi::CompactionJson(s));
+  if (!s.compacted) j["covered_revision"] = nullptr;
+  return j.dump() + "\n";
 }
 
 core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, core::Logger& logger) {
@@ -95,7 +108,7 @@ core::Status RunCompact(const CommandContext& ctx, const CompactArgs& args) {
     stats = (*client)->Compact(kServerCompactionWait);
   }
   if (!stats) return stats.error();
-  if (args.output == OutputFormat::kJson) return WriteStdout(server::KvApi::CompactionJson(*stats) + "\n");
+  if (args.output == OutputFormat::kJson) return WriteStdout(ReportJson(*stats));
   return WriteStdout(ReportText(where, *stats));
 }
 

@@ -1,11 +1,14 @@
 // kvctl completion bash|zsh|fish|json: the completion script for a shell,
 // made from the subcommands and options this binary declares, so a new
 // subcommand or flag is completed without anyone writing completion code.
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "cmd/kvctl/command.h"
 #include "cmd/kvctl/output.h"
+#include "cmd/kvctl/text.h"
 #include "lib/completion/command_tree.h"
 
 namespace kvctl::cmd {
@@ -72,7 +75,18 @@ void AddCompletionCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("shell", *shell, "bash, zsh, fish, or json for the command tree")
       ->required()
       ->type_name(completion::ChoicesLabel(kShells))
-      ->check(CLI::IsMember(kShells).description(""));
+      ->check(CLI::Validator(
+          [](std::string& name) -> std::string {
+            if (std::find(kShells.begin(), kShells.end(), name) != kShells.end()) return {};
+            return fmt::format("shell must be bash, zsh, fish or json, not {}", QuoteBytes(name));
+          },
+          ""));
+  sub->footer(
+      "To install it (the Debian package installs all three where the shells look):\n"
+      "  bash, this shell:  source <(kvctl completion bash)\n"
+      "  bash, every shell: add that line to ~/.bashrc\n"
+      "  zsh:  kvctl completion zsh > ~/.zfunc/_kvctl, with fpath+=(~/.zfunc) before compinit in ~/.zshrc\n"
+      "  fish: kvctl completion fish > ~/.config/fish/completions/kvctl.fish");
   const CLI::App* root = &app;
   sub->callback([&ctx, root, shell] {
     ctx.run = [root, shell] { return WriteStdout(Render(*shell, Describe(*root, {}))); };

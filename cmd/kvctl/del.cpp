@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cmd/kvctl/client_setup.h"
+#include "cmd/kvctl/text.h"
 
 namespace kvctl::cmd {
 namespace {
@@ -13,13 +14,14 @@ struct DelArgs {
 };
 
 core::Status RunDel(const CommandContext& ctx, const DelArgs& args) {
+  if (core::Status s = CheckKey(args.key); !s.ok()) return s;
   auto client = MakeClient(ctx);
   if (!client) return client.error();
   core::Status s = (*client)->Delete(args.key, {args.if_match, false});
   if (!s.IsFailedPrecondition()) return s;
   return core::Status::FailedPrecondition(
       fmt::format("del {} refused: {} (kvctl get KEY -o json shows the key's revision now; retry --if-match with it)",
-                  args.key, s.message()));
+                  QuoteBytes(args.key), s.message()));
 }
 
 }  // namespace

@@ -3,10 +3,12 @@
 // "kvctl: <what> (<hint>)".
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "cmd/kvctl/command.h"
+#include "cmd/kvctl/usage_error.h"
 
 namespace {
 
@@ -111,15 +113,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // Point at the help of the subcommand the error is about, when there is one.
-    std::string help = "kvctl --help";
-    std::string what = OneLine(e.what());
-    if (!app.get_subcommands().empty()) {
-      help = "kvctl " + app.get_subcommands().front()->get_name() + " --help";
-    } else if (argc > 1 && argv[1][0] != '-') {
-      what = std::string("unknown subcommand \"") + argv[1] + "\"";
-    }
-    std::fprintf(stderr, "kvctl: %s (see %s)\n", what.c_str(), help.c_str());
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    std::fprintf(stderr, "kvctl: %s\n", kvctl::cmd::UsageErrorLine(app, args, e).c_str());
     return 2;
   }
 

@@ -17,6 +17,16 @@
 namespace kvctl::cmd {
 namespace {
 
+// N of `up N` and `down N`: CLI::PositiveNumber's message prints the
+// largest double in full.
+const CLI::Validator kSteps(
+    [](std::string& text) -> std::string {
+      int n = 0;
+      if (CLI::detail::lexical_cast(text, n) && n >= 1) return {};
+      return fmt::format("N must be a number of migrations, 1 or more, not {}", text);
+    },
+    "");
+
 struct MigrateArgs {
   std::optional<int> steps;  // up N / down N
   bool all = false;          // down --all
@@ -117,14 +127,14 @@ void AddMigrateCommand(CLI::App& app, CommandContext& ctx) {
   auto args = std::make_shared<MigrateArgs>();
 
   CLI::App* up = migrate->add_subcommand("up", "Apply all pending migrations, or the next N");
-  up->add_option("N", args->steps, "how many migrations to apply")->check(CLI::PositiveNumber);
+  up->add_option("N", args->steps, "how many migrations to apply")->check(kSteps);
   up->fallthrough();
   up->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunUp(ctx, *args); }; });
 
   CLI::App* down = migrate->add_subcommand(
       "down", "Undo the last N migrations, or all with --all (without either: asks at a terminal, "
               "refuses otherwise)");
-  down->add_option("N", args->steps, "how many migrations to undo")->check(CLI::PositiveNumber);
+  down->add_option("N", args->steps, "how many migrations to undo")->check(kSteps);
   down->add_flag("--all", args->all, "undo every migration (drops all kvctl data)");
   down->fallthrough();
   down->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunDown(ctx, *args); }; });

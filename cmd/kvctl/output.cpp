@@ -1,13 +1,15 @@
 #include "cmd/kvctl/output.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cmd/kvctl/text.h"
 #include "lib/completion/command_tree.h"
 #include "lib/core/base64.h"
 #include "lib/core/utf8.h"
@@ -27,14 +29,25 @@ void SetJsonKey(json& j, std::string_view key) {
 }
 
 void AddOutputOption(CLI::App& sub, OutputFormat& out) {
-  // The label {text,json} is what --help shows and what completion offers;
-  // the transformer's own description would repeat it.
-  sub.add_option("-o,--output", out, "Output format: text or json")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, OutputFormat>{
-                                              {"text", OutputFormat::kText}, {"json", OutputFormat::kJson}})
-                      .description(""))
+  // Checked here rather than by a CLI11 transformer, whose message names
+  // its internals ("Check yaml value in {json->1,text->0} ... FAILED").
+  // The label {text,json} is what --help shows and what completion offers.
+  sub.add_option_function<std::string>(
+         "-o,--output",
+         [&out](const std::string& format) {
+           if (format == "text") {
+             out = OutputFormat::kText;
+           } else if (format == "json") {
+             out = OutputFormat::kJson;
+           } else {
+             throw CLI::ValidationError(fmt::format("-o takes json or text, not {}", QuoteBytes(format)));
+           }
+         },
+         "Output format: text or json")
       ->type_name(completion::ChoicesLabel({"text", "json"}));
 }
+
+bool StdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
 core::Status WriteStdout(std::string_view bytes) {
   if ((!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) ||

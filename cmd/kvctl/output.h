@@ -19,6 +19,10 @@ enum class OutputFormat { kText, kJson };
 // Adds -o/--output text|json to `sub`.
 void AddOutputOption(CLI::App& sub, OutputFormat& out);
 
+// Whether stdout is a terminal, where `kvctl get` writes only printable
+// text (cmd/kvctl/text.h) and ends a value with a newline.
+bool StdoutIsTerminal();
+
 // Writes all of `bytes` to stdout; IOError when stdout refuses (a closed pipe
 // or a full disk must not pass for success).
 core::Status WriteStdout(std::string_view bytes);

@@ -13,6 +13,7 @@
 
 #include "cmd/kvctl/client_setup.h"
 #include "cmd/kvctl/output.h"
+#include "cmd/kvctl/text.h"
 
 namespace kvctl::cmd {
 namespace {
@@ -92,6 +93,7 @@ core::Result<std::string> ReadValue(const PutArgs& args, size_t limit) {
 bool ReadsStdin(const PutArgs& args) { return !args.file && (!args.value || *args.value == "-"); }
 
 core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
+  if (core::Status s = CheckKey(args.key); !s.ok()) return s;
   if (args.file && args.value) {
     return core::Status::InvalidArgument("the value is given twice, as VALUE and with --file (give one of them)");
   }
@@ -113,7 +115,7 @@ core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
     const core::Status& e = reply.error();
     if (!e.IsFailedPrecondition()) return e;
     return core::Status::FailedPrecondition(fmt::format(
-        "put {} refused: {} ({})", args.key, e.message(),
+        "put {} refused: {} ({})", QuoteBytes(args.key), e.message(),
         args.create_only ? "--create-only writes only a key that does not exist yet"
                          : "kvctl get KEY -o json shows the key's revision now; retry --if-match with it"));
   }

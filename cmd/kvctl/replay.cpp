@@ -114,7 +114,22 @@ core::Status RunCheck(const Source& source, const ReplayArgs& args) {
 
 core::Status RunState(const Source& source, const ReplayArgs& args) {
   core::HistoryReport report;
-  auto state = core::ReadStateAt(source.read, args.to, &report);
+  bool read_whole = false;
+  const core::HistorySource watched = [&](const core::HistorySink& sink, core::HistoryReport* r) {
+    core::Status s = source.read(sink, r);
+    read_whole = s.ok();
+    return s;
+  };
+  auto state = core::ReadStateAt(watched, args.to, &report);
+  // One rule for every revision flag: a revision past the end of the log
+  // stands for its end, as --from past it prints nothing and --to past it
+  // reads to the end. ReadStateAt refuses it once it has read the whole
+  // log; the state at the end is what it gives for 0 (a second read, only
+  // in this case).
+  if (!state && read_whole && args.to > report.last_revision) {
+    core::HistoryReport again;
+    state = core::ReadStateAt(source.read, 0, &again);
+  }
   if (!state) return state.error();
   Printer out;
   for (const auto& [key, entry] : *state) {

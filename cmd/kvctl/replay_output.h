@@ -2,9 +2,8 @@
 //
 // text: `REV OP "KEY" "VALUE"` (OP is PUT or DELETE; a DELETE has no value),
 //   or `REV "KEY" "VALUE"` for --state. Key and value are quoted with C
-//   escapes (\" \\ \n \r \t, \xNN for other control bytes and invalid
-//   UTF-8), so every line is readable in a terminal and the exact bytes can
-//   be recovered.
+//   escapes (QuoteBytes, cmd/kvctl/text.h), so every line is readable in a
+//   terminal and the exact bytes can be recovered.
 // json: one object per line (JSON Lines): {"revision", "op", "key",
 //   "value" (base64), "snapshot"} for events, {"revision", "key", "value"}
 //   for --state. A key that is not valid UTF-8 also carries "key_base64",
@@ -18,9 +17,6 @@
 #include "lib/core/log_format.h"
 
 namespace kvctl::cmd {
-
-// `bytes` in double quotes with the escapes above.
-std::string QuoteBytes(std::string_view bytes);
 
 std::string EventText(const core::LogRecord& record);
 std::string EventJson(const core::LogRecord& record, bool from_snapshot);

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -17,9 +19,26 @@
 namespace kvctl::cmd {
 namespace {
 
+// `path` from the root: log lines outlive the working directory they were
+// relative to (a service's is nobody's guess). "." steps are dropped; ".."
+// ones stay, as a symlink before one decides where it leads.
+std::string Absolute(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code error;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  if (error) return path;
+  std::filesystem::path out;
+  for (const std::filesystem::path& part : absolute) {
+    if (part != ".") out /= part;
+  }
+  return out.string();
+}
+
 core::Status RunServe(const CommandContext& ctx) {
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
+  cfg->storage.data_dir = Absolute(cfg->storage.data_dir);
+  cfg->config_file = Absolute(cfg->config_file);
   if (core::Status s = config::LoadAuthFile(*cfg); !s.ok()) return s;
   if (core::Status s = config::CheckPrivateKeyMode("tls.key", cfg->tls.key); !s.ok()) return s;
   core::Logger logger(LogLevelFrom(cfg->log.level),

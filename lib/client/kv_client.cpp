@@ -150,10 +150,6 @@ std::string TlsHint(std::string_view reason) {
     return "the server does not accept this client certificate: check client.cert and client.key (--cert, "
            "--key); the certificate must be signed by a CA in the server's tls.client_ca";
   }
-  if (Has(reason, "wrong version number") || Has(reason, "packet length too long") ||
-      Has(reason, "record layer failure")) {
-    return "the server does not speak TLS there: give an http:// address, or check client.addr (--addr)";
-  }
   if (Has(reason, "protocol version") || Has(reason, "handshake failure") || Has(reason, "no shared cipher") ||
       Has(reason, "insufficient security")) {
     return "the server and kvctl share no TLS version or cipher: check the server's TLS settings";
@@ -162,9 +158,28 @@ std::string TlsHint(std::string_view reason) {
          "TLS settings";
 }
 
+// How OpenSSL says that what came back to its ClientHello was no TLS: bytes
+// of another protocol (a plain HTTP answer), or the connection closed. A TLS
+// server always answers the ClientHello, even one that refuses the client
+// (with an alert), so neither comes from a refused client certificate.
+std::string NotTls(httplib::Error error, std::string_view reason) {
+  if (Has(reason, "wrong version number") || Has(reason, "packet length too long") ||
+      Has(reason, "record layer failure") || Has(reason, "http request")) {
+    return "it answered in another protocol";
+  }
+  if (error == httplib::Error::SSLConnection && Has(reason, "unexpected eof")) return "it closed the connection";
+  return {};
+}
+
 // What a transport failure means to someone at a shell prompt, and what to
 // try. `tls_reason` is OpenSSL's, when it gave one.
 std::string Describe(const std::string& base_url, httplib::Error error, bool https, const std::string& tls_reason) {
+  if (const std::string not_tls = https ? NotTls(error, tls_reason) : ""; !not_tls.empty()) {
+    return fmt::format(
+        "the server at {} did not answer TLS: {}, OpenSSL says \"{}\" (does it speak plain HTTP there? then give an "
+        "http:// address; else check client.addr, --addr)",
+        base_url, not_tls, tls_reason);
+  }
   if (https && !tls_reason.empty() && error != httplib::Error::SSLServerVerification &&
       error != httplib::Error::SSLLoadingCerts) {
     return fmt::format("{} {}: {} ({})",
@@ -184,13 +199,14 @@ std::string Describe(const std::string& base_url, httplib::Error error, bool htt
           "{} ({})",
           error == httplib::Error::Read ? "no answer: the connection was closed or timed out"
                                         : "sending the request failed",
-          https ? "a server that requires client certificates closes the connection when --cert "
-                  "and --key are missing or not signed by its CA"
+          https ? "a server that does not speak TLS closes the connection, and so does one that requires client "
+                  "certificates when --cert and --key are missing or not signed by its CA"
                 : "if the server uses TLS, give an https:// address");
       break;
     case httplib::Error::SSLConnection:
-      what = "the TLS handshake failed (a server that requires client certificates refuses a "
-             "client without --cert and --key, or with one its CA did not sign)";
+      what = "the TLS handshake failed (is it a TLS server? give an http:// address if not; a server that "
+             "requires client certificates refuses a client without --cert and --key, or with one its CA did not "
+             "sign)";
       break;
     case httplib::Error::SSLServerVerification:
       what = "the server's certificate did not verify (it must be signed by --cacert, or a "
@@ -696,6 +712,15 @@ core::Result<Value> KvClient::Get(std::string_view key) {
 core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view value, const Condition& cond) {
   auto a = impl_->Send("PUT", KeyPath(key), ConditionHeaders(cond), value, {}, impl_->RequestDeadline());
   if (!a) return a.error();
+  if (a->status == 413) {
+    // The server's JSON does not say its limit; this client's is known, and
+    // the value was within it, so the server's is lower.
+    return Status::InvalidArgument(fmt::format(
+        "the server refused the value: {} bytes is over the server's limits.max_value_bytes, which is lower than "
+        "this client's, {} (store a smaller value, or raise limits.max_value_bytes in the server's config file "
+        "or its KVCTL_LIMITS_MAX_VALUE_BYTES, and restart it)",
+        value.size(), HumanBytes(impl_->options.max_value_bytes)));
+  }
   if (Status s = impl_->Check(*a, {200, 201}); !s.ok()) return s;
   return PutReply{RevisionFromETag(*a), a->status == 201};
 }
