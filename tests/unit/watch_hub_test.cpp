@@ -201,7 +201,7 @@ TEST_CASE("after a restart, a watch from before it reads what the log holds") {
   CheckEvery(w.events, 10, 51);
 }
 
-TEST_CASE("compaction keeps history_retention revisions for watchers; below them a watch is Compacted") {
+TEST_CASE("compaction keeps history_retention revisions for watchers, and below them a watch is Compacted") {
   TempDir dir;
   OpenStore s(dir.path(), {.retention = 100, .segment_bytes = 4096});
   for (int i = 1; i <= 400; ++i) REQUIRE(s.store.Put(KeyOf(i % 10), std::string(60, char('a' + i % 26))).has_value());
