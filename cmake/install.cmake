@@ -38,7 +38,9 @@ install(FILES packaging/systemd/kvctl.service DESTINATION ${KVCTL_SYSTEMD_UNIT_D
 # /etc/kvctl whatever the prefix: it is where kvctl looks for its config
 # (lib/config/config.cpp) and what the unit passes to --config.
 install(FILES packaging/config.toml DESTINATION /etc/kvctl)
-install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The README links to docs/ and the changelog: they go with it.
+install(FILES README.md CHANGELOG.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs FILES_MATCHING PATTERN "*.md")
 install(FILES packaging/config.toml packaging/cron/kvctl-compact packaging/docker/Dockerfile
               packaging/kubernetes/kvctl-file-statefulset.yaml
               packaging/kubernetes/kvctl-postgres-deployment.yaml

@@ -243,7 +243,7 @@ TEST_CASE("a 404 is 'key not found' only with the kvctl header and kvctl's no_su
     ScriptedServer kvctl_like([](Peer& peer, const std::string&) {
       peer.Send(Response(404, "Not Found", kKvctlHeaders, R"({"error":"no such key","code":"no_such_key"})"));
     });
-    CheckFails(RunCli({"get", "k", "--addr", kvctl_like.addr()}), 1, "key k not found");
+    CheckFails(RunCli({"get", "k", "--addr", kvctl_like.addr()}), 1, R"(key "k" not found)");
   }
 }
 

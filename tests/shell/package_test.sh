@@ -79,6 +79,11 @@ for page in "$src"/man/*.[1-8]; do
   name=$(basename "$page")
   expected+=("/usr/share/man/man${name##*.}/$name.gz")
 done
+# The README links to the changelog and to docs/: they come with it.
+expected+=(/usr/share/doc/kvctl/CHANGELOG.md)
+for page in "$src"/docs/*.md; do
+  expected+=("/usr/share/doc/kvctl/docs/$(basename "$page")")
+done
 for path in "${expected[@]}"; do
   check
   grep -qxF "$path" "$tmp/files" || fail "the package does not install $path"
