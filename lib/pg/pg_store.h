@@ -12,8 +12,11 @@
 //  - reads each key's current row in kv_state and judges the write's
 //    condition (If-Match, create-only) and idempotence against it: the
 //    database, not this server's memory, decides;
-//  - numbers its changes kv_meta.revision + 1, + 2, ...; writes kv_state and
-//    kv_log; stores the new revision in kv_meta; NOTIFYs kvctl_changes;
+//  - numbers its changes kv_meta.revision + 1, + 2, ...; gives each PUT its
+//    key metadata (SPEC §6) from the key's row in kv_state: the same create
+//    revision and version + 1, or its own revision and version 1 when the
+//    key did not exist; writes kv_state and kv_log (metadata included);
+//    stores the new revision in kv_meta; NOTIFYs kvctl_changes;
 //  - commits, which releases the lock.
 // A transaction that aborts releases the lock without having moved
 // kv_meta.revision, and the next writer reads the old value again (READ
@@ -46,7 +49,9 @@
 // and then its own, before it answers; so it reads its own write at once.
 // Other servers learn of it by LISTEN kvctl_changes (the NOTIFY is sent on
 // commit) and read kv_log from their applied revision; they also poll once
-// a second in case a notification was lost while reconnecting.
+// a second in case a notification was lost while reconnecting. Every
+// server applies a change's metadata as kv_log holds it, and a reload takes
+// it from kv_state, so all servers show the metadata the database decided.
 //
 // When the database goes away
 // ---------------------------
@@ -84,6 +89,8 @@ struct PgStoreOptions {
   std::chrono::milliseconds pool_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds reconnect_max_backoff{5000};
+  core::WatchHubOptions watch;      // the watch hub's memory and limits
+  uint64_t history_retention = 0;   // storage.history_retention
   core::Logger* logger = nullptr;  // NullLogger() when null
 };
 
