@@ -14,6 +14,7 @@
 #include "lib/core/mem_table.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/migrator.h"
+#include "lib/pg/pg_event_history.h"
 #include "lib/pg/pool.h"
 
 namespace kvctl::pg {
@@ -55,6 +56,7 @@ void Prepare(pqxx::connection& c) {
             "WITH s AS (DELETE FROM kv_state WHERE key = $1) "
             "INSERT INTO kv_log (revision, kind, key, create_revision, version, lease) "
             "VALUES ($2, 2, $1, 0, 0, 0)");
+  PgEventHistory::Prepare(c);
   c.prepare("kv_advance",
             "WITH m AS (UPDATE kv_meta SET revision = $1 WHERE id = 1) "
             "SELECT pg_notify('kvctl_changes', $1::text)");
@@ -146,8 +148,11 @@ struct PgStore::Impl {
   // Serializes changes to `map`; `applied` is the revision map reflects.
   std::mutex apply_mu;
   std::atomic<uint64_t> applied{0};
+  // kv_log as the watchers' history (after `pool`, whose connections it
+  // borrows; before `hub`, which reads it until it stops).
+  PgEventHistory history{pool};
   // Every change applied, from this server or another, in revision order.
-  core::WatchHub hub{options.watch, nullptr, 0};
+  core::WatchHub hub{options.watch, &history, 0};
 
   std::mutex queue_mu;
   std::condition_variable queue_cv;
@@ -223,6 +228,7 @@ struct PgStore::Impl {
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
     const pqxx::row meta = tx.exec_prepared1("kv_meta");
     const uint64_t revision = meta[0].as<uint64_t>();
+    const uint64_t compacted = meta[1].as<uint64_t>();
     core::MemTable::Map state;
     tx.exec(
         "DECLARE kv_reload NO SCROLL CURSOR FOR "
@@ -241,6 +247,9 @@ struct PgStore::Impl {
     const size_t keys = state.size();
     map.Replace(std::move(state), revision);
     applied = revision;
+    // The floor first: a watcher the reset sends to the history must not
+    // read below what compaction left.
+    history.NoteCompacted(compacted);
     hub.Reset(revision);
     ++reloads;
     logger.Info("loaded the state from PostgreSQL",
@@ -261,7 +270,12 @@ struct PgStore::Impl {
       uint64_t db_revision = 0;
       {
         pqxx::nontransaction tx(conn);
-        db_revision = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
+        const pqxx::row meta = tx.exec_prepared1("kv_meta");
+        db_revision = meta[0].as<uint64_t>();
+        // Another server's compaction raises the floor here (at once: a
+        // compaction notifies; else within a poll), so a new watch below it
+        // is refused up front rather than ended once it has started.
+        history.NoteCompacted(meta[1].as<uint64_t>());
       }
       if (db_revision == applied_before) return;
       std::lock_guard lock(apply_mu);
@@ -461,7 +475,7 @@ struct PgStore::Impl {
         mine.push_back({next, core::RecordType::kPut, op->key, op->value, meta});
       } else {
         tx.exec_prepared("kv_delete", Bytes(op->key), static_cast<int64_t>(next));
-        mine.push_back({next, core::RecordType::kDelete, op->key, {}});
+        mine.push_back({next, core::RecordType::kDelete, op->key, {}, {}});
       }
       r.revision = next;
       r.changed = true;

@@ -66,6 +66,15 @@
 // (an asynchronous replica was promoted and lost commits), the server logs
 // an error and reloads the state from the database.
 //
+// Watches
+// -------
+// Every change a server applies, its own or another's, goes to its watch
+// hub in revision order, from the one place that applies them (so a watch
+// on any server sees every server's changes, none missing). Recent events
+// are in the hub's memory; older ones are read from kv_log
+// (pg_event_history.h): a watch can start from any revision after
+// kv_meta.compacted_revision, below it is Compacted (HTTP 410).
+//
 // Compaction (Compact below) keeps the live state and every revision after
 // it; it removes the history of overwritten and deleted keys from kv_log.
 //
