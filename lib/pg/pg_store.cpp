@@ -710,21 +710,34 @@ core::Result<core::CompactionStats> PgStore::Compact() {
       pqxx::work tx(conn);
       // One compaction at a time across every server on this database.
       tx.exec_params("SELECT pg_advisory_xact_lock($1)", kCompactLockKey);
-      const uint64_t upto = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
-      const pqxx::result removed = tx.exec_params(
-          "DELETE FROM kv_log l WHERE l.revision <= $1 AND (l.kind = 2 OR EXISTS (SELECT 1 FROM "
-          "kv_log n WHERE n.key = l.key AND n.revision > l.revision AND n.revision <= $1))",
-          static_cast<int64_t>(upto));
-      tx.exec_params(
-          "UPDATE kv_meta SET compacted_revision = GREATEST(compacted_revision, $1) WHERE id = 1",
-          static_cast<int64_t>(upto));
+      const pqxx::row meta = tx.exec_prepared1("kv_meta");
+      const uint64_t current = meta[0].as<uint64_t>();
+      const uint64_t already = meta[1].as<uint64_t>();
+      // The newest history_retention revisions stay history for watchers
+      // (SPEC §6): compaction goes up to C - retention at most.
+      const uint64_t retention = i.options.history_retention;
+      const uint64_t upto = current > retention ? current - retention : 0;
+      stats.covered_revision = already;
+      if (upto > already) {
+        const pqxx::result removed = tx.exec_params(
+            "DELETE FROM kv_log l WHERE l.revision <= $1 AND (l.kind = 2 OR EXISTS (SELECT 1 FROM "
+            "kv_log n WHERE n.key = l.key AND n.revision > l.revision AND n.revision <= $1))",
+            static_cast<int64_t>(upto));
+        // Other servers raise their watch floor when they catch up on
+        // this notification.
+        tx.exec_params(
+            "WITH m AS (UPDATE kv_meta SET compacted_revision = $1 WHERE id = 1) "
+            "SELECT pg_notify('kvctl_changes', $2::text)",
+            static_cast<int64_t>(upto), static_cast<int64_t>(current));
+        stats.covered_revision = upto;
+        stats.records_read = removed.affected_rows();
+        stats.compacted = stats.records_read > 0;
+        // Nothing is rewritten: the rows that stay are the snapshot.
+      }
       tx.commit();
-      stats.covered_revision = upto;
-      stats.records_read = removed.affected_rows();
-      stats.compacted = stats.records_read > 0;
-      // Nothing is rewritten: the rows that stay are the snapshot.
     }
-    {
+    i.history.NoteCompacted(stats.covered_revision);
+    if (stats.compacted) {
       pqxx::nontransaction tx(conn);
       tx.exec("VACUUM kv_log");
     }

@@ -127,13 +127,15 @@ class PgStore : public core::KvStore {
   uint64_t revision() const override;
   core::StoreStats stats() const override;
   std::vector<core::BackendMetric> BackendMetrics() const override;
-  // Up to the database's current revision C, deletes from kv_log every
-  // change that a later change of the same key (up to C) supersedes, and
-  // every delete: what stays up to C is the live keys as of C, like a file
-  // snapshot, and kv_meta.compacted_revision records C. A server that had
-  // not applied the deleted rows yet finds a gap and reloads kv_state.
-  // Serialized across servers by an advisory lock; then VACUUMs kv_log so
-  // its space is reused.
+  // Up to U = the database's current revision minus history_retention
+  // (the newest revisions stay history for watchers), deletes from kv_log
+  // every change that a later change of the same key (up to U) supersedes,
+  // and every delete: what stays up to U is the live keys as of U, like a
+  // file snapshot, and kv_meta.compacted_revision records U (reported as
+  // covered_revision; nothing happens when U is not past it). A server that
+  // had not applied the deleted rows yet finds a gap and reloads kv_state;
+  // watchers below U + 1 end Compacted. Serialized across servers by an
+  // advisory lock; then VACUUMs kv_log so its space is reused.
   core::Result<core::CompactionStats> Compact() override;
   core::Result<std::shared_ptr<core::Watcher>> Watch(const core::WatchFilter& filter, uint64_t from,
                                                      std::function<void()> notify) override;

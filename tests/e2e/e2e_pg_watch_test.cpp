@@ -266,4 +266,65 @@ TEST_CASE("PostgreSQL: a watch on one server sees every write made through anoth
   CHECK(batch.progress == model.events.back().revision);
 }
 
+TEST_CASE("PostgreSQL: compaction keeps the last history_retention revisions as history, and a watch below them is Compacted on every server") {
+  Db db;
+  auto a = OpenStore(db.dsn, /*retention=*/5);
+  auto b = OpenStore(db.dsn, /*retention=*/0);
+  Model model;
+  for (int i = 0; i < 20; ++i) model.Put(*a, "k" + std::to_string(i % 4), std::to_string(i));
+  REQUIRE(model.events.back().revision == 20);
+  CHECK(Eventually([&] { return b->revision() == 20; }));
+  // Opened on B before the compaction, from the start, and not read yet.
+  auto early = WatchOk(*b, {"k", true}, 1);
+
+  auto stats = a->Compact();
+  REQUIRE_MESSAGE(stats.has_value(), stats.error().message());
+  CHECK(stats->covered_revision == 15);
+  CHECK(stats->compacted);
+  CHECK(db.Sql("SELECT compacted_revision FROM kv_meta") == "15");
+  // 16..20 whole; up to 15 only each key's last put up to 15 (k3 at 12,
+  // k0..k2 at 13..15), a snapshot as of 15.
+  CHECK(db.Sql("SELECT string_agg(revision::text, ',' ORDER BY revision) FROM kv_log") ==
+        "12,13,14,15,16,17,18,19,20");
+  CHECK(a->HistoryFloor() == 16);
+
+  // Below the retained history: Compacted (HTTP 410), on A at once and on
+  // B once it has caught up (the compaction notifies).
+  auto refused = a->Watch({"k", true}, 15, [] {});
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().IsCompacted());
+  CHECK(Eventually([&] { return b->HistoryFloor() == 16; }));
+  refused = b->Watch({"k0", false}, 10, [] {});
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().IsCompacted());
+  // The watcher that was behind ends Compacted, saying where history starts.
+  Seen behind;
+  Collect(*early, 100, &behind);
+  CHECK(behind.events.empty());
+  CHECK(behind.end == core::Watcher::End::kCompacted);
+  CHECK(behind.compact_revision == 15);
+
+  // From the floor on, every retained revision, with its metadata.
+  for (auto* store : {a.get(), b.get()}) {
+    auto w = WatchOk(*store, {"k", true}, 16);
+    Seen seen;
+    const auto want = model.Matching({"k", true}, 16);
+    REQUIRE(want.size() == 5);
+    Collect(*w, want.size(), &seen);
+    CHECK(Describe(seen.events) == Describe(want));
+  }
+
+  // Nothing new to compact: the compacted revision stays.
+  stats = a->Compact();
+  REQUIRE(stats.has_value());
+  CHECK(stats->covered_revision == 15);
+  CHECK_FALSE(stats->compacted);
+  // Without retention, up to the current revision.
+  stats = b->Compact();
+  REQUIRE(stats.has_value());
+  CHECK(stats->covered_revision == 20);
+  CHECK(db.Sql("SELECT count(*) FROM kv_log") == "4");
+  CHECK(Eventually([&] { return a->HistoryFloor() == 21; }));
+}
+
 }  // namespace kvctl::e2e
