@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "lib/core/history_reader.h"
 #include "lib/core/watch.h"
+#include "lib/pg/pg_history.h"
 #include "lib/pg/pg_store.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/pg_harness.h"
@@ -192,6 +194,23 @@ TEST_CASE("PostgreSQL: the database decides each put's metadata, and other serve
   CHECK(MetaOf(*d, "batch") == KeyMeta{revisions[0], 3, 0});
   PutOk(*d, "batch", "v3");
   CHECK(MetaOf(*d, "batch") == KeyMeta{revisions[0], 4, 0});
+
+  // replay --dsn reads the metadata kv_log holds (not derived again from a
+  // compacted history), and replay --into copies it.
+  const pg::PgDatabase source{db.dsn};
+  core::HistoryReport report;
+  auto state = core::ReadStateAt(pg::PgHistorySource(source), 0, &report);
+  REQUIRE_MESSAGE(state.has_value(), state.error().message());
+  CHECK(state->at("batch").meta == KeyMeta{revisions[0], 4, 0});
+  CHECK(state->at("k").meta == KeyMeta{r5, 1, 0});
+  const std::string copy_db = db.pg.CreateDatabase();
+  const std::string copy_dsn = db.pg.Dsn(copy_db);
+  MigrateUp(copy_dsn);
+  auto copied = pg::CopyHistoryToPg(pg::PgHistorySource(source), pg::PgDatabase{copy_dsn}, 0);
+  REQUIRE_MESSAGE(copied.has_value(), copied.error().message());
+  auto e = OpenStore(copy_dsn);
+  CHECK(MetaOf(*e, "batch") == KeyMeta{revisions[0], 4, 0});
+  CHECK(MetaOf(*e, "k") == KeyMeta{r5, 1, 0});
 }
 
 TEST_CASE("PostgreSQL: a watch on one server sees every write made through another, from kv_log and then live") {
