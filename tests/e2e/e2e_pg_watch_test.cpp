@@ -429,4 +429,40 @@ TEST_CASE("PostgreSQL: live watches on two servers see the same changes as kv_lo
   }
 }
 
+TEST_CASE("PostgreSQL: a watch that must read kv_log while the database is away ends Failed, and a new one reads it once the database is back") {
+  PgCluster pg;  // its own: it is stopped
+  const std::string name = pg.CreateDatabase();
+  const std::string dsn = pg.Dsn(name);
+  MigrateUp(dsn);
+  auto a = OpenStore(dsn);
+  Model model;
+  for (int i = 0; i < 10; ++i) model.Put(*a, "k" + std::to_string(i % 3), std::to_string(i));
+  a.reset();
+  pg::PgStoreOptions o;
+  o.dsn = dsn;
+  o.connect_timeout = 1000ms;
+  o.pool_timeout = 1000ms;
+  o.reconnect_max_backoff = 200ms;
+  auto opened = pg::PgStore::Open(o);
+  REQUIRE_MESSAGE(opened.has_value(), opened.error().message());
+  std::unique_ptr<pg::PgStore> b = std::move(*opened);
+
+  pg.Stop("fast");
+  // B has noticed (so that, back, it drops its pooled connections).
+  CHECK(Eventually([&] { return !b->Writable().ok(); }));
+  auto w = WatchOk(*b, {"k", true}, 1);  // before its memory: kv_log
+  Seen seen;
+  Collect(*w, 1, &seen);
+  CHECK(seen.events.empty());
+  CHECK(seen.end == core::Watcher::End::kFailed);
+  CHECK_MESSAGE(seen.why.find("kv_log") != std::string::npos, seen.why);
+
+  pg.Start();
+  CHECK(Eventually([&] { return b->Writable().ok(); }, 20s));
+  w = WatchOk(*b, {"k", true}, 1);
+  Seen again;
+  Collect(*w, model.events.size(), &again);
+  CHECK(Describe(again.events) == Describe(model.events));
+}
+
 }  // namespace kvctl::e2e
