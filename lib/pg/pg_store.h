@@ -84,6 +84,8 @@ struct PgStoreOptions {
   std::chrono::milliseconds pool_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds reconnect_max_backoff{5000};
+  core::WatchHubOptions watch;      // the watch hub's memory and limits
+  uint64_t history_retention = 0;   // storage.history_retention
   core::Logger* logger = nullptr;  // NullLogger() when null
 };
 
