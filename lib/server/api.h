@@ -149,6 +149,8 @@ class KvApi {
   static HttpResponse PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put);
   static HttpResponse DeleteAnswer(const core::Result<core::DeleteOutcome>& del);
   HttpResponse HandleList(const HttpRequest& request, const Principal* caller);
+  // GET /v1/watch (api_watch.cpp): a stream of JSON lines, or 400, 403, 410.
+  HttpResponse HandleWatch(const HttpRequest& request, const Principal* caller);
   // What the request log and the metrics need of a request.
   struct Exchange;
   struct AsyncWrite;
