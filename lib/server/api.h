@@ -146,6 +146,8 @@ class KvApi {
   // A write's conditions and size: the answer when it is refused.
   std::optional<HttpResponse> CheckWrite(const HttpRequest& request, core::Precondition* pre) const;
   HttpResponse HandleKey(const HttpRequest& request, const std::string& key);
+  // GET/HEAD of a key: the value and its metadata headers (SPEC §6), or 404.
+  HttpResponse GetAnswer(const std::string& key) const;
   static HttpResponse PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put);
   static HttpResponse DeleteAnswer(const core::Result<core::DeleteOutcome>& del);
   HttpResponse HandleList(const HttpRequest& request, const Principal* caller);
