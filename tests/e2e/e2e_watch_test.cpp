@@ -353,6 +353,7 @@ TEST_CASE("a watcher that reads nothing is cut off with a lagging line, the serv
   CHECK(!slow.Next(seconds(5)).has_value());
   CHECK(slow.ended());
   CHECK(expected < kWrites + 2);  // it was cut off before the end
+  CHECK(Metric(http, "kvctl_watchers_cut_off_total") == 1);
 
   // From where it stopped, nothing is lost.
   Watch again(server.port(), "/v1/watch?prefix=&from=" + std::to_string(expected));
@@ -406,6 +407,66 @@ TEST_CASE("200 watchers at once each receive every event") {
       REQUIRE(Base64Decode(e["value"].get<std::string>()) == std::to_string(rev));
     }
   }
+  CHECK(Metric(http, "kvctl_watches_open") == kWatchers);
+  CHECK(Metric(http, "kvctl_watch_events_sent_total") == kWatchers * kEvents);
+  watches.resize(10);  // the others hang up: their watches close
+  bool closed = false;
+  for (int i = 0; i < 50 && !closed; ++i) {
+    closed = Metric(http, "kvctl_watches_open") == 10;
+    if (!closed) std::this_thread::sleep_for(milliseconds(100));
+  }
+  CHECK(closed);
+}
+
+TEST_CASE("watches follow the caller's grants: a key outside them is 403, a prefix watch shows only readable keys") {
+  TempDir tmp;
+  auto hash = [](const std::string& token) {
+    CliOptions in;
+    in.stdin_bytes = token + "\n";
+    CliResult r = RunCli({"auth", "hash-token"}, in);
+    REQUIRE(r.exit_code == 0);
+    return r.out.substr(0, r.out.find_last_not_of("\n") + 1);
+  };
+  const std::string reader = "reader-token-0123456789", admin = "admin-token-0123456789";
+  const std::string config = (tmp / "kvctl.toml").string();
+  {
+    std::ofstream out(config);
+    out << "[[auth.tokens]]\nname = \"reader\"\nsha256 = \"" << hash(reader)
+        << "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\"] }]\n\n"
+        << "[[auth.tokens]]\nname = \"admin\"\nsha256 = \"" << hash(admin)
+        << "\"\ngrants = [{ prefix = \"\", ops = [\"read\", \"write\", \"admin\"] }]\n";
+  }
+  KvServer server({"--config", config});
+  HttpClient http(server.port());
+  const httplib::Headers as_admin{{"Authorization", "Bearer " + admin}};
+  const httplib::Headers as_reader{{"Authorization", "Bearer " + reader}};
+  const std::string reader_field = "Authorization: Bearer " + reader + "\r\n";
+
+  CHECK(http.Request("GET", "/v1/watch?prefix=").status == 401);
+  CHECK(http.Request("GET", "/v1/watch?key=other%2Fsecret", {}, as_reader).status == 403);
+  const HttpResponse none = http.Request("GET", "/v1/watch?prefix=other%2F", {}, as_reader);
+  CHECK(none.status == 403);
+  CHECK(ErrorCode(none) == "forbidden");
+
+  Watch all(server.port(), "/v1/watch?prefix=", reader_field);  // every key: it sees app/ only
+  REQUIRE(all.ReadHead() == 200);
+  Watch key(server.port(), "/v1/watch?key=app%2Fx", reader_field);
+  REQUIRE(key.ReadHead() == 200);
+  REQUIRE(http.Put("other/secret", "s", as_admin).status == 201);  // 1
+  REQUIRE(http.Put("app/x", "x", as_admin).status == 201);         // 2
+  REQUIRE(http.Put("other/secret", "t", as_admin).status == 200);  // 3
+  REQUIRE(http.Put("app/y", "y", as_admin).status == 201);         // 4
+  json e = NextEvent(all);
+  CHECK(e["revision"] == 2);
+  CHECK(e["key"] == "app/x");
+  e = NextEvent(all);
+  CHECK(e["revision"] == 4);
+  CHECK(e["key"] == "app/y");
+  CHECK(NextEvent(key)["revision"] == 2);
+  // The admin sees everything.
+  Watch everything(server.port(), "/v1/watch?prefix=&from=1", "Authorization: Bearer " + admin + "\r\n");
+  REQUIRE(everything.ReadHead() == 200);
+  for (uint64_t rev = 1; rev <= 4; ++rev) CHECK(NextEvent(everything)["revision"] == rev);
 }
 
 }  // namespace kvctl::e2e
