@@ -167,33 +167,6 @@ HttpResponse KvApi::TransportError(int status, std::string_view problem) {
   }
 }
 
-// What Finish needs of a request: views into the request and its
-// admission, or into an AsyncWrite.
-struct KvApi::Exchange {
-  std::chrono::steady_clock::time_point started;
-  Route route = Route::kUnknown;
-  std::string_view method;
-  std::string_view request_id;
-  std::string_view remote;
-  size_t bytes_in = 0;
-  const Principal* caller = nullptr;  // lives as long as the API
-};
-
-// An async write outlives its request: what its answer needs, owned.
-struct KvApi::AsyncWrite {
-  std::chrono::steady_clock::time_point started;
-  std::string method;
-  std::string request_id;
-  std::string remote;
-  size_t bytes_in = 0;
-  const Principal* caller = nullptr;
-  std::string key;
-
-  Exchange View() const {
-    return {started, Route::kKey, method, request_id, remote, bytes_in, caller};
-  }
-};
-
 KvApi::Exchange KvApi::ExchangeOf(const HttpRequest& req, Route route, const Admission& admission) {
   return {.started = admission.started,
           .route = route,
@@ -264,6 +237,7 @@ HttpResponse KvApi::Handle(const HttpRequest& req) {
     }
   }
   res = Dispatch(req, match, *admission);
+  if (res.deferred) return res;  // finished when it is answered
   Finish(ExchangeOf(req, match.route, *admission), &res);
   return res;
 }
@@ -309,7 +283,11 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
   // A parameter the route does not know is refused, not ignored: a PUT
   // with ?lease=7 must not quietly write a key without its lease. The
   // listing judges its own parameters (HandleList).
-  if (match.route != Route::kList && match.route != Route::kWatch && !req.query.empty()) {
+  const bool key_read = match.route == Route::kKey && (req.method == "GET" || req.method == "HEAD");
+  if (key_read && !req.query.empty()) {
+    LongPollAsk ask;
+    if (auto bad = ReadLongPoll(req.query, &ask)) return bad;
+  } else if (match.route != Route::kList && match.route != Route::kWatch && !req.query.empty()) {
     auto params = api::ParseQuery(req.query);
     if (!params) return Error(400, "bad_parameter", params.error().message());
     if (!params->empty()) {
@@ -389,7 +367,13 @@ std::optional<HttpResponse> KvApi::Authorize(const Principal* caller, Op op, std
 
 HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, const Admission& admission) {
   switch (match.route) {
-    case Route::kKey: return HandleKey(req, admission.key);
+    case Route::kKey:
+      if (!req.query.empty() && (req.method == "GET" || req.method == "HEAD")) {
+        LongPollAsk ask;
+        if (auto bad = ReadLongPoll(req.query, &ask)) return std::move(*bad);
+        return LongPollAnswer(req, admission, ask);
+      }
+      return HandleKey(req, admission.key);
     case Route::kList: return HandleList(req, admission.caller);
     case Route::kWatch: return HandleWatch(req, admission.caller);
     case Route::kAdminCompact: return HandleCompact();
