@@ -327,7 +327,8 @@ std::vector<Setting> BuildSettings() {
        .scopes = kServe,
        .help = "on SIGTERM/SIGINT, how long in-flight requests may take to finish"},
       {.key = "server.watch_progress_interval",
-       .value = DurationValue(Field(&C::server, &C::Server::watch_progress_interval), milliseconds(100),
+       // The watch hub looks for idle watchers once a second: less would not hold.
+       .value = DurationValue(Field(&C::server, &C::Server::watch_progress_interval), milliseconds(1000),
                               milliseconds(3600 * 1000)),
        .default_value = "10s",
        .alias = "",

@@ -291,7 +291,7 @@ TEST_CASE("a watch from before the retained history is 410 compacted, from withi
 }
 
 TEST_CASE("an idle watch gets progress lines saying how far it is up to date") {
-  KvServer server({"--server-watch-progress-interval", "200ms"});
+  KvServer server({"--server-watch-progress-interval", "1s"});
   HttpClient http(server.port());
   REQUIRE(http.Put("a", "1").status == 201);
   REQUIRE(http.Put("b", "1").status == 201);
