@@ -186,7 +186,9 @@ void KvApi::Finish(const Exchange& x, HttpResponse* res) {
   // busy the store is, which is for its users only (as /readyz).
   const bool anonymous = auth_.enabled() && x.caller == nullptr;
   res->SetHeader("X-Kvctl-Revision",
-                 anonymous ? std::string("0") : std::to_string(res->revision ? *res->revision : store_.revision()));
+                 anonymous ? std::string("0") : std::to_string(res->revision != HttpResponse::kRevisionAtFinish
+                                                       ? res->revision
+                                                       : store_.revision()));
   const auto took = std::chrono::steady_clock::now() - x.started;
   metrics_.CountRequest(x.route, MethodFromString(x.method), res->status, took);
   if (options_.request_logger == nullptr) return;
@@ -283,11 +285,11 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
   // A parameter the route does not know is refused, not ignored: a PUT
   // with ?lease=7 must not quietly write a key without its lease. The
   // listing judges its own parameters (HandleList).
-  const bool key_read = match.route == Route::kKey && (req.method == "GET" || req.method == "HEAD");
-  if (key_read && !req.query.empty()) {
+  // (Judged only when there is a query: a plain GET or PUT pays nothing.)
+  if (!req.query.empty() && match.route == Route::kKey && (req.method == "GET" || req.method == "HEAD")) {
     LongPollAsk ask;
     if (auto bad = ReadLongPoll(req.query, &ask)) return bad;
-  } else if (match.route != Route::kList && match.route != Route::kWatch && !req.query.empty()) {
+  } else if (!req.query.empty() && match.route != Route::kList && match.route != Route::kWatch) {
     auto params = api::ParseQuery(req.query);
     if (!params) return Error(400, "bad_parameter", params.error().message());
     if (!params->empty()) {

@@ -93,9 +93,12 @@ struct HttpResponse {
   // for a server error, its message.
   std::string error_code;
   std::string error_cause;
-  // The store revision the answer reflects (X-Kvctl-Revision); unset: the
-  // store's revision when the answer is finished.
-  std::optional<uint64_t> revision;
+  // The store revision the answer reflects (X-Kvctl-Revision);
+  // kRevisionAtFinish: the store's revision when the answer is finished.
+  // (A plain number, not an optional: this struct is moved several times
+  // per request.)
+  static constexpr uint64_t kRevisionAtFinish = UINT64_MAX;
+  uint64_t revision = kRevisionAtFinish;
   // Set: the body comes from here, after the head (`body` is not sent).
   std::shared_ptr<StreamSource> stream;
   // Set (by a handler that runs on the loop: GET, HEAD): the answer comes
