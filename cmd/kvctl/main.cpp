@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
   kvctl::cmd::AddPutCommand(app, ctx);
   kvctl::cmd::AddGetCommand(app, ctx);
   kvctl::cmd::AddDelCommand(app, ctx);
+  kvctl::cmd::AddWatchCommand(app, ctx);
   kvctl::cmd::AddReplayCommand(app, ctx);
   kvctl::cmd::AddCompactCommand(app, ctx);
   kvctl::cmd::AddConfigCommand(app, ctx);

@@ -130,7 +130,9 @@ class Watcher {
   // end == kNone: nothing now; `notify` will be called when there is.
   // Once a batch carries an end, the watcher is finished.
   void Poll(size_t max_bytes, Batch* out);
-  // Ends the watch (the client went away); no more notifies.
+  // Ends the watch (the client went away): no notify starts after it
+  // returns, but one already under way on another thread may still run, so
+  // what `notify` touches must not die with the caller's handle (share it).
   void Cancel();
 
   // The next revision the watcher will look at.

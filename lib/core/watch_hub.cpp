@@ -475,9 +475,12 @@ void Watcher::Hub::Fetch(const std::shared_ptr<Watcher>& w) {
     if (from > to) {
       s.fetching = false;
       s.mode = Mode::kScan;
-      if (s.notify) s.notify();
-      return;
+      from = 0;  // nothing to read: notify, outside the lock
     }
+  }
+  if (from == 0) {
+    s.notify();
+    return;
   }
   if (!s.reader) s.reader = history->OpenReader(w->filter());
   std::vector<WatchEvent> read;

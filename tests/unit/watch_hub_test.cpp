@@ -61,9 +61,14 @@ struct OpenStore {
 
 // A watcher and what it received, polled as its notify says.
 struct Watching {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool woken = false;
+  // Shared with the notify, which may still run on the hub's thread after
+  // this Watching is gone (Watcher::Cancel).
+  struct Signal {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool woken = false;
+  };
+  std::shared_ptr<Signal> signal = std::make_shared<Signal>();
   std::shared_ptr<Watcher> watcher;
   std::vector<core::WatchEvent> events;
   std::vector<uint64_t> progress;
@@ -71,10 +76,10 @@ struct Watching {
   uint64_t compact_revision = 0;
 
   core::Status Start(core::KvStore& store, core::WatchFilter filter, uint64_t from) {
-    auto w = store.Watch(filter, from, [this] {
-      std::lock_guard lock(mu);
-      woken = true;
-      cv.notify_all();
+    auto w = store.Watch(filter, from, [signal = signal] {
+      std::lock_guard lock(signal->mu);
+      signal->woken = true;
+      signal->cv.notify_all();
     });
     if (!w) return w.error();
     watcher = *w;
@@ -97,9 +102,9 @@ struct Watching {
       if (done()) return true;
       if (end != Watcher::End::kNone) return false;
       if (!batch.events.empty() || batch.progress != 0) continue;
-      std::unique_lock lock(mu);
-      if (!cv.wait_until(lock, deadline, [&] { return woken; })) return done();
-      woken = false;
+      std::unique_lock lock(signal->mu);
+      if (!signal->cv.wait_until(lock, deadline, [&] { return signal->woken; })) return done();
+      signal->woken = false;
     }
   }
   bool UntilRevision(uint64_t revision) {
