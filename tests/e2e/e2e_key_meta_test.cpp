@@ -10,7 +10,7 @@
 
 namespace kvctl::e2e {
 
-TEST_CASE("GET and HEAD carry the key's create revision, version and lease; listing items carry them as fields") {
+TEST_CASE("GET and HEAD carry the key's create revision, version and lease, and listing items carry them as fields") {
   KvServer server;
   HttpClient http(server.port());
   REQUIRE(http.Put("m/a", "1").status == 201);  // 1

@@ -244,7 +244,7 @@ TEST_CASE("a watch sends the history from a revision, then each change as it com
   CheckEvent(NextEvent(key), 11, "put", "w/b", "c", 7, 2);
 }
 
-TEST_CASE("watch parameters: exactly one of key and prefix, a whole-number from, nothing unknown; HEAD answers the head") {
+TEST_CASE("watch parameters: exactly one of key and prefix, a whole-number from, nothing unknown, and HEAD answers the head") {
   KvServer server;
   HttpClient http(server.port());
   for (const std::string target :

@@ -191,7 +191,7 @@ TEST_CASE("a response carries status, headers, length and body, and HEAD keeps t
   CHECK(out == "HTTP/1.1 204 No Content\r\nDate: D\r\nConnection: keep-alive\r\n\r\n");
 }
 
-TEST_CASE("a stream's head is chunked on HTTP/1.1 and closes on HTTP/1.0, without a length; chunks are hex-sized") {
+TEST_CASE("a stream's head is chunked on HTTP/1.1 and closes on HTTP/1.0, without a length, and chunks are hex-sized") {
   HttpResponse r;
   r.content_type = "application/x-ndjson";
   r.SetHeader("X-A", "1");
