@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/e2e/harness.h"
+#include "tests/e2e/pg_harness.h"
 
 extern char** environ;
 
@@ -244,6 +245,45 @@ TEST_CASE("get -o json, listings and replay --state carry create_revision, versi
   r = RunCli({"replay", "--data-dir", server.data_dir().string(), "--state"});
   REQUIRE(r.exit_code == 0);
   CHECK(Lines(r.out)[0] == R"(4 "k" "3" create_revision=1 version=3 lease=0)");
+}
+
+TEST_CASE("on PostgreSQL, a watch on server B sees every write made through A and B, in order, history first") {
+  PgCluster& pg = PgCluster::Shared();
+  const std::string dsn = pg.Dsn(pg.CreateDatabase());
+  MigrateUp(dsn);
+  PgServer a(dsn);
+  for (int i = 1; i <= 10; ++i) {
+    HttpClient http(a.port());
+    REQUIRE(http.Put("k" + std::to_string(i % 3), "a" + std::to_string(i)).status / 100 == 2);
+  }
+  // B starts after those: they reach its watch from kv_log, the rest live.
+  PgServer b(dsn);
+  TempDir dir;
+  BackgroundWatch watch(dir, b.port(), {"", "--prefix", "--from", "1", "-o", "json"});
+  HttpClient ha(a.port()), hb(b.port());
+  for (int i = 11; i <= 30; ++i) {
+    HttpClient& http = i % 2 == 0 ? ha : hb;
+    if (i % 5 == 0) {
+      REQUIRE(http.Delete("k" + std::to_string(i % 3)).status == 204);
+    } else {
+      REQUIRE(http.Put("k" + std::to_string(i % 3), "v" + std::to_string(i)).status / 100 == 2);
+    }
+  }
+  const HttpResponse last = ha.Get("k1");
+  const uint64_t end = std::stoull(last.Header("X-Kvctl-Revision"));
+  REQUIRE(Eventually([&] {
+    const std::vector<std::string> lines = Lines(watch.Out());
+    return !lines.empty() && json::parse(lines.back())["revision"].get<uint64_t>() == end;
+  }));
+  CHECK(watch.Interrupt() == 0);
+  const std::vector<json> events = watch.JsonLines();
+  // Every revision once, in order (a delete of a missing key takes none).
+  for (size_t i = 1; i < events.size(); ++i) {
+    CHECK(events[i]["revision"].get<uint64_t>() == events[i - 1]["revision"].get<uint64_t>() + 1);
+  }
+  CHECK(events.front()["revision"] == 1);
+  CHECK(events.back()["revision"] == end);
+  CHECK(Count(watch.Err(), "lost") == 0);
 }
 
 }  // namespace
