@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" watch"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -54,6 +54,12 @@ _kvctl() {
         " serve|--server-shutdown-timeout")
             COMPREPLY=()
             return ;;
+        " serve|--server-watch-progress-interval")
+            COMPREPLY=()
+            return ;;
+        " serve|--server-watch-max-lag")
+            COMPREPLY=()
+            return ;;
         " serve|--backend"|" serve|--storage-backend")
             COMPREPLY=($(compgen -W "file postgres" -- "$cur"))
             return ;;
@@ -73,6 +79,9 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " serve|--storage-compact-min-bytes")
+            COMPREPLY=()
+            return ;;
+        " serve|--storage-history-retention")
             COMPREPLY=()
             return ;;
         " serve|--dsn"|" serve|--postgres-dsn")
@@ -237,6 +246,36 @@ _kvctl() {
         " del|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " watch|--from")
+            COMPREPLY=()
+            return ;;
+        " watch|-o"|" watch|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " watch|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " watch|--addr"|" watch|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " watch|--timeout"|" watch|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " watch|--token"|" watch|--client-token")
+            COMPREPLY=()
+            return ;;
+        " watch|--cacert"|" watch|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " watch|--cert"|" watch|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " watch|--key"|" watch|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " watch|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " replay|--from")
             COMPREPLY=()
             return ;;
@@ -336,6 +375,12 @@ _kvctl() {
         " config show|--server-shutdown-timeout")
             COMPREPLY=()
             return ;;
+        " config show|--server-watch-progress-interval")
+            COMPREPLY=()
+            return ;;
+        " config show|--server-watch-max-lag")
+            COMPREPLY=()
+            return ;;
         " config show|--backend"|" config show|--storage-backend")
             COMPREPLY=($(compgen -W "file postgres" -- "$cur"))
             return ;;
@@ -355,6 +400,9 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " config show|--storage-compact-min-bytes")
+            COMPREPLY=()
+            return ;;
+        " config show|--storage-history-retention")
             COMPREPLY=()
             return ;;
         " config show|--dsn"|" config show|--postgres-dsn")
@@ -647,9 +695,9 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del replay compact config bench migrate auth version completion" ;;
+            others="serve put get del watch replay compact config bench migrate auth version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
+            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
             others="" ;;
         " put")
             options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
@@ -659,6 +707,9 @@ _kvctl() {
             others="" ;;
         " del")
             options="-h --help --if-match --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " watch")
+            options="-h --help --prefix --from -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " replay")
             options="-h --help --from --to --state --check --into -o --output --backend --storage-backend --data-dir --storage-data-dir --dsn --postgres-dsn --postgres-connect-timeout --log-level --config"
@@ -670,7 +721,7 @@ _kvctl() {
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " bench")
             options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"

@@ -38,6 +38,7 @@ void AddServeCommand(CLI::App& app, CommandContext& ctx);
 void AddPutCommand(CLI::App& app, CommandContext& ctx);
 void AddGetCommand(CLI::App& app, CommandContext& ctx);
 void AddDelCommand(CLI::App& app, CommandContext& ctx);
+void AddWatchCommand(CLI::App& app, CommandContext& ctx);
 void AddReplayCommand(CLI::App& app, CommandContext& ctx);
 void AddCompactCommand(CLI::App& app, CommandContext& ctx);
 void AddBenchCommand(CLI::App& app, CommandContext& ctx);

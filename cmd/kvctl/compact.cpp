@@ -66,7 +66,10 @@ core::Result<core::CompactionStats> CompactOffline(const config::Config& cfg, co
                                .fsync = core::FsyncPolicy::kAlways,
                                .segment_bytes = cfg.storage.segment_bytes,
                                .fs = nullptr,
-                               .logger = &logger};
+                               .logger = &logger,
+                               // As the server would: watchers of the next
+                               // server find the retained tail.
+                               .history_retention = cfg.storage.history_retention};
   auto log = core::FileLog::Open(options, [](const core::LogRecord&) { return core::Status::Ok(); }, nullptr);
   if (!log) {
     if (log.error().IsBusy()) {

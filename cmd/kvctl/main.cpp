@@ -15,7 +15,8 @@ namespace {
 using kvctl::core::Code;
 
 // SPEC §3: 0 ok; 1 key not found; 2 usage or configuration error; 3 server
-// unreachable or server error; 4 precondition failed; 5 corrupt data.
+// unreachable or server error; 4 precondition failed; 5 corrupt data, or
+// history that was compacted away (a watch from too old a revision, 410).
 int ExitCodeFor(Code code) {
   switch (code) {
     case Code::kOk: return 0;
@@ -25,7 +26,8 @@ int ExitCodeFor(Code code) {
     case Code::kUnavailable:
     case Code::kIOError: return 3;
     case Code::kFailedPrecondition: return 4;
-    case Code::kCorruption: return 5;
+    case Code::kCorruption:
+    case Code::kCompacted: return 5;
   }
   return 3;
 }
@@ -57,6 +59,7 @@ std::string WithHint(std::string message, Code code, const std::string& command)
     case Code::kIOError: hint = "check the path, its permissions and the free disk space"; break;
     case Code::kFailedPrecondition: hint = "read the current revision with kvctl get KEY -o json and retry"; break;
     case Code::kCorruption: hint = "kvctl replay --check reports what is damaged; see kvctl-replay(1)"; break;
+    case Code::kCompacted: hint = "start from a newer revision"; break;
   }
   return message + " (" + hint + ")";
 }
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
   kvctl::cmd::AddPutCommand(app, ctx);
   kvctl::cmd::AddGetCommand(app, ctx);
   kvctl::cmd::AddDelCommand(app, ctx);
+  kvctl::cmd::AddWatchCommand(app, ctx);
   kvctl::cmd::AddReplayCommand(app, ctx);
   kvctl::cmd::AddCompactCommand(app, ctx);
   kvctl::cmd::AddConfigCommand(app, ctx);

@@ -64,13 +64,20 @@ std::string PutJson(std::string_view key, const client::PutReply& reply) {
 }
 
 std::string ValueJson(std::string_view key, const client::Value& value) {
-  json j{{"value", core::Base64Encode(value.bytes)}, {"revision", value.revision}};
+  json j{{"value", core::Base64Encode(value.bytes)},
+         {"revision", value.revision},
+         {"create_revision", value.meta.create_revision},
+         {"version", value.meta.version},
+         {"lease", value.meta.lease}};
   SetJsonKey(j, key);
   return JsonLine(j);
 }
 
 std::string ItemJson(const client::Item& item, bool keys_only) {
-  json j{{"revision", item.revision}};
+  json j{{"revision", item.revision},
+         {"create_revision", item.meta.create_revision},
+         {"version", item.meta.version},
+         {"lease", item.meta.lease}};
   SetJsonKey(j, item.key);
   if (!keys_only) j["value"] = core::Base64Encode(item.value);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -133,8 +133,8 @@ core::Status RunState(const Source& source, const ReplayArgs& args) {
   if (!state) return state.error();
   Printer out;
   for (const auto& [key, entry] : *state) {
-    std::string line = args.output == OutputFormat::kJson ? StateJson(key, entry.value, entry.revision)
-                                                          : StateText(key, entry.value, entry.revision);
+    std::string line = args.output == OutputFormat::kJson ? StateJson(key, entry.value, entry.revision, entry.meta)
+                                                          : StateText(key, entry.value, entry.revision, entry.meta);
     if (core::Status s = out.Add(std::move(line)); !s.ok()) return s;
   }
   return out.Flush();

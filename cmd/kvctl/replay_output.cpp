@@ -27,12 +27,16 @@ std::string EventJson(const core::LogRecord& r, bool from_snapshot) {
   return JsonLine(j);
 }
 
-std::string StateText(std::string_view key, std::string_view value, uint64_t revision) {
-  return fmt::format("{} {} {}\n", revision, QuoteBytes(key), QuoteBytes(value));
+std::string StateText(std::string_view key, std::string_view value, uint64_t revision, const core::KeyMeta& meta) {
+  return fmt::format("{} {} {} create_revision={} version={} lease={}\n", revision, QuoteBytes(key),
+                     QuoteBytes(value), meta.create_revision, meta.version, meta.lease);
 }
 
-std::string StateJson(std::string_view key, std::string_view value, uint64_t revision) {
-  json j{{"revision", revision}};
+std::string StateJson(std::string_view key, std::string_view value, uint64_t revision, const core::KeyMeta& meta) {
+  json j{{"revision", revision},
+         {"create_revision", meta.create_revision},
+         {"version", meta.version},
+         {"lease", meta.lease}};
   SetJsonKey(j, key);
   j["value"] = core::Base64Encode(value);
   return JsonLine(j);

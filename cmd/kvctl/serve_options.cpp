@@ -14,6 +14,13 @@ core::LogLevel LogLevelFrom(const std::string& s) {
 
 namespace {
 
+core::WatchHubOptions WatchOptionsFrom(const config::Config& c) {
+  core::WatchHubOptions w;
+  w.progress_interval = c.server.watch_progress_interval;
+  w.max_lag = c.server.watch_max_lag;
+  return w;
+}
+
 std::vector<server::Grant> GrantsFrom(const std::vector<config::AuthGrant>& grants) {
   std::vector<server::Grant> out;
   for (const config::AuthGrant& g : grants) out.push_back({g.prefix, g.read, g.write, g.admin});
@@ -42,6 +49,8 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.log.dir = c.storage.data_dir;
   o.log.fsync = c.storage.fsync;
   o.log.segment_bytes = c.storage.segment_bytes;
+  o.log.history_retention = c.storage.history_retention;
+  o.watch = WatchOptionsFrom(c);
   o.fsync_interval = c.storage.fsync_interval;
   o.compaction.enabled = c.storage.compact_dead_percent > 0;
   o.compaction.dead_percent = static_cast<uint32_t>(c.storage.compact_dead_percent);
@@ -85,6 +94,8 @@ pg::PgStoreOptions PgStoreOptionsFrom(const config::Config& c, core::Logger& log
   o.pool_timeout = c.postgres.pool_timeout;
   o.connect_timeout = c.postgres.connect_timeout;
   o.reconnect_max_backoff = c.postgres.reconnect_max_backoff;
+  o.watch = WatchOptionsFrom(c);
+  o.history_retention = c.storage.history_retention;
   o.logger = &logger;
   return o;
 }

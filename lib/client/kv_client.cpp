@@ -101,6 +101,18 @@ struct Answer {
   }
 };
 
+uint64_t NumberHeader(const Answer& a, const char* name) {
+  const std::string text = a.Header(name);
+  uint64_t n = 0;
+  std::from_chars(text.data(), text.data() + text.size(), n);
+  return n;
+}
+
+core::KeyMeta MetaFromHeaders(const Answer& a) {
+  return {NumberHeader(a, "X-Kvctl-Create-Revision"), NumberHeader(a, "X-Kvctl-Version"),
+          NumberHeader(a, "X-Kvctl-Lease")};
+}
+
 uint64_t RevisionFromETag(const Answer& a) {
   std::string tag = a.Header("ETag");
   if (tag.size() >= 2 && tag.front() == '"') tag = tag.substr(1, tag.size() - 2);
@@ -340,7 +352,10 @@ std::optional<uint64_t> BytesReceived(int fd) {
 }
 
 // Why the watchdog ended a request.
-enum class Fired { kNo, kDeadline, kTooMuch };
+enum class Fired { kNo, kDeadline, kTooMuch, kCancelled };
+
+// No bound on what a request may receive (a stream, once its head is in).
+constexpr uint64_t kUnbounded = UINT64_MAX;
 
 // Ends the request in flight at its deadline, or when its socket has
 // received more than the answer may hold. httplib bounds each socket
@@ -366,6 +381,7 @@ class Watchdog {
     std::lock_guard lock(mu_);
     fd_ = fd;
     baseline_ = 0;
+    if (cancelled_) ::shutdown(fd_, SHUT_RDWR);
   }
   void Arm(Clock::time_point deadline, uint64_t max_bytes) {
     {
@@ -376,8 +392,32 @@ class Watchdog {
       max_bytes_ = max_bytes;
       // A kept-alive connection has received earlier answers.
       baseline_ = fd_ >= 0 ? BytesReceived(fd_).value_or(0) : 0;
+      if (cancelled_) Stop(Fired::kCancelled);
     }
     cv_.notify_one();
+  }
+  // A stream's body: a new deadline (now + its idle time) each time bytes
+  // arrive, and no bound on the bytes in all.
+  void Extend(Clock::time_point deadline) {
+    {
+      std::lock_guard lock(mu_);
+      deadline_ = deadline;
+      max_bytes_ = kUnbounded;
+    }
+    cv_.notify_one();
+  }
+  // Ends the request in flight, and any later one as it is armed.
+  void Cancel() {
+    {
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+      if (armed_) Stop(Fired::kCancelled);
+    }
+    cv_.notify_one();
+  }
+  bool cancelled() const {
+    std::lock_guard lock(mu_);
+    return cancelled_;
   }
   // `socket_open`: whether httplib kept the connection; a closed socket's
   // number may be reused, so it is forgotten.
@@ -401,6 +441,10 @@ class Watchdog {
         Stop(Fired::kDeadline);
         continue;
       }
+      if (max_bytes_ == kUnbounded) {  // only the deadline to watch
+        cv_.wait_until(lock, deadline_);
+        continue;
+      }
       if (fd_ >= 0) {
         const std::optional<uint64_t> got = BytesReceived(fd_);
         if (got && *got > baseline_ && *got - baseline_ > max_bytes_) {
@@ -416,10 +460,11 @@ class Watchdog {
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   }
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool quit_ = false;
   bool armed_ = false;
+  bool cancelled_ = false;
   Fired fired_ = Fired::kNo;
   int fd_ = -1;
   uint64_t baseline_ = 0;
@@ -469,6 +514,14 @@ struct KvClient::Impl {
     size_t ok_body = kMaxOtherAnswerBytes;
     std::string_view what = "an answer";  // for the message: "a value", "a listing page"
   };
+  // A 2xx answer whose body is handed on as it arrives, not kept: a
+  // watch's. The deadline then bounds the head only; the body may take any
+  // time, as long as no `idle` passes without a byte.
+  struct Sink {
+    std::function<bool(const char* data, size_t n)> take;  // false: stop reading
+    std::chrono::milliseconds idle;
+    std::function<void(uint64_t)> on_head;  // the head's X-Kvctl-Revision
+  };
   // When a request must be over.
   struct Deadline {
     Clock::time_point at;
@@ -481,7 +534,9 @@ struct KvClient::Impl {
   // kvctl's header or over its bound are errors here; any status is not.
   // On "too large", *announced is the Content-Length that was refused.
   core::Result<Answer> Send(const char* method, std::string path, httplib::Headers headers, std::string_view body,
-                            const Bounds& bounds, const Deadline& deadline, uint64_t* announced = nullptr) {
+                            const Bounds& bounds, const Deadline& deadline, uint64_t* announced = nullptr,
+                            const Sink* sink = nullptr) {
+    if (watchdog.cancelled()) return Status::Unavailable("cancelled (kvctl was asked to stop)");
     if (https && !http.is_valid()) {
       return Status::InvalidArgument(fmt::format(
           "cannot use client.cert {} with client.key {}: {} (both must be PEM, and the key the certificate's)",
@@ -497,6 +552,8 @@ struct KvClient::Impl {
     enum class Cut { kNo, kForeign, kTooLarge } cut = Cut::kNo;
     uint64_t content_length = 0;
     bool success = false;  // a 2xx, whose body has bounds.ok_body
+    bool streaming = false;  // a 2xx into `sink`: its body has no bound
+    Answer stream_head;       // its status and headers
     size_t limit = kMaxOtherAnswerBytes;
     std::string received;
     req.response_handler = [&](const httplib::Response& r) {
@@ -505,6 +562,14 @@ struct KvClient::Impl {
         return false;
       }
       success = r.status >= 200 && r.status < 300;
+      if (success && sink != nullptr) {
+        streaming = true;
+        stream_head.status = r.status;
+        stream_head.headers = r.headers;
+        sink->on_head(NumberHeader(stream_head, kRevisionHeader));
+        watchdog.Extend(Clock::now() + sink->idle);
+        return true;
+      }
       if (success) limit = bounds.ok_body;
       if (r.has_header("Content-Length")) {
         const std::string text = r.get_header_value("Content-Length");
@@ -520,6 +585,10 @@ struct KvClient::Impl {
       return true;
     };
     req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (streaming) {
+        watchdog.Extend(Clock::now() + sink->idle);
+        return sink->take(data, n);
+      }
       if (n > limit - received.size()) {
         cut = Cut::kTooLarge;
         return false;
@@ -532,7 +601,9 @@ struct KvClient::Impl {
     if (deadline.at <= now) return TimedOut(deadline);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.at - now);
     http.set_connection_timeout(std::min(left, options.timeout));
-    http.set_read_timeout(deadline.length);  // for one socket operation; the watchdog has the whole
+    // For one socket operation; the watchdog has the whole (and a stream's
+    // idle time, which may be longer than a request's deadline).
+    http.set_read_timeout(sink != nullptr ? std::max(deadline.length, sink->idle) : deadline.length);
     http.set_write_timeout(deadline.length);
     ERR_clear_error();
     SigpipeBlocked no_sigpipe;
@@ -541,6 +612,24 @@ struct KvClient::Impl {
     httplib::Error error = httplib::Error::Success;
     const bool sent = http.send(req, res, error);
     const Fired fired = watchdog.Disarm(http.is_socket_open() != 0);
+    if (fired == Fired::kCancelled) {
+      ERR_clear_error();
+      return Status::Unavailable("cancelled (kvctl was asked to stop)");
+    }
+    if (streaming) {
+      ERR_clear_error();
+      if (fired == Fired::kDeadline) {
+        return Status::Unavailable(fmt::format(
+            "the server at {} sent nothing for {} (a watch gets a progress line at least every "
+            "server.watch_progress_interval; the connection is taken as lost)",
+            base_url, Seconds(sink->idle)));
+      }
+      // The sink stopped reading (sent false), or the server ended the
+      // answer: either way the stream is over, and the caller knows which.
+      if (sent || error == httplib::Error::Canceled) return stream_head;
+      return Status::Unavailable(fmt::format("the connection to {} was lost during a watch ({})", base_url,
+                                             httplib::to_string(error)));
+    }
 
     if (cut == Cut::kForeign || (sent && !res.has_header(kRevisionHeader))) {
       ERR_clear_error();
@@ -625,6 +714,14 @@ struct KvClient::Impl {
             "version on both sides)",
             base_url, msg));
       case 412: return Status::FailedPrecondition(msg);
+      case 410: {
+        json j = json::parse(a.body, nullptr, /*allow_exceptions=*/false);
+        const uint64_t compacted = j.is_object() ? j.value("compact_revision", uint64_t{0}) : 0;
+        return Status::Compacted(fmt::format(
+            "the server no longer has that history: {} (its history starts after revision {}: watch --from {} "
+            "or later, or from now without --from)",
+            msg, compacted, compacted + 1));
+      }
       case 401:
         return Status::InvalidArgument(fmt::format(
             "the server refused the credentials: {} (give a valid token: KVCTL_CLIENT_TOKEN, client.token or "
@@ -706,7 +803,7 @@ core::Result<Value> KvClient::Get(std::string_view key) {
                        impl_->RequestDeadline());
   if (!a) return a.error();
   if (Status s = impl_->Check(*a, {200}); !s.ok()) return s;
-  return Value{std::move(a->body), RevisionFromETag(*a)};
+  return Value{std::move(a->body), RevisionFromETag(*a), MetaFromHeaders(*a)};
 }
 
 core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view value, const Condition& cond) {
@@ -763,7 +860,8 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
   for (const json& j : body["items"]) {
     auto key = KeyField(j, "key");
     if (!key) return key.error();
-    Item item{std::move(*key), {}, j.value("revision", uint64_t{0})};
+    Item item{std::move(*key), {}, j.value("revision", uint64_t{0}),
+              {j.value("create_revision", uint64_t{0}), j.value("version", uint64_t{0}), j.value("lease", uint64_t{0})}};
     if (!keys_only) {
       auto value = core::Base64Decode(j.value("value", std::string()));
       if (!value) return value.error();
@@ -812,5 +910,53 @@ core::Result<core::CompactionStats> KvClient::Compact(std::chrono::milliseconds 
   stats.seconds = body.value("seconds", 0.0);
   return stats;
 }
+
+Status KvClient::Stream(std::string path, std::chrono::milliseconds idle,
+                        const std::function<void(uint64_t revision)>& on_head,
+                        const std::function<bool(std::string_view line)>& on_line) {
+  // One line holds one event: its value in base64 and its key, escaped,
+  // with room to spare; the server never sends more.
+  const size_t max_line = (impl_->options.max_value_bytes + 2) / 3 * 4 + kListingItemOverhead;
+  std::string pending;
+  bool too_long = false;
+  bool stopped = false;
+  Impl::Sink sink{[&](const char* data, size_t n) {
+                    std::string_view chunk(data, n);
+                    while (!chunk.empty()) {
+                      const size_t nl = chunk.find('\n');
+                      const size_t take = nl == std::string_view::npos ? chunk.size() : nl;
+                      if (take > max_line - pending.size()) {
+                        too_long = true;
+                        return false;
+                      }
+                      pending.append(chunk.substr(0, take));
+                      if (nl == std::string_view::npos) break;
+                      chunk.remove_prefix(nl + 1);
+                      if (!on_line(pending)) {
+                        stopped = true;
+                        return false;
+                      }
+                      pending.clear();
+                    }
+                    return true;
+                  },
+                  idle, on_head};
+  auto a = impl_->Send("GET", std::move(path), {}, {}, {}, impl_->RequestDeadline(), nullptr, &sink);
+  if (!a) {
+    if (cancelled()) return Status::Ok();
+    return a.error();
+  }
+  if (too_long) {
+    return Status::Unavailable(fmt::format(
+        "a line of the watch from {} is longer than {} (is it the kvctl server you meant? check --addr)", base_url_,
+        HumanBytes(max_line)));
+  }
+  if (stopped || a->status / 100 == 2) return Status::Ok();
+  return impl_->Check(*a, {200});
+}
+
+void KvClient::Cancel() { impl_->watchdog.Cancel(); }
+
+bool KvClient::cancelled() const { return impl_->watchdog.cancelled(); }
 
 }  // namespace kvctl::client

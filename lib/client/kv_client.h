@@ -43,6 +43,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,7 @@
 #include <vector>
 
 #include "lib/core/change_log.h"
+#include "lib/core/key_meta.h"
 #include "lib/core/status.h"
 
 namespace kvctl::client {
@@ -86,6 +88,7 @@ struct Condition {
 struct Value {
   std::string bytes;
   uint64_t revision = 0;
+  core::KeyMeta meta;  // from X-Kvctl-Create-Revision, -Version, -Lease
 };
 
 struct PutReply {
@@ -97,6 +100,7 @@ struct Item {
   std::string key;
   std::string value;
   uint64_t revision = 0;
+  core::KeyMeta meta;
 };
 
 struct Page {
@@ -123,6 +127,24 @@ class KvClient {
   // options' timeout (which still bounds connecting), since a compaction
   // of a large log can take far longer than a key request.
   core::Result<core::CompactionStats> Compact(std::chrono::milliseconds wait);
+
+  // GET `path`, an answer of JSON lines of unknown length (a watch): calls
+  // `on_line` with each line, without its newline, as it arrives, until the
+  // server ends the answer, `on_line` returns false, Cancel() is called or
+  // nothing arrives for `idle` (then Unavailable). A line is at most what one
+  // event of the largest value takes. `on_head` gets a 200's X-Kvctl-Revision
+  // as soon as its head is in. client.timeout bounds connecting and the
+  // response head only. A non-200 answer is an error as for every request
+  // (410 with code "compacted" is Compacted, naming compact_revision).
+  core::Status Stream(std::string path, std::chrono::milliseconds idle,
+                      const std::function<void(uint64_t revision)>& on_head,
+                      const std::function<bool(std::string_view line)>& on_line);
+
+  // Ends the request in flight, from any thread (a signal handler's thread):
+  // Stream returns Ok at once, and every later request fails at once
+  // (Unavailable, "cancelled").
+  void Cancel();
+  bool cancelled() const;
 
   const std::string& base_url() const { return base_url_; }
 

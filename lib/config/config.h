@@ -66,6 +66,8 @@ struct Config {
     std::chrono::milliseconds shutdown_timeout{0};
     int keepalive_max_requests = 0;
     size_t max_header_bytes = 0;
+    std::chrono::milliseconds watch_progress_interval{0};
+    uint64_t watch_max_lag = 0;  // revisions a watcher may fall behind before it is cut off
   } server;
 
   struct Tls {
@@ -106,6 +108,7 @@ struct Config {
     uint64_t segment_bytes = 0;
     int compact_dead_percent = 0;  // 0: no automatic compaction
     uint64_t compact_min_bytes = 0;
+    uint64_t history_retention = 0;  // newest revisions compaction keeps as history for watchers
   } storage;
 
   struct Postgres {

@@ -326,6 +326,21 @@ std::vector<Setting> BuildSettings() {
        .alias = "",
        .scopes = kServe,
        .help = "on SIGTERM/SIGINT, how long in-flight requests may take to finish"},
+      {.key = "server.watch_progress_interval",
+       // The watch hub looks for idle watchers once a second: less would not hold.
+       .value = DurationValue(Field(&C::server, &C::Server::watch_progress_interval), milliseconds(1000),
+                              milliseconds(3600 * 1000)),
+       .default_value = "10s",
+       .alias = "",
+       .scopes = kServe,
+       .help = "an idle watch gets a progress line ({\"progress\": REV}) at least this often"},
+      {.key = "server.watch_max_lag",
+       .value = IntValue(Field(&C::server, &C::Server::watch_max_lag), 1, 1000000000),
+       .default_value = "10000",
+       .alias = "",
+       .scopes = kServe,
+       .help = "a watcher that falls more than this many revisions behind is cut off with a "
+               "\"lagging\" line (it resumes with from=)"},
 
       // [storage]
       {.key = "storage.backend",
@@ -380,6 +395,13 @@ std::vector<Setting> BuildSettings() {
        .alias = "",
        .scopes = kServe,
        .help = "no automatic compaction while the log is smaller than this"},
+      {.key = "storage.history_retention",
+       .value = IntValue(Field(&C::storage, &C::Storage::history_retention), 0, 1000000000),
+       .default_value = "10000",
+       .alias = "",
+       .scopes = kServe,
+       .help = "compaction keeps at least this many of the newest revisions as history for "
+               "watches (GET /v1/watch?from=); 0 keeps none beyond what compaction must"},
 
       // [postgres]
       {.key = "postgres.dsn",

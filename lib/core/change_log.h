@@ -10,6 +10,7 @@
 #include "lib/core/kv_store.h"
 #include "lib/core/log_format.h"
 #include "lib/core/status.h"
+#include "lib/core/watch.h"
 
 namespace kvctl::core {
 
@@ -18,6 +19,9 @@ struct Change {
   RecordType type = RecordType::kPut;
   std::string key;
   std::string value;  // empty for a delete
+  // A PUT's key metadata after it; version 0: not known to the one who made
+  // the change, derived where it is applied (MemTable, as on replay).
+  KeyMeta meta;
 };
 
 class ChangeLog {
@@ -43,6 +47,9 @@ class ChangeLog {
   virtual bool SyncsOnAppend() const = 0;
   // The log's own figures for /metrics; callable from any thread.
   virtual std::vector<BackendMetric> Metrics() const { return {}; }
+  // Its history for watchers behind what memory holds (watch.h); null when
+  // it keeps none. Lives as long as the log.
+  virtual EventHistory* history() { return nullptr; }
 };
 
 }  // namespace kvctl::core

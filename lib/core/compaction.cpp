@@ -15,12 +15,16 @@ namespace {
 struct LiveValue {
   uint64_t revision = 0;
   std::string value;
+  KeyMeta meta;
 };
 using LiveState = std::unordered_map<std::string, LiveValue>;
 
 void Apply(LiveState& state, const LogRecord& r) {
   if (r.type == RecordType::kPut) {
-    LiveValue& v = state[std::string(r.key)];
+    auto [it, created] = state.try_emplace(std::string(r.key));
+    LiveValue& v = it->second;
+    // Metadata a record does not carry is derived as on replay (MemTable).
+    v.meta = r.has_meta ? r.meta : KeyMeta::AfterPut(created ? nullptr : &v.meta, r.revision, 0);
     v.revision = r.revision;
     v.value.assign(r.value);
   } else {
@@ -103,7 +107,7 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
 
   std::vector<SnapshotEntry> entries;
   entries.reserve(state.size());
-  for (const auto& [key, live] : state) entries.push_back({key, live.value, live.revision});
+  for (const auto& [key, live] : state) entries.push_back({key, live.value, live.revision, live.meta});
   auto written = WriteSnapshot(fs, input.dir, input.covered_revision, entries);
   if (!written) return written.error();
   out.snapshot = std::move(*written);

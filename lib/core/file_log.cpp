@@ -11,6 +11,7 @@
 
 #include "lib/core/compaction.h"
 #include "lib/core/data_dir.h"
+#include "lib/core/file_history.h"
 #include "lib/core/log_chain.h"
 #include "lib/core/log_reader.h"
 #include "lib/core/snapshot.h"
@@ -18,7 +19,7 @@
 namespace kvctl::core {
 
 FileLog::FileLog(FileLogOptions options, std::unique_ptr<FileLock> lock)
-    : options_(std::move(options)), lock_(std::move(lock)) {}
+    : options_(std::move(options)), lock_(std::move(lock)), history_(std::make_unique<FileEventHistory>(*this)) {}
 
 FileLog::~FileLog() {
   if (!closed_) (void)Close();
@@ -64,6 +65,7 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
   }
   if (Status s = chain.CheckSnapshotFollowed(); !s.ok()) return s;
   last_revision_ = chain.covered_revision();
+  history_floor_ = chain.covered_revision() + 1;
   const std::vector<NamedFile>& segments = chain.segments();
   std::vector<std::pair<std::string, uint64_t>> zero_tails;  // path, where the records end
   for (size_t i = 0; i < segments.size(); ++i) {
@@ -279,7 +281,10 @@ Status FileLog::Append(const std::vector<Change>& batch) {
   if (batch.empty()) return Status::Ok();
 
   buffer_.clear();
-  for (const Change& c : batch) AppendRecord(&buffer_, c.revision, c.type, c.key, c.value);
+  for (const Change& c : batch) {
+    // Metadata the writer did not know (version 0) is left to replay.
+    AppendRecord(&buffer_, c.revision, c.type, c.key, c.value, c.meta.version != 0 ? &c.meta : nullptr);
+  }
 
   if (active_records_ > 0 && active_->Size() + buffer_.size() > options_.segment_bytes) {
     if (Status s = SealActiveLocked(batch.front().revision); !s.ok()) {
@@ -346,17 +351,30 @@ Result<CompactionStats> FileLog::Compact() {
     if (closed_) return Status::Unavailable("the log is closed");
     if (!failed_.ok()) return failed_;
     result.bytes_before = result.bytes_after = stats().bytes;
-    if (active_records_ > 0) {
-      // Cut here so that everything written so far can be compacted.
+    const uint64_t retention = options_.history_retention;
+    if (retention == 0 && active_records_ > 0) {
+      // Cut here so that everything written so far can be compacted. With
+      // a retention the newest revisions stay in any case: no cut.
       if (Status s = SealActiveLocked(last_revision_ + 1); !s.ok()) {
         failed_ = s;
         return s;
       }
     }
-    if (sealed_.empty()) return result;
+    // Whole sealed segments, oldest first, while each ends before the
+    // revisions kept as history (a segment ends where the next begins).
+    // Leftovers the snapshot covers already (a removal that failed) go
+    // too, without taking the covered revision back.
+    const uint64_t keep_from = last_revision_ > retention ? last_revision_ - retention + 1 : 1;
+    input.covered_revision = history_floor_.load() - 1;
+    for (size_t i = 0; i < sealed_.size(); ++i) {
+      uint64_t next_first = 0;
+      ParseSegmentFileName(i + 1 < sealed_.size() ? sealed_[i + 1].name : active_name_, &next_first);
+      if (next_first - 1 >= keep_from) break;
+      input.segments.push_back(sealed_[i].name);
+      input.covered_revision = std::max(input.covered_revision, next_first - 1);
+    }
+    if (input.segments.empty()) return result;
     if (!snapshot_name_.empty()) input.snapshot = snapshot_name_;
-    for (const SealedSegment& seg : sealed_) input.segments.push_back(seg.name);
-    input.covered_revision = last_revision_;
   }
 
   // The merge runs on its own thread at a lower CPU priority (nice 10), so
@@ -404,6 +422,7 @@ Result<CompactionStats> FileLog::Compact() {
     }
     snapshot_name_ = new_snapshot;
     snapshot_bytes_ = merged->snapshot.bytes;
+    history_floor_ = input.covered_revision + 1;
     result.bytes_after = stats().bytes;
   }
   result.compacted = true;
@@ -429,6 +448,19 @@ Result<CompactionStats> FileLog::Compact() {
         merged->snapshot.path, removal.message()));
   }
   return result;
+}
+
+std::vector<NamedFile> FileLog::HistorySegments() const {
+  std::lock_guard lock(mu_);
+  std::vector<NamedFile> out;
+  auto add = [&](const std::string& name) {
+    uint64_t first = 0;
+    // Leftovers a snapshot covers (a failed removal) are not history.
+    if (ParseSegmentFileName(name, &first) && first >= history_floor_.load()) out.push_back({first, name});
+  };
+  for (const SealedSegment& seg : sealed_) add(seg.name);
+  if (!active_name_.empty()) add(active_name_);
+  return out;
 }
 
 FileLogStats FileLog::stats() const {

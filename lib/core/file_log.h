@@ -24,7 +24,9 @@
 // segment so every record so far is in a sealed one, merge the current
 // snapshot and the sealed segments into a new snapshot covering the last
 // revision R (temp file, sync, rename, directory sync), then remove the
-// files it replaces. Appends go on meanwhile: only the cut holds the log's
+// files it replaces. With history_retention, only the sealed segments
+// whose last revision is at least that many behind the newest are folded
+// in, and the active segment is not cut: the rest stays, as history. Appends go on meanwhile: only the cut holds the log's
 // lock. A crash at any step leaves either the old files or the new snapshot
 // plus files it makes redundant; recovery loads the newest snapshot, skips
 // and removes the segments it covers and any older snapshot or temp file.
@@ -55,6 +57,10 @@ struct FileLogOptions {
   uint64_t segment_bytes = 64ull << 20;
   FileSystem* fs = nullptr;  // PosixFileSystem() when null
   Logger* logger = nullptr;  // NullLogger() when null
+  // Compaction keeps at least this many of the latest revisions in
+  // segments, as history for watchers (storage.history_retention); it only
+  // ever folds whole sealed segments into the snapshot.
+  uint64_t history_retention = 0;
 };
 
 struct RecoveryReport {
@@ -106,8 +112,17 @@ class FileLog final : public ChangeLog {
   Result<CompactionStats> Compact() override;
   uint64_t DiskBytes() const override { return stats().bytes; }
   std::vector<BackendMetric> Metrics() const override;
+  EventHistory* history() override { return history_.get(); }
 
   FileLogStats stats() const;
+
+  // For watchers reading the history (file_history.h): the oldest revision
+  // the segments hold (past the snapshot), and those segments, oldest
+  // first. A compaction may remove the oldest of them at any time after.
+  uint64_t HistoryFloor() const { return history_floor_.load(); }
+  std::vector<NamedFile> HistorySegments() const;
+  const std::string& dir() const { return options_.dir; }
+  FileSystem& fs() const { return *options_.fs; }
 
  private:
   struct SealedSegment {
@@ -150,6 +165,8 @@ class FileLog final : public ChangeLog {
 
   std::mutex compact_mu_;  // one compaction at a time
 
+  std::atomic<uint64_t> history_floor_{1};  // the snapshot's covered revision + 1
+  std::unique_ptr<EventHistory> history_;  // over this log's segments
   std::atomic<uint64_t> segments_{0};
   std::atomic<uint64_t> sealed_bytes_{0};  // bytes in segments before the active one
   std::atomic<uint64_t> snapshot_bytes_{0};

@@ -111,6 +111,19 @@ class PosixReadableFile final : public ReadableFile {
     data.resize(done);
     return data;
   }
+  Result<std::string> ReadAt(uint64_t offset, size_t n) override {
+    std::string data(n, '\0');
+    size_t done = 0;
+    while (done < n) {
+      ssize_t got = ::pread(fd_, data.data() + done, n - done, static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return Errno("read of", path_, errno);
+      if (got == 0) break;  // the end of the file
+      done += static_cast<size_t>(got);
+    }
+    data.resize(done);
+    return data;
+  }
   const std::string& path() const override { return path_; }
 
  private:

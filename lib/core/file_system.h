@@ -45,6 +45,8 @@ class ReadableFile {
   virtual ~ReadableFile() = default;
   // Reads the whole file as it is now.
   virtual Result<std::string> ReadAll() = 0;
+  // Reads up to `n` bytes from `offset`: fewer at the end of the file.
+  virtual Result<std::string> ReadAt(uint64_t offset, size_t n) = 0;
   virtual const std::string& path() const = 0;
 };
 

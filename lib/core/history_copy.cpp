@@ -18,6 +18,7 @@ struct OwnedRecord {
   std::string key;
   std::string value;
   uint64_t revision = 0;
+  KeyMeta meta;  // version 0: not carried by the source
 };
 
 class DataDirWriter {
@@ -25,7 +26,7 @@ class DataDirWriter {
   DataDirWriter(FileSystem& fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
 
   void AddSnapshotRecord(const LogRecord& r) {
-    snapshot_.push_back({std::string(r.key), std::string(r.value), r.revision});
+    snapshot_.push_back({std::string(r.key), std::string(r.value), r.revision, r.has_meta ? r.meta : KeyMeta{}});
   }
 
   // A compacted history starts as compaction leaves one: the segment that
@@ -36,7 +37,7 @@ class DataDirWriter {
       if (Status s = CreateSegment(fs_, dir_, covered_revision + 1); !s.ok()) return s;
       std::vector<SnapshotEntry> entries;
       entries.reserve(snapshot_.size());
-      for (const OwnedRecord& r : snapshot_) entries.push_back({r.key, r.value, r.revision});
+      for (const OwnedRecord& r : snapshot_) entries.push_back({r.key, r.value, r.revision, r.meta});
       auto written = WriteSnapshot(fs_, dir_, covered_revision, entries);
       if (!written) return written.error();
       records_ += snapshot_.size();
@@ -50,7 +51,8 @@ class DataDirWriter {
   }
 
   Status Add(const LogRecord& r) {
-    batch_.push_back(Change{r.revision, r.type, std::string(r.key), std::string(r.value)});
+    batch_.push_back(
+        Change{r.revision, r.type, std::string(r.key), std::string(r.value), r.has_meta ? r.meta : KeyMeta{}});
     return batch_.size() >= kBatchSize ? Flush() : Status::Ok();
   }
 

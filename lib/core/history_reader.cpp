@@ -148,7 +148,11 @@ Result<std::map<std::string, StateEntry>> ReadStateAt(const HistorySource& sourc
       [&](const LogRecord& r, bool) {
         if (revision != 0 && r.revision > revision) return Status::Ok();
         if (r.type == RecordType::kPut) {
-          state[std::string(r.key)] = StateEntry{std::string(r.value), r.revision};
+          auto [it, created] = state.try_emplace(std::string(r.key));
+          StateEntry& e = it->second;
+          e.meta = r.has_meta ? r.meta : KeyMeta::AfterPut(created ? nullptr : &e.meta, r.revision, 0);
+          e.value.assign(r.value);
+          e.revision = r.revision;
         } else {
           state.erase(std::string(r.key));
         }

@@ -54,6 +54,7 @@ using HistorySource = std::function<Status(const HistorySink& sink, HistoryRepor
 struct StateEntry {
   std::string value;
   uint64_t revision = 0;
+  KeyMeta meta;  // as the records give it, else derived as on replay
 };
 
 // The key/value state right after `revision` (0: the latest). Fails with

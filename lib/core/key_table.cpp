@@ -2,85 +2,71 @@
 
 #include <cstring>
 
+#include "lib/core/coding.h"
+
 #include <absl/container/btree_set.h>
 #include <absl/types/compare.h>
 
 namespace kvctl::core {
 namespace {
 
-// A record, in one slab block:
-//   0  8  revision (host order: the block never leaves the process)
-//   8  *  key size, varint (LEB128)
-//   *  *  value size, varint
-//   *  k  key bytes
-//   *  v  value bytes
-// Varints keep the common case (key < 128 bytes, value < 16 KiB) at three
-// bytes for both lengths, where two u32s would take eight: 126 bytes for a
-// 16-byte key and a 100-byte value, which the slab rounds to 128.
-constexpr size_t kRevisionBytes = 8;
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
+// A record, in one slab block, every number a varint (LEB128):
+//   key size
+//   value size
+//   key bytes
+//   value bytes
+//   revision
+//   revision - create revision (0 for a key not changed since created)
+//   version
+//   lease
+// The lengths come first, so that the key (what the index compares) is two
+// small varints in. Varints keep the common case small: a 16-byte key with
+// a 100-byte value at revision 1,000,000, never changed and on no lease,
+// takes 8 bytes of numbers and 124 in all, which the slab rounds to 128.
+size_t RecordSize(std::string_view key, std::string_view value, uint64_t revision, const KeyMeta& meta) {
+  return VarintSize(key.size()) + VarintSize(value.size()) + key.size() + value.size() +
+         VarintSize(revision) + VarintSize(revision - meta.create_revision) + VarintSize(meta.version) +
+         VarintSize(meta.lease);
 }
 
-char* PutVarint(char* p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
-}
-
-const char* GetVarint(const char* p, uint64_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0;; shift += 7) {
-    const auto byte = static_cast<uint8_t>(*p++);
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if (byte < 0x80) break;
-  }
-  *v = result;
-  return p;
-}
-
-size_t RecordSize(size_t key_size, size_t value_size) {
-  return kRevisionBytes + VarintSize(key_size) + VarintSize(value_size) + key_size + value_size;
-}
-
-char* EncodeRecord(void* block, std::string_view key, std::string_view value, uint64_t revision) {
+char* EncodeRecord(void* block, std::string_view key, std::string_view value, uint64_t revision,
+                   const KeyMeta& meta) {
   char* p = static_cast<char*>(block);
-  std::memcpy(p, &revision, kRevisionBytes);
-  char* at = PutVarint(p + kRevisionBytes, key.size());
-  at = PutVarint(at, value.size());
+  char* at = PutVarint(PutVarint(p, key.size()), value.size());
   std::memcpy(at, key.data(), key.size());
-  if (!value.empty()) std::memcpy(at + key.size(), value.data(), value.size());
+  at += key.size();
+  if (!value.empty()) std::memcpy(at, value.data(), value.size());
+  at += value.size();
+  at = PutVarint(at, revision);
+  at = PutVarint(at, revision - meta.create_revision);
+  at = PutVarint(at, meta.version);
+  PutVarint(at, meta.lease);
   return p;
 }
 
 KeyTable::Item DecodeRecord(const char* record) {
   KeyTable::Item item;
-  std::memcpy(&item.revision, record, kRevisionBytes);
-  uint64_t key_size = 0, value_size = 0;
-  const char* at = GetVarint(GetVarint(record + kRevisionBytes, &key_size), &value_size);
+  uint64_t key_size = 0, value_size = 0, created_before = 0;
+  const char* at = GetVarint(GetVarint(record, &key_size), &value_size);
   item.key = std::string_view(at, key_size);
   item.value = std::string_view(at + key_size, value_size);
+  at = GetVarint(at + key_size + value_size, &item.revision);
+  at = GetVarint(at, &created_before);
+  at = GetVarint(at, &item.meta.version);
+  GetVarint(at, &item.meta.lease);
+  item.meta.create_revision = item.revision - created_before;
   return item;
 }
 
 std::string_view KeyOf(const char* record) {
   uint64_t key_size = 0, value_size = 0;
-  const char* at = GetVarint(GetVarint(record + kRevisionBytes, &key_size), &value_size);
+  const char* at = GetVarint(GetVarint(record, &key_size), &value_size);
   return {at, key_size};
 }
 
 size_t RecordSizeOf(const char* record) {
   const KeyTable::Item item = DecodeRecord(record);
-  return RecordSize(item.key.size(), item.value.size());
+  return RecordSize(item.key, item.value, item.revision, item.meta);
 }
 
 // An index slot: the record of one key. The record can be swapped for one
@@ -137,9 +123,10 @@ std::optional<Item> KeyTable::Find(std::string_view key) const {
   return DecodeRecord(it->record);
 }
 
-std::optional<size_t> KeyTable::Set(std::string_view key, std::string_view value, uint64_t revision) {
+std::optional<size_t> KeyTable::Set(std::string_view key, std::string_view value, uint64_t revision,
+                                    const KeyMeta& meta) {
   auto& set = index_->set;
-  const size_t size = RecordSize(key.size(), value.size());
+  const size_t size = RecordSize(key, value, revision, meta);
   // Appending past the last key (a snapshot's keys, in order): no search.
   auto it = !set.empty() && KeyOf(std::prev(set.end())->record) < key ? set.end() : set.lower_bound(key);
   if (it != set.end() && KeyOf(it->record) == key) {
@@ -147,14 +134,14 @@ std::optional<size_t> KeyTable::Set(std::string_view key, std::string_view value
     const size_t old_size = RecordSizeOf(old);
     const size_t replaced = DecodeRecord(old).value.size();
     if (SlabAllocator::Footprint(old_size) == SlabAllocator::Footprint(size)) {
-      EncodeRecord(old, key, value, revision);  // the key is unchanged, and so is its place
+      EncodeRecord(old, key, value, revision, meta);  // the key is unchanged, and so is its place
     } else {
-      it->record = EncodeRecord(slabs_.Allocate(size), key, value, revision);
+      it->record = EncodeRecord(slabs_.Allocate(size), key, value, revision, meta);
       slabs_.Free(old, old_size);
     }
     return replaced;
   }
-  char* record = EncodeRecord(slabs_.Allocate(size), key, value, revision);
+  char* record = EncodeRecord(slabs_.Allocate(size), key, value, revision, meta);
   set.insert(it, Slot{record});
   return std::nullopt;
 }
@@ -167,7 +154,7 @@ std::optional<size_t> KeyTable::Erase(std::string_view key) {
   const Item item = DecodeRecord(record);
   const size_t value_size = item.value.size();
   set.erase(it);
-  slabs_.Free(record, RecordSize(item.key.size(), value_size));
+  slabs_.Free(record, RecordSize(item.key, item.value, item.revision, item.meta));
   return value_size;
 }
 

@@ -4,8 +4,9 @@
 // revision}> takes about 260 (a tree node, and two heap strings since a
 // 16-byte key is past the small-string buffer).
 //
-// Each key is one block (slab_allocator.h) holding its revision, the key's
-// and the value's lengths as varints, then the key and value bytes. An
+// Each key is one block (slab_allocator.h) holding its revision and
+// metadata (key_meta.h), the key's and the value's lengths, all as varints,
+// then the key and value bytes. An
 // absl::btree_set of pointers to those blocks, ordered by key, is the index:
 // about 10 bytes per key, and one cache-friendly node per ~30 keys.
 //
@@ -22,6 +23,7 @@
 #include <optional>
 #include <string_view>
 
+#include "lib/core/key_meta.h"
 #include "lib/core/slab_allocator.h"
 
 namespace kvctl::core {
@@ -32,6 +34,7 @@ class KeyTable {
     std::string_view key;
     std::string_view value;
     uint64_t revision = 0;
+    KeyMeta meta;
   };
 
   KeyTable();
@@ -47,7 +50,8 @@ class KeyTable {
   // Inserts `key` or replaces its value and revision. Returns the size of
   // the value it replaced, nullopt when the key is new. Keys that arrive in
   // increasing order (a snapshot) are appended without a search.
-  std::optional<size_t> Set(std::string_view key, std::string_view value, uint64_t revision);
+  std::optional<size_t> Set(std::string_view key, std::string_view value, uint64_t revision,
+                            const KeyMeta& meta);
   // Removes `key`. Returns the size of its value, nullopt when it was absent.
   std::optional<size_t> Erase(std::string_view key);
   void Clear();

@@ -19,18 +19,22 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lib/core/key_meta.h"
 #include "lib/core/status.h"
+#include "lib/core/watch.h"
 
 namespace kvctl::core {
 
 struct Entry {
   std::string value;
   uint64_t revision = 0;  // the revision of the key's last change (its ETag)
+  KeyMeta meta;           // create revision, version, lease (SPEC §6)
 };
 
 // A conditional write. A missing key has revision 0, so if_revision = 0
@@ -67,11 +71,13 @@ struct ListItem {
   std::string key;
   std::string value;  // empty when keys_only
   uint64_t revision = 0;
+  KeyMeta meta;
 };
 
 struct ListPage {
   std::vector<ListItem> items;
   std::optional<std::string> next;  // the last key returned, when more may follow
+  uint64_t store_revision = 0;      // the store revision the page reflects
 };
 
 struct StoreStats {
@@ -124,8 +130,10 @@ class KvStore {
   virtual void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
                         PutDone done) = 0;
   virtual void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) = 0;
-  // NotFound when the key does not exist.
-  virtual Result<Entry> Get(std::string_view key) const = 0;
+  // NotFound when the key does not exist. `at_revision`, when given, gets
+  // the store revision the read reflects, found or not: a watch from the
+  // revision after it misses no change and repeats none.
+  virtual Result<Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const = 0;
   virtual ListPage List(const ListOptions& options) const = 0;
 
   // OK while writes are accepted, else why not (for /readyz).
@@ -135,9 +143,19 @@ class KvStore {
   virtual StoreStats stats() const = 0;
   virtual std::vector<BackendMetric> BackendMetrics() const { return {}; }
 
-  // Drops history the live state no longer needs (POST /v1/admin/compact);
-  // readers and writers go on. A second call waits for the first.
+  // Drops history the live state no longer needs (POST /v1/admin/compact),
+  // keeping what storage.history_retention asks for watchers; readers and
+  // writers go on. A second call waits for the first.
   virtual Result<CompactionStats> Compact() = 0;
+
+  // A watcher of every change matching `filter` from revision `from` on
+  // (0: the next one), in revision order (watch.h). Compacted when `from`
+  // is below HistoryFloor(); Unavailable while the store is not serving.
+  virtual Result<std::shared_ptr<Watcher>> Watch(const WatchFilter& filter, uint64_t from,
+                                                 std::function<void()> notify) = 0;
+  // The oldest revision a watch can start from.
+  virtual uint64_t HistoryFloor() const = 0;
+  virtual WatchStats watch_stats() const = 0;
 
   // Finishes what is in flight and releases the durable side; later writes
   // are refused. Returns the first error the durable side reported, if any.

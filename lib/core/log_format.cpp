@@ -32,9 +32,9 @@ std::string CheckSegmentHeader(std::string_view bytes) {
     return "not a kvctl log segment (bad magic)";
   }
   uint32_t version = GetU32(bytes.data() + 8);
-  if (version != kFormatVersion) {
-    return fmt::format("log format version {} is not supported (this kvctl reads {})", version,
-                       kFormatVersion);
+  if (version != kFormatVersion && version != kMetadataFreeFormatVersion) {
+    return fmt::format("log format version {} is not supported (this kvctl reads {} and {})", version,
+                       kMetadataFreeFormatVersion, kFormatVersion);
   }
   return "";
 }
@@ -43,20 +43,30 @@ size_t EncodedRecordSize(size_t key_size, size_t value_size) {
   return kRecordOverhead + key_size + value_size;
 }
 
+size_t EncodedMetaSize(const KeyMeta& meta) {
+  return VarintSize(meta.create_revision) + VarintSize(meta.version) + VarintSize(meta.lease);
+}
+
 void AppendRecord(std::string* out, uint64_t revision, RecordType type, std::string_view key,
-                  std::string_view value) {
+                  std::string_view value, const KeyMeta* meta) {
+  if (type != RecordType::kPut) meta = nullptr;
+  const size_t meta_size = meta != nullptr ? EncodedMetaSize(*meta) : 0;
   const size_t start = out->size();
-  out->resize(start + EncodedRecordSize(key.size(), value.size()));
+  out->resize(start + EncodedRecordSize(key.size(), value.size()) + meta_size);
   char* p = out->data() + start;
   PutU32(p + 4, static_cast<uint32_t>(key.size()));
   PutU32(p + 8, static_cast<uint32_t>(value.size()));
   p[12] = static_cast<char>(type);
-  p[13] = p[14] = p[15] = 0;
+  p[13] = static_cast<char>(meta_size);
+  p[14] = p[15] = 0;
   PutU64(p + 16, revision);
   PutU32(p, HeaderCheck(p));
-  std::memcpy(p + kRecordHeaderSize, key.data(), key.size());
-  if (!value.empty()) std::memcpy(p + kRecordHeaderSize + key.size(), value.data(), value.size());
-  const size_t body = kRecordHeaderSize + key.size() + value.size();
+  char* at = p + kRecordHeaderSize;
+  std::memcpy(at, key.data(), key.size());
+  at += key.size();
+  if (meta != nullptr) at = PutVarint(PutVarint(PutVarint(at, meta->create_revision), meta->version), meta->lease);
+  if (!value.empty()) std::memcpy(at, value.data(), value.size());
+  const size_t body = kRecordHeaderSize + key.size() + meta_size + value.size();
   PutU64(p + body, XXH3_64bits(p, body));
 }
 
@@ -76,13 +86,14 @@ ParsedRecord ParseRecord(std::string_view bytes, RecordChecks checks) {
   const uint32_t key_size = GetU32(p + 4);
   const uint32_t value_size = GetU32(p + 8);
   const auto type = static_cast<uint8_t>(p[12]);
-  if ((type != 1 && type != 2) || p[13] != 0 || p[14] != 0 || p[15] != 0 || key_size == 0 ||
-      (type == 2 && value_size != 0)) {
+  const auto meta_size = static_cast<uint8_t>(p[13]);
+  if ((type != 1 && type != 2) || p[14] != 0 || p[15] != 0 || key_size == 0 ||
+      (type == 2 && (value_size != 0 || meta_size != 0)) || meta_size > kMaxRecordMetaSize) {
     r.outcome = ParseOutcome::kBadHeader;
     r.why = "record header has invalid fields";
     return r;
   }
-  r.size = EncodedRecordSize(key_size, value_size);
+  r.size = EncodedRecordSize(key_size, value_size) + meta_size;
   if (bytes.size() < r.size) {
     r.outcome = ParseOutcome::kTruncated;
     r.why = "record cut off";
@@ -94,11 +105,27 @@ ParsedRecord ParseRecord(std::string_view bytes, RecordChecks checks) {
     r.why = "record fails its checksum";
     return r;
   }
-  r.outcome = ParseOutcome::kOk;
   r.record.revision = GetU64(p + 16);
   r.record.type = static_cast<RecordType>(type);
   r.record.key = bytes.substr(kRecordHeaderSize, key_size);
-  r.record.value = bytes.substr(kRecordHeaderSize + key_size, value_size);
+  r.record.value = bytes.substr(kRecordHeaderSize + key_size + meta_size, value_size);
+  if (meta_size > 0) {
+    // Checked like the rest: sound bytes hold exactly three varints, a
+    // create revision no later than this one, and a version from 1.
+    const char* at = p + kRecordHeaderSize + key_size;
+    const char* end = at + meta_size;
+    KeyMeta& m = r.record.meta;
+    at = GetVarintChecked(at, end, &m.create_revision);
+    if (at != nullptr) at = GetVarintChecked(at, end, &m.version);
+    if (at != nullptr) at = GetVarintChecked(at, end, &m.lease);
+    if (at != end || m.create_revision == 0 || m.create_revision > r.record.revision || m.version == 0) {
+      r.outcome = ParseOutcome::kBadChecksum;  // sound framing, unsound contents
+      r.why = "record metadata is invalid";
+      return r;
+    }
+    r.record.has_meta = true;
+  }
+  r.outcome = ParseOutcome::kOk;
   return r;
 }
 

@@ -6,7 +6,7 @@
 //
 // Segment header (16 bytes, once at offset 0):
 //    0  8  magic "KVCTLLOG"
-//    8  4  format version (1)
+//    8  4  format version (2; version 1 is still read)
 //   12  4  reserved, 0
 //
 // Then records, back to back, until the end of the file:
@@ -14,13 +14,23 @@
 //    4  4  key length k (1 .. 2^32-1)
 //    8  4  value length v (0 for a delete)
 //   12  1  type: 1 = PUT, 2 = DELETE
-//   13  3  reserved, 0
+//   13  1  metadata length m (0 .. 30): a PUT's key metadata; 0 for a DELETE
+//   14  2  reserved, 0
 //   16  8  revision (store-wide, strictly increasing through the whole log)
 //   24  k  key bytes
-// 24+k  v  value bytes
-// 24+k+v 8 record check: XXH3-64 over bytes [0, 24+k+v), i.e. every byte
+// 24+k  m  metadata: three LEB128 varints, the key's create revision, its
+//          version and its lease (key_meta.h), as they are after this PUT
+// 24+k+m v value bytes
+//   ...  8 record check: XXH3-64 over bytes [0, 24+k+m+v), i.e. every byte
 //          of the record before it, the header check included
-// A record is 32 + k + v bytes.
+// A record is 32 + k + m + v bytes.
+//
+// Version 1 (kvctl before key metadata) is version 2 with m always 0. A PUT
+// without metadata (any PUT of a version-1 log) gets it on replay: version
+// 1 and create revision = its revision when the key did not exist before,
+// else the key's create revision and its version + 1; lease 0. A log
+// carries the metadata so that a watcher catching up from a segment gets
+// each event whole, without replaying what came before it.
 //
 // Why two checks: the lengths decide where the next record starts, so they
 // are never trusted before a check has passed over them (the header check).
@@ -66,10 +76,14 @@
 #include <string>
 #include <string_view>
 
+#include "lib/core/key_meta.h"
+
 namespace kvctl::core {
 
 inline constexpr std::string_view kSegmentMagic = "KVCTLLOG";
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;           // written
+inline constexpr uint32_t kMetadataFreeFormatVersion = 1;  // still read
+inline constexpr size_t kMaxRecordMetaSize = 30;  // three varints of at most 10 bytes
 inline constexpr size_t kSegmentHeaderSize = 16;
 inline constexpr size_t kRecordHeaderSize = 24;
 inline constexpr size_t kRecordTrailerSize = 8;
@@ -84,6 +98,10 @@ struct LogRecord {
   RecordType type = RecordType::kPut;
   std::string_view key;
   std::string_view value;
+  // A PUT's metadata, when the record carries it (has_meta); else it is
+  // derived on replay (above).
+  bool has_meta = false;
+  KeyMeta meta;
 };
 
 // Appends the encoded segment header to `out`.
@@ -91,10 +109,12 @@ void AppendSegmentHeader(std::string* out);
 // Checks the header at the start of a segment; empty string when fine, else why not.
 std::string CheckSegmentHeader(std::string_view bytes);
 
-// Appends one encoded record to `out`.
+// Appends one encoded record to `out`; a PUT with `meta` carries it.
 void AppendRecord(std::string* out, uint64_t revision, RecordType type, std::string_view key,
-                  std::string_view value);
+                  std::string_view value, const KeyMeta* meta = nullptr);
+// The size of a record without metadata; with it, add EncodedMetaSize.
 size_t EncodedRecordSize(size_t key_size, size_t value_size);
+size_t EncodedMetaSize(const KeyMeta& meta);
 
 enum class ParseOutcome {
   kOk,

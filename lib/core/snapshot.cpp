@@ -13,7 +13,8 @@
 namespace kvctl::core {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 2;      // written: records in key order
+constexpr uint32_t kSnapshotVersion = 3;      // written: records in key order, with metadata
+constexpr uint32_t kKeyOrderVersion = 2;       // still read: in key order, no metadata
 constexpr uint32_t kRevisionOrderVersion = 1;  // still read: records in revision order
 // Bytes gathered before each write to the temp file.
 constexpr size_t kWriteChunk = 1 << 20;
@@ -67,7 +68,8 @@ Status WriteBody(SnapshotWriter& w, uint64_t covered_revision,
   w.buffer().append(header, sizeof(header));
 
   for (const SnapshotEntry* e : entries) {
-    AppendRecord(&w.buffer(), e->revision, RecordType::kPut, e->key, e->value);
+    AppendRecord(&w.buffer(), e->revision, RecordType::kPut, e->key, e->value,
+                 e->meta.version != 0 ? &e->meta : nullptr);
     if (Status s = w.FlushIfFull(); !s.ok()) return s;
   }
   char footer[16] = {};
@@ -141,7 +143,7 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
   }
   if (GetU64(p + 24) != XXH3_64bits(p, 24)) return Damaged(path, 0, "header checksum mismatch");
   const uint32_t version = GetU32(p + 8);
-  if (version != kSnapshotVersion && version != kRevisionOrderVersion) {
+  if (version != kSnapshotVersion && version != kKeyOrderVersion && version != kRevisionOrderVersion) {
     return Damaged(path, 8, fmt::format("unknown snapshot version {}", version));
   }
   const size_t footer_at = bytes.size() - kSnapshotFooterSize;
@@ -165,7 +167,7 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
         path, scan.covered_revision, named_revision, SnapshotFileName(scan.covered_revision)));
   }
   scan.version = version;
-  const bool key_order = version == kSnapshotVersion;
+  const bool key_order = version != kRevisionOrderVersion;
   uint64_t last_revision = 0;
   std::string_view last_key;
   size_t at = kSnapshotHeaderSize;

@@ -9,16 +9,20 @@
 //
 // Header (32 bytes):
 //    0  8  magic "KVCTLSNP"
-//    8  4  format version (2; version 1 is still read)
+//    8  4  format version (3; versions 2 and 1 are still read)
 //   12  4  reserved, 0
 //   16  8  covered revision R
 //   24  8  XXH3-64 over bytes [0, 24)
-// Then records, exactly as in log_format.h, all of type PUT, one per live
-// key, keys strictly increasing in byte order, each revision at most R.
-// Key order lets a loader build its ordered in-memory table by appending,
-// with no search per key. Version 1 (kvctl before key-ordered snapshots)
-// holds the same records ordered by revision, strictly increasing; readers
-// that need history order (replay) sort by revision.
+// Then records, exactly as in log_format.h, all of type PUT with the key's
+// metadata (create revision, version, lease), one per live key, keys
+// strictly increasing in byte order, each revision at most R. Key order
+// lets a loader build its ordered in-memory table by appending, with no
+// search per key. Version 2 (kvctl before key metadata) holds the same
+// records without metadata: a key loaded from one gets version 1 and its
+// revision as its create revision, the best that can be known of it.
+// Version 1 (before key-ordered snapshots) holds them ordered by revision,
+// strictly increasing; readers that need history order (replay) sort by
+// revision.
 // Footer (24 bytes, the last bytes of the file):
 //    0  8  magic "KVCTLEND"
 //    8  8  number of records
@@ -58,6 +62,7 @@ struct SnapshotEntry {
   std::string_view key;
   std::string_view value;
   uint64_t revision = 0;
+  KeyMeta meta;  // version 0: not known, written without
 };
 
 struct SnapshotWriteResult {
@@ -78,7 +83,7 @@ Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir
 struct SnapshotScan {
   uint64_t covered_revision = 0;
   uint64_t records = 0;
-  uint32_t version = 0;  // 2: records in key order; 1: in revision order
+  uint32_t version = 0;  // 3 or 2: records in key order (3 with metadata); 1: in revision order
 };
 
 // Verifies every check of a whole snapshot file and calls `on_record` for

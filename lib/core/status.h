@@ -23,6 +23,7 @@ enum class Code {
   kIOError,             // the disk or the OS refused (write, fsync, open)
   kUnavailable,         // not serving this now (writes disabled, unreachable)
   kBusy,                // a resource is held by someone else (the data dir lock)
+  kCompacted,           // the history asked for was compacted away (a watch from too old a revision)
 };
 
 class [[nodiscard]] Status {
@@ -40,6 +41,7 @@ class [[nodiscard]] Status {
   static Status IOError(std::string m) { return {Code::kIOError, std::move(m)}; }
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status Busy(std::string m) { return {Code::kBusy, std::move(m)}; }
+  static Status Compacted(std::string m) { return {Code::kCompacted, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
@@ -49,6 +51,7 @@ class [[nodiscard]] Status {
   bool IsIOError() const { return code_ == Code::kIOError; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
   bool IsBusy() const { return code_ == Code::kBusy; }
+  bool IsCompacted() const { return code_ == Code::kCompacted; }
 
   Code code() const { return code_; }
   const std::string& message() const { return message_; }

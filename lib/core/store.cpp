@@ -20,6 +20,7 @@ void Store::ApplyRecovered(const LogRecord& record) {
 }
 
 void Store::NoteRecoveredRevision(uint64_t revision) {
+  map_.NoteRevision(revision);
   if (revision > committed_revision_.load()) committed_revision_ = revision;
 }
 
@@ -42,28 +43,44 @@ void Store::Start(std::unique_ptr<ChangeLog> log) {
   std::lock_guard lock(write_mu_);
   log_ = std::move(log);
   next_revision_ = committed_revision_.load() + 1;
+  hub_ = std::make_unique<WatchHub>(options_.watch, log_->history(), committed_revision_.load());
   refused_ = Status::Ok();
   committer_ = std::thread([this] { CommitLoop(); });
 }
+
+Result<std::shared_ptr<Watcher>> Store::Watch(const WatchFilter& filter, uint64_t from,
+                                              std::function<void()> notify) {
+  if (hub_ == nullptr) return Status::Unavailable("the store is not open yet");
+  return hub_->Watch(filter, from, std::move(notify));
+}
+
+uint64_t Store::HistoryFloor() const { return hub_ != nullptr ? hub_->Floor() : 1; }
+
+WatchStats Store::watch_stats() const { return hub_ != nullptr ? hub_->stats() : WatchStats{}; }
 
 Store::Current Store::LatestLocked(std::string_view key) const {
   if (!pending_.empty()) {
     if (auto it = pending_.find(key); it != pending_.end()) {
       const Pending& p = it->second;
-      if (!p.value) return {std::nullopt, p.revision};
-      return {std::string_view(*p.value), p.revision};
+      if (!p.value) return {std::nullopt, p.revision, {}};
+      return {std::string_view(*p.value), p.revision, p.meta};
     }
   }
-  if (auto item = map_.Find(key)) return {item->value, item->revision};
+  if (auto item = map_.Find(key)) return {item->value, item->revision, item->meta};
   return {};
 }
 
-uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string_view value) {
+uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string_view value,
+                              const Current& current) {
   const uint64_t revision = next_revision_++;
+  const KeyMeta meta = type == RecordType::kPut
+                           ? KeyMeta::AfterPut(current.value ? &current.meta : nullptr, revision, 0)
+                           : KeyMeta{};
   auto it = pending_.find(key);
   if (it == pending_.end()) it = pending_.emplace(std::string(key), Pending{}).first;
   Pending& p = it->second;
   p.revision = revision;
+  p.meta = meta;
   if (type == RecordType::kPut) {
     p.value = std::string(value);
   } else {
@@ -71,7 +88,7 @@ uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string
   }
   {
     std::lock_guard lock(queue_mu_);
-    queue_.push_back(Change{revision, type, std::string(key), std::string(value)});
+    queue_.push_back(Change{revision, type, std::string(key), std::string(value), meta});
   }
   queue_cv_.notify_one();
   return revision;
@@ -85,7 +102,7 @@ Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value,
   if (cur.value && *cur.value == value) {
     return PutOutcome{cur.revision, false, false};  // idempotent: no revision, no record
   }
-  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value), !cur.value, true};
+  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value, cur), !cur.value, true};
 }
 
 Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view key, const Precondition& pre) {
@@ -95,7 +112,7 @@ Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view k
   if (Status s = CheckPrecondition(cur.value.has_value(), cur.revision, pre); !s.ok()) return s;
   // A missing key: wait for its delete when that is still pending (nonzero).
   if (!cur.value) return std::pair{DeleteOutcome{}, cur.revision};
-  const uint64_t revision = EnqueueLocked(RecordType::kDelete, key, {});
+  const uint64_t revision = EnqueueLocked(RecordType::kDelete, key, {}, cur);
   return std::pair{DeleteOutcome{true, revision}, revision};
 }
 
@@ -161,7 +178,9 @@ Status Store::NotDurableLocked() const {
       "the write was not made durable and is not acknowledged: {}", log_failure_.message()));
 }
 
-Result<Entry> Store::Get(std::string_view key) const { return map_.Get(key); }
+Result<Entry> Store::Get(std::string_view key, uint64_t* at_revision) const {
+  return map_.Get(key, at_revision);
+}
 
 ListPage Store::List(const ListOptions& options) const { return map_.List(options); }
 
@@ -251,6 +270,18 @@ void Store::ApplyCommitted(const std::vector<Change>& batch) {
   }
   durable_cv_.notify_all();
   for (auto& then : ready) then(Status::Ok());
+  // Watchers next: the writers have their answers. Events are made only
+  // while someone watches; with no one, the hub only learns the head (a
+  // watcher that arrives later reads what it needs from the log).
+  const uint64_t head = batch.back().revision;
+  if (hub_->watching()) {
+    std::vector<WatchEvent> events;
+    events.reserve(batch.size());
+    for (const Change& c : batch) events.push_back({c.revision, c.type, c.key, c.value, c.meta});
+    hub_->Publish(std::move(events), head);
+  } else {
+    hub_->Advance(head);
+  }
 }
 
 void Store::Fail(const Status& cause) {
@@ -322,6 +353,7 @@ Status Store::Close() {
   FailWaiters();  // none are left once the queue is drained; this is a guard
   // log_ stays (closed) until the store is destroyed: a compaction running
   // on another thread may still hold it, and gets Unavailable from it.
+  if (hub_) hub_->Shutdown();  // every watcher ends before the log's history goes
   Status closed = log_ ? log_->Close() : Status::Ok();
   std::lock_guard lock(durable_mu_);
   return log_failure_.ok() ? closed : log_failure_;

@@ -55,6 +55,8 @@ struct StoreOptions {
   // Called by the committer after each group commit with its number of
   // changes (for metrics); must be cheap and must not call the store.
   std::function<void(size_t changes)> on_commit;
+  // What the store's watch hub keeps in memory, and its limits.
+  WatchHubOptions watch;
 };
 
 class Store : public KvStore {
@@ -86,13 +88,20 @@ class Store : public KvStore {
   void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) override;
 
   // NotFound when the key does not exist.
-  Result<Entry> Get(std::string_view key) const override;
+  Result<Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;
   ListPage List(const ListOptions& options) const override;
 
   // Compacts the log (ChangeLog::Compact); readers and writers go on.
   Result<CompactionStats> Compact() override;
   // Bytes the log holds on disk.
   uint64_t LogDiskBytes() const;
+
+  // Watches over the log's history (the segments after the snapshot) and
+  // what the committer publishes. Unavailable before Start().
+  Result<std::shared_ptr<Watcher>> Watch(const WatchFilter& filter, uint64_t from,
+                                         std::function<void()> notify) override;
+  uint64_t HistoryFloor() const override;
+  WatchStats watch_stats() const override;
 
   // OK while writes are accepted, else why not.
   Status Writable() const override;
@@ -108,6 +117,7 @@ class Store : public KvStore {
   struct Pending {
     std::optional<std::string> value;  // nullopt: deleted
     uint64_t revision = 0;
+    KeyMeta meta;  // when not deleted
   };
   // Lets pending_ be searched with a string_view, without a std::string
   // made per lookup.
@@ -120,13 +130,15 @@ class Store : public KvStore {
     // stay put while write_mu_ is held.
     std::optional<std::string_view> value;
     uint64_t revision = 0;
+    KeyMeta meta;  // when it exists
   };
 
   // The latest state of `key`, pending changes included. Requires
   // write_mu_, which is also what keeps the map from changing underneath
   // (only the committer changes it, holding write_mu_; so Find() is safe).
   Current LatestLocked(std::string_view key) const;
-  uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value);
+  // Queues a change of `key`, which is now `current`; returns its revision.
+  uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value, const Current& current);
   // The locked part of a write: checks its condition and queues the change
   // (or finds it unchanged). The outcome, or why not; BeginDelete also
   // gives the revision to wait for.
@@ -174,6 +186,8 @@ class Store : public KvStore {
   std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> waiters_;
 
   std::thread committer_;
+  // Set by Start() (before the committer runs), kept until destruction.
+  std::unique_ptr<WatchHub> hub_;
 
   std::atomic<uint64_t> puts_{0}, deletes_{0}, batches_{0}, committed_changes_{0},
       interval_syncs_{0};

@@ -38,6 +38,49 @@ CREATE INDEX kv_log_key_revision ON kv_log (key, revision);
 DROP INDEX kv_log_key_revision;
 ALTER TABLE kv_meta DROP COLUMN compacted_revision;
 )sql"},
+      // Key metadata (SPEC §6) in both tables, backfilled from the history
+      // kv_log still holds. Per key, a generation starts at a delete, or at
+      // a row at or below the compacted revision: such a row is a snapshot
+      // of the key (what came before it is gone), so there the key starts
+      // again at version 1 and its create revision is the row's own. A
+      // PUT's version counts the PUTs of its generation up to it, its create
+      // revision is the generation's first PUT; a delete carries zeros. A
+      // live key takes the metadata of its kv_log row, or (a row
+      // compaction did not keep) starts at version 1 at its revision.
+      {3, "key metadata: create revision, version and lease",
+       R"sql(
+ALTER TABLE kv_state ADD COLUMN create_revision bigint, ADD COLUMN version bigint,
+  ADD COLUMN lease bigint;
+ALTER TABLE kv_log ADD COLUMN create_revision bigint, ADD COLUMN version bigint,
+  ADD COLUMN lease bigint;
+UPDATE kv_log l SET create_revision = d.create_revision, version = d.version, lease = 0
+FROM (
+  SELECT revision,
+         CASE WHEN kind = 2 THEN 0 ELSE min(revision) FILTER (WHERE kind = 1) OVER g END AS create_revision,
+         CASE WHEN kind = 2 THEN 0 ELSE count(*) FILTER (WHERE kind = 1) OVER g END AS version
+  FROM (
+    SELECT revision, kind, key,
+           sum(CASE WHEN kind = 2 OR revision <= (SELECT compacted_revision FROM kv_meta WHERE id = 1)
+                    THEN 1 ELSE 0 END)
+             OVER (PARTITION BY key ORDER BY revision ROWS UNBOUNDED PRECEDING) AS generation
+    FROM kv_log
+  ) s
+  WINDOW g AS (PARTITION BY key, generation ORDER BY revision ROWS UNBOUNDED PRECEDING)
+) d
+WHERE l.revision = d.revision;
+UPDATE kv_state s SET create_revision = l.create_revision, version = l.version, lease = l.lease
+FROM kv_log l
+WHERE l.revision = s.revision AND l.key = s.key AND l.kind = 1;
+UPDATE kv_state SET create_revision = revision, version = 1, lease = 0 WHERE version IS NULL;
+ALTER TABLE kv_state ALTER COLUMN create_revision SET NOT NULL, ALTER COLUMN version SET NOT NULL,
+  ALTER COLUMN lease SET NOT NULL;
+ALTER TABLE kv_log ALTER COLUMN create_revision SET NOT NULL, ALTER COLUMN version SET NOT NULL,
+  ALTER COLUMN lease SET NOT NULL;
+)sql",
+       R"sql(
+ALTER TABLE kv_log DROP COLUMN create_revision, DROP COLUMN version, DROP COLUMN lease;
+ALTER TABLE kv_state DROP COLUMN create_revision, DROP COLUMN version, DROP COLUMN lease;
+)sql"},
   };
   return kMigrations;
 }

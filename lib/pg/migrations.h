@@ -6,10 +6,13 @@
 //             committed; `compacted_revision` C: up to C, kv_log keeps only
 //             each key's last change if it is a put (the live keys as of C,
 //             like a file snapshot); after C it is complete.
-//   kv_state  one row per live key: key, value, revision of its last change.
+//   kv_state  one row per live key: key, value, revision of its last change,
+//             and its metadata (SPEC §6): create_revision, version, lease.
 //   kv_log    the ordered change log: revision, kind (1 put, 2 delete), key,
-//             value (null for a delete), committed_at; indexed by (key,
-//             revision) for compaction.
+//             value (null for a delete), committed_at, and a PUT's metadata
+//             after it (create_revision, version, lease; zeros for a
+//             delete); indexed by (key, revision) for compaction and for
+//             watches of one key.
 // Keys and values are bytea: arbitrary bytes, NUL included.
 #pragma once
 

@@ -1,5 +1,7 @@
 #include "lib/pg/pg_history.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "lib/pg/connection.h"
@@ -39,7 +41,8 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
     report->covered_revision = covered;
     tx.exec(
         "DECLARE kv_history NO SCROLL CURSOR FOR "
-        "SELECT revision, kind, key, value FROM kv_log ORDER BY revision");
+        "SELECT revision, kind, key, value, create_revision, version, lease FROM kv_log "
+        "ORDER BY revision");
     const std::string fetch = fmt::format("FETCH {} FROM kv_history", kFetchRows);
     uint64_t previous = covered;
     for (;;) {
@@ -61,6 +64,10 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
         record.type = row[1].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
         record.key = key;
         record.value = value;
+        if (record.type == core::RecordType::kPut) {
+          record.has_meta = true;
+          record.meta = {row[4].as<uint64_t>(), row[5].as<uint64_t>(), row[6].as<uint64_t>()};
+        }
         ++report->records;
         report->bytes += key.size() + value.size();
         report->last_revision = std::max(report->last_revision, revision);
@@ -114,11 +121,15 @@ core::Result<core::CopyReport> CopyHistoryToPg(const core::HistorySource& source
           DescribeTarget(target.dsn), at));
     }
     tx.conn().prepare("copy_log",
-                      "INSERT INTO kv_log (revision, kind, key, value) VALUES ($1, $2, $3, $4)");
+                      "INSERT INTO kv_log (revision, kind, key, value, create_revision, version, "
+                      "lease) VALUES ($1, $2, $3, $4, $5, $6, $7)");
     tx.conn().prepare("copy_put",
-                      "INSERT INTO kv_state (key, value, revision) VALUES ($1, $2, $3) "
+                      "INSERT INTO kv_state (key, value, revision, create_revision, version, lease) "
+                      "VALUES ($1, $2, $3, $4, $5, $6) "
                       "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
-                      "revision = EXCLUDED.revision");
+                      "revision = EXCLUDED.revision, create_revision = EXCLUDED.create_revision, "
+                      "version = EXCLUDED.version, lease = EXCLUDED.lease");
+    tx.conn().prepare("copy_probe", "SELECT create_revision, version, lease FROM kv_state WHERE key = $1");
     tx.conn().prepare("copy_delete", "DELETE FROM kv_state WHERE key = $1");
     core::Status read = source(
         [&](const core::LogRecord& r, bool from_snapshot) -> core::Status {
@@ -126,10 +137,28 @@ core::Result<core::CopyReport> CopyHistoryToPg(const core::HistorySource& source
           const bool put = r.type == core::RecordType::kPut;
           const int64_t revision = static_cast<int64_t>(r.revision);
           if (put) {
-            tx.exec_prepared("copy_log", revision, 1, Bytes(r.key), Bytes(r.value));
-            tx.exec_prepared("copy_put", Bytes(r.key), Bytes(r.value), revision);
+            // A record without metadata (an older log or snapshot) gets it
+            // as replay derives it: from the key as the copy left it so far
+            // (a snapshot's keys are each new).
+            core::KeyMeta meta = r.meta;
+            if (!r.has_meta) {
+              std::optional<core::KeyMeta> before;
+              if (!from_snapshot) {
+                const pqxx::result row = tx.exec_prepared("copy_probe", Bytes(r.key));
+                if (!row.empty()) {
+                  before = core::KeyMeta{row[0][0].as<uint64_t>(), row[0][1].as<uint64_t>(),
+                                         row[0][2].as<uint64_t>()};
+                }
+              }
+              meta = core::KeyMeta::AfterPut(before ? &*before : nullptr, r.revision, 0);
+            }
+            const auto cr = static_cast<int64_t>(meta.create_revision);
+            const auto version = static_cast<int64_t>(meta.version);
+            const auto lease = static_cast<int64_t>(meta.lease);
+            tx.exec_prepared("copy_log", revision, 1, Bytes(r.key), Bytes(r.value), cr, version, lease);
+            tx.exec_prepared("copy_put", Bytes(r.key), Bytes(r.value), revision, cr, version, lease);
           } else {
-            tx.exec_prepared("copy_log", revision, 2, Bytes(r.key), nullptr);
+            tx.exec_prepared("copy_log", revision, 2, Bytes(r.key), nullptr, 0, 0, 0);
             tx.exec_prepared("copy_delete", Bytes(r.key));
           }
           ++report.records_written;

@@ -14,6 +14,7 @@
 #include "lib/core/mem_table.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/migrator.h"
+#include "lib/pg/pg_event_history.h"
 #include "lib/pg/pool.h"
 
 namespace kvctl::pg {
@@ -36,18 +37,26 @@ constexpr int64_t kCompactLockKey = 0x6b7663746c636d70;
 // Prepared on every connection.
 void Prepare(pqxx::connection& c) {
   c.prepare("kv_lock_meta", "SELECT revision FROM kv_meta WHERE id = 1 FOR UPDATE");
-  c.prepare("kv_meta", "SELECT revision FROM kv_meta WHERE id = 1");
+  c.prepare("kv_meta", "SELECT revision, compacted_revision FROM kv_meta WHERE id = 1");
   c.prepare("kv_read_log",
-            "SELECT revision, kind, key, value FROM kv_log "
+            "SELECT revision, kind, key, value, create_revision, version, lease FROM kv_log "
             "WHERE revision > $1 AND revision <= $2 ORDER BY revision LIMIT $3");
-  c.prepare("kv_probe", "SELECT revision, value = $2 FROM kv_state WHERE key = $1");
+  c.prepare("kv_probe",
+            "SELECT revision, value = $2, create_revision, version FROM kv_state WHERE key = $1");
+  // $4.. $6: the PUT's metadata (create revision, version, lease).
   c.prepare("kv_put",
-            "WITH s AS (INSERT INTO kv_state (key, value, revision) VALUES ($1, $2, $3) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision) "
-            "INSERT INTO kv_log (revision, kind, key, value) VALUES ($3, 1, $1, $2)");
+            "WITH s AS (INSERT INTO kv_state (key, value, revision, create_revision, version, lease) "
+            "VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, "
+            "create_revision = EXCLUDED.create_revision, version = EXCLUDED.version, "
+            "lease = EXCLUDED.lease) "
+            "INSERT INTO kv_log (revision, kind, key, value, create_revision, version, lease) "
+            "VALUES ($3, 1, $1, $2, $4, $5, $6)");
   c.prepare("kv_delete",
             "WITH s AS (DELETE FROM kv_state WHERE key = $1) "
-            "INSERT INTO kv_log (revision, kind, key) VALUES ($2, 2, $1)");
+            "INSERT INTO kv_log (revision, kind, key, create_revision, version, lease) "
+            "VALUES ($2, 2, $1, 0, 0, 0)");
+  PgEventHistory::Prepare(c);
   c.prepare("kv_advance",
             "WITH m AS (UPDATE kv_meta SET revision = $1 WHERE id = 1) "
             "SELECT pg_notify('kvctl_changes', $1::text)");
@@ -69,6 +78,11 @@ std::vector<core::Change> ToChanges(const pqxx::result& rows) {
     c.type = row[1].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
     c.key = ToString(row[2]);
     if (!row[3].is_null()) c.value = ToString(row[3]);
+    // The metadata the writer's transaction derived from kv_state: applied
+    // as it is, so every server agrees with the database.
+    if (c.type == core::RecordType::kPut) {
+      c.meta = {row[4].as<uint64_t>(), row[5].as<uint64_t>(), row[6].as<uint64_t>()};
+    }
     out.push_back(std::move(c));
   }
   return out;
@@ -134,6 +148,11 @@ struct PgStore::Impl {
   // Serializes changes to `map`; `applied` is the revision map reflects.
   std::mutex apply_mu;
   std::atomic<uint64_t> applied{0};
+  // kv_log as the watchers' history (after `pool`, whose connections it
+  // borrows; before `hub`, which reads it until it stops).
+  PgEventHistory history{pool};
+  // Every change applied, from this server or another, in revision order.
+  core::WatchHub hub{options.watch, &history, 0};
 
   std::mutex queue_mu;
   std::condition_variable queue_cv;
@@ -184,6 +203,22 @@ struct PgStore::Impl {
     map.Apply(fresh);
     if (from_others) applied_from_others += fresh.size();
     applied = at;
+    // Under apply_mu, so watchers get the changes in revision order.
+    if (hub.watching()) {
+      std::vector<core::WatchEvent> events;
+      events.reserve(fresh.size());
+      for (const core::Change& c : fresh) {
+        // What the table derived for a change that did not carry it.
+        core::KeyMeta meta = c.meta;
+        if (c.type == core::RecordType::kPut && meta.version == 0) {
+          if (auto item = map.Find(c.key); item && item->revision == c.revision) meta = item->meta;
+        }
+        events.push_back({c.revision, c.type, c.key, c.value, meta});
+      }
+      hub.Publish(std::move(events), at);
+    } else {
+      hub.Advance(at);
+    }
     return true;
   }
 
@@ -191,21 +226,31 @@ struct PgStore::Impl {
   void ReloadLocked(pqxx::connection& conn) {
     const auto started = Clock::now();
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
-    const uint64_t revision = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
+    const pqxx::row meta = tx.exec_prepared1("kv_meta");
+    const uint64_t revision = meta[0].as<uint64_t>();
+    const uint64_t compacted = meta[1].as<uint64_t>();
     core::MemTable::Map state;
-    tx.exec("DECLARE kv_reload NO SCROLL CURSOR FOR SELECT key, value, revision FROM kv_state");
+    tx.exec(
+        "DECLARE kv_reload NO SCROLL CURSOR FOR "
+        "SELECT key, value, revision, create_revision, version, lease FROM kv_state");
     const std::string fetch = fmt::format("FETCH {} FROM kv_reload", kReloadFetchRows);
     for (;;) {
       pqxx::result rows = tx.exec(fetch);
       for (const auto& row : rows) {
-        state.emplace(ToString(row[0]), core::Entry{ToString(row[1]), row[2].as<uint64_t>()});
+        state.emplace(ToString(row[0]),
+                      core::Entry{ToString(row[1]), row[2].as<uint64_t>(),
+                                  {row[3].as<uint64_t>(), row[4].as<uint64_t>(), row[5].as<uint64_t>()}});
       }
       if (rows.size() < static_cast<size_t>(kReloadFetchRows)) break;
     }
     tx.commit();
     const size_t keys = state.size();
-    map.Replace(std::move(state));
+    map.Replace(std::move(state), revision);
     applied = revision;
+    // The floor first: a watcher the reset sends to the history must not
+    // read below what compaction left.
+    history.NoteCompacted(compacted);
+    hub.Reset(revision);
     ++reloads;
     logger.Info("loaded the state from PostgreSQL",
                 {{"keys", std::to_string(keys)},
@@ -225,7 +270,12 @@ struct PgStore::Impl {
       uint64_t db_revision = 0;
       {
         pqxx::nontransaction tx(conn);
-        db_revision = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
+        const pqxx::row meta = tx.exec_prepared1("kv_meta");
+        db_revision = meta[0].as<uint64_t>();
+        // Another server's compaction raises the floor here (at once: a
+        // compaction notifies; else within a poll), so a new watch below it
+        // is refused up front rather than ended once it has started.
+        history.NoteCompacted(meta[1].as<uint64_t>());
       }
       if (db_revision == applied_before) return;
       std::lock_guard lock(apply_mu);
@@ -414,11 +464,18 @@ struct PgStore::Impl {
       if (!op->is_put && !exists) continue;  // deleting a missing key
       ++next;
       if (op->is_put) {
-        tx.exec_prepared("kv_put", Bytes(op->key), Bytes(op->value), static_cast<int64_t>(next));
-        mine.push_back({next, core::RecordType::kPut, op->key, op->value});
+        // The metadata follows from the key's row in kv_state, read under
+        // the lock (an earlier write of this batch to the key included).
+        core::KeyMeta before;
+        if (exists) before = {probe[0][2].as<uint64_t>(), probe[0][3].as<uint64_t>(), 0};
+        const core::KeyMeta meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, next, 0);
+        tx.exec_prepared("kv_put", Bytes(op->key), Bytes(op->value), static_cast<int64_t>(next),
+                         static_cast<int64_t>(meta.create_revision),
+                         static_cast<int64_t>(meta.version), static_cast<int64_t>(meta.lease));
+        mine.push_back({next, core::RecordType::kPut, op->key, op->value, meta});
       } else {
         tx.exec_prepared("kv_delete", Bytes(op->key), static_cast<int64_t>(next));
-        mine.push_back({next, core::RecordType::kDelete, op->key, {}});
+        mine.push_back({next, core::RecordType::kDelete, op->key, {}, {}});
       }
       r.revision = next;
       r.changed = true;
@@ -579,7 +636,9 @@ void PgStore::DeleteAsync(std::string_view key, const core::Precondition& pre, D
                 [done = std::move(done)](const OpResult& r) { done(DeleteOutcomeOf(r)); });
 }
 
-core::Result<core::Entry> PgStore::Get(std::string_view key) const { return impl_->map.Get(key); }
+core::Result<core::Entry> PgStore::Get(std::string_view key, uint64_t* at_revision) const {
+  return impl_->map.Get(key, at_revision);
+}
 
 core::ListPage PgStore::List(const core::ListOptions& options) const {
   return impl_->map.List(options);
@@ -588,6 +647,15 @@ core::ListPage PgStore::List(const core::ListOptions& options) const {
 core::Status PgStore::Writable() const { return impl_->Health(); }
 
 uint64_t PgStore::revision() const { return impl_->applied.load(); }
+
+core::Result<std::shared_ptr<core::Watcher>> PgStore::Watch(const core::WatchFilter& filter, uint64_t from,
+                                                            std::function<void()> notify) {
+  return impl_->hub.Watch(filter, from, std::move(notify));
+}
+
+uint64_t PgStore::HistoryFloor() const { return impl_->hub.Floor(); }
+
+core::WatchStats PgStore::watch_stats() const { return impl_->hub.stats(); }
 
 core::StoreStats PgStore::stats() const {
   core::StoreStats s;
@@ -642,21 +710,34 @@ core::Result<core::CompactionStats> PgStore::Compact() {
       pqxx::work tx(conn);
       // One compaction at a time across every server on this database.
       tx.exec_params("SELECT pg_advisory_xact_lock($1)", kCompactLockKey);
-      const uint64_t upto = tx.exec_prepared1("kv_meta")[0].as<uint64_t>();
-      const pqxx::result removed = tx.exec_params(
-          "DELETE FROM kv_log l WHERE l.revision <= $1 AND (l.kind = 2 OR EXISTS (SELECT 1 FROM "
-          "kv_log n WHERE n.key = l.key AND n.revision > l.revision AND n.revision <= $1))",
-          static_cast<int64_t>(upto));
-      tx.exec_params(
-          "UPDATE kv_meta SET compacted_revision = GREATEST(compacted_revision, $1) WHERE id = 1",
-          static_cast<int64_t>(upto));
+      const pqxx::row meta = tx.exec_prepared1("kv_meta");
+      const uint64_t current = meta[0].as<uint64_t>();
+      const uint64_t already = meta[1].as<uint64_t>();
+      // The newest history_retention revisions stay history for watchers
+      // (SPEC §6): compaction goes up to C - retention at most.
+      const uint64_t retention = i.options.history_retention;
+      const uint64_t upto = current > retention ? current - retention : 0;
+      stats.covered_revision = already;
+      if (upto > already) {
+        const pqxx::result removed = tx.exec_params(
+            "DELETE FROM kv_log l WHERE l.revision <= $1 AND (l.kind = 2 OR EXISTS (SELECT 1 FROM "
+            "kv_log n WHERE n.key = l.key AND n.revision > l.revision AND n.revision <= $1))",
+            static_cast<int64_t>(upto));
+        // Other servers raise their watch floor when they catch up on
+        // this notification.
+        tx.exec_params(
+            "WITH m AS (UPDATE kv_meta SET compacted_revision = $1 WHERE id = 1) "
+            "SELECT pg_notify('kvctl_changes', $2::text)",
+            static_cast<int64_t>(upto), static_cast<int64_t>(current));
+        stats.covered_revision = upto;
+        stats.records_read = removed.affected_rows();
+        stats.compacted = stats.records_read > 0;
+        // Nothing is rewritten: the rows that stay are the snapshot.
+      }
       tx.commit();
-      stats.covered_revision = upto;
-      stats.records_read = removed.affected_rows();
-      stats.compacted = stats.records_read > 0;
-      // Nothing is rewritten: the rows that stay are the snapshot.
     }
-    {
+    i.history.NoteCompacted(stats.covered_revision);
+    if (stats.compacted) {
       pqxx::nontransaction tx(conn);
       tx.exec("VACUUM kv_log");
     }
@@ -695,6 +776,7 @@ core::Status PgStore::Close() {
   }
   i.health_cv.notify_all();
   if (i.listener.joinable()) i.listener.join();
+  i.hub.Shutdown();  // every watcher ends
   return core::Status::Ok();
 }
 

@@ -12,8 +12,11 @@
 //  - reads each key's current row in kv_state and judges the write's
 //    condition (If-Match, create-only) and idempotence against it: the
 //    database, not this server's memory, decides;
-//  - numbers its changes kv_meta.revision + 1, + 2, ...; writes kv_state and
-//    kv_log; stores the new revision in kv_meta; NOTIFYs kvctl_changes;
+//  - numbers its changes kv_meta.revision + 1, + 2, ...; gives each PUT its
+//    key metadata (SPEC §6) from the key's row in kv_state: the same create
+//    revision and version + 1, or its own revision and version 1 when the
+//    key did not exist; writes kv_state and kv_log (metadata included);
+//    stores the new revision in kv_meta; NOTIFYs kvctl_changes;
 //  - commits, which releases the lock.
 // A transaction that aborts releases the lock without having moved
 // kv_meta.revision, and the next writer reads the old value again (READ
@@ -46,7 +49,9 @@
 // and then its own, before it answers; so it reads its own write at once.
 // Other servers learn of it by LISTEN kvctl_changes (the NOTIFY is sent on
 // commit) and read kv_log from their applied revision; they also poll once
-// a second in case a notification was lost while reconnecting.
+// a second in case a notification was lost while reconnecting. Every
+// server applies a change's metadata as kv_log holds it, and a reload takes
+// it from kv_state, so all servers show the metadata the database decided.
 //
 // When the database goes away
 // ---------------------------
@@ -60,6 +65,15 @@
 // commit). If the database is found behind this server's applied revision
 // (an asynchronous replica was promoted and lost commits), the server logs
 // an error and reloads the state from the database.
+//
+// Watches
+// -------
+// Every change a server applies, its own or another's, goes to its watch
+// hub in revision order, from the one place that applies them (so a watch
+// on any server sees every server's changes, none missing). Recent events
+// are in the hub's memory; older ones are read from kv_log
+// (pg_event_history.h): a watch can start from any revision after
+// kv_meta.compacted_revision, below it is Compacted (HTTP 410).
 //
 // Compaction (Compact below) keeps the live state and every revision after
 // it; it removes the history of overwritten and deleted keys from kv_log.
@@ -84,6 +98,8 @@ struct PgStoreOptions {
   std::chrono::milliseconds pool_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds reconnect_max_backoff{5000};
+  core::WatchHubOptions watch;      // the watch hub's memory and limits
+  uint64_t history_retention = 0;   // storage.history_retention
   core::Logger* logger = nullptr;  // NullLogger() when null
 };
 
@@ -105,20 +121,26 @@ class PgStore : public core::KvStore {
   void PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
                 PutDone done) override;
   void DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) override;
-  core::Result<core::Entry> Get(std::string_view key) const override;
+  core::Result<core::Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;
   core::ListPage List(const core::ListOptions& options) const override;
   core::Status Writable() const override;
   uint64_t revision() const override;
   core::StoreStats stats() const override;
   std::vector<core::BackendMetric> BackendMetrics() const override;
-  // Up to the database's current revision C, deletes from kv_log every
-  // change that a later change of the same key (up to C) supersedes, and
-  // every delete: what stays up to C is the live keys as of C, like a file
-  // snapshot, and kv_meta.compacted_revision records C. A server that had
-  // not applied the deleted rows yet finds a gap and reloads kv_state.
-  // Serialized across servers by an advisory lock; then VACUUMs kv_log so
-  // its space is reused.
+  // Up to U = the database's current revision minus history_retention
+  // (the newest revisions stay history for watchers), deletes from kv_log
+  // every change that a later change of the same key (up to U) supersedes,
+  // and every delete: what stays up to U is the live keys as of U, like a
+  // file snapshot, and kv_meta.compacted_revision records U (reported as
+  // covered_revision; nothing happens when U is not past it). A server that
+  // had not applied the deleted rows yet finds a gap and reloads kv_state;
+  // watchers below U + 1 end Compacted. Serialized across servers by an
+  // advisory lock; then VACUUMs kv_log so its space is reused.
   core::Result<core::CompactionStats> Compact() override;
+  core::Result<std::shared_ptr<core::Watcher>> Watch(const core::WatchFilter& filter, uint64_t from,
+                                                     std::function<void()> notify) override;
+  uint64_t HistoryFloor() const override;
+  core::WatchStats watch_stats() const override;
   core::Status Close() override;
 
  private:

@@ -76,6 +76,7 @@ RouteMatch MatchRoute(std::string_view path) {
   if (path == "*") return {Route::kAsterisk, "GET, HEAD, PUT, DELETE, POST, OPTIONS", {}};
   if (path.starts_with(kKeyPrefix)) return {Route::kKey, "GET, HEAD, PUT, DELETE", path.substr(kKeyPrefix.size())};
   if (path == kListPath) return {Route::kList, "GET, HEAD", {}};
+  if (path == "/v1/watch") return {Route::kWatch, "GET, HEAD", {}};
   if (path == "/v1/admin/compact") return {Route::kAdminCompact, "POST", {}};
   if (path == "/healthz") return {Route::kHealthz, "GET, HEAD", {}};
   if (path == "/readyz") return {Route::kReadyz, "GET, HEAD", {}};
@@ -166,33 +167,6 @@ HttpResponse KvApi::TransportError(int status, std::string_view problem) {
   }
 }
 
-// What Finish needs of a request: views into the request and its
-// admission, or into an AsyncWrite.
-struct KvApi::Exchange {
-  std::chrono::steady_clock::time_point started;
-  Route route = Route::kUnknown;
-  std::string_view method;
-  std::string_view request_id;
-  std::string_view remote;
-  size_t bytes_in = 0;
-  const Principal* caller = nullptr;  // lives as long as the API
-};
-
-// An async write outlives its request: what its answer needs, owned.
-struct KvApi::AsyncWrite {
-  std::chrono::steady_clock::time_point started;
-  std::string method;
-  std::string request_id;
-  std::string remote;
-  size_t bytes_in = 0;
-  const Principal* caller = nullptr;
-  std::string key;
-
-  Exchange View() const {
-    return {started, Route::kKey, method, request_id, remote, bytes_in, caller};
-  }
-};
-
 KvApi::Exchange KvApi::ExchangeOf(const HttpRequest& req, Route route, const Admission& admission) {
   return {.started = admission.started,
           .route = route,
@@ -211,7 +185,10 @@ void KvApi::Finish(const Exchange& x, HttpResponse* res) {
   // nothing of the store and says 0: how far the revision moves tells how
   // busy the store is, which is for its users only (as /readyz).
   const bool anonymous = auth_.enabled() && x.caller == nullptr;
-  res->SetHeader("X-Kvctl-Revision", anonymous ? std::string("0") : std::to_string(store_.revision()));
+  res->SetHeader("X-Kvctl-Revision",
+                 anonymous ? std::string("0") : std::to_string(res->revision != HttpResponse::kRevisionAtFinish
+                                                       ? res->revision
+                                                       : store_.revision()));
   const auto took = std::chrono::steady_clock::now() - x.started;
   metrics_.CountRequest(x.route, MethodFromString(x.method), res->status, took);
   if (options_.request_logger == nullptr) return;
@@ -220,7 +197,7 @@ void KvApi::Finish(const Exchange& x, HttpResponse* res) {
               .route = RouteLabel(x.route),
               .status = res->status,
               .bytes_in = x.bytes_in,
-              .bytes_out = x.method == "HEAD" ? 0 : res->body.size(),
+              .bytes_out = x.method == "HEAD" ? 0 : res->body.size(),  // a stream's: not known yet
               .duration = took,
               .request_id = x.request_id,
               .remote = x.remote,
@@ -262,6 +239,7 @@ HttpResponse KvApi::Handle(const HttpRequest& req) {
     }
   }
   res = Dispatch(req, match, *admission);
+  if (res.deferred) return res;  // finished when it is answered
   Finish(ExchangeOf(req, match.route, *admission), &res);
   return res;
 }
@@ -307,7 +285,11 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
   // A parameter the route does not know is refused, not ignored: a PUT
   // with ?lease=7 must not quietly write a key without its lease. The
   // listing judges its own parameters (HandleList).
-  if (match.route != Route::kList && !req.query.empty()) {
+  // (Judged only when there is a query: a plain GET or PUT pays nothing.)
+  if (!req.query.empty() && match.route == Route::kKey && (req.method == "GET" || req.method == "HEAD")) {
+    LongPollAsk ask;
+    if (auto bad = ReadLongPoll(req.query, &ask)) return bad;
+  } else if (!req.query.empty() && match.route != Route::kList && match.route != Route::kWatch) {
     auto params = api::ParseQuery(req.query);
     if (!params) return Error(400, "bad_parameter", params.error().message());
     if (!params->empty()) {
@@ -326,6 +308,7 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
       break;
     }
     case Route::kList:
+    case Route::kWatch:  // which keys: HandleWatch, once the parameters are read
       if (caller != nullptr && !caller->ReadsAnything()) {
         metrics_.CountAuthFailure(AuthFailure::kForbidden);
         return Error(403, "forbidden", fmt::format("{} may not read any key", caller->name));
@@ -386,8 +369,15 @@ std::optional<HttpResponse> KvApi::Authorize(const Principal* caller, Op op, std
 
 HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, const Admission& admission) {
   switch (match.route) {
-    case Route::kKey: return HandleKey(req, admission.key);
+    case Route::kKey:
+      if (!req.query.empty() && (req.method == "GET" || req.method == "HEAD")) {
+        LongPollAsk ask;
+        if (auto bad = ReadLongPoll(req.query, &ask)) return std::move(*bad);
+        return LongPollAnswer(req, admission, ask);
+      }
+      return HandleKey(req, admission.key);
     case Route::kList: return HandleList(req, admission.caller);
+    case Route::kWatch: return HandleWatch(req, admission.caller);
     case Route::kAdminCompact: return HandleCompact();
     case Route::kMetrics: return HandleMetrics();
     case Route::kHealthz: return HandleHealthz();

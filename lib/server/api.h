@@ -27,8 +27,10 @@
 // /metrics and written to the request log.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,9 +71,15 @@ struct ApiOptions {
   core::Logger* logger = nullptr;
 };
 
+class LongPolls;  // api_longpoll.cpp
+
 class KvApi {
  public:
   KvApi(core::KvStore& store, ApiOptions options);
+  ~KvApi();
+
+  // The longest wait= of a long poll (GET /v1/kv/{key}?wait=&after=).
+  static constexpr std::chrono::milliseconds kMaxLongPollWait{5 * 60 * 1000};
 
   // Admission, once a request's head is parsed and before its body is read
   // (the transport's admitter): the one place where a request gets its id
@@ -146,9 +154,23 @@ class KvApi {
   // A write's conditions and size: the answer when it is refused.
   std::optional<HttpResponse> CheckWrite(const HttpRequest& request, core::Precondition* pre) const;
   HttpResponse HandleKey(const HttpRequest& request, const std::string& key);
+  // GET/HEAD of a key: the value and its metadata headers (SPEC §6), or 404.
+  HttpResponse GetAnswer(const std::string& key) const;
+  // A long poll's parameters (api_longpoll.cpp): the answer when they are
+  // not wait= and after= together, well formed.
+  struct LongPollAsk {
+    std::chrono::milliseconds wait{0};
+    uint64_t after = 0;
+  };
+  std::optional<HttpResponse> ReadLongPoll(std::string_view query, LongPollAsk* ask);
+  // GET /v1/kv/{key}?wait=&after=: at once when the key changed after REV,
+  // else a deferred answer.
+  HttpResponse LongPollAnswer(const HttpRequest& request, const Admission& admission, const LongPollAsk& ask);
   static HttpResponse PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put);
   static HttpResponse DeleteAnswer(const core::Result<core::DeleteOutcome>& del);
   HttpResponse HandleList(const HttpRequest& request, const Principal* caller);
+  // GET /v1/watch (api_watch.cpp): a stream of JSON lines, or 400, 403, 410.
+  HttpResponse HandleWatch(const HttpRequest& request, const Principal* caller);
   // What the request log and the metrics need of a request.
   struct Exchange;
   struct AsyncWrite;
@@ -167,6 +189,8 @@ class KvApi {
   std::unique_ptr<RateLimiter> rate_limiter_;  // null when off
   HttpMetrics metrics_;
   LogThrottle tls_log_throttle_{kTlsLogLinesPerSecond};
+  std::mutex long_polls_mu_;
+  std::shared_ptr<LongPolls> long_polls_;  // made at the first long poll that waits
 };
 
 }  // namespace kvctl::server

@@ -86,6 +86,16 @@ HttpResponse KvApi::HandleMetrics() {
         "counter", s.commit_batches);
   gauge("kvctl_committed_changes_total", "Changes made durable through group commits.", "counter",
         s.committed_changes);
+  const core::WatchStats w = store_.watch_stats();
+  gauge("kvctl_watches_open", "Watches open now (GET /v1/watch and long polls).", "gauge", w.watchers);
+  gauge("kvctl_watch_events_sent_total", "Events handed to watchers.", "counter", w.events_sent);
+  gauge("kvctl_watchers_cut_off_total",
+        "Watchers ended for falling more than server.watch_max_lag revisions behind.", "counter", w.cut_off);
+  gauge("kvctl_watchers_compacted_total",
+        "Watchers ended because the history they needed next was compacted away.", "counter", w.compacted);
+  gauge("kvctl_watch_memory_events", "Recent events the watch hub keeps in memory.", "gauge", w.memory_events);
+  gauge("kvctl_watch_memory_bytes", "Bytes of keys and values the watch hub keeps in memory.", "gauge",
+        w.memory_bytes);
   for (const core::BackendMetric& m : store_.BackendMetrics()) gauge(m.name, m.help, m.type, m.value);
   if (options_.render_backend_metrics) options_.render_backend_metrics(&out);
   HttpResponse res;

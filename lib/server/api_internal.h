@@ -2,6 +2,7 @@
 // names, JSON answers, whole numbers and the query string.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -18,6 +19,34 @@ struct KvApi::RouteMatch {
   Route route = Route::kUnknown;
   std::string_view allow;    // the methods the route answers
   std::string_view tail;     // for kKey: the raw (encoded) key
+};
+
+// What Finish needs of a request: views into the request and its
+// admission, or into an AsyncWrite.
+struct KvApi::Exchange {
+  std::chrono::steady_clock::time_point started;
+  Route route = Route::kUnknown;
+  std::string_view method;
+  std::string_view request_id;
+  std::string_view remote;
+  size_t bytes_in = 0;
+  const Principal* caller = nullptr;  // lives as long as the API
+};
+
+// An async write (or a waiting long poll) outlives its request: what its
+// answer needs, owned.
+struct KvApi::AsyncWrite {
+  std::chrono::steady_clock::time_point started;
+  std::string method;
+  std::string request_id;
+  std::string remote;
+  size_t bytes_in = 0;
+  const Principal* caller = nullptr;
+  std::string key;
+
+  Exchange View() const {
+    return {started, Route::kKey, method, request_id, remote, bytes_in, caller};
+  }
 };
 
 namespace api {

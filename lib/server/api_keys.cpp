@@ -148,6 +148,7 @@ std::optional<HttpResponse> ReadPreconditions(const HttpRequest& req, bool is_pu
 core::ListPage ListBounded(const core::KvStore& store, const core::ListOptions& list,
                            const std::vector<std::string>& ranges, size_t max_bytes, size_t max_item_bytes) {
   core::ListPage out;
+  out.store_revision = UINT64_MAX;
   size_t bytes = 0;
   for (size_t i = 0; i < ranges.size(); ++i) {
     core::ListOptions part = list;
@@ -156,6 +157,9 @@ core::ListPage ListBounded(const core::KvStore& store, const core::ListOptions& 
       const size_t room = max_bytes - bytes;
       part.limit = std::clamp<size_t>(room / max_item_bytes, 1, list.limit - out.items.size());
       core::ListPage chunk = store.List(part);
+      // A page read in chunks reflects the oldest of their revisions: a
+      // watch from after it may repeat a change, but misses none.
+      out.store_revision = std::min(out.store_revision, chunk.store_revision);
       for (core::ListItem& item : chunk.items) {
         bytes += item.key.size() + item.value.size();
         out.items.push_back(std::move(item));
@@ -168,6 +172,7 @@ core::ListPage ListBounded(const core::KvStore& store, const core::ListOptions& 
       part.after = std::move(chunk.next);
     }
   }
+  if (out.store_revision == UINT64_MAX) out.store_revision = store.revision();  // nothing was read
   return out;
 }
 
@@ -247,16 +252,26 @@ HttpResponse KvApi::DeleteAnswer(const core::Result<core::DeleteOutcome>& del) {
   return res;
 }
 
+HttpResponse KvApi::GetAnswer(const std::string& key) const {
+  // X-Kvctl-Revision is the revision this read reflects, not a later one:
+  // a watch from the one after it neither misses nor repeats a change.
+  uint64_t at = 0;
+  auto entry = store_.Get(key, &at);
+  HttpResponse res = entry ? HttpResponse{} : Error(404, "no_such_key", "no such key");
+  res.revision = at;
+  if (!entry) return res;
+  res.content_type = "application/octet-stream";
+  res.body = std::move(entry->value);
+  res.headers.reserve(6);  // these four, X-Request-Id and X-Kvctl-Revision in Finish
+  res.SetHeader("ETag", ETag(entry->revision));
+  res.SetHeader("X-Kvctl-Create-Revision", std::to_string(entry->meta.create_revision));
+  res.SetHeader("X-Kvctl-Version", std::to_string(entry->meta.version));
+  res.SetHeader("X-Kvctl-Lease", std::to_string(entry->meta.lease));
+  return res;
+}
+
 HttpResponse KvApi::HandleKey(const HttpRequest& req, const std::string& key) {
-  if (req.method == "GET" || req.method == "HEAD") {
-    auto entry = store_.Get(key);
-    if (!entry) return Error(404, "no_such_key", "no such key");
-    HttpResponse res;
-    res.content_type = "application/octet-stream";
-    res.body = std::move(entry->value);
-    res.SetHeader("ETag", ETag(entry->revision));
-    return res;
-  }
+  if (req.method == "GET" || req.method == "HEAD") return GetAnswer(key);
   core::Precondition pre;
   if (auto bad = CheckWrite(req, &pre)) return std::move(*bad);
   if (req.method == "PUT") return PutAnswer(key, store_.Put(key, req.body, pre));
@@ -314,20 +329,23 @@ HttpResponse KvApi::HandleList(const HttpRequest& req, const Principal* caller) 
   for (const core::ListItem& item : page.items) bytes += item.key.size() + item.value.size();
   HttpResponse res;
   res.status = 200;
+  res.revision = page.store_revision;
   res.content_type = "application/json";
-  res.body.reserve(bytes / 3 * 4 + page.items.size() * 64 + 64);
+  res.body.reserve(bytes / 3 * 4 + page.items.size() * 128 + 64);
   res.body.append("{\"items\":[");
   for (size_t i = 0; i < page.items.size(); ++i) {
     core::ListItem& item = page.items[i];
     if (i > 0) res.body.push_back(',');
-    res.body.push_back('{');
+    // Fields in nlohmann's (sorted) order.
+    res.body.append("{\"create_revision\":").append(std::to_string(item.meta.create_revision)).push_back(',');
     AppendKeyField("key", item.key, &res.body);
+    res.body.append(",\"lease\":").append(std::to_string(item.meta.lease));
     res.body.append(",\"revision\":").append(std::to_string(item.revision));
     if (!list.keys_only) {
       res.body.append(",\"value\":\"").append(core::Base64Encode(item.value)).append("\"");
       std::string().swap(item.value);
     }
-    res.body.push_back('}');
+    res.body.append(",\"version\":").append(std::to_string(item.meta.version)).push_back('}');
   }
   res.body.append("],\"next\":");
   if (page.next) {

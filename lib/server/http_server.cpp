@@ -30,6 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxPendingOut = 1 << 20;  // stop reading a client this far behind
+// While a stream is sent, at most this much of the client's next requests
+// is read ahead (pipelined behind the stream, they wait for its end).
+constexpr size_t kMaxReadAheadWhileStreaming = 64 * 1024;
 constexpr size_t kKeepBufferBytes = 64 * 1024;  // larger buffers are freed when empty
 constexpr int kMaxAcceptsPerWake = 64;
 constexpr int kMaxReadsPerTurn = 16;  // then other connections get a turn
@@ -74,8 +77,21 @@ enum class ConnState {
   kHandshake,  // TLS: the session is being set up
   kHead,     // waiting for a request head (idle when nothing is buffered)
   kBody,     // head read, waiting for the rest of the body
-  kWaiting,  // the request runs on a worker thread
+  kWaiting,  // the request runs on a worker thread, or its answer is deferred
+  kStreaming,  // the answer's head is sent; its body is pulled from a StreamSource
   kLingering,  // refused and answered; dropping what the client still sends
+};
+
+class EventLoop;
+
+// Between a stream's source (which wakes the loop from any thread) and its
+// connection: cut when the connection is done with the stream, so a late
+// wake (after the connection, or the loop, is gone) does nothing.
+struct StreamLink {
+  std::mutex mu;
+  EventLoop* loop = nullptr;  // guarded by mu; null once cut
+  uint64_t id = 0;
+  std::atomic<bool> pending{false};  // a wake is queued and not yet pulled
 };
 
 struct Connection {
@@ -106,6 +122,13 @@ struct Connection {
   bool request_keep_alive = true;
   bool request_is_head = false;
   int request_minor = 1;
+
+  // kStreaming: the body's source; chunked (HTTP/1.1) or close-delimited.
+  std::shared_ptr<StreamSource> stream;
+  std::shared_ptr<StreamLink> stream_link;
+  bool stream_chunked = true;
+  // kWaiting on a deferred answer (a long poll).
+  std::shared_ptr<DeferredAnswer> deferred;
 
   Clock::time_point request_started{};
   Clock::time_point idle_since{};
@@ -241,8 +264,19 @@ class EventLoop {
     bool was_empty;
     {
       std::lock_guard lock(inbox_mu_);
-      was_empty = completions_.empty() && new_conns_.empty();
+      was_empty = completions_.empty() && new_conns_.empty() && stream_wakes_.empty();
       completions_.emplace_back(id, std::move(response));
+    }
+    if (was_empty) Wake();
+  }
+
+  // From a stream's source, any thread: connection `id` has more to pull.
+  void WakeStream(uint64_t id) {
+    bool was_empty;
+    {
+      std::lock_guard lock(inbox_mu_);
+      was_empty = completions_.empty() && new_conns_.empty() && stream_wakes_.empty();
+      stream_wakes_.push_back(id);
     }
     if (was_empty) Wake();
   }
@@ -318,10 +352,12 @@ class EventLoop {
   void TakeInbox() {
     std::vector<std::pair<int, std::string>> conns;
     std::vector<std::pair<uint64_t, HttpResponse>>& done = taken_completions_;
+    std::vector<uint64_t>& woken = taken_stream_wakes_;
     {
       std::lock_guard lock(inbox_mu_);
       conns.swap(new_conns_);
       done.swap(completions_);  // the inbox gets the room of the last round's
+      woken.swap(stream_wakes_);
     }
     for (auto& [fd, addr] : conns) Register(fd, std::move(addr));
     for (auto& [id, response] : done) {
@@ -332,6 +368,11 @@ class EventLoop {
       Drive(c);
     }
     done.clear();
+    for (uint64_t id : woken) {
+      auto it = conns_.find(id);
+      if (it != conns_.end() && it->second->state == ConnState::kStreaming) Drive(it->second.get());
+    }
+    woken.clear();
   }
 
   void AcceptSome() {
@@ -429,14 +470,19 @@ class EventLoop {
       }
       if (blocked) continue;
       if (c->state == ConnState::kWaiting) break;
+      if (c->state == ConnState::kStreaming && c->in.size() >= kMaxReadAheadWhileStreaming) break;
       if (!c->readable || c->peer_closed) break;
       if (!ReadSome(c)) break;
     }
     if (c->closed) return;
     Flush(c);
     if (c->closed) return;
-    if (c->peer_closed && c->state != ConnState::kWaiting &&
-        (c->pending_out() == 0 || c->state == ConnState::kLingering)) {
+    if (!c->peer_closed) return;
+    if (c->state == ConnState::kStreaming) {
+      Close(c);  // the client went away: its stream is cancelled
+    } else if (c->state == ConnState::kWaiting) {
+      if (c->deferred) c->deferred->Hurry();  // no one waits for it any more
+    } else if (c->pending_out() == 0 || c->state == ConnState::kLingering) {
       Close(c);
     }
   }
@@ -530,6 +576,10 @@ class EventLoop {
         case ConnState::kHandshake:  // no application bytes before the session is up
         case ConnState::kWaiting:
           return;
+        case ConnState::kStreaming:
+          Pump(c);
+          if (c->state == ConnState::kStreaming) return;
+          continue;  // ended: requests pipelined behind it go on
         case ConnState::kBody:
           if (c->in.size() < c->body_needed) return;
           c->request.body.assign(c->in.view().substr(0, c->body_needed));
@@ -639,7 +689,12 @@ class EventLoop {
   void Dispatch(Connection* c) {
     ++c->served;
     if (RunsOnLoop(c->request.method)) {
-      Respond(c, server_.Call(c->request));
+      HttpResponse response = server_.Call(c->request);
+      if (response.deferred) {
+        Defer(c, std::move(response.deferred));
+        return;
+      }
+      Respond(c, response);
       return;
     }
     c->state = ConnState::kWaiting;
@@ -662,11 +717,94 @@ class EventLoop {
   void Respond(Connection* c, const HttpResponse& response) {
     const bool keep_alive = c->request_keep_alive && !stop_seen_ && !server_.stopping &&
                             c->served < server_.options.keepalive_max_requests;
+    c->deferred.reset();
+    if (response.stream) {
+      StartStream(c, response, keep_alive);
+      return;
+    }
     AppendResponse(response, c->request_is_head, keep_alive, c->request_minor, date_, &c->out);
     if (!keep_alive) c->close_after_write = true;
     c->state = ConnState::kHead;
     c->in_request = false;
     c->idle_since = now_;
+  }
+
+  // The handler's answer comes later; the connection waits for it without
+  // a thread (Complete brings it).
+  void Defer(Connection* c, std::shared_ptr<DeferredAnswer> deferred) {
+    c->state = ConnState::kWaiting;
+    c->deferred = deferred;
+    deferred->Start([loop = this, id = c->id](HttpResponse response) { loop->Complete(id, std::move(response)); });
+  }
+
+  // Sends a stream's head, then its body as the source gives it (Pump).
+  void StartStream(Connection* c, const HttpResponse& response, bool keep_alive) {
+    const bool chunked = c->request_minor != 0;
+    AppendStreamHead(response, keep_alive, c->request_minor, date_, &c->out);
+    if (!keep_alive || !chunked) c->close_after_write = true;
+    c->in_request = false;
+    c->idle_since = now_;
+    c->state = ConnState::kHead;
+    if (c->request_is_head || stop_seen_ || server_.stopping) {
+      response.stream->Cancel();  // HEAD: the head alone; stopping: an empty body
+      if (!c->request_is_head && chunked) c->out.append(kLastChunk);
+      return;
+    }
+    c->state = ConnState::kStreaming;
+    c->stream = response.stream;
+    c->stream_chunked = chunked;
+    auto link = std::make_shared<StreamLink>();
+    link->loop = this;
+    link->id = c->id;
+    c->stream_link = link;
+    c->stream->Start([link] {
+      if (link->pending.exchange(true)) return;  // one wake is enough until the next pull
+      std::lock_guard lock(link->mu);
+      if (link->loop != nullptr) link->loop->WakeStream(link->id);
+    });
+  }
+
+  // Pulls the stream's body while the client takes it: at most
+  // kMaxPendingOut waits to be sent, so a client that reads nothing holds
+  // that much here and no more.
+  void Pump(Connection* c) {
+    while (c->state == ConnState::kStreaming && c->pending_out() < kMaxPendingOut) {
+      c->stream_link->pending.store(false);
+      pull_buffer_.clear();
+      const bool more = c->stream->Pull(kMaxPendingOut - c->pending_out(), &pull_buffer_);
+      if (c->stream_chunked) {
+        AppendChunk(pull_buffer_, &c->out);
+      } else {
+        c->out.append(pull_buffer_);
+      }
+      if (!more) {
+        EndStream(c);
+      } else if (pull_buffer_.empty()) {
+        break;  // the source wakes the loop when it has more
+      }
+    }
+    if (pull_buffer_.capacity() > kKeepBufferBytes) std::string().swap(pull_buffer_);
+  }
+
+  // The stream's body is complete (or the server stops): the terminating
+  // chunk, then the next request, if the connection stays.
+  void EndStream(Connection* c) {
+    DetachStream(c);
+    if (c->stream_chunked) c->out.append(kLastChunk);
+    c->state = ConnState::kHead;
+    c->idle_since = now_;
+    if (stop_seen_) c->close_after_write = true;
+  }
+
+  void DetachStream(Connection* c) {
+    if (!c->stream) return;
+    {
+      std::lock_guard lock(c->stream_link->mu);
+      c->stream_link->loop = nullptr;
+    }
+    c->stream->Cancel();
+    c->stream.reset();
+    c->stream_link.reset();
   }
 
   // Answers with an error and closes after a short lingering read, so the
@@ -744,6 +882,8 @@ class EventLoop {
   void Close(Connection* c) {
     if (c->closed) return;
     c->closed = true;
+    DetachStream(c);
+    if (c->deferred) c->deferred->Hurry();
     if (c->tls && !c->peer_closed) c->tls->Shutdown();  // close_notify, if the socket takes it
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
     ::close(c->fd);
@@ -815,6 +955,14 @@ class EventLoop {
     std::vector<Connection*> idle;
     for (auto& [id, conn] : conns_) {
       Connection* c = conn.get();
+      // A stream ends at once, cleanly (its terminating chunk); a long poll
+      // is answered now.
+      if (c->state == ConnState::kStreaming) {
+        EndStream(c);
+        c->close_after_write = true;
+        continue;
+      }
+      if (c->state == ConnState::kWaiting && c->deferred) c->deferred->Hurry();
       // A request whose head or body is still arriving is in flight too
       // (SPEC §8): it is read to its end (within read_timeout), run, and
       // answered with Connection: close (Respond sees stop_seen_); then its
@@ -827,6 +975,12 @@ class EventLoop {
       }
     }
     for (Connection* c : idle) Close(c);
+    // Send the streams' ends (a connection whose end is all sent closes).
+    std::vector<Connection*> ended;
+    for (auto& [id, conn] : conns_) {
+      if (conn->close_after_write && conn->state == ConnState::kHead) ended.push_back(conn.get());
+    }
+    for (Connection* c : ended) Flush(c);
   }
 
   HttpServer::Impl& server_;
@@ -846,7 +1000,10 @@ class EventLoop {
   std::mutex inbox_mu_;
   std::vector<std::pair<int, std::string>> new_conns_;
   std::vector<std::pair<uint64_t, HttpResponse>> completions_;
+  std::vector<uint64_t> stream_wakes_;
   std::vector<std::pair<uint64_t, HttpResponse>> taken_completions_;  // only the loop's thread
+  std::vector<uint64_t> taken_stream_wakes_;                         // only the loop's thread
+  std::string pull_buffer_;                                         // only the loop's thread
 };
 
 }  // namespace

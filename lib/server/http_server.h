@@ -17,6 +17,16 @@
 //   worker threads. Either way the loop sends the answer when it comes.
 // - Pipelined requests are answered in order; answers to one read are sent
 //   with one write.
+// - Two more kinds of answer (http_types.h), neither holding a thread:
+//   a stream (HttpResponse::stream: a watch) sends its head, then its body
+//   chunked (HTTP/1.1) or up to the close (HTTP/1.0), pulled from its
+//   source on the loop whenever less than 1 MiB waits to be sent; the
+//   source wakes the loop from any thread when it has more. The client
+//   going away cancels the source; requests pipelined behind a stream wait
+//   for its end. A deferred answer (HttpResponse::deferred, from a GET: a
+//   long poll) is sent once its reply comes, from any thread.
+//   Stop() ends every stream at once with its terminating chunk and hurries
+//   every deferred answer.
 // - Admission first: once a request's head is parsed, and before its body
 //   is read or "100 Continue" is sent, the admitter (set_admitter) sees it.
 //   An answer it gives is final (a refusal, or what the head alone

@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +50,40 @@ struct HttpRequest {
   size_t HeaderCount(std::string_view name) const;
 };
 
+struct HttpResponse;
+
+// A body of unknown length, sent as it is made (a watch, SPEC §6): chunked
+// on HTTP/1.1, delimited by the connection's close on HTTP/1.0. The
+// transport pulls from it on the connection's loop whenever the socket has
+// room, so a client that reads nothing makes the source hold nothing more;
+// the source never blocks and holds no thread.
+class StreamSource {
+ public:
+  virtual ~StreamSource() = default;
+  // Once, on the loop, before the first Pull. `wake` asks for a Pull soon;
+  // it may be called from any thread, any number of times, also after
+  // Cancel (it then does nothing).
+  virtual void Start(std::function<void()> wake) = 0;
+  // Appends about `max_bytes` at most to `out` (nothing: no more now, wait
+  // for `wake`). False when the body is complete with what it appended.
+  virtual bool Pull(size_t max_bytes, std::string* out) = 0;
+  // No more Pulls: the client went away, or the server is stopping (the
+  // transport then ends the body itself). Releases what the source holds.
+  virtual void Cancel() = 0;
+};
+
+// An answer that comes later (a long poll), without holding a thread.
+class DeferredAnswer {
+ public:
+  virtual ~DeferredAnswer() = default;
+  // Once, on the loop: `reply` must then be called exactly once, from any
+  // thread (also at once, from inside Start).
+  virtual void Start(std::function<void(HttpResponse)> reply) = 0;
+  // The server is stopping or the client went away: reply now. May come
+  // after the reply; may come more than once.
+  virtual void Hurry() = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type;  // empty: no body
@@ -56,6 +93,17 @@ struct HttpResponse {
   // for a server error, its message.
   std::string error_code;
   std::string error_cause;
+  // The store revision the answer reflects (X-Kvctl-Revision);
+  // kRevisionAtFinish: the store's revision when the answer is finished.
+  // (A plain number, not an optional: this struct is moved several times
+  // per request.)
+  static constexpr uint64_t kRevisionAtFinish = UINT64_MAX;
+  uint64_t revision = kRevisionAtFinish;
+  // Set: the body comes from here, after the head (`body` is not sent).
+  std::shared_ptr<StreamSource> stream;
+  // Set (by a handler that runs on the loop: GET, HEAD): the answer comes
+  // later, from here; nothing else of this response is used.
+  std::shared_ptr<DeferredAnswer> deferred;
 
   void SetHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -291,6 +291,33 @@ void AppendResponse(const HttpResponse& response, bool head_request, bool keep_a
   if (!head_request && status >= 200 && status != 204 && status != 304) out->append(response.body);
 }
 
+void AppendStreamHead(const HttpResponse& response, bool keep_alive, int minor_version,
+                      std::string_view date, std::string* out) {
+  char number[24];
+  out->append("HTTP/1.1 ");
+  out->append(number, std::to_chars(number, number + sizeof number, response.status).ptr);
+  out->push_back(' ');
+  out->append(ReasonPhrase(response.status)).append("\r\nDate: ").append(date).append("\r\n");
+  for (const auto& [name, value] : response.headers) {
+    out->append(name).append(": ").append(value).append("\r\n");
+  }
+  if (!response.content_type.empty()) out->append("Content-Type: ").append(response.content_type).append("\r\n");
+  if (minor_version == 0) {
+    out->append("Connection: close\r\n");  // HTTP/1.0 has no chunks: the close ends the body
+  } else {
+    out->append("Transfer-Encoding: chunked\r\n");
+    if (!keep_alive) out->append("Connection: close\r\n");
+  }
+  out->append("\r\n");
+}
+
+void AppendChunk(std::string_view data, std::string* out) {
+  if (data.empty()) return;
+  char number[24];
+  out->append(number, std::to_chars(number, number + sizeof number, data.size(), 16).ptr);
+  out->append("\r\n").append(data).append("\r\n");
+}
+
 std::string HttpDate(int64_t unix_seconds) {
   static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",

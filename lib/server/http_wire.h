@@ -81,6 +81,16 @@ std::string_view ReasonPhrase(int status);
 void AppendResponse(const HttpResponse& response, bool head_request, bool keep_alive,
                     int minor_version, std::string_view date, std::string* out);
 
+// Appends the head of a response whose body is a stream: chunked on
+// HTTP/1.1 ("Transfer-Encoding: chunked"), delimited by the connection's
+// close on HTTP/1.0 (`keep_alive` is then ignored: it closes).
+void AppendStreamHead(const HttpResponse& response, bool keep_alive, int minor_version,
+                      std::string_view date, std::string* out);
+// Appends one chunk of a chunked body ("<hex size>\r\n<data>\r\n");
+// nothing for empty data (an empty chunk ends the body: kLastChunk).
+void AppendChunk(std::string_view data, std::string* out);
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
 // "Sun, 06 Nov 1994 08:49:37 GMT" for a Unix time.
 std::string HttpDate(int64_t unix_seconds);
 

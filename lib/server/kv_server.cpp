@@ -50,6 +50,7 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Open(ServeOptions options, cor
 
   core::StoreOptions store_options;
   store_options.logger = &logger;
+  store_options.watch = o.watch;
   store_options.on_commit = [&storage_metrics](size_t changes) { storage_metrics.ObserveCommit(changes); };
   if (o.log.fsync == core::FsyncPolicy::kInterval) store_options.sync_interval = o.fsync_interval;
   auto store = std::make_unique<core::Store>(store_options);

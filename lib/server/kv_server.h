@@ -29,6 +29,7 @@ struct ServeOptions {
   core::FileLogOptions log;  // file backend: dir, fsync, segment_bytes
   std::chrono::milliseconds fsync_interval{100};
   core::AutoCompactionPolicy compaction;  // file backend
+  core::WatchHubOptions watch;            // file backend: the store's watch hub
   HttpServerOptions http;
   ApiOptions api;
   RequestLogPolicy request_log;  // which requests get a log line (log.requests)

@@ -36,7 +36,7 @@ size_t CountSuffix(const fs::path& dir, std::string_view suffix) {
 }  // namespace
 
 TEST_CASE("online compaction under concurrent writers and readers keeps every acknowledged write across a restart") {
-  KvServer server({"--storage-segment-bytes", "4KiB"});
+  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-history-retention", "0"});
   std::mutex mu;
   std::map<std::string, std::string> acked;
   std::atomic<bool> stop{false};
@@ -84,7 +84,7 @@ TEST_CASE("online compaction under concurrent writers and readers keeps every ac
 }
 
 TEST_CASE("kvctl compact prints what it did, and -o json holds the figures") {
-  KvServer server({"--storage-segment-bytes", "4KiB"});
+  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-history-retention", "0"});
   HttpClient http(server.port());
   for (int i = 0; i < 500; ++i) {
     REQUIRE(http.Put("k" + std::to_string(i % 10), std::string(100, char('a' + i % 26))).status / 100 == 2);
@@ -119,7 +119,7 @@ TEST_CASE("kvctl compact prints what it did, and -o json holds the figures") {
 }
 
 TEST_CASE("offline compaction is refused while a server holds the dir and works once it stopped") {
-  KvServer server({"--storage-segment-bytes", "4KiB"});
+  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-history-retention", "0"});
   HttpClient http(server.port());
   for (int i = 0; i < 300; ++i) REQUIRE(http.Put("k" + std::to_string(i % 7), std::to_string(i)).status / 100 == 2);
   const auto before = Snapshot(http);
@@ -132,7 +132,13 @@ TEST_CASE("offline compaction is refused while a server holds the dir and works 
   CHECK(CountSuffix(server.data_dir(), ".snapshot") == 0);
 
   REQUIRE(server.Stop() == 0);
-  CliResult offline = RunCli({"compact", "--data-dir", server.data_dir().string()});
+  // Offline, compaction keeps storage.history_retention (10000) revisions
+  // for watchers, as the server does: 300 revisions are all history.
+  CliResult kept = RunCli({"compact", "--data-dir", server.data_dir().string()});
+  CHECK_MESSAGE(kept.exit_code == 0, kept.err);
+  CHECK(CountSuffix(server.data_dir(), ".snapshot") == 0);
+  CliResult offline = RunCli({"compact", "--data-dir", server.data_dir().string()},
+                             {.env = {{"KVCTL_STORAGE_HISTORY_RETENTION", "0"}}});
   CHECK_MESSAGE(offline.exit_code == 0, offline.err);
   CHECK(offline.out.find("compacted " + server.data_dir().string() + " up to revision 300") == 0);
   CHECK(CountSuffix(server.data_dir(), ".snapshot") == 1);
@@ -154,7 +160,7 @@ TEST_CASE("offline compaction is refused while a server holds the dir and works 
 }
 
 TEST_CASE("automatic compaction keeps a log of overwrites small") {
-  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-compact-min-bytes", "64KiB"});
+  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-history-retention", "0", "--storage-compact-min-bytes", "64KiB"});
   HttpClient http(server.port());
   for (int i = 0; i < 3000; ++i) {
     REQUIRE(http.Put("k" + std::to_string(i % 10), std::string(100, char('a' + i % 26))).status / 100 == 2);

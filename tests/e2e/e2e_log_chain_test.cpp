@@ -46,7 +46,8 @@ struct ChainedLog {
 void Build(ChainedLog& log, bool compact) {
   log.data_dir = log.tmp / "data";
   fs::create_directories(log.data_dir);
-  const Env env{{"KVCTL_STORAGE_SEGMENT_BYTES", "4096"}, {"KVCTL_STORAGE_COMPACT_DEAD_PERCENT", "0"}};
+  const Env env{{"KVCTL_STORAGE_SEGMENT_BYTES", "4096"}, {"KVCTL_STORAGE_COMPACT_DEAD_PERCENT", "0"},
+                 {"KVCTL_STORAGE_HISTORY_RETENTION", "0"}};
   int port = FreePort();
   auto server = std::make_unique<ServerProcess>(log.tmp.path(), ServerOptions{log.data_dir.string(), port, {}, env});
   server->WaitReady();

@@ -27,7 +27,7 @@ struct Db {
 
 TEST_CASE("compact on PostgreSQL keeps the live keys, and a server that fell behind reloads") {
   Db db;
-  PgServer a(db.dsn), b(db.dsn);
+  PgServer a(db.dsn, {"--storage-history-retention", "0"}), b(db.dsn);
   HttpClient ha(a.port()), hb(b.port());
   for (int i = 1; i <= 10; ++i) REQUIRE(ha.Put("k" + std::to_string(i), "v1").status == 201);
   for (int i = 1; i <= 5; ++i) REQUIRE(ha.Put("k" + std::to_string(i), "v2").status == 200);

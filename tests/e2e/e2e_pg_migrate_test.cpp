@@ -55,13 +55,15 @@ TEST_CASE("migrate up, down, goto, force and version follow golang-migrate") {
   r = m.Run({"up"});
   REQUIRE(r.exit_code == 0);
   CHECK(Has(r.out, "2/u compaction watermark and per-key log index"));
-  CHECK(m.Run({"version"}).out == "2\n");
+  CHECK(Has(r.out, "3/u key metadata"));
+  CHECK(m.Run({"version"}).out == "3\n");
   r = m.Run({"up"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == "no change\n");
 
-  r = m.Run({"down", "1"});
+  r = m.Run({"down", "2"});
   REQUIRE(r.exit_code == 0);
+  CHECK(Has(r.out, "3/d key metadata"));
   CHECK(Has(r.out, "2/d compaction watermark"));
   CHECK(m.Run({"version"}).out == "1\n");
 
@@ -103,6 +105,53 @@ TEST_CASE("migrate up, down, goto, force and version follow golang-migrate") {
   }
 }
 
+TEST_CASE("migration 3 backfills key metadata from kv_log and its compaction, and goes down and up again") {
+  MigrateDb m;
+  REQUIRE(m.Run({"up", "2"}).exit_code == 0);
+  // A history compacted at 4 (what stays up to 4 is a snapshot: a@2 and
+  // b@4, each key's last put), then complete from 5 to 11. d's row in
+  // kv_state has no kv_log row (none to derive from).
+  m.pg.Psql(m.db, R"sql(
+UPDATE kv_meta SET revision = 11, compacted_revision = 4;
+INSERT INTO kv_log (revision, kind, key, value) VALUES
+  (2, 1, 'a', 'a2'), (4, 1, 'b', 'b4'), (5, 1, 'a', 'a5'), (6, 1, 'c', 'c6'), (7, 2, 'c', NULL),
+  (8, 1, 'c', 'c8'), (9, 1, 'c', 'c9'), (10, 1, 'b', 'b10'), (11, 2, 'a', NULL);
+INSERT INTO kv_state (key, value, revision) VALUES ('b', 'b10', 10), ('c', 'c9', 9), ('d', 'd3', 3);
+)sql");
+  const std::string log_meta =
+      "SELECT string_agg(revision || ':' || create_revision || ',' || version || ',' || lease, ' ' "
+      "ORDER BY revision) FROM kv_log";
+  const std::string state_meta =
+      "SELECT string_agg(convert_from(key, 'UTF8') || '@' || revision || ':' || create_revision || ',' "
+      "|| version || ',' || lease, ' ' ORDER BY key) FROM kv_state";
+  const std::string want_log = "2:2,1,0 4:4,1,0 5:2,2,0 6:6,1,0 7:0,0,0 8:8,1,0 9:8,2,0 10:4,2,0 11:0,0,0";
+  const std::string want_state = "b@10:4,2,0 c@9:8,2,0 d@3:3,1,0";
+
+  CliResult r = m.Run({"up"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.starts_with("3/u key metadata"));
+  CHECK(m.pg.Psql(m.db, log_meta) == want_log);
+  CHECK(m.pg.Psql(m.db, state_meta) == want_state);
+  // Filled, so NOT NULL from now on.
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM information_schema.columns WHERE table_name IN "
+                        "('kv_state', 'kv_log') AND column_name IN ('create_revision', 'version', "
+                        "'lease') AND is_nullable = 'NO'") == "6");
+
+  r = m.Run({"down", "1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.starts_with("3/d key metadata"));
+  CHECK(m.Run({"version"}).out == "2\n");
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM information_schema.columns WHERE table_name IN "
+                        "('kv_state', 'kv_log') AND column_name IN ('create_revision', 'version', "
+                        "'lease')") == "0");
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_log") == "9");
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_state") == "3");
+
+  REQUIRE(m.Run({"up"}).exit_code == 0);
+  CHECK(m.pg.Psql(m.db, log_meta) == want_log);
+  CHECK(m.pg.Psql(m.db, state_meta) == want_state);
+}
+
 TEST_CASE("a failed migration step rolls back whole and leaves nothing dirty") {
   MigrateDb m;
   // Step 1 creates kv_log; a table of that name already there makes it fail
@@ -117,7 +166,7 @@ TEST_CASE("a failed migration step rolls back whole and leaves nothing dirty") {
   CHECK(m.Table() == "");
   m.pg.Psql(m.db, "DROP TABLE kv_log");
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "2|f");
+  CHECK(m.Table() == "3|f");
 }
 
 TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
@@ -131,7 +180,7 @@ TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
   CHECK(m.Run({"version"}).out == "1 (dirty)\n");
   REQUIRE(m.Run({"force", "1"}).exit_code == 0);
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "2|f");
+  CHECK(m.Table() == "3|f");
 }
 
 TEST_CASE("migrate waits for another run's advisory lock and gives up with a clear message") {
@@ -159,7 +208,7 @@ TEST_CASE("migrate waits for another run's advisory lock and gives up with a cle
   CHECK(out.find("1/u") != std::string::npos);
   CHECK(out.find("1/u") == out.rfind("1/u"));
   CHECK(out.find("2/u") == out.rfind("2/u"));
-  CHECK(m.Table() == "2|f");
+  CHECK(m.Table() == "3|f");
 }
 
 TEST_CASE("serve refuses a schema older or newer than it needs and names the migrate command") {
@@ -181,16 +230,16 @@ TEST_CASE("serve refuses a schema older or newer than it needs and names the mig
   REQUIRE(m.Run({"up", "1"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
-  CHECK(Has(err, "at version 1 but this kvctl needs version 2"));
+  CHECK(Has(err, "at version 1 but this kvctl needs version 3"));
 
-  REQUIRE(m.Run({"force", "3"}).exit_code == 0);
+  REQUIRE(m.Run({"force", "4"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
   CHECK(Has(err, "newer"));
-  CHECK(Has(err, "kvctl migrate goto 2"));
+  CHECK(Has(err, "kvctl migrate goto 3"));
   CliResult r = m.Run({"up"});
   CHECK(r.exit_code == 2);
-  CHECK(Has(r.err, "version 3, which this kvctl does not know"));
+  CHECK(Has(r.err, "version 4, which this kvctl does not know"));
 }
 
 TEST_CASE("serve and migrate say what is wrong with the DSN or the database") {

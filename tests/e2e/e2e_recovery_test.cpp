@@ -24,7 +24,8 @@ std::string S(const char* bytes, size_t n) { return std::string(bytes, n); }
 // server stopped with SIGTERM. Write j is key w/NN with revision j+1. Each
 // one's end offset in the segment comes from the record sizes the format
 // documents (log_format.h: a 16-byte segment header, records of 32 + key +
-// value bytes), not from the file's size while the server runs: the server
+// value bytes + the PUT's metadata: three varints, create revision j+1 (one
+// byte below 128), version 1 and lease 0), not from the file's size while the server runs: the server
 // zero-fills the segment ahead of its appends. The size after the shutdown,
 // which cuts those zeros, must match.
 
@@ -64,7 +65,8 @@ void BuildSequentialLog(SequentialLog& log) {
     auto segs = Segments(log.data_dir);
     REQUIRE_MESSAGE(!segs.empty(), "no <20 digits>.log segment in the data dir after a write");
     log.segment = segs.back();
-    end += 32 + SeqKey(j).size() + SeqValue(j).size();
+    static_assert(kWrites < 128, "each create revision takes one varint byte");
+    end += 32 + SeqKey(j).size() + SeqValue(j).size() + 3;
     log.ends.push_back(end);
   }
   http.Close();

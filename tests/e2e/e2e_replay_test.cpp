@@ -74,7 +74,7 @@ TEST_CASE("replay prints every event in JSON and text, binary-safe, while the se
 }
 
 TEST_CASE("replay --state shows the keys as of a revision, also after compaction") {
-  KvServer server;
+  KvServer server({"--storage-history-retention", "0"});  // the compaction takes all it can
   HttpClient http(server.port());
   WriteSmallHistory(http);
   const std::string dir = server.data_dir().string();
@@ -105,7 +105,7 @@ TEST_CASE("replay --state shows the keys as of a revision, also after compaction
 }
 
 TEST_CASE("replay --check reports what it verified, and mid-log damage exits 5 naming the file and offset") {
-  KvServer server({"--storage-segment-bytes", "4KiB"});
+  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-history-retention", "0"});
   HttpClient http(server.port());
   for (int i = 0; i < 200; ++i) REQUIRE(http.Put("k" + std::to_string(i), std::string(50, 'v')).status == 201);
   http.Close();
@@ -138,7 +138,7 @@ TEST_CASE("replay --check reports what it verified, and mid-log damage exits 5 n
 }
 
 TEST_CASE("replay --into makes a data dir a server starts on with the same keys and revisions") {
-  KvServer server({"--storage-segment-bytes", "4KiB"});
+  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-history-retention", "0"});
   HttpClient http(server.port());
   for (int i = 0; i < 150; ++i) REQUIRE(http.Put("k" + std::to_string(i % 30), RandomBytes(40, i)).status / 100 == 2);
   REQUIRE(http.Request("POST", "/v1/admin/compact").status == 200);
@@ -172,7 +172,7 @@ TEST_CASE("replay --into makes a data dir a server starts on with the same keys 
 }
 
 TEST_CASE("replay beside a server under load and compaction always reads a consistent prefix") {
-  KvServer server({"--storage-segment-bytes", "4KiB"});
+  KvServer server({"--storage-segment-bytes", "4KiB", "--storage-history-retention", "0"});
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     HttpClient http(server.port());

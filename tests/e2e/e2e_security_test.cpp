@@ -199,6 +199,18 @@ TEST_CASE("TLS: a client trusting the server's CA is served over https, others a
   CHECK(plain.exit_code == 3);
   CHECK(plain.err.find("https://") != std::string::npos);
   CHECK(plain.out.empty());
+
+  // A watch streams over TLS like any answer (chunked, through the session).
+  httplib::SSLClient watch("127.0.0.1", server->port());
+  watch.set_ca_cert_path(pki("ca.pem"));
+  watch.enable_server_certificate_verification(true);
+  watch.set_read_timeout(10);
+  std::string lines;
+  auto streamed = watch.Get("/v1/watch?key=greeting&from=1", [&](const char* data, size_t n) {
+    lines.append(data, n);
+    return lines.find('\n') == std::string::npos;  // one line is enough: then hang up
+  });
+  CHECK(lines.find("\"revision\":1,\"op\":\"put\",\"key\":\"greeting\"") != std::string::npos);
   CHECK(server->Terminate() == 0);
 }
 

@@ -191,6 +191,31 @@ TEST_CASE("a response carries status, headers, length and body, and HEAD keeps t
   CHECK(out == "HTTP/1.1 204 No Content\r\nDate: D\r\nConnection: keep-alive\r\n\r\n");
 }
 
+TEST_CASE("a stream's head is chunked on HTTP/1.1 and closes on HTTP/1.0, without a length, and chunks are hex-sized") {
+  HttpResponse r;
+  r.content_type = "application/x-ndjson";
+  r.SetHeader("X-A", "1");
+  std::string out;
+  AppendStreamHead(r, true, 1, "D", &out);
+  CHECK(out == "HTTP/1.1 200 OK\r\nDate: D\r\nX-A: 1\r\nContent-Type: application/x-ndjson\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n");
+  out.clear();
+  AppendStreamHead(r, false, 1, "D", &out);
+  CHECK(out.find("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n") != std::string::npos);
+  out.clear();
+  AppendStreamHead(r, true, 0, "D", &out);
+  CHECK(out.find("Transfer-Encoding") == std::string::npos);
+  CHECK(out.find("Content-Length") == std::string::npos);
+  CHECK(out.find("Connection: close\r\n\r\n") != std::string::npos);
+
+  out.clear();
+  AppendChunk("", &out);  // an empty chunk would end the body: nothing is written
+  CHECK(out.empty());
+  AppendChunk(std::string(26, 'x'), &out);
+  CHECK(out == "1a\r\n" + std::string(26, 'x') + "\r\n");
+  CHECK(kLastChunk == "0\r\n\r\n");
+}
+
 TEST_CASE("HttpDate writes an IMF-fixdate") {
   CHECK(HttpDate(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT");
 }

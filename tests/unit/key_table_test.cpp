@@ -42,8 +42,8 @@ TEST_CASE("key table finds, replaces and erases keys and reports the sizes it re
   KeyTable t;
   CHECK(t.size() == 0);
   CHECK_FALSE(t.Find("a").has_value());
-  CHECK_FALSE(t.Set("a", "one", 1).has_value());
-  CHECK(t.Set("b", "", 2) == std::nullopt);  // an empty value is a value
+  CHECK_FALSE(t.Set("a", "one", 1, {}).has_value());
+  CHECK(t.Set("b", "", 2, {}) == std::nullopt);  // an empty value is a value
   auto a = t.Find("a");
   REQUIRE(a.has_value());
   CHECK(a->key == "a");
@@ -52,10 +52,10 @@ TEST_CASE("key table finds, replaces and erases keys and reports the sizes it re
   REQUIRE(t.Find("b").has_value());
   CHECK(t.Find("b")->value.empty());
 
-  CHECK(t.Set("a", "a much longer value than before", 3) == std::optional<size_t>(3));
+  CHECK(t.Set("a", "a much longer value than before", 3, {}) == std::optional<size_t>(3));
   CHECK(t.Find("a")->value == "a much longer value than before");
   CHECK(t.Find("a")->revision == 3);
-  CHECK(t.Set("a", "x", 4) == std::optional<size_t>(31));  // shrinks
+  CHECK(t.Set("a", "x", 4, {}) == std::optional<size_t>(31));  // shrinks
   CHECK(t.Find("a")->value == "x");
   CHECK(t.size() == 2);
 
@@ -71,10 +71,10 @@ TEST_CASE("key table finds, replaces and erases keys and reports the sizes it re
 TEST_CASE("key table keys are binary-safe and ordered bytewise") {
   KeyTable t;
   const std::string nul("a\0b", 3), high("\xff", 1), big(5000, 'v');  // big: past the slab sizes
-  t.Set(high, big, 1);
-  t.Set(nul, std::string("\0\n", 2), 2);
-  t.Set("a", "plain", 3);
-  t.Set(std::string(300, 'k'), "long key: a two-byte length", 4);
+  t.Set(high, big, 1, {});
+  t.Set(nul, std::string("\0\n", 2), 2, {});
+  t.Set("a", "plain", 3, {});
+  t.Set(std::string(300, 'k'), "long key: a two-byte length", 4, {});
   auto all = ScanAll(t);
   REQUIRE(all.size() == 4);
   CHECK(all[0].key == "a");
@@ -83,13 +83,13 @@ TEST_CASE("key table keys are binary-safe and ordered bytewise") {
   CHECK(all[2].key == std::string(300, 'k'));
   CHECK(all[3].key == high);
   CHECK(all[3].value == big);
-  CHECK(t.Set(high, "small again", 5) == std::optional<size_t>(5000));
+  CHECK(t.Set(high, "small again", 5, {}) == std::optional<size_t>(5000));
   CHECK(t.Find(high)->value == "small again");
 }
 
 TEST_CASE("key table scans from a key inclusively or past it exclusively, stopping when told") {
   KeyTable t;
-  for (std::string k : {"app/1", "app/2", "app/3", "b", "ap"}) t.Set(k, "v" + k, 1);
+  for (std::string k : {"app/1", "app/2", "app/3", "b", "ap"}) t.Set(k, "v" + k, 1, {});
   auto from = ScanAll(t, "app/");
   REQUIRE(from.size() == 4);
   CHECK(from[0].key == "app/1");
@@ -120,7 +120,7 @@ TEST_CASE("key table agrees with std::map over a long random run of sets and era
       const size_t size = rng() % 5 == 0 ? 1000 + rng() % 1500 : rng() % 200;
       std::string value(size, static_cast<char>('a' + rev % 26));
       auto it = want.find(key);
-      auto replaced = t.Set(key, value, rev);
+      auto replaced = t.Set(key, value, rev, {});
       CHECK(replaced.has_value() == (it != want.end()));
       if (it != want.end()) CHECK(*replaced == it->second.first.size());
       want[key] = {value, rev};
@@ -146,9 +146,9 @@ TEST_CASE("key table agrees with std::map over a long random run of sets and era
 
 TEST_CASE("key table appends keys that arrive in order and still places later ones") {
   KeyTable t;
-  for (int i = 0; i < 5000; i += 2) t.Set("key" + std::to_string(100000 + i), "v", i + 1);
-  t.Set("key100001", "between", 9000);  // not past the last key
-  t.Set("a", "first", 9001);
+  for (int i = 0; i < 5000; i += 2) t.Set("key" + std::to_string(100000 + i), "v", i + 1, {});
+  t.Set("key100001", "between", 9000, {});  // not past the last key
+  t.Set("a", "first", 9001, {});
   auto all = ScanAll(t);
   REQUIRE(all.size() == 2502);
   CHECK(all[0].key == "a");

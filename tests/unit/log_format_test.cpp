@@ -213,7 +213,13 @@ TEST_CASE("a header with a valid check but invalid fields is a bad header") {
   SUBCASE("reserved bytes not zero") {
     CHECK(ParseRecord(Forge(1, 1, 1, std::string("\0\0\1", 3), 5, "k", "v")).outcome ==
           ParseOutcome::kBadHeader);
-    CHECK(ParseRecord(Forge(1, 1, 1, std::string("\1\0\0", 3), 5, "k", "v")).outcome ==
+    CHECK(ParseRecord(Forge(1, 1, 1, std::string("\0\1\0", 3), 5, "k", "v")).outcome ==
+          ParseOutcome::kBadHeader);
+  }
+  SUBCASE("metadata on a delete, or longer than three varints can be") {
+    CHECK(ParseRecord(Forge(1, 0, 2, std::string("\3\0\0", 3), 5, "k", "")).outcome ==
+          ParseOutcome::kBadHeader);
+    CHECK(ParseRecord(Forge(1, 1, 1, std::string("\x1f\0\0", 3), 5, "k", "v")).outcome ==
           ParseOutcome::kBadHeader);
   }
   SUBCASE("empty key") { CHECK(ParseRecord(Forge(0, 1, 1, zeros, 5, "", "v")).outcome == ParseOutcome::kBadHeader); }
@@ -248,7 +254,7 @@ TEST_CASE("a segment header with bad magic, an unknown version or too few bytes 
     }
   }
   SUBCASE("unknown version") {
-    for (uint32_t version : {0u, 2u, 0x01000000u}) {
+    for (uint32_t version : {0u, 3u, 0x01000000u}) {
       std::string bad = good;
       WriteU32(&bad, 8, version);
       CAPTURE(version);
@@ -323,6 +329,73 @@ TEST_CASE("sorting segment names lexically sorts them by revision") {
 }
 
 TEST_SUITE_END();
+
+}  // namespace
+}  // namespace kvctl::core
+
+namespace kvctl::core {
+namespace {
+
+TEST_CASE("a PUT record carries the key's metadata, a DELETE none") {
+  const KeyMeta meta{3, 7, 1ull << 40};
+  std::string bytes;
+  AppendRecord(&bytes, 9, RecordType::kPut, "key", "value", &meta);
+  CHECK(bytes.size() == EncodedRecordSize(3, 5) + EncodedMetaSize(meta));
+  CHECK(static_cast<uint8_t>(bytes[13]) == EncodedMetaSize(meta));
+  ParsedRecord parsed = ParseRecord(bytes);
+  REQUIRE(parsed.outcome == ParseOutcome::kOk);
+  CHECK(parsed.size == bytes.size());
+  CHECK(parsed.record.has_meta);
+  CHECK(parsed.record.meta == meta);
+  CHECK(parsed.record.key == "key");
+  CHECK(parsed.record.value == "value");
+
+  std::string deleted;
+  AppendRecord(&deleted, 10, RecordType::kDelete, "key", "", &meta);
+  ParsedRecord del = ParseRecord(deleted);
+  REQUIRE(del.outcome == ParseOutcome::kOk);
+  CHECK_FALSE(del.record.has_meta);
+  CHECK(deleted.size() == EncodedRecordSize(3, 0));
+
+  std::string bare;
+  AppendRecord(&bare, 11, RecordType::kPut, "key", "v");
+  ParsedRecord old = ParseRecord(bare);
+  REQUIRE(old.outcome == ParseOutcome::kOk);
+  CHECK_FALSE(old.record.has_meta);  // as a version-1 log holds it: derived on replay
+}
+
+TEST_CASE("metadata that cannot be is damage, even under a good checksum") {
+  // Bytes 24.. of the record are the key, then the metadata; forge a record
+  // whose metadata is `meta_bytes`, with every checksum right.
+  auto forged = [](std::string_view meta_bytes, uint64_t revision) {
+    std::string b(kRecordHeaderSize, '\0');
+    WriteU32(&b, 4, 1);
+    WriteU32(&b, 8, 1);
+    b[12] = 1;
+    b[13] = static_cast<char>(meta_bytes.size());
+    WriteU64(&b, 16, revision);
+    WriteU32(&b, 0, static_cast<uint32_t>(XXH3_64bits(b.data() + 4, kRecordHeaderSize - 4)));
+    b.append("k").append(meta_bytes).append("v");
+    const size_t body = b.size();
+    b.append(8, '\0');
+    WriteU64(&b, body, XXH3_64bits(b.data(), body));
+    return b;
+  };
+  CHECK(ParseRecord(forged(std::string("\5\1\0", 3), 5)).outcome == ParseOutcome::kOk);
+  CHECK(ParseRecord(forged(std::string("\6\1\0", 3), 5)).outcome != ParseOutcome::kOk);  // created later
+  CHECK(ParseRecord(forged(std::string("\0\1\0", 3), 5)).outcome != ParseOutcome::kOk);  // created at 0
+  CHECK(ParseRecord(forged(std::string("\5\0\0", 3), 5)).outcome != ParseOutcome::kOk);  // version 0
+  CHECK(ParseRecord(forged(std::string("\5\1", 2), 5)).outcome != ParseOutcome::kOk);    // two varints
+  CHECK(ParseRecord(forged(std::string("\5\1\0\0", 4), 5)).outcome != ParseOutcome::kOk);  // four
+  CHECK(ParseRecord(forged(std::string("\5\1\x80", 3), 5)).outcome != ParseOutcome::kOk);  // cut varint
+}
+
+TEST_CASE("a version-1 segment header still passes: its records are read, their metadata derived") {
+  std::string header;
+  AppendSegmentHeader(&header);
+  WriteU32(&header, 8, kMetadataFreeFormatVersion);
+  CHECK(CheckSegmentHeader(header).empty());
+}
 
 }  // namespace
 }  // namespace kvctl::core
