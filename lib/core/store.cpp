@@ -51,6 +51,11 @@ void Store::Start(std::unique_ptr<ChangeLog> log) {
 Result<std::shared_ptr<Watcher>> Store::Watch(const WatchFilter& filter, uint64_t from,
                                               std::function<void()> notify) {
   if (hub_ == nullptr) return Status::Unavailable("the store is not open yet");
+  // "The next revision" is the one after what writers were told and readers
+  // see: the hub learns of a commit only after its writers were answered,
+  // so its own head may still be behind, and a watch from there would
+  // bring back a change acknowledged before the watch began.
+  if (from == 0) from = committed_revision_.load() + 1;
   return hub_->Watch(filter, from, std::move(notify));
 }
 

@@ -183,6 +183,13 @@ HttpResponse KvApi::HandleWatch(const HttpRequest& req, const Principal* caller)
     }
     if (ranges.size() != 1 || ranges.front() != filter.key) readable = caller;
   }
+  // Without `from`, resolved here so that the answer can say where the
+  // stream starts: its X-Kvctl-Revision is then the revision the stream
+  // begins after, which a client resumes from (the store's revision when
+  // the answer is finished may be later, and resuming there would skip the
+  // changes in between). With `from`, it is the store's revision.
+  const bool from_now = from == 0;
+  if (from_now) from = store_.revision() + 1;
   auto slot = std::make_shared<WakeSlot>();
   auto watcher = store_.Watch(filter, from, [slot] { slot->Notify(); });
   if (!watcher) {
@@ -201,6 +208,7 @@ HttpResponse KvApi::HandleWatch(const HttpRequest& req, const Principal* caller)
   }
   HttpResponse res;
   res.status = 200;
+  if (from_now) res.revision = from - 1;
   res.content_type = "application/x-ndjson";
   res.SetHeader("Cache-Control", "no-store");
   res.stream = std::make_shared<WatchStream>(std::move(*watcher), std::move(slot), readable);

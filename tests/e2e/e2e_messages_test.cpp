@@ -176,7 +176,8 @@ TEST_CASE("small messages: counts, durations, --limit, replay's revisions past t
     REQUIRE(http.Put("k", "2").status == 200);
     http.Close();
     REQUIRE(server.Stop() == 0);
-    CliResult r = RunCli({"compact", "--data-dir", server.data_dir().string()});
+    CliResult r = RunCli({"compact", "--data-dir", server.data_dir().string()},
+                         {.env = {{"KVCTL_STORAGE_HISTORY_RETENTION", "0"}}});
     CHECK_MESSAGE(r.exit_code == 0, r.err);
     CHECK_MESSAGE(Has(r.out, "2 records read, 1 kept, 1 dropped; 1 file removed;"), r.out);
     CHECK(!Has(r.out, "1 files"));
@@ -204,7 +205,8 @@ TEST_CASE("small messages: counts, durations, --limit, replay's revisions past t
     CliResult state = RunCli({"replay", "--data-dir", dir, "--state", "--to", "100"});
     CHECK_MESSAGE(state.exit_code == 0, state.err);
     CHECK(state.out == RunCli({"replay", "--data-dir", dir, "--state"}).out);
-    CHECK(state.out == "1 \"a\" \"1\"\n2 \"b\" \"2\"\n");
+    CHECK(state.out ==
+          "1 \"a\" \"1\" create_revision=1 version=1 lease=0\n2 \"b\" \"2\" create_revision=2 version=1 lease=0\n");
   }
   SUBCASE("compact -o json with nothing to compact covers no revision: null, not 0") {
     KvServer server;

@@ -192,6 +192,15 @@ TEST_CASE("kvctl watch from a compacted revision is exit 5 naming where the hist
   CHECK(r.out.empty());
 }
 
+TEST_CASE("without from, a watch's X-Kvctl-Revision is the revision its stream begins after, so a client resumes from there") {
+  KvServer server;
+  HttpClient http(server.port());
+  for (int i = 0; i < 3; ++i) REQUIRE(http.Put("k", std::to_string(i)).status / 100 == 2);
+  CHECK(http.Request("HEAD", "/v1/watch?prefix=").Header("X-Kvctl-Revision") == "3");
+  // With from, the store's revision: how far the history goes now.
+  CHECK(http.Request("HEAD", "/v1/watch?prefix=&from=2").Header("X-Kvctl-Revision") == "3");
+}
+
 TEST_CASE("kvctl watch refuses what it cannot do before it connects") {
   CliResult r = RunCli({"watch", "a", "--from", "0", "--addr", "127.0.0.1:1"});
   CHECK(r.exit_code == 2);
