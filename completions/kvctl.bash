@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" watch"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -244,6 +244,36 @@ _kvctl() {
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " del|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " watch|--from")
+            COMPREPLY=()
+            return ;;
+        " watch|-o"|" watch|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " watch|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " watch|--addr"|" watch|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " watch|--timeout"|" watch|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " watch|--token"|" watch|--client-token")
+            COMPREPLY=()
+            return ;;
+        " watch|--cacert"|" watch|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " watch|--cert"|" watch|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " watch|--key"|" watch|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " watch|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " replay|--from")
@@ -501,6 +531,15 @@ _kvctl() {
         " bench|--threads")
             COMPREPLY=()
             return ;;
+        " bench|--watchers")
+            COMPREPLY=()
+            return ;;
+        " bench|--watch-prefix")
+            COMPREPLY=()
+            return ;;
+        " bench|--probe-rate")
+            COMPREPLY=()
+            return ;;
         " bench|-o"|" bench|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
@@ -665,7 +704,7 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del replay compact config bench migrate auth version completion" ;;
+            others="serve put get del watch replay compact config bench migrate auth version completion" ;;
         " serve")
             options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
             others="" ;;
@@ -677,6 +716,9 @@ _kvctl() {
             others="" ;;
         " del")
             options="-h --help --if-match --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " watch")
+            options="-h --help --prefix --from -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " replay")
             options="-h --help --from --to --state --check --into -o --output --backend --storage-backend --data-dir --storage-data-dir --dsn --postgres-dsn --postgres-connect-timeout --log-level --config"
@@ -691,7 +733,7 @@ _kvctl() {
             options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " bench")
-            options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill --watchers --watch-prefix --probe-rate -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " migrate")
             options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"

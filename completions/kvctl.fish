@@ -8,7 +8,7 @@ function __kvctl_path
     set -l path ''
     for word in (commandline -opc)[2..-1]
         switch "$path $word"
-            case ' serve' ' put' ' get' ' del' ' replay' ' compact' ' config' ' config show' ' bench' ' migrate' ' migrate up' ' migrate down' ' migrate goto' ' migrate force' ' migrate version' ' auth' ' auth hash-token' ' version' ' completion'
+            case ' serve' ' put' ' get' ' del' ' watch' ' replay' ' compact' ' config' ' config show' ' bench' ' migrate' ' migrate up' ' migrate down' ' migrate goto' ' migrate force' ' migrate version' ' auth' ' auth hash-token' ' version' ' completion'
                 set path "$path $word"
         end
     end
@@ -27,6 +27,7 @@ complete -c kvctl -n '__kvctl_at \'\'' -a 'serve' -d 'Run the server: keys in me
 complete -c kvctl -n '__kvctl_at \'\'' -a 'put' -d 'Set KEY to VALUE (or to stdin, or to a file\'s bytes)'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'get' -d 'Print KEY\'s value, raw'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'del' -d 'Delete KEY (no error if it does not exist)'
+complete -c kvctl -n '__kvctl_at \'\'' -a 'watch' -d 'Print every change to KEY (or under it) as it happens, or run a command per c...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'replay' -d 'Verify the log (a data dir, or PostgreSQL with --dsn) and print its events, o...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'compact' -d 'Shrink the log to the live keys: through the running server (--addr), or offl...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'config' -d 'Show the configuration kvctl uses'
@@ -123,6 +124,19 @@ complete -c kvctl -n '__kvctl_at \'del\'' -l cacert -l client-cacert -r -F -d 'P
 complete -c kvctl -n '__kvctl_at \'del\'' -l cert -l client-cert -r -F -d 'PEM client certificate, for a server that requires one (mutual TLS)'
 complete -c kvctl -n '__kvctl_at \'del\'' -l key -l client-key -r -F -d 'PEM private key of client.cert'
 complete -c kvctl -n '__kvctl_at \'del\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
+
+complete -c kvctl -n '__kvctl_at \'watch\'' -s h -l help -d 'Print this help message and exit'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l prefix -d 'Watch every key starting with KEY'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l from -x -d 'Start at this revision (history first, then live)'
+complete -c kvctl -n '__kvctl_at \'watch\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l log-level -x -a 'debug info warn error' -d 'least severe log message written'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l addr -l client-addr -x -d 'server to talk to'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l timeout -l client-timeout -x -d 'deadline of a whole request (connect, send, the whole answer)'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l token -l client-token -x -d 'bearer token sent to the server (prefer KVCTL_CLIENT_TOKEN or the config file...'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l cacert -l client-cacert -r -F -d 'PEM CA certificate to verify an https:// server by (default: the system\'s CAs)'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l cert -l client-cert -r -F -d 'PEM client certificate, for a server that requires one (mutual TLS)'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l key -l client-key -r -F -d 'PEM private key of client.cert'
+complete -c kvctl -n '__kvctl_at \'watch\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
 
 complete -c kvctl -n '__kvctl_at \'replay\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'replay\'' -l from -x -d 'Print events from this revision on'
@@ -223,6 +237,9 @@ complete -c kvctl -n '__kvctl_at \'bench\'' -l warmup -x -d 'Run the load this l
 complete -c kvctl -n '__kvctl_at \'bench\'' -l threads -x -d 'Load generator threads (0: one per core)'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l embedded -d 'Start a throw-away server in this process and load it: on a temp dir, or with...'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l no-fill -d 'Do not PUT every key once before measuring (GETs may then 404)'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l watchers -x -d 'Instead of a GET/PUT load: hold N watch streams on --watch-prefix for --durat...'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l watch-prefix -x -d 'With --watchers: the prefix watched'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l probe-rate -x -d 'With --watchers: probe PUTs a second'
 complete -c kvctl -n '__kvctl_at \'bench\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l backend -l storage-backend -x -a 'file postgres' -d 'where the transaction log is kept: file (storage.data_dir) or postgres (postg...'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l fsync -l storage-fsync -x -a 'always interval never' -d 'when log writes reach stable storage: always (before acknowledging), interval...'
