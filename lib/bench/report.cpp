@@ -122,7 +122,11 @@ std::string WatchTextReport(const WatchLoadOptions& o, const WatchLoadResult& r,
                      r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0.0, r.progress);
   out += fmt::format("probes       {} acknowledged, {} of their events received, {} missing\n", r.probes,
                      r.probe_events, r.probe_missing);
-  if (r.delay.count() > 0) out += "delay        " + LatencyLine(r.delay) + "  (ack -> event)\n";
+  if (r.delay.count() > 0) {
+    out += "delay        " + LatencyLine(r.delay) + "  (ack -> event, every watcher)\n";
+    out += "  first      " + LatencyLine(r.delay_first) + "  (per write, its first watcher)\n";
+    out += "  last       " + LatencyLine(r.delay_last) + "  (per write, its last watcher)\n";
+  }
   if (!r.errors.empty()) {
     out += "errors      ";
     for (const auto& [kind, count] : r.errors) out += fmt::format(" {} {};", kind, count);
@@ -150,6 +154,8 @@ std::string WatchJsonReport(const WatchLoadOptions& o, const WatchLoadResult& r,
       {"probe_missing", r.probe_missing},
       {"errors", errors},
       {"delay_ms", LatencyJson(r.delay)},
+      {"delay_first_ms", LatencyJson(r.delay_first)},
+      {"delay_last_ms", LatencyJson(r.delay_last)},
   };
   return doc.dump(2) + "\n";
 }

@@ -404,6 +404,7 @@ core::Result<WatchLoadResult> RunWatchLoad(const WatchLoadOptions& options) {
   result.errors = prober.errors();
   const auto& acks = prober.acks();
   result.probes = acks.size();
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> spread;  // revision -> first, last delay
   for (auto& w : workers) {
     const WatchLoadResult& r = w->result();
     result.streaming += w->streaming();
@@ -418,8 +419,18 @@ core::Result<WatchLoadResult> RunWatchLoad(const WatchLoadOptions& options) {
       // The event may reach a watcher before the writer has read its
       // answer: that is no delay at all.
       const auto delay = std::max(Clock::duration::zero(), a.at - ack->second);
-      result.delay.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count()));
+      const auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count());
+      result.delay.Record(ns);
+      auto [at, fresh] = spread.try_emplace(a.revision, ns, ns);
+      if (!fresh) {
+        at->second.first = std::min(at->second.first, ns);
+        at->second.second = std::max(at->second.second, ns);
+      }
     }
+  }
+  for (const auto& [revision, span] : spread) {
+    result.delay_first.Record(span.first);
+    result.delay_last.Record(span.second);
   }
   const uint64_t expected = result.probes * static_cast<uint64_t>(options.watchers);
   result.probe_missing = expected > result.probe_events ? expected - result.probe_events : 0;

@@ -47,6 +47,10 @@ struct WatchLoadResult {
   uint64_t probe_missing = 0; // probe events not received by the end of the grace time
   std::map<std::string, uint64_t> errors;  // "status 503", "connect", "bad response", "probe ..."
   Histogram delay;            // acknowledgement -> event, nanoseconds, every watcher
+  // Per probe write: the delay to the first watcher its event reached, and
+  // to the last (how long the server takes to hand one event to all N).
+  Histogram delay_first;
+  Histogram delay_last;
 
   uint64_t error_count() const;
 };

@@ -125,6 +125,10 @@ TEST_CASE("kvctl bench --watchers holds the streams and times every probe write'
   const auto& d = j["delay_ms"];
   CHECK(d["p50"].get<double>() <= d["p99"].get<double>());
   CHECK(d["p99"].get<double>() <= d["max"].get<double>());
+  // Per write, its first watcher is no later than any, its last no earlier.
+  CHECK(j["delay_first_ms"]["max"].get<double>() <= d["max"].get<double>());
+  CHECK(j["delay_last_ms"]["max"].get<double>() == doctest::Approx(d["max"].get<double>()));
+  CHECK(j["delay_first_ms"]["min"].get<double>() <= j["delay_last_ms"]["min"].get<double>());
   // The probes wrote w/probe and nothing else.
   HttpClient http(server.port());
   const auto items = http.ListAll("w/");
