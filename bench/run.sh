@@ -7,6 +7,8 @@
 #   bench/run.sh --quick         # 3 s, 1 run, 200k keys for recovery: a check, not a result
 #   bench/run.sh --duration 5 --runs 3 --recovery-keys 1000000 --kvctl path/to/kvctl
 #   bench/run.sh --only recovery --baseline old/kvctl   # recovery and memory, two builds side by side
+#   bench/run.sh --only watch            # PUT load without and with 1,000 watchers, and the event delay
+#   bench/run.sh --only watch --watchers 200 --probe-rate 20
 #
 # Installs what it needs from Debian (nginx, redis, etcd, wrk, jq), builds
 # kvctl if build/kvctl is missing, runs every server on 127.0.0.1 in a temp
@@ -23,7 +25,9 @@ RECOVERY_KEYS=1000000
 KEYS=10000
 KVCTL=$REPO/build/kvctl
 BASELINE=""  # another kvctl build to time recovery and memory against, on the same data
-ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl recovery
+ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl recovery watch
+WATCHERS=1000
+PROBE_RATE=2  # the watchers' probe PUTs a second: each is an event on every watcher
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) DURATION=3; RUNS=1; RECOVERY_KEYS=200000 ;;
@@ -33,7 +37,9 @@ while [ $# -gt 0 ]; do
     --kvctl) KVCTL=$(realpath "$2"); shift ;;  # measure another build
     --baseline) BASELINE=$(realpath "$2"); shift ;;
     --only) ONLY=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --watchers) WATCHERS=$2; shift ;;
+    --probe-rate) PROBE_RATE=$2; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -267,6 +273,68 @@ measure_kvctl() {
   stop_pid "$pid"
 }
 
+# PUT throughput under the usual load (wrk -t2 -c64, fsync always) with no
+# watchers, with WATCHERS watchers on a prefix the load does not write
+# ("w/": the streams are open, each gets only the probe's events), and with
+# WATCHERS watchers on the prefix of the load's keys ("k": every PUT is an
+# event on every watcher), the three one after another in each run. kvctl
+# bench --watchers holds the streams and PUTs a probe key under the prefix
+# PROBE_RATE times a second, timing each acknowledgement -> event on every
+# watcher. The probe is light on purpose: at 20 a second (20k events a
+# second to 1,000 watchers) it alone halved the PUT rate on a 2-core machine.
+watch_put_rps() {  # port, prefix ("" for no watchers), tag: sets RPS; the watchers' JSON in $WORK/watch-TAG.json
+  # Not in a $(...) subshell: the watcher's PID must reach cleanup's list.
+  local port=$1 prefix=$2 tag=$3 watcher=""
+  if [ -n "$prefix" ]; then
+    "$KVCTL" bench --addr "127.0.0.1:$port" --watchers "$WATCHERS" --watch-prefix "$prefix" \
+      --probe-rate "$PROBE_RATE" --warmup 2s --duration "${DURATION}s" -o json >"$WORK/watch-$tag.json" 2>"$WORK/watch-$tag.err" &
+    watcher=$!
+    PIDS+=("$watcher")
+    sleep 2  # the streams open during the watchers' warmup
+  fi
+  RPS=$(kvctl_wrk "$port" put -t2 -c64)
+  if [ -n "$watcher" ]; then
+    local i
+    # It ends by itself 2 s after the load (its grace time for late events).
+    for i in $(seq 150); do kill -0 "$watcher" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$watcher"
+  fi
+}
+
+watch_field() {  # tag, jq filter: from the watchers' report, or nan (and their stderr) if there is none
+  jq -c "$2" "$WORK/watch-$1.json" 2>/dev/null || { echo nan; sed 's/^/  watchers: /' "$WORK/watch-$1.err" >&2; }
+}
+
+measure_watch() {
+  start_kvctl "$WORK/kv-watch" always
+  local pid=$PID port=$PORT i base=() other=() same=() p50o=() p99o=() p50s=() p99s=() firsto=() lasto=()
+  kvctl_fill "$port" "$KEYS"
+  for i in $(seq "$RUNS"); do
+    watch_put_rps "$port" "" none; base+=("$RPS")
+    watch_put_rps "$port" w/ other; other+=("$RPS")
+    p50o+=("$(watch_field other .delay_ms.p50)")
+    p99o+=("$(watch_field other .delay_ms.p99)")
+    firsto+=("$(watch_field other .delay_first_ms.p99)")
+    lasto+=("$(watch_field other .delay_last_ms.p99)")
+    log "  watchers on w/: $(watch_field other '{streaming, cut_off, events, probes, probe_events, probe_missing, errors}')"
+    watch_put_rps "$port" k same; same+=("$RPS")
+    p50s+=("$(watch_field same .delay_ms.p50)")
+    p99s+=("$(watch_field same .delay_ms.p99)")
+    log "  watchers on k: $(watch_field same '{streaming, cut_off, events, probes, probe_events, probe_missing, errors}')"
+    log "  run $i: PUT/s none ${base[-1]}, w/ ${other[-1]}, k ${same[-1]}; delay p99 ms w/ ${p99o[-1]}, k ${p99s[-1]}"
+  done
+  R[watch_put_none]=$(printf '%s\n' "${base[@]}" | median)
+  R[watch_put_other]=$(printf '%s\n' "${other[@]}" | median)
+  R[watch_put_same]=$(printf '%s\n' "${same[@]}" | median)
+  R[watch_delay_p50_other]=$(printf '%s\n' "${p50o[@]}" | median)
+  R[watch_delay_p99_other]=$(printf '%s\n' "${p99o[@]}" | median)
+  R[watch_delay_first_p99_other]=$(printf '%s\n' "${firsto[@]}" | median)
+  R[watch_delay_last_p99_other]=$(printf '%s\n' "${lasto[@]}" | median)
+  R[watch_delay_p50_same]=$(printf '%s\n' "${p50s[@]}" | median)
+  R[watch_delay_p99_same]=$(printf '%s\n' "${p99s[@]}" | median)
+  stop_pid "$pid"
+}
+
 # Builds before `kvctl compact` existed measure without it.
 has_compact() { "$KVCTL" --help | grep -E '^ +compact ' >/dev/null; }
 
@@ -355,6 +423,7 @@ fi
 if wanted etcd; then log "etcd"; measure_etcd; fi
 if wanted kvctl; then log "kvctl"; measure_kvctl; fi
 if wanted recovery; then log "recovery"; measure_recovery; fi
+if wanted watch; then log "watch: $WATCHERS watchers"; measure_watch; fi
 log "load: $(uptime)"
 
 # --- report ----------------------------------------------------------------
@@ -388,6 +457,11 @@ row "recovery s ($RECOVERY_KEYS keys) vs Redis AOF load" "$(v kv_recovery_s)" "$
 row "recovery s after compact (goal: 0.5 s)" "$(v kv_recovery_compacted_s)" "0.5" "$(ratio "$(v kv_recovery_compacted_s)" 0.5)" "<=1.0"
 row "RSS bytes/key (goal: 160; peer: Redis)" "$(v kv_rss_per_key)" "$(v redis_rss_per_key)" "$(ratio "$(v kv_rss_per_key)" 160)" "<=1.0"
 row "PUT p99 ms compacting vs not" "$(v kv_put_p99_compacting)" "$(v kv_put_p99)" "$(ratio "$(v kv_put_p99_compacting)" "$(v kv_put_p99)")" "<=2.0"
+row "PUT req/s, $WATCHERS watchers on w/ vs none" "$(v watch_put_other)" "$(v watch_put_none)" "$(ratio "$(v watch_put_other)" "$(v watch_put_none)")" ">=0.8"
+row "PUT req/s, $WATCHERS watchers on the PUT keys vs none" "$(v watch_put_same)" "$(v watch_put_none)" "$(ratio "$(v watch_put_same)" "$(v watch_put_none)")" ">=0.8"
+row "watch delay p99 ms, watchers on w/ (goal: 10; p50)" "$(v watch_delay_p99_other)" "$(v watch_delay_p50_other)" "$(ratio "$(v watch_delay_p99_other)" 10)" "<=1.0"
+row "  p99 ms to a write's first watcher; to its last" "$(v watch_delay_first_p99_other)" "$(v watch_delay_last_p99_other)" "-" "-"
+row "watch delay p99 ms, watchers on PUT keys (goal 10; p50)" "$(v watch_delay_p99_same)" "$(v watch_delay_p50_same)" "$(ratio "$(v watch_delay_p99_same)" 10)" "<=1.0"
 if [ -n "$BASELINE" ]; then
   echo
   echo "this build ($KVCTL) against --baseline ($BASELINE), on the same data:"

@@ -19,6 +19,7 @@
 #include "cmd/kvctl/text.h"
 #include "lib/bench/load.h"
 #include "lib/bench/report.h"
+#include "lib/bench/watch_load.h"
 #include "lib/client/kv_client.h"
 #include "lib/config/file_modes.h"
 #include "lib/config/parse.h"
@@ -42,6 +43,9 @@ struct BenchArgs {
   int threads = 0;
   bool embedded = false;
   bool no_fill = false;
+  int watchers = 0;
+  std::string watch_prefix = "w/";
+  double probe_rate = 20;
   OutputFormat output = OutputFormat::kText;
 };
 
@@ -203,9 +207,43 @@ core::Result<bench::LoadOptions> LoadOptionsFrom(const BenchArgs& a, const confi
   return o;
 }
 
+// --watchers N: hold N watch streams and probe the event delay, beside
+// whatever PUT load runs elsewhere (bench/run.sh --only watch).
+core::Status RunWatchBench(const BenchArgs& args, const bench::LoadOptions& load, const std::string& target) {
+  bench::WatchLoadOptions o;
+  o.host = load.host;
+  o.port = load.port;
+  o.token = load.token;
+  o.watchers = args.watchers;
+  o.threads = args.threads;
+  o.prefix = args.watch_prefix;
+  o.probe_rate = args.probe_rate;
+  o.duration = load.duration;
+  o.warmup = load.warmup;
+  o.timeout = load.timeout;
+  if (core::Status s = bench::ValidateWatchLoad(o); !s.ok()) return s;
+  auto result = bench::RunWatchLoad(o);
+  if (!result) return result.error();
+  const std::string report = args.output == OutputFormat::kJson ? bench::WatchJsonReport(o, *result, target)
+                                                                 : bench::WatchTextReport(o, *result, target);
+  if (core::Status s = WriteStdout(report); !s.ok()) return s;
+  if (result->probes == 0 || result->probe_events == 0) {
+    return core::Status::Unavailable(
+        "no probe write's event reached a watcher (the report above counts the errors by kind)");
+  }
+  return core::Status::Ok();
+}
+
 core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
+  if (args.watchers > 0) {
+    if (args.embedded) {
+      return core::Status::InvalidArgument(
+          "--watchers runs against a server of its own (--addr), not --embedded (start one with kvctl serve)");
+    }
+    if (args.requests > 0) return core::Status::InvalidArgument("--watchers runs by --duration, not --requests");
+  }
   auto options = LoadOptionsFrom(args, *cfg);
   if (!options) return options.error();
 
@@ -221,6 +259,12 @@ core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
   } else {
     if (core::Status s = TargetFrom(cfg->client, &*options); !s.ok()) return s;
     target = cfg->client.addr;
+  }
+  if (args.watchers > 0) {
+    if (options->tls.enabled) {
+      return core::Status::InvalidArgument("--watchers speaks plain HTTP only (give an http:// --addr)");
+    }
+    return RunWatchBench(args, *options, target);
   }
 
   if (options->read_ratio > 0 && !args.no_fill) {
@@ -284,6 +328,12 @@ void AddBenchCommand(CLI::App& app, CommandContext& ctx) {
                 "Start a throw-away server in this process and load it: on a temp dir, or with --backend "
                 "postgres on the migrated database --dsn names (storage and postgres flags apply)");
   sub->add_flag("--no-fill", a->no_fill, "Do not PUT every key once before measuring (GETs may then 404)");
+  sub->add_option("--watchers", a->watchers,
+                  "Instead of a GET/PUT load: hold N watch streams on --watch-prefix for --duration and report "
+                  "the delay from a probe PUT's acknowledgement to its event on each watcher");
+  sub->add_option("--watch-prefix", a->watch_prefix, "With --watchers: the prefix watched; probes write PREFIXprobe")
+      ->capture_default_str();
+  sub->add_option("--probe-rate", a->probe_rate, "With --watchers: probe PUTs a second")->capture_default_str();
   AddOutputOption(*sub, a->output);
   config::AddSettingFlags(*sub, config::Scope::kBench, ctx.flags);
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunBench(ctx, *a); }; });

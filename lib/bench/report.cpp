@@ -108,4 +108,56 @@ std::string ProgressLine(double elapsed_s, double rate, uint64_t errors, bool wa
                      warming_up ? "  (warming up)" : "");
 }
 
+std::string WatchTextReport(const WatchLoadOptions& o, const WatchLoadResult& r, const std::string& target) {
+  std::string out = fmt::format(
+      "kvctl bench --watchers against {}\n  {} watchers on prefix \"{}\", {:g} probe PUTs/s of {}probe, {:.1f} s",
+      target, o.watchers, o.prefix, o.probe_rate, o.prefix, r.seconds);
+  if (o.warmup.count() > 0) {
+    out += fmt::format(" after {:.1f} s of warmup", std::chrono::duration<double>(o.warmup).count());
+  }
+  out += "\n\n";
+  out += fmt::format("watchers     {} of {} streaming at the end, {} streams cut off and resumed\n", r.streaming,
+                     r.watchers, r.cut_off);
+  out += fmt::format("events       {} received ({:.1f}/s), {} progress lines\n", r.events,
+                     r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0.0, r.progress);
+  out += fmt::format("probes       {} acknowledged, {} of their events received, {} missing\n", r.probes,
+                     r.probe_events, r.probe_missing);
+  if (r.delay.count() > 0) {
+    out += "delay        " + LatencyLine(r.delay) + "  (ack -> event, every watcher)\n";
+    out += "  first      " + LatencyLine(r.delay_first) + "  (per write, its first watcher)\n";
+    out += "  last       " + LatencyLine(r.delay_last) + "  (per write, its last watcher)\n";
+  }
+  if (!r.errors.empty()) {
+    out += "errors      ";
+    for (const auto& [kind, count] : r.errors) out += fmt::format(" {} {};", kind, count);
+    out.back() = '\n';
+  }
+  return out;
+}
+
+std::string WatchJsonReport(const WatchLoadOptions& o, const WatchLoadResult& r, const std::string& target) {
+  nlohmann::json errors = nlohmann::json::object();
+  for (const auto& [kind, count] : r.errors) errors[kind] = count;
+  const nlohmann::json doc = {
+      {"target", target},
+      {"watchers", o.watchers},
+      {"prefix", o.prefix},
+      {"probe_rate", o.probe_rate},
+      {"seconds", r.seconds},
+      {"streaming", r.streaming},
+      {"cut_off", r.cut_off},
+      {"events", r.events},
+      {"events_per_s", r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0.0},
+      {"progress", r.progress},
+      {"probes", r.probes},
+      {"probe_events", r.probe_events},
+      {"probe_missing", r.probe_missing},
+      {"errors", errors},
+      {"delay_ms", LatencyJson(r.delay)},
+      {"delay_first_ms", LatencyJson(r.delay_first)},
+      {"delay_last_ms", LatencyJson(r.delay_last)},
+  };
+  return doc.dump(2) + "\n";
+}
+
 }  // namespace kvctl::bench

@@ -107,5 +107,48 @@ TEST_CASE("kvctl bench refuses bad flags with exit 2 and an unreachable server w
   }
 }
 
+TEST_CASE("kvctl bench --watchers holds the streams and times every probe write's event on each") {
+  KvServer server;
+  const CliResult r = RunCli({"bench", "--addr", server.addr(), "--watchers", "20", "--threads", "2",
+                              "--watch-prefix", "w/", "--probe-rate", "20", "--duration", "2s", "-o", "json"});
+  const nlohmann::json j = ParseReport(r);
+  CHECK(j["watchers"] == 20);
+  CHECK(j["streaming"] == 20);
+  CHECK(j["cut_off"] == 0);
+  CHECK(j["errors"].empty());
+  const uint64_t probes = j["probes"];
+  CHECK(probes >= 20);  // 40 due in 2 s; a loaded machine may answer fewer
+  // Every probe's event reached every watcher, each once.
+  CHECK(j["probe_events"].get<uint64_t>() == probes * 20);
+  CHECK(j["probe_missing"] == 0);
+  CHECK(j["events"].get<uint64_t>() <= probes * 20);
+  const auto& d = j["delay_ms"];
+  CHECK(d["p50"].get<double>() <= d["p99"].get<double>());
+  CHECK(d["p99"].get<double>() <= d["max"].get<double>());
+  // Per write, its first watcher is no later than any, its last no earlier.
+  CHECK(j["delay_first_ms"]["max"].get<double>() <= d["max"].get<double>());
+  CHECK(j["delay_last_ms"]["max"].get<double>() == doctest::Approx(d["max"].get<double>()));
+  CHECK(j["delay_first_ms"]["min"].get<double>() <= j["delay_last_ms"]["min"].get<double>());
+  // The probes wrote w/probe and nothing else.
+  HttpClient http(server.port());
+  const auto items = http.ListAll("w/");
+  REQUIRE(items.size() == 1);
+  CHECK(ItemKey(items[0]) == "w/probe");
+  CHECK(http.Request("GET", "/readyz").Json()["revision"].get<uint64_t>() >= probes);
+}
+
+TEST_CASE("kvctl bench --watchers refuses --embedded and --requests with exit 2") {
+  const CliResult embedded = RunCli({"bench", "--embedded", "--watchers", "10"});
+  CHECK(embedded.exit_code == 2);
+  CHECK(embedded.err.find("--watchers") != std::string::npos);
+  KvServer server;
+  const CliResult count = RunCli({"bench", "--addr", server.addr(), "--watchers", "10", "--requests", "5"});
+  CHECK(count.exit_code == 2);
+  CHECK(count.err.find("--requests") != std::string::npos);
+  const CliResult rate = RunCli({"bench", "--addr", server.addr(), "--watchers", "10", "--probe-rate", "0"});
+  CHECK(rate.exit_code == 2);
+  CHECK(rate.err.find("--probe-rate") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace kvctl::e2e

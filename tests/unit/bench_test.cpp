@@ -1,9 +1,13 @@
-// The load generator's parts: histogram, response parser, key choice.
+// The load generator's parts: histogram, response parser, key choice, and
+// the chunked line reader of --watchers.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <map>
+#include <string>
+#include <vector>
 
+#include "lib/bench/chunked_lines.h"
 #include "lib/bench/histogram.h"
 #include "lib/bench/key_chooser.h"
 #include "lib/bench/load.h"
@@ -110,6 +114,46 @@ TEST_CASE("load options that cannot work are refused naming the flag") {
   o = {};
   o.clients = 0;
   CHECK(Validate(o).message().find("--clients") != std::string::npos);
+}
+
+std::vector<std::string> FeedInPieces(ChunkedLines& reader, std::string_view body, size_t piece,
+                                      ChunkedLines::State* state) {
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < body.size(); at += piece) {
+    *state = reader.Feed(body.substr(at, piece), [&](std::string_view l) { lines.emplace_back(l); });
+  }
+  return lines;
+}
+
+TEST_CASE("chunked lines: lines across chunks and feeds come out whole, the last chunk ends the body") {
+  // Two lines in the first chunk, a third split over two chunks (with an
+  // extension on one size line), then the terminating chunk.
+  const std::string body =
+      "1f\r\n{\"revision\":5,\"op\":\"put\"}\n{\"pro\r\n"
+      "e;ext=1\r\ngress\":5}\n{\"re\r\n"
+      "B\r\nvision\":6}\n\r\n"
+      "0\r\n\r\n";
+  for (size_t piece : {body.size(), size_t{1}, size_t{3}, size_t{7}}) {
+    CAPTURE(piece);
+    ChunkedLines reader;
+    ChunkedLines::State state = ChunkedLines::State::kOpen;
+    const auto lines = FeedInPieces(reader, body, piece, &state);
+    CHECK(state == ChunkedLines::State::kEnded);
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0] == "{\"revision\":5,\"op\":\"put\"}");
+    CHECK(lines[1] == "{\"progress\":5}");
+    CHECK(lines[2] == "{\"revision\":6}");
+  }
+}
+
+TEST_CASE("chunked lines: a bad size line or an endless line is kBad, not a growing buffer") {
+  ChunkedLines reader;
+  CHECK(reader.Feed("zz\r\nab\r\n", [](std::string_view) {}) == ChunkedLines::State::kBad);
+  ChunkedLines bounded(16);
+  const std::string body = "40\r\n" + std::string(64, 'x') + "\r\n";
+  CHECK(bounded.Feed(body, [](std::string_view) {}) == ChunkedLines::State::kBad);
+  ChunkedLines open;
+  CHECK(open.Feed("5\r\nab\ncd\r\n", [](std::string_view) {}) == ChunkedLines::State::kOpen);
 }
 
 }  // namespace
