@@ -120,10 +120,15 @@ struct Watcher::Hub {
   // Drops the oldest events while memory is over its bounds, whole
   // revisions at a time, and moves watchers whose matches went with them
   // to reading in order.
+  // Once memory is over a bound, it is brought down to 7/8 of both bounds:
+  // each eviction walks every watcher, and evicting a commit's worth at a
+  // time would walk them all on every commit of a busy store.
   void EvictLocked() {
+    if (memory.size() <= options.memory_events && memory_bytes <= options.memory_bytes) return;
     const uint64_t floor_before = memory_floor;
-    while (!memory.empty() &&
-           (memory.size() > options.memory_events || memory_bytes > options.memory_bytes)) {
+    const size_t events_goal = options.memory_events - options.memory_events / 8;
+    const size_t bytes_goal = options.memory_bytes - options.memory_bytes / 8;
+    while (!memory.empty() && (memory.size() > events_goal || memory_bytes > bytes_goal)) {
       const uint64_t revision = memory.front()->revision;
       while (!memory.empty() && memory.front()->revision == revision) {
         memory_bytes -= memory.front()->bytes();

@@ -112,6 +112,17 @@ struct Watching {
   }
 };
 
+// Whether `pred` holds within 10 s (the hub learns of a commit just after
+// its writer is answered).
+bool Eventually(const std::function<bool()>& pred) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
 core::WatchFilter Prefix(std::string p) { return {std::move(p), true}; }
 core::WatchFilter Key(std::string k) { return {std::move(k), false}; }
 
@@ -189,6 +200,24 @@ TEST_CASE("a watch from an old revision reads the log's segments, then goes on l
   // Metadata from the segments too: key 600 % 17 = 5 was written at 5, 22,
   // ..., 600: 36 times.
   CHECK(w.events[599].meta.version == 36);
+}
+
+TEST_CASE("memory over its bound is brought down to seven eighths of it, not one commit's worth at a time") {
+  TempDir dir;
+  OpenStore s(dir.path(), {.memory_events = 16});
+  Watching w;  // someone watching: events are kept
+  REQUIRE(w.Start(s.store, Key("nothing"), 0).ok());
+  for (int i = 1; i <= 16; ++i) REQUIRE(s.store.Put(KeyOf(i), "v").has_value());
+  REQUIRE(Eventually([&] { return s.store.watch_stats().memory_events == 16; }));
+  REQUIRE(s.store.Put("k/17", "v").has_value());  // over: down to 14
+  REQUIRE(Eventually([&] { return s.store.watch_stats().memory_events == 14; }));
+  REQUIRE(s.store.Put("k/18", "v").has_value());  // under again: kept
+  REQUIRE(Eventually([&] { return s.store.watch_stats().memory_events == 15; }));
+  // A watch from an evicted revision reads it from the log.
+  Watching from_log;
+  REQUIRE(from_log.Start(s.store, Prefix(""), 1).ok());
+  REQUIRE(from_log.UntilRevision(18));
+  CheckEvery(from_log.events, 1, 18);
 }
 
 TEST_CASE("after a restart, a watch from before it reads what the log holds") {
