@@ -135,7 +135,7 @@ void AddWatchCommand(CLI::App& app, CommandContext& ctx) {
       "KVCTL_WATCH_KEY, KVCTL_WATCH_KEY_BASE64 and KVCTL_WATCH_VALUE in its environment and the value on stdin.\n"
       "When the connection drops or the server restarts, kvctl reconnects and resumes where it was: no event is\n"
       "lost or printed twice; it says so on stderr. Ctrl-C ends it (exit 0). History older than the server keeps\n"
-      "(storage.history_retention) is exit 5. --timeout bounds connecting only.");
+      "(storage.history_retention) is exit 5. --timeout bounds connecting and the answer's head only.");
   sub->callback([&ctx, args] { ctx.run = [&ctx, args] { return RunWatch(ctx, *args); }; });
 }
 
