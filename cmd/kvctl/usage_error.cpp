@@ -9,39 +9,10 @@
 #include <fmt/format.h>
 
 #include "cmd/kvctl/text.h"
+#include "lib/core/closest_match.h"
 
 namespace kvctl::cmd {
 namespace {
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// The closest of `candidates` to `word` within a couple of typos, or "": a
-// wild guess is worse than none.
-std::string ClosestWord(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, word.size() / 6) + 1;
-  for (const std::string& c : candidates) {
-    const size_t d = EditDistance(word, c);
-    if (d < best_distance) {
-      best = c;
-      best_distance = d;
-    }
-  }
-  return best;
-}
 
 bool StartsWith(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
 
@@ -121,7 +92,7 @@ std::string SuggestFlag(const std::string& flag, const std::vector<std::string>&
     if (normal == s.word && Has(known, s.needs)) return s.say;
   }
   // Two characters are too few to tell a typo from another flag.
-  return normal.size() > 2 ? ClosestWord(normal, known) : "";
+  return normal.size() > 2 ? core::ClosestMatch(normal, known) : "";
 }
 
 // A word as a message shows it: as typed when plain, else quoted with
@@ -190,7 +161,7 @@ std::string UsageErrorLine(const CLI::App& root, const std::vector<std::string>&
         return fmt::format("{} ({} --help lists the commands, and {} COMMAND --help describes one)", unknown, where,
                            where);
       }
-      const std::string guess = ClosestWord(word, commands);
+      const std::string guess = core::ClosestMatch(word, commands);
       return fmt::format("{} ({}{} --help lists its commands)", unknown,
                          guess.empty() ? "" : "did you mean " + guess + "? ", where);
     }

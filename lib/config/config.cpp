@@ -16,6 +16,7 @@
 #include "lib/config/identities.h"
 #include "lib/config/parse.h"
 #include "lib/config/settings.h"
+#include "lib/core/closest_match.h"
 
 namespace kvctl::config {
 namespace {
@@ -31,36 +32,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// The closest candidate within a couple of typos, or "" — a wild guess is
-// worse than no guess.
-std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, word.size() / 6) + 1;
-  for (const std::string& c : candidates) {
-    size_t d = EditDistance(word, c);
-    if (d < best_distance) {
-      best = c;
-      best_distance = d;
-    }
-  }
-  return best;
 }
 
 // A setting whose bare name (or short flag) is `name`, e.g. "data_dir" ->
@@ -219,7 +190,7 @@ std::vector<FileItem> CollectFileItems(const toml::table& table, const std::stri
               : fmt::format("unknown key \"{}\" {}; settings live in sections {}", name, where,
                             fmt::join(bracketed, ", "));
     } else if (!known_section) {
-      std::string guess = ClosestMatch(name, sections);
+      std::string guess = core::ClosestMatch(name, sections);
       item.error = fmt::format("unknown section [{}] {}; {}known sections: {}", name, where,
                                guess.empty() ? "" : fmt::format("did you mean [{}]? ", guess),
                                fmt::join(bracketed, ", "));
@@ -235,7 +206,7 @@ std::vector<FileItem> CollectFileItems(const toml::table& table, const std::stri
         std::string key = name + "." + std::string(child_key.str());
         child_item.setting = FindSetting(key);
         if (child_item.setting == nullptr) {
-          std::string guess = ClosestMatch(child_key.str(), names);
+          std::string guess = core::ClosestMatch(child_key.str(), names);
           if (guess.empty()) {
             if (const Setting* elsewhere = SettingNamed(child_key.str()); elsewhere != nullptr) {
               guess = std::string(elsewhere->key);
@@ -287,7 +258,7 @@ Status ApplyFile(const std::string& path, Config& config) {
 std::string UnknownEnvMessage(const std::string& name) {
   std::vector<std::string> known;
   for (const Setting& s : Settings()) known.push_back(EnvName(s.key));
-  std::string guess = ClosestMatch(name, known);
+  std::string guess = core::ClosestMatch(name, known);
   if (guess.empty()) {
     if (const Setting* s = SettingNamed(std::string_view(name).substr(kEnvPrefix.size()));
         s != nullptr) {
