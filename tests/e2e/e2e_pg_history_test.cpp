@@ -15,18 +15,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Db {
-  PgCluster& pg = PgCluster::Shared();
-  std::string name = pg.CreateDatabase();
-  std::string dsn = pg.Dsn(name);
-  Db() { MigrateUp(dsn); }
-  std::string Sql(const std::string& sql) { return pg.Psql(name, sql); }
-};
-
 }  // namespace
 
 TEST_CASE("compact on PostgreSQL keeps the live keys, and a server that fell behind reloads") {
-  Db db;
+  MigratedDb db;
   PgServer a(db.dsn, {"--storage-history-retention", "0"}), b(db.dsn);
   HttpClient ha(a.port()), hb(b.port());
   for (int i = 1; i <= 10; ++i) REQUIRE(ha.Put("k" + std::to_string(i), "v1").status == 201);
@@ -97,7 +89,7 @@ TEST_CASE("replay --into copies a data dir into PostgreSQL and back, keeping eve
   hf.Close();
   REQUIRE(file.Stop() == 0);
 
-  Db db;
+  MigratedDb db;
   CliResult r = RunCli({"replay", "--data-dir", file.data_dir().string(), "--into", db.dsn});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(r.out.find("copied 5 records (up to revision 5)") != std::string::npos);

@@ -27,14 +27,6 @@ namespace {
 using namespace std::chrono_literals;
 using core::KeyMeta;
 
-struct Db {
-  PgCluster& pg = PgCluster::Shared();
-  std::string name = pg.CreateDatabase();
-  std::string dsn = pg.Dsn(name);
-  Db() { MigrateUp(dsn); }
-  std::string Sql(const std::string& sql) { return pg.Psql(name, sql); }
-};
-
 std::unique_ptr<pg::PgStore> OpenStore(const std::string& dsn, uint64_t retention = 0) {
   pg::PgStoreOptions o;
   o.dsn = dsn;
@@ -138,7 +130,7 @@ std::string Describe(const std::vector<core::WatchEvent>& events) {
 }  // namespace
 
 TEST_CASE("PostgreSQL: the database decides each put's metadata, and other servers and a reload apply it as written") {
-  Db db;
+  MigratedDb db;
   auto a = OpenStore(db.dsn);
   auto b = OpenStore(db.dsn);
 
@@ -214,7 +206,7 @@ TEST_CASE("PostgreSQL: the database decides each put's metadata, and other serve
 }
 
 TEST_CASE("PostgreSQL: a watch on one server sees every write made through another, from kv_log and then live") {
-  Db db;
+  MigratedDb db;
   auto a = OpenStore(db.dsn);
   Model model;
   // Keys next to the edges of a prefix's byte range: 0xff bytes, a prefix
@@ -286,7 +278,7 @@ TEST_CASE("PostgreSQL: a watch on one server sees every write made through anoth
 }
 
 TEST_CASE("PostgreSQL: compaction keeps the last history_retention revisions as history, and a watch below them is Compacted on every server") {
-  Db db;
+  MigratedDb db;
   auto a = OpenStore(db.dsn, /*retention=*/5);
   auto b = OpenStore(db.dsn, /*retention=*/0);
   Model model;
@@ -347,7 +339,7 @@ TEST_CASE("PostgreSQL: compaction keeps the last history_retention revisions as 
 }
 
 TEST_CASE("PostgreSQL: live watches on two servers see the same changes as kv_log holds them while both write at once") {
-  Db db;
+  MigratedDb db;
   auto a = OpenStore(db.dsn);
   auto b = OpenStore(db.dsn);
   auto on_a = WatchOk(*a, {"c/", true}, 0);

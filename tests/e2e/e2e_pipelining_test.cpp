@@ -24,25 +24,6 @@ using std::chrono::milliseconds;
 
 constexpr size_t kMiB = 1024 * 1024;
 
-// A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"); 0 if unreadable.
-size_t StatusKiB(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoul(line.substr(field.size() + 1));
-  }
-  return 0;
-}
-
-// Resets the process's peak resident memory to its current one; false if
-// the kernel does not allow it (the peak then counts from the start).
-bool ResetPeak(pid_t pid) {
-  std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");
-  out << "5";
-  out.flush();
-  return out.good();
-}
-
 // The count of answered requests in /metrics for a route, method and code.
 double Answered(HttpClient& http, const std::string& route, const std::string& method, int code) {
   const std::string body = http.Request("GET", "/metrics").body;

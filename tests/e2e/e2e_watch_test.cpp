@@ -26,23 +26,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-// A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"); 0 if unreadable.
-size_t StatusKiB(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoul(line.substr(field.size() + 1));
-  }
-  return 0;
-}
-
-bool ResetPeak(pid_t pid) {
-  std::ofstream out("/proc/" + std::to_string(pid) + "/clear_refs");
-  out << "5";
-  out.flush();
-  return out.good();
-}
-
 // One watch over a raw socket: the answer's head, then its body decoded
 // (chunked, or up to the close for HTTP/1.0) into JSON lines, read only
 // when asked, so a test can leave the socket unread.

@@ -304,4 +304,10 @@ bool Eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::second
 // with "kvctl: ".
 bool IsOneErrorLine(const std::string& text);
 
+// A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"); 0 if unreadable.
+size_t StatusKiB(pid_t pid, const std::string& field);
+// Resets the process's peak resident memory to its current one; false if
+// the kernel does not allow it (the peak then counts from the start).
+bool ResetPeak(pid_t pid);
+
 }  // namespace kvctl::e2e

@@ -81,6 +81,15 @@ CliResult RunPgTool(const std::vector<std::string>& args);
 // `kvctl migrate up` on `dsn`; fails the test if it fails.
 void MigrateUp(const std::string& dsn);
 
+// A new database on the shared cluster, migrated up.
+struct MigratedDb {
+  PgCluster& pg = PgCluster::Shared();
+  std::string name = pg.CreateDatabase();
+  std::string dsn = pg.Dsn(name);
+  MigratedDb() { MigrateUp(dsn); }
+  std::string Sql(const std::string& sql) { return pg.Psql(name, sql); }
+};
+
 // A kvctl server on the PostgreSQL backend: started on a fresh port and
 // ready when the constructor returns.
 class PgServer {
