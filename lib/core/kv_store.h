@@ -27,6 +27,7 @@
 
 #include "lib/core/key_meta.h"
 #include "lib/core/status.h"
+#include "lib/core/txn.h"
 #include "lib/core/watch.h"
 
 namespace kvctl::core {
@@ -130,6 +131,16 @@ class KvStore {
   virtual void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
                         PutDone done) = 0;
   virtual void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) = 0;
+  // A transaction (txn.h): its compares judged together against the latest
+  // state, then its success or failure ops, every write at one revision,
+  // durable as one record before the answer. A transaction whose writes
+  // change nothing takes no revision and writes nothing. Errors:
+  // InvalidArgument (ValidateTxn's, or a delete-prefix over too many keys),
+  // NotFound (a put names a lease that does not exist), Unavailable.
+  // TxnAsync answers like PutAsync.
+  using TxnDone = std::function<void(Result<TxnResult>)>;
+  virtual Result<TxnResult> Txn(const TxnRequest& request) = 0;
+  virtual void TxnAsync(const TxnRequest& request, TxnDone done) = 0;
   // NotFound when the key does not exist. `at_revision`, when given, gets
   // the store revision the read reflects, found or not: a watch from the
   // revision after it misses no change and repeats none.

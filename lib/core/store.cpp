@@ -163,6 +163,12 @@ void Store::DeleteAsync(std::string_view key, const Precondition& pre, DeleteDon
   WhenDurable(begun->second, Answer(begun->first, std::move(done)));
 }
 
+Result<TxnResult> Store::Txn(const TxnRequest&) {
+  return Status::Unavailable("transactions are not served yet");
+}
+
+void Store::TxnAsync(const TxnRequest& request, TxnDone done) { done(Txn(request)); }
+
 void Store::WhenDurable(uint64_t revision, std::function<void(const Status&)> then) {
   Status now;
   {

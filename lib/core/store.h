@@ -86,6 +86,8 @@ class Store : public KvStore {
   void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
                 PutDone done) override;
   void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) override;
+  Result<TxnResult> Txn(const TxnRequest& request) override;
+  void TxnAsync(const TxnRequest& request, TxnDone done) override;
 
   // NotFound when the key does not exist.
   Result<Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;

@@ -625,6 +625,14 @@ core::Result<core::DeleteOutcome> PgStore::Delete(std::string_view key,
   return Await<core::DeleteOutcome>([&](DeleteDone done) { DeleteAsync(key, pre, std::move(done)); });
 }
 
+// Not served yet on this backend: the file backend has transactions
+// (issue "Leases, transactions and locks", work in progress).
+core::Result<core::TxnResult> PgStore::Txn(const core::TxnRequest&) {
+  return core::Status::Unavailable("transactions are not served on the PostgreSQL backend yet");
+}
+
+void PgStore::TxnAsync(const core::TxnRequest& request, TxnDone done) { done(Txn(request)); }
+
 void PgStore::PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
                        PutDone done) {
   impl_->Submit(true, key, value, pre,

@@ -121,6 +121,8 @@ class PgStore : public core::KvStore {
   void PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
                 PutDone done) override;
   void DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) override;
+  core::Result<core::TxnResult> Txn(const core::TxnRequest& request) override;
+  void TxnAsync(const core::TxnRequest& request, TxnDone done) override;
   core::Result<core::Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;
   core::ListPage List(const core::ListOptions& options) const override;
   core::Status Writable() const override;
