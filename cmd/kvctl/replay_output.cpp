@@ -16,13 +16,33 @@ using nlohmann::json;
 
 // A write of a transaction says so, with how many writes share its
 // revision: `12 PUT "a" "1" txn=3`.
+// A lease's records: `12 LEASE GRANT 7587 ttl=30`, `13 LEASE REVOKE 7587`
+// (or EXPIRE), its keys' DELETEs after it at the same revision.
 std::string EventText(const core::LogRecord& r) {
   const std::string txn = r.txn_writes > 0 ? fmt::format(" txn={}", r.txn_writes) : "";
+  if (core::LeaseRecord lease; !core::ChangesKey(r.type) && core::DecodeLeaseRecord(r, &lease)) {
+    if (r.type == core::RecordType::kLeaseGrant) {
+      return fmt::format("{} LEASE GRANT {} ttl={}\n", r.revision, lease.id, lease.ttl);
+    }
+    return fmt::format("{} LEASE {} {}{}\n", r.revision,
+                       lease.reason == core::LeaseEndReason::kExpired ? "EXPIRE" : "REVOKE", lease.id, txn);
+  }
   if (r.type == core::RecordType::kDelete) return fmt::format("{} DELETE {}{}\n", r.revision, QuoteBytes(r.key), txn);
   return fmt::format("{} PUT {} {}{}\n", r.revision, QuoteBytes(r.key), QuoteBytes(r.value), txn);
 }
 
 std::string EventJson(const core::LogRecord& r, bool from_snapshot) {
+  if (core::LeaseRecord lease; !core::ChangesKey(r.type) && core::DecodeLeaseRecord(r, &lease)) {
+    json j{{"revision", r.revision},
+           {"op", r.type == core::RecordType::kLeaseGrant       ? "lease_grant"
+                  : lease.reason == core::LeaseEndReason::kExpired ? "lease_expire"
+                                                                   : "lease_revoke"},
+           {"lease", lease.id}};
+    if (r.type == core::RecordType::kLeaseGrant) j["ttl"] = lease.ttl;
+    if (r.txn_writes > 0) j["txn_writes"] = r.txn_writes;
+    j["snapshot"] = from_snapshot;
+    return JsonLine(j);
+  }
   json j{{"revision", r.revision}, {"op", r.type == core::RecordType::kPut ? "put" : "delete"}};
   SetJsonKey(j, r.key);
   if (r.type == core::RecordType::kPut) j["value"] = core::Base64Encode(r.value);

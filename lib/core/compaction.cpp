@@ -1,5 +1,6 @@
 #include "lib/core/compaction.h"
 
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -19,7 +20,18 @@ struct LiveValue {
 };
 using LiveState = std::unordered_map<std::string, LiveValue>;
 
-void Apply(LiveState& state, const LogRecord& r) {
+// The leases alive, by id: their grants.
+using LiveLeases = std::map<uint64_t, SnapshotLease>;
+
+void Apply(LiveState& state, LiveLeases& leases, const LogRecord& r) {
+  if (LeaseRecord lease; !ChangesKey(r.type) && DecodeLeaseRecord(r, &lease)) {
+    if (r.type == RecordType::kLeaseGrant) {
+      leases[lease.id] = {lease.id, lease.ttl, r.revision};
+    } else {
+      leases.erase(lease.id);
+    }
+    return;
+  }
   if (r.type == RecordType::kPut) {
     auto [it, created] = state.try_emplace(std::string(r.key));
     LiveValue& v = it->second;
@@ -37,6 +49,7 @@ void Apply(LiveState& state, const LogRecord& r) {
 Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
   FileSystem& fs = *input.fs;
   LiveState state;
+  LiveLeases leases;
   MergeOutput out;
 
   // The inputs must chain like any log (log_chain.h): compaction must not
@@ -64,7 +77,7 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
     auto contents = fs.MapFile(path);
     if (!contents) return contents.error();
     auto scan = ScanSnapshot((*contents)->bytes(), path, snapshot->revision, [&](const LogRecord& r) {
-      Apply(state, r);
+      Apply(state, leases, r);
       return Status::Ok();
     });
     if (!scan) return scan.error();
@@ -79,7 +92,7 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
     auto bytes = fs.ReadFile(path);
     if (!bytes) return bytes.error();
     auto scan = ScanSegment(*bytes, segment.revision, [&](const LogRecord& r) {
-      Apply(state, r);
+      Apply(state, leases, r);
       return Status::Ok();
     });
     if (!scan) return scan.error();
@@ -108,7 +121,9 @@ Result<MergeOutput> MergeIntoSnapshot(const MergeInput& input) {
   std::vector<SnapshotEntry> entries;
   entries.reserve(state.size());
   for (const auto& [key, live] : state) entries.push_back({key, live.value, live.revision, live.meta});
-  auto written = WriteSnapshot(fs, input.dir, input.covered_revision, entries);
+  std::vector<SnapshotLease> live_leases;
+  for (const auto& [id, lease] : leases) live_leases.push_back(lease);
+  auto written = WriteSnapshot(fs, input.dir, input.covered_revision, entries, live_leases);
   if (!written) return written.error();
   out.snapshot = std::move(*written);
   return out;

@@ -32,7 +32,7 @@ class FileReader final : public EventHistory::Reader {
         txn_writes_.assign(1, *record);
       }
       for (const LogRecord& r : txn_writes_) {
-        if (!filter_.Matches(r.key)) continue;
+        if (!ChangesKey(r.type) || !filter_.Matches(r.key)) continue;
         WatchEvent e{r.revision, r.type, std::string(r.key), std::string(r.value), {}};
         if (r.has_meta) e.meta = r.meta;
         bytes += e.bytes();

@@ -26,6 +26,10 @@ class DataDirWriter {
   DataDirWriter(FileSystem& fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
 
   void AddSnapshotRecord(const LogRecord& r) {
+    if (LeaseRecord lease; r.type == RecordType::kLeaseGrant && DecodeLeaseRecord(r, &lease)) {
+      snapshot_leases_.push_back({lease.id, lease.ttl, r.revision});
+      return;
+    }
     snapshot_.push_back({std::string(r.key), std::string(r.value), r.revision, r.has_meta ? r.meta : KeyMeta{}});
   }
 
@@ -38,10 +42,11 @@ class DataDirWriter {
       std::vector<SnapshotEntry> entries;
       entries.reserve(snapshot_.size());
       for (const OwnedRecord& r : snapshot_) entries.push_back({r.key, r.value, r.revision, r.meta});
-      auto written = WriteSnapshot(fs_, dir_, covered_revision, entries);
+      auto written = WriteSnapshot(fs_, dir_, covered_revision, entries, snapshot_leases_);
       if (!written) return written.error();
-      records_ += snapshot_.size();
+      records_ += snapshot_.size() + snapshot_leases_.size();
       snapshot_.clear();
+      snapshot_leases_.clear();
     }
     FileLogOptions options{.dir = dir_, .fsync = FsyncPolicy::kNever, .fs = &fs_};
     auto log = FileLog::Open(options, [](const LogRecord&) { return Status::Ok(); }, nullptr);
@@ -82,6 +87,7 @@ class DataDirWriter {
   FileSystem& fs_;
   std::string dir_;
   std::vector<OwnedRecord> snapshot_;
+  std::vector<SnapshotLease> snapshot_leases_;
   std::vector<Change> batch_;
   std::unique_ptr<FileLog> log_;
   uint64_t records_ = 0;

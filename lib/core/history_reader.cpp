@@ -147,6 +147,7 @@ Result<std::map<std::string, StateEntry>> ReadStateAt(const HistorySource& sourc
   Status s = source(
       [&](const LogRecord& r, bool) {
         if (revision != 0 && r.revision > revision) return Status::Ok();
+        if (!ChangesKey(r.type)) return Status::Ok();  // a lease's grant or end: its deletes come as records
         if (r.type == RecordType::kPut) {
           auto [it, created] = state.try_emplace(std::string(r.key));
           StateEntry& e = it->second;

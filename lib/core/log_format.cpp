@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "lib/core/coding.h"
+#include "lib/core/lease.h"
 
 namespace kvctl::core {
 namespace {
@@ -130,8 +131,8 @@ const char* DecodeTxnWrites(const LogRecord& txn, std::vector<LogRecord>* writes
     at = GetVarintChecked(at, end, &key_size);
     if (at != nullptr) at = GetVarintChecked(at, end, &value_size);
     if (at != nullptr) at = GetVarintChecked(at, end, &meta_size);
-    if (at == nullptr || (type != 1 && type != 2) || key_size == 0 || meta_size > kMaxRecordMetaSize ||
-        (type == 2 && (value_size != 0 || meta_size != 0))) {
+    if (at == nullptr || (type != 1 && type != 2 && type != 5) || key_size == 0 || meta_size > kMaxRecordMetaSize ||
+        (type != 1 && (value_size != 0 || meta_size != 0)) || (type == 5 && key_size != 9)) {
       return "transaction record has a write with invalid fields";
     }
     if (static_cast<uint64_t>(end - at) < key_size + meta_size + value_size) {
@@ -150,6 +151,9 @@ const char* DecodeTxnWrites(const LogRecord& txn, std::vector<LogRecord>* writes
     w.value = std::string_view(at, value_size);
     at += value_size;
     w.txn_writes = static_cast<uint32_t>(n);
+    if (LeaseRecord lease; w.type == RecordType::kLeaseEnd && !DecodeLeaseRecord(w, &lease)) {
+      return "transaction record has an invalid lease end";
+    }
     if (writes != nullptr) writes->push_back(w);
   }
   if (at != end) return "transaction record has bytes after its last write";
@@ -181,8 +185,10 @@ ParsedRecord ParseRecord(std::string_view bytes, RecordChecks checks) {
   const uint32_t value_size = GetU32(p + 8);
   const auto type = static_cast<uint8_t>(p[12]);
   const auto meta_size = static_cast<uint8_t>(p[13]);
-  if ((type != 1 && type != 2 && type != 3) || p[14] != 0 || p[15] != 0 || key_size == 0 ||
-      (type != 1 && (value_size != 0 || meta_size != 0)) || meta_size > kMaxRecordMetaSize) {
+  if (type < 1 || type > 5 || p[14] != 0 || p[15] != 0 || key_size == 0 ||
+      (type != 1 && meta_size != 0) || (type != 1 && type != 4 && value_size != 0) ||
+      (type == 4 && (key_size != 8 || value_size != 8)) || (type == 5 && key_size != 9) ||
+      meta_size > kMaxRecordMetaSize) {
     r.outcome = ParseOutcome::kBadHeader;
     r.why = "record header has invalid fields";
     return r;
@@ -220,6 +226,12 @@ ParsedRecord ParseRecord(std::string_view bytes, RecordChecks checks) {
       return r;
     }
   }
+  if (LeaseRecord lease; (r.record.type == RecordType::kLeaseGrant || r.record.type == RecordType::kLeaseEnd) &&
+                         !DecodeLeaseRecord(r.record, &lease)) {
+    r.outcome = ParseOutcome::kBadChecksum;  // sound framing, unsound contents
+    r.why = "lease record is invalid";
+    return r;
+  }
   r.outcome = ParseOutcome::kOk;
   return r;
 }
@@ -247,6 +259,43 @@ std::string SegmentFileName(uint64_t first_revision) {
 
 bool ParseSegmentFileName(std::string_view name, uint64_t* first_revision) {
   return ParseRevisionFileName(name, kSegmentSuffix, first_revision);
+}
+
+std::string LeaseGrantKey(uint64_t id) {
+  std::string key(8, '\0');
+  PutU64(key.data(), id);
+  return key;
+}
+
+std::string LeaseTtlValue(int64_t ttl_seconds) {
+  std::string value(8, '\0');
+  PutU64(value.data(), static_cast<uint64_t>(ttl_seconds));
+  return value;
+}
+
+std::string LeaseEndKey(uint64_t id, LeaseEndReason reason) {
+  std::string key = LeaseGrantKey(id);
+  key.push_back(static_cast<char>(reason));
+  return key;
+}
+
+bool DecodeLeaseRecord(const LogRecord& record, LeaseRecord* out) {
+  if (record.key.size() < 8) return false;
+  out->id = GetU64(record.key.data());
+  if (out->id == 0 || out->id > static_cast<uint64_t>(INT64_MAX)) return false;
+  if (record.type == RecordType::kLeaseGrant) {
+    if (record.key.size() != 8 || record.value.size() != 8) return false;
+    out->ttl = static_cast<int64_t>(GetU64(record.value.data()));
+    return out->ttl >= kMinLeaseTtl && out->ttl <= kMaxLeaseTtl;
+  }
+  if (record.type == RecordType::kLeaseEnd) {
+    if (record.key.size() != 9 || !record.value.empty()) return false;
+    const auto reason = static_cast<uint8_t>(record.key[8]);
+    if (reason != 1 && reason != 2) return false;
+    out->reason = static_cast<LeaseEndReason>(reason);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace kvctl::core

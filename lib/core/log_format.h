@@ -13,7 +13,8 @@
 //    0  4  header check: low 32 bits of XXH3-64 over bytes [4, 24) of the record
 //    4  4  key length k (1 .. 2^32-1)
 //    8  4  value length v (0 for a delete)
-//   12  1  type: 1 = PUT, 2 = DELETE, 3 = TRANSACTION (below)
+//   12  1  type: 1 = PUT, 2 = DELETE, 3 = TRANSACTION, 4 = LEASE GRANT,
+//          5 = LEASE END (below)
 //   13  1  metadata length m (0 .. 30): a PUT's key metadata; 0 for a
 //          DELETE and a TRANSACTION
 //   14  2  reserved, 0
@@ -38,10 +39,22 @@
 //        varint  metadata length (0 .. 30; 0 for a DELETE)
 //        bytes   key, metadata (as a PUT record's), value
 // Nothing may follow the n-th write. A transaction of one write is a plain
-// PUT or DELETE record. Readers hand its writes on as PUT and DELETE
+// PUT or DELETE record. A write may also be a LEASE END (type 5, its key
+// as below, no value, no metadata): a lease ended with the deletes of its
+// keys, which is a TRANSACTION of the LEASE END and the DELETEs.
+//
+// Leases (SPEC §6) are in the log too, each grant and end at a revision
+// of its own like any change:
+// - LEASE GRANT (type 4): key = the lease id (8 bytes), value = its TTL in
+//   seconds (8 bytes), no metadata. Keepalives are not logged: a restart
+//   gives every lease its full TTL again.
+// - LEASE END (type 5): key = the lease id (8 bytes) and why it ended (1
+//   byte: 1 = revoked, 2 = expired), no value, no metadata. When the lease
+//   had keys, it is a write of the TRANSACTION record that deletes them.
+// A PUT's metadata names the lease its key is attached to. Readers hand its writes on as PUT and DELETE
 // records that share the revision (LogRecord::txn_writes says how many).
 //
-// Version 2 is version 3 without TRANSACTION records; version 1 (kvctl
+// Version 2 is version 3 without TRANSACTION and LEASE records; version 1 (kvctl
 // before key metadata) is version 2 with m always 0. A PUT
 // without metadata (any PUT of a version-1 log) gets it on replay: version
 // 1 and create revision = its revision when the key did not exist before,
@@ -111,7 +124,14 @@ inline constexpr std::string_view kSegmentSuffix = ".log";
 
 // kTxn appears only between ParseRecord and DecodeTxnRecord: every other
 // reader sees a transaction as its PUT and DELETE records.
-enum class RecordType : uint8_t { kPut = 1, kDelete = 2, kTxn = 3 };
+enum class RecordType : uint8_t { kPut = 1, kDelete = 2, kTxn = 3, kLeaseGrant = 4, kLeaseEnd = 5 };
+
+// Whether a record changes a key (a PUT or a DELETE), as opposed to a
+// lease's grant or end.
+inline bool ChangesKey(RecordType type) { return type == RecordType::kPut || type == RecordType::kDelete; }
+
+enum class LeaseEndReason : uint8_t { kRevoked = 1, kExpired = 2 };
+
 
 // A decoded record; key and value point into the buffer it was parsed from.
 struct LogRecord {
@@ -127,6 +147,18 @@ struct LogRecord {
   // TRANSACTION record (all at this revision).
   uint32_t txn_writes = 0;
 };
+
+// The key and value of lease records, and back.
+std::string LeaseGrantKey(uint64_t id);  // also the first 8 bytes of a LEASE END's key
+std::string LeaseTtlValue(int64_t ttl_seconds);
+std::string LeaseEndKey(uint64_t id, LeaseEndReason reason);
+struct LeaseRecord {
+  uint64_t id = 0;
+  int64_t ttl = 0;  // LEASE GRANT
+  LeaseEndReason reason = LeaseEndReason::kRevoked;  // LEASE END
+};
+// False for a record that is not a sound lease record.
+bool DecodeLeaseRecord(const LogRecord& record, LeaseRecord* out);
 
 // One write of a transaction, for AppendTxnRecord.
 struct TxnWrite {

@@ -72,7 +72,7 @@ void MemTable::Apply(const std::vector<Change>& changes) {
     if (c.type == RecordType::kPut) {
       Set(c.key, c.value, c.revision, c.meta);
     } else {
-      Erase(c.key);
+      if (c.type == RecordType::kDelete) Erase(c.key);  // a lease's record changes no key
       if (c.revision > revision_) revision_ = c.revision;
     }
   }
@@ -83,7 +83,7 @@ void MemTable::Apply(const LogRecord& record) {
   if (record.type == RecordType::kPut) {
     Set(record.key, record.value, record.revision, record.has_meta ? record.meta : KeyMeta{});
   } else {
-    Erase(record.key);
+    if (record.type == RecordType::kDelete) Erase(record.key);  // a lease's record changes no key
     if (record.revision > revision_) revision_ = record.revision;
   }
 }

@@ -13,7 +13,8 @@
 namespace kvctl::core {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 3;      // written: records in key order, with metadata
+constexpr uint32_t kSnapshotVersion = 4;      // written: leases, then records in key order, with metadata
+constexpr uint32_t kLeaseFreeVersion = 3;     // still read: no leases
 constexpr uint32_t kKeyOrderVersion = 2;       // still read: in key order, no metadata
 constexpr uint32_t kRevisionOrderVersion = 1;  // still read: records in revision order
 // Bytes gathered before each write to the temp file.
@@ -59,7 +60,7 @@ class SnapshotWriter {
 };
 
 Status WriteBody(SnapshotWriter& w, uint64_t covered_revision,
-                 const std::vector<const SnapshotEntry*>& entries) {
+                 const std::vector<const SnapshotEntry*>& entries, const std::vector<SnapshotLease>& leases) {
   char header[kSnapshotHeaderSize] = {};
   std::memcpy(header, kSnapshotMagic.data(), kSnapshotMagic.size());
   PutU32(header + 8, kSnapshotVersion);
@@ -67,6 +68,9 @@ Status WriteBody(SnapshotWriter& w, uint64_t covered_revision,
   PutU64(header + 24, XXH3_64bits(header, 24));
   w.buffer().append(header, sizeof(header));
 
+  for (const SnapshotLease& l : leases) {
+    AppendRecord(&w.buffer(), l.revision, RecordType::kLeaseGrant, LeaseGrantKey(l.id), LeaseTtlValue(l.ttl));
+  }
   for (const SnapshotEntry* e : entries) {
     AppendRecord(&w.buffer(), e->revision, RecordType::kPut, e->key, e->value,
                  e->meta.version != 0 ? &e->meta : nullptr);
@@ -74,7 +78,7 @@ Status WriteBody(SnapshotWriter& w, uint64_t covered_revision,
   }
   char footer[16] = {};
   std::memcpy(footer, kSnapshotEndMagic.data(), kSnapshotEndMagic.size());
-  PutU64(footer + 8, entries.size());
+  PutU64(footer + 8, leases.size() + entries.size());
   w.buffer().append(footer, sizeof(footer));
   if (Status s = w.Flush(); !s.ok()) return s;
   char digest[8];
@@ -97,7 +101,10 @@ bool ParseSnapshotFileName(std::string_view name, uint64_t* covered_revision) {
 
 Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir,
                                           uint64_t covered_revision,
-                                          const std::vector<SnapshotEntry>& entries) {
+                                          const std::vector<SnapshotEntry>& entries,
+                                          const std::vector<SnapshotLease>& leases) {
+  std::vector<SnapshotLease> by_id = leases;
+  std::sort(by_id.begin(), by_id.end(), [](const SnapshotLease& a, const SnapshotLease& b) { return a.id < b.id; });
   std::vector<const SnapshotEntry*> by_key;
   by_key.reserve(entries.size());
   for (const SnapshotEntry& e : entries) by_key.push_back(&e);
@@ -118,7 +125,7 @@ Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir
     auto file = fs.OpenAppendable(temp);
     if (!file) return file.error();
     SnapshotWriter writer(std::move(*file));
-    s = WriteBody(writer, covered_revision, by_key);
+    s = WriteBody(writer, covered_revision, by_key, by_id);
     bytes = writer.bytes();
   }
   if (s.ok()) s = fs.Rename(temp, path);
@@ -128,7 +135,7 @@ Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir
     return s;
   }
   if (Status d = fs.SyncDir(dir); !d.ok()) return d;
-  return SnapshotWriteResult{path, bytes, entries.size()};
+  return SnapshotWriteResult{path, bytes, leases.size() + entries.size()};
 }
 
 Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& path,
@@ -143,7 +150,8 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
   }
   if (GetU64(p + 24) != XXH3_64bits(p, 24)) return Damaged(path, 0, "header checksum mismatch");
   const uint32_t version = GetU32(p + 8);
-  if (version != kSnapshotVersion && version != kKeyOrderVersion && version != kRevisionOrderVersion) {
+  if (version != kSnapshotVersion && version != kLeaseFreeVersion && version != kKeyOrderVersion &&
+      version != kRevisionOrderVersion) {
     return Damaged(path, 8, fmt::format("unknown snapshot version {}", version));
   }
   const size_t footer_at = bytes.size() - kSnapshotFooterSize;
@@ -170,6 +178,8 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
   const bool key_order = version != kRevisionOrderVersion;
   uint64_t last_revision = 0;
   std::string_view last_key;
+  uint64_t last_lease = 0;
+  uint64_t keys = 0;
   size_t at = kSnapshotHeaderSize;
   while (at < footer_at) {
     // The file checksum above covers every record: checking each again
@@ -177,16 +187,29 @@ Result<SnapshotScan> ScanSnapshot(std::string_view bytes, const std::string& pat
     ParsedRecord parsed = ParseRecord(bytes.substr(at, footer_at - at), RecordChecks::kTrusted);
     if (parsed.outcome != ParseOutcome::kOk) return Damaged(path, at, parsed.why);
     const LogRecord& r = parsed.record;
-    if (r.type != RecordType::kPut) return Damaged(path, at, "a snapshot holds only PUT records");
     if (r.revision == 0 || r.revision > scan.covered_revision) {
       return Damaged(path, at, "record revision is 0 or past the covered revision");
     }
-    if (key_order ? scan.records > 0 && r.key <= last_key : r.revision <= last_revision) {
+    if (r.type == RecordType::kLeaseGrant) {
+      LeaseRecord lease;
+      DecodeLeaseRecord(r, &lease);  // ParseRecord checked it
+      if (version != kSnapshotVersion || keys > 0 || lease.id <= last_lease) {
+        return Damaged(path, at, "a lease grant out of its place (they come first, ids increasing)");
+      }
+      last_lease = lease.id;
+      if (Status s = on_record(r); !s.ok()) return s;
+      ++scan.records;
+      at += parsed.size;
+      continue;
+    }
+    if (r.type != RecordType::kPut) return Damaged(path, at, "a snapshot holds only PUT and LEASE GRANT records");
+    if (key_order ? keys > 0 && r.key <= last_key : r.revision <= last_revision) {
       return Damaged(path, at, key_order ? "record key out of order" : "record revision out of order");
     }
     if (Status s = on_record(r); !s.ok()) return s;
     last_revision = r.revision;
     last_key = r.key;
+    ++keys;
     ++scan.records;
     at += parsed.size;
   }

@@ -9,13 +9,15 @@
 //
 // Header (32 bytes):
 //    0  8  magic "KVCTLSNP"
-//    8  4  format version (3; versions 2 and 1 are still read)
+//    8  4  format version (4; versions 3, 2 and 1 are still read)
 //   12  4  reserved, 0
 //   16  8  covered revision R
 //   24  8  XXH3-64 over bytes [0, 24)
-// Then records, exactly as in log_format.h, all of type PUT with the key's
-// metadata (create revision, version, lease), one per live key, keys
-// strictly increasing in byte order, each revision at most R. Key order
+// Then records, exactly as in log_format.h: first a LEASE GRANT for each
+// lease alive at R (its grant's revision, ids strictly increasing), then
+// PUTs with the key's metadata (create revision, version, lease), one per
+// live key, keys strictly increasing in byte order, each revision at most
+// R. Version 3 is version 4 without leases. Key order
 // lets a loader build its ordered in-memory table by appending, with no
 // search per key. Version 2 (kvctl before key metadata) holds the same
 // records without metadata: a key loaded from one gets version 1 and its
@@ -65,6 +67,13 @@ struct SnapshotEntry {
   KeyMeta meta;  // version 0: not known, written without
 };
 
+// A lease alive at the snapshot's revision.
+struct SnapshotLease {
+  uint64_t id = 0;
+  int64_t ttl = 0;
+  uint64_t revision = 0;  // of its grant
+};
+
 struct SnapshotWriteResult {
   std::string path;
   uint64_t bytes = 0;
@@ -78,12 +87,13 @@ struct SnapshotWriteResult {
 // entries with one key.
 Result<SnapshotWriteResult> WriteSnapshot(FileSystem& fs, const std::string& dir,
                                           uint64_t covered_revision,
-                                          const std::vector<SnapshotEntry>& entries);
+                                          const std::vector<SnapshotEntry>& entries,
+                                          const std::vector<SnapshotLease>& leases = {});
 
 struct SnapshotScan {
   uint64_t covered_revision = 0;
   uint64_t records = 0;
-  uint32_t version = 0;  // 3 or 2: records in key order (3 with metadata); 1: in revision order
+  uint32_t version = 0;  // 4, 3 or 2: records in key order (3 and 4 with metadata, 4 with leases); 1: in revision order
 };
 
 // Verifies every check of a whole snapshot file and calls `on_record` for

@@ -16,6 +16,7 @@ Store::~Store() { (void)Close(); }
 
 void Store::ApplyRecovered(const LogRecord& record) {
   map_.Apply(record);
+  ApplyRecoveredLease(record);
   // A snapshot's records come in key order, not revision order.
   if (record.revision > committed_revision_.load()) committed_revision_ = record.revision;
 }
@@ -47,6 +48,7 @@ void Store::Start(std::unique_ptr<ChangeLog> log) {
   hub_ = std::make_unique<WatchHub>(options_.watch, log_->history(), committed_revision_.load());
   refused_ = Status::Ok();
   committer_ = std::thread([this] { CommitLoop(); });
+  StartLeaseClock();
 }
 
 Result<std::shared_ptr<Watcher>> Store::Watch(const WatchFilter& filter, uint64_t from,
@@ -77,11 +79,12 @@ Store::Current Store::LatestLocked(std::string_view key) const {
 }
 
 uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string_view value,
-                              const Current& current) {
+                              const Current& current, uint64_t lease) {
   const uint64_t revision = next_revision_++;
   const KeyMeta meta = type == RecordType::kPut
-                           ? KeyMeta::AfterPut(current.value ? &current.meta : nullptr, revision, 0)
+                           ? KeyMeta::AfterPut(current.value ? &current.meta : nullptr, revision, lease)
                            : KeyMeta{};
+  ReattachLocked(key, current.value ? current.meta.lease : 0, type == RecordType::kPut ? lease : 0);
   auto it = pending_.find(key);
   if (it == pending_.end()) it = pending_.emplace(std::string(key), Pending{}).first;
   Pending& p = it->second;
@@ -106,10 +109,11 @@ Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value,
   if (!refused_.ok()) return refused_;
   const Current cur = LatestLocked(key);
   if (Status s = CheckPrecondition(cur.value.has_value(), cur.revision, pre); !s.ok()) return s;
-  if (cur.value && *cur.value == value) {
+  if (Status s = CheckLeaseLocked(lease); !s.ok()) return s;
+  if (cur.value && *cur.value == value && cur.meta.lease == lease) {
     return PutOutcome{cur.revision, false, false};  // idempotent: no revision, no record
   }
-  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value, cur), !cur.value, true};
+  return PutOutcome{EnqueueLocked(RecordType::kPut, key, value, cur, lease), !cur.value, true};
 }
 
 Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view key, const Precondition& pre) {
@@ -220,6 +224,7 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
   };
 
   TxnResult result;
+  size_t read_bytes = 0;  // kMaxTxnReadBytes
   result.succeeded = std::all_of(request.compare.begin(), request.compare.end(),
                                  [&](const TxnCompare& c) { return CompareHolds(c, latest(c.key)); });
   const uint64_t revision = next_revision_;  // taken only if something is written
@@ -228,10 +233,7 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
     r.kind = op.kind;
     switch (op.kind) {
       case TxnOp::Kind::kPut: {
-        if (op.lease != 0) {
-          return Status::NotFound(fmt::format("lease {} does not exist (no leases are granted on this server yet)",
-                                              op.lease));
-        }
+        if (Status s = CheckLeaseLocked(op.lease); !s.ok()) return s;
         const TxnKeyState cur = latest(op.key);
         if (cur.value && *cur.value == op.value && cur.meta.lease == op.lease) {
           r.revision = cur.revision;  // unchanged: no write
@@ -269,6 +271,7 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
       case TxnOp::Kind::kGet:
         if (const TxnKeyState cur = latest(op.key); cur.value) {
           r.items.push_back({op.key, std::string(*cur.value), cur.revision, cur.meta});
+          read_bytes += op.key.size() + cur.value->size();
         }
         break;
       case TxnOp::Kind::kGetPrefix: {
@@ -284,11 +287,12 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
         for (const std::string& key : keys) {
           const TxnKeyState cur = latest(key);
           if (!cur.value) continue;
-          if (r.items.size() == limit) {
+          if (r.items.size() == limit || (!r.items.empty() && read_bytes >= kMaxTxnReadBytes)) {
             r.more = true;
             break;
           }
           r.items.push_back({key, std::string(*cur.value), cur.revision, cur.meta});
+          read_bytes += key.size() + cur.value->size();
         }
         break;
       }
@@ -309,6 +313,8 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
   changes.reserve(order.size());
   for (const std::string& key : order) {
     OwnWrite& w = own.find(key)->second;
+    const Current before = LatestLocked(key);
+    ReattachLocked(key, before.value ? before.meta.lease : 0, w.value ? w.meta.lease : 0);
     auto it = pending_.find(key);
     if (it == pending_.end()) it = pending_.emplace(key, Pending{}).first;
     it->second.revision = revision;
@@ -317,12 +323,16 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
     changes.push_back(Change{revision, w.value ? RecordType::kPut : RecordType::kDelete, key,
                              w.value ? std::move(*w.value) : std::string(), w.value ? w.meta : KeyMeta{}});
   }
+  QueueLocked(std::move(changes));
+  return std::pair{std::move(result), revision};
+}
+
+void Store::QueueLocked(std::vector<Change> changes) {
   {
     std::lock_guard queue_lock(queue_mu_);
     for (Change& c : changes) queue_.push_back(std::move(c));
   }
   queue_cv_.notify_one();
-  return std::pair{std::move(result), revision};
 }
 
 void Store::WhenDurable(uint64_t revision, std::function<void(const Status&)> then) {
@@ -415,6 +425,7 @@ void Store::ApplyCommitted(const std::vector<Change>& batch) {
   {
     std::lock_guard write_lock(write_mu_);
     for (const Change& c : batch) {
+      if (!ChangesKey(c.type)) continue;  // a lease's grant or end
       if (auto it = pending_.find(c.key); it != pending_.end() && it->second.revision == c.revision) {
         pending_.erase(it);
       }
@@ -444,7 +455,9 @@ void Store::ApplyCommitted(const std::vector<Change>& batch) {
   if (hub_->watching()) {
     std::vector<WatchEvent> events;
     events.reserve(batch.size());
-    for (const Change& c : batch) events.push_back({c.revision, c.type, c.key, c.value, c.meta});
+    for (const Change& c : batch) {
+      if (ChangesKey(c.type)) events.push_back({c.revision, c.type, c.key, c.value, c.meta});
+    }
     hub_->Publish(std::move(events), head);
   } else {
     hub_->Advance(head);
@@ -507,6 +520,7 @@ std::vector<BackendMetric> Store::BackendMetrics() const {
 }
 
 Status Store::Close() {
+  StopLeaseClock();  // it writes: it stops before the writes do
   {
     std::lock_guard lock(write_mu_);
     if (refused_.ok()) refused_ = Status::Unavailable("kvctl is shutting down");
@@ -525,16 +539,5 @@ Status Store::Close() {
   std::lock_guard lock(durable_mu_);
   return log_failure_.ok() ? closed : log_failure_;
 }
-
-}  // namespace kvctl::core
-
-namespace kvctl::core {
-
-void Store::LeaseGrantAsync(int64_t, LeaseDone done) { done(Status::Unavailable("leases: not yet")); }
-void Store::LeaseRevokeAsync(uint64_t, RevokeDone done) { done(Status::Unavailable("leases: not yet")); }
-Result<LeaseInfo> Store::LeaseKeepAlive(uint64_t) { return Status::Unavailable("leases: not yet"); }
-Result<LeaseInfo> Store::LeaseTimeToLive(uint64_t) const { return Status::Unavailable("leases: not yet"); }
-std::vector<LeaseInfo> Store::Leases() const { return {}; }
-LeaseStats Store::lease_stats() const { return {}; }
 
 }  // namespace kvctl::core

@@ -31,6 +31,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -146,7 +148,12 @@ class Store : public KvStore {
   // (only the committer changes it, holding write_mu_; so Find() is safe).
   Current LatestLocked(std::string_view key) const;
   // Queues a change of `key`, which is now `current`; returns its revision.
-  uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value, const Current& current);
+  // A PUT attaches the key to `lease` (0: none).
+  uint64_t EnqueueLocked(RecordType type, std::string_view key, std::string_view value, const Current& current,
+                         uint64_t lease = 0);
+  // Queues changes that share one revision (a transaction, a lease's end)
+  // together, so the committer takes them in one batch. Requires write_mu_.
+  void QueueLocked(std::vector<Change> changes);
   // The locked part of a write: checks its condition and queues the change
   // (or finds it unchanged). The outcome, or why not; BeginDelete also
   // gives the revision to wait for.
@@ -167,6 +174,30 @@ class Store : public KvStore {
   Status NotDurableLocked() const;
   // Answers every async writer still waiting: the log failed, or it closed.
   void FailWaiters();
+  // Leases (store_leases.cpp).
+  using LeaseClock = std::chrono::steady_clock;
+  struct Lease {
+    int64_t ttl = 0;
+    LeaseClock::time_point deadline;
+    // Keys writes attached to it. One moved off it since may still be
+    // listed: its end deletes only keys still attached (their metadata).
+    std::set<std::string, std::less<>> keys;
+  };
+  // NotFound unless `lease` is 0 or alive.
+  Status CheckLeaseLocked(uint64_t lease) const;
+  // Moves `key` from lease `from` to lease `to` (either 0: none). Requires write_mu_.
+  void ReattachLocked(std::string_view key, uint64_t from, uint64_t to);
+  Result<std::pair<LeaseInfo, uint64_t>> BeginLeaseGrant(int64_t ttl_seconds);
+  // Ends lease `id`: one revision, its record and the deletes of its keys.
+  // With `due_by`, only if its deadline is no later (the clock's check,
+  // which a keepalive may have overtaken): 0 then means it is not due.
+  // Requires write_mu_.
+  Result<uint64_t> EndLeaseLocked(uint64_t id, LeaseEndReason reason,
+                                  std::optional<LeaseClock::time_point> due_by = std::nullopt);
+  void ApplyRecoveredLease(const LogRecord& record);
+  void StartLeaseClock();
+  void StopLeaseClock();
+  void LeaseClockLoop();
   void CommitLoop();
   void ApplyCommitted(const std::vector<Change>& batch);
   void Fail(const Status& cause);
@@ -202,6 +233,17 @@ class Store : public KvStore {
   std::vector<std::pair<uint64_t, std::function<void(const Status&)>>> waiters_;
 
   std::thread committer_;
+
+  // Leases: the table and the deadlines the clock thread waits for. Lock
+  // order: write_mu_, then lease_mu_, then map_'s lock.
+  mutable std::mutex lease_mu_;
+  std::unordered_map<uint64_t, Lease> leases_;
+  std::set<std::pair<LeaseClock::time_point, uint64_t>> lease_deadlines_;
+  std::condition_variable lease_cv_;
+  bool lease_clock_stop_ = false;
+  std::thread lease_clock_;
+  std::mt19937_64 lease_ids_{std::random_device{}()};  // guarded by write_mu_
+  std::atomic<uint64_t> leases_granted_{0}, leases_revoked_{0}, leases_expired_{0}, lease_keepalives_{0};
   // Set by Start() (before the committer runs), kept until destruction.
   std::unique_ptr<WatchHub> hub_;
 

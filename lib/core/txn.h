@@ -80,6 +80,10 @@ struct TxnResult {
 // The most keys one get-prefix returns, and one delete-prefix may delete
 // (a transaction is one log record; it stays a bounded size).
 inline constexpr size_t kMaxTxnGetKeys = 10000;
+// The most bytes of keys and values a transaction's gets return together,
+// as a listing page is bounded (a get of a prefix stops there with `more`;
+// a get of one key returns it whole, bounded by limits.max_value_bytes).
+inline constexpr size_t kMaxTxnReadBytes = 4 << 20;
 inline constexpr size_t kMaxTxnDeleteKeys = 10000;
 
 // Checks what can be checked without the store: at most `max_ops` compares

@@ -134,6 +134,12 @@ core::Result<core::CopyReport> CopyHistoryToPg(const core::HistorySource& source
     core::Status read = source(
         [&](const core::LogRecord& r, bool from_snapshot) -> core::Status {
           if (!from_snapshot && to_revision != 0 && r.revision > to_revision) return core::Status::Ok();
+          if (!core::ChangesKey(r.type)) {
+            return core::Status::InvalidArgument(fmt::format(
+                "revision {} is a lease's record: the PostgreSQL backend does not serve leases yet, so a log "
+                "with leases cannot be copied into it (copy it with --to a revision before the first lease)",
+                r.revision));
+          }
           const bool put = r.type == core::RecordType::kPut;
           const int64_t revision = static_cast<int64_t>(r.revision);
           if (put) {

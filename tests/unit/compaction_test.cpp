@@ -361,7 +361,7 @@ TEST_CASE("a snapshot holds its keys in key order, and a revision-ordered one (v
   core::SnapshotScan scan;
   using Seen = std::vector<std::pair<std::string, uint64_t>>;
   CHECK(ScanOrder(*bytes, 5, &scan) == Seen{{"a", 2}, {"b", 3}, {"c", 1}});
-  CHECK(scan.version == 3);
+  CHECK(scan.version == 4);
 
   // A version-1 file must be in revision order; key order there is damage.
   auto refused = core::ScanSnapshot(WithVersion(*bytes, 1), "v1.snapshot", 5,

@@ -1,0 +1,221 @@
+// Leases in the file store: grant and end as log records, the deletes of a
+// lease's keys at one revision, the expiry clock, keepalives, a restart
+// that gives every lease its full TTL again, and compaction keeping the
+// leases alive (snapshot version 4).
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "lib/core/file_log.h"
+#include "lib/core/file_system.h"
+#include "lib/core/log_reader.h"
+#include "lib/core/store.h"
+#include "tests/support/fault_fs.h"
+
+namespace {
+
+using namespace kvctl;
+using namespace std::chrono_literals;
+using kvctl::testing::TempDir;
+
+struct OpenStore {
+  explicit OpenStore(const std::string& dir) {
+    auto opened = core::FileLog::Open({dir, core::FsyncPolicy::kAlways, 1 << 20, nullptr, nullptr},
+                                      [&](const core::LogRecord& r) {
+                                        store.ApplyRecovered(r);
+                                        return core::Status::Ok();
+                                      },
+                                      nullptr);
+    REQUIRE(opened.has_value());
+    store.Start(std::move(*opened));
+  }
+  core::Result<core::LeaseInfo> Grant(int64_t ttl) {
+    std::promise<core::Result<core::LeaseInfo>> p;
+    store.LeaseGrantAsync(ttl, [&](core::Result<core::LeaseInfo> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  core::Result<uint64_t> Revoke(uint64_t id) {
+    std::promise<core::Result<uint64_t>> p;
+    store.LeaseRevokeAsync(id, [&](core::Result<uint64_t> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  core::Store store;
+};
+
+template <typename Pred>
+bool Within(std::chrono::milliseconds limit, Pred pred) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+std::vector<std::string> ReplayLines(const std::string& dir) {
+  std::vector<std::string> lines;
+  core::FileSystem& fs = core::PosixFileSystem();
+  auto names = fs.ListDir(dir);
+  REQUIRE(names.has_value());
+  std::sort(names->begin(), names->end());
+  for (const std::string& name : *names) {
+    uint64_t first = 0;
+    if (!core::ParseSegmentFileName(name, &first)) continue;
+    auto bytes = fs.ReadFile(dir + "/" + name);
+    REQUIRE(bytes.has_value());
+    auto scan = core::ScanSegment(*bytes, first, [&](const core::LogRecord& r) {
+      core::LeaseRecord lease;
+      if (!core::ChangesKey(r.type) && core::DecodeLeaseRecord(r, &lease)) {
+        lines.push_back(fmt::format("{} {} {}", r.revision, r.type == core::RecordType::kLeaseGrant ? "grant" : "end",
+                                    lease.ttl));
+      } else {
+        lines.push_back(fmt::format("{} {} {} txn={}", r.revision, r.type == core::RecordType::kPut ? "put" : "delete",
+                                    r.key, r.txn_writes));
+      }
+      return core::Status::Ok();
+    });
+    REQUIRE(scan.has_value());
+    CHECK_FALSE(scan->damage.found);
+  }
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("lease records encode their id, TTL and reason, and refuse what is out of range") {
+  std::string bytes;
+  core::AppendRecord(&bytes, 5, core::RecordType::kLeaseGrant, core::LeaseGrantKey(77), core::LeaseTtlValue(30));
+  auto parsed = core::ParseRecord(bytes);
+  REQUIRE(parsed.outcome == core::ParseOutcome::kOk);
+  core::LeaseRecord lease;
+  REQUIRE(core::DecodeLeaseRecord(parsed.record, &lease));
+  CHECK(lease.id == 77);
+  CHECK(lease.ttl == 30);
+
+  std::string end;
+  core::AppendRecord(&end, 6, core::RecordType::kLeaseEnd, core::LeaseEndKey(77, core::LeaseEndReason::kExpired), "");
+  parsed = core::ParseRecord(end);
+  REQUIRE(parsed.outcome == core::ParseOutcome::kOk);
+  REQUIRE(core::DecodeLeaseRecord(parsed.record, &lease));
+  CHECK(lease.reason == core::LeaseEndReason::kExpired);
+
+  std::string zero_ttl;
+  core::AppendRecord(&zero_ttl, 5, core::RecordType::kLeaseGrant, core::LeaseGrantKey(77), core::LeaseTtlValue(0));
+  CHECK(core::ParseRecord(zero_ttl).outcome == core::ParseOutcome::kBadChecksum);
+  std::string zero_id;
+  core::AppendRecord(&zero_id, 5, core::RecordType::kLeaseGrant, core::LeaseGrantKey(0), core::LeaseTtlValue(5));
+  CHECK(core::ParseRecord(zero_id).outcome == core::ParseOutcome::kBadChecksum);
+}
+
+TEST_CASE("a revoke deletes every key attached to the lease at one revision, in one record, and stays after a restart") {
+  TempDir dir;
+  uint64_t id = 0;
+  {
+    OpenStore s(dir.path());
+    auto lease = s.Grant(60);
+    REQUIRE(lease.has_value());
+    id = lease->id;
+    CHECK(id != 0);
+    CHECK(s.store.revision() == 1);  // the grant took revision 1
+    REQUIRE(s.store.Put("a", "1", {}, id).has_value());
+    REQUIRE(s.store.Put("b", "1", {}, id).has_value());
+    REQUIRE(s.store.Put("moved", "1", {}, id).has_value());
+    REQUIRE(s.store.Put("moved", "1").has_value());  // the same value, off the lease: a change
+    CHECK(s.store.Get("moved")->revision == 5);
+    REQUIRE(s.store.Put("free", "1").has_value());
+    CHECK(s.store.Get("a")->meta.lease == id);
+
+    auto ttl = s.store.LeaseTimeToLive(id);
+    REQUIRE(ttl.has_value());
+    CHECK(ttl->keys == std::vector<std::string>{"a", "b"});
+    CHECK(ttl->ttl == 60);
+    CHECK(ttl->remaining > 55);
+
+    CHECK(s.store.Put("c", "1", {}, id + 1).error().IsNotFound());
+    auto revoked = s.Revoke(id);
+    REQUIRE(revoked.has_value());
+    CHECK(*revoked == 7);
+    CHECK_FALSE(s.store.Get("a").has_value());
+    CHECK_FALSE(s.store.Get("b").has_value());
+    CHECK(s.store.Get("moved").has_value());
+    CHECK(s.store.LeaseTimeToLive(id).error().IsNotFound());
+    CHECK(s.Revoke(id).error().IsNotFound());
+    CHECK(s.store.Put("a", "2", {}, id).error().IsNotFound());
+    CHECK(s.store.lease_stats().revoked == 1);
+    CHECK(s.store.Close().ok());
+  }
+  const std::vector<std::string> lines = ReplayLines(dir.path());
+  REQUIRE(lines.size() == 9);
+  CHECK(lines[0] == "1 grant 60");
+  CHECK(lines[6] == "7 end 0");
+  CHECK(lines[7] == "7 delete a txn=3");
+  CHECK(lines[8] == "7 delete b txn=3");
+
+  OpenStore s(dir.path());
+  CHECK(s.store.revision() == 7);
+  CHECK(s.store.Leases().empty());
+  CHECK_FALSE(s.store.Get("a").has_value());
+  CHECK(s.store.Get("moved")->meta.lease == 0);
+}
+
+TEST_CASE("a lease not kept alive expires with its keys; a keepalive holds it") {
+  TempDir dir;
+  OpenStore s(dir.path());
+  auto short_lived = s.Grant(1);
+  auto kept = s.Grant(1);
+  REQUIRE(short_lived.has_value());
+  REQUIRE(kept.has_value());
+  REQUIRE(s.store.Put("gone", "1", {}, short_lived->id).has_value());
+  REQUIRE(s.store.Put("kept", "1", {}, kept->id).has_value());
+  auto watcher = s.store.Watch({"", true}, 0, nullptr);
+  REQUIRE(watcher.has_value());
+  const auto start = std::chrono::steady_clock::now();
+  bool gone = false;
+  while (std::chrono::steady_clock::now() - start < 2500ms) {
+    CHECK(s.store.LeaseKeepAlive(kept->id).has_value());
+    if (!s.store.Get("gone").has_value()) gone = true;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(gone);
+  CHECK(s.store.Get("kept").has_value());
+  CHECK(s.store.lease_stats().expired == 1);
+  CHECK(s.store.lease_stats().keepalives >= 10);
+  core::Watcher::Batch batch;
+  (*watcher)->Poll(1 << 20, &batch);
+  REQUIRE(batch.events.size() == 1);
+  CHECK(batch.events[0]->type == core::RecordType::kDelete);
+  CHECK(batch.events[0]->key == "gone");
+  // Left alone, the other goes too.
+  CHECK(Within(3000ms, [&] { return !s.store.Get("kept").has_value(); }));
+}
+
+TEST_CASE("a restart gives every lease its full TTL again, and compaction keeps the leases alive") {
+  TempDir dir;
+  uint64_t id = 0;
+  {
+    OpenStore s(dir.path());
+    auto lease = s.Grant(3);
+    REQUIRE(lease.has_value());
+    id = lease->id;
+    REQUIRE(s.store.Put("k", "v", {}, id).has_value());
+    auto ended = s.Grant(100);
+    REQUIRE(ended.has_value());
+    REQUIRE(s.Revoke(ended->id).has_value());
+    REQUIRE(s.store.Compact().has_value());  // the grant is only in the snapshot now
+    std::this_thread::sleep_for(2000ms);    // most of its TTL spent
+    CHECK(s.store.Close().ok());
+  }
+  OpenStore s(dir.path());
+  auto ttl = s.store.LeaseTimeToLive(id);
+  REQUIRE(ttl.has_value());
+  CHECK(ttl->remaining == 3);
+  CHECK(ttl->keys == std::vector<std::string>{"k"});
+  CHECK(s.store.Leases().size() == 1);
+  std::this_thread::sleep_for(1500ms);
+  CHECK(s.store.Get("k").has_value());  // not early: 1.5 s into a fresh 3 s
+  CHECK(Within(3000ms, [&] { return !s.store.Get("k").has_value(); }));
+}
