@@ -7,12 +7,14 @@
 #   bench/run.sh --quick         # 3 s, 1 run, 200k keys for recovery: a check, not a result
 #   bench/run.sh --duration 5 --runs 3 --recovery-keys 1000000 --kvctl path/to/kvctl
 #   bench/run.sh --only recovery --baseline old/kvctl   # recovery and memory, two builds side by side
-#   bench/run.sh --only watch            # PUT load without and with 1,000 watchers, and the event delay
+#   bench/run.sh --only watch            # PUT load without and with 1,000 watchers, the event delay,
+#                                        # and the loopback floor under it (build/loopback_floor)
 #   bench/run.sh --only watch --watchers 200 --probe-rate 20
 #
 # Installs what it needs from Debian (nginx, redis, etcd, wrk, jq), builds
-# kvctl if build/kvctl is missing, runs every server on 127.0.0.1 in a temp
-# dir on the disk, and stops each process it started by its PID.
+# kvctl and loopback_floor if build/ lacks them, runs every server on
+# 127.0.0.1 in a temp dir on the disk, and stops each process it started by
+# its PID.
 # Load shape: wrk -t2 -c64 (redis-benchmark -c 64 --threads 2), 10k keys of
 # 16 bytes, 100-byte values.
 set -euo pipefail
@@ -24,6 +26,7 @@ RUNS=3
 RECOVERY_KEYS=1000000
 KEYS=10000
 KVCTL=$REPO/build/kvctl
+FLOOR=$REPO/build/loopback_floor  # bench/loopback_floor.cpp: the kernel's floor under the watch delay
 BASELINE=""  # another kvctl build to time recovery and memory against, on the same data
 ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl recovery watch
 WATCHERS=1000
@@ -39,13 +42,14 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift ;;
     --watchers) WATCHERS=$2; shift ;;
     --probe-rate) PROBE_RATE=$2; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
 # --- what it needs ---------------------------------------------------------
+wanted() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
 need=()
 for pair in nginx:nginx-light redis-server:redis-server redis-benchmark:redis-tools etcd:etcd-server \
             wrk:wrk jq:jq curl:curl; do
@@ -62,6 +66,10 @@ if [ ! -x "$KVCTL" ]; then
   scripts/deps.sh build
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build -j"$(nproc)" --target kvctl >&2
+fi
+if [ ! -x "$FLOOR" ] && wanted watch; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build --target loopback_floor >&2
 fi
 
 WORK=$(mktemp -d /var/tmp/kvctl-suite-XXXXXX)  # on the disk, not tmpfs: fsync must mean something
@@ -301,6 +309,40 @@ watch_put_rps() {  # port, prefix ("" for no watchers), tag: sets RPS; the watch
   fi
 }
 
+# The floor under the delay: build/loopback_floor writes one 201-byte line
+# (about one event) on each of WATCHERS bare loopback TCP connections and
+# reads them on two epoll threads, a round at a time, under the same PUT
+# load. A server with one connection per watcher makes at least those sends;
+# kvctl's delay over the floor's, in the same run, is what kvctl adds. It
+# starts 1 s into the load, and its rounds (100 ms apart) end before the load.
+watch_floor() {  # port: sets RPS; the floor's JSON in $WORK/floor.json
+  local port=$1 rounds floor i
+  rounds=$(( (DURATION - 2) * 8 ))
+  [ "$rounds" -gt 40 ] && rounds=40
+  [ "$rounds" -lt 4 ] && rounds=4
+  ( sleep 1; exec "$FLOOR" --connections "$WATCHERS" --rounds "$rounds" -o json ) \
+    >"$WORK/floor.json" 2>"$WORK/floor.err" &
+  floor=$!
+  PIDS+=("$floor")
+  RPS=$(kvctl_wrk "$port" put -t2 -c64)
+  # Its rounds end within the load; 30 s more is for a stuck round (it gives
+  # up on one after 10 s and exits non-zero).
+  for i in $(seq 300); do kill -0 "$floor" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$floor" 2>/dev/null && log "  loopback_floor still running 30 s after the load: stopped"
+  stop_pid "$floor"
+}
+
+floor_field() {  # jq filter: from the floor's report, or nan (and its stderr) if there is none
+  local value
+  value=$(jq -c "$1" "$WORK/floor.json" 2>/dev/null) || value=""
+  if [ -z "$value" ] || [ "$value" = null ]; then
+    echo nan
+    sed 's/^/  loopback_floor: /' "$WORK/floor.err" >&2
+  else
+    echo "$value"
+  fi
+}
+
 watch_field() {  # tag, jq filter: from the watchers' report, or nan (and their stderr) if there is none
   jq -c "$2" "$WORK/watch-$1.json" 2>/dev/null || { echo nan; sed 's/^/  watchers: /' "$WORK/watch-$1.err" >&2; }
 }
@@ -308,6 +350,7 @@ watch_field() {  # tag, jq filter: from the watchers' report, or nan (and their 
 measure_watch() {
   start_kvctl "$WORK/kv-watch" always
   local pid=$PID port=$PORT i base=() other=() same=() p50o=() p99o=() p50s=() p99s=() firsto=() lasto=()
+  local floor_rps=() floor50=() floor99=() floorlast=()
   kvctl_fill "$port" "$KEYS"
   for i in $(seq "$RUNS"); do
     watch_put_rps "$port" "" none; base+=("$RPS")
@@ -321,7 +364,12 @@ measure_watch() {
     p50s+=("$(watch_field same .delay_ms.p50)")
     p99s+=("$(watch_field same .delay_ms.p99)")
     log "  watchers on k: $(watch_field same '{streaming, cut_off, events, probes, probe_events, probe_missing, errors}')"
-    log "  run $i: PUT/s none ${base[-1]}, w/ ${other[-1]}, k ${same[-1]}; delay p99 ms w/ ${p99o[-1]}, k ${p99s[-1]}"
+    watch_floor "$port"; floor_rps+=("$RPS")
+    floor50+=("$(floor_field .delay_ms.p50)")
+    floor99+=("$(floor_field .delay_ms.p99)")
+    floorlast+=("$(floor_field .last_ms.p99)")
+    log "  run $i: PUT/s none ${base[-1]}, w/ ${other[-1]}, k ${same[-1]}, floor ${floor_rps[-1]};" \
+        "delay p99 ms w/ ${p99o[-1]}, k ${p99s[-1]}, loopback floor ${floor99[-1]}"
   done
   R[watch_put_none]=$(printf '%s\n' "${base[@]}" | median)
   R[watch_put_other]=$(printf '%s\n' "${other[@]}" | median)
@@ -332,6 +380,10 @@ measure_watch() {
   R[watch_delay_last_p99_other]=$(printf '%s\n' "${lasto[@]}" | median)
   R[watch_delay_p50_same]=$(printf '%s\n' "${p50s[@]}" | median)
   R[watch_delay_p99_same]=$(printf '%s\n' "${p99s[@]}" | median)
+  R[watch_put_floor]=$(printf '%s\n' "${floor_rps[@]}" | median)
+  R[watch_floor_p50]=$(printf '%s\n' "${floor50[@]}" | median)
+  R[watch_floor_p99]=$(printf '%s\n' "${floor99[@]}" | median)
+  R[watch_floor_last_p99]=$(printf '%s\n' "${floorlast[@]}" | median)
   stop_pid "$pid"
 }
 
@@ -410,7 +462,6 @@ measure_recovery() {
 # --- run -------------------------------------------------------------------
 log "kvctl benchmark suite: ${DURATION}s per measurement, $RUNS run(s), medians; work dir $WORK"
 log "load: $(uptime)"
-wanted() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
 if wanted nginx; then
   log "nginx 1 worker";  measure_nginx 1
   log "nginx 2 workers"; measure_nginx 2
@@ -461,6 +512,7 @@ row "PUT req/s, $WATCHERS watchers on w/ vs none" "$(v watch_put_other)" "$(v wa
 row "PUT req/s, $WATCHERS watchers on the PUT keys vs none" "$(v watch_put_same)" "$(v watch_put_none)" "$(ratio "$(v watch_put_same)" "$(v watch_put_none)")" ">=0.8"
 row "watch delay p99 ms, watchers on w/ (goal: 10; p50)" "$(v watch_delay_p99_other)" "$(v watch_delay_p50_other)" "$(ratio "$(v watch_delay_p99_other)" 10)" "<=1.0"
 row "  p99 ms to a write's first watcher; to its last" "$(v watch_delay_first_p99_other)" "$(v watch_delay_last_p99_other)" "-" "-"
+row "watch delay p99 ms, w/ vs loopback floor (same load)" "$(v watch_delay_p99_other)" "$(v watch_floor_p99)" "$(ratio "$(v watch_delay_p99_other)" "$(v watch_floor_p99)")" "<=1.0"
 row "watch delay p99 ms, watchers on PUT keys (goal 10; p50)" "$(v watch_delay_p99_same)" "$(v watch_delay_p50_same)" "$(ratio "$(v watch_delay_p99_same)" 10)" "<=1.0"
 if [ -n "$BASELINE" ]; then
   echo
