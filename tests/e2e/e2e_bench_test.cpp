@@ -20,7 +20,9 @@ nlohmann::json ParseReport(const CliResult& r) {
 
 void CheckConsistent(const nlohmann::json& j) {
   const uint64_t ok = j["ok"];
-  CHECK(j["reads"]["count"].get<uint64_t>() + j["writes"]["count"].get<uint64_t>() == ok);
+  CHECK(j["reads"]["count"].get<uint64_t>() + j["writes"]["count"].get<uint64_t>() +
+            j["txns"]["count"].get<uint64_t>() ==
+        ok);
   CHECK(j["requests"].get<uint64_t>() == ok + j["errors"]["total"].get<uint64_t>());
   const auto& l = j["latency_ms"];
   CHECK(l["min"].get<double>() > 0);
@@ -93,7 +95,8 @@ TEST_CASE("kvctl bench refuses bad flags with exit 2 and an unreachable server w
        {std::vector<std::string>{"bench", "--read-ratio", "1.5"}, {"bench", "--clients", "0"},
         {"bench", "--duration", "soon"}, {"bench", "--keys", "100000", "--key-size", "3"},
         {"bench", "--zipf", "-1"}, {"bench", "--bogus"}, {"bench", "--addr", "http://127.0.0.1:1", "--cacert", "ca.pem"},
-        {"bench", "--clients", "many"}}) {
+        {"bench", "--clients", "many"}, {"bench", "--txn-ratio", "1.5"}, {"bench", "--txn-ratio=-0.1"},
+        {"bench", "--txn-ratio", "0.5", "--keys", "2"}}) {
     CAPTURE(args[1]);
     const CliResult r = RunCli(args);
     CHECK(r.exit_code == 2);
