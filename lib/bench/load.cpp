@@ -221,7 +221,10 @@ class Worker {
   }
 
   void Issue(Connection& c, Clock::time_point now) {
-    if (exhausted_) return;
+    // Past the end nothing more goes out: its answer would not be counted,
+    // and a write the server makes without being counted skews what the
+    // server's revision says of the run.
+    if (exhausted_ || now >= s_.end) return;
     uint64_t key = 0;
     RequestKind kind = RequestKind::kPut;
     if (o_.fill) {
