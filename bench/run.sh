@@ -16,7 +16,7 @@
 # 127.0.0.1 in a temp dir on the disk, and stops each process it started by
 # its PID.
 # Load shape: wrk -t2 -c64 (redis-benchmark -c 64 --threads 2), 10k keys of
-# 16 bytes, 100-byte values.
+# 16 bytes, 100-byte values. --only txn: 3-key transactions/s against PUTs/s, and etcd's txn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -28,7 +28,7 @@ KEYS=10000
 KVCTL=$REPO/build/kvctl
 FLOOR=$REPO/build/loopback_floor  # bench/loopback_floor.cpp: the kernel's floor under the watch delay
 BASELINE=""  # another kvctl build to time recovery and memory against, on the same data
-ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl recovery watch
+ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl txn recovery watch
 WATCHERS=1000
 PROBE_RATE=2  # the watchers' probe PUTs a second: each is an event on every watcher
 while [ $# -gt 0 ]; do
@@ -214,16 +214,20 @@ measure_redis() {  # name, fsync mode (always|everysec|off)
   stop_pid "$pid"
 }
 
-measure_etcd() {
-  local dir=$WORK/etcd port peer
-  port=$(free_port 17300)
-  peer=$(free_port $((port + 1)))
-  start_bg "$WORK/etcd.log" etcd --name suite --data-dir "$dir" \
-    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+start_etcd() {  # dir: a one-member etcd on it; sets PID and PORT
+  local peer
+  PORT=$(free_port 17300)
+  peer=$(free_port $((PORT + 1)))
+  start_bg "$1.log" etcd --name suite --data-dir "$1" \
+    --listen-client-urls "http://127.0.0.1:$PORT" --advertise-client-urls "http://127.0.0.1:$PORT" \
     --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
     --initial-cluster "suite=http://127.0.0.1:$peer" --log-level error
-  local pid=$PID
-  wait_http "http://127.0.0.1:$port/health"
+  wait_http "http://127.0.0.1:$PORT/health"
+}
+
+measure_etcd() {
+  start_etcd "$WORK/etcd"
+  local pid=$PID port=$PORT
   R[etcd_put]=$(ETCD_MODE=put KV_KEYS=$KEYS repeat wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$port")
   R[etcd_range]=$(ETCD_MODE=range KV_KEYS=$KEYS repeat wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$port")
   stop_pid "$pid"
@@ -279,6 +283,52 @@ measure_kvctl() {
   kvctl_fill "$port" "$KEYS"
   R[kv_put_interval]=$(repeat kvctl_wrk "$port" put -t2 -c64)
   stop_pid "$pid"
+}
+
+# Transactions of 3 PUTs (POST /v1/txn, keys k, k+1, k+2, no compares)
+# against single PUTs, on one fresh fsync=always server, both from kvctl
+# bench at 64 clients, alternating in each run; then etcd's txn of the same
+# shape through its JSON gateway (wrk, bench/wrk_etcd.lua ETCD_MODE=txn)
+# beside etcd's put, alternating too.
+kvctl_write_rps() {  # port, txn ratio: writes (PUTs or transactions) a second from kvctl bench
+  # A run with errors counts as none (nan): its rate would not be of the shape asked.
+  if ! "$KVCTL" bench --addr "127.0.0.1:$1" --clients 64 --read-ratio 0 --txn-ratio "$2" --keys "$KEYS" \
+       --duration "${DURATION}s" -o json >"$WORK/txn-bench.json" 2>"$WORK/txn-bench.err"; then
+    echo nan
+    sed 's/^/  kvctl bench: /' "$WORK/txn-bench.err" >&2
+    return 0
+  fi
+  jq -r 'if .errors.total > 0 then "nan" else .throughput_rps end' "$WORK/txn-bench.json"
+  jq -c 'select(.errors.total > 0) | .errors.by_kind' "$WORK/txn-bench.json" | sed 's/^/  kvctl bench errors: /' >&2
+}
+
+etcd_wrk() {  # port, mode: requests/s of wrk_etcd.lua
+  ETCD_MODE=$2 KV_KEYS=$KEYS wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$1"
+}
+
+measure_txn() {
+  local i pid port puts=() txns=() eputs=() etxns=()
+  start_kvctl "$WORK/kv-txn" always
+  pid=$PID port=$PORT
+  for i in $(seq "$RUNS"); do
+    puts+=("$(kvctl_write_rps "$port" 0)")
+    txns+=("$(kvctl_write_rps "$port" 1)")
+    log "  run $i: kvctl PUT/s ${puts[-1]}, 3-key txn/s ${txns[-1]}"
+  done
+  stop_pid "$pid"
+  R[txn_kv_put]=$(printf '%s\n' "${puts[@]}" | median)
+  R[txn_kv_txn]=$(printf '%s\n' "${txns[@]}" | median)
+
+  start_etcd "$WORK/etcd-txn"
+  pid=$PID port=$PORT
+  for i in $(seq "$RUNS"); do
+    eputs+=("$(etcd_wrk "$port" put)")
+    etxns+=("$(etcd_wrk "$port" txn)")
+    log "  run $i: etcd put/s ${eputs[-1]}, 3-put txn/s ${etxns[-1]}"
+  done
+  stop_pid "$pid"
+  R[txn_etcd_put]=$(printf '%s\n' "${eputs[@]}" | median)
+  R[txn_etcd_txn]=$(printf '%s\n' "${etxns[@]}" | median)
 }
 
 # PUT throughput under the usual load (wrk -t2 -c64, fsync always) with no
@@ -473,6 +523,7 @@ if wanted redis; then
 fi
 if wanted etcd; then log "etcd"; measure_etcd; fi
 if wanted kvctl; then log "kvctl"; measure_kvctl; fi
+if wanted txn; then log "txn: 3-key transactions"; measure_txn; fi
 if wanted recovery; then log "recovery"; measure_recovery; fi
 if wanted watch; then log "watch: $WATCHERS watchers"; measure_watch; fi
 log "load: $(uptime)"
@@ -501,6 +552,8 @@ row "GET req/s vs nginx static, 2 workers" "$(v kv_get)" "$(v nginx2)" "$(ratio 
 row "GET req/s vs etcd range" "$(v kv_get)" "$(v etcd_range)" "$(ratio "$(v kv_get)" "$(v etcd_range)")" ">=10"
 row "PUT fsync=always vs Redis SET appendfsync always" "$(v kv_put_always)" "$(v redis_set_always)" "$(ratio "$(v kv_put_always)" "$(v redis_set_always)")" ">=1.0"
 row "PUT fsync=always vs etcd put" "$(v kv_put_always)" "$(v etcd_put)" "$(ratio "$(v kv_put_always)" "$(v etcd_put)")" ">=6"
+row "3-key txn/s vs PUT/s, fsync=always, 64 clients" "$(v txn_kv_txn)" "$(v txn_kv_put)" "$(ratio "$(v txn_kv_txn)" "$(v txn_kv_put)")" ">=0.8"
+row "txn/s vs etcd txn (3 puts, gateway)" "$(v txn_kv_txn)" "$(v txn_etcd_txn)" "$(ratio "$(v txn_kv_txn)" "$(v txn_etcd_txn)")" ">=5"
 row "PUT fsync=interval vs Redis SET everysec" "$(v kv_put_interval)" "$(v redis_set_everysec)" "$(ratio "$(v kv_put_interval)" "$(v redis_set_everysec)")" "-"
 row "mixed 90/10 vs Redis GET, persistence off" "$(v kv_mixed)" "$(v redis_get_off)" "$(ratio "$(v kv_mixed)" "$(v redis_get_off)")" "-"
 row "1-client PUT p50 ms vs disk fsync ms" "$(v kv_put_p50_1c)" "$(v fsync_ms)" "$(ratio "$(v kv_put_p50_1c)" "$(v fsync_ms)")" "<=2.0"

@@ -1,6 +1,8 @@
 -- wrk script for etcd's JSON gateway (v3): put or range of keys drawn
--- uniformly from a key space, the same shape as wrk_kv.lua.
--- Environment: ETCD_MODE=put|range, KV_KEYS (10000), KV_VALUE_SIZE (100).
+-- uniformly from a key space, the same shape as wrk_kv.lua; or txn: one
+-- transaction of 3 puts (keys i, i+1, i+2, wrapped; no compares), the
+-- shape of `kvctl bench --txn-ratio 1`.
+-- Environment: ETCD_MODE=put|range|txn, KV_KEYS (10000), KV_VALUE_SIZE (100).
 -- Whole requests are built once per key in init(), as in wrk_kv.lua, so
 -- wrk's own cost per request is the same small one for both servers.
 local mode = os.getenv("ETCD_MODE") or "range"
@@ -26,13 +28,24 @@ end
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
   local host = wrk.headers["Host"] or wrk.host
-  local path = mode == "put" and "/v3/kv/put" or "/v3/kv/range"
+  local paths = {put = "/v3/kv/put", range = "/v3/kv/range", txn = "/v3/kv/txn"}
+  local path = paths[mode]
+  if path == nil then error("ETCD_MODE must be put, range or txn, not " .. mode) end
   local value = base64(string.rep("v", value_size))
+  local function key_of(i) return base64(string.format("key:%012d", i % keys)) end
   for i = 0, keys - 1 do
-    local key = base64(string.format("key:%012d", i))
+    local key = key_of(i)
     local body
     if mode == "put" then
       body = '{"key":"' .. key .. '","value":"' .. value .. '"}'
+    elseif mode == "txn" then
+      -- etcd writes a new revision for every put, same value or not, so
+      -- the value need not differ between requests.
+      local puts = {}
+      for j = 0, 2 do
+        puts[#puts + 1] = '{"request_put":{"key":"' .. key_of(i + j) .. '","value":"' .. value .. '"}}'
+      end
+      body = '{"compare":[],"success":[' .. table.concat(puts, ",") .. '],"failure":[]}'
     else
       body = '{"key":"' .. key .. '"}'
     end

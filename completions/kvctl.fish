@@ -243,6 +243,7 @@ complete -c kvctl -n '__kvctl_at \'bench\'' -s c -l clients -x -d 'Keep-alive co
 complete -c kvctl -n '__kvctl_at \'bench\'' -s d -l duration -x -d 'How long to measure (e.g. 10s, 1m)'
 complete -c kvctl -n '__kvctl_at \'bench\'' -s n -l requests -x -d 'Stop after this many requests instead of after --duration'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l read-ratio -x -d 'Share of GETs, 0 to 1'
+complete -c kvctl -n '__kvctl_at \'bench\'' -l txn-ratio -x -d 'Share of the PUTs sent instead as transactions (POST /v1/txn) of 3 PUTs, of k...'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l keys -x -d 'Distinct keys, chosen uniformly unless --zipf'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l zipf -x -d 'Skew the key choice: Zipf exponent S (0: uniform'
 complete -c kvctl -n '__kvctl_at \'bench\'' -l key-size -x -d 'Bytes per key ("k" and zero-padded digits)'

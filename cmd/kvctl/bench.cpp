@@ -34,6 +34,7 @@ struct BenchArgs {
   std::string duration = "10s";
   uint64_t requests = 0;
   double read_ratio = 0.9;
+  double txn_ratio = 0;
   uint64_t keys = 10000;
   double zipf = 0;
   size_t key_size = 16;
@@ -191,6 +192,7 @@ core::Result<bench::LoadOptions> LoadOptionsFrom(const BenchArgs& a, const confi
   o.threads = a.threads;
   o.requests = a.requests;
   o.read_ratio = a.read_ratio;
+  o.txn_ratio = a.txn_ratio;
   o.keys = a.keys;
   o.zipf_s = a.zipf;
   o.key_size = a.key_size;
@@ -315,6 +317,10 @@ void AddBenchCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("-d,--duration", a->duration, "How long to measure (e.g. 10s, 1m)")->capture_default_str();
   sub->add_option("-n,--requests", a->requests, "Stop after this many requests instead of after --duration");
   sub->add_option("--read-ratio", a->read_ratio, "Share of GETs, 0 to 1; the rest are PUTs")->capture_default_str();
+  sub->add_option("--txn-ratio", a->txn_ratio,
+                  "Share of the PUTs sent instead as transactions (POST /v1/txn) of 3 PUTs, of keys k, k+1, "
+                  "k+2; 0 to 1")
+      ->capture_default_str();
   sub->add_option("--keys", a->keys, "Distinct keys, chosen uniformly unless --zipf")->capture_default_str();
   sub->add_option("--zipf", a->zipf, "Skew the key choice: Zipf exponent S (0: uniform; 0.99 is YCSB's)");
   sub->add_option("--key-size", a->key_size, "Bytes per key (\"k\" and zero-padded digits)")->capture_default_str();

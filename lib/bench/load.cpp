@@ -19,6 +19,7 @@
 
 #include "lib/bench/key_chooser.h"
 #include "lib/bench/response_parser.h"
+#include "lib/core/base64.h"
 
 namespace kvctl::bench {
 namespace {
@@ -28,6 +29,8 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kReadRoom = 16 * 1024;
 constexpr auto kRetryConnect = std::chrono::milliseconds(100);
 constexpr auto kMaxWait = std::chrono::milliseconds(10);
+
+enum class RequestKind { kGet, kPut, kTxn };
 
 // What every worker thread reads (and the few counters they share).
 struct Shared {
@@ -39,6 +42,7 @@ struct Shared {
   std::string value;
   std::string get_tail;  // " HTTP/1.1\r\nHost: ...\r\n\r\n"
   std::string put_tail;  // the same with Content-Length, then the value
+  std::string txn_head;  // " HTTP/1.1\r\nHost: ...\r\nContent-Length: " (the body's length follows)
   KeyChooser chooser;
   Clock::time_point measure_from;
   Clock::time_point end;  // time_point::max() unless the run is by duration
@@ -59,7 +63,7 @@ struct Connection {
   std::vector<char> in = std::vector<char>(kReadRoom);
   size_t in_len = 0;
   bool busy = false;  // a request is out, its answer not yet in
-  bool is_read = false;
+  RequestKind kind = RequestKind::kGet;
   bool measured = false;
   Clock::time_point due{};      // open loop: when the next request is due
   Clock::time_point started{};  // latency runs from here (sent, or due)
@@ -81,6 +85,30 @@ core::Result<int> ConnectTo(const Shared& s) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   return fd;
+}
+
+// Whether a transaction's answer says "succeeded": true (JSON, any spacing).
+// A transaction without compares always succeeds; anything else is a
+// server that did not run it as asked.
+bool TxnSucceeded(std::string_view response) {
+  const size_t head_end = response.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return false;
+  std::string_view body = response.substr(head_end + 4);
+  constexpr std::string_view kField = "\"succeeded\"";
+  const size_t at = body.find(kField);
+  if (at == std::string_view::npos) return false;
+  body.remove_prefix(at + kField.size());
+  auto skip_space = [&body] {
+    while (!body.empty() && (body.front() == ' ' || body.front() == '\t' || body.front() == '\n' ||
+                             body.front() == '\r')) {
+      body.remove_prefix(1);
+    }
+  };
+  skip_space();
+  if (body.empty() || body.front() != ':') return false;
+  body.remove_prefix(1);
+  skip_space();
+  return body.starts_with("true");
 }
 
 class Worker {
@@ -193,9 +221,12 @@ class Worker {
   }
 
   void Issue(Connection& c, Clock::time_point now) {
-    if (exhausted_) return;
+    // Past the end nothing more goes out: its answer would not be counted,
+    // and a write the server makes without being counted skews what the
+    // server's revision says of the run.
+    if (exhausted_ || now >= s_.end) return;
     uint64_t key = 0;
-    bool read = false;
+    RequestKind kind = RequestKind::kPut;
     if (o_.fill) {
       key = s_.next_fill++;
       if (key >= o_.keys) {
@@ -209,15 +240,24 @@ class Worker {
         return;
       }
       key = s_.chooser.Next(random_);
-      read = o_.read_ratio >= 1.0 || random_.NextDouble() < o_.read_ratio;
+      if (o_.read_ratio >= 1.0 || random_.NextDouble() < o_.read_ratio) {
+        kind = RequestKind::kGet;
+      } else if (o_.txn_ratio >= 1.0 || (o_.txn_ratio > 0 && random_.NextDouble() < o_.txn_ratio)) {
+        kind = RequestKind::kTxn;
+      }
     }
     c.out.clear();
     c.sent = 0;
-    c.out.append(read ? "GET /v1/kv/" : "PUT /v1/kv/");
-    AppendKeyName(key, o_.key_size, &c.out);
-    c.out.append(read ? s_.get_tail : s_.put_tail);
-    if (!read) StampValue(&c.out);
-    c.is_read = read;
+    if (kind == RequestKind::kTxn) {
+      AppendTxn(key, &c.out);
+    } else {
+      const bool read = kind == RequestKind::kGet;
+      c.out.append(read ? "GET /v1/kv/" : "PUT /v1/kv/");
+      AppendKeyName(key, o_.key_size, &c.out);
+      c.out.append(read ? s_.get_tail : s_.put_tail);
+      if (!read) StampValue(c.out.data() + c.out.size() - o_.value_size);
+    }
+    c.kind = kind;
     c.busy = true;
     c.sent_at = now;
     if (interval_.count() > 0) {
@@ -230,15 +270,41 @@ class Worker {
     Flush(c, now);
   }
 
-  // Makes this PUT's value differ from every other: a PUT of the value a
-  // key already holds changes nothing and writes nothing (SPEC §1), so a
-  // repeated value would measure no-ops instead of durable writes.
-  void StampValue(std::string* out) {
+  // Makes this PUT's value (value_size bytes at `at`) differ from every
+  // other: a PUT of the value a key already holds changes nothing and
+  // writes nothing (SPEC §1), so a repeated value would measure no-ops
+  // instead of durable writes.
+  void StampValue(char* at) {
     static constexpr char kHex[] = "0123456789abcdef";
     const size_t n = std::min<size_t>(16, o_.value_size);
     uint64_t stamp = random_.Next();
-    char* at = out->data() + out->size() - o_.value_size;
     for (size_t i = 0; i < n; ++i, stamp >>= 4) at[i] = kHex[stamp & 15];
+  }
+
+  // POST /v1/txn with no compares and kTxnKeys PUTs of keys `first`,
+  // first+1, ... (wrapped around the key space), each value stamped as a
+  // PUT's is, keys and values base64 (SPEC §6). The body's length differs
+  // with the key and the stamps' encodings, so it is built first.
+  void AppendTxn(uint64_t first, std::string* out) {
+    txn_body_.assign(R"({"compare":[],"success":[)");
+    for (uint64_t i = 0; i < kTxnKeys; ++i) {
+      if (i > 0) txn_body_.push_back(',');
+      txn_key_.clear();
+      AppendKeyName((first + i) % o_.keys, o_.key_size, &txn_key_);
+      txn_value_.assign(s_.value);
+      StampValue(txn_value_.data());
+      txn_body_.append(R"({"put":{"key":")");
+      txn_body_.append(core::Base64Encode(txn_key_));
+      txn_body_.append(R"(","value":")");
+      txn_body_.append(core::Base64Encode(txn_value_));
+      txn_body_.append(R"("}})");
+    }
+    txn_body_.append(R"(],"failure":[]})");
+    out->append("POST /v1/txn");
+    out->append(s_.txn_head);
+    out->append(std::to_string(txn_body_.size()));
+    out->append("\r\n\r\n");
+    out->append(txn_body_);
   }
 
   void Flush(Connection& c, Clock::time_point now) {
@@ -300,9 +366,9 @@ class Worker {
         return;
       }
       if (r.outcome == ParsedResponse::Outcome::kComplete) {
+        Answered(c, r.status, std::string_view(c.in.data(), r.bytes), now);
         std::memmove(c.in.data(), c.in.data() + r.bytes, c.in_len - r.bytes);
         c.in_len -= r.bytes;
-        Answered(c, r.status, now);
         if (r.close) {
           if (Reconnect(c, now) && interval_.count() == 0) Issue(c, now);
         } else if (interval_.count() == 0 || now >= c.due) {
@@ -316,9 +382,11 @@ class Worker {
     }
   }
 
-  void Answered(Connection& c, int status, Clock::time_point now) {
+  // `response`: the whole answer, head and body.
+  void Answered(Connection& c, int status, std::string_view response, Clock::time_point now) {
     c.busy = false;
-    const bool ok = status >= 200 && status < 300;
+    const bool txn_failed = c.kind == RequestKind::kTxn && status == 200 && !TxnSucceeded(response);
+    const bool ok = status >= 200 && status < 300 && !txn_failed;
     if (s_.progress) {
       // In batches: one shared counter bumped per answer would bounce its
       // cache line between the threads.
@@ -330,6 +398,10 @@ class Worker {
     }
     if (!c.measured || now > s_.end) return;
     last_answer_ = std::max(last_answer_, now);
+    if (txn_failed) {
+      ++result_.errors["txn not succeeded"];
+      return;
+    }
     if (!ok) {
       ++result_.errors[fmt::format("status {}", status)];
       return;
@@ -337,12 +409,19 @@ class Worker {
     const uint64_t ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.started).count());
     ++result_.ok;
     result_.latency.Record(ns);
-    if (c.is_read) {
-      ++result_.reads;
-      result_.read_latency.Record(ns);
-    } else {
-      ++result_.writes;
-      result_.write_latency.Record(ns);
+    switch (c.kind) {
+      case RequestKind::kGet:
+        ++result_.reads;
+        result_.read_latency.Record(ns);
+        break;
+      case RequestKind::kPut:
+        ++result_.writes;
+        result_.write_latency.Record(ns);
+        break;
+      case RequestKind::kTxn:
+        ++result_.txns;
+        result_.txn_latency.Record(ns);
+        break;
     }
   }
 
@@ -355,6 +434,9 @@ class Worker {
 
   Shared& s_;
   const LoadOptions& o_;
+  std::string txn_body_;  // AppendTxn's scratch, reused
+  std::string txn_key_;
+  std::string txn_value_;
   std::vector<Connection> conns_;
   Random random_;
   std::chrono::nanoseconds interval_{0};
@@ -381,7 +463,17 @@ core::Status Validate(const LoadOptions& o) {
   if (o.read_ratio < 0 || o.read_ratio > 1) {
     return Status::InvalidArgument("--read-ratio must be from 0 to 1 (0.9: nine GETs in ten)");
   }
+  if (o.txn_ratio < 0 || o.txn_ratio > 1) {
+    return Status::InvalidArgument(
+        "--txn-ratio must be from 0 to 1 (the share of writes sent as 3-key transactions; 1: every write)");
+  }
   if (o.keys < 1) return Status::InvalidArgument("--keys must be at least 1");
+  if (o.txn_ratio > 0 && o.keys < kTxnKeys) {
+    // One key written twice in a transaction is refused (SPEC §6).
+    return Status::InvalidArgument(
+        fmt::format("--txn-ratio above 0 needs --keys {} or more: each transaction writes {} distinct keys",
+                    kTxnKeys, kTxnKeys));
+  }
   if (o.zipf_s < 0 || o.zipf_s > 10) return Status::InvalidArgument("--zipf must be from 0 (uniform) to 10");
   const size_t digits = std::to_string(o.keys - 1).size();
   if (o.key_size < digits + 1 || o.key_size > 1024) {
@@ -410,6 +502,8 @@ core::Result<LoadResult> RunLoad(const LoadOptions& options, LoadProgress* progr
   shared.get_tail = fmt::format(" HTTP/1.1\r\nHost: {}\r\n{}\r\n", shared.host_header, auth);
   shared.put_tail = fmt::format(" HTTP/1.1\r\nHost: {}\r\n{}Content-Length: {}\r\n\r\n{}", shared.host_header,
                                 auth, shared.value.size(), shared.value);
+  shared.txn_head = fmt::format(" HTTP/1.1\r\nHost: {}\r\n{}Content-Type: application/json\r\nContent-Length: ",
+                                shared.host_header, auth);
   if (options.tls.enabled) {
     auto context = MakeClientTlsContext(options.tls);
     if (!context) return context.error();
@@ -469,10 +563,12 @@ core::Result<LoadResult> RunLoad(const LoadOptions& options, LoadProgress* progr
     result.ok += r.ok;
     result.reads += r.reads;
     result.writes += r.writes;
+    result.txns += r.txns;
     for (const auto& [kind, count] : r.errors) result.errors[kind] += count;
     result.latency.Merge(r.latency);
     result.read_latency.Merge(r.read_latency);
     result.write_latency.Merge(r.write_latency);
+    result.txn_latency.Merge(r.txn_latency);
     last = std::max(last, w->last_answer());
   }
   const auto span = shared.by_count() ? last - shared.measure_from : options.duration;

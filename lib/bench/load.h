@@ -1,6 +1,7 @@
 // The load generator behind `kvctl bench`: keep-alive HTTP/1.1 connections
-// driven by a few epoll threads, GETs and PUTs of fixed-size keys and
-// values, latency into log-linear histograms.
+// driven by a few epoll threads, GETs, PUTs and 3-key transactions (POST
+// /v1/txn) of fixed-size keys and values, latency into log-linear
+// histograms.
 //
 // Closed loop (rate = 0): each connection sends its next request as soon as
 // the last answer is in, so throughput is what the server sustains.
@@ -39,6 +40,9 @@ struct LoadOptions {
   uint64_t requests = 0;                 // > 0: stop after this many, not after `duration`
   std::chrono::milliseconds warmup{0};   // load first, without measuring
   double read_ratio = 0.9;               // GETs among all requests, 0..1
+  // Among the writes, this share are transactions of kTxnKeys PUTs (keys
+  // k, k+1, k+2 of the key space, wrapped) instead of single PUTs, 0..1.
+  double txn_ratio = 0;
   uint64_t keys = 10000;
   double zipf_s = 0;                     // 0: uniform key choice
   size_t key_size = 16;
@@ -51,17 +55,23 @@ struct LoadOptions {
   bool fill = false;
 };
 
+// Keys written by one transaction of the load.
+inline constexpr uint64_t kTxnKeys = 3;
+
 struct LoadResult {
   double seconds = 0;       // the measured span
   uint64_t ok = 0;          // 2xx answers measured
   uint64_t reads = 0;       // of them, GETs
   uint64_t writes = 0;      // of them, PUTs
+  uint64_t txns = 0;        // of them, transactions (each kTxnKeys PUTs)
   // Failures by kind: "status 404", "status 503", "timeout", "connect",
-  // "connection closed", "tls", "bad response".
+  // "connection closed", "tls", "bad response", "txn not succeeded" (a 200
+  // without "succeeded":true).
   std::map<std::string, uint64_t> errors;
   Histogram latency;        // every measured 2xx, nanoseconds
   Histogram read_latency;
   Histogram write_latency;
+  Histogram txn_latency;
 
   uint64_t error_count() const;
   double throughput() const { return seconds > 0 ? static_cast<double>(ok) / seconds : 0; }

@@ -36,8 +36,10 @@ std::string Shape(const LoadOptions& o) {
   std::string length = o.requests > 0 ? fmt::format("{} requests", o.requests)
                                       : fmt::format("{:.1f} s", std::chrono::duration<double>(o.duration).count());
   std::string dist = o.zipf_s > 0 ? fmt::format("zipf {:g}", o.zipf_s) : "uniform";
-  return fmt::format("{} clients, {}, {:g}% reads, {} keys ({}), {} B keys, {} B values, {}", o.clients, length,
-                     o.read_ratio * 100, o.keys, dist, o.key_size, o.value_size, loop);
+  std::string txns =
+      o.txn_ratio > 0 ? fmt::format(" ({:g}% of writes as {}-key txns)", o.txn_ratio * 100, kTxnKeys) : "";
+  return fmt::format("{} clients, {}, {:g}% reads{}, {} keys ({}), {} B keys, {} B values, {}", o.clients, length,
+                     o.read_ratio * 100, txns, o.keys, dist, o.key_size, o.value_size, loop);
 }
 
 }  // namespace
@@ -47,14 +49,18 @@ std::string TextReport(const LoadOptions& o, const LoadResult& r, const std::str
   if (o.warmup.count() > 0) {
     out += fmt::format("  after {:.1f} s of warmup\n", std::chrono::duration<double>(o.warmup).count());
   }
-  out += fmt::format("\nrequests     {} ok ({} GET, {} PUT), {} errors in {:.2f} s\n", r.ok, r.reads, r.writes,
-                     r.error_count(), r.seconds);
+  const std::string txns = o.txn_ratio > 0 ? fmt::format(", {} txn", r.txns) : "";
+  out += fmt::format("\nrequests     {} ok ({} GET, {} PUT{}), {} errors in {:.2f} s\n", r.ok, r.reads, r.writes,
+                     txns, r.error_count(), r.seconds);
   out += fmt::format("throughput   {:.1f} req/s\n", r.throughput());
   if (r.latency.count() > 0) {
     out += "latency      " + LatencyLine(r.latency) + "\n";
-    if (r.reads > 0 && r.writes > 0) {
-      out += "  GET        " + LatencyLine(r.read_latency) + "\n";
-      out += "  PUT        " + LatencyLine(r.write_latency) + "\n";
+    // Per kind when there is more than one.
+    const int kinds = (r.reads > 0 ? 1 : 0) + (r.writes > 0 ? 1 : 0) + (r.txns > 0 ? 1 : 0);
+    if (kinds > 1) {
+      if (r.reads > 0) out += "  GET        " + LatencyLine(r.read_latency) + "\n";
+      if (r.writes > 0) out += "  PUT        " + LatencyLine(r.write_latency) + "\n";
+      if (r.txns > 0) out += "  txn        " + LatencyLine(r.txn_latency) + "\n";
     }
   }
   if (!r.errors.empty()) {
@@ -83,6 +89,7 @@ std::string JsonReport(const LoadOptions& o, const LoadResult& r, const std::str
   j["duration_s"] = r.seconds;
   j["warmup_s"] = std::chrono::duration<double>(o.warmup).count();
   j["read_ratio"] = o.read_ratio;
+  j["txn_ratio"] = o.txn_ratio;
   j["keys"] = o.keys;
   j["zipf"] = o.zipf_s;
   j["key_size"] = o.key_size;
@@ -97,6 +104,8 @@ std::string JsonReport(const LoadOptions& o, const LoadResult& r, const std::str
   j["latency_ms"] = LatencyJson(r.latency);
   j["reads"] = {{"count", r.reads}, {"latency_ms", LatencyJson(r.read_latency)}};
   j["writes"] = {{"count", r.writes}, {"latency_ms", LatencyJson(r.write_latency)}};
+  // POST /v1/txn, each of kTxnKeys PUTs; not counted in "writes".
+  j["txns"] = {{"count", r.txns}, {"keys_each", kTxnKeys}, {"latency_ms", LatencyJson(r.txn_latency)}};
   nlohmann::json bars = nlohmann::json::array();
   for (const auto& b : r.latency.Bars(10)) bars.push_back({{"le_ms", Ms(b.upper)}, {"count", b.count}});
   j["histogram"] = bars;

@@ -20,7 +20,9 @@ nlohmann::json ParseReport(const CliResult& r) {
 
 void CheckConsistent(const nlohmann::json& j) {
   const uint64_t ok = j["ok"];
-  CHECK(j["reads"]["count"].get<uint64_t>() + j["writes"]["count"].get<uint64_t>() == ok);
+  CHECK(j["reads"]["count"].get<uint64_t>() + j["writes"]["count"].get<uint64_t>() +
+            j["txns"]["count"].get<uint64_t>() ==
+        ok);
   CHECK(j["requests"].get<uint64_t>() == ok + j["errors"]["total"].get<uint64_t>());
   const auto& l = j["latency_ms"];
   CHECK(l["min"].get<double>() > 0);
@@ -54,6 +56,35 @@ TEST_CASE("kvctl bench --requests against a running server reports exactly that 
   // (a PUT of the value a key already holds would change nothing).
   const uint64_t revision = http.Request("GET", "/readyz").Json()["revision"];
   CHECK(revision == 100 + j["writes"]["count"].get<uint64_t>());
+}
+
+TEST_CASE("kvctl bench --txn-ratio 1 sends only 3-key transactions, all succeed, and their keys are written") {
+  KvServer server;
+  const CliResult r = RunCli({"bench", "--addr", server.addr(), "--txn-ratio", "1", "--read-ratio", "0",
+                              "--duration", "1s", "--clients", "4", "--keys", "30", "-o", "json"});
+  const nlohmann::json j = ParseReport(r);
+  CHECK(j["txn_ratio"] == 1);
+  CHECK(j["errors"]["total"] == 0);
+  const uint64_t txns = j["txns"]["count"];
+  CHECK(txns > 10);
+  CHECK(j["txns"]["keys_each"] == 3);
+  CHECK(j["writes"]["count"] == 0);
+  CHECK(j["reads"]["count"] == 0);
+  CheckConsistent(j);
+  // 30 keys, each transaction writes 3 neighbours: every key got a value of
+  // --value-size bytes.
+  HttpClient http(server.port());
+  const auto items = http.ListAll("k");
+  CHECK(items.size() == 30);
+  for (const auto& item : items) CHECK(ItemKey(item).size() == 16);
+  const HttpResponse last = http.Get("k000000000000029");
+  CHECK(last.status == 200);
+  CHECK(last.body.size() == 100);
+  // One revision per transaction (not per key): those counted, and at most
+  // one in flight per client when the time was up.
+  const uint64_t revision = http.Request("GET", "/readyz").Json()["revision"];
+  CHECK(revision >= txns);
+  CHECK(revision <= txns + 4);
 }
 
 TEST_CASE("kvctl bench --embedded needs no server and prints a text summary") {
@@ -93,7 +124,8 @@ TEST_CASE("kvctl bench refuses bad flags with exit 2 and an unreachable server w
        {std::vector<std::string>{"bench", "--read-ratio", "1.5"}, {"bench", "--clients", "0"},
         {"bench", "--duration", "soon"}, {"bench", "--keys", "100000", "--key-size", "3"},
         {"bench", "--zipf", "-1"}, {"bench", "--bogus"}, {"bench", "--addr", "http://127.0.0.1:1", "--cacert", "ca.pem"},
-        {"bench", "--clients", "many"}}) {
+        {"bench", "--clients", "many"}, {"bench", "--txn-ratio", "1.5"}, {"bench", "--txn-ratio=-0.1"},
+        {"bench", "--txn-ratio", "0.5", "--keys", "2"}}) {
     CAPTURE(args[1]);
     const CliResult r = RunCli(args);
     CHECK(r.exit_code == 2);
