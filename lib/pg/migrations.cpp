@@ -99,8 +99,10 @@ BEGIN
   SELECT revision, count(*) INTO at_revision, changes FROM kv_log
   GROUP BY revision HAVING count(*) > 1 ORDER BY revision LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION 'kv_log holds % changes at revision % (a transaction''s writes); schema version 3 keeps one change per revision, so going down would lose acknowledged writes: refused, the schema stays at version 4',
-      changes, at_revision;
+    RAISE EXCEPTION USING MESSAGE = format(
+      'kv_log holds %s changes at revision %s (a transaction''s writes); schema version 3 '
+      || 'keeps one change per revision, so going down would lose acknowledged writes: '
+      || 'refused, the schema stays at version 4', changes, at_revision);
   END IF;
 END
 $$;

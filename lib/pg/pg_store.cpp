@@ -568,6 +568,87 @@ struct PgStore::Impl {
     return reload;
   }
 
+  // One op of a transaction's branch, in `tx`, writing at `revision`:
+  // fills `r` and adds what it changed to `mine`. `where` names the op in
+  // a refusal ("success[2]").
+  core::Status RunTxnOp(pqxx::work& tx, const core::TxnOp& op, const std::string& where,
+                        uint64_t revision, core::TxnOpResult& r, std::vector<core::Change>& mine) {
+    const auto rev = static_cast<int64_t>(revision);
+    switch (op.kind) {
+      case core::TxnOp::Kind::kPut: {
+        // Leases are not kept on this backend yet: none exists.
+        if (op.lease != 0) return core::Status::NotFound(fmt::format("lease {} does not exist", op.lease));
+        const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(op.value));
+        const bool exists = !probe.empty();
+        core::KeyMeta before;
+        if (exists) before = MetaOf(probe[0], 2);
+        if (exists && probe[0][1].as<bool>() && before.lease == op.lease) {
+          r.revision = probe[0][0].as<uint64_t>();  // changes nothing: no row
+          r.meta = before;
+          return core::Status::Ok();
+        }
+        r.meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, revision, op.lease);
+        r.revision = revision;
+        r.created = !exists;
+        tx.exec_prepared("kv_put", Bytes(op.key), Bytes(op.value), rev,
+                         static_cast<int64_t>(r.meta.create_revision),
+                         static_cast<int64_t>(r.meta.version), static_cast<int64_t>(r.meta.lease));
+        mine.push_back({revision, core::RecordType::kPut, op.key, op.value, r.meta});
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kDelete: {
+        const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(std::string_view("")));
+        if (probe.empty()) return core::Status::Ok();  // a missing key: nothing to delete
+        tx.exec_prepared("kv_delete", Bytes(op.key), rev);
+        r.deleted = 1;
+        mine.push_back({revision, core::RecordType::kDelete, op.key, {}, {}});
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kDeletePrefix: {
+        // Counted first, so a prefix over too many keys is refused before
+        // anything is deleted.
+        const std::optional<std::string> upper = PrefixSuccessor(op.key);
+        const auto most = static_cast<int64_t>(core::kMaxTxnDeleteKeys);
+        const uint64_t found =
+            (upper ? tx.exec_prepared1("kv_txn_count_range", Bytes(op.key), Bytes(*upper), most + 1)
+                   : tx.exec_prepared1("kv_txn_count_from", Bytes(op.key), most + 1))[0]
+                .as<uint64_t>();
+        if (found > core::kMaxTxnDeleteKeys) {
+          return core::Status::InvalidArgument(fmt::format(
+              "{} (delete prefix): more than {} keys have the prefix, and one transaction "
+              "deletes at most {}: delete them in parts",
+              where, core::kMaxTxnDeleteKeys, core::kMaxTxnDeleteKeys));
+        }
+        if (found == 0) return core::Status::Ok();
+        const pqxx::result gone =
+            upper ? tx.exec_prepared("kv_txn_delete_range", Bytes(op.key), Bytes(*upper), rev)
+                  : tx.exec_prepared("kv_txn_delete_from", Bytes(op.key), rev);
+        r.deleted = gone.size();
+        for (const auto& row : gone) {
+          mine.push_back({revision, core::RecordType::kDelete, ToString(row[0]), {}, {}});
+        }
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kGet: {
+        const pqxx::result row = tx.exec_prepared("kv_txn_get", Bytes(op.key));
+        if (!row.empty()) r.items.push_back(ItemOf(row[0]));
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kGetPrefix: {
+        const size_t limit = op.limit == 0 ? core::kMaxTxnGetKeys : std::min(op.limit, core::kMaxTxnGetKeys);
+        const std::optional<std::string> upper = PrefixSuccessor(op.key);
+        const auto asked = static_cast<int64_t>(limit + 1);  // one more: are there more?
+        const pqxx::result rows =
+            upper ? tx.exec_prepared("kv_txn_get_range", Bytes(op.key), Bytes(*upper), asked)
+                  : tx.exec_prepared("kv_txn_get_from", Bytes(op.key), asked);
+        for (size_t j = 0; j < rows.size() && j < limit; ++j) r.items.push_back(ItemOf(rows[j]));
+        r.more = rows.size() > limit;
+        return core::Status::Ok();
+      }
+    }
+    return core::Status::Ok();
+  }
+
   // The database transaction of one Txn (pg_store.h, "Transactions"):
   // fills `out`, `others` and `reload` (LockRevision) and `mine` with the
   // changes it committed, all at one revision, in key order. A refusal
@@ -580,7 +661,6 @@ struct PgStore::Impl {
     const uint64_t base = LockRevision(tx, others, reload);
     // The transaction's revision, taken only if it writes.
     const uint64_t revision = base + 1;
-    const auto rev = static_cast<int64_t>(revision);
     out.succeeded = true;
     for (const core::TxnCompare& compare : request.compare) {
       const pqxx::result row = tx.exec_prepared("kv_txn_compare", Bytes(compare.key));
@@ -602,77 +682,12 @@ struct PgStore::Impl {
     const std::vector<core::TxnOp>& ops = out.succeeded ? request.success : request.failure;
     const std::string_view branch = out.succeeded ? "success" : "failure";
     for (size_t i = 0; i < ops.size(); ++i) {
-      const core::TxnOp& op = ops[i];
       core::TxnOpResult& r = out.results.emplace_back();
-      r.kind = op.kind;
-      switch (op.kind) {
-        case core::TxnOp::Kind::kPut: {
-          // Leases are not kept on this backend yet: none exists.
-          if (op.lease != 0) return core::Status::NotFound(fmt::format("lease {} does not exist", op.lease));
-          const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(op.value));
-          const bool exists = !probe.empty();
-          core::KeyMeta before;
-          if (exists) before = MetaOf(probe[0], 2);
-          if (exists && probe[0][1].as<bool>() && before.lease == op.lease) {
-            r.revision = probe[0][0].as<uint64_t>();  // changes nothing: no row
-            r.meta = before;
-            break;
-          }
-          r.meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, revision, op.lease);
-          r.revision = revision;
-          r.created = !exists;
-          tx.exec_prepared("kv_put", Bytes(op.key), Bytes(op.value), rev,
-                           static_cast<int64_t>(r.meta.create_revision),
-                           static_cast<int64_t>(r.meta.version), static_cast<int64_t>(r.meta.lease));
-          mine.push_back({revision, core::RecordType::kPut, op.key, op.value, r.meta});
-          break;
-        }
-        case core::TxnOp::Kind::kDelete: {
-          if (tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(std::string_view(""))).empty()) break;
-          tx.exec_prepared("kv_delete", Bytes(op.key), rev);
-          r.deleted = 1;
-          mine.push_back({revision, core::RecordType::kDelete, op.key, {}, {}});
-          break;
-        }
-        case core::TxnOp::Kind::kDeletePrefix: {
-          // Counted first, so a prefix over too many keys is refused before
-          // anything is deleted.
-          const std::optional<std::string> upper = PrefixSuccessor(op.key);
-          const auto most = static_cast<int64_t>(core::kMaxTxnDeleteKeys);
-          const uint64_t found =
-              (upper ? tx.exec_prepared1("kv_txn_count_range", Bytes(op.key), Bytes(*upper), most + 1)
-                     : tx.exec_prepared1("kv_txn_count_from", Bytes(op.key), most + 1))[0]
-                  .as<uint64_t>();
-          if (found > core::kMaxTxnDeleteKeys) {
-            return core::Status::InvalidArgument(fmt::format(
-                "{}[{}] (delete prefix): more than {} keys have the prefix, and one transaction "
-                "deletes at most {}: delete them in parts",
-                branch, i, core::kMaxTxnDeleteKeys, core::kMaxTxnDeleteKeys));
-          }
-          if (found == 0) break;
-          const pqxx::result gone =
-              upper ? tx.exec_prepared("kv_txn_delete_range", Bytes(op.key), Bytes(*upper), rev)
-                    : tx.exec_prepared("kv_txn_delete_from", Bytes(op.key), rev);
-          r.deleted = gone.size();
-          for (const auto& row : gone) mine.push_back({revision, core::RecordType::kDelete, ToString(row[0]), {}, {}});
-          break;
-        }
-        case core::TxnOp::Kind::kGet: {
-          const pqxx::result row = tx.exec_prepared("kv_txn_get", Bytes(op.key));
-          if (!row.empty()) r.items.push_back(ItemOf(row[0]));
-          break;
-        }
-        case core::TxnOp::Kind::kGetPrefix: {
-          const size_t limit = op.limit == 0 ? core::kMaxTxnGetKeys : std::min(op.limit, core::kMaxTxnGetKeys);
-          const std::optional<std::string> upper = PrefixSuccessor(op.key);
-          const auto asked = static_cast<int64_t>(limit + 1);  // one more: are there more?
-          const pqxx::result rows =
-              upper ? tx.exec_prepared("kv_txn_get_range", Bytes(op.key), Bytes(*upper), asked)
-                    : tx.exec_prepared("kv_txn_get_from", Bytes(op.key), asked);
-          for (size_t j = 0; j < rows.size() && j < limit; ++j) r.items.push_back(ItemOf(rows[j]));
-          r.more = rows.size() > limit;
-          break;
-        }
+      r.kind = ops[i].kind;
+      const std::string where = fmt::format("{}[{}]", branch, i);
+      if (core::Status s = RunTxnOp(tx, ops[i], where, revision, r, mine); !s.ok()) {
+        tx.abort();
+        return s;
       }
     }
     if (mine.empty()) {
@@ -680,7 +695,7 @@ struct PgStore::Impl {
       out.revision = base;
       return core::Status::Ok();
     }
-    tx.exec_prepared("kv_advance", rev);
+    tx.exec_prepared("kv_advance", static_cast<int64_t>(revision));
     tx.commit();
     out.revision = revision;
     out.changed = true;

@@ -96,8 +96,9 @@ std::string ValueOf(const core::KvStore& s, const std::string& key) {
 std::string Describe(const std::vector<core::WatchEvent>& events) {
   std::string out;
   for (const auto& e : events) {
-    out += std::to_string(e.revision) + (e.type == core::RecordType::kPut ? " put " : " del ") + e.key + "=" +
-           e.value + " " + std::to_string(e.meta.create_revision) + "," + std::to_string(e.meta.version) + "\n";
+    out += std::to_string(e.revision) + (e.type == core::RecordType::kPut ? " put " : " del ") + e.key +
+           "=" + e.value + " " + std::to_string(e.meta.create_revision) + "," +
+           std::to_string(e.meta.version) + "\n";
   }
   return out;
 }
