@@ -14,15 +14,19 @@ using nlohmann::json;
 
 }  // namespace
 
+// A write of a transaction says so, with how many writes share its
+// revision: `12 PUT "a" "1" txn=3`.
 std::string EventText(const core::LogRecord& r) {
-  if (r.type == core::RecordType::kDelete) return fmt::format("{} DELETE {}\n", r.revision, QuoteBytes(r.key));
-  return fmt::format("{} PUT {} {}\n", r.revision, QuoteBytes(r.key), QuoteBytes(r.value));
+  const std::string txn = r.txn_writes > 0 ? fmt::format(" txn={}", r.txn_writes) : "";
+  if (r.type == core::RecordType::kDelete) return fmt::format("{} DELETE {}{}\n", r.revision, QuoteBytes(r.key), txn);
+  return fmt::format("{} PUT {} {}{}\n", r.revision, QuoteBytes(r.key), QuoteBytes(r.value), txn);
 }
 
 std::string EventJson(const core::LogRecord& r, bool from_snapshot) {
   json j{{"revision", r.revision}, {"op", r.type == core::RecordType::kPut ? "put" : "delete"}};
   SetJsonKey(j, r.key);
   if (r.type == core::RecordType::kPut) j["value"] = core::Base64Encode(r.value);
+  if (r.txn_writes > 0) j["txn_writes"] = r.txn_writes;
   j["snapshot"] = from_snapshot;
   return JsonLine(j);
 }

@@ -25,8 +25,14 @@ class FileReader final : public EventHistory::Reader {
       if (!out->empty() && bytes >= max_bytes) break;
       Result<LogRecord> record = NextRecord();
       if (!record) return record.error();
-      const LogRecord& r = *record;
-      if (r.revision >= from && filter_.Matches(r.key)) {
+      if (record->revision < from) continue;
+      if (record->type == RecordType::kTxn) {
+        DecodeTxnRecord(*record, &txn_writes_);
+      } else {
+        txn_writes_.assign(1, *record);
+      }
+      for (const LogRecord& r : txn_writes_) {
+        if (!filter_.Matches(r.key)) continue;
         WatchEvent e{r.revision, r.type, std::string(r.key), std::string(r.value), {}};
         if (r.has_meta) e.meta = r.meta;
         bytes += e.bytes();
@@ -128,6 +134,7 @@ class FileReader final : public EventHistory::Reader {
   uint64_t offset_ = 0;  // where the next record starts in file_
   uint64_t next_ = 0;    // the revision of that record
   std::string buffer_;   // bytes of file_ from buffer_at_ on
+  std::vector<LogRecord> txn_writes_;  // the writes of the record at hand
   uint64_t buffer_at_ = 0;
 };
 

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "lib/core/coding.h"
 #include "lib/core/compaction.h"
 #include "lib/core/data_dir.h"
 #include "lib/core/file_history.h"
@@ -68,6 +69,7 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
   history_floor_ = chain.covered_revision() + 1;
   const std::vector<NamedFile>& segments = chain.segments();
   std::vector<std::pair<std::string, uint64_t>> zero_tails;  // path, where the records end
+  uint32_t newest_version = kFormatVersion;  // the newest segment's format
   for (size_t i = 0; i < segments.size(); ++i) {
     const bool newest = i + 1 == segments.size();
     const std::string path = JoinPath(options_.dir, segments[i].name);
@@ -84,6 +86,7 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
           "or, to go on without those revisions, move the file out of {}",
           path, segments[i].revision, options_.dir));
     }
+    if (newest && bytes->size() >= kSegmentHeaderSize) newest_version = GetU32(bytes->data() + 8);
     auto scan = ScanSegment(*bytes, segments[i].revision, sink);
     if (!scan) return scan.error();
     const SegmentDamage& damage = scan->damage;
@@ -149,6 +152,13 @@ Status FileLog::Recover(const RecordSink& sink, RecoveryReport* report) {
     active_ = std::move(*file);
     active_bytes_ = active_->Size();
     segments_ = segments.size();
+    // Records of this format go into a segment headed by it: an older
+    // kvctl reading an older segment would take a TRANSACTION record at
+    // its end for a torn write and cut it, instead of refusing the
+    // version it does not know.
+    if (newest_version != kFormatVersion && active_records_ > 0) {
+      if (Status s = SealActiveLocked(last_revision_ + 1); !s.ok()) return s;
+    }
   }
   report->segments = segments_;
   return Status::Ok();
@@ -281,9 +291,24 @@ Status FileLog::Append(const std::vector<Change>& batch) {
   if (batch.empty()) return Status::Ok();
 
   buffer_.clear();
-  for (const Change& c : batch) {
+  size_t records = 0;
+  for (size_t i = 0; i < batch.size(); ++records) {
     // Metadata the writer did not know (version 0) is left to replay.
-    AppendRecord(&buffer_, c.revision, c.type, c.key, c.value, c.meta.version != 0 ? &c.meta : nullptr);
+    auto meta = [](const Change& c) { return c.meta.version != 0 ? &c.meta : nullptr; };
+    size_t end = i + 1;
+    while (end < batch.size() && batch[end].revision == batch[i].revision) ++end;
+    if (end == i + 1) {
+      const Change& c = batch[i];
+      AppendRecord(&buffer_, c.revision, c.type, c.key, c.value, meta(c));
+    } else {
+      // The changes of one transaction share its revision: one record.
+      txn_writes_.clear();
+      for (size_t j = i; j < end; ++j) {
+        txn_writes_.push_back({batch[j].type, batch[j].key, batch[j].value, meta(batch[j])});
+      }
+      AppendTxnRecord(&buffer_, batch[i].revision, txn_writes_);
+    }
+    i = end;
   }
 
   if (active_records_ > 0 && active_->Size() + buffer_.size() > options_.segment_bytes) {
@@ -298,7 +323,7 @@ Status FileLog::Append(const std::vector<Change>& batch) {
     failed_ = s;
     return s;
   }
-  active_records_ += batch.size();
+  active_records_ += records;
   active_bytes_ = active_->Size();
   last_revision_ = batch.back().revision;
   ++appends_;

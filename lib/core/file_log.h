@@ -160,6 +160,7 @@ class FileLog final : public ChangeLog {
   std::vector<SealedSegment> sealed_;  // oldest first
   std::string snapshot_name_;          // empty: none
   std::string buffer_;  // reused encoding buffer
+  std::vector<TxnWrite> txn_writes_;  // reused: one transaction's writes being encoded
   Status failed_;       // sticky: after a failed append or sync nothing more is written
   bool closed_ = false;
 

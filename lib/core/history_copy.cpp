@@ -51,9 +51,14 @@ class DataDirWriter {
   }
 
   Status Add(const LogRecord& r) {
+    // A transaction's writes (one revision) go into one append, which
+    // makes them one record again: never cut between them.
+    if (batch_.size() >= kBatchSize && batch_.back().revision != r.revision) {
+      if (Status s = Flush(); !s.ok()) return s;
+    }
     batch_.push_back(
         Change{r.revision, r.type, std::string(r.key), std::string(r.value), r.has_meta ? r.meta : KeyMeta{}});
-    return batch_.size() >= kBatchSize ? Flush() : Status::Ok();
+    return Status::Ok();
   }
 
   Status Finish() {

@@ -6,15 +6,16 @@
 //
 // Segment header (16 bytes, once at offset 0):
 //    0  8  magic "KVCTLLOG"
-//    8  4  format version (2; version 1 is still read)
+//    8  4  format version (3; versions 1 and 2 are still read)
 //   12  4  reserved, 0
 //
 // Then records, back to back, until the end of the file:
 //    0  4  header check: low 32 bits of XXH3-64 over bytes [4, 24) of the record
 //    4  4  key length k (1 .. 2^32-1)
 //    8  4  value length v (0 for a delete)
-//   12  1  type: 1 = PUT, 2 = DELETE
-//   13  1  metadata length m (0 .. 30): a PUT's key metadata; 0 for a DELETE
+//   12  1  type: 1 = PUT, 2 = DELETE, 3 = TRANSACTION (below)
+//   13  1  metadata length m (0 .. 30): a PUT's key metadata; 0 for a
+//          DELETE and a TRANSACTION
 //   14  2  reserved, 0
 //   16  8  revision (store-wide, strictly increasing through the whole log)
 //   24  k  key bytes
@@ -25,7 +26,23 @@
 //          of the record before it, the header check included
 // A record is 32 + k + m + v bytes.
 //
-// Version 1 (kvctl before key metadata) is version 2 with m always 0. A PUT
+// A TRANSACTION record holds every write of one transaction (SPEC §6): two
+// or more, all at the record's revision, under its one record check, so a
+// crash leaves all of them or none. Its "key" is the list of writes (so k is
+// their length, at least 1) and its value is empty (v = 0):
+//        varint  n, the number of writes (2 or more)
+//   then n times, in the order the transaction gave them:
+//        1       type: 1 = PUT, 2 = DELETE
+//        varint  key length (at least 1)
+//        varint  value length (0 for a DELETE)
+//        varint  metadata length (0 .. 30; 0 for a DELETE)
+//        bytes   key, metadata (as a PUT record's), value
+// Nothing may follow the n-th write. A transaction of one write is a plain
+// PUT or DELETE record. Readers hand its writes on as PUT and DELETE
+// records that share the revision (LogRecord::txn_writes says how many).
+//
+// Version 2 is version 3 without TRANSACTION records; version 1 (kvctl
+// before key metadata) is version 2 with m always 0. A PUT
 // without metadata (any PUT of a version-1 log) gets it on replay: version
 // 1 and create revision = its revision when the key did not exist before,
 // else the key's create revision and its version + 1; lease 0. A log
@@ -75,13 +92,15 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lib/core/key_meta.h"
 
 namespace kvctl::core {
 
 inline constexpr std::string_view kSegmentMagic = "KVCTLLOG";
-inline constexpr uint32_t kFormatVersion = 2;           // written
+inline constexpr uint32_t kFormatVersion = 3;           // written
+inline constexpr uint32_t kTxnFreeFormatVersion = 2;       // still read
 inline constexpr uint32_t kMetadataFreeFormatVersion = 1;  // still read
 inline constexpr size_t kMaxRecordMetaSize = 30;  // three varints of at most 10 bytes
 inline constexpr size_t kSegmentHeaderSize = 16;
@@ -90,7 +109,9 @@ inline constexpr size_t kRecordTrailerSize = 8;
 inline constexpr size_t kRecordOverhead = kRecordHeaderSize + kRecordTrailerSize;
 inline constexpr std::string_view kSegmentSuffix = ".log";
 
-enum class RecordType : uint8_t { kPut = 1, kDelete = 2 };
+// kTxn appears only between ParseRecord and DecodeTxnRecord: every other
+// reader sees a transaction as its PUT and DELETE records.
+enum class RecordType : uint8_t { kPut = 1, kDelete = 2, kTxn = 3 };
 
 // A decoded record; key and value point into the buffer it was parsed from.
 struct LogRecord {
@@ -102,6 +123,17 @@ struct LogRecord {
   // derived on replay (above).
   bool has_meta = false;
   KeyMeta meta;
+  // 0 for a record of its own; n when it is one of the n writes of a
+  // TRANSACTION record (all at this revision).
+  uint32_t txn_writes = 0;
+};
+
+// One write of a transaction, for AppendTxnRecord.
+struct TxnWrite {
+  RecordType type = RecordType::kPut;
+  std::string_view key;
+  std::string_view value;
+  const KeyMeta* meta = nullptr;  // a PUT's metadata, or null
 };
 
 // Appends the encoded segment header to `out`.
@@ -114,6 +146,12 @@ void AppendRecord(std::string* out, uint64_t revision, RecordType type, std::str
                   std::string_view value, const KeyMeta* meta = nullptr);
 // The size of a record without metadata; with it, add EncodedMetaSize.
 size_t EncodedRecordSize(size_t key_size, size_t value_size);
+// Appends one TRANSACTION record of `writes` (two or more) at `revision`.
+void AppendTxnRecord(std::string* out, uint64_t revision, const std::vector<TxnWrite>& writes);
+// The writes of a parsed TRANSACTION record, as PUT and DELETE records at
+// its revision pointing into the same bytes. ParseRecord has checked that
+// they decode, so this only fails on records it did not check.
+bool DecodeTxnRecord(const LogRecord& txn, std::vector<LogRecord>* writes);
 size_t EncodedMetaSize(const KeyMeta& meta);
 
 enum class ParseOutcome {

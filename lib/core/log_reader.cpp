@@ -56,6 +56,7 @@ Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t first_revision,
   const size_t zeros_from = std::max(ZeroTailStart(bytes), kSegmentHeaderSize);
   const std::string_view written = bytes.substr(0, zeros_from);
   size_t at = kSegmentHeaderSize;
+  std::vector<LogRecord> txn_writes;
   while (at < written.size()) {
     ParsedRecord parsed = ParseRecord(bytes.substr(at));
     if (parsed.outcome != ParseOutcome::kOk) {
@@ -76,7 +77,15 @@ Result<SegmentScan> ScanSegment(std::string_view bytes, uint64_t first_revision,
       scan.damage = {true, at, ChainBreak(parsed.record.revision, expected, scan.records == 0), true};
       break;
     }
-    if (Status s = on_record(parsed.record); !s.ok()) return s;
+    if (parsed.record.type == RecordType::kTxn) {
+      // A transaction's writes go on as the records they are, one revision.
+      DecodeTxnRecord(parsed.record, &txn_writes);
+      for (const LogRecord& w : txn_writes) {
+        if (Status s = on_record(w); !s.ok()) return s;
+      }
+    } else if (Status s = on_record(parsed.record); !s.ok()) {
+      return s;
+    }
     scan.last_revision = parsed.record.revision;
     ++scan.records;
     at += parsed.size;

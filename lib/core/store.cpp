@@ -1,6 +1,7 @@
 #include "lib/core/store.h"
 
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -163,11 +164,163 @@ void Store::DeleteAsync(std::string_view key, const Precondition& pre, DeleteDon
   WhenDurable(begun->second, Answer(begun->first, std::move(done)));
 }
 
-Result<TxnResult> Store::Txn(const TxnRequest&) {
-  return Status::Unavailable("transactions are not served yet");
+Result<TxnResult> Store::Txn(const TxnRequest& request) {
+  auto begun = BeginTxn(request);
+  if (!begun) return begun.error();
+  if (Status s = WaitDurable(begun->second); !s.ok()) return s;
+  return std::move(begun->first);
 }
 
-void Store::TxnAsync(const TxnRequest& request, TxnDone done) { done(Txn(request)); }
+void Store::TxnAsync(const TxnRequest& request, TxnDone done) {
+  auto begun = BeginTxn(request);
+  if (!begun) return done(begun.error());
+  WhenDurable(begun->second, Answer(std::move(begun->first), std::move(done)));
+}
+
+namespace {
+
+// What a transaction has written so far, which its later ops see.
+struct OwnWrite {
+  std::optional<std::string> value;  // nullopt: deleted
+  KeyMeta meta;
+};
+
+}  // namespace
+
+std::vector<std::string> Store::KeysUnderLocked(std::string_view prefix, size_t at_most) const {
+  // The committed keys, then those only pending: each is judged by its
+  // latest state afterwards, so a key in both is only listed twice here.
+  std::vector<std::string> keys;
+  ListPage page = map_.List({.prefix = std::string(prefix), .after = {}, .limit = at_most, .keys_only = true});
+  for (ListItem& item : page.items) keys.push_back(std::move(item.key));
+  for (const auto& [key, p] : pending_) {
+    if (key.starts_with(prefix)) keys.push_back(key);
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request) {
+  std::lock_guard lock(write_mu_);
+  if (!refused_.ok()) return refused_;
+  std::map<std::string, OwnWrite, std::less<>> own;
+  std::vector<std::string> order;  // the keys written, in the order their ops came
+  auto latest = [&](std::string_view key) -> TxnKeyState {
+    if (auto it = own.find(key); it != own.end()) {
+      if (!it->second.value) return {};
+      return {std::string_view(*it->second.value), next_revision_, it->second.meta};
+    }
+    const Current cur = LatestLocked(key);
+    if (!cur.value) return {};
+    return {cur.value, cur.revision, cur.meta};
+  };
+
+  TxnResult result;
+  result.succeeded = std::all_of(request.compare.begin(), request.compare.end(),
+                                 [&](const TxnCompare& c) { return CompareHolds(c, latest(c.key)); });
+  const uint64_t revision = next_revision_;  // taken only if something is written
+  for (const TxnOp& op : result.succeeded ? request.success : request.failure) {
+    TxnOpResult& r = result.results.emplace_back();
+    r.kind = op.kind;
+    switch (op.kind) {
+      case TxnOp::Kind::kPut: {
+        if (op.lease != 0) {
+          return Status::NotFound(fmt::format("lease {} does not exist (no leases are granted on this server yet)",
+                                              op.lease));
+        }
+        const TxnKeyState cur = latest(op.key);
+        if (cur.value && *cur.value == op.value && cur.meta.lease == op.lease) {
+          r.revision = cur.revision;  // unchanged: no write
+          r.meta = cur.meta;
+          break;
+        }
+        r.meta = KeyMeta::AfterPut(cur.value ? &cur.meta : nullptr, revision, op.lease);
+        r.revision = revision;
+        r.created = !cur.value;
+        own[op.key] = {op.value, r.meta};
+        order.push_back(op.key);
+        break;
+      }
+      case TxnOp::Kind::kDelete:
+        if (latest(op.key).value) {
+          own[op.key] = {};
+          order.push_back(op.key);
+          r.deleted = 1;
+        }
+        break;
+      case TxnOp::Kind::kDeletePrefix: {
+        for (const std::string& key : KeysUnderLocked(op.key, kMaxTxnDeleteKeys + 1)) {
+          if (!latest(key).value) continue;
+          if (++r.deleted > kMaxTxnDeleteKeys) {
+            return Status::InvalidArgument(fmt::format(
+                "the delete of a prefix would delete more than {} keys, the most one transaction deletes: "
+                "delete it in parts (a narrower prefix per transaction)",
+                kMaxTxnDeleteKeys));
+          }
+          own[key] = {};
+          order.push_back(key);
+        }
+        break;
+      }
+      case TxnOp::Kind::kGet:
+        if (const TxnKeyState cur = latest(op.key); cur.value) {
+          r.items.push_back({op.key, std::string(*cur.value), cur.revision, cur.meta});
+        }
+        break;
+      case TxnOp::Kind::kGetPrefix: {
+        const size_t limit = op.limit == 0 ? kMaxTxnGetKeys : std::min(op.limit, kMaxTxnGetKeys);
+        // Enough committed keys that those this transaction or a pending
+        // change deleted cannot leave the page short.
+        std::vector<std::string> keys = KeysUnderLocked(op.key, limit + pending_.size() + own.size() + 1);
+        for (const auto& [key, w] : own) {
+          if (key.starts_with(op.key) && w.value) keys.push_back(key);
+        }
+        std::sort(keys.begin(), keys.end());
+        keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+        for (const std::string& key : keys) {
+          const TxnKeyState cur = latest(key);
+          if (!cur.value) continue;
+          if (r.items.size() == limit) {
+            r.more = true;
+            break;
+          }
+          r.items.push_back({key, std::string(*cur.value), cur.revision, cur.meta});
+        }
+        break;
+      }
+    }
+  }
+  if (order.empty()) {
+    // Nothing written: the reads reflect every revision handed out so far,
+    // which the answer waits for (as a read of a pending change would).
+    result.revision = next_revision_ - 1;
+    return std::pair{std::move(result), result.revision};
+  }
+  // One revision, and the changes queued together: the committer takes
+  // them in one batch, and the log writes them as one record.
+  ++next_revision_;
+  result.revision = revision;
+  result.changed = true;
+  std::vector<Change> changes;
+  changes.reserve(order.size());
+  for (const std::string& key : order) {
+    OwnWrite& w = own.find(key)->second;
+    auto it = pending_.find(key);
+    if (it == pending_.end()) it = pending_.emplace(key, Pending{}).first;
+    it->second.revision = revision;
+    it->second.meta = w.meta;
+    it->second.value = w.value;
+    changes.push_back(Change{revision, w.value ? RecordType::kPut : RecordType::kDelete, key,
+                             w.value ? std::move(*w.value) : std::string(), w.value ? w.meta : KeyMeta{}});
+  }
+  {
+    std::lock_guard queue_lock(queue_mu_);
+    for (Change& c : changes) queue_.push_back(std::move(c));
+  }
+  queue_cv_.notify_one();
+  return std::pair{std::move(result), revision};
+}
 
 void Store::WhenDurable(uint64_t revision, std::function<void(const Status&)> then) {
   Status now;

@@ -146,6 +146,13 @@ class Store : public KvStore {
   // gives the revision to wait for.
   Result<PutOutcome> BeginPut(std::string_view key, std::string_view value, const Precondition& pre);
   Result<std::pair<DeleteOutcome, uint64_t>> BeginDelete(std::string_view key, const Precondition& pre);
+  // The locked part of a transaction: judges it, runs its ops against the
+  // latest state and queues its writes at one revision. The result, and the
+  // revision to wait for before answering.
+  Result<std::pair<TxnResult, uint64_t>> BeginTxn(const TxnRequest& request);
+  // Keys under `prefix`, committed (at most `at_most` of them) or pending,
+  // sorted, whether or not they still exist. Requires write_mu_.
+  std::vector<std::string> KeysUnderLocked(std::string_view prefix, size_t at_most) const;
   Status WaitDurable(uint64_t revision);
   // Runs `then` once `revision` is committed (Ok) or the log failed.
   void WhenDurable(uint64_t revision, std::function<void(const Status&)> then);

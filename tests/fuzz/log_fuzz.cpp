@@ -40,6 +40,10 @@ void WriteSeeds(const std::string& dir) {
   AppendRecord(&segment, 1, RecordType::kPut, "a", "1");
   AppendRecord(&segment, 2, RecordType::kPut, std::string("\0k", 2), std::string(40, 'v'));
   AppendRecord(&segment, 3, RecordType::kDelete, "a", "");
+  const KeyMeta meta{4, 1, 0};
+  AppendTxnRecord(&segment, 4,
+                  {{RecordType::kPut, "t1", "one", &meta}, {RecordType::kDelete, std::string("\0k", 2), "", nullptr},
+                   {RecordType::kPut, "t2", std::string(20, 'w'), nullptr}});
   for (char mode : {'\0', '\2'}) WriteSeed(dir, std::string("segment-") + char('0' + mode), mode, segment);
 
   EmptyScratch();
@@ -65,7 +69,9 @@ void Recover(const std::string& file_name, std::string_view bytes, const std::st
                            [](const LogRecord& r) { return r.key.empty() ? Status::Corruption("empty key") : Status::Ok(); },
                            nullptr);
   if (log) {
-    (void)(*log)->Append({Change{(*log)->stats().segments + 1000000, RecordType::kPut, "k", "v"}});
+    const uint64_t next = (*log)->stats().segments + 1000000;
+    (void)(*log)->Append({Change{next, RecordType::kPut, "k", "v"}, Change{next + 1, RecordType::kPut, "t1", "v"},
+                          Change{next + 1, RecordType::kDelete, "t2", ""}});
     (void)(*log)->Close();
   }
 }

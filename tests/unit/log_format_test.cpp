@@ -254,7 +254,7 @@ TEST_CASE("a segment header with bad magic, an unknown version or too few bytes 
     }
   }
   SUBCASE("unknown version") {
-    for (uint32_t version : {0u, 3u, 0x01000000u}) {
+    for (uint32_t version : {0u, 4u, 0x01000000u}) {
       std::string bad = good;
       WriteU32(&bad, 8, version);
       CAPTURE(version);

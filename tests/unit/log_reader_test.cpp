@@ -334,7 +334,7 @@ TEST_CASE("a bad segment header is damage at offset 0 and no record is read") {
   std::string bad_magic = good;
   bad_magic[0] = 'X';
   std::string bad_version = good;
-  bad_version[8] = 3;
+  bad_version[8] = 4;
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"bad magic", bad_magic},
       {"unknown version", bad_version},
