@@ -431,17 +431,28 @@ TEST_CASE("PostgreSQL txn: replay --into copies a transaction to a data dir and 
   const std::string want = "1:1:gone 2:2:gone 2:1:x 2:1:y";
   REQUIRE(db.Sql(rows) == want);
 
+  // replay --dsn marks a transaction's writes as the file replay does.
+  CliResult r = RunCli({"replay", "--dsn", db.dsn});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out == "1 PUT \"gone\" \"1\"\n"
+                 "2 DELETE \"gone\" txn=3\n"
+                 "2 PUT \"x\" \"1\" txn=3\n"
+                 "2 PUT \"y\" \"2\" txn=3\n");
+
   // Into a data dir: one transaction record, which the file store reads
   // back as the three writes of revision 2.
   TempDir tmp;
   const std::string dir = (tmp / "data").string();
-  CliResult r = RunCli({"replay", "--dsn", db.dsn, "--into", dir});
+  r = RunCli({"replay", "--dsn", db.dsn, "--into", dir});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   r = RunCli({"replay", "--data-dir", dir, "-o", "json"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   int at_txn = 0;
   for (const std::string& line : Lines(r.out)) {
-    if (nlohmann::json::parse(line)["revision"] == revision) ++at_txn;
+    const auto event = nlohmann::json::parse(line);
+    if (event["revision"] != revision) continue;
+    ++at_txn;
+    CHECK(event["txn_writes"] == 3);
   }
   CHECK(at_txn == 3);
 
