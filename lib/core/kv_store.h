@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "lib/core/key_meta.h"
+#include "lib/core/lease.h"
 #include "lib/core/status.h"
 #include "lib/core/txn.h"
 #include "lib/core/watch.h"
@@ -117,8 +118,12 @@ class KvStore {
  public:
   virtual ~KvStore() = default;
 
+  // `lease`: the lease the key is attached to after the PUT (0: none, as
+  // etcd's put without a lease detaches the key); NotFound when no such
+  // lease is alive. A PUT of the value and lease the key already has
+  // changes nothing.
   virtual Result<PutOutcome> Put(std::string_view key, std::string_view value,
-                                 const Precondition& pre = {}) = 0;
+                                 const Precondition& pre = {}, uint64_t lease = 0) = 0;
   virtual Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {}) = 0;
   // The same writes without blocking the caller, for event loops: `done`
   // runs exactly once with what Put/Delete would return, either at once on
@@ -129,7 +134,7 @@ class KvStore {
   using PutDone = std::function<void(Result<PutOutcome>)>;
   using DeleteDone = std::function<void(Result<DeleteOutcome>)>;
   virtual void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
-                        PutDone done) = 0;
+                        uint64_t lease, PutDone done) = 0;
   virtual void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) = 0;
   // A transaction (txn.h): its compares judged together against the latest
   // state, then its success or failure ops, every write at one revision,
@@ -141,6 +146,24 @@ class KvStore {
   using TxnDone = std::function<void(Result<TxnResult>)>;
   virtual Result<TxnResult> Txn(const TxnRequest& request) = 0;
   virtual void TxnAsync(const TxnRequest& request, TxnDone done) = 0;
+  // Leases (lease.h). A grant and a revoke are log records, each at its
+  // own revision, durable before the answer; a revoke (or the store's own
+  // expiry) deletes every key attached to the lease in that one revision.
+  // Keepalives are not logged: after a restart every lease starts its
+  // full TTL again, so a restart never expires one early. Errors:
+  // InvalidArgument (a TTL out of range), NotFound (no such lease alive),
+  // Unavailable. The async forms answer like PutAsync.
+  using LeaseDone = std::function<void(Result<LeaseInfo>)>;
+  using RevokeDone = std::function<void(Result<uint64_t>)>;  // the revoke's revision
+  virtual void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) = 0;
+  virtual void LeaseRevokeAsync(uint64_t id, RevokeDone done) = 0;
+  // Renews a lease's TTL from now; answers at once, in memory.
+  virtual Result<LeaseInfo> LeaseKeepAlive(uint64_t id) = 0;
+  // A lease with its TTL left and its keys.
+  virtual Result<LeaseInfo> LeaseTimeToLive(uint64_t id) const = 0;
+  // Every lease alive, by id (without keys).
+  virtual std::vector<LeaseInfo> Leases() const = 0;
+  virtual LeaseStats lease_stats() const = 0;
   // NotFound when the key does not exist. `at_revision`, when given, gets
   // the store revision the read reflects, found or not: a watch from the
   // revision after it misses no change and repeats none.

@@ -100,7 +100,8 @@ uint64_t Store::EnqueueLocked(RecordType type, std::string_view key, std::string
   return revision;
 }
 
-Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value, const Precondition& pre) {
+Result<PutOutcome> Store::BeginPut(std::string_view key, std::string_view value, const Precondition& pre,
+                                   uint64_t lease) {
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
   const Current cur = LatestLocked(key);
@@ -122,8 +123,9 @@ Result<std::pair<DeleteOutcome, uint64_t>> Store::BeginDelete(std::string_view k
   return std::pair{DeleteOutcome{true, revision}, revision};
 }
 
-Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, const Precondition& pre) {
-  auto out = BeginPut(key, value, pre);
+Result<PutOutcome> Store::Put(std::string_view key, std::string_view value, const Precondition& pre,
+                              uint64_t lease) {
+  auto out = BeginPut(key, value, pre, lease);
   if (!out) return out;
   if (Status s = WaitDurable(out->revision); !s.ok()) return s;
   return out;
@@ -152,8 +154,9 @@ std::function<void(const Status&)> Answer(T outcome, std::function<void(Result<T
 
 }  // namespace
 
-void Store::PutAsync(std::string_view key, std::string_view value, const Precondition& pre, PutDone done) {
-  auto out = BeginPut(key, value, pre);
+void Store::PutAsync(std::string_view key, std::string_view value, const Precondition& pre, uint64_t lease,
+                     PutDone done) {
+  auto out = BeginPut(key, value, pre, lease);
   if (!out) return done(out.error());
   WhenDurable(out->revision, Answer(*out, std::move(done)));
 }
@@ -522,5 +525,16 @@ Status Store::Close() {
   std::lock_guard lock(durable_mu_);
   return log_failure_.ok() ? closed : log_failure_;
 }
+
+}  // namespace kvctl::core
+
+namespace kvctl::core {
+
+void Store::LeaseGrantAsync(int64_t, LeaseDone done) { done(Status::Unavailable("leases: not yet")); }
+void Store::LeaseRevokeAsync(uint64_t, RevokeDone done) { done(Status::Unavailable("leases: not yet")); }
+Result<LeaseInfo> Store::LeaseKeepAlive(uint64_t) { return Status::Unavailable("leases: not yet"); }
+Result<LeaseInfo> Store::LeaseTimeToLive(uint64_t) const { return Status::Unavailable("leases: not yet"); }
+std::vector<LeaseInfo> Store::Leases() const { return {}; }
+LeaseStats Store::lease_stats() const { return {}; }
 
 }  // namespace kvctl::core

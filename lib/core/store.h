@@ -77,17 +77,23 @@ class Store : public KvStore {
   // Errors: FailedPrecondition (condition not met), Unavailable (writes
   // refused: not started, closed, or the log failed; the message says why).
   Result<PutOutcome> Put(std::string_view key, std::string_view value,
-                         const Precondition& pre = {}) override;
+                         const Precondition& pre = {}, uint64_t lease = 0) override;
   Result<DeleteOutcome> Delete(std::string_view key, const Precondition& pre = {}) override;
   // The async twins (KvStore): `done` runs at once, on the calling thread,
   // when nothing has to wait (a refusal, a failed condition, an unchanged
   // value); otherwise on the committer thread, once the change is durable
   // or the log failed.
-  void PutAsync(std::string_view key, std::string_view value, const Precondition& pre,
+  void PutAsync(std::string_view key, std::string_view value, const Precondition& pre, uint64_t lease,
                 PutDone done) override;
   void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) override;
   Result<TxnResult> Txn(const TxnRequest& request) override;
   void TxnAsync(const TxnRequest& request, TxnDone done) override;
+  void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) override;
+  void LeaseRevokeAsync(uint64_t id, RevokeDone done) override;
+  Result<LeaseInfo> LeaseKeepAlive(uint64_t id) override;
+  Result<LeaseInfo> LeaseTimeToLive(uint64_t id) const override;
+  std::vector<LeaseInfo> Leases() const override;
+  LeaseStats lease_stats() const override;
 
   // NotFound when the key does not exist.
   Result<Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;
@@ -144,7 +150,8 @@ class Store : public KvStore {
   // The locked part of a write: checks its condition and queues the change
   // (or finds it unchanged). The outcome, or why not; BeginDelete also
   // gives the revision to wait for.
-  Result<PutOutcome> BeginPut(std::string_view key, std::string_view value, const Precondition& pre);
+  Result<PutOutcome> BeginPut(std::string_view key, std::string_view value, const Precondition& pre,
+                              uint64_t lease);
   Result<std::pair<DeleteOutcome, uint64_t>> BeginDelete(std::string_view key, const Precondition& pre);
   // The locked part of a transaction: judges it, runs its ops against the
   // latest state and queues its writes at one revision. The result, and the

@@ -871,8 +871,8 @@ core::Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options) {
 }
 
 core::Result<core::PutOutcome> PgStore::Put(std::string_view key, std::string_view value,
-                                            const core::Precondition& pre) {
-  return Await<core::PutOutcome>([&](PutDone done) { PutAsync(key, value, pre, std::move(done)); });
+                                            const core::Precondition& pre, uint64_t lease) {
+  return Await<core::PutOutcome>([&](PutDone done) { PutAsync(key, value, pre, lease, std::move(done)); });
 }
 
 core::Result<core::DeleteOutcome> PgStore::Delete(std::string_view key,
@@ -896,8 +896,22 @@ void PgStore::TxnAsync(const core::TxnRequest& request, TxnDone done) {
   impl_->Enqueue(std::move(op));
 }
 
+namespace {
+
+core::Status NoLeasesHere() {
+  return core::Status::Unavailable("leases are not served on the PostgreSQL backend yet (the file backend has them)");
+}
+
+}  // namespace
+
+void PgStore::LeaseGrantAsync(int64_t, LeaseDone done) { done(NoLeasesHere()); }
+void PgStore::LeaseRevokeAsync(uint64_t, RevokeDone done) { done(NoLeasesHere()); }
+core::Result<core::LeaseInfo> PgStore::LeaseKeepAlive(uint64_t) { return NoLeasesHere(); }
+core::Result<core::LeaseInfo> PgStore::LeaseTimeToLive(uint64_t) const { return NoLeasesHere(); }
+
 void PgStore::PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
-                       PutDone done) {
+                       uint64_t lease, PutDone done) {
+  if (lease != 0) return done(NoLeasesHere());
   impl_->Submit(true, key, value, pre,
                 [done = std::move(done)](const OpResult& r) { done(PutOutcomeOf(r)); });
 }

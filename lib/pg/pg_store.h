@@ -137,17 +137,25 @@ class PgStore : public core::KvStore {
   ~PgStore() override;
 
   core::Result<core::PutOutcome> Put(std::string_view key, std::string_view value,
-                                     const core::Precondition& pre = {}) override;
+                                     const core::Precondition& pre = {}, uint64_t lease = 0) override;
   core::Result<core::DeleteOutcome> Delete(std::string_view key,
                                            const core::Precondition& pre = {}) override;
   // `done` runs at once, on the calling thread, when the write is refused
   // before it is queued (the database is away, kvctl is stopping); else on
   // the committer thread once the transaction committed or failed.
-  void PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
+  void PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre, uint64_t lease,
                 PutDone done) override;
   void DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) override;
   core::Result<core::TxnResult> Txn(const core::TxnRequest& request) override;
   void TxnAsync(const core::TxnRequest& request, TxnDone done) override;
+  // Leases are not served on this backend yet: Unavailable (a PUT with a
+  // lease too).
+  void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) override;
+  void LeaseRevokeAsync(uint64_t id, RevokeDone done) override;
+  core::Result<core::LeaseInfo> LeaseKeepAlive(uint64_t id) override;
+  core::Result<core::LeaseInfo> LeaseTimeToLive(uint64_t id) const override;
+  std::vector<core::LeaseInfo> Leases() const override { return {}; }
+  core::LeaseStats lease_stats() const override { return {}; }
   core::Result<core::Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;
   core::ListPage List(const core::ListOptions& options) const override;
   core::Status Writable() const override;

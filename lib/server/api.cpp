@@ -433,7 +433,7 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
     answer(std::move(*refusal));
   } else if (req.method == "PUT") {
     // `key` stays valid: the AsyncWrite that holds it lives as long as `answer`.
-    store_.PutAsync(write->key, req.body, pre,
+    store_.PutAsync(write->key, req.body, pre, /*lease=*/0,
                     [&key = write->key, answer = std::move(answer)](core::Result<core::PutOutcome> put) {
                       answer(PutAnswer(key, put));
                     });

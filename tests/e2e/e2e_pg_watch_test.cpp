@@ -148,7 +148,7 @@ TEST_CASE("PostgreSQL: the database decides each put's metadata, and other serve
   // sees the one before it.
   std::vector<std::promise<core::Result<core::PutOutcome>>> done(3);
   for (int i = 0; i < 3; ++i) {
-    a->PutAsync("batch", "v" + std::to_string(i), {},
+    a->PutAsync("batch", "v" + std::to_string(i), {}, 0,
                 [&done, i](core::Result<core::PutOutcome> r) { done[i].set_value(std::move(r)); });
   }
   std::vector<uint64_t> revisions;

@@ -351,7 +351,7 @@ TEST_CASE("async writes answer once durable, like their blocking twins, and at o
   OpenStore s(dir.path());
   std::promise<core::Result<core::PutOutcome>> put_done;
   auto put_answer = put_done.get_future();
-  s.store.PutAsync("a", "1", {}, [&](core::Result<core::PutOutcome> r) { put_done.set_value(std::move(r)); });
+  s.store.PutAsync("a", "1", {}, 0, [&](core::Result<core::PutOutcome> r) { put_done.set_value(std::move(r)); });
   auto put = Await(put_answer);
   REQUIRE(put.has_value());
   CHECK(put->created);
@@ -362,7 +362,7 @@ TEST_CASE("async writes answer once durable, like their blocking twins, and at o
   bool answered = false;
   core::Precondition create_only;
   create_only.create_only = true;
-  s.store.PutAsync("a", "2", create_only, [&](core::Result<core::PutOutcome> r) {
+  s.store.PutAsync("a", "2", create_only, 0, [&](core::Result<core::PutOutcome> r) {
     answered = true;
     CHECK(r.error().IsFailedPrecondition());
   });
@@ -385,13 +385,13 @@ TEST_CASE("an async write whose fsync fails is answered Unavailable, never ackno
   fs.FailSyncs(true);
   std::promise<core::Result<core::PutOutcome>> done;
   auto answer = done.get_future();
-  s.store.PutAsync("lost", "x", {}, [&](core::Result<core::PutOutcome> r) { done.set_value(std::move(r)); });
+  s.store.PutAsync("lost", "x", {}, 0, [&](core::Result<core::PutOutcome> r) { done.set_value(std::move(r)); });
   auto put = Await(answer);
   REQUIRE_FALSE(put.has_value());
   CHECK(put.error().IsUnavailable());
   CHECK(s.store.Get("lost").error().IsNotFound());
   bool refused = false;
-  s.store.PutAsync("later", "y", {}, [&](core::Result<core::PutOutcome> r) { refused = r.error().IsUnavailable(); });
+  s.store.PutAsync("later", "y", {}, 0, [&](core::Result<core::PutOutcome> r) { refused = r.error().IsUnavailable(); });
   CHECK(refused);
   CHECK_FALSE(s.store.Close().ok());
 }

@@ -1,0 +1,34 @@
+// Leases (SPEC §6): a key attached to a lease lives while its owner keeps
+// the lease alive; when the lease expires or is revoked, all its keys are
+// deleted as one change, which watchers see. The shape is etcd's.
+//
+// What a face needs to know about one; the store owns the table, the
+// clock and the log records (log_format.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvctl::core {
+
+// TTLs a lease may be granted with, in seconds: 1 s to a year.
+inline constexpr int64_t kMinLeaseTtl = 1;
+inline constexpr int64_t kMaxLeaseTtl = 365 * 24 * 3600;
+
+struct LeaseInfo {
+  uint64_t id = 0;
+  int64_t ttl = 0;        // granted, seconds
+  int64_t remaining = 0;  // seconds until it expires unless kept alive (rounded up)
+  std::vector<std::string> keys;  // attached keys, sorted (LeaseTimeToLive only)
+};
+
+struct LeaseStats {
+  uint64_t leases = 0;      // alive now
+  uint64_t granted = 0;     // by this server, in total
+  uint64_t revoked = 0;
+  uint64_t expired = 0;
+  uint64_t keepalives = 0;
+};
+
+}  // namespace kvctl::core
