@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" watch"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" watch"|" txn"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -106,6 +106,9 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " serve|--limits-max-value-bytes")
+            COMPREPLY=()
+            return ;;
+        " serve|--limits-max-txn-ops")
             COMPREPLY=()
             return ;;
         " serve|--tls-cert")
@@ -276,6 +279,36 @@ _kvctl() {
         " watch|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
+        " txn|--file")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " txn|-o"|" txn|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " txn|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " txn|--addr"|" txn|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " txn|--timeout"|" txn|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " txn|--token"|" txn|--client-token")
+            COMPREPLY=()
+            return ;;
+        " txn|--cacert"|" txn|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " txn|--cert"|" txn|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " txn|--key"|" txn|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " txn|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
         " replay|--from")
             COMPREPLY=()
             return ;;
@@ -430,6 +463,9 @@ _kvctl() {
             COMPREPLY=()
             return ;;
         " config show|--limits-max-value-bytes")
+            COMPREPLY=()
+            return ;;
+        " config show|--limits-max-txn-ops")
             COMPREPLY=()
             return ;;
         " config show|--tls-cert")
@@ -704,9 +740,9 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del watch replay compact config bench migrate auth version completion" ;;
+            others="serve put get del watch txn replay compact config bench migrate auth version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
+            options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
             others="" ;;
         " put")
             options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
@@ -720,6 +756,9 @@ _kvctl() {
         " watch")
             options="-h --help --prefix --from -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
+        " txn")
+            options="-h --help --file -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
         " replay")
             options="-h --help --from --to --state --check --into -o --output --backend --storage-backend --data-dir --storage-data-dir --dsn --postgres-dsn --postgres-connect-timeout --log-level --config"
             others="" ;;
@@ -730,7 +769,7 @@ _kvctl() {
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " bench")
             options="-h --help -c --clients -d --duration -n --requests --read-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill --watchers --watch-prefix --probe-rate -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"

@@ -8,7 +8,7 @@ function __kvctl_path
     set -l path ''
     for word in (commandline -opc)[2..-1]
         switch "$path $word"
-            case ' serve' ' put' ' get' ' del' ' watch' ' replay' ' compact' ' config' ' config show' ' bench' ' migrate' ' migrate up' ' migrate down' ' migrate goto' ' migrate force' ' migrate version' ' auth' ' auth hash-token' ' version' ' completion'
+            case ' serve' ' put' ' get' ' del' ' watch' ' txn' ' replay' ' compact' ' config' ' config show' ' bench' ' migrate' ' migrate up' ' migrate down' ' migrate goto' ' migrate force' ' migrate version' ' auth' ' auth hash-token' ' version' ' completion'
                 set path "$path $word"
         end
     end
@@ -28,6 +28,7 @@ complete -c kvctl -n '__kvctl_at \'\'' -a 'put' -d 'Set KEY to VALUE (or to stdi
 complete -c kvctl -n '__kvctl_at \'\'' -a 'get' -d 'Print KEY\'s value, raw'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'del' -d 'Delete KEY (no error if it does not exist)'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'watch' -d 'Print every change to KEY (or under it) as it happens, or run a command per c...'
+complete -c kvctl -n '__kvctl_at \'\'' -a 'txn' -d 'Run a transaction: compares, then the success or the failure ops, all at one ...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'replay' -d 'Verify the log (a data dir, or PostgreSQL with --dsn) and print its events, o...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'compact' -d 'Shrink the log to the live keys: through the running server (--addr), or offl...'
 complete -c kvctl -n '__kvctl_at \'\'' -a 'config' -d 'Show the configuration kvctl uses'
@@ -69,6 +70,7 @@ complete -c kvctl -n '__kvctl_at \'serve\'' -l postgres-connect-timeout -x -d 'g
 complete -c kvctl -n '__kvctl_at \'serve\'' -l postgres-reconnect-max-backoff -x -d 'while the database is away, retries start at 100ms and double up to this'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l limits-max-key-bytes -x -d 'longest accepted key, in bytes'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l limits-max-value-bytes -x -d 'largest value: the server refuses a larger request body, and kvctl put a larg...'
+complete -c kvctl -n '__kvctl_at \'serve\'' -l limits-max-txn-ops -x -d 'most compares plus ops in one transaction (POST /v1/txn)'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l tls-cert -r -F -d 'PEM certificate (chain) of the server'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l tls-key -r -F -d 'PEM private key of tls.cert (unencrypted'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l tls-client-ca -r -F -d 'PEM CA certificate(s)'
@@ -138,6 +140,18 @@ complete -c kvctl -n '__kvctl_at \'watch\'' -l cert -l client-cert -r -F -d 'PEM
 complete -c kvctl -n '__kvctl_at \'watch\'' -l key -l client-key -r -F -d 'PEM private key of client.cert'
 complete -c kvctl -n '__kvctl_at \'watch\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
 
+complete -c kvctl -n '__kvctl_at \'txn\'' -s h -l help -d 'Print this help message and exit'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l file -r -F -d 'Read the transaction\'s JSON from this file (default: standard input)'
+complete -c kvctl -n '__kvctl_at \'txn\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l log-level -x -a 'debug info warn error' -d 'least severe log message written'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l addr -l client-addr -x -d 'server to talk to'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l timeout -l client-timeout -x -d 'deadline of a whole request (connect, send, the whole answer)'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l token -l client-token -x -d 'bearer token sent to the server (prefer KVCTL_CLIENT_TOKEN or the config file...'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l cacert -l client-cacert -r -F -d 'PEM CA certificate to verify an https:// server by (default: the system\'s CAs)'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l cert -l client-cert -r -F -d 'PEM client certificate, for a server that requires one (mutual TLS)'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l key -l client-key -r -F -d 'PEM private key of client.cert'
+complete -c kvctl -n '__kvctl_at \'txn\'' -l config -r -F -d 'TOML config file (default: $KVCTL_CONFIG, else the first of ./kvctl.toml, $XD...'
+
 complete -c kvctl -n '__kvctl_at \'replay\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'replay\'' -l from -x -d 'Print events from this revision on'
 complete -c kvctl -n '__kvctl_at \'replay\'' -l to -x -d 'Stop after this revision'
@@ -200,6 +214,7 @@ complete -c kvctl -n '__kvctl_at \'config show\'' -l postgres-reconnect-max-back
 complete -c kvctl -n '__kvctl_at \'config show\'' -l postgres-migrate-lock-timeout -x -d 'how long kvctl migrate waits for another migrate run to finish'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l limits-max-key-bytes -x -d 'longest accepted key, in bytes'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l limits-max-value-bytes -x -d 'largest value: the server refuses a larger request body, and kvctl put a larg...'
+complete -c kvctl -n '__kvctl_at \'config show\'' -l limits-max-txn-ops -x -d 'most compares plus ops in one transaction (POST /v1/txn)'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l tls-cert -r -F -d 'PEM certificate (chain) of the server'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l tls-key -r -F -d 'PEM private key of tls.cert (unencrypted'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l tls-client-ca -r -F -d 'PEM CA certificate(s)'

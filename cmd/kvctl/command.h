@@ -20,7 +20,7 @@ namespace kvctl::cmd {
 // The groups `kvctl --help` lists subcommands under. Every top-level
 // subcommand sets one (a test checks it).
 inline constexpr const char* kGroupServer = "Server";      // serve
-inline constexpr const char* kGroupClient = "Client";      // put, get, del
+inline constexpr const char* kGroupClient = "Client";      // put, get, del, watch, txn
 inline constexpr const char* kGroupOperator = "Operator";  // replay, compact, migrate
 inline constexpr const char* kGroupTools = "Tools";        // bench, config, completion, version
 
@@ -39,6 +39,7 @@ void AddPutCommand(CLI::App& app, CommandContext& ctx);
 void AddGetCommand(CLI::App& app, CommandContext& ctx);
 void AddDelCommand(CLI::App& app, CommandContext& ctx);
 void AddWatchCommand(CLI::App& app, CommandContext& ctx);
+void AddTxnCommand(CLI::App& app, CommandContext& ctx);
 void AddReplayCommand(CLI::App& app, CommandContext& ctx);
 void AddCompactCommand(CLI::App& app, CommandContext& ctx);
 void AddBenchCommand(CLI::App& app, CommandContext& ctx);

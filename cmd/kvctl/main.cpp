@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   kvctl::cmd::AddGetCommand(app, ctx);
   kvctl::cmd::AddDelCommand(app, ctx);
   kvctl::cmd::AddWatchCommand(app, ctx);
+  kvctl::cmd::AddTxnCommand(app, ctx);
   kvctl::cmd::AddReplayCommand(app, ctx);
   kvctl::cmd::AddCompactCommand(app, ctx);
   kvctl::cmd::AddConfigCommand(app, ctx);

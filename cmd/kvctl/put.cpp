@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cmd/kvctl/client_setup.h"
+#include "cmd/kvctl/input.h"
 #include "cmd/kvctl/output.h"
 #include "cmd/kvctl/text.h"
 
@@ -38,34 +39,15 @@ core::Status TooLarge(const std::string& what, const std::string& size, size_t l
 
 // Reads all of `fd` (`what` names it: "--file PATH", "standard input"), but
 // never more than limit + 1 bytes: a value over the limit is refused as soon
-// as it shows, so `kvctl put k < /dev/zero` ends. A regular file's size is
-// checked before it is read. Every failure here is the input's: exit 2.
+// as it shows.
 core::Result<std::string> ReadValueFrom(int fd, const std::string& what, size_t limit) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    return core::Status::InvalidArgument(
-        fmt::format("cannot read {}: {} (give the value as VALUE, with --file, or on standard input)", what,
-                    std::strerror(errno)));
-  }
-  if (S_ISDIR(st.st_mode)) return core::Status::InvalidArgument(fmt::format("{}: is a directory (give a file)", what));
-  std::string data;
-  if (S_ISREG(st.st_mode)) {
-    const auto size = static_cast<uint64_t>(st.st_size);
-    if (size > limit) return TooLarge("from " + what, fmt::format("is {} bytes", size), limit);
-    data.reserve(size);
-  }
-  char buf[1 << 16];
-  while (data.size() <= limit) {
-    const ssize_t n = ::read(fd, buf, std::min(sizeof(buf), limit + 1 - data.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return core::Status::InvalidArgument(
-          fmt::format("cannot read {}: {} (give a readable file, or the value as VALUE)", what, std::strerror(errno)));
-    }
-    if (n == 0) return data;
-    data.append(buf, static_cast<size_t>(n));
-  }
-  return TooLarge("from " + what, fmt::format("is more than {} bytes", limit), limit);
+  return ReadBounded(fd, {.what = what,
+                          .limit = limit,
+                          .unreadable_hint = "give the value as VALUE, with --file, or on standard input",
+                          .read_failed_hint = "give a readable file, or the value as VALUE",
+                          .too_large = [&what, limit](const std::string& size) {
+                            return TooLarge("from " + what, size, limit);
+                          }});
 }
 
 core::Result<std::string> ReadValue(const PutArgs& args, size_t limit) {

@@ -77,6 +77,7 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.http.tls.ciphersuites = c.tls.ciphersuites;
   o.api.max_key_bytes = c.limits.max_key_bytes;
   o.api.max_value_bytes = c.limits.max_value_bytes;
+  o.api.max_txn_ops = c.limits.max_txn_ops;
   o.api.auth = AuthOptionsFrom(c);
   o.api.rate_limit = c.ratelimit.rate;
   o.api.rate_burst = c.ratelimit.burst;

@@ -484,6 +484,21 @@ Status CheckReadable(std::string_view setting, const std::string& path) {
   return Status::Ok();
 }
 
+// A listing item as the server writes it (also a transaction's get results).
+core::Result<Item> ItemFrom(const json& j, bool with_value) {
+  if (!j.is_object()) return Status::Unavailable("the server's item is not a JSON object (is it another version of kvctl?)");
+  auto key = KeyField(j, "key");
+  if (!key) return key.error();
+  Item item{std::move(*key), {}, j.value("revision", uint64_t{0}),
+            {j.value("create_revision", uint64_t{0}), j.value("version", uint64_t{0}), j.value("lease", uint64_t{0})}};
+  if (with_value) {
+    auto value = core::Base64Decode(j.value("value", std::string()));
+    if (!value) return value.error();
+    item.value = std::move(*value);
+  }
+  return item;
+}
+
 httplib::Headers ConditionHeaders(const Condition& cond) {
   httplib::Headers h;
   if (cond.if_revision) h.emplace("If-Match", fmt::format("\"{}\"", *cond.if_revision));
@@ -858,16 +873,9 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
   Page page;
   page.items.reserve(body["items"].size());
   for (const json& j : body["items"]) {
-    auto key = KeyField(j, "key");
-    if (!key) return key.error();
-    Item item{std::move(*key), {}, j.value("revision", uint64_t{0}),
-              {j.value("create_revision", uint64_t{0}), j.value("version", uint64_t{0}), j.value("lease", uint64_t{0})}};
-    if (!keys_only) {
-      auto value = core::Base64Decode(j.value("value", std::string()));
-      if (!value) return value.error();
-      item.value = std::move(*value);
-    }
-    page.items.push_back(std::move(item));
+    auto item = ItemFrom(j, !keys_only);
+    if (!item) return item.error();
+    page.items.push_back(std::move(*item));
   }
   if (body.contains("next") && !body["next"].is_null()) {
     auto next = KeyField(body, "next");
@@ -909,6 +917,70 @@ core::Result<core::CompactionStats> KvClient::Compact(std::chrono::milliseconds 
   stats.files_removed = body.value("files_removed", uint64_t{0});
   stats.seconds = body.value("seconds", 0.0);
   return stats;
+}
+
+core::Result<TxnReply> KvClient::Txn(std::string_view body) {
+  // A transaction's gets answer listing items: the same bound as a page.
+  const Impl::Bounds bounds{ListingPageBound(impl_->options.max_value_bytes), "a transaction's answer"};
+  auto a = impl_->Send("POST", "/v1/txn", {{"Content-Type", "application/json"}}, body, bounds,
+                       impl_->RequestDeadline());
+  if (!a) return a.error();
+  if (a->status == 404 && a->Code() == "no_such_lease") {
+    return Status::NotFound(fmt::format("{} (a put names a lease that does not exist, or no longer does)",
+                                        a->Message()));
+  }
+  if (a->status == 413) {
+    return Status::InvalidArgument(fmt::format(
+        "the server refused the transaction: its body is {} bytes, over the server's body limit, "
+        "limits.max_value_bytes (split the transaction, or raise the server's limit)",
+        body.size()));
+  }
+  if (a->status == 400 && a->Code() == "bad_txn") {
+    return Status::InvalidArgument(
+        fmt::format("the server refused the transaction: {} (see kvctl-txn(1) for its JSON)", a->Message()));
+  }
+  if (Status s = impl_->Check(*a, {200}); !s.ok()) return s;
+  const auto unexpected = [] {
+    return Status::Unavailable(
+        "the server's transaction answer is not the JSON kvctl expects (is it another version of kvctl? compare "
+        "kvctl version on both sides)");
+  };
+  json j = json::parse(a->body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("succeeded") || !j["succeeded"].is_boolean() || !j.contains("results") ||
+      !j["results"].is_array()) {
+    return unexpected();
+  }
+  TxnReply reply;
+  reply.succeeded = j["succeeded"].get<bool>();
+  reply.revision = j.value("revision", uint64_t{0});
+  for (const json& r : j["results"]) {
+    if (!r.is_object() || r.size() != 1 || !r.begin().value().is_object()) return unexpected();
+    const std::string& kind = r.begin().key();
+    const json& body_of = r.begin().value();
+    TxnOpReply op;
+    if (kind == "put") {
+      op.kind = TxnOpReply::Kind::kPut;
+      op.revision = body_of.value("revision", uint64_t{0});
+      op.meta = {body_of.value("create_revision", uint64_t{0}), body_of.value("version", uint64_t{0}), 0};
+    } else if (kind == "delete") {
+      op.kind = TxnOpReply::Kind::kDelete;
+      op.deleted = body_of.value("deleted", uint64_t{0});
+    } else if (kind == "get") {
+      op.kind = TxnOpReply::Kind::kGet;
+      if (!body_of.contains("items") || !body_of["items"].is_array()) return unexpected();
+      for (const json& item : body_of["items"]) {
+        auto parsed = ItemFrom(item, true);
+        if (!parsed) return parsed.error();
+        op.items.push_back(std::move(*parsed));
+      }
+      op.more = body_of.value("more", false);
+    } else {
+      return unexpected();
+    }
+    reply.results.push_back(std::move(op));
+  }
+  reply.json = std::move(a->body);
+  return reply;
 }
 
 Status KvClient::Stream(std::string path, std::chrono::milliseconds idle,

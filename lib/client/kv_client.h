@@ -10,8 +10,8 @@
 // that announces more in its Content-Length is refused before its body is
 // read (Unavailable, "answer too large"):
 //   - a value (GET 200): ClientOptions::max_value_bytes, nothing more;
-//   - a listing page: kMaxListingPageBytes, or one item of the largest value
-//     if that is more; List asks again for fewer keys when a page would be
+//   - a listing page, and a transaction's answer: kMaxListingPageBytes, or
+//     one item of the largest value if that is more; List asks again for fewer keys when a page would be
 //     larger, so only a single item over it fails;
 //   - any other answer (a PUT's or compaction's JSON, an error):
 //     kMaxOtherAnswerBytes.
@@ -24,8 +24,9 @@
 // own. When it passes, the request ends as Unavailable ("timed out").
 //
 // Errors map to the CLI's exit codes (cmd/kvctl/main.cpp): NotFound (404
-// no_such_key), FailedPrecondition (412), InvalidArgument (other 4xx: the
-// request was bad, or the credentials are: 401, 403), Unavailable (cannot
+// no_such_key, and for Txn 404 no_such_lease), FailedPrecondition (412),
+// InvalidArgument (other 4xx: the request was bad, or the credentials are:
+// 401, 403), Unavailable (cannot
 // connect, the deadline, TLS failure, not a kvctl server, an answer too
 // large, 429 rate limited, or a 5xx). Every message ends with a hint in
 // parentheses, as `kvctl: <what> (<hint>)` wants; the server's own JSON
@@ -108,6 +109,24 @@ struct Page {
   std::optional<std::string> next;  // pass as `after` for the next page
 };
 
+// A transaction's answer (POST /v1/txn): one result per op that ran.
+struct TxnOpReply {
+  enum class Kind { kPut, kDelete, kGet };
+  Kind kind = Kind::kGet;
+  uint64_t revision = 0;  // put: the key's revision after it
+  core::KeyMeta meta;     // put: its create revision and version
+  uint64_t deleted = 0;   // delete: how many keys it deleted
+  std::vector<Item> items;  // get: the keys found
+  bool more = false;        // get of a prefix: more keys than its limit
+};
+
+struct TxnReply {
+  bool succeeded = false;  // every compare held: the success ops ran
+  uint64_t revision = 0;
+  std::vector<TxnOpReply> results;
+  std::string json;  // the server's answer as it came, for -o json
+};
+
 class KvClient {
  public:
   explicit KvClient(ClientOptions options);
@@ -122,6 +141,14 @@ class KvClient {
   // than its bound (see above): go on from `next` while it is set.
   core::Result<Page> List(std::string_view prefix, const std::optional<std::string>& after, size_t limit,
                           bool keys_only);
+
+  // POST /v1/txn with `body`, the transaction's JSON as the server takes it
+  // (SPEC §6): sent as it is, checked by the server. A transaction whose
+  // compares failed is a reply with succeeded false, not an error.
+  // NotFound: a put names a lease that does not exist; InvalidArgument: the
+  // server refused the body (400 bad_txn, 413) or a grant (403). The answer
+  // is bounded as a listing page is.
+  core::Result<TxnReply> Txn(std::string_view body);
 
   // POST /v1/admin/compact, with a deadline of `wait` rather than the
   // options' timeout (which still bounds connecting), since a compaction

@@ -124,6 +124,7 @@ struct Config {
   struct Limits {
     size_t max_key_bytes = 0;
     size_t max_value_bytes = 0;
+    size_t max_txn_ops = 0;
   } limits;
 
   struct Log {

@@ -471,6 +471,12 @@ std::vector<Setting> BuildSettings() {
        .scopes = kServe,
        .help = "largest value: the server refuses a larger request body, and kvctl put a "
                "larger input before sending it"},
+      {.key = "limits.max_txn_ops",
+       .value = IntValue(Field(&C::limits, &C::Limits::max_txn_ops), 1, 10000),
+       .default_value = "128",
+       .alias = "",
+       .scopes = kServe,
+       .help = "most compares plus ops in one transaction (POST /v1/txn)"},
 
       // [tls]
       {.key = "tls.cert",

@@ -77,6 +77,7 @@ RouteMatch MatchRoute(std::string_view path) {
   if (path.starts_with(kKeyPrefix)) return {Route::kKey, "GET, HEAD, PUT, DELETE", path.substr(kKeyPrefix.size())};
   if (path == kListPath) return {Route::kList, "GET, HEAD", {}};
   if (path == "/v1/watch") return {Route::kWatch, "GET, HEAD", {}};
+  if (path == "/v1/txn") return {Route::kTxn, "POST", {}};
   if (path == "/v1/admin/compact") return {Route::kAdminCompact, "POST", {}};
   if (path == "/healthz") return {Route::kHealthz, "GET, HEAD", {}};
   if (path == "/readyz") return {Route::kReadyz, "GET, HEAD", {}};
@@ -378,6 +379,7 @@ HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, co
       return HandleKey(req, admission.key);
     case Route::kList: return HandleList(req, admission.caller);
     case Route::kWatch: return HandleWatch(req, admission.caller);
+    case Route::kTxn: return HandleTxn(req, admission.caller);
     case Route::kAdminCompact: return HandleCompact();
     case Route::kMetrics: return HandleMetrics();
     case Route::kHealthz: return HandleHealthz();
@@ -406,7 +408,9 @@ void KvApi::TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std
 
 bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
   const RouteMatch match = MatchRoute(req.path);
-  if (match.route != Route::kKey || (req.method != "PUT" && req.method != "DELETE")) return false;
+  const bool key_write = match.route == Route::kKey && (req.method == "PUT" || req.method == "DELETE");
+  const bool txn = match.route == Route::kTxn && req.method == "POST";
+  if (!key_write && !txn) return false;
   Admission here;
   Admission* admission = &req.admission;
   std::optional<HttpResponse> refusal;
@@ -415,7 +419,8 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
     refusal = AdmitHead(req, match, &here);
   }
   // Moved, not copied: the answer outlives the request, which is done with them.
-  auto write = std::make_shared<AsyncWrite>(AsyncWrite{.started = admission->started,
+  auto write = std::make_shared<AsyncWrite>(AsyncWrite{.route = match.route,
+                                                       .started = admission->started,
                                                        .method = req.method,
                                                        .request_id = std::move(admission->request_id),
                                                        .remote = req.remote_addr,
@@ -427,6 +432,19 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
     Finish(write->View(), &res);
     reply(std::move(res));
   };
+  if (txn) {
+    // Held by the callback, so it outlives the call whichever way the store answers.
+    auto request = std::make_shared<core::TxnRequest>();
+    if (!refusal) refusal = ReadTxn(req, write->caller, request.get());
+    if (refusal) {
+      answer(std::move(*refusal));
+      return true;
+    }
+    store_.TxnAsync(*request, [request, answer = std::move(answer)](core::Result<core::TxnResult> result) {
+      answer(TxnAnswer(result));
+    });
+    return true;
+  }
   core::Precondition pre;
   if (!refusal) refusal = CheckWrite(req, &pre);
   if (refusal) {

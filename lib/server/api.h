@@ -57,6 +57,8 @@ struct ApiOptions {
   // item is always returned whole, so a page holds at most this plus one
   // key and value.
   size_t max_list_bytes = 4 << 20;
+  // The most compares plus ops of one transaction (limits.max_txn_ops).
+  size_t max_txn_ops = 128;
   // Appended to /metrics after the store's gauges (KvStore::BackendMetrics):
   // the file backend's file-system timings and commit batch sizes.
   std::function<void(std::string*)> render_backend_metrics;
@@ -96,7 +98,8 @@ class KvApi {
   // admitted first (never twice).
   HttpResponse Handle(const HttpRequest& request);
 
-  // Writes to a key (PUT, DELETE) without blocking the caller: `reply` gets
+  // Writes to a key (PUT, DELETE) and transactions (POST /v1/txn) without
+  // blocking the caller: `reply` gets
   // the same answer Handle() would give (admission, grants, X-Request-Id,
   // metrics and the request log included), exactly once, on this thread
   // or on the store's committer thread once the change is durable. False,
@@ -169,6 +172,14 @@ class KvApi {
   static HttpResponse PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put);
   static HttpResponse DeleteAnswer(const core::Result<core::DeleteOutcome>& del);
   HttpResponse HandleList(const HttpRequest& request, const Principal* caller);
+  // POST /v1/txn (api_txn.cpp): the body read into `txn` and the caller's
+  // grants judged for every key it names; the answer when refused (400
+  // bad_txn, 403).
+  std::optional<HttpResponse> ReadTxn(const HttpRequest& request, const Principal* caller,
+                                      core::TxnRequest* txn);
+  std::optional<HttpResponse> AuthorizeTxn(const Principal* caller, const core::TxnRequest& txn);
+  static HttpResponse TxnAnswer(const core::Result<core::TxnResult>& result);
+  HttpResponse HandleTxn(const HttpRequest& request, const Principal* caller);
   // GET /v1/watch (api_watch.cpp): a stream of JSON lines, or 400, 403, 410.
   HttpResponse HandleWatch(const HttpRequest& request, const Principal* caller);
   // What the request log and the metrics need of a request.

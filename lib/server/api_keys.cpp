@@ -198,6 +198,21 @@ void AppendKeyField(std::string_view name, const std::string& bytes, std::string
 
 }  // namespace
 
+namespace api {
+
+void AppendListItem(const std::string& key, const std::string* value, uint64_t revision, const core::KeyMeta& meta,
+                    std::string* out) {
+  // Fields in nlohmann's (sorted) order.
+  out->append("{\"create_revision\":").append(std::to_string(meta.create_revision)).push_back(',');
+  AppendKeyField("key", key, out);
+  out->append(",\"lease\":").append(std::to_string(meta.lease));
+  out->append(",\"revision\":").append(std::to_string(revision));
+  if (value != nullptr) out->append(",\"value\":\"").append(core::Base64Encode(*value)).append("\"");
+  out->append(",\"version\":").append(std::to_string(meta.version)).push_back('}');
+}
+
+}  // namespace api
+
 std::optional<HttpResponse> KvApi::DecodeKey(std::string_view raw_key, std::string* key) const {
   auto decoded = core::PercentDecode(raw_key);
   if (!decoded) return Error(400, "bad_encoding", "key: " + decoded.error().message());
@@ -336,16 +351,8 @@ HttpResponse KvApi::HandleList(const HttpRequest& req, const Principal* caller) 
   for (size_t i = 0; i < page.items.size(); ++i) {
     core::ListItem& item = page.items[i];
     if (i > 0) res.body.push_back(',');
-    // Fields in nlohmann's (sorted) order.
-    res.body.append("{\"create_revision\":").append(std::to_string(item.meta.create_revision)).push_back(',');
-    AppendKeyField("key", item.key, &res.body);
-    res.body.append(",\"lease\":").append(std::to_string(item.meta.lease));
-    res.body.append(",\"revision\":").append(std::to_string(item.revision));
-    if (!list.keys_only) {
-      res.body.append(",\"value\":\"").append(core::Base64Encode(item.value)).append("\"");
-      std::string().swap(item.value);
-    }
-    res.body.append(",\"version\":").append(std::to_string(item.meta.version)).push_back('}');
+    api::AppendListItem(item.key, list.keys_only ? nullptr : &item.value, item.revision, item.meta, &res.body);
+    std::string().swap(item.value);
   }
   res.body.append("],\"next\":");
   if (page.next) {

@@ -34,6 +34,7 @@ const char* RouteLabel(Route route) {
     case Route::kKey: return "/v1/kv/{key}";
     case Route::kList: return "/v1/kv";
     case Route::kWatch: return "/v1/watch";
+    case Route::kTxn: return "/v1/txn";
     case Route::kHealthz: return "/healthz";
     case Route::kReadyz: return "/readyz";
     case Route::kMetrics: return "/metrics";

@@ -21,7 +21,7 @@
 namespace kvctl::server {
 
 // kAsterisk: "OPTIONS *", about the server as a whole.
-enum class Route { kKey, kList, kWatch, kAdminCompact, kHealthz, kReadyz, kMetrics, kAsterisk, kUnknown, kCount };
+enum class Route { kKey, kList, kWatch, kTxn, kAdminCompact, kHealthz, kReadyz, kMetrics, kAsterisk, kUnknown, kCount };
 enum class Method { kGet, kHead, kPut, kDelete, kPost, kOther, kCount };
 
 const char* RouteLabel(Route route);

@@ -1059,6 +1059,107 @@ TEST_CASE("a refusal by the transport is stamped and counted under route unknown
         std::string::npos);
 }
 
+// ---------------------------------------------------------------- transactions
+
+std::string B64(std::string_view bytes) { return core::Base64Encode(bytes); }
+
+HttpRequest TxnReq(const json& body, Headers headers = {}) {
+  return Req("POST", "/v1/txn", body.dump(), std::move(headers));
+}
+
+TEST_CASE("POST /v1/txn refuses a body it cannot read with 400 bad_txn naming the place, and writes nothing") {
+  ApiOptions o;
+  o.max_txn_ops = 3;
+  o.max_value_bytes = 4;
+  Fixture f(std::move(o));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({"success":[{"get":{"key":"YQ=="}},{"get":{"key":"YQ=="}},{"put":{"key":"YQ==","value":"%%%%"}}]})",
+       "success[2].put.value: not base64"},
+      {R"({"failure":[{"put":{"key":"YQ==","lease":-1}}]})", "failure[0].put.lease: not a whole number"},
+      {R"({"failure":[{"put":{"key":"YQ==","lease":"7x"}}]})", "failure[0].put.lease: not a whole number"},
+      {R"({"success":[{"get":{"key":"YQ==","limit":5}}]})", "success[0].get.limit: only with prefix"},
+      {R"({"success":[{"get":{"prefix":"YQ==","limit":10001}}]})", "success[0].get.limit: not a whole number from 0 to 10000"},
+      {R"({"success":[{"put":{"key":"YQ==","value":"MTIzNDU="}}]})", "success[0] (put): the value is 5 bytes, over limits.max_value_bytes = 4"},
+      {R"({"success":[{"put":{"key":"YQ=="}},{"delete":{"prefix":""}}]})", "success[1] (delete prefix) writes a key that success[0] (put) writes too"},
+      {R"({"compare":[{"key":"YQ==","target":"version","op":"=","value":1}],"success":[{"get":{"key":"YQ=="}}],"failure":[{"get":{"key":"YQ=="}},{"get":{"key":"YQ=="}}]})",
+       "over limits.max_txn_ops = 3"},
+      {R"({"compare":[{"key":7,"target":"value","op":"=","value":""}]})", "compare[0].key: not a string"},
+      {R"({"compare":[{"target":"value","op":"=","value":""}]})", "compare[0].key: missing"},
+      {R"({"compare":[1]})", "compare[0]: not an object"},
+      {R"({"success":[{}]})", "success[0]: is empty"},
+      {R"({"success":[{"put":[]}]})", "success[0].put: not an object"},
+      {R"({"success":"x"})", "success: not an array of ops"},
+  };
+  for (const auto& [text, says] : bad) {
+    CAPTURE(text);
+    const HttpResponse res = f.api.Handle(Req("POST", "/v1/txn", text));
+    CheckError(res, 400, "bad_txn");
+    const std::string message = json::parse(res.body).value("error", "");
+    CHECK_MESSAGE(message.find(says) != std::string::npos, message);
+  }
+  // Missing arrays are empty: a transaction of nothing reads and writes nothing.
+  CHECK(f.store.revision() == 0);
+  CheckError(f.api.Handle(Req("PUT", "/v1/txn")), 405, "method_not_allowed");
+  CheckError(f.api.Handle(Req("POST", "/v1/txn?x=1", "{}")), 400, "bad_parameter");
+}
+
+TEST_CASE("POST /v1/txn needs read on compared and read keys and write on written ones, in both branches") {
+  Fixture f(WithTokens());
+  auto refused = [&](const json& body, const std::string& token, std::string_view says) {
+    const HttpResponse res = f.api.Handle(TxnReq(body, Bearer(token)));
+    CheckError(res, 403, "forbidden");
+    const std::string message = json::parse(res.body).value("error", "");
+    CHECK_MESSAGE(message.find(says) != std::string::npos, message);
+  };
+  const json put_app = {{"put", {{"key", B64("app/x")}, {"value", B64("1")}}}};
+  refused({{"success", {put_app}}}, "t-reader", R"(reader may not write the key "app/x" (success[0].put.key))");
+  refused({{"failure", {{{"delete", {{"key", B64("other/y")}}}}}}}, "t-writer", R"("other/y" (failure[0].delete.key))");
+  refused({{"compare", {{{"key", B64("app/x")}, {"target", "version"}, {"op", "="}, {"value", 0}}}}}, "t-blind",
+          "blind may not read the key \"app/x\" (compare[0].key)");
+  refused({{"success", {{{"get", {{"prefix", B64("app")}}}}}}}, "t-reader", "every key under the prefix \"app\"");
+  refused({{"success", {{{"delete", {{"prefix", B64("")}}}}}}}, "t-writer", "every key under the prefix \"\"");
+  refused({{"success", {{{"get", {{"key", B64("app/\x1b")}}}}, {{"get", {{"key", B64("x\n")}}}}}}}, "t-reader",
+          "base64:" + B64("x\n"));
+  CHECK(f.api.Handle(TxnReq({{"success", {put_app}}})).status == 401);
+  CHECK(f.store.revision() == 0);
+  const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
+  CHECK(text.find("kvctl_auth_failures_total{reason=\"forbidden\"} 6\n") != std::string::npos);
+  CHECK(text.find("route=\"/v1/txn\"") != std::string::npos);
+}
+
+TEST_CASE("POST /v1/txn runs through HandleWriteAsync and answers the results with the transaction's revision") {
+  Fixture f(WithTokens());
+  REQUIRE(Put(f, "app/a", "1", Bearer("t-writer")).status == 201);  // 1
+  const json body = {{"compare", {{{"key", B64("app/a")}, {"target", "value"}, {"op", "="}, {"value", B64("1")}}}},
+                     {"success",
+                      {{{"put", {{"key", B64("app/b")}, {"value", B64("2")}}}},
+                       {{"delete", {{"key", B64("app/a")}}}},
+                       {{"get", {{"prefix", B64("app/")}}}}}}};
+  const HttpResponse res = WriteAsync(f, TxnReq(body, Bearer("t-writer")));
+  REQUIRE_MESSAGE(res.status == 200, res.body);
+  CHECK(HeaderOf(res, "X-Kvctl-Revision") == "2");
+  CHECK(HeaderOf(res, "X-Request-Id").has_value());
+  const json answer = json::parse(res.body);
+  CHECK(answer["succeeded"] == true);
+  CHECK(answer["revision"] == 2);
+  CHECK(answer["results"][0]["put"]["revision"] == 2);
+  CHECK(answer["results"][0]["put"]["version"] == 1);
+  CHECK(answer["results"][1]["delete"]["deleted"] == 1);
+  const json items = answer["results"][2]["get"]["items"];
+  REQUIRE(items.size() == 1);
+  CHECK(items[0] == json{{"key", "app/b"}, {"value", B64("2")}, {"revision", 2}, {"create_revision", 2},
+                         {"version", 1}, {"lease", 0}});
+  // The same again: app/a is gone, so the failure branch (none) runs.
+  const HttpResponse failed = WriteAsync(f, TxnReq(body, Bearer("t-writer")));
+  REQUIRE(failed.status == 200);
+  CHECK(json::parse(failed.body)["succeeded"] == false);
+  CHECK(json::parse(failed.body)["results"].empty());
+  CHECK(f.store.revision() == 2);
+  // Refusals come through the same path.
+  CheckError(WriteAsync(f, TxnReq(body, Bearer("t-reader"))), 403, "forbidden");
+  CheckError(WriteAsync(f, Req("POST", "/v1/txn", "nope", Bearer("t-writer"))), 400, "bad_txn");
+}
+
 TEST_SUITE_END();
 
 }  // namespace

@@ -118,6 +118,7 @@ TEST_CASE("defaults match the documented values") {
   CHECK(c.storage.segment_bytes == 64u << 20);
   CHECK(c.limits.max_key_bytes == 1024);
   CHECK(c.limits.max_value_bytes == 1u << 20);
+  CHECK(c.limits.max_txn_ops == 128);
   CHECK(c.log.level == "info");
   CHECK(c.log.format == "text");
   CHECK(c.client.addr == "http://127.0.0.1:7070");
@@ -606,6 +607,8 @@ TEST_CASE("range limits are enforced per setting") {
                  "from 1ms to 1h"));
   CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_LIMITS_MAX_KEY_BYTES", "2049"}})),
                  "from 1 to 2048"));
+  CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_LIMITS_MAX_TXN_OPS", "0"}})), "from 1 to 10000"));
+  CHECK(LoadToml(dir, "", {{"KVCTL_LIMITS_MAX_TXN_OPS", "10000"}})->limits.max_txn_ops == 10000);
   CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_SERVER_KEEPALIVE_MAX_REQUESTS", "0"}})),
                  "at least 1"));
   CHECK(Contains(LoadError(LoadToml(dir, "", {{"KVCTL_STORAGE_DATA_DIR", ""}})),
