@@ -1,6 +1,7 @@
-// Transactions on the PostgreSQL backend (SPEC §6), at the store level:
-// PgStore instances in this process stand for servers sharing one real,
-// throwaway database, as in e2e_pg_watch_test.cpp. What only PostgreSQL
+// Transactions on the PostgreSQL backend (SPEC §6), mostly at the store
+// level: PgStore instances in this process stand for servers sharing one
+// real, throwaway database, as in e2e_pg_watch_test.cpp; the last cases go
+// through POST /v1/txn on two kvctl servers. What only PostgreSQL
 // does is tested here: compares judged by the database (not a server's
 // memory, which may be behind), one revision and one kv_log row per key
 // written, every server applying and publishing a transaction's changes
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "lib/core/base64.h"
 #include "lib/core/history_reader.h"
 #include "lib/core/txn.h"
 #include "lib/core/watch.h"
@@ -463,6 +465,124 @@ TEST_CASE("PostgreSQL txn: replay --into copies a transaction to a data dir and 
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(db.pg.Psql(copy, rows) == want);
   CHECK(db.pg.Psql(copy, "SELECT revision FROM kv_meta") == std::to_string(revision));
+}
+
+// ---- Through POST /v1/txn on two kvctl servers (SPEC §6's body: keys and
+// values in base64; the answer {"succeeded","revision","results"}).
+namespace {
+
+std::string B64(const std::string& s) { return core::Base64Encode(s); }
+
+nlohmann::json HttpPut(const std::string& key, const std::string& value) {
+  return {{"put", {{"key", B64(key)}, {"value", B64(value)}}}};
+}
+
+nlohmann::json HttpCompare(const std::string& key, const std::string& target, const nlohmann::json& value) {
+  return {{"key", B64(key)}, {"target", target}, {"op", "="}, {"value", value}};
+}
+
+HttpResponse PostTxn(HttpClient& http, const nlohmann::json& body) {
+  return http.Request("POST", "/v1/txn", body.dump(), {{"Content-Type", "application/json"}});
+}
+
+// The watch events (JSON lines) of revision `revision` a GET /v1/watch on
+// `port` sends from it, once `want` of them came (or 10 s passed).
+std::vector<nlohmann::json> WatchedAt(int port, uint64_t revision, size_t want) {
+  RawSocket socket(port);
+  REQUIRE(socket.Send("GET /v1/watch?prefix=&from=" + std::to_string(revision) +
+                      " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  std::vector<nlohmann::json> events;
+  socket.ReadUntil(std::chrono::seconds(10), [&](const std::string& received) {
+    events.clear();
+    for (const std::string& line : Lines(received)) {
+      if (!line.starts_with("{\"")) continue;
+      auto e = nlohmann::json::parse(line, nullptr, false);
+      if (e.is_object() && e.contains("revision") && e["revision"] == revision) events.push_back(e);
+    }
+    return events.size() >= want;
+  });
+  return events;
+}
+
+}  // namespace
+
+TEST_CASE("PostgreSQL txn over HTTP: a transaction through A is one revision on B, judged against B's writes") {
+  MigratedDb db;
+  PgServer a(db.dsn), b(db.dsn);
+  HttpClient ha(a.port()), hb(b.port());
+  // Written through B; A's transaction compares against it at once.
+  REQUIRE(hb.Put("x", "1").status == 201);
+  nlohmann::json txn = {{"compare", {HttpCompare("x", "value", B64("1")), HttpCompare("y", "version", 0)}},
+                        {"success", {HttpPut("x", "2"), HttpPut("y", "y1")}},
+                        {"failure", {{{"get", {{"key", B64("x")}}}}}}};
+  HttpResponse r = PostTxn(ha, txn);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  nlohmann::json answer = r.Json();
+  CHECK(answer["succeeded"] == true);
+  const uint64_t revision = answer["revision"].get<uint64_t>();
+  CHECK(revision == 2);
+  CHECK(answer["results"].size() == 2);
+  CHECK(db.Sql("SELECT count(*) FROM kv_log WHERE revision = 2") == "2");
+
+  // B shows both keys at that revision, and its watch both events.
+  CHECK(Eventually([&] { return hb.Get("y").status == 200; }));
+  CHECK(hb.Get("x").body == "2");
+  CHECK(Snapshot(hb) == Snapshot(ha));
+  CHECK(Snapshot(hb).at("x").revision == revision);
+  CHECK(Snapshot(hb).at("y").revision == revision);
+  const auto events = WatchedAt(b.port(), revision, 2);
+  REQUIRE(events.size() == 2);
+  CHECK(events[0]["key"] == "x");
+  CHECK(events[1]["key"] == "y");
+
+  // The same transaction again: x is no longer 1, the failure branch runs
+  // (a get: nothing written, no revision).
+  r = PostTxn(ha, txn);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  answer = r.Json();
+  CHECK(answer["succeeded"] == false);
+  CHECK(answer["revision"] == revision);
+  CHECK(db.Sql("SELECT revision FROM kv_meta") == std::to_string(revision));
+  // A put of the value a key holds changes nothing either.
+  r = PostTxn(hb, {{"success", {HttpPut("x", "2")}}});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.Json()["revision"] == revision);
+  CHECK(db.Sql("SELECT count(*) FROM kv_log") == "3");
+}
+
+TEST_CASE("PostgreSQL txn over HTTP: threads on two servers racing compare-and-increment lose no increment") {
+  MigratedDb db;
+  PgServer a(db.dsn), b(db.dsn);
+  {
+    HttpClient http(a.port());
+    REQUIRE(http.Put("counter", "0").status == 201);
+  }
+  std::atomic<int> succeeded{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    const int port = t % 2 == 0 ? a.port() : b.port();
+    threads.emplace_back([port, &succeeded] {
+      HttpClient http(port);
+      for (int i = 0; i < 20; ++i) {
+        // The current value and version, as the database has them.
+        HttpResponse read = PostTxn(http, {{"success", {{{"get", {{"key", B64("counter")}}}}}}});
+        if (read.status != 200) continue;
+        const nlohmann::json item = read.Json()["results"][0]["get"]["items"][0];
+        const auto value = core::Base64Decode(item["value"].get<std::string>());
+        if (!value.has_value()) continue;
+        HttpResponse cas = PostTxn(
+            http, {{"compare", {HttpCompare("counter", "version", item["version"])}},
+                   {"success", {HttpPut("counter", std::to_string(std::stoi(*value) + 1))}}});
+        if (cas.status == 200 && cas.Json()["succeeded"] == true) ++succeeded;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(succeeded.load() > 0);
+  HttpClient ha(a.port()), hb(b.port());
+  CHECK(Eventually([&] { return hb.Get("counter").body == std::to_string(succeeded.load()); }));
+  CHECK(ha.Get("counter").body == std::to_string(succeeded.load()));
+  CHECK(db.Sql("SELECT revision FROM kv_meta") == std::to_string(succeeded.load() + 1));
 }
 
 }  // namespace kvctl::e2e
