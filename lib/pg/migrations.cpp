@@ -81,6 +81,33 @@ ALTER TABLE kv_log ALTER COLUMN create_revision SET NOT NULL, ALTER COLUMN versi
 ALTER TABLE kv_log DROP COLUMN create_revision, DROP COLUMN version, DROP COLUMN lease;
 ALTER TABLE kv_state DROP COLUMN create_revision, DROP COLUMN version, DROP COLUMN lease;
 )sql"},
+      // A transaction (SPEC §6) writes several keys at one revision: one
+      // kv_log row per key, all at the transaction's revision. Going down
+      // would have to drop all but one of them, losing writes that were
+      // acknowledged, so it is refused while any revision has more than one
+      // row (the error names the first such revision).
+      {4, "transactions: several changes at one revision",
+       R"sql(
+ALTER TABLE kv_log DROP CONSTRAINT kv_log_pkey, ADD PRIMARY KEY (revision, key);
+)sql",
+       R"sql(
+DO $$
+DECLARE
+  at_revision bigint;
+  changes bigint;
+BEGIN
+  SELECT revision, count(*) INTO at_revision, changes FROM kv_log
+  GROUP BY revision HAVING count(*) > 1 ORDER BY revision LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION USING MESSAGE = format(
+      'kv_log holds %s changes at revision %s (a transaction''s writes); schema version 3 '
+      || 'keeps one change per revision, so going down would lose acknowledged writes: '
+      || 'refused, the schema stays at version 4', changes, at_revision);
+  END IF;
+END
+$$;
+ALTER TABLE kv_log DROP CONSTRAINT kv_log_pkey, ADD PRIMARY KEY (revision);
+)sql"},
   };
   return kMigrations;
 }

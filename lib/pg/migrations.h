@@ -11,7 +11,9 @@
 //   kv_log    the ordered change log: revision, kind (1 put, 2 delete), key,
 //             value (null for a delete), committed_at, and a PUT's metadata
 //             after it (create_revision, version, lease; zeros for a
-//             delete); indexed by (key, revision) for compaction and for
+//             delete); keyed by (revision, key): a transaction's writes are
+//             one row per key at its one revision, read in (revision, key)
+//             order; indexed by (key, revision) for compaction and for
 //             watches of one key.
 // Keys and values are bytea: arbitrary bytes, NUL included.
 #pragma once

@@ -1,6 +1,7 @@
 #include "lib/pg/pg_event_history.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -14,7 +15,8 @@ namespace {
 // range of keys (with no upper end when the prefix is empty or all 0xff).
 // $1 from, $2 to, $3 rows, $4 bytes, $5 (and $6) the key bounds.
 //
-// The window sums the bytes of the rows in revision order, so the outer
+// Rows come in (revision, key) order: a transaction's revision has one row
+// per key it wrote. The window sums the bytes of the rows in that order, so the outer
 // filter keeps the rows that start before the byte bound (always the
 // first): with the LIMIT, PostgreSQL stops reading at the row bound and
 // sends nothing past the byte bound. The compacted revision comes from the
@@ -28,12 +30,12 @@ std::string WatchQuery(std::string_view key_predicate) {
       "SELECT * FROM ("
       "SELECT revision, kind, key, value, create_revision, version, lease, "
       "sum(octet_length(key) + coalesce(octet_length(value), 0)) "
-      "OVER (ORDER BY revision ROWS UNBOUNDED PRECEDING) AS upto, "
+      "OVER (ORDER BY revision, key ROWS UNBOUNDED PRECEDING) AS upto, "
       "octet_length(key) + coalesce(octet_length(value), 0) AS size "
       "FROM kv_log WHERE revision >= $1 AND revision <= $2 AND {} AND $1 > m.compacted_revision "
-      "ORDER BY revision LIMIT $3) w "
+      "ORDER BY revision, key LIMIT $3) w "
       "WHERE w.upto - w.size < $4) l ON true "
-      "WHERE m.id = 1 ORDER BY l.revision",
+      "WHERE m.id = 1 ORDER BY l.revision, l.key",
       key_predicate);
 }
 
@@ -61,59 +63,89 @@ class PgReader final : public core::EventHistory::Reader {
     if (from > to) return to + 1;
     auto lease = pool_.Acquire();
     if (!lease) return lease.error();
-    uint64_t compacted = 0;
-    size_t given = 0;
-    uint64_t last = 0, upto = 0;
+    const size_t first = out->size();
+    Rows read;
+    uint64_t next = to + 1;  // where the watcher goes on
     try {
-      pqxx::result rows;
-      {
-        pqxx::nontransaction tx(**lease);
-        const auto f = static_cast<int64_t>(from);
-        const auto t = static_cast<int64_t>(to);
-        const int64_t limit = PgEventHistory::kRowsPerRead;
-        const auto bytes = static_cast<int64_t>(std::max<size_t>(max_bytes, 1));
-        if (!filter_.prefix) {
-          rows = tx.exec_prepared(kByKey, f, t, limit, bytes, Bytes(filter_.key));
-        } else if (upper_) {
-          rows = tx.exec_prepared(kByRange, f, t, limit, bytes, Bytes(filter_.key), Bytes(*upper_));
-        } else {
-          rows = tx.exec_prepared(kFromKey, f, t, limit, bytes, Bytes(filter_.key));
-        }
-      }
-      compacted = rows.at(0)[0].as<uint64_t>();
-      if (from > compacted) {
-        for (const auto& row : rows) {
-          if (row[1].is_null()) continue;  // nothing matched
-          core::WatchEvent e;
-          e.revision = row[1].as<uint64_t>();
-          e.type = row[2].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
-          e.key = ToString(row[3]);
-          if (!row[4].is_null()) e.value = ToString(row[4]);
-          if (e.type == core::RecordType::kPut) {
-            e.meta = {row[5].as<uint64_t>(), row[6].as<uint64_t>(), row[7].as<uint64_t>()};
-          }
-          last = e.revision;
-          upto = row[8].as<uint64_t>();
-          out->push_back(std::move(e));
-          ++given;
-        }
+      read = Query(**lease, from, to, PgEventHistory::kRowsPerRead,
+                   static_cast<int64_t>(std::max<size_t>(max_bytes, 1)), out);
+      // A bound cut the range short (the row bound, or the rows summed
+      // past max_bytes) and may have cut a transaction's revision in two:
+      // a watcher gets all of a revision's events or none, so the last
+      // revision given is left for the next read, unless it is the only
+      // one, which is then read whole (a transaction is bounded).
+      const bool cut = from > read.compacted &&
+                       (read.given == static_cast<size_t>(PgEventHistory::kRowsPerRead) ||
+                        (read.given > 0 && read.upto >= max_bytes));
+      if (cut && out->at(first).revision == read.last) {
+        const uint64_t only = read.last;
+        out->resize(first);
+        read = Query(**lease, only, only, std::numeric_limits<int64_t>::max(),
+                     std::numeric_limits<int64_t>::max(), out);
+        next = only + 1;
+      } else if (cut) {
+        while (out->back().revision == read.last) out->pop_back();
+        next = read.last;
       }
     } catch (...) {
       PgError e = ClassifyCurrentException("reading kv_log for a watch");
       if (e.connection_lost) lease->Discard();
       return e.status;
     }
-    history_.NoteCompacted(compacted);
-    if (from <= compacted) return Compacted(from);
-    // A bound cut the range short (the row bound, or the rows summed past
-    // max_bytes): go on after the last one given; else the range is done.
-    if (given == static_cast<size_t>(PgEventHistory::kRowsPerRead) || (given > 0 && upto >= max_bytes)) {
-      return last + 1;
+    history_.NoteCompacted(read.compacted);
+    if (from <= read.compacted) {
+      out->resize(first);
+      return Compacted(from);
     }
-    return to + 1;
+    return next;
   }
 
  private:
+  struct Rows {
+    uint64_t compacted = 0;  // kv_meta.compacted_revision in the same snapshot
+    size_t given = 0;
+    uint64_t last = 0;  // the revision of the last row given
+    uint64_t upto = 0;  // bytes up to and including it
+  };
+
+  // One query: rows of [from, to] matching the filter, at most `rows` and
+  // about `bytes`, appended to `out` unless `from` was compacted away.
+  Rows Query(pqxx::connection& conn, uint64_t from, uint64_t to, int64_t rows, int64_t bytes,
+             std::vector<core::WatchEvent>* out) {
+    pqxx::result result;
+    {
+      pqxx::nontransaction tx(conn);
+      const auto f = static_cast<int64_t>(from);
+      const auto t = static_cast<int64_t>(to);
+      if (!filter_.prefix) {
+        result = tx.exec_prepared(kByKey, f, t, rows, bytes, Bytes(filter_.key));
+      } else if (upper_) {
+        result = tx.exec_prepared(kByRange, f, t, rows, bytes, Bytes(filter_.key), Bytes(*upper_));
+      } else {
+        result = tx.exec_prepared(kFromKey, f, t, rows, bytes, Bytes(filter_.key));
+      }
+    }
+    Rows r;
+    r.compacted = result.at(0)[0].as<uint64_t>();
+    if (from <= r.compacted) return r;
+    for (const auto& row : result) {
+      if (row[1].is_null()) continue;  // nothing matched
+      core::WatchEvent e;
+      e.revision = row[1].as<uint64_t>();
+      e.type = row[2].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
+      e.key = ToString(row[3]);
+      if (!row[4].is_null()) e.value = ToString(row[4]);
+      if (e.type == core::RecordType::kPut) {
+        e.meta = {row[5].as<uint64_t>(), row[6].as<uint64_t>(), row[7].as<uint64_t>()};
+      }
+      r.last = e.revision;
+      r.upto = row[8].as<uint64_t>();
+      out->push_back(std::move(e));
+      ++r.given;
+    }
+    return r;
+  }
+
   core::Status Compacted(uint64_t revision) const {
     return core::Status::Compacted(fmt::format(
         "revision {} is no longer in kv_log's history (it starts at {})", revision, history_.Floor()));

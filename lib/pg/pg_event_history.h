@@ -9,11 +9,15 @@
 // reloads and compactions: NoteCompacted) and by a Read that finds the
 // rows it wanted compacted away.
 //
-// A Read is one query: matching rows of [from, to] in revision order, at
-// most kRowsPerRead rows and about max_bytes of keys and values, the key
-// filter in SQL (key = K, or the byte range of a prefix), and the compacted
-// revision from the same snapshot, so a compaction committed meanwhile by
-// any server is never mistaken for an empty range. It runs on the hub's
+// A Read is one query: matching rows of [from, to] in (revision, key)
+// order, at most kRowsPerRead rows and about max_bytes of keys and values,
+// the key filter in SQL (key = K, or the byte range of a prefix), and the
+// compacted revision from the same snapshot, so a compaction committed
+// meanwhile by any server is never mistaken for an empty range. A
+// transaction's revision has several rows, which a watcher gets together:
+// when a bound stops the read inside the last revision it reached, that
+// revision is left for the next Read, or, when it is the only one, read
+// whole by a second query. It runs on the hub's
 // history thread with a pooled connection of its own for that one query
 // (never the committer's, which holds its connection for a whole batch).
 //

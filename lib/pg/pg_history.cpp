@@ -41,8 +41,10 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
     report->covered_revision = covered;
     tx.exec(
         "DECLARE kv_history NO SCROLL CURSOR FOR "
-        "SELECT revision, kind, key, value, create_revision, version, lease FROM kv_log "
-        "ORDER BY revision");
+        "SELECT revision, kind, key, value, create_revision, version, lease, "
+        "count(*) OVER (PARTITION BY revision ORDER BY key "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) "
+        "FROM kv_log ORDER BY revision, key");
     const std::string fetch = fmt::format("FETCH {} FROM kv_history", kFetchRows);
     uint64_t previous = covered;
     for (;;) {
@@ -50,7 +52,8 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
       for (const auto& row : rows) {
         const uint64_t revision = row[0].as<uint64_t>();
         const bool from_snapshot = revision <= covered;
-        if (!from_snapshot && revision != previous + 1) {
+        // A transaction's revision has one row per key it wrote.
+        if (!from_snapshot && revision != previous + 1 && !(revision == previous && previous > covered)) {
           return core::Status::Corruption(fmt::format(
               "kv_log jumps from revision {} to {} after the compacted revision {}: rows are "
               "missing from the change log",
@@ -64,6 +67,12 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
         record.type = row[1].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
         record.key = key;
         record.value = value;
+        // The writes of a transaction say how many share its revision, as
+        // a file log's TRANSACTION record does (in the snapshot, where
+        // compaction may have kept only some of them, they are each a
+        // key's state).
+        const auto writes = row[7].as<uint32_t>();
+        if (!from_snapshot && writes > 1) record.txn_writes = writes;
         if (record.type == core::RecordType::kPut) {
           record.has_meta = true;
           record.meta = {row[4].as<uint64_t>(), row[5].as<uint64_t>(), row[6].as<uint64_t>()};

@@ -25,7 +25,8 @@ struct PgDatabase {
 // Reads the whole history in one consistent snapshot of the database (a
 // REPEATABLE READ transaction), so servers may keep writing. Checks the
 // schema version first; checks that revisions follow on with no gap after
-// the covered revision (Corruption naming the revision otherwise).
+// the covered revision (Corruption naming the revision otherwise). A
+// transaction's revision is several records, one per key, in key order.
 // report->files stays 0 and report->bytes counts key and value bytes.
 core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
                            core::HistoryReport* report);
@@ -34,7 +35,8 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
 core::HistorySource PgHistorySource(const PgDatabase& db);
 
 // Writes `source` up to `to_revision` (0: all) into `target`, which must be
-// migrated and empty (no revision yet); InvalidArgument otherwise. One
+// migrated and empty (no revision yet); InvalidArgument otherwise. Several
+// records at one revision (a transaction's) become rows at that revision. One
 // transaction holding the write lock: servers on the target see all of it
 // or nothing, and are notified.
 core::Result<core::CopyReport> CopyHistoryToPg(const core::HistorySource& source,

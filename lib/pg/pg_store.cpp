@@ -1,11 +1,14 @@
 #include "lib/pg/pg_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -36,13 +39,50 @@ constexpr int64_t kCompactLockKey = 0x6b7663746c636d70;
 
 // Prepared on every connection.
 void Prepare(pqxx::connection& c) {
-  c.prepare("kv_lock_meta", "SELECT revision FROM kv_meta WHERE id = 1 FOR UPDATE");
+  c.prepare("kv_lock_meta",
+            "SELECT revision, compacted_revision FROM kv_meta WHERE id = 1 FOR UPDATE");
   c.prepare("kv_meta", "SELECT revision, compacted_revision FROM kv_meta WHERE id = 1");
+  // The changes after $1 up to $2, in whole revisions (a transaction's
+  // revision has one row per key it wrote): the revisions of the first $3
+  // rows, with every row of the last of them, so a reader never stops
+  // between two rows of one revision.
   c.prepare("kv_read_log",
             "SELECT revision, kind, key, value, create_revision, version, lease FROM kv_log "
-            "WHERE revision > $1 AND revision <= $2 ORDER BY revision LIMIT $3");
+            "WHERE revision > $1 AND revision <= (SELECT coalesce(max(revision), $1) FROM ("
+            "SELECT revision FROM kv_log WHERE revision > $1 AND revision <= $2 "
+            "ORDER BY revision LIMIT $3) f) "
+            "ORDER BY revision, key");
   c.prepare("kv_probe",
-            "SELECT revision, value = $2, create_revision, version FROM kv_state WHERE key = $1");
+            "SELECT revision, value = $2, create_revision, version, lease FROM kv_state "
+            "WHERE key = $1");
+  // A transaction's reads: a compare's key (locked, though every writer
+  // holds the kv_meta lock already), a get, a get or delete of a prefix
+  // (the byte range [$1, $2), or every key from $1 when there is no upper
+  // end).
+  c.prepare("kv_txn_compare",
+            "SELECT value, revision, create_revision, version, lease FROM kv_state "
+            "WHERE key = $1 FOR UPDATE");
+  c.prepare("kv_txn_get",
+            "SELECT key, value, revision, create_revision, version, lease FROM kv_state "
+            "WHERE key = $1");
+  c.prepare("kv_txn_get_range",
+            "SELECT key, value, revision, create_revision, version, lease FROM kv_state "
+            "WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3");
+  c.prepare("kv_txn_get_from",
+            "SELECT key, value, revision, create_revision, version, lease FROM kv_state "
+            "WHERE key >= $1 ORDER BY key LIMIT $2");
+  c.prepare("kv_txn_count_range",
+            "SELECT count(*) FROM (SELECT 1 FROM kv_state WHERE key >= $1 AND key < $2 LIMIT $3) c");
+  c.prepare("kv_txn_count_from",
+            "SELECT count(*) FROM (SELECT 1 FROM kv_state WHERE key >= $1 LIMIT $2) c");
+  c.prepare("kv_txn_delete_range",
+            "WITH d AS (DELETE FROM kv_state WHERE key >= $1 AND key < $2 RETURNING key) "
+            "INSERT INTO kv_log (revision, kind, key, create_revision, version, lease) "
+            "SELECT $3, 2, key, 0, 0, 0 FROM d RETURNING key");
+  c.prepare("kv_txn_delete_from",
+            "WITH d AS (DELETE FROM kv_state WHERE key >= $1 RETURNING key) "
+            "INSERT INTO kv_log (revision, kind, key, create_revision, version, lease) "
+            "SELECT $2, 2, key, 0, 0, 0 FROM d RETURNING key");
   // $4.. $6: the PUT's metadata (create revision, version, lease).
   c.prepare("kv_put",
             "WITH s AS (INSERT INTO kv_state (key, value, revision, create_revision, version, lease) "
@@ -93,6 +133,7 @@ struct OpResult {
   uint64_t revision = 0;
   bool existed = false;  // the key existed before
   bool changed = false;
+  core::TxnResult txn{};  // a transaction's, when status is OK
 };
 
 struct Op {
@@ -100,6 +141,11 @@ struct Op {
   std::string key;
   std::string value;
   core::Precondition pre;
+  // A transaction instead of a put or delete. It runs alone, in a database
+  // transaction of its own: its compares and gets must see only what it
+  // rests on, and a refusal (a delete-prefix over too many keys, a missing
+  // lease) rolls back its writes without touching a batch of others' puts.
+  std::optional<core::TxnRequest> txn;
   // Runs once with the outcome: at once when the write is refused before
   // it is queued, else on the committer thread after the transaction.
   std::function<void(const OpResult&)> done;
@@ -114,6 +160,20 @@ core::Result<core::PutOutcome> PutOutcomeOf(const OpResult& r) {
 core::Result<core::DeleteOutcome> DeleteOutcomeOf(const OpResult& r) {
   if (!r.status.ok()) return r.status;
   return core::DeleteOutcome{r.existed, r.revision};
+}
+
+core::Result<core::TxnResult> TxnOutcomeOf(const OpResult& r) {
+  if (!r.status.ok()) return r.status;
+  return r.txn;
+}
+
+core::KeyMeta MetaOf(const pqxx::row& row, int first) {
+  return {row[first].as<uint64_t>(), row[first + 1].as<uint64_t>(), row[first + 2].as<uint64_t>()};
+}
+
+// A kv_txn_get* row (key, value, revision, metadata) as a get's item.
+core::TxnOpResult::Item ItemOf(const pqxx::row& row) {
+  return {ToString(row[0]), ToString(row[1]), row[2].as<uint64_t>(), MetaOf(row, 3)};
 }
 
 // Runs an async write and waits for its outcome.
@@ -187,15 +247,18 @@ struct PgStore::Impl {
 
   // ------------------------------------------------------------ applying
 
-  // Applies `changes` (increasing revisions) past `applied`, requiring them
-  // to follow on with no gap. Holds apply_mu. False on a gap: the caller
-  // must reload.
+  // Applies `changes` (revisions in order, whole revisions: a
+  // transaction's revision has several, all of which must be there) past
+  // `applied`, requiring them to follow on with no gap. Holds apply_mu.
+  // False on a gap: the caller must reload.
   bool ApplyLocked(std::vector<core::Change>& changes, bool from_others) {
     std::vector<core::Change> fresh;
-    uint64_t at = applied.load();
+    const uint64_t before = applied.load();
+    uint64_t at = before;
     for (core::Change& c : changes) {
-      if (c.revision <= at) continue;
-      if (c.revision != at + 1) return false;
+      if (c.revision <= before) continue;
+      // The next revision, or another change of the one just taken.
+      if (c.revision != at + 1 && !(c.revision == at && at > before)) return false;
       at = c.revision;
       fresh.push_back(std::move(c));
     }
@@ -290,12 +353,19 @@ struct PgStore::Impl {
       }
       if (db_revision <= applied.load()) return;  // this server's own commits got there
       std::vector<core::Change> changes;
+      uint64_t compacted = 0;
       {
-        pqxx::nontransaction tx(conn);
+        // The rows and the compacted revision from one snapshot: rows up
+        // to it may be gone, a transaction's revision in part (which no
+        // gap would show), so a server behind it reloads.
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
         changes = ToChanges(tx.exec_prepared("kv_read_log", static_cast<int64_t>(applied.load()),
                                              static_cast<int64_t>(db_revision), kCatchUpRows));
+        compacted = tx.exec_prepared1("kv_meta")[1].as<uint64_t>();
+        tx.commit();
       }
-      if (!ApplyLocked(changes, true) || (changes.empty() && db_revision > applied.load())) {
+      if (compacted > applied.load() || !ApplyLocked(changes, true) ||
+          (changes.empty() && db_revision > applied.load())) {
         // The rows we need were compacted away: start over from kv_state.
         ReloadLocked(conn);
         return;
@@ -430,22 +500,35 @@ struct PgStore::Impl {
 
   // ------------------------------------------------------------ committing
 
-  // The write transaction of one batch (see pg_store.h): fills each op's
-  // result, `others` with the other servers' changes this server had not
-  // applied (read holding the lock) and `mine` with the batch's changes.
-  // Returns true when the map must be reloaded instead of patched (this
-  // server is too far behind, or the database is behind it).
-  bool Transact(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch,
-                std::vector<core::Change>& others, std::vector<core::Change>& mine) {
-    pqxx::work tx(conn);
-    const uint64_t base = tx.exec_prepared1("kv_lock_meta")[0].as<uint64_t>();
+  // Starts a write in `tx` (see pg_store.h): locks kv_meta and returns the
+  // last revision handed out; fills `others` with the other servers'
+  // changes up to it that this server had not applied (read holding the
+  // lock). `reload` tells whether the map must be reloaded instead of
+  // patched (this server is too far behind, or the database is behind it).
+  uint64_t LockRevision(pqxx::work& tx, std::vector<core::Change>& others, bool& reload) {
+    const pqxx::row meta = tx.exec_prepared1("kv_lock_meta");
+    const uint64_t base = meta[0].as<uint64_t>();
     // Holding the lock, everything up to `base` is committed and visible.
     const uint64_t seen = applied.load();
-    const bool reload = base < seen || base - seen > static_cast<uint64_t>(kMaxInTxnCatchUp);
+    // Rows up to the compacted revision may be gone, even part of a
+    // transaction's revision (which no gap would show).
+    const uint64_t compacted = meta[1].as<uint64_t>();
+    reload = base < seen || base - seen > static_cast<uint64_t>(kMaxInTxnCatchUp) || compacted > seen;
     if (!reload && base > seen) {
       others = ToChanges(tx.exec_prepared("kv_read_log", static_cast<int64_t>(seen),
                                           static_cast<int64_t>(base), kMaxInTxnCatchUp));
     }
+    return base;
+  }
+
+  // The write transaction of one batch (see pg_store.h): fills each op's
+  // result, `others` (LockRevision) and `mine` with the batch's changes.
+  // Returns true when the map must be reloaded instead of patched.
+  bool Transact(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch,
+                std::vector<core::Change>& others, std::vector<core::Change>& mine) {
+    pqxx::work tx(conn);
+    bool reload = false;
+    const uint64_t base = LockRevision(tx, others, reload);
     uint64_t next = base;
     for (auto& op : batch) {
       pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op->key), Bytes(op->value));
@@ -485,16 +568,175 @@ struct PgStore::Impl {
     return reload;
   }
 
+  // One op of a transaction's branch, in `tx`, writing at `revision`:
+  // fills `r` and adds what it changed to `mine`. `where` names the op in
+  // a refusal ("success[2]").
+  core::Status RunTxnOp(pqxx::work& tx, const core::TxnOp& op, const std::string& where,
+                        uint64_t revision, core::TxnOpResult& r, std::vector<core::Change>& mine) {
+    const auto rev = static_cast<int64_t>(revision);
+    switch (op.kind) {
+      case core::TxnOp::Kind::kPut: {
+        // Leases are not kept on this backend yet: none exists.
+        if (op.lease != 0) return core::Status::NotFound(fmt::format("lease {} does not exist", op.lease));
+        const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(op.value));
+        const bool exists = !probe.empty();
+        core::KeyMeta before;
+        if (exists) before = MetaOf(probe[0], 2);
+        if (exists && probe[0][1].as<bool>() && before.lease == op.lease) {
+          r.revision = probe[0][0].as<uint64_t>();  // changes nothing: no row
+          r.meta = before;
+          return core::Status::Ok();
+        }
+        r.meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, revision, op.lease);
+        r.revision = revision;
+        r.created = !exists;
+        tx.exec_prepared("kv_put", Bytes(op.key), Bytes(op.value), rev,
+                         static_cast<int64_t>(r.meta.create_revision),
+                         static_cast<int64_t>(r.meta.version), static_cast<int64_t>(r.meta.lease));
+        mine.push_back({revision, core::RecordType::kPut, op.key, op.value, r.meta});
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kDelete: {
+        const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(std::string_view("")));
+        if (probe.empty()) return core::Status::Ok();  // a missing key: nothing to delete
+        tx.exec_prepared("kv_delete", Bytes(op.key), rev);
+        r.deleted = 1;
+        mine.push_back({revision, core::RecordType::kDelete, op.key, {}, {}});
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kDeletePrefix: {
+        // Counted first, so a prefix over too many keys is refused before
+        // anything is deleted.
+        const std::optional<std::string> upper = PrefixSuccessor(op.key);
+        const auto most = static_cast<int64_t>(core::kMaxTxnDeleteKeys);
+        const uint64_t found =
+            (upper ? tx.exec_prepared1("kv_txn_count_range", Bytes(op.key), Bytes(*upper), most + 1)
+                   : tx.exec_prepared1("kv_txn_count_from", Bytes(op.key), most + 1))[0]
+                .as<uint64_t>();
+        if (found > core::kMaxTxnDeleteKeys) {
+          return core::Status::InvalidArgument(fmt::format(
+              "{} (delete prefix): more than {} keys have the prefix, and one transaction "
+              "deletes at most {}: delete them in parts",
+              where, core::kMaxTxnDeleteKeys, core::kMaxTxnDeleteKeys));
+        }
+        if (found == 0) return core::Status::Ok();
+        const pqxx::result gone =
+            upper ? tx.exec_prepared("kv_txn_delete_range", Bytes(op.key), Bytes(*upper), rev)
+                  : tx.exec_prepared("kv_txn_delete_from", Bytes(op.key), rev);
+        r.deleted = gone.size();
+        for (const auto& row : gone) {
+          mine.push_back({revision, core::RecordType::kDelete, ToString(row[0]), {}, {}});
+        }
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kGet: {
+        const pqxx::result row = tx.exec_prepared("kv_txn_get", Bytes(op.key));
+        if (!row.empty()) r.items.push_back(ItemOf(row[0]));
+        return core::Status::Ok();
+      }
+      case core::TxnOp::Kind::kGetPrefix: {
+        const size_t limit = op.limit == 0 ? core::kMaxTxnGetKeys : std::min(op.limit, core::kMaxTxnGetKeys);
+        const std::optional<std::string> upper = PrefixSuccessor(op.key);
+        const auto asked = static_cast<int64_t>(limit + 1);  // one more: are there more?
+        const pqxx::result rows =
+            upper ? tx.exec_prepared("kv_txn_get_range", Bytes(op.key), Bytes(*upper), asked)
+                  : tx.exec_prepared("kv_txn_get_from", Bytes(op.key), asked);
+        for (size_t j = 0; j < rows.size() && j < limit; ++j) r.items.push_back(ItemOf(rows[j]));
+        r.more = rows.size() > limit;
+        return core::Status::Ok();
+      }
+    }
+    return core::Status::Ok();
+  }
+
+  // The database transaction of one Txn (pg_store.h, "Transactions"):
+  // fills `out`, `others` and `reload` (LockRevision) and `mine` with the
+  // changes it committed, all at one revision, in key order. A refusal
+  // (InvalidArgument, NotFound) rolls it all back; so does a transaction
+  // that changes nothing, which takes no revision.
+  core::Status TransactTxn(pqxx::connection& conn, const core::TxnRequest& request,
+                           core::TxnResult& out, std::vector<core::Change>& others,
+                           std::vector<core::Change>& mine, bool& reload) {
+    pqxx::work tx(conn);
+    const uint64_t base = LockRevision(tx, others, reload);
+    // The transaction's revision, taken only if it writes.
+    const uint64_t revision = base + 1;
+    out.succeeded = true;
+    for (const core::TxnCompare& compare : request.compare) {
+      const pqxx::result row = tx.exec_prepared("kv_txn_compare", Bytes(compare.key));
+      std::string value;
+      core::TxnKeyState state;  // a missing key: no value, zeros
+      if (!row.empty()) {
+        value = ToString(row[0][0]);
+        state.value = value;
+        state.revision = row[0][1].as<uint64_t>();
+        state.meta = MetaOf(row[0], 2);
+      }
+      if (!core::CompareHolds(compare, state)) {
+        out.succeeded = false;
+        break;
+      }
+    }
+    // The branch's ops run in order inside the database transaction, so a
+    // get sees the branch's earlier writes.
+    const std::vector<core::TxnOp>& ops = out.succeeded ? request.success : request.failure;
+    const std::string_view branch = out.succeeded ? "success" : "failure";
+    for (size_t i = 0; i < ops.size(); ++i) {
+      core::TxnOpResult& r = out.results.emplace_back();
+      r.kind = ops[i].kind;
+      const std::string where = fmt::format("{}[{}]", branch, i);
+      if (core::Status s = RunTxnOp(tx, ops[i], where, revision, r, mine); !s.ok()) {
+        tx.abort();
+        return s;
+      }
+    }
+    if (mine.empty()) {
+      tx.abort();  // nothing written: no revision, nothing committed
+      out.revision = base;
+      return core::Status::Ok();
+    }
+    tx.exec_prepared("kv_advance", static_cast<int64_t>(revision));
+    tx.commit();
+    out.revision = revision;
+    out.changed = true;
+    // In key order, as every other server reads them from kv_log.
+    std::sort(mine.begin(), mine.end(),
+              [](const core::Change& a, const core::Change& b) { return a.key < b.key; });
+    return core::Status::Ok();
+  }
+
+  void CountCommitted(const std::vector<core::Change>& mine) {
+    ++batches;
+    committed_changes += mine.size();
+    for (const core::Change& c : mine) ++(c.type == core::RecordType::kPut ? puts : deletes);
+  }
+
   // Commits one batch, then applies it (and what it rests on) to the map
   // before the writers hear back, so each reads its own write at once.
   void RunBatch(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch) {
     std::vector<core::Change> others;
     std::vector<core::Change> mine;
-    bool reload = Transact(conn, batch, others, mine);
-    ++batches;
-    committed_changes += mine.size();
-    for (const core::Change& c : mine) ++(c.type == core::RecordType::kPut ? puts : deletes);
+    const bool reload = Transact(conn, batch, others, mine);
+    CountCommitted(mine);
+    ApplyCommitted(conn, reload, others, mine);
+  }
 
+  // Runs one transaction, then applies it like a batch: all its changes
+  // together, in one step of the map and one Publish to the watchers.
+  void RunTxn(pqxx::connection& conn, Op& op) {
+    std::vector<core::Change> others;
+    std::vector<core::Change> mine;
+    bool reload = false;
+    op.result.status = TransactTxn(conn, *op.txn, op.result.txn, others, mine, reload);
+    if (!op.result.status.ok()) mine.clear();  // rolled back
+    if (!mine.empty()) CountCommitted(mine);
+    ApplyCommitted(conn, reload, others, mine);
+  }
+
+  // After a write transaction: applies the others' changes it rested on,
+  // then its own, unless the map must be reloaded instead.
+  void ApplyCommitted(pqxx::connection& conn, bool reload, std::vector<core::Change>& others,
+                      std::vector<core::Change>& mine) {
     std::lock_guard lock(apply_mu);
     if (!reload) reload = !ApplyLocked(others, true) || !ApplyLocked(mine, false);
     if (reload) {
@@ -521,8 +763,11 @@ struct PgStore::Impl {
         queue_cv.wait(lock, [&] { return !queue.empty() || stopping; });
         if (queue.empty()) return;
         while (!queue.empty() && batch.size() < kMaxBatchOps) {
+          // A transaction runs alone: it ends a batch of puts and deletes.
+          if (queue.front()->txn && !batch.empty()) break;
           batch.push_back(std::move(queue.front()));
           queue.pop_front();
+          if (batch.back()->txn) break;
         }
       }
       if (core::Status h = DatabaseHealth(); !h.ok()) {
@@ -531,7 +776,11 @@ struct PgStore::Impl {
         Fail(batch, lease.error());
       } else {
         try {
-          RunBatch(**lease, batch);
+          if (batch.front()->txn) {
+            RunTxn(**lease, *batch.front());
+          } else {
+            RunBatch(**lease, batch);
+          }
         } catch (...) {
           PgError e = ClassifyCurrentException("the write transaction");
           for (auto& op : batch) op->result = OpResult{e.status};
@@ -561,6 +810,12 @@ struct PgStore::Impl {
     op->value = value;
     op->pre = pre;
     op->done = std::move(done);
+    Enqueue(std::move(op));
+  }
+
+  // Submit for a built op (a transaction's).
+  void Enqueue(std::shared_ptr<Op> op) {
+    if (core::Status h = Health(); !h.ok()) return op->done(OpResult{h});
     {
       std::unique_lock lock(queue_mu);
       if (stopping) {
@@ -625,13 +880,21 @@ core::Result<core::DeleteOutcome> PgStore::Delete(std::string_view key,
   return Await<core::DeleteOutcome>([&](DeleteDone done) { DeleteAsync(key, pre, std::move(done)); });
 }
 
-// Not served yet on this backend: the file backend has transactions
-// (issue "Leases, transactions and locks", work in progress).
-core::Result<core::TxnResult> PgStore::Txn(const core::TxnRequest&) {
-  return core::Status::Unavailable("transactions are not served on the PostgreSQL backend yet");
+core::Result<core::TxnResult> PgStore::Txn(const core::TxnRequest& request) {
+  return Await<core::TxnResult>([&](TxnDone done) { TxnAsync(request, std::move(done)); });
 }
 
-void PgStore::TxnAsync(const core::TxnRequest& request, TxnDone done) { done(Txn(request)); }
+void PgStore::TxnAsync(const core::TxnRequest& request, TxnDone done) {
+  // The faces validate against the configured limits; this keeps a key
+  // written twice (which kv_log's primary key would refuse at commit) from
+  // reaching the database, whoever the caller.
+  constexpr size_t kAny = std::numeric_limits<size_t>::max();
+  if (core::Status s = core::ValidateTxn(request, kAny, kAny, kAny); !s.ok()) return done(s);
+  auto op = std::make_shared<Op>();
+  op->txn = request;
+  op->done = [done = std::move(done)](const OpResult& r) { done(TxnOutcomeOf(r)); };
+  impl_->Enqueue(std::move(op));
+}
 
 namespace {
 

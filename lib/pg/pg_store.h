@@ -12,7 +12,8 @@
 //  - reads each key's current row in kv_state and judges the write's
 //    condition (If-Match, create-only) and idempotence against it: the
 //    database, not this server's memory, decides;
-//  - numbers its changes kv_meta.revision + 1, + 2, ...; gives each PUT its
+//  - numbers its changes kv_meta.revision + 1, + 2, ... (a transaction's
+//    changes all take one number, see below); gives each PUT its
 //    key metadata (SPEC §6) from the key's row in kv_state: the same create
 //    revision and version + 1, or its own revision and version 1 when the
 //    key did not exist; writes kv_state and kv_log (metadata included);
@@ -32,10 +33,13 @@
 // committed and released the lock, and PostgreSQL makes a commit visible
 // to new snapshots before it releases that transaction's locks. So any
 // snapshot that sees revision r+1 also sees every revision up to r: what a
-// reader sees of kv_log is always a prefix 1..R. A server applies kv_log
-// rows with revision > its own applied revision, in order, and checks that
-// they follow on with no gap (a gap means the rows were compacted away; it
-// then reloads kv_state).
+// reader sees of kv_log is always a prefix 1..R, and holds all of a
+// revision's rows or none (they commit together). A server applies kv_log
+// rows with revision > its own applied revision, in order, whole revisions
+// at a time, and checks that they follow on with no gap; a gap, or a
+// compacted revision past its own, means rows it needs may have been
+// compacted away (a transaction's revision in part, which no gap would
+// show): it then reloads kv_state.
 //
 // The price is that commits are serialized across servers. Each server
 // has one committer thread that gathers the writes waiting (group commit)
@@ -65,6 +69,27 @@
 // commit). If the database is found behind this server's applied revision
 // (an asynchronous replica was promoted and lost commits), the server logs
 // an error and reloads the state from the database.
+//
+// Transactions
+// ------------
+// A Txn (SPEC §6) is queued to the same committer as PUTs and DELETEs but
+// runs alone, in a database transaction of its own (it ends the batch of
+// writes gathered before it; the next batch starts after it): its compares
+// and gets must see only what it rests on, and a refusal must roll back
+// its writes without failing others' puts. Holding the kv_meta lock as any
+// write does, it reads each compare's key from kv_state (FOR UPDATE) and
+// judges it there, so the database decides, not this server's memory; it
+// then runs the chosen branch's ops in order against kv_state (a get sees
+// the branch's earlier writes; a delete-prefix is a range of kv_state, at
+// most kMaxTxnDeleteKeys keys). Every key it changes takes the one
+// revision kv_meta.revision + 1, and one kv_log row at that revision; a
+// put of the same value and lease, and a delete of a missing key, change
+// nothing. If nothing changed, it rolls back: no revision, no row. After
+// the commit it applies all its changes to the map at once and publishes
+// them in one call to the watch hub, like a batch. Other servers read
+// kv_log in whole revisions (rows in (revision, key) order; a read bound
+// never stops inside a revision), so they too apply and publish a
+// transaction as one step.
 //
 // Watches
 // -------
@@ -143,7 +168,7 @@ class PgStore : public core::KvStore {
   // and every delete: what stays up to U is the live keys as of U, like a
   // file snapshot, and kv_meta.compacted_revision records U (reported as
   // covered_revision; nothing happens when U is not past it). A server that
-  // had not applied the deleted rows yet finds a gap and reloads kv_state;
+  // had not applied up to U yet reloads kv_state;
   // watchers below U + 1 end Compacted. Serialized across servers by an
   // advisory lock; then VACUUMs kv_log so its space is reused.
   core::Result<core::CompactionStats> Compact() override;

@@ -56,13 +56,15 @@ TEST_CASE("migrate up, down, goto, force and version follow golang-migrate") {
   REQUIRE(r.exit_code == 0);
   CHECK(Has(r.out, "2/u compaction watermark and per-key log index"));
   CHECK(Has(r.out, "3/u key metadata"));
-  CHECK(m.Run({"version"}).out == "3\n");
+  CHECK(Has(r.out, "4/u transactions: several changes at one revision"));
+  CHECK(m.Run({"version"}).out == "4\n");
   r = m.Run({"up"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == "no change\n");
 
-  r = m.Run({"down", "2"});
+  r = m.Run({"down", "3"});
   REQUIRE(r.exit_code == 0);
+  CHECK(Has(r.out, "4/d transactions"));
   CHECK(Has(r.out, "3/d key metadata"));
   CHECK(Has(r.out, "2/d compaction watermark"));
   CHECK(m.Run({"version"}).out == "1\n");
@@ -127,7 +129,7 @@ INSERT INTO kv_state (key, value, revision) VALUES ('b', 'b10', 10), ('c', 'c9',
   const std::string want_log = "2:2,1,0 4:4,1,0 5:2,2,0 6:6,1,0 7:0,0,0 8:8,1,0 9:8,2,0 10:4,2,0 11:0,0,0";
   const std::string want_state = "b@10:4,2,0 c@9:8,2,0 d@3:3,1,0";
 
-  CliResult r = m.Run({"up"});
+  CliResult r = m.Run({"up", "1"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(r.out.starts_with("3/u key metadata"));
   CHECK(m.pg.Psql(m.db, log_meta) == want_log);
@@ -147,7 +149,7 @@ INSERT INTO kv_state (key, value, revision) VALUES ('b', 'b10', 10), ('c', 'c9',
   CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_log") == "9");
   CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_state") == "3");
 
-  REQUIRE(m.Run({"up"}).exit_code == 0);
+  REQUIRE(m.Run({"up", "1"}).exit_code == 0);
   CHECK(m.pg.Psql(m.db, log_meta) == want_log);
   CHECK(m.pg.Psql(m.db, state_meta) == want_state);
 }
@@ -166,7 +168,7 @@ TEST_CASE("a failed migration step rolls back whole and leaves nothing dirty") {
   CHECK(m.Table() == "");
   m.pg.Psql(m.db, "DROP TABLE kv_log");
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "3|f");
+  CHECK(m.Table() == "4|f");
 }
 
 TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
@@ -180,7 +182,7 @@ TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
   CHECK(m.Run({"version"}).out == "1 (dirty)\n");
   REQUIRE(m.Run({"force", "1"}).exit_code == 0);
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "3|f");
+  CHECK(m.Table() == "4|f");
 }
 
 TEST_CASE("migrate waits for another run's advisory lock and gives up with a clear message") {
@@ -208,7 +210,7 @@ TEST_CASE("migrate waits for another run's advisory lock and gives up with a cle
   CHECK(out.find("1/u") != std::string::npos);
   CHECK(out.find("1/u") == out.rfind("1/u"));
   CHECK(out.find("2/u") == out.rfind("2/u"));
-  CHECK(m.Table() == "3|f");
+  CHECK(m.Table() == "4|f");
 }
 
 TEST_CASE("serve refuses a schema older or newer than it needs and names the migrate command") {
@@ -230,16 +232,16 @@ TEST_CASE("serve refuses a schema older or newer than it needs and names the mig
   REQUIRE(m.Run({"up", "1"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
-  CHECK(Has(err, "at version 1 but this kvctl needs version 3"));
+  CHECK(Has(err, "at version 1 but this kvctl needs version 4"));
 
-  REQUIRE(m.Run({"force", "4"}).exit_code == 0);
+  REQUIRE(m.Run({"force", "5"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
   CHECK(Has(err, "newer"));
-  CHECK(Has(err, "kvctl migrate goto 3"));
+  CHECK(Has(err, "kvctl migrate goto 4"));
   CliResult r = m.Run({"up"});
   CHECK(r.exit_code == 2);
-  CHECK(Has(r.err, "version 4, which this kvctl does not know"));
+  CHECK(Has(r.err, "version 5, which this kvctl does not know"));
 }
 
 TEST_CASE("serve and migrate say what is wrong with the DSN or the database") {
@@ -253,6 +255,54 @@ TEST_CASE("serve and migrate say what is wrong with the DSN or the database") {
               "host=127.0.0.1 port=" + std::to_string(FreePort()) + " user=postgres"});
   CHECK(r.exit_code == 3);
   CHECK(Has(r.err, "cannot connect to PostgreSQL"));
+}
+
+TEST_CASE("migration 4 keeps several changes at one revision and refuses to go down while any revision has them") {
+  MigrateDb m;
+  REQUIRE(m.Run({"up", "3"}).exit_code == 0);
+  // Version 3: one change per revision.
+  m.pg.Psql(m.db, R"sql(
+UPDATE kv_meta SET revision = 1;
+INSERT INTO kv_log (revision, kind, key, value, create_revision, version, lease) VALUES (1, 1, 'a', 'x', 1, 1, 0);
+)sql");
+  CHECK(m.pg.Psql(m.db, "WITH i AS (INSERT INTO kv_log (revision, kind, key, value, create_revision, "
+                        "version, lease) VALUES (1, 1, 'b', 'y', 1, 1, 0) ON CONFLICT DO NOTHING RETURNING 1) "
+                        "SELECT count(*) FROM i") == "0");
+
+  CliResult r = m.Run({"up"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.starts_with("4/u transactions: several changes at one revision"));
+  // A transaction's two writes at revision 2; one key twice at a revision
+  // is still refused.
+  m.pg.Psql(m.db, R"sql(
+UPDATE kv_meta SET revision = 2;
+INSERT INTO kv_log (revision, kind, key, value, create_revision, version, lease) VALUES
+  (2, 1, 'a', 'x2', 1, 2, 0), (2, 1, 'b', 'y', 2, 1, 0);
+)sql");
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_log WHERE revision = 2") == "2");
+  CHECK(m.pg.Psql(m.db, "WITH i AS (INSERT INTO kv_log (revision, kind, key, value, create_revision, "
+                        "version, lease) VALUES (2, 1, 'a', 'z', 1, 3, 0) ON CONFLICT DO NOTHING RETURNING 1) "
+                        "SELECT count(*) FROM i") == "0");
+
+  // Down would lose one of revision 2's changes: refused, nothing changed.
+  r = m.Run({"down", "1"});
+  CHECK(r.exit_code != 0);
+  CHECK(Has(r.err, "2 changes at revision 2"));
+  CHECK(Has(r.err, "refused"));
+  CHECK(IsOneErrorLine(r.err));
+  CHECK(m.Table() == "4|f");
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_log") == "3");
+
+  // With one change per revision again, down restores revision as the key.
+  m.pg.Psql(m.db, "DELETE FROM kv_log WHERE revision = 2 AND key = 'b'");
+  r = m.Run({"down", "1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.starts_with("4/d transactions"));
+  CHECK(m.Table() == "3|f");
+  CHECK(m.pg.Psql(m.db, "WITH i AS (INSERT INTO kv_log (revision, kind, key, value, create_revision, "
+                        "version, lease) VALUES (2, 1, 'b', 'y', 2, 1, 0) ON CONFLICT DO NOTHING RETURNING 1) "
+                        "SELECT count(*) FROM i") == "0");
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_log") == "2");
 }
 
 }  // namespace kvctl::e2e
