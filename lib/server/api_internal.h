@@ -18,7 +18,7 @@ namespace kvctl::server {
 struct KvApi::RouteMatch {
   Route route = Route::kUnknown;
   std::string_view allow;    // the methods the route answers
-  std::string_view tail;     // for kKey: the raw (encoded) key
+  std::string_view tail;     // for kKey: the raw (encoded) key; for kLease*: the id as written
 };
 
 // What Finish needs of a request: views into the request and its
@@ -43,9 +43,10 @@ struct KvApi::AsyncWrite {
   size_t bytes_in = 0;
   const Principal* caller = nullptr;
   std::string key;
+  Route route = Route::kKey;
 
   Exchange View() const {
-    return {started, Route::kKey, method, request_id, remote, bytes_in, caller};
+    return {started, route, method, request_id, remote, bytes_in, caller};
   }
 };
 
