@@ -309,7 +309,8 @@ core::Status RunLock(CommandContext& ctx, const LockArgs& args) {
   const std::string prefix = "__lock/" + args.name + "/";
   const std::string key = prefix + fmt::format("{:x}", lease->id);
   auto waited = Acquire(*cfg, **client, prefix, key, lease->id, control);
-  if (!waited || *waited != Waited::kAcquired || control.stopped()) {
+  // Acquired, the lock is used even if --timeout passed meanwhile; a signal still ends it.
+  if (!waited || *waited != Waited::kAcquired || control.signal() != 0) {
     keepalive.Stop();
     // Our key goes with the lease: the next waiter is not kept waiting.
     (void)(*client)->LeaseRevoke(lease->id);
