@@ -261,7 +261,8 @@ core::Result<Waited> Acquire(const config::Config& cfg, client::KvClient& client
         [&](const client::WatchEvent& e) {
           if (!e.deleted) return core::Status::Ok();
           released = true;
-          return core::Status::Unavailable("released");
+          // Any error but Unavailable ends the session (that one it retries).
+          return core::Status::FailedPrecondition("released");
         },
         [](std::string_view line) { std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data()); });
     control.SetWatch(nullptr);
