@@ -249,7 +249,7 @@ core::Result<Waited> Acquire(const config::Config& cfg, client::KvClient& client
     if (before == nullptr) return Waited::kAcquired;
     if (Holder(*first) != last_holder) {
       last_holder = Holder(*first);
-      std::fprintf(stderr, "kvctl: lock %s: waiting for %s\n", prefix.c_str(), last_holder.c_str());
+      std::fprintf(stderr, "kvctl: lock %s: waiting for %s\n", QuoteBytes(prefix).c_str(), last_holder.c_str());
     }
     // Until the key before ours is deleted (released, revoked or expired).
     auto watch_client = MakeClient(cfg);
