@@ -28,6 +28,10 @@ struct CommandContext {
   std::optional<std::string> config_path;
   config::FlagValues flags;
   std::function<core::Status()> run;
+  // Set by a command that ends with another command's exit status (`kvctl
+  // lock -- CMD`, or its 130/143 when interrupted): main() exits with it
+  // when `run` returned Ok.
+  std::optional<int> exit_status;
 
   core::Result<config::Config> LoadConfig() const {
     return config::Load({config_path, config::ProcessEnvironment(), flags});
@@ -52,5 +56,7 @@ void AddConfigCommand(CLI::App& app, CommandContext& ctx);
 void AddCompletionCommand(CLI::App& app, CommandContext& ctx);
 void AddMigrateCommand(CLI::App& app, CommandContext& ctx);
 void AddAuthCommand(CLI::App& app, CommandContext& ctx);
+void AddLeaseCommand(CLI::App& app, CommandContext& ctx);
+void AddLockCommand(CLI::App& app, CommandContext& ctx);
 
 }  // namespace kvctl::cmd

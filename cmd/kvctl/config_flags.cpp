@@ -40,12 +40,13 @@ std::string HelpText(const Setting& s) {
          "] " + std::string(s.Name()) + ")";
 }
 
-void AddFlags(CLI::App& sub, const std::function<bool(const Setting&)>& wanted, FlagValues& out) {
+void AddFlags(CLI::App& sub, const std::function<bool(const Setting&)>& wanted, FlagValues& out,
+              std::string_view own_alias = {}) {
   for (const Setting& s : Settings()) {
     // Tables are written in a file; there is no flag form of them.
     if (!wanted(s) || s.value.kind == Kind::kIdentities) continue;
     std::string names = FlagName(s.key);
-    std::string alias = s.alias.empty() ? "" : "--" + s.alias;
+    std::string alias = s.alias.empty() || s.alias == own_alias ? "" : "--" + s.alias;
     if (!alias.empty() && alias != names) names = alias + "," + names;
     const std::string key = s.key;
     CLI::Option* opt = sub.add_option_function<std::string>(
@@ -59,8 +60,8 @@ void AddFlags(CLI::App& sub, const std::function<bool(const Setting&)>& wanted, 
 
 }  // namespace
 
-void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out) {
-  AddFlags(sub, [scope](const Setting& s) { return s.UsedBy(scope); }, out);
+void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out, std::string_view own_alias) {
+  AddFlags(sub, [scope](const Setting& s) { return s.UsedBy(scope); }, out, own_alias);
 }
 
 void AddAllSettingFlags(CLI::App& sub, FlagValues& out) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "lib/config/settings.h"
 
@@ -25,7 +26,10 @@ using FlagValues = std::map<std::string, std::string>;
 // but by config::Load, so every error names its source the same way.
 // `out` must outlive the parse of `sub`. Options are grouped under "Settings"
 // in help, with the default, the accepted values and the env variable.
-void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out);
+// `own_alias` ("timeout" for `kvctl lock`, whose --timeout is its own):
+// a short alias the subcommand uses otherwise; that setting keeps only its
+// long flag (--client-timeout).
+void AddSettingFlags(CLI::App& sub, Scope scope, FlagValues& out, std::string_view own_alias = {});
 
 // The same for every setting of every scope (for `kvctl config show`).
 void AddAllSettingFlags(CLI::App& sub, FlagValues& out);

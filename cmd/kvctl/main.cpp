@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
   kvctl::cmd::AddDelCommand(app, ctx);
   kvctl::cmd::AddWatchCommand(app, ctx);
   kvctl::cmd::AddTxnCommand(app, ctx);
+  kvctl::cmd::AddLeaseCommand(app, ctx);
+  kvctl::cmd::AddLockCommand(app, ctx);
   kvctl::cmd::AddReplayCommand(app, ctx);
   kvctl::cmd::AddCompactCommand(app, ctx);
   kvctl::cmd::AddConfigCommand(app, ctx);
@@ -125,5 +127,6 @@ int main(int argc, char** argv) {
     const std::string line = WithHint(OneLine(status.message()), status.code(), CommandName(app));
     std::fprintf(stderr, "kvctl: %s\n", line.c_str());
   }
+  if (status.ok() && ctx.exit_status) return *ctx.exit_status;
   return ExitCodeFor(status.code());
 }

@@ -57,8 +57,9 @@ core::Status WriteStdout(std::string_view bytes) {
   return core::Status::Ok();
 }
 
-std::string PutJson(std::string_view key, const client::PutReply& reply) {
+std::string PutJson(std::string_view key, const client::PutReply& reply, uint64_t lease) {
   json j{{"revision", reply.revision}, {"created", reply.created}};
+  if (lease != 0) j["lease"] = lease;
   SetJsonKey(j, key);
   return JsonLine(j);
 }

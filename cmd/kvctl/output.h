@@ -32,7 +32,8 @@ std::string JsonLine(const nlohmann::json& j);
 // Sets j["key"], and j["key_base64"] when the key is not valid UTF-8.
 void SetJsonKey(nlohmann::json& j, std::string_view key);
 
-std::string PutJson(std::string_view key, const client::PutReply& reply);
+// `lease` != 0 adds "lease": the lease the key was put with.
+std::string PutJson(std::string_view key, const client::PutReply& reply, uint64_t lease = 0);
 std::string ValueJson(std::string_view key, const client::Value& value);
 // One listing item as JSON, no newline: the elements of {"items": [...]}.
 std::string ItemJson(const client::Item& item, bool keys_only);

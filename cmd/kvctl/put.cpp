@@ -1,4 +1,5 @@
 // kvctl put KEY [VALUE]: VALUE omitted or "-" reads stdin; --file reads a file.
+// --lease ID attaches the key to a lease; --ttl grants one of its own first.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 
 #include "cmd/kvctl/client_setup.h"
 #include "cmd/kvctl/input.h"
+#include "cmd/kvctl/lease_args.h"
 #include "cmd/kvctl/output.h"
 #include "cmd/kvctl/text.h"
 
@@ -25,6 +27,8 @@ struct PutArgs {
   std::optional<std::string> file;
   std::optional<uint64_t> if_match;
   bool create_only = false;
+  std::optional<std::string> lease;
+  std::optional<std::string> ttl;
   OutputFormat output = OutputFormat::kText;
 };
 
@@ -86,13 +90,32 @@ core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
         "cannot read the value from standard input: it is closed (give the value as VALUE, with --file, or on "
         "standard input)");
   }
+  uint64_t lease = 0;
+  int64_t ttl = 0;
+  if (args.lease) {
+    auto id = ParseLeaseId(*args.lease);
+    if (!id) return id.error();
+    lease = *id;
+  }
+  if (args.ttl) {
+    auto seconds = ParseLeaseTtl(*args.ttl, "--ttl");
+    if (!seconds) return seconds.error();
+    ttl = *seconds;
+  }
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
   auto value = ReadValue(args, cfg->limits.max_value_bytes);
   if (!value) return value.error();
   auto client = MakeClient(*cfg);
   if (!client) return client.error();
-  auto reply = (*client)->Put(args.key, *value, {args.if_match, args.create_only});
+  if (ttl > 0) {
+    // A lease of the key's own, kept alive by nothing: the key lives TTL.
+    auto granted = (*client)->LeaseGrant(ttl);
+    if (!granted) return granted.error();
+    lease = granted->id;
+    if (args.output == OutputFormat::kText) std::fprintf(stderr, "lease %llu\n", static_cast<unsigned long long>(lease));
+  }
+  auto reply = (*client)->Put(args.key, *value, {args.if_match, args.create_only}, lease);
   if (!reply) {
     const core::Status& e = reply.error();
     if (!e.IsFailedPrecondition()) return e;
@@ -101,7 +124,7 @@ core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
         args.create_only ? "--create-only writes only a key that does not exist yet"
                          : "kvctl get KEY -o json shows the key's revision now; retry --if-match with it"));
   }
-  if (args.output == OutputFormat::kJson) return WriteStdout(PutJson(args.key, *reply));
+  if (args.output == OutputFormat::kJson) return WriteStdout(PutJson(args.key, *reply, lease));
   return core::Status::Ok();
 }
 
@@ -118,6 +141,14 @@ void AddPutCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--if-match", args->if_match,
                   "Write only if the key is at this revision (0: only if it does not exist); else exit 4");
   sub->add_flag("--create-only", args->create_only, "Write only if the key does not exist; else exit 4");
+  CLI::Option* lease = sub->add_option("--lease", args->lease,
+                                       "Attach the key to lease ID (kvctl lease grant); exit 1 if it is not alive")
+                           ->type_name("ID");
+  sub->add_option("--ttl", args->ttl,
+                  "Grant a lease of TTL (30s, 5m, or seconds) and attach the key to it; its id goes to stderr "
+                  "(-o json: \"lease\"). Nothing keeps it alive")
+      ->type_name("TTL")
+      ->excludes(lease);
   AddOutputOption(*sub, args->output);
   config::AddSettingFlags(*sub, config::Scope::kClient, ctx.flags);
   sub->footer(

@@ -724,6 +724,9 @@ struct KvClient::Impl {
     switch (a.status) {
       case 404:
         if (code == "no_such_key") return Status::NotFound(msg);
+        if (code == "no_such_lease") {
+          return Status::NotFound(fmt::format("{} (kvctl lease list shows the leases alive)", msg));
+        }
         return Status::Unavailable(fmt::format(
             "the kvctl server at {} has no such route: {} (is it another version of kvctl? compare kvctl "
             "version on both sides)",
@@ -821,8 +824,11 @@ core::Result<Value> KvClient::Get(std::string_view key) {
   return Value{std::move(a->body), RevisionFromETag(*a), MetaFromHeaders(*a)};
 }
 
-core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view value, const Condition& cond) {
-  auto a = impl_->Send("PUT", KeyPath(key), ConditionHeaders(cond), value, {}, impl_->RequestDeadline());
+core::Result<PutReply> KvClient::Put(std::string_view key, std::string_view value, const Condition& cond,
+                                     uint64_t lease) {
+  std::string path = KeyPath(key);
+  if (lease != 0) path += fmt::format("?lease={}", lease);
+  auto a = impl_->Send("PUT", std::move(path), ConditionHeaders(cond), value, {}, impl_->RequestDeadline());
   if (!a) return a.error();
   if (a->status == 413) {
     // The server's JSON does not say its limit; this client's is known, and
@@ -871,6 +877,7 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
         "version on both sides)");
   }
   Page page;
+  page.revision = NumberHeader(*a, kRevisionHeader);
   page.items.reserve(body["items"].size());
   for (const json& j : body["items"]) {
     auto item = ItemFrom(j, !keys_only);
@@ -890,6 +897,81 @@ core::Result<Page> KvClient::List(std::string_view prefix, const std::optional<s
     page.next = std::move(*next);
   }
   return page;
+}
+
+namespace {
+
+Status NotLeaseJson() {
+  return Status::Unavailable(
+      "the server's lease answer is not the JSON kvctl expects (is it another version of kvctl? compare kvctl "
+      "version on both sides)");
+}
+
+// {"id","ttl"[,"remaining"][,"keys":[{"key"[,"key_base64"]}]]}
+core::Result<core::LeaseInfo> LeaseFromJson(const json& j) {
+  if (!j.is_object() || !j.contains("id") || !j["id"].is_number_unsigned()) return NotLeaseJson();
+  core::LeaseInfo lease;
+  lease.id = j["id"].get<uint64_t>();
+  lease.ttl = j.value("ttl", int64_t{0});
+  lease.remaining = j.value("remaining", int64_t{0});
+  if (auto keys = j.find("keys"); keys != j.end() && keys->is_array()) {
+    for (const json& k : *keys) {
+      auto key = KeyField(k, "key");
+      if (!key) return key.error();
+      lease.keys.push_back(std::move(*key));
+    }
+  }
+  return lease;
+}
+
+std::string LeasePath(uint64_t id) { return fmt::format("/v1/lease/{}", id); }
+
+}  // namespace
+
+core::Result<core::LeaseInfo> KvClient::LeaseGrant(int64_t ttl_seconds) {
+  auto a = impl_->Send("POST", "/v1/lease", {{"Content-Type", "application/json"}},
+                       json{{"ttl", ttl_seconds}}.dump(), {}, impl_->RequestDeadline());
+  if (!a) return a.error();
+  if (Status s = impl_->Check(*a, {200}); !s.ok()) return s;
+  return LeaseFromJson(json::parse(a->body, nullptr, /*allow_exceptions=*/false));
+}
+
+core::Result<core::LeaseInfo> KvClient::LeaseKeepAlive(uint64_t id) {
+  auto a = impl_->Send("POST", LeasePath(id) + "/keepalive", {}, {}, {}, impl_->RequestDeadline());
+  if (!a) return a.error();
+  if (Status s = impl_->Check(*a, {200}); !s.ok()) return s;
+  return LeaseFromJson(json::parse(a->body, nullptr, /*allow_exceptions=*/false));
+}
+
+core::Result<uint64_t> KvClient::LeaseRevoke(uint64_t id) {
+  auto a = impl_->Send("DELETE", LeasePath(id), {}, {}, {}, impl_->RequestDeadline());
+  if (!a) return a.error();
+  if (Status s = impl_->Check(*a, {200}); !s.ok()) return s;
+  const json j = json::parse(a->body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("revision") || !j["revision"].is_number_unsigned()) return NotLeaseJson();
+  return j["revision"].get<uint64_t>();
+}
+
+core::Result<core::LeaseInfo> KvClient::LeaseShow(uint64_t id) {
+  auto a = impl_->Send("GET", LeasePath(id), {}, {}, {kMaxListingPageBytes, "a lease"}, impl_->RequestDeadline());
+  if (!a) return a.error();
+  if (Status s = impl_->Check(*a, {200}); !s.ok()) return s;
+  return LeaseFromJson(json::parse(a->body, nullptr, /*allow_exceptions=*/false));
+}
+
+core::Result<std::vector<core::LeaseInfo>> KvClient::Leases() {
+  auto a = impl_->Send("GET", "/v1/lease", {}, {}, {kMaxListingPageBytes, "a lease list"}, impl_->RequestDeadline());
+  if (!a) return a.error();
+  if (Status s = impl_->Check(*a, {200}); !s.ok()) return s;
+  const json j = json::parse(a->body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("leases") || !j["leases"].is_array()) return NotLeaseJson();
+  std::vector<core::LeaseInfo> leases;
+  for (const json& l : j["leases"]) {
+    auto lease = LeaseFromJson(l);
+    if (!lease) return lease.error();
+    leases.push_back(std::move(*lease));
+  }
+  return leases;
 }
 
 core::Result<core::CompactionStats> KvClient::Compact(std::chrono::milliseconds wait) {

@@ -24,9 +24,8 @@
 // own. When it passes, the request ends as Unavailable ("timed out").
 //
 // Errors map to the CLI's exit codes (cmd/kvctl/main.cpp): NotFound (404
-// no_such_key, and for Txn 404 no_such_lease), FailedPrecondition (412),
-// InvalidArgument (other 4xx: the request was bad, or the credentials are:
-// 401, 403), Unavailable (cannot
+// no_such_key or no_such_lease), FailedPrecondition (412), InvalidArgument (other 4xx: the
+// request was bad, or the credentials are: 401, 403), Unavailable (cannot
 // connect, the deadline, TLS failure, not a kvctl server, an answer too
 // large, 429 rate limited, or a 5xx). Every message ends with a hint in
 // parentheses, as `kvctl: <what> (<hint>)` wants; the server's own JSON
@@ -53,6 +52,7 @@
 
 #include "lib/core/change_log.h"
 #include "lib/core/key_meta.h"
+#include "lib/core/lease.h"
 #include "lib/core/status.h"
 
 namespace kvctl::client {
@@ -107,6 +107,7 @@ struct Item {
 struct Page {
   std::vector<Item> items;
   std::optional<std::string> next;  // pass as `after` for the next page
+  uint64_t revision = 0;  // the store revision the page reflects: watch from the one after it
 };
 
 // A transaction's answer (POST /v1/txn): one result per op that ran.
@@ -135,7 +136,10 @@ class KvClient {
   KvClient& operator=(const KvClient&) = delete;
 
   core::Result<Value> Get(std::string_view key);
-  core::Result<PutReply> Put(std::string_view key, std::string_view value, const Condition& cond = {});
+  // `lease` != 0 attaches the key to that lease (PUT ?lease=ID; NotFound
+  // when it is not alive).
+  core::Result<PutReply> Put(std::string_view key, std::string_view value, const Condition& cond = {},
+                             uint64_t lease = 0);
   core::Status Delete(std::string_view key, const Condition& cond = {});
   // At most `limit` items; fewer when that many could make a page larger
   // than its bound (see above): go on from `next` while it is set.
@@ -149,6 +153,15 @@ class KvClient {
   // server refused the body (400 bad_txn, 413) or a grant (403). The answer
   // is bounded as a listing page is.
   core::Result<TxnReply> Txn(std::string_view body);
+  // Leases (SPEC §6): NotFound when the lease is not alive (404
+  // no_such_lease). Grant and KeepAlive fill id and ttl; Show also
+  // remaining and keys; Leases every lease's id, ttl and remaining.
+  core::Result<core::LeaseInfo> LeaseGrant(int64_t ttl_seconds);
+  core::Result<core::LeaseInfo> LeaseKeepAlive(uint64_t id);
+  // The revision of the revoke (its keys are deleted at it).
+  core::Result<uint64_t> LeaseRevoke(uint64_t id);
+  core::Result<core::LeaseInfo> LeaseShow(uint64_t id);
+  core::Result<std::vector<core::LeaseInfo>> Leases();
 
   // POST /v1/admin/compact, with a deadline of `wait` rather than the
   // options' timeout (which still bounds connecting), since a compaction

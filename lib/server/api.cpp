@@ -70,6 +70,9 @@ using RouteMatch = KvApi::RouteMatch;
 
 constexpr std::string_view kKeyPrefix = "/v1/kv/";
 constexpr std::string_view kListPath = "/v1/kv";
+constexpr std::string_view kLeasesPath = "/v1/lease";
+constexpr std::string_view kLeasePrefix = "/v1/lease/";
+constexpr std::string_view kKeepAliveSuffix = "/keepalive";
 
 RouteMatch MatchRoute(std::string_view path) {
   // "OPTIONS *" (the transport lets no other method have this target).
@@ -79,6 +82,14 @@ RouteMatch MatchRoute(std::string_view path) {
   if (path == "/v1/watch") return {Route::kWatch, "GET, HEAD", {}};
   if (path == "/v1/txn") return {Route::kTxn, "POST", {}};
   if (path == "/v1/admin/compact") return {Route::kAdminCompact, "POST", {}};
+  if (path == kLeasesPath) return {Route::kLeases, "GET, HEAD, POST", {}};
+  if (path.starts_with(kLeasePrefix)) {
+    std::string_view id = path.substr(kLeasePrefix.size());
+    if (id.ends_with(kKeepAliveSuffix)) {
+      return {Route::kLeaseKeepAlive, "POST", id.substr(0, id.size() - kKeepAliveSuffix.size())};
+    }
+    return {Route::kLease, "GET, HEAD, DELETE", id};
+  }
   if (path == "/healthz") return {Route::kHealthz, "GET, HEAD", {}};
   if (path == "/readyz") return {Route::kReadyz, "GET, HEAD", {}};
   if (path == "/metrics") return {Route::kMetrics, "GET, HEAD", {}};
@@ -290,6 +301,9 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
   if (!req.query.empty() && match.route == Route::kKey && (req.method == "GET" || req.method == "HEAD")) {
     LongPollAsk ask;
     if (auto bad = ReadLongPoll(req.query, &ask)) return bad;
+  } else if (!req.query.empty() && match.route == Route::kKey && req.method == "PUT") {
+    uint64_t lease = 0;
+    if (auto bad = ReadLeaseParameter(req, &lease)) return bad;
   } else if (!req.query.empty() && match.route != Route::kList && match.route != Route::kWatch) {
     auto params = api::ParseQuery(req.query);
     if (!params) return Error(400, "bad_parameter", params.error().message());
@@ -318,6 +332,11 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
     case Route::kAdminCompact:
     case Route::kMetrics:  // caller is null unless auth.metrics = "admin"
       if (auto refusal = Authorize(caller, Op::kAdmin, "")) return refusal;
+      break;
+    case Route::kLeases:
+    case Route::kLease:
+    case Route::kLeaseKeepAlive:
+      if (auto refusal = AuthorizeLeases(caller)) return refusal;
       break;
     default: break;
   }
@@ -384,6 +403,9 @@ HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, co
     case Route::kMetrics: return HandleMetrics();
     case Route::kHealthz: return HandleHealthz();
     case Route::kReadyz: return HandleReadyz(admission.caller);
+    case Route::kLeases:
+    case Route::kLease:
+    case Route::kLeaseKeepAlive: return HandleLease(req, match, admission.caller);
     default: break;
   }
   return TransportError(500);
@@ -410,7 +432,7 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
   const RouteMatch match = MatchRoute(req.path);
   const bool key_write = match.route == Route::kKey && (req.method == "PUT" || req.method == "DELETE");
   const bool txn = match.route == Route::kTxn && req.method == "POST";
-  if (!key_write && !txn) return false;
+  if (!key_write && !txn && !IsLeaseWrite(match.route, req.method)) return false;
   Admission here;
   Admission* admission = &req.admission;
   std::optional<HttpResponse> refusal;
@@ -445,13 +467,23 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
     });
     return true;
   }
+  if (!key_write) {
+    if (refusal) {
+      answer(std::move(*refusal));
+    } else {
+      ServeLease(req, match, write->caller, std::move(answer));
+    }
+    return true;
+  }
   core::Precondition pre;
+  uint64_t lease = 0;
   if (!refusal) refusal = CheckWrite(req, &pre);
+  if (!refusal) refusal = ReadLeaseParameter(req, &lease);
   if (refusal) {
     answer(std::move(*refusal));
   } else if (req.method == "PUT") {
     // `key` stays valid: the AsyncWrite that holds it lives as long as `answer`.
-    store_.PutAsync(write->key, req.body, pre, /*lease=*/0,
+    store_.PutAsync(write->key, req.body, pre, lease,
                     [&key = write->key, answer = std::move(answer)](core::Result<core::PutOutcome> put) {
                       answer(PutAnswer(key, put));
                     });

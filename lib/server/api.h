@@ -180,6 +180,23 @@ class KvApi {
   std::optional<HttpResponse> AuthorizeTxn(const Principal* caller, const core::TxnRequest& txn);
   static HttpResponse TxnAnswer(const core::Result<core::TxnResult>& result);
   HttpResponse HandleTxn(const HttpRequest& request, const Principal* caller);
+  // The lease routes (api_lease.cpp). ?lease=ID of a key PUT: 400 unless
+  // it is the only parameter and a whole number; 0 when absent.
+  std::optional<HttpResponse> ReadLeaseParameter(const HttpRequest& request, uint64_t* lease) const;
+  // 403 unless `caller` (null when auth is off) may write some key: leases
+  // are store-wide, and only a writer can attach a key to one.
+  std::optional<HttpResponse> AuthorizeLeases(const Principal* caller);
+  // Whether `method` on `route` changes a lease (grant, keepalive, revoke):
+  // HandleWriteAsync takes those.
+  static bool IsLeaseWrite(Route route, std::string_view method);
+  // Every lease route: `done` gets the answer exactly once, at once for a
+  // read or a keepalive, from the store's committer thread for a grant or
+  // a revoke once it is durable.
+  void ServeLease(const HttpRequest& request, const RouteMatch& match, const Principal* caller,
+                  std::function<void(HttpResponse)> done);
+  // ServeLease for Handle(): waits for the answer (on the loop only reads
+  // come here, and those answer at once).
+  HttpResponse HandleLease(const HttpRequest& request, const RouteMatch& match, const Principal* caller);
   // GET /v1/watch (api_watch.cpp): a stream of JSON lines, or 400, 403, 410.
   HttpResponse HandleWatch(const HttpRequest& request, const Principal* caller);
   // What the request log and the metrics need of a request.

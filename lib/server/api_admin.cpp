@@ -96,6 +96,7 @@ HttpResponse KvApi::HandleMetrics() {
   gauge("kvctl_watch_memory_events", "Recent events the watch hub keeps in memory.", "gauge", w.memory_events);
   gauge("kvctl_watch_memory_bytes", "Bytes of keys and values the watch hub keeps in memory.", "gauge",
         w.memory_bytes);
+  RenderLeaseMetrics(store_.lease_stats(), &out);
   for (const core::BackendMetric& m : store_.BackendMetrics()) gauge(m.name, m.help, m.type, m.value);
   if (options_.render_backend_metrics) options_.render_backend_metrics(&out);
   HttpResponse res;

@@ -19,7 +19,7 @@ namespace kvctl::server {
 struct KvApi::RouteMatch {
   Route route = Route::kUnknown;
   std::string_view allow;    // the methods the route answers
-  std::string_view tail;     // for kKey: the raw (encoded) key
+  std::string_view tail;     // for kKey: the raw (encoded) key; for kLease*: the id as written
 };
 
 // What Finish needs of a request: views into the request and its

@@ -237,6 +237,8 @@ std::optional<HttpResponse> KvApi::CheckWrite(const HttpRequest& req, core::Prec
 }
 
 HttpResponse KvApi::PutAnswer(const std::string& key, const core::Result<core::PutOutcome>& put) {
+  // A PUT finds nothing missing but the lease it names (?lease=).
+  if (!put && put.error().IsNotFound()) return Error(404, "no_such_lease", put.error().message());
   if (!put) return FromStoreError(put.error());
   const int status = put->created ? 201 : 200;
   HttpResponse res;
@@ -289,7 +291,9 @@ HttpResponse KvApi::HandleKey(const HttpRequest& req, const std::string& key) {
   if (req.method == "GET" || req.method == "HEAD") return GetAnswer(key);
   core::Precondition pre;
   if (auto bad = CheckWrite(req, &pre)) return std::move(*bad);
-  if (req.method == "PUT") return PutAnswer(key, store_.Put(key, req.body, pre));
+  uint64_t lease = 0;
+  if (auto bad = ReadLeaseParameter(req, &lease)) return std::move(*bad);
+  if (req.method == "PUT") return PutAnswer(key, store_.Put(key, req.body, pre, lease));
   return DeleteAnswer(store_.Delete(key, pre));
 }
 

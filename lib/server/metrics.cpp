@@ -40,6 +40,9 @@ const char* RouteLabel(Route route) {
     case Route::kMetrics: return "/metrics";
     case Route::kAdminCompact: return "/v1/admin/compact";
     case Route::kAsterisk: return "*";
+    case Route::kLeases: return "/v1/lease";
+    case Route::kLease: return "/v1/lease/{id}";
+    case Route::kLeaseKeepAlive: return "/v1/lease/{id}/keepalive";
     case Route::kUnknown:
     case Route::kCount: break;
   }
@@ -62,6 +65,16 @@ void AppendSingle(std::string* out, std::string_view name, std::string_view type
                   std::string_view help, uint64_t value) {
   AppendFamily(out, name, type, help);
   out->append(fmt::format("{} {}\n", name, value));
+}
+
+void RenderLeaseMetrics(const core::LeaseStats& stats, std::string* out) {
+  AppendSingle(out, "kvctl_leases", "gauge", "Leases alive now.", stats.leases);
+  AppendSingle(out, "kvctl_lease_grants_total", "counter", "Leases granted by this server.", stats.granted);
+  AppendSingle(out, "kvctl_lease_revokes_total", "counter", "Leases revoked by this server.", stats.revoked);
+  AppendSingle(out, "kvctl_lease_expiries_total", "counter",
+               "Leases that expired (their keys deleted) on this server.", stats.expired);
+  AppendSingle(out, "kvctl_lease_keepalives_total", "counter", "Lease keepalives answered by this server.",
+               stats.keepalives);
 }
 
 Histogram::Histogram(std::span<const uint64_t> bounds, double scale)

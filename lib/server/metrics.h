@@ -16,12 +16,18 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/core/lease.h"
 #include "lib/server/http_types.h"
 
 namespace kvctl::server {
 
 // kAsterisk: "OPTIONS *", about the server as a whole.
-enum class Route { kKey, kList, kWatch, kTxn, kAdminCompact, kHealthz, kReadyz, kMetrics, kAsterisk, kUnknown, kCount };
+// kLeases: /v1/lease; kLease: /v1/lease/{id}; kLeaseKeepAlive: its /keepalive.
+enum class Route {
+  kKey, kList, kWatch, kTxn, kAdminCompact, kHealthz, kReadyz, kMetrics, kAsterisk,
+  kLeases, kLease, kLeaseKeepAlive,
+  kUnknown, kCount
+};
 enum class Method { kGet, kHead, kPut, kDelete, kPost, kOther, kCount };
 
 const char* RouteLabel(Route route);
@@ -71,6 +77,10 @@ enum class AuthFailure { kMissing, kInvalid, kForbidden, kDuplicate, kCount };
 const char* AuthFailureLabel(AuthFailure failure);
 
 const char* TlsFailureLabel(TlsFailure failure);
+
+// Appends the lease families: leases alive (gauge), and grants, revokes,
+// expiries and keepalives since the server started (counters).
+void RenderLeaseMetrics(const core::LeaseStats& stats, std::string* out);
 
 // What the API layer counts: requests by route, method and status; their
 // latency by route; refused credentials; rate-limit refusals; failed TLS

@@ -613,7 +613,7 @@ TEST_CASE("a query parameter a route does not know is 400 bad_parameter on every
   Fixture f;
   REQUIRE(Put(f, "a", "1").status == 201);
   for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
-           {"PUT", "/v1/kv/a?x=1"}, {"PUT", "/v1/kv/a?lease=7"}, {"DELETE", "/v1/kv/a?x"}, {"GET", "/v1/kv/a?x=1"},
+           {"PUT", "/v1/kv/a?x=1"}, {"PUT", "/v1/kv/a?lease=7&x=1"}, {"GET", "/v1/lease?x=1"}, {"POST", "/v1/lease/1/keepalive?x=1"}, {"DELETE", "/v1/kv/a?x"}, {"GET", "/v1/kv/a?x=1"},
            {"HEAD", "/v1/kv/a?x=1"}, {"POST", "/v1/admin/compact?now=1"}, {"GET", "/healthz?x=1"},
            {"GET", "/readyz?verbose"}, {"GET", "/metrics?name=x"}, {"GET", "/v1/kv?x=1"}, {"PUT", "/v1/kv/a?%zz=1"}}) {
     INFO(method << " " << target);
