@@ -162,7 +162,7 @@ TEST_CASE("a revoke deletes every key attached to the lease at one revision, in 
   CHECK(s.store.Get("moved")->meta.lease == 0);
 }
 
-TEST_CASE("a lease not kept alive expires with its keys; a keepalive holds it") {
+TEST_CASE("a lease not kept alive expires with its keys, and a keepalive holds it") {
   TempDir dir;
   OpenStore s(dir.path());
   auto short_lived = s.Grant(1);
