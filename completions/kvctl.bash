@@ -11,7 +11,7 @@ _kvctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case "$path $word" in
-            " serve"|" put"|" get"|" del"|" watch"|" txn"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
+            " serve"|" put"|" get"|" del"|" watch"|" txn"|" lease"|" lease grant"|" lease keepalive"|" lease revoke"|" lease show"|" lease list"|" lock"|" replay"|" compact"|" config"|" config show"|" bench"|" migrate"|" migrate up"|" migrate down"|" migrate goto"|" migrate force"|" migrate version"|" auth"|" auth hash-token"|" version"|" completion") path="$path $word" ;;
         esac
     done
     # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
@@ -165,6 +165,12 @@ _kvctl() {
         " put|--if-match")
             COMPREPLY=()
             return ;;
+        " put|--lease")
+            COMPREPLY=()
+            return ;;
+        " put|--ttl")
+            COMPREPLY=()
+            return ;;
         " put|-o"|" put|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
@@ -307,6 +313,198 @@ _kvctl() {
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " txn|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease|-o"|" lease|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " lease|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " lease|--addr"|" lease|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " lease|--timeout"|" lease|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " lease|--token"|" lease|--client-token")
+            COMPREPLY=()
+            return ;;
+        " lease|--cacert"|" lease|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease|--cert"|" lease|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease|--key"|" lease|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease grant|-o"|" lease grant|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " lease grant|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " lease grant|--addr"|" lease grant|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " lease grant|--timeout"|" lease grant|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " lease grant|--token"|" lease grant|--client-token")
+            COMPREPLY=()
+            return ;;
+        " lease grant|--cacert"|" lease grant|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease grant|--cert"|" lease grant|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease grant|--key"|" lease grant|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease grant|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease keepalive|-o"|" lease keepalive|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " lease keepalive|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " lease keepalive|--addr"|" lease keepalive|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " lease keepalive|--timeout"|" lease keepalive|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " lease keepalive|--token"|" lease keepalive|--client-token")
+            COMPREPLY=()
+            return ;;
+        " lease keepalive|--cacert"|" lease keepalive|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease keepalive|--cert"|" lease keepalive|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease keepalive|--key"|" lease keepalive|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease keepalive|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease revoke|-o"|" lease revoke|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " lease revoke|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " lease revoke|--addr"|" lease revoke|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " lease revoke|--timeout"|" lease revoke|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " lease revoke|--token"|" lease revoke|--client-token")
+            COMPREPLY=()
+            return ;;
+        " lease revoke|--cacert"|" lease revoke|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease revoke|--cert"|" lease revoke|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease revoke|--key"|" lease revoke|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease revoke|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease show|-o"|" lease show|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " lease show|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " lease show|--addr"|" lease show|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " lease show|--timeout"|" lease show|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " lease show|--token"|" lease show|--client-token")
+            COMPREPLY=()
+            return ;;
+        " lease show|--cacert"|" lease show|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease show|--cert"|" lease show|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease show|--key"|" lease show|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease show|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease list|-o"|" lease list|--output")
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return ;;
+        " lease list|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " lease list|--addr"|" lease list|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " lease list|--timeout"|" lease list|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " lease list|--token"|" lease list|--client-token")
+            COMPREPLY=()
+            return ;;
+        " lease list|--cacert"|" lease list|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease list|--cert"|" lease list|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease list|--key"|" lease list|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lease list|--config")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lock|--ttl")
+            COMPREPLY=()
+            return ;;
+        " lock|--timeout")
+            COMPREPLY=()
+            return ;;
+        " lock|--log-level")
+            COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))
+            return ;;
+        " lock|--addr"|" lock|--client-addr")
+            COMPREPLY=()
+            return ;;
+        " lock|--client-timeout")
+            COMPREPLY=()
+            return ;;
+        " lock|--token"|" lock|--client-token")
+            COMPREPLY=()
+            return ;;
+        " lock|--cacert"|" lock|--client-cacert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lock|--cert"|" lock|--client-cert")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lock|--key"|" lock|--client-key")
+            compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
+            return ;;
+        " lock|--config")
             compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         " replay|--from")
@@ -743,12 +941,12 @@ _kvctl() {
     case "$path" in
         "")
             options="-h --help --version --config"
-            others="serve put get del watch txn replay compact config bench migrate auth version completion" ;;
+            others="serve put get del watch txn lease lock replay compact config bench migrate auth version completion" ;;
         " serve")
             options="-h --help --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
             others="" ;;
         " put")
-            options="-h --help --file --if-match --create-only -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            options="-h --help --file --if-match --create-only --lease --ttl -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " get")
             options="-h --help --prefix --keys-only --limit -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
@@ -761,6 +959,27 @@ _kvctl() {
             others="" ;;
         " txn")
             options="-h --help --file -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " lease")
+            options="-h --help -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="grant keepalive revoke show list" ;;
+        " lease grant")
+            options="-h --help -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " lease keepalive")
+            options="-h --help --once -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " lease revoke")
+            options="-h --help -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " lease show")
+            options="-h --help -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " lease list")
+            options="-h --help -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            others="" ;;
+        " lock")
+            options="-h --help --ttl --timeout --log-level --addr --client-addr --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " replay")
             options="-h --help --from --to --state --check --into -o --output --backend --storage-backend --data-dir --storage-data-dir --dsn --postgres-dsn --postgres-connect-timeout --log-level --config"
