@@ -15,6 +15,8 @@ namespace kvctl::core {
 // TTLs a lease may be granted with, in seconds: 1 s to a year.
 inline constexpr int64_t kMinLeaseTtl = 1;
 inline constexpr int64_t kMaxLeaseTtl = 365 * 24 * 3600;
+// Lease ids are drawn below 2^53 (a mask), so a JSON number holds one exactly.
+inline constexpr uint64_t kMaxLeaseId = (uint64_t{1} << 53) - 1;
 
 struct LeaseInfo {
   uint64_t id = 0;

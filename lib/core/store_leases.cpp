@@ -129,10 +129,11 @@ Result<std::pair<LeaseInfo, uint64_t>> Store::BeginLeaseGrant(int64_t ttl_second
   uint64_t id = 0;
   {
     std::lock_guard lease_lock(lease_mu_);
-    // etcd's ids are positive int64s, unguessable enough not to collide
-    // across servers or restarts; one in use is drawn again.
+    // Random, so ids do not collide across servers or restarts (one in use
+    // is drawn again), and below 2^53: a JSON number that jq and JavaScript
+    // read exactly (etcd's ids are int64s; these are a subset of them).
     do {
-      id = lease_ids_() & static_cast<uint64_t>(INT64_MAX);
+      id = lease_ids_() & kMaxLeaseId;
     } while (id == 0 || leases_.contains(id));
     Lease& lease = leases_[id];
     lease.ttl = ttl_seconds;

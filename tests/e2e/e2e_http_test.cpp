@@ -680,7 +680,7 @@ TEST_CASE("a query parameter a route does not know is 400 on every route, and wr
   HttpClient http(server.port());
   const uint64_t r1 = PutOk(http, "q", "v");
   for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
-           {"PUT", "/v1/kv/q?x=1"}, {"PUT", "/v1/kv/new?lease=7"}, {"DELETE", "/v1/kv/q?x=1"},
+           {"PUT", "/v1/kv/q?x=1"}, {"PUT", "/v1/kv/new?x=7"}, {"DELETE", "/v1/kv/q?x=1"},
            {"GET", "/v1/kv/q?x=1"}, {"GET", "/healthz?x=1"}, {"POST", "/v1/admin/compact?x=1"}}) {
     CAPTURE(method);
     CAPTURE(target);
@@ -688,8 +688,7 @@ TEST_CASE("a query parameter a route does not know is 400 on every route, and wr
     CHECK(r.status == 400);
     CHECK(ErrorCode(r) == "bad_parameter");
     const std::string message = r.Json()["error"].get<std::string>();
-    const std::string named = target.find("lease") != std::string::npos ? "\"lease\"" : "\"x\"";
-    CHECK_MESSAGE(message.find(named) != std::string::npos, message);
+    CHECK_MESSAGE(message.find("\"x\"") != std::string::npos, message);
   }
   CHECK(http.Get("q").body == "v");
   CHECK(http.Get("new").status == 404);

@@ -100,7 +100,8 @@ TEST_CASE("a revoked lease deletes all its keys in one revision, and is 404 afte
   CHECK(shown.Json()["keys"] == json::array({json{{"key", "r/a"}}, json{{"key", "r/b"}}}));
   CHECK(shown.Json()["remaining"].get<int64_t>() > 50);
   bool listed = false;
-  for (const json& l : http.Request("GET", "/v1/lease").Json()["leases"]) listed |= l["id"] == id;
+  const json leases = http.Request("GET", "/v1/lease").Json();  // held: the loop reads into it
+  for (const json& l : leases["leases"]) listed |= l["id"] == id;
   CHECK(listed);
 
   const HttpResponse revoked = http.Request("DELETE", "/v1/lease/" + std::to_string(id));
