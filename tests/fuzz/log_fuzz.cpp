@@ -44,10 +44,20 @@ void WriteSeeds(const std::string& dir) {
   AppendTxnRecord(&segment, 4,
                   {{RecordType::kPut, "t1", "one", &meta}, {RecordType::kDelete, std::string("\0k", 2), "", nullptr},
                    {RecordType::kPut, "t2", std::string(20, 'w'), nullptr}});
+  // Leases: a grant, a put attached to it, an expiry that deletes it (in a
+  // TRANSACTION record, as the store writes one with keys), a bare revoke.
+  const KeyMeta leased{6, 1, 77};
+  AppendRecord(&segment, 5, RecordType::kLeaseGrant, LeaseGrantKey(77), LeaseTtlValue(30));
+  AppendRecord(&segment, 6, RecordType::kPut, "l1", "held", &leased);
+  AppendTxnRecord(&segment, 7,
+                  {{RecordType::kLeaseEnd, LeaseEndKey(77, LeaseEndReason::kExpired), "", nullptr},
+                   {RecordType::kDelete, "l1", "", nullptr}});
+  AppendRecord(&segment, 8, RecordType::kLeaseGrant, LeaseGrantKey(78), LeaseTtlValue(1));
+  AppendRecord(&segment, 9, RecordType::kLeaseEnd, LeaseEndKey(78, LeaseEndReason::kRevoked), "");
   for (char mode : {'\0', '\2'}) WriteSeed(dir, std::string("segment-") + char('0' + mode), mode, segment);
 
   EmptyScratch();
-  auto written = WriteSnapshot(PosixFileSystem(), g_dir, 9, {{"a", "1", 3}, {"b", "", 7}});
+  auto written = WriteSnapshot(PosixFileSystem(), g_dir, 9, {{"a", "1", 3}, {"b", "", 7}}, {{77, 30}});
   if (written) {
     std::ifstream in(written->path, std::ios::binary);
     std::string snapshot((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
