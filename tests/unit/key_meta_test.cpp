@@ -16,6 +16,7 @@
 #include "lib/core/snapshot.h"
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/open_store.h"
 
 namespace {
 
@@ -73,24 +74,7 @@ TEST_CASE("the table derives what a change does not carry: version 1 on creation
   CHECK(at == 6);  // the revision the read reflects, found or not
 }
 
-// A Store over a FileLog in `dir`, recovered from what is there.
-struct OpenStore {
-  explicit OpenStore(const std::string& dir) {
-    auto opened = core::FileLog::Open({dir, core::FsyncPolicy::kAlways, 1 << 20, nullptr, nullptr},
-                                      [&](const core::LogRecord& r) {
-                                        store.ApplyRecovered(r);
-                                        return core::Status::Ok();
-                                      },
-                                      &report);
-    REQUIRE(opened.has_value());
-    log = opened->get();
-    store.NoteRecoveredRevision(report.last_revision);
-    store.Start(std::move(*opened));
-  }
-  core::Store store;
-  core::RecoveryReport report;
-  core::FileLog* log = nullptr;
-};
+using kvctl::testing::OpenStore;
 
 std::map<std::string, std::pair<uint64_t, KeyMeta>> State(core::Store& s) {
   std::map<std::string, std::pair<uint64_t, KeyMeta>> out;

@@ -15,6 +15,7 @@
 #include "lib/core/log_reader.h"
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/open_store.h"
 
 namespace {
 
@@ -22,29 +23,19 @@ using namespace kvctl;
 using namespace std::chrono_literals;
 using kvctl::testing::TempDir;
 
-struct OpenStore {
-  explicit OpenStore(const std::string& dir) {
-    auto opened = core::FileLog::Open({dir, core::FsyncPolicy::kAlways, 1 << 20, nullptr, nullptr},
-                                      [&](const core::LogRecord& r) {
-                                        store.ApplyRecovered(r);
-                                        return core::Status::Ok();
-                                      },
-                                      nullptr);
-    REQUIRE(opened.has_value());
-    store.Start(std::move(*opened));
-  }
-  core::Result<core::LeaseInfo> Grant(int64_t ttl) {
-    std::promise<core::Result<core::LeaseInfo>> p;
-    store.LeaseGrantAsync(ttl, [&](core::Result<core::LeaseInfo> r) { p.set_value(std::move(r)); });
-    return p.get_future().get();
-  }
-  core::Result<uint64_t> Revoke(uint64_t id) {
-    std::promise<core::Result<uint64_t>> p;
-    store.LeaseRevokeAsync(id, [&](core::Result<uint64_t> r) { p.set_value(std::move(r)); });
-    return p.get_future().get();
-  }
-  core::Store store;
-};
+using kvctl::testing::OpenStore;
+
+core::Result<core::LeaseInfo> Grant(core::Store& store, int64_t ttl) {
+  std::promise<core::Result<core::LeaseInfo>> p;
+  store.LeaseGrantAsync(ttl, [&](core::Result<core::LeaseInfo> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
+core::Result<uint64_t> Revoke(core::Store& store, uint64_t id) {
+  std::promise<core::Result<uint64_t>> p;
+  store.LeaseRevokeAsync(id, [&](core::Result<uint64_t> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
 
 template <typename Pred>
 bool Within(std::chrono::milliseconds limit, Pred pred) {
@@ -116,7 +107,7 @@ TEST_CASE("a revoke deletes every key attached to the lease at one revision, in 
   uint64_t id = 0;
   {
     OpenStore s(dir.path());
-    auto lease = s.Grant(60);
+    auto lease = Grant(s.store, 60);
     REQUIRE(lease.has_value());
     id = lease->id;
     CHECK(id != 0);
@@ -136,14 +127,14 @@ TEST_CASE("a revoke deletes every key attached to the lease at one revision, in 
     CHECK(ttl->remaining > 55);
 
     CHECK(s.store.Put("c", "1", {}, id + 1).error().IsNotFound());
-    auto revoked = s.Revoke(id);
+    auto revoked = Revoke(s.store, id);
     REQUIRE(revoked.has_value());
     CHECK(*revoked == 7);
     CHECK_FALSE(s.store.Get("a").has_value());
     CHECK_FALSE(s.store.Get("b").has_value());
     CHECK(s.store.Get("moved").has_value());
     CHECK(s.store.LeaseTimeToLive(id).error().IsNotFound());
-    CHECK(s.Revoke(id).error().IsNotFound());
+    CHECK(Revoke(s.store, id).error().IsNotFound());
     CHECK(s.store.Put("a", "2", {}, id).error().IsNotFound());
     CHECK(s.store.lease_stats().revoked == 1);
     CHECK(s.store.Close().ok());
@@ -165,8 +156,8 @@ TEST_CASE("a revoke deletes every key attached to the lease at one revision, in 
 TEST_CASE("a lease not kept alive expires with its keys, and a keepalive holds it") {
   TempDir dir;
   OpenStore s(dir.path());
-  auto short_lived = s.Grant(1);
-  auto kept = s.Grant(1);
+  auto short_lived = Grant(s.store, 1);
+  auto kept = Grant(s.store, 1);
   REQUIRE(short_lived.has_value());
   REQUIRE(kept.has_value());
   REQUIRE(s.store.Put("gone", "1", {}, short_lived->id).has_value());
@@ -198,13 +189,13 @@ TEST_CASE("a restart gives every lease its full TTL again, and compaction keeps 
   uint64_t id = 0;
   {
     OpenStore s(dir.path());
-    auto lease = s.Grant(3);
+    auto lease = Grant(s.store, 3);
     REQUIRE(lease.has_value());
     id = lease->id;
     REQUIRE(s.store.Put("k", "v", {}, id).has_value());
-    auto ended = s.Grant(100);
+    auto ended = Grant(s.store, 100);
     REQUIRE(ended.has_value());
-    REQUIRE(s.Revoke(ended->id).has_value());
+    REQUIRE(Revoke(s.store, ended->id).has_value());
     REQUIRE(s.store.Compact().has_value());  // the grant is only in the snapshot now
     std::this_thread::sleep_for(2000ms);    // most of its TTL spent
     CHECK(s.store.Close().ok());

@@ -12,6 +12,7 @@
 #include "lib/core/file_log.h"
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/open_store.h"
 
 namespace {
 
@@ -20,31 +21,8 @@ using namespace std::chrono_literals;
 using kvctl::testing::FaultFs;
 using kvctl::testing::TempDir;
 
-core::StoreOptions WithSyncInterval(std::chrono::milliseconds interval) {
-  core::StoreOptions options;
-  options.sync_interval = interval;
-  return options;
-}
-
-// A Store over a real FileLog in `dir`, recovered from whatever is there.
-struct OpenStore {
-  explicit OpenStore(const std::string& dir, core::FileSystem* fs = nullptr,
-                     core::FsyncPolicy fsync = core::FsyncPolicy::kAlways,
-                     std::chrono::milliseconds interval = 0ms)
-      : store(WithSyncInterval(interval)) {
-    auto opened = core::FileLog::Open({dir, fsync, 1 << 20, fs, nullptr},
-                                      [&](const core::LogRecord& r) {
-                                        store.ApplyRecovered(r);
-                                        return core::Status::Ok();
-                                      },
-                                      nullptr);
-    REQUIRE(opened.has_value());
-    log = opened->get();
-    store.Start(std::move(*opened));
-  }
-  core::Store store;
-  core::FileLog* log = nullptr;  // owned by store
-};
+using kvctl::testing::OpenStore;
+using kvctl::testing::WithSyncInterval;
 
 // Waits (bounded) until `pred` holds; false if it never did.
 template <typename Pred>

@@ -13,6 +13,7 @@
 #include "lib/core/log_reader.h"
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/open_store.h"
 
 namespace {
 
@@ -22,21 +23,7 @@ using core::TxnCompare;
 using core::TxnOp;
 using kvctl::testing::TempDir;
 
-struct OpenStore {
-  explicit OpenStore(const std::string& dir) {
-    auto opened = core::FileLog::Open({dir, core::FsyncPolicy::kAlways, 1 << 20, nullptr, nullptr},
-                                      [&](const core::LogRecord& r) {
-                                        store.ApplyRecovered(r);
-                                        return core::Status::Ok();
-                                      },
-                                      nullptr);
-    REQUIRE(opened.has_value());
-    log = opened->get();
-    store.Start(std::move(*opened));
-  }
-  core::Store store;
-  core::FileLog* log = nullptr;
-};
+using kvctl::testing::OpenStore;
 
 TxnOp Put(std::string key, std::string value) {
   TxnOp op;
