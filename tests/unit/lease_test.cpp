@@ -16,6 +16,7 @@
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/open_store.h"
+#include "tests/support/segment_records.h"
 
 namespace {
 
@@ -47,30 +48,18 @@ bool Within(std::chrono::milliseconds limit, Pred pred) {
   return pred();
 }
 
+// The log as lines: "REV grant|end TTL" for a lease record, else "REV put|delete KEY txn=N".
 std::vector<std::string> ReplayLines(const std::string& dir) {
-  std::vector<std::string> lines;
-  core::FileSystem& fs = core::PosixFileSystem();
-  auto names = fs.ListDir(dir);
-  REQUIRE(names.has_value());
-  std::sort(names->begin(), names->end());
-  for (const std::string& name : *names) {
-    uint64_t first = 0;
-    if (!core::ParseSegmentFileName(name, &first)) continue;
-    auto bytes = fs.ReadFile(dir + "/" + name);
-    REQUIRE(bytes.has_value());
-    auto scan = core::ScanSegment(*bytes, first, [&](const core::LogRecord& r) {
-      core::LeaseRecord lease;
-      if (!core::ChangesKey(r.type) && core::DecodeLeaseRecord(r, &lease)) {
-        lines.push_back(fmt::format("{} {} {}", r.revision, r.type == core::RecordType::kLeaseGrant ? "grant" : "end",
-                                    lease.ttl));
-      } else {
-        lines.push_back(fmt::format("{} {} {} txn={}", r.revision, r.type == core::RecordType::kPut ? "put" : "delete",
-                                    r.key, r.txn_writes));
-      }
-      return core::Status::Ok();
-    });
-    REQUIRE(scan.has_value());
-    CHECK_FALSE(scan->damage.found);
+  std::vector<std::string> keep, lines;
+  for (const core::LogRecord& r : kvctl::testing::SegmentRecords(dir, &keep)) {
+    core::LeaseRecord lease;
+    if (!core::ChangesKey(r.type) && core::DecodeLeaseRecord(r, &lease)) {
+      lines.push_back(fmt::format("{} {} {}", r.revision, r.type == core::RecordType::kLeaseGrant ? "grant" : "end",
+                                  lease.ttl));
+    } else {
+      lines.push_back(fmt::format("{} {} {} txn={}", r.revision, r.type == core::RecordType::kPut ? "put" : "delete",
+                                  r.key, r.txn_writes));
+    }
   }
   return lines;
 }

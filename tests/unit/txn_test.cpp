@@ -14,6 +14,7 @@
 #include "lib/core/store.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/open_store.h"
+#include "tests/support/segment_records.h"
 
 namespace {
 
@@ -46,28 +47,7 @@ TxnCompare Cmp(std::string key, TxnCompare::Target target, TxnCompare::Op op, ui
   return {std::move(key), target, op, std::move(value), number};
 }
 
-// Every record of the data dir's segments, as the readers hand them on.
-std::vector<core::LogRecord> Records(const std::string& dir, std::vector<std::string>* keep) {
-  std::vector<core::LogRecord> out;
-  core::FileSystem& fs = core::PosixFileSystem();
-  auto names = fs.ListDir(dir);
-  REQUIRE(names.has_value());
-  std::sort(names->begin(), names->end());
-  for (const std::string& name : *names) {
-    uint64_t first = 0;
-    if (!core::ParseSegmentFileName(name, &first)) continue;
-    auto bytes = fs.ReadFile(dir + "/" + name);
-    REQUIRE(bytes.has_value());
-    keep->push_back(std::move(*bytes));
-    auto scan = core::ScanSegment(keep->back(), first, [&](const core::LogRecord& r) {
-      out.push_back(r);
-      return core::Status::Ok();
-    });
-    REQUIRE(scan.has_value());
-    CHECK_FALSE(scan->damage.found);
-  }
-  return out;
-}
+using kvctl::testing::SegmentRecords;
 
 }  // namespace
 
@@ -246,7 +226,7 @@ TEST_CASE("a transaction's writes take one revision, one log record, and survive
     CHECK(s.store.Close().ok());
   }
   std::vector<std::string> keep;
-  const auto records = Records(dir.path(), &keep);
+  const auto records = SegmentRecords(dir.path(), &keep);
   REQUIRE(records.size() == 5);  // two PUTs, then the transaction's three writes
   CHECK(records[2].revision == 3);
   CHECK(records[2].txn_writes == 3);
