@@ -1,5 +1,7 @@
 #include "lib/core/kv_store.h"
 
+#include <future>
+
 #include <fmt/format.h>
 
 namespace kvctl::core {
@@ -22,6 +24,31 @@ Status CheckPrecondition(bool exists, uint64_t revision, const Precondition& pre
     }
   }
   return Status::Ok();
+}
+
+namespace {
+
+// Runs an async call and waits for its answer.
+template <typename T, typename Start>
+Result<T> Await(Start start) {
+  std::promise<Result<T>> answer;
+  std::future<Result<T>> ready = answer.get_future();
+  start([&answer](Result<T> r) { answer.set_value(std::move(r)); });
+  return ready.get();
+}
+
+}  // namespace
+
+Result<LeaseInfo> KvStore::LeaseKeepAlive(uint64_t id) {
+  return Await<LeaseInfo>([&](LeaseDone done) { LeaseKeepAliveAsync(id, std::move(done)); });
+}
+
+Result<LeaseInfo> KvStore::LeaseTimeToLive(uint64_t id) {
+  return Await<LeaseInfo>([&](LeaseDone done) { LeaseTimeToLiveAsync(id, std::move(done)); });
+}
+
+Result<std::vector<LeaseInfo>> KvStore::Leases() {
+  return Await<std::vector<LeaseInfo>>([&](LeasesDone done) { LeasesAsync(std::move(done)); });
 }
 
 }  // namespace kvctl::core

@@ -155,14 +155,20 @@ class KvStore {
   // Unavailable. The async forms answer like PutAsync.
   using LeaseDone = std::function<void(Result<LeaseInfo>)>;
   using RevokeDone = std::function<void(Result<uint64_t>)>;  // the revoke's revision
+  using LeasesDone = std::function<void(Result<std::vector<LeaseInfo>>)>;
   virtual void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) = 0;
   virtual void LeaseRevokeAsync(uint64_t id, RevokeDone done) = 0;
-  // Renews a lease's TTL from now; answers at once, in memory.
-  virtual Result<LeaseInfo> LeaseKeepAlive(uint64_t id) = 0;
+  // Renews a lease's TTL from now (the file store in memory, at once;
+  // PostgreSQL in the database, which every server reads).
+  virtual void LeaseKeepAliveAsync(uint64_t id, LeaseDone done) = 0;
   // A lease with its TTL left and its keys.
-  virtual Result<LeaseInfo> LeaseTimeToLive(uint64_t id) const = 0;
+  virtual void LeaseTimeToLiveAsync(uint64_t id, LeaseDone done) = 0;
   // Every lease alive, by id (without keys).
-  virtual std::vector<LeaseInfo> Leases() const = 0;
+  virtual void LeasesAsync(LeasesDone done) = 0;
+  // The same calls, waiting for the answer.
+  Result<LeaseInfo> LeaseKeepAlive(uint64_t id);
+  Result<LeaseInfo> LeaseTimeToLive(uint64_t id);
+  Result<std::vector<LeaseInfo>> Leases();
   virtual LeaseStats lease_stats() const = 0;
   // NotFound when the key does not exist. `at_revision`, when given, gets
   // the store revision the read reflects, found or not: a watch from the

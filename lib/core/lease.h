@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "lib/core/status.h"
+
 namespace kvctl::core {
 
 // TTLs a lease may be granted with, in seconds: 1 s to a year.
@@ -32,5 +34,10 @@ struct LeaseStats {
   uint64_t expired = 0;
   uint64_t keepalives = 0;
 };
+
+// NotFound for a lease id that is not alive, as every backend says it.
+Status NoSuchLease(uint64_t id);
+// InvalidArgument for a TTL outside [kMinLeaseTtl, kMaxLeaseTtl].
+Status CheckLeaseTtl(int64_t ttl_seconds);
 
 }  // namespace kvctl::core

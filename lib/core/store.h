@@ -92,9 +92,10 @@ class Store : public KvStore {
   void TxnAsync(const TxnRequest& request, TxnDone done) override;
   void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) override;
   void LeaseRevokeAsync(uint64_t id, RevokeDone done) override;
-  Result<LeaseInfo> LeaseKeepAlive(uint64_t id) override;
-  Result<LeaseInfo> LeaseTimeToLive(uint64_t id) const override;
-  std::vector<LeaseInfo> Leases() const override;
+  // These three answer at once, from memory, on the calling thread.
+  void LeaseKeepAliveAsync(uint64_t id, LeaseDone done) override;
+  void LeaseTimeToLiveAsync(uint64_t id, LeaseDone done) override;
+  void LeasesAsync(LeasesDone done) override;
   LeaseStats lease_stats() const override;
 
   // NotFound when the key does not exist.

@@ -11,8 +11,6 @@
 //   set of deadlines, so expiry looks at the leases due and nothing else,
 //   never at the keys of others). A lease due is ended with its keys'
 //   deletes at once, through the write path; the answer to no one waits.
-#include <fmt/format.h>
-
 #include "lib/core/store.h"
 
 namespace kvctl::core {
@@ -22,10 +20,6 @@ int64_t SecondsLeft(std::chrono::steady_clock::time_point deadline, std::chrono:
   if (deadline <= now) return 0;
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
   return (left + 999) / 1000;  // rounded up: a lease with 0.2 s left is not yet gone
-}
-
-Status NoSuchLease(uint64_t id) {
-  return Status::NotFound(fmt::format("lease {} does not exist: it expired or was revoked, or was never granted", id));
 }
 
 }  // namespace
@@ -119,10 +113,7 @@ void Store::LeaseClockLoop() {
 }
 
 Result<std::pair<LeaseInfo, uint64_t>> Store::BeginLeaseGrant(int64_t ttl_seconds) {
-  if (ttl_seconds < kMinLeaseTtl || ttl_seconds > kMaxLeaseTtl) {
-    return Status::InvalidArgument(fmt::format("a lease's TTL is {} to {} seconds (a year); got {}", kMinLeaseTtl,
-                                               kMaxLeaseTtl, ttl_seconds));
-  }
+  if (Status s = CheckLeaseTtl(ttl_seconds); !s.ok()) return s;
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
   const uint64_t revision = next_revision_++;
@@ -207,38 +198,44 @@ void Store::LeaseRevokeAsync(uint64_t id, RevokeDone done) {
   });
 }
 
-Result<LeaseInfo> Store::LeaseKeepAlive(uint64_t id) {
-  std::lock_guard lock(lease_mu_);
-  auto it = leases_.find(id);
-  if (it == leases_.end()) return NoSuchLease(id);
-  Lease& lease = it->second;
-  lease_deadlines_.erase({lease.deadline, id});
-  lease.deadline = LeaseClock::now() + std::chrono::seconds(lease.ttl);
-  lease_deadlines_.emplace(lease.deadline, id);
-  ++lease_keepalives_;
-  return LeaseInfo{id, lease.ttl, lease.ttl, {}};
+void Store::LeaseKeepAliveAsync(uint64_t id, LeaseDone done) {
+  done([&]() -> Result<LeaseInfo> {
+    std::lock_guard lock(lease_mu_);
+    auto it = leases_.find(id);
+    if (it == leases_.end()) return NoSuchLease(id);
+    Lease& lease = it->second;
+    lease_deadlines_.erase({lease.deadline, id});
+    lease.deadline = LeaseClock::now() + std::chrono::seconds(lease.ttl);
+    lease_deadlines_.emplace(lease.deadline, id);
+    ++lease_keepalives_;
+    return LeaseInfo{id, lease.ttl, lease.ttl, {}};
+  }());
 }
 
-Result<LeaseInfo> Store::LeaseTimeToLive(uint64_t id) const {
-  std::lock_guard lock(lease_mu_);
-  auto it = leases_.find(id);
-  if (it == leases_.end()) return NoSuchLease(id);
-  LeaseInfo info{id, it->second.ttl, SecondsLeft(it->second.deadline, LeaseClock::now()), {}};
-  for (const std::string& key : it->second.keys) {
-    // What readers see: a key still attached (set) lists as the map has it.
-    if (auto item = map_.Get(key); item && item->meta.lease == id) info.keys.push_back(key);
-  }
-  return info;
+void Store::LeaseTimeToLiveAsync(uint64_t id, LeaseDone done) {
+  done([&]() -> Result<LeaseInfo> {
+    std::lock_guard lock(lease_mu_);
+    auto it = leases_.find(id);
+    if (it == leases_.end()) return NoSuchLease(id);
+    LeaseInfo info{id, it->second.ttl, SecondsLeft(it->second.deadline, LeaseClock::now()), {}};
+    for (const std::string& key : it->second.keys) {
+      // What readers see: a key still attached (set) lists as the map has it.
+      if (auto item = map_.Get(key); item && item->meta.lease == id) info.keys.push_back(key);
+    }
+    return info;
+  }());
 }
 
-std::vector<LeaseInfo> Store::Leases() const {
-  std::lock_guard lock(lease_mu_);
+void Store::LeasesAsync(LeasesDone done) {
   std::vector<LeaseInfo> out;
-  out.reserve(leases_.size());
-  const auto now = LeaseClock::now();
-  for (const auto& [id, lease] : leases_) out.push_back({id, lease.ttl, SecondsLeft(lease.deadline, now), {}});
+  {
+    std::lock_guard lock(lease_mu_);
+    out.reserve(leases_.size());
+    const auto now = LeaseClock::now();
+    for (const auto& [id, lease] : leases_) out.push_back({id, lease.ttl, SecondsLeft(lease.deadline, now), {}});
+  }
   std::sort(out.begin(), out.end(), [](const LeaseInfo& a, const LeaseInfo& b) { return a.id < b.id; });
-  return out;
+  done(std::move(out));
 }
 
 LeaseStats Store::lease_stats() const {

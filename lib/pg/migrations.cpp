@@ -108,6 +108,48 @@ END
 $$;
 ALTER TABLE kv_log DROP CONSTRAINT kv_log_pkey, ADD PRIMARY KEY (revision);
 )sql"},
+      // Leases (SPEC §6). kv_lease holds the leases alive: their TTL, the
+      // revision of their grant and their deadline on the database's clock
+      // (every server reads the same one). Grants and ends are kv_log rows
+      // at revisions of their own, as in a file log: kind 4 (grant, `ttl`),
+      // 5 (revoked), 6 (expired), each with the lease id in `lease` and the
+      // empty key, which no user key can be; an end's deletes are kind 2 rows
+      // at its revision. Going down would drop leases that are alive or in
+      // the history, so it is refused while there are any.
+      {5, "leases",
+       R"sql(
+CREATE TABLE kv_lease (
+  id bigint PRIMARY KEY CHECK (id > 0),
+  ttl bigint NOT NULL CHECK (ttl > 0),
+  granted_revision bigint NOT NULL,
+  deadline timestamptz NOT NULL
+);
+CREATE INDEX kv_lease_deadline ON kv_lease (deadline);
+CREATE INDEX kv_state_lease ON kv_state (lease) WHERE lease <> 0;
+ALTER TABLE kv_log ADD COLUMN ttl bigint;
+ALTER TABLE kv_log DROP CONSTRAINT kv_log_kind_check, ADD CONSTRAINT kv_log_kind_check CHECK (kind IN (1, 2, 4, 5, 6));
+)sql",
+       R"sql(
+DO $$
+DECLARE
+  alive bigint;
+  records bigint;
+BEGIN
+  SELECT count(*) INTO alive FROM kv_lease;
+  SELECT count(*) INTO records FROM kv_log WHERE kind IN (4, 5, 6);
+  IF alive > 0 OR records > 0 THEN
+    RAISE EXCEPTION USING MESSAGE = format(
+      '%s leases are alive and kv_log holds %s lease records; schema version 4 has no leases, so going '
+      || 'down would lose them: refused, the schema stays at version 5 (revoke the leases and compact first)',
+      alive, records);
+  END IF;
+END
+$$;
+ALTER TABLE kv_log DROP CONSTRAINT kv_log_kind_check, ADD CONSTRAINT kv_log_kind_check CHECK (kind IN (1, 2));
+ALTER TABLE kv_log DROP COLUMN ttl;
+DROP INDEX kv_state_lease;
+DROP TABLE kv_lease;
+)sql"},
   };
   return kMigrations;
 }

@@ -14,7 +14,12 @@
 //             delete); keyed by (revision, key): a transaction's writes are
 //             one row per key at its one revision, read in (revision, key)
 //             order; indexed by (key, revision) for compaction and for
-//             watches of one key.
+//             watches of one key. Leases' grants and ends are rows too:
+//             kind 4 (grant: `lease` the id, `ttl`), 5 (revoked), 6
+//             (expired), with the empty key; an end's deletes share its
+//             revision.
+//   kv_lease  the leases alive: id, ttl (seconds), granted_revision, and
+//             deadline on the database's clock (keepalives move it).
 // Keys and values are bytea: arbitrary bytes, NUL included.
 #pragma once
 

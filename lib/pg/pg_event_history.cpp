@@ -16,7 +16,8 @@ namespace {
 // $1 from, $2 to, $3 rows, $4 bytes, $5 (and $6) the key bounds.
 //
 // Rows come in (revision, key) order: a transaction's revision has one row
-// per key it wrote. The window sums the bytes of the rows in that order, so the outer
+// per key it wrote. Only puts and deletes are events (kind 1 and 2; a
+// lease's grant or end is not, its keys' deletes are). The window sums the bytes of the rows in that order, so the outer
 // filter keeps the rows that start before the byte bound (always the
 // first): with the LIMIT, PostgreSQL stops reading at the row bound and
 // sends nothing past the byte bound. The compacted revision comes from the
@@ -32,7 +33,8 @@ std::string WatchQuery(std::string_view key_predicate) {
       "sum(octet_length(key) + coalesce(octet_length(value), 0)) "
       "OVER (ORDER BY revision, key ROWS UNBOUNDED PRECEDING) AS upto, "
       "octet_length(key) + coalesce(octet_length(value), 0) AS size "
-      "FROM kv_log WHERE revision >= $1 AND revision <= $2 AND {} AND $1 > m.compacted_revision "
+      "FROM kv_log WHERE revision >= $1 AND revision <= $2 AND kind IN (1, 2) AND {} "
+      "AND $1 > m.compacted_revision "
       "ORDER BY revision, key LIMIT $3) w "
       "WHERE w.upto - w.size < $4) l ON true "
       "WHERE m.id = 1 ORDER BY l.revision, l.key",

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "lib/pg/connection.h"
+#include "lib/pg/log_rows.h"
 #include "lib/pg/migrator.h"
 
 namespace kvctl::pg {
@@ -17,11 +18,6 @@ core::Result<std::unique_ptr<pqxx::connection>> Open(const PgDatabase& db) {
   core::Result<std::string> conninfo = ConnInfo(db.dsn, db.connect_timeout);
   if (!conninfo) return conninfo.error();
   return Connect(*conninfo);
-}
-
-std::string Text(const pqxx::field& f) {
-  pqxx::binarystring b(f);
-  return std::string(b.get(), b.size());
 }
 
 pqxx::binarystring Bytes(std::string_view s) { return pqxx::binarystring(s.data(), s.size()); }
@@ -39,12 +35,14 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
     const uint64_t last = meta[0].as<uint64_t>();
     const uint64_t covered = meta[1].as<uint64_t>();
     report->covered_revision = covered;
-    tx.exec(
+    // A lease's end comes first in its revision (the empty key), then its
+    // keys' deletes, as a file log's TRANSACTION record holds them.
+    tx.exec(fmt::format(
         "DECLARE kv_history NO SCROLL CURSOR FOR "
-        "SELECT revision, kind, key, value, create_revision, version, lease, "
-        "count(*) OVER (PARTITION BY revision ORDER BY key "
+        "SELECT {}, count(*) OVER (PARTITION BY revision ORDER BY key "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) "
-        "FROM kv_log ORDER BY revision, key");
+        "FROM kv_log ORDER BY revision, key",
+        kLogColumns));
     const std::string fetch = fmt::format("FETCH {} FROM kv_history", kFetchRows);
     uint64_t previous = covered;
     for (;;) {
@@ -60,25 +58,24 @@ core::Status ReadPgHistory(const PgDatabase& db, const core::HistorySink& sink,
               previous, revision, covered));
         }
         if (!from_snapshot) previous = revision;
-        const std::string key = Text(row[2]);
-        const std::string value = row[3].is_null() ? std::string() : Text(row[3]);
+        const core::Change change = ChangeOfRow(row);
         core::LogRecord record;
         record.revision = revision;
-        record.type = row[1].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
-        record.key = key;
-        record.value = value;
+        record.type = change.type;
+        record.key = change.key;
+        record.value = change.value;
         // The writes of a transaction say how many share its revision, as
         // a file log's TRANSACTION record does (in the snapshot, where
         // compaction may have kept only some of them, they are each a
         // key's state).
-        const auto writes = row[7].as<uint32_t>();
+        const auto writes = row[8].as<uint32_t>();
         if (!from_snapshot && writes > 1) record.txn_writes = writes;
         if (record.type == core::RecordType::kPut) {
           record.has_meta = true;
-          record.meta = {row[4].as<uint64_t>(), row[5].as<uint64_t>(), row[6].as<uint64_t>()};
+          record.meta = change.meta;
         }
         ++report->records;
-        report->bytes += key.size() + value.size();
+        report->bytes += change.key.size() + change.value.size();
         report->last_revision = std::max(report->last_revision, revision);
         if (core::Status s = sink(record, from_snapshot); !s.ok()) return s;
       }
@@ -140,17 +137,42 @@ core::Result<core::CopyReport> CopyHistoryToPg(const core::HistorySource& source
                       "version = EXCLUDED.version, lease = EXCLUDED.lease");
     tx.conn().prepare("copy_probe", "SELECT create_revision, version, lease FROM kv_state WHERE key = $1");
     tx.conn().prepare("copy_delete", "DELETE FROM kv_state WHERE key = $1");
+    // A lease's records: its kv_log row, and the lease alive from its grant
+    // to its end (a copied lease starts its TTL at the copy, as a restart
+    // gives it its full TTL).
+    tx.conn().prepare("copy_lease_log",
+                      "INSERT INTO kv_log (revision, kind, key, create_revision, version, lease, ttl) "
+                      "VALUES ($1, $2, '\\x'::bytea, 0, 0, $3, $4)");
+    tx.conn().prepare("copy_lease_grant",
+                      "INSERT INTO kv_lease (id, ttl, granted_revision, deadline) "
+                      "VALUES ($1, $2::bigint, $3, now() + $2::bigint * interval '1 second') ON CONFLICT (id) DO UPDATE "
+                      "SET ttl = EXCLUDED.ttl, granted_revision = EXCLUDED.granted_revision, "
+                      "deadline = EXCLUDED.deadline");
+    tx.conn().prepare("copy_lease_end", "DELETE FROM kv_lease WHERE id = $1");
     core::Status read = source(
         [&](const core::LogRecord& r, bool from_snapshot) -> core::Status {
           if (!from_snapshot && to_revision != 0 && r.revision > to_revision) return core::Status::Ok();
+          const int64_t revision = static_cast<int64_t>(r.revision);
           if (!core::ChangesKey(r.type)) {
-            return core::Status::InvalidArgument(fmt::format(
-                "revision {} is a lease's record: the PostgreSQL backend does not serve leases yet, so a log "
-                "with leases cannot be copied into it (copy it with --to a revision before the first lease)",
-                r.revision));
+            const std::optional<LeaseRow> lease = LeaseRowOf(r);
+            if (!lease) {
+              return core::Status::Corruption(
+                  fmt::format("revision {}: a lease record that does not decode", r.revision));
+            }
+            const auto id = static_cast<int64_t>(lease->id);
+            const int kind = static_cast<int>(lease->kind);
+            if (lease->kind == LogKind::kLeaseGrant) {
+              tx.exec_prepared("copy_lease_log", revision, kind, id, lease->ttl);
+              tx.exec_prepared("copy_lease_grant", id, lease->ttl, revision);
+            } else {
+              tx.exec_prepared("copy_lease_log", revision, kind, id, nullptr);
+              tx.exec_prepared("copy_lease_end", id);
+            }
+            ++report.records_written;
+            report.last_revision = r.revision;
+            return core::Status::Ok();
           }
           const bool put = r.type == core::RecordType::kPut;
-          const int64_t revision = static_cast<int64_t>(r.revision);
           if (put) {
             // A record without metadata (an older log or snapshot) gets it
             // as replay derives it: from the key as the copy left it so far

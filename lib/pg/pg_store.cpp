@@ -9,6 +9,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -16,8 +17,11 @@
 #include "lib/core/change_log.h"
 #include "lib/core/mem_table.h"
 #include "lib/pg/connection.h"
+#include "lib/pg/lease_expiry.h"
+#include "lib/pg/log_rows.h"
 #include "lib/pg/migrator.h"
 #include "lib/pg/pg_event_history.h"
+#include "lib/pg/pg_leases.h"
 #include "lib/pg/pool.h"
 
 namespace kvctl::pg {
@@ -47,7 +51,7 @@ void Prepare(pqxx::connection& c) {
   // rows, with every row of the last of them, so a reader never stops
   // between two rows of one revision.
   c.prepare("kv_read_log",
-            "SELECT revision, kind, key, value, create_revision, version, lease FROM kv_log "
+            fmt::format("SELECT {} FROM kv_log ", kLogColumns) +
             "WHERE revision > $1 AND revision <= (SELECT coalesce(max(revision), $1) FROM ("
             "SELECT revision FROM kv_log WHERE revision > $1 AND revision <= $2 "
             "ORDER BY revision LIMIT $3) f) "
@@ -97,6 +101,7 @@ void Prepare(pqxx::connection& c) {
             "INSERT INTO kv_log (revision, kind, key, create_revision, version, lease) "
             "VALUES ($2, 2, $1, 0, 0, 0)");
   PgEventHistory::Prepare(c);
+  PrepareLeaseStatements(c);
   c.prepare("kv_advance",
             "WITH m AS (UPDATE kv_meta SET revision = $1 WHERE id = 1) "
             "SELECT pg_notify('kvctl_changes', $1::text)");
@@ -109,22 +114,11 @@ std::string ToString(const pqxx::field& f) {
   return std::string(b.get(), b.size());
 }
 
+// kv_read_log's rows.
 std::vector<core::Change> ToChanges(const pqxx::result& rows) {
   std::vector<core::Change> out;
   out.reserve(rows.size());
-  for (const auto& row : rows) {
-    core::Change c;
-    c.revision = row[0].as<uint64_t>();
-    c.type = row[1].as<int>() == 1 ? core::RecordType::kPut : core::RecordType::kDelete;
-    c.key = ToString(row[2]);
-    if (!row[3].is_null()) c.value = ToString(row[3]);
-    // The metadata the writer's transaction derived from kv_state: applied
-    // as it is, so every server agrees with the database.
-    if (c.type == core::RecordType::kPut) {
-      c.meta = {row[4].as<uint64_t>(), row[5].as<uint64_t>(), row[6].as<uint64_t>()};
-    }
-    out.push_back(std::move(c));
-  }
+  for (const auto& row : rows) out.push_back(ChangeOfRow(row));
   return out;
 }
 
@@ -134,13 +128,29 @@ struct OpResult {
   bool existed = false;  // the key existed before
   bool changed = false;
   core::TxnResult txn{};  // a transaction's, when status is OK
+  std::vector<core::LeaseInfo> leases{};  // a lease call's answer
+};
+
+enum class OpKind {
+  kPut,
+  kDelete,
+  kTxn,
+  // Lease calls (pg_leases.h): they ride in the batches of puts and deletes.
+  kLeaseGrant,
+  kLeaseRevoke,
+  kLeaseExpire,
+  kLeaseKeepAlive,
+  kLeaseShow,
+  kLeaseList,
 };
 
 struct Op {
-  bool is_put = true;
+  OpKind kind = OpKind::kPut;
   std::string key;
   std::string value;
   core::Precondition pre;
+  uint64_t lease = 0;  // a put's lease, or the lease a lease call names
+  int64_t ttl = 0;     // a grant's
   // A transaction instead of a put or delete. It runs alone, in a database
   // transaction of its own: its compares and gets must see only what it
   // rests on, and a refusal (a delete-prefix over too many keys, a missing
@@ -236,6 +246,13 @@ struct PgStore::Impl {
 
   std::atomic<uint64_t> puts{0}, deletes{0}, batches{0}, committed_changes{0},
       applied_from_others{0}, reloads{0}, reconnects{0}, notifications{0};
+  // Leases alive as of `applied` (grants and ends applied, from kv_lease on
+  // a reload), and this server's lease calls.
+  std::atomic<uint64_t> leases_alive{0}, leases_granted{0}, leases_revoked{0}, leases_expired{0},
+      lease_keepalives{0};
+  std::mt19937_64 lease_ids{std::random_device{}()};  // the committer's
+  // Started last, stopped first: its expiries go through the committer.
+  std::unique_ptr<LeaseExpiry> expiry;
 
   Impl(PgStoreOptions o, std::string info)
       : options(std::move(o)),
@@ -264,6 +281,10 @@ struct PgStore::Impl {
     }
     if (fresh.empty()) return true;
     map.Apply(fresh);
+    for (const core::Change& c : fresh) {
+      if (c.type == core::RecordType::kLeaseGrant) ++leases_alive;
+      if (c.type == core::RecordType::kLeaseEnd && leases_alive > 0) --leases_alive;
+    }
     if (from_others) applied_from_others += fresh.size();
     applied = at;
     // Under apply_mu, so watchers get the changes in revision order.
@@ -271,6 +292,7 @@ struct PgStore::Impl {
       std::vector<core::WatchEvent> events;
       events.reserve(fresh.size());
       for (const core::Change& c : fresh) {
+        if (!core::ChangesKey(c.type)) continue;  // a lease's grant or end
         // What the table derived for a change that did not carry it.
         core::KeyMeta meta = c.meta;
         if (c.type == core::RecordType::kPut && meta.version == 0) {
@@ -306,6 +328,7 @@ struct PgStore::Impl {
       }
       if (rows.size() < static_cast<size_t>(kReloadFetchRows)) break;
     }
+    leases_alive = CountLeases(tx);
     tx.commit();
     const size_t keys = state.size();
     map.Replace(std::move(state), revision);
@@ -531,6 +554,11 @@ struct PgStore::Impl {
     const uint64_t base = LockRevision(tx, others, reload);
     uint64_t next = base;
     for (auto& op : batch) {
+      if (op->kind != OpKind::kPut && op->kind != OpKind::kDelete) {
+        RunLeaseOp(tx, *op, next, mine);
+        continue;
+      }
+      const bool is_put = op->kind == OpKind::kPut;
       pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op->key), Bytes(op->value));
       const bool exists = !probe.empty();
       const uint64_t current = exists ? probe[0][0].as<uint64_t>() : 0;
@@ -540,18 +568,24 @@ struct PgStore::Impl {
         r.status = s;
         continue;
       }
-      if (op->is_put && exists && probe[0][1].as<bool>()) {
-        r.revision = current;  // the same value: no revision, no record
+      // Checked under the kv_meta lock, which every lease end takes too:
+      // the lease cannot end before this put commits.
+      if (is_put && op->lease != 0 && !LeaseExists(tx, op->lease)) {
+        r.status = core::NoSuchLease(op->lease);
         continue;
       }
-      if (!op->is_put && !exists) continue;  // deleting a missing key
+      if (is_put && exists && probe[0][1].as<bool>() && probe[0][4].as<uint64_t>() == op->lease) {
+        r.revision = current;  // the same value and lease: no revision, no record
+        continue;
+      }
+      if (!is_put && !exists) continue;  // deleting a missing key
       ++next;
-      if (op->is_put) {
+      if (is_put) {
         // The metadata follows from the key's row in kv_state, read under
         // the lock (an earlier write of this batch to the key included).
         core::KeyMeta before;
         if (exists) before = {probe[0][2].as<uint64_t>(), probe[0][3].as<uint64_t>(), 0};
-        const core::KeyMeta meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, next, 0);
+        const core::KeyMeta meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, next, op->lease);
         tx.exec_prepared("kv_put", Bytes(op->key), Bytes(op->value), static_cast<int64_t>(next),
                          static_cast<int64_t>(meta.create_revision),
                          static_cast<int64_t>(meta.version), static_cast<int64_t>(meta.lease));
@@ -568,6 +602,49 @@ struct PgStore::Impl {
     return reload;
   }
 
+  // A lease call in a batch's transaction (pg_leases.h): a grant or an end
+  // takes the next revision; the others read or renew.
+  void RunLeaseOp(pqxx::work& tx, Op& op, uint64_t& next, std::vector<core::Change>& mine) {
+    OpResult& r = op.result;
+    switch (op.kind) {
+      case OpKind::kLeaseGrant:
+        ++next;
+        r.leases.push_back(GrantLease(tx, op.ttl, next, lease_ids, mine));
+        r.revision = next;
+        r.changed = true;
+        return;
+      case OpKind::kLeaseRevoke:
+      case OpKind::kLeaseExpire: {
+        const auto reason =
+            op.kind == OpKind::kLeaseRevoke ? core::LeaseEndReason::kRevoked : core::LeaseEndReason::kExpired;
+        if (EndLease(tx, op.lease, reason, next + 1, mine)) {
+          r.revision = ++next;
+          r.changed = true;
+        } else if (op.kind == OpKind::kLeaseRevoke) {
+          r.status = core::NoSuchLease(op.lease);
+        }
+        return;  // an expiry of a lease kept alive or gone meanwhile ends nothing
+      }
+      case OpKind::kLeaseKeepAlive:
+      case OpKind::kLeaseShow: {
+        auto lease = op.kind == OpKind::kLeaseKeepAlive ? KeepLeaseAlive(tx, op.lease) : ShowLease(tx, op.lease);
+        if (lease) {
+          r.leases.push_back(std::move(*lease));
+        } else {
+          r.status = core::NoSuchLease(op.lease);
+        }
+        return;
+      }
+      case OpKind::kLeaseList:
+        r.leases = ListLeases(tx);
+        return;
+      case OpKind::kPut:
+      case OpKind::kDelete:
+      case OpKind::kTxn:
+        return;  // not lease calls
+    }
+  }
+
   // One op of a transaction's branch, in `tx`, writing at `revision`:
   // fills `r` and adds what it changed to `mine`. `where` names the op in
   // a refusal ("success[2]").
@@ -576,8 +653,7 @@ struct PgStore::Impl {
     const auto rev = static_cast<int64_t>(revision);
     switch (op.kind) {
       case core::TxnOp::Kind::kPut: {
-        // Leases are not kept on this backend yet: none exists.
-        if (op.lease != 0) return core::Status::NotFound(fmt::format("lease {} does not exist", op.lease));
+        if (op.lease != 0 && !LeaseExists(tx, op.lease)) return core::NoSuchLease(op.lease);
         const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(op.value));
         const bool exists = !probe.empty();
         core::KeyMeta before;
@@ -708,7 +784,9 @@ struct PgStore::Impl {
   void CountCommitted(const std::vector<core::Change>& mine) {
     ++batches;
     committed_changes += mine.size();
-    for (const core::Change& c : mine) ++(c.type == core::RecordType::kPut ? puts : deletes);
+    for (const core::Change& c : mine) {
+      if (core::ChangesKey(c.type)) ++(c.type == core::RecordType::kPut ? puts : deletes);
+    }
   }
 
   // Commits one batch, then applies it (and what it rests on) to the map
@@ -801,16 +879,38 @@ struct PgStore::Impl {
   // Queues a write for the committer, which calls `done` once it is
   // committed or failed; while the database is away or kvctl is stopping,
   // calls it at once with Unavailable (so the writer gets its 503 promptly).
-  void Submit(bool is_put, std::string_view key, std::string_view value,
-              const core::Precondition& pre, std::function<void(const OpResult&)> done) {
+  void Submit(OpKind kind, std::string_view key, std::string_view value, const core::Precondition& pre,
+              uint64_t lease, std::function<void(const OpResult&)> done) {
     if (core::Status h = Health(); !h.ok()) return done(OpResult{h});
     auto op = std::make_shared<Op>();
-    op->is_put = is_put;
+    op->kind = kind;
     op->key = key;
     op->value = value;
     op->pre = pre;
+    op->lease = lease;
     op->done = std::move(done);
     Enqueue(std::move(op));
+  }
+
+  // Ends the leases given that are still due (LeaseExpiry's `expire`), each
+  // at a revision of its own; waits for the commits. False when a write
+  // failed.
+  bool ExpireLeases(const std::vector<uint64_t>& due) {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t waiting = due.size();
+    bool ok = true;
+    for (const uint64_t id : due) {
+      Submit(OpKind::kLeaseExpire, {}, {}, {}, id, [&](const OpResult& r) {
+        std::lock_guard lock(mu);
+        if (!r.status.ok()) ok = false;
+        if (r.status.ok() && r.changed) ++leases_expired;
+        if (--waiting == 0) cv.notify_all();
+      });
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return waiting == 0; });
+    return ok;
   }
 
   // Submit for a built op (a transaction's).
@@ -867,6 +967,8 @@ core::Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options) {
   // kv_meta lock anyway, and a single committer gathers the most writes per
   // transaction (measured: twice the throughput of four).
   i.committer = std::thread([&i] { i.CommitLoop(); });
+  i.expiry = std::make_unique<LeaseExpiry>(LeaseExpiry::Options{
+      i.conninfo, &i.logger, [&i](const std::vector<uint64_t>& due) { return i.ExpireLeases(due); }});
   return std::unique_ptr<PgStore>(new PgStore(std::move(impl)));
 }
 
@@ -891,33 +993,69 @@ void PgStore::TxnAsync(const core::TxnRequest& request, TxnDone done) {
   constexpr size_t kAny = std::numeric_limits<size_t>::max();
   if (core::Status s = core::ValidateTxn(request, kAny, kAny, kAny); !s.ok()) return done(s);
   auto op = std::make_shared<Op>();
+  op->kind = OpKind::kTxn;
   op->txn = request;
   op->done = [done = std::move(done)](const OpResult& r) { done(TxnOutcomeOf(r)); };
   impl_->Enqueue(std::move(op));
 }
 
-namespace {
-
-core::Status NoLeasesHere() {
-  return core::Status::Unavailable("leases are not served on the PostgreSQL backend yet (the file backend has them)");
+void PgStore::LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) {
+  if (core::Status s = core::CheckLeaseTtl(ttl_seconds); !s.ok()) return done(s);
+  auto op = std::make_shared<Op>();
+  op->kind = OpKind::kLeaseGrant;
+  op->ttl = ttl_seconds;
+  op->done = [&i = *impl_, done = std::move(done)](const OpResult& r) {
+    if (!r.status.ok()) return done(r.status);
+    ++i.leases_granted;
+    done(r.leases.front());
+  };
+  impl_->Enqueue(std::move(op));
 }
 
-}  // namespace
+void PgStore::LeaseRevokeAsync(uint64_t id, RevokeDone done) {
+  impl_->Submit(OpKind::kLeaseRevoke, {}, {}, {}, id, [&i = *impl_, done = std::move(done)](const OpResult& r) {
+    if (!r.status.ok()) return done(r.status);
+    ++i.leases_revoked;
+    done(r.revision);
+  });
+}
 
-void PgStore::LeaseGrantAsync(int64_t, LeaseDone done) { done(NoLeasesHere()); }
-void PgStore::LeaseRevokeAsync(uint64_t, RevokeDone done) { done(NoLeasesHere()); }
-core::Result<core::LeaseInfo> PgStore::LeaseKeepAlive(uint64_t) { return NoLeasesHere(); }
-core::Result<core::LeaseInfo> PgStore::LeaseTimeToLive(uint64_t) const { return NoLeasesHere(); }
+void PgStore::LeaseKeepAliveAsync(uint64_t id, LeaseDone done) {
+  impl_->Submit(OpKind::kLeaseKeepAlive, {}, {}, {}, id, [&i = *impl_, done = std::move(done)](const OpResult& r) {
+    if (!r.status.ok()) return done(r.status);
+    ++i.lease_keepalives;
+    done(r.leases.front());
+  });
+}
+
+void PgStore::LeaseTimeToLiveAsync(uint64_t id, LeaseDone done) {
+  impl_->Submit(OpKind::kLeaseShow, {}, {}, {}, id, [done = std::move(done)](const OpResult& r) {
+    if (!r.status.ok()) return done(r.status);
+    done(r.leases.front());
+  });
+}
+
+void PgStore::LeasesAsync(LeasesDone done) {
+  impl_->Submit(OpKind::kLeaseList, {}, {}, {}, 0, [done = std::move(done)](const OpResult& r) {
+    if (!r.status.ok()) return done(r.status);
+    done(r.leases);
+  });
+}
+
+core::LeaseStats PgStore::lease_stats() const {
+  const Impl& i = *impl_;
+  return {i.leases_alive.load(), i.leases_granted.load(), i.leases_revoked.load(), i.leases_expired.load(),
+          i.lease_keepalives.load()};
+}
 
 void PgStore::PutAsync(std::string_view key, std::string_view value, const core::Precondition& pre,
                        uint64_t lease, PutDone done) {
-  if (lease != 0) return done(NoLeasesHere());
-  impl_->Submit(true, key, value, pre,
+  impl_->Submit(OpKind::kPut, key, value, pre, lease,
                 [done = std::move(done)](const OpResult& r) { done(PutOutcomeOf(r)); });
 }
 
 void PgStore::DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) {
-  impl_->Submit(false, key, {}, pre,
+  impl_->Submit(OpKind::kDelete, key, {}, pre, 0,
                 [done = std::move(done)](const OpResult& r) { done(DeleteOutcomeOf(r)); });
 }
 
@@ -974,6 +1112,8 @@ std::vector<core::BackendMetric> PgStore::BackendMetrics() const {
        "counter", d(i.reloads.load())},
       {"kvctl_pg_reconnects_total", "Times the database came back after being unreachable.",
        "counter", d(i.reconnects.load())},
+      {"kvctl_pg_lease_expirer", "1 while this server is the one that expires leases.", "gauge",
+       i.expiry && i.expiry->holding() ? 1.0 : 0.0},
   };
 }
 
@@ -1004,9 +1144,15 @@ core::Result<core::CompactionStats> PgStore::Compact() {
       const uint64_t upto = current > retention ? current - retention : 0;
       stats.covered_revision = already;
       if (upto > already) {
+        // Up to U go: deletes, puts a later change of their key supersedes,
+        // lease ends, and the grants of leases that ended by U; what stays
+        // is the live keys and leases as of U, as a file snapshot keeps.
         const pqxx::result removed = tx.exec_params(
-            "DELETE FROM kv_log l WHERE l.revision <= $1 AND (l.kind = 2 OR EXISTS (SELECT 1 FROM "
-            "kv_log n WHERE n.key = l.key AND n.revision > l.revision AND n.revision <= $1))",
+            "DELETE FROM kv_log l WHERE l.revision <= $1 AND (l.kind IN (2, 5, 6) "
+            "OR (l.kind = 1 AND EXISTS (SELECT 1 FROM kv_log n WHERE n.key = l.key "
+            "AND n.revision > l.revision AND n.revision <= $1)) "
+            "OR (l.kind = 4 AND l.lease IN (SELECT e.lease FROM kv_log e WHERE e.kind IN (5, 6) "
+            "AND e.revision <= $1)))",
             static_cast<int64_t>(upto));
         // Other servers raise their watch floor when they catch up on
         // this notification.
@@ -1049,6 +1195,7 @@ core::Status PgStore::Close() {
     if (i.closed) return core::Status::Ok();
     i.closed = true;
   }
+  if (i.expiry) i.expiry->Stop();  // hands the duty to another server
   {
     std::lock_guard lock(i.queue_mu);
     i.stopping = true;

@@ -91,6 +91,20 @@
 // never stops inside a revision), so they too apply and publish a
 // transaction as one step.
 //
+// Leases
+// ------
+// The leases alive are rows of kv_lease, their deadlines on the database's
+// clock, so a lease granted through one server is kept alive, shown,
+// revoked or expired through any (pg_leases.h). A grant and an end are
+// writes like any other, in the committer's batches: each takes a revision
+// and a kv_log row (an end's deletes share its revision), so every server
+// applies them in order and watchers see an end's deletes as one revision.
+// Keepalives, shows and lists ride in the same batches. A put naming a
+// lease checks it exists under the kv_meta lock, which every end takes.
+// One server at a time expires leases: whichever holds the expiry duty
+// (lease_expiry.h), which passes to another server when it stops or dies;
+// the server taking it gives every lease its full TTL again.
+//
 // Watches
 // -------
 // Every change a server applies, its own or another's, goes to its watch
@@ -148,14 +162,14 @@ class PgStore : public core::KvStore {
   void DeleteAsync(std::string_view key, const core::Precondition& pre, DeleteDone done) override;
   core::Result<core::TxnResult> Txn(const core::TxnRequest& request) override;
   void TxnAsync(const core::TxnRequest& request, TxnDone done) override;
-  // Leases are not served on this backend yet: Unavailable (a PUT with a
-  // lease too).
+  // Leases (see "Leases" above): every call is queued to the committer
+  // and answered from its transaction.
   void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) override;
   void LeaseRevokeAsync(uint64_t id, RevokeDone done) override;
-  core::Result<core::LeaseInfo> LeaseKeepAlive(uint64_t id) override;
-  core::Result<core::LeaseInfo> LeaseTimeToLive(uint64_t id) const override;
-  std::vector<core::LeaseInfo> Leases() const override { return {}; }
-  core::LeaseStats lease_stats() const override { return {}; }
+  void LeaseKeepAliveAsync(uint64_t id, LeaseDone done) override;
+  void LeaseTimeToLiveAsync(uint64_t id, LeaseDone done) override;
+  void LeasesAsync(LeasesDone done) override;
+  core::LeaseStats lease_stats() const override;
   core::Result<core::Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const override;
   core::ListPage List(const core::ListOptions& options) const override;
   core::Status Writable() const override;

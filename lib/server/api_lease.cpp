@@ -104,11 +104,14 @@ void KvApi::ServeLease(const HttpRequest& req, const RouteMatch& match, const Pr
                        std::function<void(HttpResponse)> done) {
   const bool read = req.method == "GET" || req.method == "HEAD";
   if (match.route == Route::kLeases && read) {
-    json leases = json::array();
-    for (const core::LeaseInfo& lease : store_.Leases()) {
-      leases.push_back(json{{"id", lease.id}, {"ttl", lease.ttl}, {"remaining", lease.remaining}});
-    }
-    return done(Json(200, json{{"leases", std::move(leases)}}));
+    return store_.LeasesAsync([done = std::move(done)](core::Result<std::vector<core::LeaseInfo>> listed) {
+      if (!listed) return done(FromLeaseError(listed.error()));
+      json leases = json::array();
+      for (const core::LeaseInfo& lease : *listed) {
+        leases.push_back(json{{"id", lease.id}, {"ttl", lease.ttl}, {"remaining", lease.remaining}});
+      }
+      done(Json(200, json{{"leases", std::move(leases)}}));
+    });
   }
   if (match.route == Route::kLeases) {
     int64_t ttl = 0;
@@ -120,8 +123,9 @@ void KvApi::ServeLease(const HttpRequest& req, const RouteMatch& match, const Pr
   uint64_t id = 0;
   if (auto bad = ReadLeaseId(match, &id)) return done(std::move(*bad));
   if (match.route == Route::kLeaseKeepAlive) {
-    auto renewed = store_.LeaseKeepAlive(id);
-    return done(renewed ? IdAndTtl(*renewed) : FromLeaseError(renewed.error()));
+    return store_.LeaseKeepAliveAsync(id, [done = std::move(done)](core::Result<core::LeaseInfo> renewed) {
+      done(renewed ? IdAndTtl(*renewed) : FromLeaseError(renewed.error()));
+    });
   }
   if (!read) {
     return store_.LeaseRevokeAsync(id, [id, done = std::move(done)](core::Result<uint64_t> revoked) {
@@ -131,18 +135,24 @@ void KvApi::ServeLease(const HttpRequest& req, const RouteMatch& match, const Pr
       done(std::move(res));
     });
   }
-  auto lease = store_.LeaseTimeToLive(id);
-  if (!lease) return done(FromLeaseError(lease.error()));
-  // Keys as the listing writes them: "key", plus "key_base64" with the
-  // exact bytes when they are not valid UTF-8.
-  json keys = json::array();
-  for (const std::string& key : lease->keys) {
-    if (caller != nullptr && !caller->Permits(Op::kRead, key)) continue;
-    json item{{"key", key}};
-    if (!core::IsValidUtf8(key)) item["key_base64"] = core::Base64Encode(key);
-    keys.push_back(std::move(item));
-  }
-  done(Json(200, json{{"id", lease->id}, {"ttl", lease->ttl}, {"remaining", lease->remaining}, {"keys", keys}}));
+  // The caller is copied: the answer may come on the store's thread, after
+  // this request's own state is gone.
+  std::optional<Principal> reader;
+  if (caller != nullptr) reader = *caller;
+  store_.LeaseTimeToLiveAsync(id, [reader = std::move(reader), done = std::move(done)](
+                                      core::Result<core::LeaseInfo> lease) {
+    if (!lease) return done(FromLeaseError(lease.error()));
+    // Keys as the listing writes them: "key", plus "key_base64" with the
+    // exact bytes when they are not valid UTF-8.
+    json keys = json::array();
+    for (const std::string& key : lease->keys) {
+      if (reader && !reader->Permits(Op::kRead, key)) continue;
+      json item{{"key", key}};
+      if (!core::IsValidUtf8(key)) item["key_base64"] = core::Base64Encode(key);
+      keys.push_back(std::move(item));
+    }
+    done(Json(200, json{{"id", lease->id}, {"ttl", lease->ttl}, {"remaining", lease->remaining}, {"keys", keys}}));
+  });
 }
 
 HttpResponse KvApi::HandleLease(const HttpRequest& req, const RouteMatch& match, const Principal* caller) {

@@ -57,13 +57,15 @@ TEST_CASE("migrate up, down, goto, force and version follow golang-migrate") {
   CHECK(Has(r.out, "2/u compaction watermark and per-key log index"));
   CHECK(Has(r.out, "3/u key metadata"));
   CHECK(Has(r.out, "4/u transactions: several changes at one revision"));
-  CHECK(m.Run({"version"}).out == "4\n");
+  CHECK(Has(r.out, "5/u leases"));
+  CHECK(m.Run({"version"}).out == "5\n");
   r = m.Run({"up"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == "no change\n");
 
-  r = m.Run({"down", "3"});
+  r = m.Run({"down", "4"});
   REQUIRE(r.exit_code == 0);
+  CHECK(Has(r.out, "5/d leases"));
   CHECK(Has(r.out, "4/d transactions"));
   CHECK(Has(r.out, "3/d key metadata"));
   CHECK(Has(r.out, "2/d compaction watermark"));
@@ -168,7 +170,7 @@ TEST_CASE("a failed migration step rolls back whole and leaves nothing dirty") {
   CHECK(m.Table() == "");
   m.pg.Psql(m.db, "DROP TABLE kv_log");
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "4|f");
+  CHECK(m.Table() == "5|f");
 }
 
 TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
@@ -182,7 +184,7 @@ TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
   CHECK(m.Run({"version"}).out == "1 (dirty)\n");
   REQUIRE(m.Run({"force", "1"}).exit_code == 0);
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "4|f");
+  CHECK(m.Table() == "5|f");
 }
 
 TEST_CASE("migrate waits for another run's advisory lock and gives up with a clear message") {
@@ -210,7 +212,7 @@ TEST_CASE("migrate waits for another run's advisory lock and gives up with a cle
   CHECK(out.find("1/u") != std::string::npos);
   CHECK(out.find("1/u") == out.rfind("1/u"));
   CHECK(out.find("2/u") == out.rfind("2/u"));
-  CHECK(m.Table() == "4|f");
+  CHECK(m.Table() == "5|f");
 }
 
 TEST_CASE("serve refuses a schema older or newer than it needs and names the migrate command") {
@@ -232,16 +234,16 @@ TEST_CASE("serve refuses a schema older or newer than it needs and names the mig
   REQUIRE(m.Run({"up", "1"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
-  CHECK(Has(err, "at version 1 but this kvctl needs version 4"));
+  CHECK(Has(err, "at version 1 but this kvctl needs version 5"));
 
-  REQUIRE(m.Run({"force", "5"}).exit_code == 0);
+  REQUIRE(m.Run({"force", "6"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
   CHECK(Has(err, "newer"));
-  CHECK(Has(err, "kvctl migrate goto 4"));
+  CHECK(Has(err, "kvctl migrate goto 5"));
   CliResult r = m.Run({"up"});
   CHECK(r.exit_code == 2);
-  CHECK(Has(r.err, "version 5, which this kvctl does not know"));
+  CHECK(Has(r.err, "version 6, which this kvctl does not know"));
 }
 
 TEST_CASE("serve and migrate say what is wrong with the DSN or the database") {
@@ -269,7 +271,7 @@ INSERT INTO kv_log (revision, kind, key, value, create_revision, version, lease)
                         "version, lease) VALUES (1, 1, 'b', 'y', 1, 1, 0) ON CONFLICT DO NOTHING RETURNING 1) "
                         "SELECT count(*) FROM i") == "0");
 
-  CliResult r = m.Run({"up"});
+  CliResult r = m.Run({"up", "1"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(r.out.starts_with("4/u transactions: several changes at one revision"));
   // A transaction's two writes at revision 2; one key twice at a revision
@@ -303,6 +305,42 @@ INSERT INTO kv_log (revision, kind, key, value, create_revision, version, lease)
                         "version, lease) VALUES (2, 1, 'b', 'y', 2, 1, 0) ON CONFLICT DO NOTHING RETURNING 1) "
                         "SELECT count(*) FROM i") == "0");
   CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM kv_log") == "2");
+}
+
+TEST_CASE("migration 5 adds the lease table and refuses to go down while leases are alive or in kv_log") {
+  MigrateDb m;
+  REQUIRE(m.Run({"up"}).exit_code == 0);
+  CHECK(m.Table() == "5|f");
+  // A lease granted at revision 1 with a key on it, as a server writes them.
+  m.pg.Psql(m.db, R"sql(
+UPDATE kv_meta SET revision = 2;
+INSERT INTO kv_lease (id, ttl, granted_revision, deadline) VALUES (42, 30, 1, now() + interval '30 seconds');
+INSERT INTO kv_log (revision, kind, key, create_revision, version, lease, ttl) VALUES (1, 4, '', 0, 0, 42, 30);
+INSERT INTO kv_log (revision, kind, key, value, create_revision, version, lease) VALUES (2, 1, 'a', 'x', 2, 1, 42);
+)sql");
+  // Kinds other than a put, a delete and a lease's grant or end are refused.
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM pg_constraint WHERE conname = 'kv_log_kind_check' AND "
+                        "pg_get_constraintdef(oid) LIKE '%1, 2, 4, 5, 6%'") == "1");
+
+  CliResult r = m.Run({"down", "1"});
+  CHECK(r.exit_code != 0);
+  CHECK(Has(r.err, "1 leases are alive and kv_log holds 1 lease records"));
+  CHECK(Has(r.err, "refused"));
+  CHECK(IsOneErrorLine(r.err));
+  CHECK(m.Table() == "5|f");
+  CHECK(m.TableExists("kv_lease"));
+
+  // Once the lease and its records are gone, down drops the table, and up
+  // brings it back.
+  m.pg.Psql(m.db, "DELETE FROM kv_lease; DELETE FROM kv_log WHERE kind IN (4, 5, 6)");
+  r = m.Run({"down", "1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.starts_with("5/d leases"));
+  CHECK(m.Table() == "4|f");
+  CHECK_FALSE(m.TableExists("kv_lease"));
+  r = m.Run({"up"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(m.TableExists("kv_lease"));
 }
 
 }  // namespace kvctl::e2e

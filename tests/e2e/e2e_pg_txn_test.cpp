@@ -301,8 +301,8 @@ TEST_CASE("PostgreSQL txn: delete-prefix and get-prefix, bounded, and refusals r
   CHECK(db.Sql("SELECT count(*) FROM kv_log WHERE revision = " + std::to_string(before + 1)) == "5");
   CHECK(ValueOf(*a, "p/3") == "(none)");
 
-  // A put with a lease: leases do not exist yet. The put before it in the
-  // branch is rolled back with it.
+  // A put with a lease that does not exist (none was granted). The put
+  // before it in the branch is rolled back with it.
   const std::string head = db.Sql("SELECT revision FROM kv_meta");
   request.success = {PutOp("r", "1"), PutOp("s", "1", 7)};
   auto refused = a->Txn(request);

@@ -1,0 +1,69 @@
+#include "tests/e2e/lease_harness.h"
+
+#include <sstream>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+namespace kvctl::e2e {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+uint64_t Grant(HttpClient& http, int ttl) {
+  const HttpResponse r = http.Request("POST", "/v1/lease", json{{"ttl", ttl}}.dump());
+  REQUIRE(r.status == 200);
+  const json j = r.Json();
+  REQUIRE(j["id"].is_number_unsigned());
+  CHECK(j["ttl"] == ttl);
+  return j["id"].get<uint64_t>();
+}
+
+std::string LeaseQuery(uint64_t id) { return "?lease=" + std::to_string(id); }
+
+HttpResponse PutWithLease(HttpClient& http, const std::string& key, const std::string& value, uint64_t lease) {
+  return http.Request("PUT", KeyPath(key) + LeaseQuery(lease), value);
+}
+
+uint64_t RevisionOf(const HttpResponse& r) { return std::stoull(r.Header("X-Kvctl-Revision")); }
+
+// The events of GET /v1/watch?<query> (HTTP/1.0: the body is plain lines up
+// to the close) until `count` events came or `limit` passed.
+std::vector<json> WatchEvents(int port, const std::string& query, size_t count, milliseconds limit) {
+  RawSocket socket(port);
+  REQUIRE(socket.Send("GET /v1/watch?" + query + " HTTP/1.0\r\nHost: x\r\n\r\n"));
+  std::vector<json> events;
+  auto parse = [&events](const std::string& raw) {
+    events.clear();
+    const size_t body = raw.find("\r\n\r\n");
+    if (body == std::string::npos) return;
+    std::istringstream lines(raw.substr(body + 4));
+    for (std::string line; std::getline(lines, line);) {
+      if (lines.eof()) break;  // not whole yet
+      const json j = json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("op")) events.push_back(j);
+    }
+  };
+  const std::string raw = socket.ReadUntil(limit, [&](const std::string& r) {
+    parse(r);
+    return events.size() >= count;
+  });
+  parse(raw);
+  return events;
+}
+
+// Polls GET key until it answers `status`; how long that took, or nullopt
+// after `limit`.
+std::optional<milliseconds> UntilStatus(HttpClient& http, const std::string& key, int status, milliseconds limit) {
+  const auto start = Clock::now();
+  while (Clock::now() - start < limit) {
+    if (http.Get(key).status == status) {
+      return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return std::nullopt;
+}
+
+}  // namespace kvctl::e2e
