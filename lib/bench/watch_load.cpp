@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "lib/bench/blocking_http.h"
 #include "lib/bench/chunked_lines.h"
 #include "lib/bench/response_parser.h"
 
@@ -31,18 +32,6 @@ constexpr size_t kReadRoom = 64 * 1024;
 constexpr size_t kMaxHead = 64 * 1024;
 constexpr auto kRetryConnect = std::chrono::milliseconds(100);
 constexpr auto kMaxWait = std::chrono::milliseconds(10);
-
-std::string PercentEncode(std::string_view s) {
-  std::string out;
-  for (const unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.append(fmt::format("%{:02X}", c));
-    }
-  }
-  return out;
-}
 
 // The number after `field` at the start of `line` ({"revision":N...}).
 bool NumberAfter(std::string_view line, std::string_view field, uint64_t* n) {
@@ -274,7 +263,7 @@ class Prober {
       }
       if (r.status < 200 || r.status >= 300) {
         ++errors_[fmt::format("probe status {}", r.status)];
-      } else if (uint64_t revision = 0; !WriteRevision(std::string_view(in.data(), r.bytes), &revision)) {
+      } else if (uint64_t revision = 0; !HeaderNumber(std::string_view(in.data(), r.bytes), "etag", &revision)) {
         ++errors_["probe answer without ETag"];
       } else if (acked >= s_.measure_from) {
         acks_[revision] = acked;
@@ -302,26 +291,6 @@ class Prober {
     if (error != nullptr) ++errors_[error];
     ::close(fd_);
     fd_ = -1;
-  }
-
-  // The ETag of a PUT's answer is the revision of that write (X-Kvctl-Revision
-  // is the store's, which other writers may have moved past it).
-  static bool WriteRevision(std::string_view answer, uint64_t* revision) {
-    static constexpr std::string_view kName = "\r\netag:";
-    for (size_t at = answer.find("\r\n"); at != std::string_view::npos; at = answer.find("\r\n", at + 2)) {
-      const std::string_view rest = answer.substr(at);
-      if (rest.size() < kName.size()) return false;
-      bool same = true;
-      for (size_t i = 0; i < kName.size() && same; ++i) {
-        same = std::tolower(static_cast<unsigned char>(rest[i])) == kName[i];
-      }
-      if (!same) continue;
-      size_t i = kName.size();
-      while (i < rest.size() && rest[i] == ' ') ++i;
-      if (i < rest.size() && rest[i] == '"') ++i;
-      return std::from_chars(rest.data() + i, rest.data() + rest.size(), *revision).ec == std::errc();
-    }
-    return false;
   }
 
   const Shared& s_;
