@@ -1,7 +1,9 @@
-// One blocking keep-alive HTTP/1.1 connection, one request at a time: for
-// the few control requests a benchmark makes beside its load (granting
-// leases, attaching keys), where a thread per connection is simpler than
-// an epoll loop and the cost per request does not matter. Plain HTTP only.
+// Reaching the server for the bench's plain-HTTP parts (the watchers, the
+// lease expiry): its address resolved once, sockets dialled to it, and one
+// blocking keep-alive HTTP/1.1 connection that sends a request at a time,
+// for the few control requests a benchmark makes beside its load (granting
+// leases, attaching keys), where a thread per connection is
+// simpler than an epoll loop and the cost per request does not matter.
 #pragma once
 
 #include <sys/socket.h>

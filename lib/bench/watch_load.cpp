@@ -1,9 +1,5 @@
 #include "lib/bench/watch_load.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,9 +38,7 @@ bool NumberAfter(std::string_view line, std::string_view field, uint64_t* n) {
 
 struct Shared {
   const WatchLoadOptions& options;
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
-  std::string host_header;
+  Endpoint endpoint;
   std::string auth;        // the Authorization line, or ""
   std::string probe_key;   // prefix + "probe"
   std::string probe_json;  // "key":"<probe key>" as an event line has it
@@ -54,21 +48,6 @@ struct Shared {
 
   explicit Shared(const WatchLoadOptions& o) : options(o) {}
 };
-
-core::Result<int> Connect(const Shared& s, bool non_blocking) {
-  const int fd = ::socket(s.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return core::Status::IOError(fmt::format("socket: {}", std::strerror(errno)));
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&s.addr), s.addr_len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return core::Status::Unavailable(fmt::format("cannot connect to {}: {} (is the server running there? see --addr)",
-                                                 s.host_header, std::strerror(err)));
-  }
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (non_blocking) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
 
 struct Arrival {
   uint64_t revision;
@@ -127,7 +106,7 @@ class WatchWorker {
     w.in_body = false;
     w.head.clear();
     w.body = std::make_unique<ChunkedLines>();
-    auto fd = Connect(s_, true);
+    auto fd = Dial(s_.endpoint, true);
     if (!fd) {
       ++result_.errors["connect"];
       w.retry_at = now + kRetryConnect;
@@ -136,7 +115,7 @@ class WatchWorker {
     std::string from = w.last_revision > 0 ? fmt::format("&from={}", w.last_revision + 1) : "";
     const std::string request =
         fmt::format("GET /v1/watch?prefix={}{} HTTP/1.1\r\nHost: {}\r\n{}\r\n", PercentEncode(s_.options.prefix),
-                    from, s_.host_header, s_.auth);
+                    from, s_.endpoint.host_header, s_.auth);
     // A few hundred bytes on a fresh socket: the send buffer takes them.
     if (::send(*fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
       ::close(*fd);
@@ -235,7 +214,7 @@ class Prober {
   void Run() {
     const auto interval = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / s_.options.probe_rate));
     const std::string head = fmt::format("PUT /v1/kv/{} HTTP/1.1\r\nHost: {}\r\n{}Content-Length: 16\r\n\r\n",
-                                         PercentEncode(s_.probe_key), s_.host_header, s_.auth);
+                                         PercentEncode(s_.probe_key), s_.endpoint.host_header, s_.auth);
     std::vector<char> in(kReadRoom);
     uint64_t stamp = 0;
     for (Clock::time_point due = Clock::now(); due < s_.probe_end; due += interval) {
@@ -275,7 +254,7 @@ class Prober {
 
  private:
   bool Reopen() {
-    auto fd = Connect(s_, false);
+    auto fd = Dial(s_.endpoint, false);
     if (!fd) {
       ++errors_["probe connect"];
       return false;
@@ -323,7 +302,6 @@ core::Status ValidateWatchLoad(const WatchLoadOptions& o) {
 core::Result<WatchLoadResult> RunWatchLoad(const WatchLoadOptions& options) {
   if (core::Status s = ValidateWatchLoad(options); !s.ok()) return s;
   Shared shared(options);
-  shared.host_header = fmt::format("{}:{}", options.host, options.port);
   shared.auth = options.token.empty() ? "" : fmt::format("Authorization: Bearer {}\r\n", options.token);
   shared.probe_key = options.prefix + "probe";
   // As the server writes a UTF-8 key (lib/core/json_string.h): only '"',
@@ -332,19 +310,10 @@ core::Result<WatchLoadResult> RunWatchLoad(const WatchLoadOptions& options) {
   // report says every probe event is missing.
   shared.probe_json = fmt::format("\"key\":\"{}\"", shared.probe_key);
 
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  std::string host = options.host;
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  if (::getaddrinfo(host.c_str(), std::to_string(options.port).c_str(), &hints, &found) != 0 || !found) {
-    return core::Status::InvalidArgument(fmt::format("cannot resolve the host {} (see --addr)", options.host));
-  }
-  std::memcpy(&shared.addr, found->ai_addr, found->ai_addrlen);
-  shared.addr_len = found->ai_addrlen;
-  ::freeaddrinfo(found);
-  auto probe = Connect(shared, false);
+  auto endpoint = Resolve(options.host, options.port);
+  if (!endpoint) return endpoint.error();
+  shared.endpoint = std::move(*endpoint);
+  auto probe = Dial(shared.endpoint, false);
   if (!probe) return probe.error();
   ::close(*probe);
 
