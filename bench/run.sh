@@ -10,6 +10,9 @@
 #   bench/run.sh --only watch            # PUT load without and with 1,000 watchers, the event delay,
 #                                        # and the loopback floor under it (build/loopback_floor)
 #   bench/run.sh --only watch --watchers 200 --probe-rate 20
+#   bench/run.sh --only lease            # 1,000 leases ending within a second under the 64-client PUT
+#                                        # load (kvctl bench --lease-expiry): delay from deadline to delete event
+#   bench/run.sh --only lease --leases 1000 --lease-ttl 2
 #
 # Installs what it needs from Debian (nginx, redis, etcd, wrk, jq), builds
 # kvctl and loopback_floor if build/ lacks them, runs every server on
@@ -28,9 +31,11 @@ KEYS=10000
 KVCTL=$REPO/build/kvctl
 FLOOR=$REPO/build/loopback_floor  # bench/loopback_floor.cpp: the kernel's floor under the watch delay
 BASELINE=""  # another kvctl build to time recovery and memory against, on the same data
-ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl txn recovery watch
+ONLY=all     # or a comma-separated list of: nginx redis etcd kvctl txn recovery watch lease
 WATCHERS=1000
 PROBE_RATE=2  # the watchers' probe PUTs a second: each is an event on every watcher
+LEASES=1000   # --only lease: leases granted over one second
+LEASE_TTL=2   # their TTL, seconds
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) DURATION=3; RUNS=1; RECOVERY_KEYS=200000 ;;
@@ -42,7 +47,9 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift ;;
     --watchers) WATCHERS=$2; shift ;;
     --probe-rate) PROBE_RATE=$2; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --leases) LEASES=$2; shift ;;
+    --lease-ttl) LEASE_TTL=$2; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -437,6 +444,51 @@ measure_watch() {
   stop_pid "$pid"
 }
 
+# Leases ending under load: one fresh kvctl server (fsync always), its keys
+# filled, then per run `kvctl bench --lease-expiry`: the usual PUT load (64
+# clients, read ratio 0, KEYS keys) for a second, then LEASES leases of
+# LEASE_TTL s granted over one second beside it, a key attached to each,
+# each timed from its deadline (grant acknowledged + TTL) to its key's delete
+# event on a watch of their prefix (sent once the delete is committed). A
+# run with a lease not seen to end counts as none (nan).
+lease_run() {  # port, out json: one run; prints nothing
+  local dur=$(( DURATION > LEASE_TTL + 3 ? DURATION : LEASE_TTL + 3 ))
+  if ! "$KVCTL" bench --addr "127.0.0.1:$1" --lease-expiry "$LEASES" --lease-ttl "${LEASE_TTL}s" --clients 64 \
+       --keys "$KEYS" --warmup 1s --duration "${dur}s" -o json >"$2" 2>"$2.err"; then
+    sed 's/^/  kvctl bench --lease-expiry: /' "$2.err" >&2
+  fi
+}
+
+lease_field() {  # json, jq filter: the figure, or nan unless every lease was seen to end
+  jq -r "if .seen == .leases and .missing == 0 then $2 else \"nan\" end" "$1" 2>/dev/null || echo nan
+}
+
+measure_lease() {
+  local pid port i out p99=() p50=() sent99=() max=() rps=() seen=()
+  start_kvctl "$WORK/kv-lease" always
+  pid=$PID port=$PORT
+  kvctl_fill "$port" "$KEYS"
+  for i in $(seq "$RUNS"); do
+    out=$WORK/lease-$i.json
+    lease_run "$port" "$out"
+    p99+=("$(lease_field "$out" .delay_ms.p99)")
+    p50+=("$(lease_field "$out" .delay_ms.p50)")
+    max+=("$(lease_field "$out" .delay_ms.max)")
+    sent99+=("$(lease_field "$out" .delay_from_sent_ms.p99)")
+    rps+=("$(jq -r '.load.throughput_rps' "$out" 2>/dev/null || echo nan)")
+    seen+=("$(jq -r '.seen' "$out" 2>/dev/null || echo 0)")
+    log "  run $i: $(jq -c '{attached, seen, missing, before_deadline, deadline_spread_s, errors}' "$out" 2>/dev/null)" \
+        "delay p50 ${p50[-1]} p99 ${p99[-1]} max ${max[-1]} ms (from sent p99 ${sent99[-1]}), PUT/s ${rps[-1]}"
+  done
+  stop_pid "$pid"
+  R[lease_p99]=$(printf '%s\n' "${p99[@]}" | median)
+  R[lease_p50]=$(printf '%s\n' "${p50[@]}" | median)
+  R[lease_max]=$(printf '%s\n' "${max[@]}" | median)
+  R[lease_sent_p99]=$(printf '%s\n' "${sent99[@]}" | median)
+  R[lease_put_rps]=$(printf '%s\n' "${rps[@]}" | median)
+  R[lease_seen_min]=$(printf '%s\n' "${seen[@]}" | sort -g | head -1)
+}
+
 # Builds before `kvctl compact` existed measure without it.
 has_compact() { "$KVCTL" --help | grep -E '^ +compact ' >/dev/null; }
 
@@ -526,17 +578,19 @@ if wanted kvctl; then log "kvctl"; measure_kvctl; fi
 if wanted txn; then log "txn: 3-key transactions"; measure_txn; fi
 if wanted recovery; then log "recovery"; measure_recovery; fi
 if wanted watch; then log "watch: $WATCHERS watchers"; measure_watch; fi
+if wanted lease; then log "lease: $LEASES leases of ${LEASE_TTL} s under PUT load"; measure_lease; fi
 log "load: $(uptime)"
 
 # --- report ----------------------------------------------------------------
 v() { echo "${R[$1]:-nan}"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "nan" || b == "nan" || b == 0) print "nan"; else printf "%.2f\n", a / b}'; }
 num() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "nan"; else if (x + 0 >= 100) printf "%.0f\n", x; else printf "%.3g\n", x}'; }
-row() {  # label, kvctl, peer, ratio, target (">=X" or "<=X" or "-")
-  local met="-"
-  case "$5" in
-    ">="*) met=$(awk -v r="$4" -v t="${5#>=}" 'BEGIN {if (r == "nan") print "n/a"; else print (r >= t ? "met" : "NOT met")}') ;;
-    "<="*) met=$(awk -v r="$4" -v t="${5#<=}" 'BEGIN {if (r == "nan") print "n/a"; else print (r <= t ? "met" : "NOT met")}') ;;
+row() {  # label, kvctl, peer, ratio, target (">=X" or "<=X" on the ratio, "<=Xms" on kvctl's figure, or "-")
+  local met="-" x=$4 t=$5
+  case "$t" in *ms) x=$2; t=${t%ms} ;; esac
+  case "$t" in
+    ">="*) met=$(awk -v r="$x" -v t="${t#>=}" 'BEGIN {if (r == "nan" || r == "") print "n/a"; else print (r + 0 >= t + 0 ? "met" : "NOT met")}') ;;
+    "<="*) met=$(awk -v r="$x" -v t="${t#<=}" 'BEGIN {if (r == "nan" || r == "") print "n/a"; else print (r + 0 <= t + 0 ? "met" : "NOT met")}') ;;
   esac
   printf '| %-50s | %9s | %9s | %6s | %6s | %-7s |\n' "$1" "$(num "$2")" "$(num "$3")" "$4" "$5" "$met"
 }
@@ -567,6 +621,10 @@ row "watch delay p99 ms, watchers on w/ (goal: 10; p50)" "$(v watch_delay_p99_ot
 row "  p99 ms to a write's first watcher; to its last" "$(v watch_delay_first_p99_other)" "$(v watch_delay_last_p99_other)" "-" "-"
 row "watch delay p99 ms, w/ vs loopback floor (same load)" "$(v watch_delay_p99_other)" "$(v watch_floor_p99)" "$(ratio "$(v watch_delay_p99_other)" "$(v watch_floor_p99)")" "<=1.0"
 row "watch delay p99 ms, watchers on PUT keys (goal 10; p50)" "$(v watch_delay_p99_same)" "$(v watch_delay_p50_same)" "$(ratio "$(v watch_delay_p99_same)" 10)" "<=1.0"
+lease_label=$LEASES; [ "$LEASES" = 1000 ] && lease_label=1,000
+row "lease expiry delay p99 ($lease_label leases, 64-client PUT load)" "$(v lease_p99)" "$(v lease_p50)" "-" "<=100ms"
+row "  lease delay ms: p99 from grant sent; max" "$(v lease_sent_p99)" "$(v lease_max)" "-" "-"
+row "  PUT req/s meanwhile; fewest lease ends seen" "$(v lease_put_rps)" "$(v lease_seen_min)" "-" "-"
 if [ -n "$BASELINE" ]; then
   echo
   echo "this build ($KVCTL) against --baseline ($BASELINE), on the same data:"

@@ -777,6 +777,15 @@ _kvctl() {
         " bench|--probe-rate")
             COMPREPLY=()
             return ;;
+        " bench|--lease-expiry")
+            COMPREPLY=()
+            return ;;
+        " bench|--lease-ttl")
+            COMPREPLY=()
+            return ;;
+        " bench|--lease-prefix")
+            COMPREPLY=()
+            return ;;
         " bench|-o"|" bench|--output")
             COMPREPLY=($(compgen -W "text json" -- "$cur"))
             return ;;
@@ -994,7 +1003,7 @@ _kvctl() {
             options="-h --help -o --output --listen --server-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " bench")
-            options="-h --help -c --clients -d --duration -n --requests --read-ratio --txn-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill --watchers --watch-prefix --probe-rate -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            options="-h --help -c --clients -d --duration -n --requests --read-ratio --txn-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill --watchers --watch-prefix --probe-rate --lease-expiry --lease-ttl --lease-prefix -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " migrate")
             options="-h --help --dsn --postgres-dsn --postgres-connect-timeout --postgres-migrate-lock-timeout --log-level --config"

@@ -17,6 +17,7 @@
 #include "cmd/kvctl/output.h"
 #include "cmd/kvctl/serve_options.h"
 #include "cmd/kvctl/text.h"
+#include "lib/bench/lease_expiry.h"
 #include "lib/bench/load.h"
 #include "lib/bench/report.h"
 #include "lib/bench/watch_load.h"
@@ -47,6 +48,10 @@ struct BenchArgs {
   int watchers = 0;
   std::string watch_prefix = "w/";
   double probe_rate = 20;
+  int lease_expiry = 0;
+  std::string lease_ttl = "2s";
+  std::string lease_prefix = "lease/";
+  bool read_ratio_given = false;  // --lease-expiry's load is PUTs only unless --read-ratio says
   OutputFormat output = OutputFormat::kText;
 };
 
@@ -236,6 +241,58 @@ core::Status RunWatchBench(const BenchArgs& args, const bench::LoadOptions& load
   return core::Status::Ok();
 }
 
+// Every key gets a value first, so GETs measure reads, not 404s (unless
+// the load has no GETs, or --no-fill).
+core::Status FillKeys(const bench::LoadOptions& options, bool no_fill) {
+  if (options.read_ratio <= 0 || no_fill) return core::Status::Ok();
+  bench::LoadOptions fill = options;
+  fill.fill = true;
+  fill.rate = 0;
+  // Random streams of their own: with the run's seed, the fill's value
+  // stamps would come again in the run, and a PUT of the value a key
+  // already holds changes nothing, so it would count a write that is none.
+  fill.seed = options.seed + 1;
+  auto filled = bench::RunLoad(fill);
+  if (!filled) return filled.error();
+  if (filled->error_count() > 0) {
+    return core::Status::Unavailable(fmt::format(
+        "filling the {} keys failed: {} of the PUTs got errors, the first: {} (is the server writable? its "
+        "/readyz says; --no-fill skips the fill)",
+        fill.keys, filled->error_count(), filled->errors.begin()->first));
+  }
+  return core::Status::Ok();
+}
+
+// --lease-expiry N: the load, and meanwhile N leases granted to end within
+// a second, timed from each deadline to its key's delete event.
+core::Status RunLeaseExpiryBench(const BenchArgs& args, const bench::LoadOptions& load, const std::string& target) {
+  bench::LeaseExpiryOptions o;
+  o.leases = args.lease_expiry;
+  o.prefix = args.lease_prefix;
+  auto ttl = DurationFlag("--lease-ttl", args.lease_ttl);
+  if (!ttl) return ttl.error();
+  if (ttl->count() % 1000 != 0) {
+    return core::Status::InvalidArgument(
+        fmt::format("--lease-ttl {} is not whole seconds (a lease's TTL is in seconds)", args.lease_ttl));
+  }
+  o.ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+  if (core::Status s = bench::ValidateLeaseExpiry(o, load); !s.ok()) return s;
+  auto run = bench::RunLeaseExpiry(o, load);
+  if (!run) return run.error();
+  const std::string report = args.output == OutputFormat::kJson ? bench::LeaseJsonReport(o, load, *run, target)
+                                                                 : bench::LeaseTextReport(o, load, *run, target);
+  if (core::Status s = WriteStdout(report); !s.ok()) return s;
+  const bench::LeaseExpiryResult& r = run->leases;
+  if (r.attached < static_cast<uint64_t>(r.leases) || r.missing > 0) {
+    return core::Status::Unavailable(fmt::format(
+        "{} of the {} leases were not seen to expire ({} not granted and attached, {} ends missing from the "
+        "watch; the report above counts the errors by kind)",
+        static_cast<uint64_t>(r.leases) - r.seen, r.leases, static_cast<uint64_t>(r.leases) - r.attached,
+        r.missing));
+  }
+  return core::Status::Ok();
+}
+
 core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
   auto cfg = ctx.LoadConfig();
   if (!cfg) return cfg.error();
@@ -245,8 +302,14 @@ core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
           "--watchers runs against a server of its own (--addr), not --embedded (start one with kvctl serve)");
     }
     if (args.requests > 0) return core::Status::InvalidArgument("--watchers runs by --duration, not --requests");
+    if (args.lease_expiry != 0) return core::Status::InvalidArgument("give --watchers or --lease-expiry, not both");
   }
-  auto options = LoadOptionsFrom(args, *cfg);
+  BenchArgs shaped = args;
+  if (args.lease_expiry != 0) {
+    if (args.requests > 0) return core::Status::InvalidArgument("--lease-expiry runs by --duration, not --requests");
+    if (!args.read_ratio_given) shaped.read_ratio = 0;
+  }
+  auto options = LoadOptionsFrom(shaped, *cfg);
   if (!options) return options.error();
 
   std::unique_ptr<EmbeddedServer> embedded;
@@ -268,25 +331,15 @@ core::Status RunBench(const CommandContext& ctx, const BenchArgs& args) {
     }
     return RunWatchBench(args, *options, target);
   }
-
-  if (options->read_ratio > 0 && !args.no_fill) {
-    // Every key gets a value first, so GETs measure reads, not 404s.
-    bench::LoadOptions fill = *options;
-    fill.fill = true;
-    fill.rate = 0;
-    // Random streams of their own: with the run's seed, the fill's value
-    // stamps would come again in the run, and a PUT of the value a key
-    // already holds changes nothing, so it would count a write that is none.
-    fill.seed = options->seed + 1;
-    auto filled = bench::RunLoad(fill);
-    if (!filled) return filled.error();
-    if (filled->error_count() > 0) {
-      return core::Status::Unavailable(fmt::format(
-          "filling the {} keys failed: {} of the PUTs got errors, the first: {} (is the server writable? its "
-          "/readyz says; --no-fill skips the fill)",
-          fill.keys, filled->error_count(), filled->errors.begin()->first));
+  if (args.lease_expiry != 0) {
+    if (options->tls.enabled) {
+      return core::Status::InvalidArgument("--lease-expiry speaks plain HTTP only (give an http:// --addr)");
     }
+    if (core::Status s = FillKeys(*options, args.no_fill); !s.ok()) return s;
+    return RunLeaseExpiryBench(args, *options, target);
   }
+
+  if (core::Status s = FillKeys(*options, args.no_fill); !s.ok()) return s;
 
   bench::LoadProgress progress;
   ProgressPrinter printer(progress);
@@ -340,9 +393,21 @@ void AddBenchCommand(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--watch-prefix", a->watch_prefix, "With --watchers: the prefix watched; probes write PREFIXprobe")
       ->capture_default_str();
   sub->add_option("--probe-rate", a->probe_rate, "With --watchers: probe PUTs a second")->capture_default_str();
+  sub->add_option("--lease-expiry", a->lease_expiry,
+                  "Beside the load (PUTs only unless --read-ratio): grant N leases over one second after --warmup, "
+                  "attach a key to each, and report the delay from each deadline to its key's delete event on a watch");
+  sub->add_option("--lease-ttl", a->lease_ttl, "With --lease-expiry: the leases' TTL, whole seconds")
+      ->capture_default_str();
+  sub->add_option("--lease-prefix", a->lease_prefix,
+                  "With --lease-expiry: the attached keys are PREFIX000000, PREFIX000001, ...; the watch is on PREFIX")
+      ->capture_default_str();
   AddOutputOption(*sub, a->output);
   config::AddSettingFlags(*sub, config::Scope::kBench, ctx.flags);
-  sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunBench(ctx, *a); }; });
+  CLI::Option* read_ratio = sub->get_option("--read-ratio");
+  sub->callback([&ctx, a, read_ratio] {
+    a->read_ratio_given = read_ratio->count() > 0;
+    ctx.run = [&ctx, a] { return RunBench(ctx, *a); };
+  });
 }
 
 }  // namespace kvctl::cmd

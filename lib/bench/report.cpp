@@ -42,6 +42,37 @@ std::string Shape(const LoadOptions& o) {
                      o.read_ratio * 100, txns, o.keys, dist, o.key_size, o.value_size, loop);
 }
 
+// The load's run as one JSON object (JsonReport's document).
+nlohmann::json LoadJson(const LoadOptions& o, const LoadResult& r, const std::string& target) {
+  nlohmann::json j;
+  j["target"] = target;
+  j["clients"] = o.clients;
+  j["duration_s"] = r.seconds;
+  j["warmup_s"] = std::chrono::duration<double>(o.warmup).count();
+  j["read_ratio"] = o.read_ratio;
+  j["txn_ratio"] = o.txn_ratio;
+  j["keys"] = o.keys;
+  j["zipf"] = o.zipf_s;
+  j["key_size"] = o.key_size;
+  j["value_size"] = o.value_size;
+  j["rate"] = o.rate;
+  j["requests"] = r.ok + r.error_count();
+  j["ok"] = r.ok;
+  j["throughput_rps"] = r.throughput();
+  nlohmann::json errors = nlohmann::json::object();
+  for (const auto& [kind, count] : r.errors) errors[kind] = count;
+  j["errors"] = {{"total", r.error_count()}, {"by_kind", errors}};
+  j["latency_ms"] = LatencyJson(r.latency);
+  j["reads"] = {{"count", r.reads}, {"latency_ms", LatencyJson(r.read_latency)}};
+  j["writes"] = {{"count", r.writes}, {"latency_ms", LatencyJson(r.write_latency)}};
+  // POST /v1/txn, each of kTxnKeys PUTs; not counted in "writes".
+  j["txns"] = {{"count", r.txns}, {"keys_each", kTxnKeys}, {"latency_ms", LatencyJson(r.txn_latency)}};
+  nlohmann::json bars = nlohmann::json::array();
+  for (const auto& b : r.latency.Bars(10)) bars.push_back({{"le_ms", Ms(b.upper)}, {"count", b.count}});
+  j["histogram"] = bars;
+  return j;
+}
+
 }  // namespace
 
 std::string TextReport(const LoadOptions& o, const LoadResult& r, const std::string& target) {
@@ -83,33 +114,7 @@ std::string TextReport(const LoadOptions& o, const LoadResult& r, const std::str
 }
 
 std::string JsonReport(const LoadOptions& o, const LoadResult& r, const std::string& target) {
-  nlohmann::json j;
-  j["target"] = target;
-  j["clients"] = o.clients;
-  j["duration_s"] = r.seconds;
-  j["warmup_s"] = std::chrono::duration<double>(o.warmup).count();
-  j["read_ratio"] = o.read_ratio;
-  j["txn_ratio"] = o.txn_ratio;
-  j["keys"] = o.keys;
-  j["zipf"] = o.zipf_s;
-  j["key_size"] = o.key_size;
-  j["value_size"] = o.value_size;
-  j["rate"] = o.rate;
-  j["requests"] = r.ok + r.error_count();
-  j["ok"] = r.ok;
-  j["throughput_rps"] = r.throughput();
-  nlohmann::json errors = nlohmann::json::object();
-  for (const auto& [kind, count] : r.errors) errors[kind] = count;
-  j["errors"] = {{"total", r.error_count()}, {"by_kind", errors}};
-  j["latency_ms"] = LatencyJson(r.latency);
-  j["reads"] = {{"count", r.reads}, {"latency_ms", LatencyJson(r.read_latency)}};
-  j["writes"] = {{"count", r.writes}, {"latency_ms", LatencyJson(r.write_latency)}};
-  // POST /v1/txn, each of kTxnKeys PUTs; not counted in "writes".
-  j["txns"] = {{"count", r.txns}, {"keys_each", kTxnKeys}, {"latency_ms", LatencyJson(r.txn_latency)}};
-  nlohmann::json bars = nlohmann::json::array();
-  for (const auto& b : r.latency.Bars(10)) bars.push_back({{"le_ms", Ms(b.upper)}, {"count", b.count}});
-  j["histogram"] = bars;
-  return j.dump(2) + "\n";
+  return LoadJson(o, r, target).dump(2) + "\n";
 }
 
 std::string ProgressLine(double elapsed_s, double rate, uint64_t errors, bool warming_up) {
@@ -165,6 +170,66 @@ std::string WatchJsonReport(const WatchLoadOptions& o, const WatchLoadResult& r,
       {"delay_ms", LatencyJson(r.delay)},
       {"delay_first_ms", LatencyJson(r.delay_first)},
       {"delay_last_ms", LatencyJson(r.delay_last)},
+  };
+  return doc.dump(2) + "\n";
+}
+
+std::string LeaseTextReport(const LeaseExpiryOptions& o, const LoadOptions& load, const LeaseExpiryRun& run,
+                            const std::string& target) {
+  const LeaseExpiryResult& r = run.leases;
+  std::string out = fmt::format(
+      "kvctl bench --lease-expiry against {}\n  {} leases of TTL {} s, one key each ({}NNNNNN), granted over "
+      "{:.1f} s after {:.1f} s of load; the load: {}\n\n",
+      target, o.leases, o.ttl.count(), o.prefix, std::chrono::duration<double>(o.spread).count(),
+      std::chrono::duration<double>(load.warmup).count(), Shape(load));
+  out += fmt::format("leases       {} of {} granted and attached, deadlines over {:.2f} s\n", r.attached, r.leases,
+                     r.deadline_spread_s);
+  out += fmt::format("expiries     {} seen on the watch ({} while the load ran), {} missing", r.seen,
+                     r.seen_under_load, r.missing);
+  if (r.before_deadline > 0) out += fmt::format(", {} before the deadline (delay 0)", r.before_deadline);
+  out += "\n";
+  if (r.delay.count() > 0) {
+    out += "delay        " + LatencyLine(r.delay) + "  (grant acknowledged + TTL -> delete event)\n";
+    out += "  from sent  " + LatencyLine(r.delay_from_sent) + "  (grant sent + TTL -> delete event)\n";
+  }
+  const LoadResult& l = run.load;
+  out += fmt::format("load         {} ok, {} errors in {:.2f} s: {:.1f} req/s", l.ok, l.error_count(), l.seconds,
+                     l.throughput());
+  if (l.latency.count() > 0) out += fmt::format(", p99 {:.3f} ms", Ms(l.latency.ValueAtPercentile(99)));
+  out += "\n";
+  if (r.watch_resumed > 0) out += fmt::format("watch        resumed {} times\n", r.watch_resumed);
+  std::map<std::string, uint64_t> errors = r.errors;
+  for (const auto& [kind, count] : l.errors) errors["load " + kind] += count;
+  if (!errors.empty()) {
+    out += "errors      ";
+    for (const auto& [kind, count] : errors) out += fmt::format(" {} {};", kind, count);
+    out.back() = '\n';
+  }
+  return out;
+}
+
+std::string LeaseJsonReport(const LeaseExpiryOptions& o, const LoadOptions& load, const LeaseExpiryRun& run,
+                            const std::string& target) {
+  const LeaseExpiryResult& r = run.leases;
+  nlohmann::json errors = nlohmann::json::object();
+  for (const auto& [kind, count] : r.errors) errors[kind] = count;
+  const nlohmann::json doc = {
+      {"target", target},
+      {"leases", r.leases},
+      {"ttl_s", o.ttl.count()},
+      {"spread_s", std::chrono::duration<double>(o.spread).count()},
+      {"prefix", o.prefix},
+      {"attached", r.attached},
+      {"seen", r.seen},
+      {"seen_under_load", r.seen_under_load},
+      {"missing", r.missing},
+      {"before_deadline", r.before_deadline},
+      {"deadline_spread_s", r.deadline_spread_s},
+      {"watch_resumed", r.watch_resumed},
+      {"errors", errors},
+      {"delay_ms", LatencyJson(r.delay)},
+      {"delay_from_sent_ms", LatencyJson(r.delay_from_sent)},
+      {"load", LoadJson(load, run.load, target)},
   };
   return doc.dump(2) + "\n";
 }

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "lib/bench/lease_expiry.h"
 #include "lib/bench/load.h"
 #include "lib/bench/watch_load.h"
 
@@ -18,6 +19,14 @@ std::string JsonReport(const LoadOptions& options, const LoadResult& result, con
 std::string WatchTextReport(const WatchLoadOptions& options, const WatchLoadResult& result,
                             const std::string& target);
 std::string WatchJsonReport(const WatchLoadOptions& options, const WatchLoadResult& result,
+                            const std::string& target);
+
+// `kvctl bench --lease-expiry`: the leases seen to end, the delay from each
+// deadline to its delete event, and the load meanwhile (as JsonReport has
+// it, under "load").
+std::string LeaseTextReport(const LeaseExpiryOptions& options, const LoadOptions& load, const LeaseExpiryRun& run,
+                            const std::string& target);
+std::string LeaseJsonReport(const LeaseExpiryOptions& options, const LoadOptions& load, const LeaseExpiryRun& run,
                             const std::string& target);
 
 // The live line for a terminal: "  3.0 s   41234 req/s   0 errors".

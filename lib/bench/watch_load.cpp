@@ -1,9 +1,5 @@
 #include "lib/bench/watch_load.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "lib/bench/blocking_http.h"
 #include "lib/bench/chunked_lines.h"
 #include "lib/bench/response_parser.h"
 
@@ -32,18 +29,6 @@ constexpr size_t kMaxHead = 64 * 1024;
 constexpr auto kRetryConnect = std::chrono::milliseconds(100);
 constexpr auto kMaxWait = std::chrono::milliseconds(10);
 
-std::string PercentEncode(std::string_view s) {
-  std::string out;
-  for (const unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.append(fmt::format("%{:02X}", c));
-    }
-  }
-  return out;
-}
-
 // The number after `field` at the start of `line` ({"revision":N...}).
 bool NumberAfter(std::string_view line, std::string_view field, uint64_t* n) {
   if (!line.starts_with(field)) return false;
@@ -53,9 +38,7 @@ bool NumberAfter(std::string_view line, std::string_view field, uint64_t* n) {
 
 struct Shared {
   const WatchLoadOptions& options;
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
-  std::string host_header;
+  Endpoint endpoint;
   std::string auth;        // the Authorization line, or ""
   std::string probe_key;   // prefix + "probe"
   std::string probe_json;  // "key":"<probe key>" as an event line has it
@@ -65,21 +48,6 @@ struct Shared {
 
   explicit Shared(const WatchLoadOptions& o) : options(o) {}
 };
-
-core::Result<int> Connect(const Shared& s, bool non_blocking) {
-  const int fd = ::socket(s.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return core::Status::IOError(fmt::format("socket: {}", std::strerror(errno)));
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&s.addr), s.addr_len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return core::Status::Unavailable(fmt::format("cannot connect to {}: {} (is the server running there? see --addr)",
-                                                 s.host_header, std::strerror(err)));
-  }
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (non_blocking) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
 
 struct Arrival {
   uint64_t revision;
@@ -138,7 +106,7 @@ class WatchWorker {
     w.in_body = false;
     w.head.clear();
     w.body = std::make_unique<ChunkedLines>();
-    auto fd = Connect(s_, true);
+    auto fd = Dial(s_.endpoint, true);
     if (!fd) {
       ++result_.errors["connect"];
       w.retry_at = now + kRetryConnect;
@@ -147,7 +115,7 @@ class WatchWorker {
     std::string from = w.last_revision > 0 ? fmt::format("&from={}", w.last_revision + 1) : "";
     const std::string request =
         fmt::format("GET /v1/watch?prefix={}{} HTTP/1.1\r\nHost: {}\r\n{}\r\n", PercentEncode(s_.options.prefix),
-                    from, s_.host_header, s_.auth);
+                    from, s_.endpoint.host_header, s_.auth);
     // A few hundred bytes on a fresh socket: the send buffer takes them.
     if (::send(*fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
       ::close(*fd);
@@ -246,7 +214,7 @@ class Prober {
   void Run() {
     const auto interval = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / s_.options.probe_rate));
     const std::string head = fmt::format("PUT /v1/kv/{} HTTP/1.1\r\nHost: {}\r\n{}Content-Length: 16\r\n\r\n",
-                                         PercentEncode(s_.probe_key), s_.host_header, s_.auth);
+                                         PercentEncode(s_.probe_key), s_.endpoint.host_header, s_.auth);
     std::vector<char> in(kReadRoom);
     uint64_t stamp = 0;
     for (Clock::time_point due = Clock::now(); due < s_.probe_end; due += interval) {
@@ -274,7 +242,7 @@ class Prober {
       }
       if (r.status < 200 || r.status >= 300) {
         ++errors_[fmt::format("probe status {}", r.status)];
-      } else if (uint64_t revision = 0; !WriteRevision(std::string_view(in.data(), r.bytes), &revision)) {
+      } else if (uint64_t revision = 0; !HeaderNumber(std::string_view(in.data(), r.bytes), "etag", &revision)) {
         ++errors_["probe answer without ETag"];
       } else if (acked >= s_.measure_from) {
         acks_[revision] = acked;
@@ -286,7 +254,7 @@ class Prober {
 
  private:
   bool Reopen() {
-    auto fd = Connect(s_, false);
+    auto fd = Dial(s_.endpoint, false);
     if (!fd) {
       ++errors_["probe connect"];
       return false;
@@ -302,26 +270,6 @@ class Prober {
     if (error != nullptr) ++errors_[error];
     ::close(fd_);
     fd_ = -1;
-  }
-
-  // The ETag of a PUT's answer is the revision of that write (X-Kvctl-Revision
-  // is the store's, which other writers may have moved past it).
-  static bool WriteRevision(std::string_view answer, uint64_t* revision) {
-    static constexpr std::string_view kName = "\r\netag:";
-    for (size_t at = answer.find("\r\n"); at != std::string_view::npos; at = answer.find("\r\n", at + 2)) {
-      const std::string_view rest = answer.substr(at);
-      if (rest.size() < kName.size()) return false;
-      bool same = true;
-      for (size_t i = 0; i < kName.size() && same; ++i) {
-        same = std::tolower(static_cast<unsigned char>(rest[i])) == kName[i];
-      }
-      if (!same) continue;
-      size_t i = kName.size();
-      while (i < rest.size() && rest[i] == ' ') ++i;
-      if (i < rest.size() && rest[i] == '"') ++i;
-      return std::from_chars(rest.data() + i, rest.data() + rest.size(), *revision).ec == std::errc();
-    }
-    return false;
   }
 
   const Shared& s_;
@@ -354,7 +302,6 @@ core::Status ValidateWatchLoad(const WatchLoadOptions& o) {
 core::Result<WatchLoadResult> RunWatchLoad(const WatchLoadOptions& options) {
   if (core::Status s = ValidateWatchLoad(options); !s.ok()) return s;
   Shared shared(options);
-  shared.host_header = fmt::format("{}:{}", options.host, options.port);
   shared.auth = options.token.empty() ? "" : fmt::format("Authorization: Bearer {}\r\n", options.token);
   shared.probe_key = options.prefix + "probe";
   // As the server writes a UTF-8 key (lib/core/json_string.h): only '"',
@@ -363,19 +310,10 @@ core::Result<WatchLoadResult> RunWatchLoad(const WatchLoadOptions& options) {
   // report says every probe event is missing.
   shared.probe_json = fmt::format("\"key\":\"{}\"", shared.probe_key);
 
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  std::string host = options.host;
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  if (::getaddrinfo(host.c_str(), std::to_string(options.port).c_str(), &hints, &found) != 0 || !found) {
-    return core::Status::InvalidArgument(fmt::format("cannot resolve the host {} (see --addr)", options.host));
-  }
-  std::memcpy(&shared.addr, found->ai_addr, found->ai_addrlen);
-  shared.addr_len = found->ai_addrlen;
-  ::freeaddrinfo(found);
-  auto probe = Connect(shared, false);
+  auto endpoint = Resolve(options.host, options.port);
+  if (!endpoint) return endpoint.error();
+  shared.endpoint = std::move(*endpoint);
+  auto probe = Dial(shared.endpoint, false);
   if (!probe) return probe.error();
   ::close(*probe);
 

@@ -182,5 +182,73 @@ TEST_CASE("kvctl bench --watchers refuses --embedded and --requests with exit 2"
   CHECK(rate.err.find("--probe-rate") != std::string::npos);
 }
 
+TEST_CASE("kvctl bench --lease-expiry sees every lease it granted end on the watch, beside a PUT load") {
+  KvServer server;
+  const CliResult r = RunCli({"bench", "--addr", server.addr(), "--lease-expiry", "60", "--lease-ttl", "1s",
+                              "--lease-prefix", "lb/", "--duration", "3s", "--clients", "4", "--keys", "50", "-o",
+                              "json"});
+  const nlohmann::json j = ParseReport(r);
+  CHECK(j["leases"] == 60);
+  CHECK(j["ttl_s"] == 1);
+  CHECK(j["prefix"] == "lb/");
+  CHECK(j["errors"].empty());
+  // Every lease granted, its key attached, and its key's delete seen once.
+  CHECK(j["attached"] == 60);
+  CHECK(j["seen"] == 60);
+  CHECK(j["missing"] == 0);
+  CHECK(j["seen_under_load"].get<uint64_t>() <= 60);
+  CHECK(j["before_deadline"].get<uint64_t>() <= 60);
+  // The grants' timetable spreads the deadlines over at most about a second.
+  CHECK(j["deadline_spread_s"].get<double>() > 0);
+  const auto& d = j["delay_ms"];
+  CHECK(d["p50"].get<double>() <= d["p99"].get<double>());
+  CHECK(d["p99"].get<double>() <= d["max"].get<double>());
+  CHECK(j["delay_from_sent_ms"]["max"].get<double>() >= d["max"].get<double>());
+  // The load beside it: PUTs only, by default.
+  const nlohmann::json& load = j["load"];
+  CHECK(load["read_ratio"] == 0);
+  CHECK(load["clients"] == 4);
+  CHECK(load["errors"]["total"] == 0);
+  CHECK(load["writes"]["count"].get<uint64_t>() == load["ok"].get<uint64_t>());
+  CHECK(load["ok"].get<uint64_t>() > 0);
+  // The leases are gone, with their keys; the load's keys stay.
+  HttpClient http(server.port());
+  CHECK(http.ListAll("lb/").empty());
+  CHECK(http.Request("GET", "/v1/lease").Json()["leases"].empty());
+  CHECK(!http.ListAll("k").empty());
+}
+
+TEST_CASE("kvctl bench --lease-expiry prints a text report that counts the leases seen to end") {
+  KvServer server;
+  const CliResult r = RunCli({"bench", "--addr", server.addr(), "--lease-expiry", "20", "--lease-ttl", "1s",
+                              "--duration", "3s", "--clients", "2"});
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("20 of 20 granted and attached") != std::string::npos);
+  CHECK(r.out.find("20 seen on the watch") != std::string::npos);
+  CHECK(r.out.find("0 missing") != std::string::npos);
+  CHECK(r.out.find("delay") != std::string::npos);
+}
+
+TEST_CASE("kvctl bench --lease-expiry refuses what cannot work with exit 2") {
+  KvServer server;
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{"--lease-expiry", "10", "--lease-ttl", "1500ms"},
+        {"--lease-expiry", "10", "--lease-ttl", "0s"}, {"--lease-expiry", "10", "--duration", "2s"},
+        {"--lease-expiry", "10", "--requests", "10"}, {"--lease-expiry", "10", "--watchers", "3"},
+        {"--lease-expiry", "10", "--lease-prefix", "a\"b"}, {"--lease-expiry=-1"}}) {
+    std::vector<std::string> args = {"bench", "--addr", server.addr()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CAPTURE(extra.back());
+    const CliResult r = RunCli(args);
+    CHECK(r.exit_code == 2);
+    CHECK(IsOneErrorLine(r.err));
+    CHECK(r.out.empty());
+  }
+  // Nothing was granted by the refused runs.
+  HttpClient http(server.port());
+  CHECK(http.Request("GET", "/v1/lease").Json()["leases"].empty());
+}
+
 }  // namespace
 }  // namespace kvctl::e2e

@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "lib/bench/blocking_http.h"
 #include "lib/bench/chunked_lines.h"
 #include "lib/bench/histogram.h"
 #include "lib/bench/key_chooser.h"
+#include "lib/bench/lease_expiry.h"
 #include "lib/bench/load.h"
 #include "lib/bench/response_parser.h"
 
@@ -114,6 +116,41 @@ TEST_CASE("load options that cannot work are refused naming the flag") {
   o = {};
   o.clients = 0;
   CHECK(Validate(o).message().find("--clients") != std::string::npos);
+}
+
+TEST_CASE("a header's number is found by name in any case, quoted or not, and only in its own header") {
+  const std::string head =
+      "HTTP/1.1 201 Created\r\nX-Kvctl-Revision: 90\r\nETag: \"42\"\r\nx-etag-like: 7\r\nContent-Length: 0\r\n";
+  uint64_t n = 0;
+  CHECK(HeaderNumber(head, "etag", &n));
+  CHECK(n == 42);
+  CHECK(HeaderNumber(head, "x-kvctl-revision", &n));
+  CHECK(n == 90);
+  CHECK(!HeaderNumber(head, "x-kvctl-lease", &n));
+  CHECK(!HeaderNumber("HTTP/1.1 200 OK\r\nETag: none\r\n", "etag", &n));
+  CHECK(PercentEncode("lease/a b?") == "lease/a%20b%3F");
+}
+
+TEST_CASE("lease expiry options that cannot work are refused naming the flag") {
+  LeaseExpiryOptions o;
+  LoadOptions load;
+  CHECK(ValidateLeaseExpiry(o, load).ok());
+  o.leases = 0;
+  CHECK(ValidateLeaseExpiry(o, load).message().find("--lease-expiry") != std::string::npos);
+  o = {};
+  o.ttl = std::chrono::seconds(0);
+  CHECK(ValidateLeaseExpiry(o, load).message().find("--lease-ttl") != std::string::npos);
+  o = {};
+  o.prefix = "a\\b";
+  CHECK(ValidateLeaseExpiry(o, load).message().find("--lease-prefix") != std::string::npos);
+  // TTL 2 s and grants over 1 s: the load must run 4 s or more.
+  o = {};
+  load.duration = std::chrono::milliseconds(3999);
+  CHECK(ValidateLeaseExpiry(o, load).message().find("--duration must be at least 4s") != std::string::npos);
+  load.duration = std::chrono::seconds(4);
+  CHECK(ValidateLeaseExpiry(o, load).ok());
+  load.requests = 100;
+  CHECK(ValidateLeaseExpiry(o, load).message().find("--requests") != std::string::npos);
 }
 
 std::vector<std::string> FeedInPieces(ChunkedLines& reader, std::string_view body, size_t piece,
