@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -45,6 +46,10 @@ struct Shared {
   Clock::time_point measure_from;
   Clock::time_point probe_end;
   Clock::time_point end;
+  // Watchers whose first stream has begun. The probes wait for all: a
+  // probe written before a watcher subscribed would never reach it (its
+  // watch starts at the next revision) and would count as missing.
+  mutable std::atomic<int> subscribed{0};
 
   explicit Shared(const WatchLoadOptions& o) : options(o) {}
 };
@@ -61,6 +66,7 @@ struct Stream {
   std::unique_ptr<ChunkedLines> body;
   uint64_t last_revision = 0;  // of the last event: a resumed stream starts after it
   Clock::time_point retry_at{};
+  bool subscribed = false;  // its first stream began
 };
 
 // Holds its share of the watchers on one epoll loop; counts what arrives.
@@ -166,6 +172,10 @@ class WatchWorker {
         return;
       }
       w.in_body = true;
+      if (!w.subscribed) {
+        w.subscribed = true;
+        ++s_.subscribed;
+      }
       const std::string rest = w.head.substr(end + 4);
       w.head.clear();
       Body(w, rest, now);
@@ -217,6 +227,9 @@ class Prober {
                                          PercentEncode(s_.probe_key), s_.endpoint.host_header, s_.auth);
     std::vector<char> in(kReadRoom);
     uint64_t stamp = 0;
+    while (s_.subscribed.load() < s_.options.watchers && Clock::now() < s_.probe_end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     for (Clock::time_point due = Clock::now(); due < s_.probe_end; due += interval) {
       std::this_thread::sleep_until(due);
       if (fd_ < 0 && !Reopen()) continue;
