@@ -56,7 +56,13 @@ std::string WithHint(std::string message, Code code, const std::string& command)
       break;
     case Code::kBusy: hint = "another process holds it: wait for it to finish, or stop it"; break;
     case Code::kUnavailable: hint = "check that the server or database is up and reachable, and its log"; break;
-    case Code::kIOError: hint = "check the path, its permissions and the free disk space"; break;
+    case Code::kIOError:
+      // lib/pg says "PostgreSQL error (SQLSTATE ...)" for what the database
+      // refused: no path is involved.
+      hint = message.find("PostgreSQL") != std::string::npos
+                 ? "see the database's log, and kvctl migrate version for the schema this kvctl needs"
+                 : "check the path, its permissions and the free disk space";
+      break;
     case Code::kFailedPrecondition: hint = "read the current revision with kvctl get KEY -o json and retry"; break;
     case Code::kCorruption: hint = "kvctl replay --check reports what is damaged; see kvctl-replay(1)"; break;
     case Code::kCompacted: hint = "start from a newer revision"; break;
