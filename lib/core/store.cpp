@@ -144,12 +144,14 @@ Result<DeleteOutcome> Store::Delete(std::string_view key, const Precondition& pr
 
 namespace {
 
-// The callback that answers an async writer once its wait is over.
+// The callback that answers an async writer once its wait is over. It runs
+// once, so the outcome is moved along, not copied (a transaction's results
+// are a vector).
 template <typename T>
 std::function<void(const Status&)> Answer(T outcome, std::function<void(Result<T>)> done) {
-  return [outcome, done = std::move(done)](const Status& s) {
+  return [outcome = std::move(outcome), done = std::move(done)](const Status& s) mutable {
     if (s.ok()) {
-      done(outcome);
+      done(std::move(outcome));
     } else {
       done(s);
     }
@@ -190,6 +192,9 @@ namespace {
 struct OwnWrite {
   std::optional<std::string> value;  // nullopt: deleted
   KeyMeta meta;
+  // The lease the key had before the transaction, noted when it is first
+  // written: the one it leaves (no second lookup of the key to find it).
+  uint64_t lease_before = 0;
 };
 
 }  // namespace
@@ -211,8 +216,22 @@ std::vector<std::string> Store::KeysUnderLocked(std::string_view prefix, size_t 
 Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request) {
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
-  std::map<std::string, OwnWrite, std::less<>> own;
-  std::vector<std::string> order;  // the keys written, in the order their ops came
+  using OwnWrites = std::map<std::string, OwnWrite, std::less<>>;
+  OwnWrites own;
+  std::vector<OwnWrites::iterator> order;  // the keys written, in the order their ops came
+  // Notes a write of `key` (value nullopt: a delete); `before` is the key's
+  // state as the op saw it.
+  auto write = [&](const std::string& key, const std::string* value, const KeyMeta& meta, const TxnKeyState& before) {
+    auto [it, first] = own.try_emplace(key);
+    if (first) it->second.lease_before = before.value ? before.meta.lease : 0;
+    if (value != nullptr) {
+      it->second.value = *value;
+    } else {
+      it->second.value.reset();
+    }
+    it->second.meta = meta;
+    order.push_back(it);
+  };
   auto latest = [&](std::string_view key) -> TxnKeyState {
     if (auto it = own.find(key); it != own.end()) {
       if (!it->second.value) return {};
@@ -228,7 +247,9 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
   result.succeeded = std::all_of(request.compare.begin(), request.compare.end(),
                                  [&](const TxnCompare& c) { return CompareHolds(c, latest(c.key)); });
   const uint64_t revision = next_revision_;  // taken only if something is written
-  for (const TxnOp& op : result.succeeded ? request.success : request.failure) {
+  const std::vector<TxnOp>& ops = result.succeeded ? request.success : request.failure;
+  result.results.reserve(ops.size());
+  for (const TxnOp& op : ops) {
     TxnOpResult& r = result.results.emplace_back();
     r.kind = op.kind;
     switch (op.kind) {
@@ -243,28 +264,26 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
         r.meta = KeyMeta::AfterPut(cur.value ? &cur.meta : nullptr, revision, op.lease);
         r.revision = revision;
         r.created = !cur.value;
-        own[op.key] = {op.value, r.meta};
-        order.push_back(op.key);
+        write(op.key, &op.value, r.meta, cur);
         break;
       }
       case TxnOp::Kind::kDelete:
-        if (latest(op.key).value) {
-          own[op.key] = {};
-          order.push_back(op.key);
+        if (const TxnKeyState cur = latest(op.key); cur.value) {
+          write(op.key, nullptr, {}, cur);
           r.deleted = 1;
         }
         break;
       case TxnOp::Kind::kDeletePrefix: {
         for (const std::string& key : KeysUnderLocked(op.key, kMaxTxnDeleteKeys + 1)) {
-          if (!latest(key).value) continue;
+          const TxnKeyState cur = latest(key);
+          if (!cur.value) continue;
           if (++r.deleted > kMaxTxnDeleteKeys) {
             return Status::InvalidArgument(fmt::format(
                 "the delete of a prefix would delete more than {} keys, the most one transaction deletes: "
                 "delete it in parts (a narrower prefix per transaction)",
                 kMaxTxnDeleteKeys));
           }
-          own[key] = {};
-          order.push_back(key);
+          write(key, nullptr, {}, cur);
         }
         break;
       }
@@ -311,10 +330,10 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
   result.changed = true;
   std::vector<Change> changes;
   changes.reserve(order.size());
-  for (const std::string& key : order) {
-    OwnWrite& w = own.find(key)->second;
-    const Current before = LatestLocked(key);
-    ReattachLocked(key, before.value ? before.meta.lease : 0, w.value ? w.meta.lease : 0);
+  for (OwnWrites::iterator written : order) {
+    const std::string& key = written->first;
+    OwnWrite& w = written->second;
+    ReattachLocked(key, w.lease_before, w.value ? w.meta.lease : 0);
     auto it = pending_.find(key);
     if (it == pending_.end()) it = pending_.emplace(key, Pending{}).first;
     it->second.revision = revision;
