@@ -10,9 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -193,36 +191,10 @@ TEST_CASE("kvctl lease grant, show, list, keepalive --once, revoke, and put --le
   CHECK(UntilStatus(http, "c/t", 404, milliseconds(3000)).has_value());
 }
 
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST_CASE("kvctl lock runs commands started at once one at a time, and exits with the command's status") {
   KvServer server;
   TempDir tmp;
-  const std::string log = (tmp / "log").string();
-  std::vector<std::thread> runs;
-  std::vector<int> codes(3, -1);
-  for (int n = 0; n < 3; ++n) {
-    runs.emplace_back([&, n] {
-      const std::string script =
-          "echo start " + std::to_string(n) + " >> " + log + "; sleep 0.4; echo end " + std::to_string(n) + " >> " + log;
-      codes[n] = RunCli({"lock", "job", "--addr", server.addr(), "--", "sh", "-c", script}).exit_code;
-    });
-  }
-  for (std::thread& t : runs) t.join();
-  CHECK(codes == std::vector<int>{0, 0, 0});
-  std::istringstream lines(ReadAll(log));
-  std::vector<std::string> all;
-  for (std::string line; std::getline(lines, line);) all.push_back(line);
-  REQUIRE(all.size() == 6);
-  for (size_t i = 0; i < 6; i += 2) {
-    REQUIRE(all[i].starts_with("start "));
-    CHECK(all[i + 1] == "end " + all[i].substr(6));
-  }
+  CheckLocksTakeTurns({server.addr(), server.addr(), server.addr()}, (tmp / "log").string());
   CHECK(RunCli({"lock", "job", "--addr", server.addr(), "--", "sh", "-c", "exit 7"}).exit_code == 7);
   HttpClient http(server.port());
   CHECK(http.ListAll("__lock/").empty());  // every lease revoked, every key gone
@@ -241,11 +213,11 @@ TEST_CASE("a kvctl lock killed with SIGKILL while holding the lock lets the next
            {.limit = seconds(60)});
   });
   const auto start = Clock::now();
-  while (!std::filesystem::exists(holder_pid) || ReadAll(holder_pid).empty()) {
+  while (!std::filesystem::exists(holder_pid) || ReadFile(holder_pid).empty()) {
     REQUIRE(Clock::now() - start < seconds(10));
     std::this_thread::sleep_for(milliseconds(50));
   }
-  const pid_t kvctl_pid = std::stoi(ReadAll(holder_pid));
+  const pid_t kvctl_pid = std::stoi(ReadFile(holder_pid));
   CliResult waiter;
   std::thread second([&] {
     waiter = RunCli({"lock", "crash", "--ttl", "2", "--addr", server.addr(), "--", "sh", "-c", "echo ok > " + got});
@@ -257,10 +229,10 @@ TEST_CASE("a kvctl lock killed with SIGKILL while holding the lock lets the next
   second.join();
   const auto took = Clock::now() - killed;
   CHECK(waiter.exit_code == 0);
-  CHECK(ReadAll(got) == "ok\n");
+  CHECK(ReadFile(got) == "ok\n");
   CHECK(took < seconds(2 + 2 + 1));
   // The holder's command outlives it (kvctl died without passing anything on).
-  ::kill(std::stoi(ReadAll(sleep_pid)), SIGKILL);
+  ::kill(std::stoi(ReadFile(sleep_pid)), SIGKILL);
   holder.join();
 }
 

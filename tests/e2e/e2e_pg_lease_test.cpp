@@ -8,10 +8,7 @@
 //
 // Timings are generous (a shared, noisy machine) but each bound can fail.
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -160,38 +157,11 @@ TEST_CASE("PostgreSQL leases: a lease outlives an outage of every server, with i
   CHECK(UntilStatus(*http, "o/k", 404, seconds(5)).has_value());
 }
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST_CASE("PostgreSQL leases: kvctl lock serializes commands run through two servers") {
   MigratedDb db;
   PgServer a(db.dsn), b(db.dsn);
   TempDir tmp;
-  const std::string log = (tmp / "log").string();
-  std::vector<std::thread> runs;
-  std::vector<int> codes(3, -1);
-  for (int n = 0; n < 3; ++n) {
-    runs.emplace_back([&, n] {
-      const std::string script =
-          "echo start " + std::to_string(n) + " >> " + log + "; sleep 0.4; echo end " + std::to_string(n) + " >> " + log;
-      const std::string addr = n % 2 == 0 ? a.addr() : b.addr();
-      codes[n] = RunCli({"lock", "job", "--addr", addr, "--", "sh", "-c", script}).exit_code;
-    });
-  }
-  for (std::thread& t : runs) t.join();
-  CHECK(codes == std::vector<int>{0, 0, 0});
-  std::istringstream lines(ReadFile(log));
-  std::vector<std::string> all;
-  for (std::string line; std::getline(lines, line);) all.push_back(line);
-  REQUIRE(all.size() == 6);
-  for (size_t i = 0; i < 6; i += 2) {
-    REQUIRE(all[i].starts_with("start "));
-    CHECK(all[i + 1] == "end " + all[i].substr(6));
-  }
+  CheckLocksTakeTurns({a.addr(), b.addr(), a.addr()}, (tmp / "log").string());
   HttpClient http(b.port());
   CHECK(Eventually([&] { return http.ListAll("__lock/").empty(); }));
   CHECK(http.Request("GET", "/v1/lease").Json()["leases"].empty());

@@ -66,4 +66,26 @@ std::optional<milliseconds> UntilStatus(HttpClient& http, const std::string& key
   return std::nullopt;
 }
 
+void CheckLocksTakeTurns(const std::vector<std::string>& addrs, const std::string& log) {
+  std::vector<std::thread> runs;
+  std::vector<int> codes(addrs.size(), -1);
+  for (size_t n = 0; n < addrs.size(); ++n) {
+    runs.emplace_back([&, n] {
+      const std::string script =
+          "echo start " + std::to_string(n) + " >> " + log + "; sleep 0.4; echo end " + std::to_string(n) + " >> " + log;
+      codes[n] = RunCli({"lock", "job", "--addr", addrs[n], "--", "sh", "-c", script}).exit_code;
+    });
+  }
+  for (std::thread& t : runs) t.join();
+  CHECK(codes == std::vector<int>(addrs.size(), 0));
+  std::istringstream lines(ReadFile(log));
+  std::vector<std::string> all;
+  for (std::string line; std::getline(lines, line);) all.push_back(line);
+  REQUIRE(all.size() == 2 * addrs.size());
+  for (size_t i = 0; i < all.size(); i += 2) {
+    REQUIRE(all[i].starts_with("start "));
+    CHECK(all[i + 1] == "end " + all[i].substr(6));
+  }
+}
+
 }  // namespace kvctl::e2e

@@ -34,4 +34,10 @@ std::vector<nlohmann::json> WatchEvents(int port, const std::string& query, size
 std::optional<std::chrono::milliseconds> UntilStatus(HttpClient& http, const std::string& key, int status,
                                                      std::chrono::milliseconds limit);
 
+// Runs `kvctl lock job -- CMD` once per address of `addrs`, all at once,
+// each CMD writing "start N" to `log`, sleeping 0.4 s, then "end N"; CHECKs
+// that each exits 0 and that the log shows them one at a time (each start
+// followed by its own end).
+void CheckLocksTakeTurns(const std::vector<std::string>& addrs, const std::string& log);
+
 }  // namespace kvctl::e2e
