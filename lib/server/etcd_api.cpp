@@ -376,7 +376,9 @@ HttpResponse EtcdApi::Handle(const HttpRequest& req) {
     }
   }
   if (route == Route::kUnknown) {
-    res = PlainAnswer(404, "404 page not found\n");
+    // etcd: the gateway's mux says "Not Found" under a version prefix, Go's
+    // own mux "404 page not found" elsewhere.
+    res = resource.empty() ? PlainAnswer(404, "404 page not found\n") : PlainAnswer(404, "Not Found\n");
   } else if (route == Route::kEtcdVersion) {
     res = req.method == "GET" || req.method == "HEAD" ? Version() : PlainAnswer(405, "Method Not Allowed\n");
   } else if (req.method != "POST") {
@@ -426,8 +428,8 @@ HttpResponse EtcdApi::Dispatch(Call& call) {
   if (r == "lease/leases") return Leases(call);
   if (r == "maintenance/status") return Status(call);
   if (r == "cluster/member/list") return MemberList(call);
-  if (r == "watch") return ErrorAnswer(etcd::Unimplemented("watch"));
-  return PlainAnswer(404, "404 page not found\n");
+  if (r == "watch") return Watch(call);
+  return PlainAnswer(404, "Not Found\n");
 }
 
 }  // namespace kvctl::server

@@ -66,6 +66,8 @@ class EtcdApi {
   HttpResponse Leases(Call& call);
   HttpResponse Status(Call& call);
   HttpResponse MemberList(Call& call);
+  // A stream of watch responses (etcd_watch.cpp).
+  HttpResponse Watch(Call& call);
   HttpResponse Version();
 
   core::KvStore& store_;

@@ -227,7 +227,7 @@ HttpResponse EtcdApi::Txn(Call& call) {
   if (core::Status s = core::ValidateTxn(txn, options_.max_txn_ops, options_.max_key_bytes, options_.max_value_bytes);
       !s.ok()) {
     // Keys written twice in a branch are what etcd names a duplicate key.
-    return ErrorAnswer({etcd::kInvalidArgument, s.message().find("twice") != std::string::npos
+    return ErrorAnswer({etcd::kInvalidArgument, s.message().find("writes each key once") != std::string::npos
                                                     ? std::string("etcdserver: duplicate key given in txn request")
                                                     : s.message()});
   }
