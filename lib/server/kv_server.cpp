@@ -136,6 +136,9 @@ core::Status KvServer::Bind() {
   HttpServerOptions etcd_options = options_.http;
   etcd_options.host = options_.etcd_host;
   etcd_options.port = options_.etcd_port;
+  // etcd's bodies carry values in base64, a third larger, inside JSON: a
+  // value of limits.max_value_bytes must still fit.
+  etcd_options.max_body_bytes = options_.http.max_body_bytes / 3 * 4 + 64 * 1024;
   etcd_http_ = std::make_unique<HttpServer>(
       etcd_options, [this](const HttpRequest& r) { return etcd_api_->Handle(r); },
       [this](int status, std::string_view problem, std::string_view remote) {

@@ -119,5 +119,24 @@ TEST_CASE("etcd face: the rate limit applies (429, code 8) and /metrics counts i
         std::string::npos);
 }
 
+TEST_CASE("etcd face: a value of limits.max_value_bytes fits in a put though its body is base64, one byte more does not") {
+  const int etcd_port = FreePort();
+  KvServer server({"--etcd-listen", Addr(etcd_port)});
+  // 1 MiB (the default limit) of 'v': base64 of "vvv" is "dnZ2".
+  const size_t limit = 1 << 20;
+  std::string value;
+  for (size_t i = 0; i + 3 <= limit; i += 3) value += "dnZ2";
+  value += "dg==";  // the 1 MiB's last byte (2^20 = 3 * 349525 + 1)
+  const Answer fits = Post(etcd_port, "/v3/kv/put", R"({"key":")" + kAppX + R"(","value":")" + value + R"("})", "");
+  CHECK(fits.status == 200);
+  const Answer range = Post(etcd_port, "/v3/kv/range", R"({"key":")" + kAppX + R"(","count_only":true})", "");
+  CHECK(range.body["count"] == "1");
+  value.resize(value.size() - 4);
+  value += "dnY=";  // two bytes: one over the limit
+  const Answer over = Post(etcd_port, "/v3/kv/put", R"({"key":")" + kAppX + R"(","value":")" + value + R"("})", "");
+  CHECK(over.status == 400);
+  CHECK(over.body["code"] == 3);
+}
+
 }  // namespace
 }  // namespace kvctl::e2e
