@@ -87,7 +87,8 @@ std::optional<Error> ReadInt(const nlohmann::json& object, const char* field, in
   }
   if (it->is_number_float()) {
     const double d = it->get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) {
+    // In range before the cast (a cast of an out-of-range double is undefined).
+    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<int64_t>(d))) {
       *out = static_cast<int64_t>(d);
       return std::nullopt;
     }
