@@ -343,6 +343,9 @@ TEST_CASE("etcd face: kvctl answers as Debian's etcd 3.4 does, endpoint by endpo
       {"/v3/kv/range", R"({"key":")" + zero + R"(","range_end":")" + zero + R"(","count_only":true})"},
       {"/v3/kv/range", R"({"key":")" + b + R"(","range_end":")" + zero + R"("})"},
       {"/v3/kv/range", R"({"key":")" + c + R"(","range_end":")" + a + R"("})"},
+      // In the past, where the retained history shows the range unchanged since.
+      {"/v3/kv/range", R"({"key":")" + a + R"(","revision":"@3"})"},
+      {"/v3/kv/range", R"({"key":")" + a + R"(","range_end":")" + c + R"(","revision":@4})"},
       {"/v3/kv/range", R"({"key":")" + foo + R"(","revision":1000})"},
       {"/v3/kv/range", "{}"},
       {"/v3/kv/range", R"({"key":"!!!"})"},
@@ -411,6 +414,37 @@ TEST_CASE("etcd face: kvctl answers as Debian's etcd 3.4 does, endpoint by endpo
                  << "\n kvctl: " << kvctl_status << " " << got.dump());
     CHECK(kvctl_status == etcd_status);
     CHECK(got == want);
+  }
+}
+
+TEST_CASE("etcd face: a range at a past revision is answered from retained history, or refused, never with current data") {
+  const int etcd_port = FreePort();
+  KvServer server({"--etcd-listen", Addr(etcd_port)});
+  auto post = [&](const std::string& path, const std::string& body) {
+    RawAnswer r = RawRequest(etcd_port, "POST", path, body);
+    return std::make_pair(r.status, json::parse(r.body));
+  };
+  const std::string a = B64("a"), b = B64("b");
+  post("/v3/kv/put", R"({"key":")" + a + R"(","value":")" + B64("a1") + R"("})");  // 1
+  post("/v3/kv/put", R"({"key":")" + b + R"(","value":")" + B64("b1") + R"("})");  // 2
+  post("/v3/kv/put", R"({"key":")" + b + R"(","value":")" + B64("b2") + R"("})");  // 3
+  for (bool restarted : {false, true}) {
+    CAPTURE(restarted);  // after a restart, the history comes from the log on disk
+    auto [status, unchanged] = post("/v3/kv/range", R"({"key":")" + a + R"(","revision":1})");
+    CHECK(status == 200);
+    CHECK(unchanged["kvs"][0]["value"] == B64("a1"));
+    CHECK(unchanged["header"]["revision"] == "3");
+    auto [changed_status, changed] = post("/v3/kv/range", R"({"key":")" + b + R"(","revision":2})");
+    CHECK(changed_status == 501);
+    CHECK(changed["code"] == 12);
+    CHECK(!changed.contains("kvs"));
+    auto [future_status, future] = post("/v3/kv/range", R"({"key":")" + a + R"(","revision":4})");
+    CHECK(future_status == 400);
+    CHECK(future["code"] == 11);
+    if (!restarted) {
+      server.Stop();
+      server.Start();
+    }
   }
 }
 
