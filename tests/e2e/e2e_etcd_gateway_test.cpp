@@ -44,7 +44,9 @@ std::string RunEtcd3gwTests(int port) {
   REQUIRE_MESSAGE(std::filesystem::exists(kPython), "python3 is missing: scripts/deps.sh test installs it");
   CliOptions options;
   options.env = {{"PYTHONPATH", std::string(KVCTL_SOURCE_DIR) + "/tests/e2e/etcd3gw"},
-                 {"KVCTL_ETCD_PORT", std::to_string(port)}};
+                 {"KVCTL_ETCD_PORT", std::to_string(port)},
+                 // No __pycache__ left in the source tree.
+                 {"PYTHONDONTWRITEBYTECODE", "1"}};
   options.limit = std::chrono::seconds(100);
   CliResult r = RunProgram({kPython, "-m", "pytest", "-p", "kvctl_etcd_port", "-p", "no:cacheprovider", "-q",
                             "-rs", "--pyargs", "etcd3gw.tests.test_etcd3gw"},
