@@ -45,6 +45,7 @@ complete -c kvctl -n '__kvctl_at \'\'' -l config -r -F -d 'TOML config file (def
 
 complete -c kvctl -n '__kvctl_at \'serve\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l listen -l server-listen -x -d 'address the HTTP server listens on'
+complete -c kvctl -n '__kvctl_at \'serve\'' -l etcd-listen -l server-etcd-listen -x -d 'address etcd\'s JSON API (v3 grpc-gateway) listens on, over the same store'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l server-io-threads -x -d 'event-loop threads that read requests and answer reads'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l threads -l server-threads -x -d 'worker threads for requests that may block, such as a compaction'
 complete -c kvctl -n '__kvctl_at \'serve\'' -l server-max-connections -x -d 'open client connections at most'
@@ -274,6 +275,7 @@ complete -c kvctl -n '__kvctl_at \'config\'' -l config -r -F -d 'TOML config fil
 complete -c kvctl -n '__kvctl_at \'config show\'' -s h -l help -d 'Print this help message and exit'
 complete -c kvctl -n '__kvctl_at \'config show\'' -s o -l output -x -a 'text json' -d 'Output format: text or json'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l listen -l server-listen -x -d 'address the HTTP server listens on'
+complete -c kvctl -n '__kvctl_at \'config show\'' -l etcd-listen -l server-etcd-listen -x -d 'address etcd\'s JSON API (v3 grpc-gateway) listens on, over the same store'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l server-io-threads -x -d 'event-loop threads that read requests and answer reads'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l threads -l server-threads -x -d 'worker threads for requests that may block, such as a compaction'
 complete -c kvctl -n '__kvctl_at \'config show\'' -l server-max-connections -x -d 'open client connections at most'

@@ -19,10 +19,13 @@ package_packages=(dpkg-dev gzip file)
 # scripts, jq reading `kvctl completion json`, binutils' objdump the binary.
 # postgresql-15: the end-to-end tests start throwaway PostgreSQL clusters;
 # openssl makes the security tests' certificates; promtool (prometheus)
-# checks /metrics.
+# checks /metrics. The etcd face is proven by others' software: Debian's
+# etcd 3.4 (etcd-server) answers the same requests, and python3-etcd3gw's
+# functional tests run under pytest (they import oslotest and testtools).
 test_packages=(doctest-dev clang libclang-rt-14-dev "${package_packages[@]}"
                bash zsh fish mandoc man-db systemd yamllint shellcheck jq binutils
-               postgresql-15 openssl prometheus)
+               postgresql-15 openssl prometheus
+               etcd-server python3-etcd3gw python3-pytest python3-oslotest python3-testtools)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in

@@ -1,7 +1,10 @@
 #include "cmd/kvctl/serve_options.h"
 
+#include <filesystem>
 #include <string>
 #include <vector>
+
+#include "lib/pg/dsn_mask.h"
 
 namespace kvctl::cmd {
 
@@ -59,6 +62,15 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   const size_t colon = c.server.listen.rfind(':');
   o.http.host = c.server.listen.substr(0, colon);
   o.http.port = std::stoi(c.server.listen.substr(colon + 1));
+  if (!c.server.etcd_listen.empty()) {
+    const size_t etcd_colon = c.server.etcd_listen.rfind(':');
+    o.etcd_host = c.server.etcd_listen.substr(0, etcd_colon);
+    o.etcd_port = std::stoi(c.server.etcd_listen.substr(etcd_colon + 1));
+    std::error_code ec;
+    const auto dir = std::filesystem::weakly_canonical(c.storage.data_dir, ec);
+    o.etcd_identity = c.storage.backend == "postgres" ? "postgres:" + pg::MaskDsnSecrets(c.postgres.dsn)
+                                                      : "file:" + (ec ? c.storage.data_dir : dir.string());
+  }
   o.http.io_threads = c.server.io_threads;
   o.http.threads = c.server.threads;
   o.http.max_connections = c.server.max_connections;

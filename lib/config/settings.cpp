@@ -244,6 +244,11 @@ Result<std::string> NonEmpty(std::string_view text) {
   return std::string(text);
 }
 
+Result<std::string> ListenAddressOrOff(std::string_view text) {
+  if (text.empty()) return std::string();
+  return ParseListenAddress(text);
+}
+
 constexpr uint64_t KiB = uint64_t{1} << 10;
 constexpr uint64_t MiB = uint64_t{1} << 20;
 constexpr uint64_t GiB = uint64_t{1} << 30;
@@ -268,6 +273,14 @@ std::vector<Setting> BuildSettings() {
        .alias = "listen",
        .scopes = kServe,
        .help = "address the HTTP server listens on"},
+      {.key = "server.etcd_listen",
+       .value = StringValue(Field(&C::server, &C::Server::etcd_listen),
+                            "host:port with port 0..65535 (0 = any free port), or empty: not served",
+                            ListenAddressOrOff),
+       .default_value = "",
+       .alias = "etcd-listen",
+       .scopes = kServe,
+       .help = "address etcd's JSON API (v3 grpc-gateway) listens on, over the same store"},
       {.key = "server.io_threads",
        .value = IntValue(Field(&C::server, &C::Server::io_threads), 0, 256),
        .default_value = "0",

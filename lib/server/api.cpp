@@ -377,6 +377,31 @@ std::optional<HttpResponse> KvApi::AdmitCaller(const HttpRequest& req, const Rou
   return res;
 }
 
+std::optional<HttpResponse> KvApi::AdmitCaller(const HttpRequest& req, Route route, Admission* admission) {
+  admission->done = false;
+  admission->started = std::chrono::steady_clock::now();
+  admission->request_id = RequestIdFor(req);
+  admission->caller = nullptr;
+  admission->key.clear();
+  RouteMatch match;
+  match.route = route;
+  if (auto refusal = AdmitCaller(req, match, &admission->caller)) return refusal;
+  admission->done = true;
+  return std::nullopt;
+}
+
+void KvApi::FinishExchange(Route route, std::string_view method, const Admission& admission,
+                           std::string_view remote, size_t bytes_in, HttpResponse* res) {
+  Finish({.started = admission.started,
+          .route = route,
+          .method = method,
+          .request_id = admission.request_id,
+          .remote = remote,
+          .bytes_in = bytes_in,
+          .caller = admission.caller},
+         res);
+}
+
 std::optional<HttpResponse> KvApi::Authorize(const Principal* caller, Op op, std::string_view key) {
   if (caller == nullptr || caller->Permits(op, key)) return std::nullopt;
   metrics_.CountAuthFailure(AuthFailure::kForbidden);

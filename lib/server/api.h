@@ -117,6 +117,20 @@ class KvApi {
   void TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail);
   static constexpr uint32_t kTlsLogLinesPerSecond = 10;
 
+  // The admission pipeline for another face over the same store (the etcd
+  // face, etcd_api.h), so every face is admitted, counted and logged in
+  // this one place. AdmitCaller gives `admission` its request id and start
+  // time and authenticates and rate-limits the request as Admit does for a
+  // route of this face; the answer it returns is a refusal in this face's
+  // JSON (error_code and the status say what it was), not yet finished.
+  // CountForbidden counts an operation refused for its grants. FinishExchange
+  // stamps, counts and logs an answer of the other face.
+  std::optional<HttpResponse> AdmitCaller(const HttpRequest& request, Route route, Admission* admission);
+  void CountForbidden() { metrics_.CountAuthFailure(AuthFailure::kForbidden); }
+  void FinishExchange(Route route, std::string_view method, const Admission& admission,
+                      std::string_view remote, size_t bytes_in, HttpResponse* response);
+  bool auth_enabled() const { return auth_.enabled(); }
+
   // The figures the API keeps itself, for whoever renders /metrics.
   const HttpMetrics& metrics() const { return metrics_; }
 

@@ -1,6 +1,7 @@
 #include "lib/server/kv_server.h"
 
 #include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,16 @@ std::string RequestLogSummary(const RequestLogPolicy& p) {
   const auto slow_ms = std::chrono::duration_cast<std::chrono::milliseconds>(p.slow).count();
   const std::string slow = p.slow.count() > 0 ? fmt::format(" and slower than {}ms", slow_ms) : "";
   return p.mode == Mode::kAll ? "every request" : "5xx answers" + slow;
+}
+
+// FNV-1a, 64 bits: the same ids for the same identity on every build.
+uint64_t StableId(std::string_view text) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h == 0 ? 1 : h;
 }
 
 }  // namespace
@@ -120,7 +131,21 @@ core::Status KvServer::Bind() {
   http_->set_admitter([this](HttpRequest& r) { return api_->Admit(r); });
   http_->set_async_handler(
       [this](HttpRequest& r, HttpServer::Reply reply) { return api_->HandleWriteAsync(r, std::move(reply)); });
-  return http_->Bind();
+  if (core::Status s = http_->Bind(); !s.ok()) return s;
+  if (options_.etcd_host.empty()) return core::Status::Ok();
+  HttpServerOptions etcd_options = options_.http;
+  etcd_options.host = options_.etcd_host;
+  etcd_options.port = options_.etcd_port;
+  // etcd's bodies carry values in base64, a third larger, inside JSON: a
+  // value of limits.max_value_bytes must still fit.
+  etcd_options.max_body_bytes = options_.http.max_body_bytes / 3 * 4 + 64 * 1024;
+  etcd_http_ = std::make_unique<HttpServer>(
+      etcd_options, [this](const HttpRequest& r) { return etcd_api_->Handle(r); },
+      [this](int status, std::string_view problem, std::string_view remote) {
+        return etcd_api_->Refused(status, problem, remote);
+      });
+  etcd_http_->set_admitter([this](HttpRequest& r) { return etcd_api_->Admit(r); });
+  return etcd_http_->Bind();
 }
 
 core::Status KvServer::Listen() {
@@ -133,6 +158,19 @@ core::Status KvServer::Listen() {
   const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
   const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
   api_ = std::make_unique<KvApi>(*store_, o.api);
+  if (etcd_http_) {
+    EtcdOptions etcd;
+    etcd.cluster_id = StableId("cluster:" + o.etcd_identity);
+    etcd.member_id = StableId("member:" + o.etcd_identity);
+    etcd.client_url = fmt::format("{}://{}:{}", o.http.tls.enabled() ? "https" : "http", o.etcd_host,
+                                  etcd_http_->port());
+    etcd.max_key_bytes = o.api.max_key_bytes;
+    etcd.max_value_bytes = o.api.max_value_bytes;
+    etcd.max_txn_ops = o.api.max_txn_ops;
+    etcd_api_ = std::make_unique<EtcdApi>(*store_, *api_, std::move(etcd));
+    logger_.Info("serving etcd's JSON API", {{"addr", fmt::format("{}:{}", o.etcd_host, etcd_http_->port())},
+                                             {"scheme", o.http.tls.enabled() ? "https" : "http"}});
+  }
   const bool loopback = IsLoopback(o.http.host);
   logger_.Info("listening",
                {{"addr", fmt::format("{}:{}", o.http.host, http_->port())},
@@ -155,7 +193,15 @@ core::Status KvServer::Listen() {
 }
 
 core::Status KvServer::Run() {
+  core::Status etcd_served;
+  std::thread etcd_thread;
+  if (etcd_http_) etcd_thread = std::thread([this, &etcd_served] { etcd_served = etcd_http_->Serve(); });
   core::Status served = http_->Serve();
+  if (etcd_thread.joinable()) {
+    etcd_http_->Stop();
+    etcd_thread.join();
+    if (served.ok()) served = etcd_served;
+  }
   if (auto_compactor_) auto_compactor_->Stop();
   core::Status closed = store_->Close();
   if (!closed.ok()) {
@@ -167,7 +213,10 @@ core::Status KvServer::Run() {
   return served.ok() ? closed : served;
 }
 
-void KvServer::Shutdown(std::chrono::milliseconds read_grace) { http_->Stop(read_grace); }
+void KvServer::Shutdown(std::chrono::milliseconds read_grace) {
+  if (etcd_http_) etcd_http_->Stop(read_grace);
+  http_->Stop(read_grace);
+}
 
 core::Status KvServer::Reload() {
   if (client_trust_ == nullptr) {

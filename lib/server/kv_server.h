@@ -19,6 +19,7 @@
 #include "lib/core/kv_store.h"
 #include "lib/core/logger.h"
 #include "lib/server/api.h"
+#include "lib/server/etcd_api.h"
 #include "lib/server/http_server.h"
 #include "lib/server/request_log.h"
 #include "lib/server/storage_metrics.h"
@@ -33,6 +34,13 @@ struct ServeOptions {
   HttpServerOptions http;
   ApiOptions api;
   RequestLogPolicy request_log;  // which requests get a log line (log.requests)
+  // etcd's JSON API on a second listener (server.etcd_listen), with the
+  // same TLS, timeouts and admission as `http`; off unless `etcd_host` is set.
+  std::string etcd_host;
+  int etcd_port = 0;  // 0: any free port, see etcd_port()
+  // What the etcd face's cluster and member ids are derived from: the data
+  // dir's path, or the database (its DSN without secrets).
+  std::string etcd_identity;
 };
 
 class KvServer {
@@ -45,6 +53,8 @@ class KvServer {
   ~KvServer();
 
   int port() const { return http_->port(); }
+  // The etcd listener's port; 0 when it is off.
+  int etcd_port() const { return etcd_http_ ? etcd_http_->port() : 0; }
   // Serves until Shutdown(), then closes the store; the store's first error,
   // if any, is returned (a failed final sync is not success).
   core::Status Run();
@@ -73,6 +83,8 @@ class KvServer {
   std::unique_ptr<RequestLog> request_log_;              // null: log.requests = "off"
   std::unique_ptr<KvApi> api_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<EtcdApi> etcd_api_;      // with server.etcd_listen only
+  std::unique_ptr<HttpServer> etcd_http_;
 };
 
 }  // namespace kvctl::server

@@ -43,6 +43,11 @@ const char* RouteLabel(Route route) {
     case Route::kLeases: return "/v1/lease";
     case Route::kLease: return "/v1/lease/{id}";
     case Route::kLeaseKeepAlive: return "/v1/lease/{id}/keepalive";
+    case Route::kEtcdKv: return "etcd:/v3/kv";
+    case Route::kEtcdLease: return "etcd:/v3/lease";
+    case Route::kEtcdWatch: return "etcd:/v3/watch";
+    case Route::kEtcdCluster: return "etcd:/v3/cluster";
+    case Route::kEtcdVersion: return "etcd:/version";
     case Route::kUnknown:
     case Route::kCount: break;
   }

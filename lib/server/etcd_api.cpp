@@ -1,0 +1,436 @@
+#include "lib/server/etcd_api.h"
+
+#include <algorithm>
+#include <array>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "lib/core/base64.h"
+#include "lib/server/auth.h"
+#include "lib/server/etcd_internal.h"
+
+namespace kvctl::server {
+namespace etcd {
+
+int HttpStatusOf(int code) {
+  switch (code) {
+    case 0: return 200;
+    case 1: return 408;   // Canceled
+    case 3: return 400;   // InvalidArgument
+    case 4: return 504;   // DeadlineExceeded
+    case 5: return 404;   // NotFound
+    case 6: return 409;   // AlreadyExists
+    case 7: return 403;   // PermissionDenied
+    case 8: return 429;   // ResourceExhausted
+    case 9: return 412;   // FailedPrecondition
+    case 10: return 409;  // Aborted
+    case 11: return 400;  // OutOfRange
+    case 12: return 501;  // Unimplemented
+    case 14: return 503;  // Unavailable
+    case 16: return 401;  // Unauthenticated
+    default: return 500;
+  }
+}
+
+HttpResponse ErrorAnswer(const Error& error) {
+  HttpResponse res;
+  res.status = HttpStatusOf(error.code);
+  res.content_type = "application/json";
+  res.body = Json{{"error", error.message}, {"message", error.message}, {"code", error.code}}.dump(
+      -1, ' ', false, Json::error_handler_t::replace);
+  res.error_code = fmt::format("grpc_{}", error.code);
+  if (res.status >= 500) res.error_cause = error.message;
+  return res;
+}
+
+Error FromStatus(const core::Status& status) {
+  switch (status.code()) {
+    case core::Code::kInvalidArgument: return {kInvalidArgument, status.message()};
+    case core::Code::kNotFound: return {kNotFound, status.message()};
+    case core::Code::kFailedPrecondition: return {kFailedPrecondition, status.message()};
+    case core::Code::kUnavailable:
+    case core::Code::kBusy: return {kUnavailable, status.message()};
+    case core::Code::kCompacted: return CompactedRevision();
+    default: return {kInternal, status.message()};
+  }
+}
+
+namespace {
+
+// What Go's encoding/json says of a value of the wrong type.
+Error WrongType(const char* field, const nlohmann::json& value, std::string_view want) {
+  return {kInvalidArgument, fmt::format("json: cannot unmarshal {} into Go value of type {} (field \"{}\")",
+                                        value.type_name(), want, field)};
+}
+
+}  // namespace
+
+std::optional<Error> ReadBytes(const nlohmann::json& object, const char* field, std::string* out) {
+  out->clear();
+  auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) return WrongType(field, *it, "[]byte");
+  auto decoded = core::Base64Decode(it->get_ref<const std::string&>());
+  if (!decoded) return Error{kInvalidArgument, fmt::format("illegal base64 data in \"{}\"", field)};
+  *out = std::move(*decoded);
+  return std::nullopt;
+}
+
+std::optional<Error> ReadInt(const nlohmann::json& object, const char* field, int64_t* out) {
+  *out = 0;
+  auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  if (it->is_number_integer()) {
+    *out = it->get<int64_t>();
+    return std::nullopt;
+  }
+  if (it->is_number_float()) {
+    const double d = it->get<double>();
+    // In range before the cast (a cast of an out-of-range double is undefined).
+    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<int64_t>(d))) {
+      *out = static_cast<int64_t>(d);
+      return std::nullopt;
+    }
+  }
+  if (it->is_string()) {
+    const std::string& s = it->get_ref<const std::string&>();
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(s, &used, 10);
+      if (used == s.size()) {
+        *out = v;
+        return std::nullopt;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  return WrongType(field, *it, "int64");
+}
+
+std::optional<Error> ReadBool(const nlohmann::json& object, const char* field, bool* out) {
+  *out = false;
+  auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) return WrongType(field, *it, "bool");
+  *out = it->get<bool>();
+  return std::nullopt;
+}
+
+std::optional<Error> ReadEnum(const nlohmann::json& object, const char* field, const char* enum_name,
+                              const std::vector<std::string_view>& names, int* out) {
+  *out = 0;
+  auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  if (it->is_number_integer()) {
+    // grpc-gateway takes any number; one etcd does not know acts as 0 or
+    // is refused where it is used.
+    *out = static_cast<int>(it->get<int64_t>());
+    return std::nullopt;
+  }
+  if (it->is_string()) {
+    const std::string& s = it->get_ref<const std::string&>();
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (s == names[i]) {
+        *out = static_cast<int>(i);
+        return std::nullopt;
+      }
+    }
+    return Error{kInvalidArgument, fmt::format("unknown value \"{}\" for enum {}", s, enum_name)};
+  }
+  return WrongType(field, *it, enum_name);
+}
+
+Json Header(const EtcdOptions& options, uint64_t revision) {
+  Json h;
+  h["cluster_id"] = std::to_string(options.cluster_id);
+  h["member_id"] = std::to_string(options.member_id);
+  if (revision != 0) h["revision"] = std::to_string(revision);
+  // One member, never an election: the term is always 1.
+  h["raft_term"] = "1";
+  return h;
+}
+
+Json KeyValue(std::string_view key, std::string_view value, uint64_t mod_revision, const core::KeyMeta& meta,
+              bool keys_only) {
+  Json kv;
+  kv["key"] = core::Base64Encode(key);
+  if (meta.create_revision != 0) kv["create_revision"] = std::to_string(meta.create_revision);
+  if (mod_revision != 0) kv["mod_revision"] = std::to_string(mod_revision);
+  if (meta.version != 0) kv["version"] = std::to_string(meta.version);
+  if (!keys_only && !value.empty()) kv["value"] = core::Base64Encode(value);
+  if (meta.lease != 0) kv["lease"] = std::to_string(meta.lease);
+  return kv;
+}
+
+HttpResponse Answer(const Json& body) {
+  HttpResponse res;
+  res.status = 200;
+  res.content_type = "application/json";
+  res.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return res;
+}
+
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) < 0xff) {
+      end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
+std::optional<std::string> AsPrefix(std::string_view key, std::string_view range_end) {
+  if (IsFromKeyOn(range_end) && IsFromKeyOn(key)) return std::string();  // every key
+  if (range_end.empty() || IsFromKeyOn(range_end)) return std::nullopt;
+  if (PrefixEnd(key) == range_end) return std::string(key);
+  return std::nullopt;
+}
+
+namespace {
+
+// The keys under `prefix` from `start` (inclusive) on, up to `end`
+// (exclusive; "" none), appended to `out`; the store revision of the
+// pages, or 0 when they did not all reflect one revision.
+uint64_t ListFrom(const core::KvStore& store, const std::string& prefix, const std::string& start,
+                  const std::string& end, bool keys_only, std::vector<core::ListItem>* out) {
+  core::ListOptions options;
+  options.prefix = prefix;
+  options.limit = 1000;
+  options.keys_only = keys_only;
+  // `after` is exclusive: start past the greatest key below `start` that
+  // can be named (a key ending in 0x00 has its parent right below it;
+  // otherwise the last byte lowered, and the keys between are skipped).
+  if (start.size() > prefix.size()) {
+    std::string below = start;
+    if (below.back() == '\0') {
+      below.pop_back();
+    } else {
+      below.back() = static_cast<char>(static_cast<unsigned char>(below.back()) - 1);
+    }
+    if (below.size() >= prefix.size() && below != prefix) options.after = below;
+  }
+  uint64_t revision = 0;
+  for (;;) {
+    core::ListPage page = store.List(options);
+    if (revision == 0) revision = page.store_revision;
+    if (page.store_revision != revision) return 0;
+    for (core::ListItem& item : page.items) {
+      if (item.key < start) continue;
+      if (!end.empty() && item.key >= end) return revision;
+      out->push_back(std::move(item));
+    }
+    if (!page.next) return revision;
+    options.after = *page.next;
+  }
+}
+
+}  // namespace
+
+RangeRead ReadRange(const core::KvStore& store, const std::string& key, const std::string& range_end,
+                    bool keys_only) {
+  RangeRead read;
+  if (range_end.empty()) {
+    uint64_t at = 0;
+    auto entry = store.Get(key, &at);
+    read.revision = at;
+    if (entry) {
+      read.items.push_back({key, keys_only ? std::string() : std::move(entry->value), entry->revision, entry->meta});
+    }
+    return read;
+  }
+  if (!IsFromKeyOn(range_end) && range_end <= key) {
+    read.revision = store.revision();
+    return read;
+  }
+  const bool from_key_on = IsFromKeyOn(range_end);
+  std::string prefix;
+  if (!from_key_on) {
+    size_t common = 0;
+    while (common < key.size() && common < range_end.size() && key[common] == range_end[common]) ++common;
+    prefix = key.substr(0, common);
+  }
+  // Pages are read one at a time; a write between two of them would mix
+  // two revisions, so such a read is made again.
+  for (int attempt = 0;; ++attempt) {
+    read.items.clear();
+    read.revision = ListFrom(store, prefix, key, from_key_on ? std::string() : range_end, keys_only, &read.items);
+    if (read.revision != 0 || attempt == 100) return read;
+  }
+}
+
+bool RangePermitted(const Principal* caller, Op op, const std::string& key, const std::string& range_end) {
+  if (caller == nullptr) return true;
+  if (range_end.empty()) return caller->Permits(op, key);
+  for (const Grant& grant : caller->grants) {
+    if (!grant.Allows(op) || !key.starts_with(grant.prefix)) continue;
+    const std::string grant_end = PrefixEnd(grant.prefix);
+    if (grant_end.empty()) return true;  // the grant reaches the last key
+    if (!IsFromKeyOn(range_end) && range_end <= grant_end) return true;
+  }
+  return false;
+}
+
+}  // namespace etcd
+
+using etcd::Error;
+using etcd::ErrorAnswer;
+
+namespace {
+
+// The face's answer to a refusal of the admission pipeline (kvctl's JSON:
+// {"error": message, "code": word}), in etcd's error shape.
+HttpResponse AsEtcdRefusal(HttpResponse refusal) {
+  std::string message = "refused";
+  try {
+    auto body = nlohmann::json::parse(refusal.body);
+    if (body.contains("error") && body["error"].is_string()) message = body["error"].get<std::string>();
+  } catch (const std::exception&) {
+  }
+  int code = etcd::kInternal;
+  switch (refusal.status) {
+    case 401: code = etcd::kUnauthenticated; break;
+    case 403: code = etcd::kPermissionDenied; break;
+    case 429: code = etcd::kResourceExhausted; break;
+    case 400:
+    case 411:
+    case 413:
+    case 414:
+    case 431: code = etcd::kInvalidArgument; break;
+    case 404: code = etcd::kNotFound; break;
+    case 408: code = 4; break;  // DeadlineExceeded
+    case 503: code = etcd::kUnavailable; break;
+    default: break;
+  }
+  HttpResponse res = ErrorAnswer({code, message});
+  // The HTTP status stays the pipeline's (a 429 keeps its Retry-After, a
+  // 401 its WWW-Authenticate).
+  res.status = refusal.status;
+  res.headers = std::move(refusal.headers);
+  res.error_code = refusal.error_code;
+  return res;
+}
+
+constexpr std::array<std::string_view, 3> kVersionPrefixes = {"/v3/", "/v3beta/", "/v3alpha/"};
+
+Route RouteOf(std::string_view path, std::string* resource) {
+  if (path == "/version") return Route::kEtcdVersion;
+  for (std::string_view prefix : kVersionPrefixes) {
+    if (!path.starts_with(prefix)) continue;
+    std::string_view rest = path.substr(prefix.size());
+    // etcd also serves the lease calls under kv/lease/ (etcd3gw uses both).
+    if (rest.starts_with("kv/lease/")) rest.remove_prefix(3);
+    *resource = std::string(rest);
+    if (rest.starts_with("kv/")) return Route::kEtcdKv;
+    if (rest.starts_with("lease/")) return Route::kEtcdLease;
+    if (rest == "watch") return Route::kEtcdWatch;
+    if (rest.starts_with("maintenance/") || rest.starts_with("cluster/")) return Route::kEtcdCluster;
+    return Route::kUnknown;
+  }
+  return Route::kUnknown;
+}
+
+HttpResponse PlainAnswer(int status, std::string_view text) {
+  HttpResponse res;
+  res.status = status;
+  res.content_type = "text/plain; charset=utf-8";
+  res.body = std::string(text);
+  res.error_code = status == 404 ? "not_found" : "method_not_allowed";
+  return res;
+}
+
+}  // namespace
+
+EtcdApi::EtcdApi(core::KvStore& store, KvApi& admission, EtcdOptions options)
+    : store_(store), admission_(admission), options_(std::move(options)) {}
+
+std::optional<HttpResponse> EtcdApi::Admit(HttpRequest& req) {
+  std::string resource;
+  const Route route = RouteOf(req.path, &resource);
+  std::optional<HttpResponse> refusal = admission_.AdmitCaller(req, route, &req.admission);
+  if (!refusal) return std::nullopt;
+  HttpResponse res = AsEtcdRefusal(std::move(*refusal));
+  admission_.FinishExchange(route, req.method, req.admission, req.remote_addr, 0, &res);
+  return res;
+}
+
+HttpResponse EtcdApi::Refused(int status, std::string_view problem, std::string_view remote_addr) {
+  HttpResponse kvctl = admission_.Refused(status, problem, remote_addr);  // counted and logged there
+  return AsEtcdRefusal(std::move(kvctl));
+}
+
+HttpResponse EtcdApi::Handle(const HttpRequest& req) {
+  std::string resource;
+  const Route route = RouteOf(req.path, &resource);
+  Admission here;
+  const Admission* admission = &req.admission;
+  HttpResponse res;
+  if (!admission->done) {
+    admission = &here;
+    if (auto refusal = admission_.AdmitCaller(req, route, &here)) {
+      res = AsEtcdRefusal(std::move(*refusal));
+      admission_.FinishExchange(route, req.method, here, req.remote_addr, req.body.size(), &res);
+      return res;
+    }
+  }
+  if (route == Route::kUnknown) {
+    // etcd: the gateway's mux says "Not Found" under a version prefix, Go's
+    // own mux "404 page not found" elsewhere.
+    res = resource.empty() ? PlainAnswer(404, "404 page not found\n") : PlainAnswer(404, "Not Found\n");
+  } else if (route == Route::kEtcdVersion) {
+    res = req.method == "GET" || req.method == "HEAD" ? Version() : PlainAnswer(405, "Method Not Allowed\n");
+  } else if (req.method != "POST") {
+    res = PlainAnswer(405, "Method Not Allowed\n");
+  } else {
+    Call call{req, resource, nlohmann::json::object(), admission->caller};
+    bool parsed = true;
+    if (!req.body.empty()) {
+      try {
+        // One value is read and what follows it ignored, as Go's decoder does.
+        std::istringstream in(req.body);
+        in >> call.body;
+      } catch (const nlohmann::json::exception& e) {
+        res = ErrorAnswer({etcd::kInvalidArgument, fmt::format("invalid JSON: {}", e.what())});
+        parsed = false;
+      }
+    }
+    if (parsed && !call.body.is_object()) {
+      res = ErrorAnswer({etcd::kInvalidArgument,
+                         fmt::format("json: cannot unmarshal {} into Go value of type map[string]json.RawMessage",
+                                     call.body.type_name())});
+      parsed = false;
+    }
+    if (parsed) {
+      try {
+        res = Dispatch(call);
+      } catch (const std::exception& e) {
+        res = ErrorAnswer({etcd::kInternal, fmt::format("internal error: {}", e.what())});
+      }
+    }
+  }
+  admission_.FinishExchange(route, req.method, *admission, req.remote_addr, req.body.size(), &res);
+  return res;
+}
+
+HttpResponse EtcdApi::Dispatch(Call& call) {
+  const std::string& r = call.resource;
+  if (r == "kv/put") return Put(call);
+  if (r == "kv/range") return Range(call);
+  if (r == "kv/deleterange") return DeleteRange(call);
+  if (r == "kv/txn") return Txn(call);
+  if (r == "kv/compaction") return Compaction(call);
+  if (r == "lease/grant") return LeaseGrant(call);
+  if (r == "lease/revoke") return LeaseRevoke(call);
+  if (r == "lease/keepalive") return LeaseKeepAlive(call);
+  if (r == "lease/timetolive") return LeaseTimeToLive(call);
+  if (r == "lease/leases") return Leases(call);
+  if (r == "maintenance/status") return Status(call);
+  if (r == "cluster/member/list") return MemberList(call);
+  if (r == "watch") return Watch(call);
+  return PlainAnswer(404, "Not Found\n");
+}
+
+}  // namespace kvctl::server

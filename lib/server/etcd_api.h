@@ -1,0 +1,78 @@
+// etcd 3.4's grpc-gateway JSON API (SPEC §7) over a KvStore: a second face
+// beside kvctl's own (api.h), served on server.etcd_listen. It only
+// translates: etcd's requests into KvStore calls, their outcomes into
+// etcd's answers (field names, base64, int64 as strings, errors as
+// {"error","message","code"} with gRPC codes). docs/etcd.md says what is
+// served, what is refused as unimplemented, and every known difference.
+//
+// Admission is the one pipeline of the server (KvApi::AdmitCaller): request
+// id, identity (kvctl's bearer tokens and client certificates), the rate
+// limit, metrics and the request log; refusals are rewritten into etcd's
+// error shape. Grants apply per key: a range needs a grant covering all of
+// it.
+//
+// Every handler answers synchronously (the transport runs POSTs on its
+// worker pool, which may wait for a commit); GET /version answers on the
+// loop. Handle() never throws.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "lib/core/kv_store.h"
+#include "lib/server/api.h"
+#include "lib/server/http_types.h"
+
+namespace kvctl::server {
+
+struct EtcdOptions {
+  // Every answer's header.cluster_id and member_id: stable for one data
+  // dir (or database) and listener (KvServer derives them).
+  uint64_t cluster_id = 0;
+  uint64_t member_id = 0;
+  std::string name = "kvctl";
+  std::string client_url;  // "http://127.0.0.1:2379", for cluster/member/list
+  size_t max_key_bytes = 1024;
+  size_t max_value_bytes = 1 << 20;
+  size_t max_txn_ops = 128;
+};
+
+class EtcdApi {
+ public:
+  // `admission` is the server's pipeline; it must outlive this.
+  EtcdApi(core::KvStore& store, KvApi& admission, EtcdOptions options);
+
+  // The transport's admitter: identity and rate limit from the head.
+  std::optional<HttpResponse> Admit(HttpRequest& request);
+  HttpResponse Handle(const HttpRequest& request);
+  // The transport's own refusals (400, 413, ...) in etcd's error shape.
+  HttpResponse Refused(int status, std::string_view problem, std::string_view remote_addr);
+
+  // The face's internals, shared by its files (etcd_internal.h).
+  struct Call;
+
+ private:
+  HttpResponse Dispatch(Call& call);
+  HttpResponse Put(Call& call);
+  HttpResponse Range(Call& call);
+  HttpResponse DeleteRange(Call& call);
+  HttpResponse Txn(Call& call);
+  HttpResponse Compaction(Call& call);
+  HttpResponse LeaseGrant(Call& call);
+  HttpResponse LeaseRevoke(Call& call);
+  HttpResponse LeaseKeepAlive(Call& call);
+  HttpResponse LeaseTimeToLive(Call& call);
+  HttpResponse Leases(Call& call);
+  HttpResponse Status(Call& call);
+  HttpResponse MemberList(Call& call);
+  // A stream of watch responses (etcd_watch.cpp).
+  HttpResponse Watch(Call& call);
+  HttpResponse Version();
+
+  core::KvStore& store_;
+  KvApi& admission_;
+  EtcdOptions options_;
+};
+
+}  // namespace kvctl::server
