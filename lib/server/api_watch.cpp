@@ -11,6 +11,7 @@
 #include "lib/core/utf8.h"
 #include "lib/server/api.h"
 #include "lib/server/api_internal.h"
+#include "lib/server/wake_slot.h"
 
 namespace kvctl::server {
 
@@ -40,22 +41,6 @@ namespace {
 
 using api::Json;
 using api::json;
-
-// Where a watcher's notify finds the transport's wake, once the stream has
-// started (the watcher is made first, to answer 410 before any stream).
-struct WakeSlot {
-  std::mutex mu;
-  std::function<void()> wake;
-
-  void Notify() {
-    std::function<void()> w;
-    {
-      std::lock_guard lock(mu);
-      w = wake;
-    }
-    if (w) w();
-  }
-};
 
 class WatchStream : public StreamSource {
  public:

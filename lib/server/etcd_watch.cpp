@@ -12,6 +12,7 @@
 #include "lib/core/base64.h"
 #include "lib/server/auth.h"
 #include "lib/server/etcd_internal.h"
+#include "lib/server/wake_slot.h"
 
 namespace kvctl::server {
 
@@ -19,22 +20,6 @@ using etcd::ErrorAnswer;
 using etcd::Json;
 
 namespace {
-
-// Where the watcher's notify finds the transport's wake once the stream
-// has started (the watcher is made first, to refuse before any stream).
-struct WakeSlot {
-  std::mutex mu;
-  std::function<void()> wake;
-
-  void Notify() {
-    std::function<void()> w;
-    {
-      std::lock_guard lock(mu);
-      w = wake;
-    }
-    if (w) w();
-  }
-};
 
 class EtcdWatchStream : public StreamSource {
  public:
