@@ -8,10 +8,7 @@
 // - A differential test: the same requests to Debian's etcd 3.4 (started
 //   here on loopback) and to kvctl, the answers compared field by field
 //   (cluster and member ids, raft term, lease ids and timing aside).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +24,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "lib/core/base64.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/pg_harness.h"
 
@@ -143,23 +141,12 @@ struct RawAnswer {
   std::string body;
 };
 RawAnswer RawRequest(int port, const std::string& method, const std::string& path, const std::string& body) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  RawSocket socket(port);
   std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (method == "POST") request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   request += "\r\n" + body;
-  REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
-  std::string in;
-  char buf[4096];
-  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) in.append(buf, static_cast<size_t>(n));
-  close(fd);
+  REQUIRE(socket.Send(request));
+  const std::string in = socket.ReadUntil(std::chrono::seconds(10));  // Connection: close: to the end
   const size_t head_end = in.find("\r\n\r\n");
   REQUIRE_MESSAGE(head_end != std::string::npos, "no HTTP answer to " << method << " " << path << ": " << in);
   RawAnswer answer;
@@ -183,23 +170,7 @@ RawAnswer RawRequest(int port, const std::string& method, const std::string& pat
   return answer;
 }
 
-std::string B64(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(n >> s) & 63]);
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t n = uint8_t(bytes[i]) << 16;
-    out += {kAlphabet[(n >> 18) & 63], kAlphabet[(n >> 12) & 63], '=', '='};
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
-    out += {kAlphabet[(n >> 18) & 63], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63], '='};
-  }
-  return out;
-}
+std::string B64(std::string_view bytes) { return core::Base64Encode(bytes); }
 
 // One server's side of the comparison: its revisions are counted from its
 // own start (etcd's empty store is at revision 1, kvctl's at 0), and its
@@ -454,31 +425,18 @@ TEST_CASE("etcd face: a range at a past revision is answered from retained histo
 // chunk); `after_created` runs once the first has come.
 std::vector<json> WatchMessages(int port, const std::string& body, size_t count,
                                 const std::function<void()>& after_created) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  const std::string request = "POST /v3/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
-  REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  RawSocket socket(port);
+  REQUIRE(socket.Send("POST /v3/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body));
   std::vector<json> messages;
-  std::string in;
-  char buf[4096];
   bool created = false;
-  while (messages.size() < count) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    in.append(buf, static_cast<size_t>(n));
-    // Every complete line of the body that parses as JSON is a message
-    // (chunk sizes and the head are not JSON objects).
-    for (size_t nl; (nl = in.find('\n')) != std::string::npos;) {
-      std::string line = in.substr(0, nl);
-      in.erase(0, nl + 1);
+  socket.ReadUntil(std::chrono::seconds(10), [&](const std::string& in) {
+    // Every complete line of what came that parses as a JSON object is a
+    // message (chunk sizes and the head are not JSON objects).
+    messages.clear();
+    size_t from = 0;
+    for (size_t nl; (nl = in.find('\n', from)) != std::string::npos; from = nl + 1) {
+      std::string line = in.substr(from, nl - from);
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty() || line.front() != '{') continue;
       json j = json::parse(line, nullptr, false);
@@ -488,8 +446,8 @@ std::vector<json> WatchMessages(int port, const std::string& body, size_t count,
       created = true;
       after_created();
     }
-  }
-  close(fd);
+    return messages.size() >= count;
+  });
   return messages;
 }
 
