@@ -13,6 +13,8 @@
 #   bench/run.sh --only lease            # 1,000 leases ending within a second under the 64-client PUT
 #                                        # load (kvctl bench --lease-expiry): delay from deadline to delete event
 #   bench/run.sh --only lease --leases 1000 --lease-ttl 2
+#   bench/run.sh --only etcd             # etcd's put and range through its JSON gateway, and the same
+#                                        # wrk script (bench/wrk_etcd.lua) against kvctl's etcd face
 #
 # Installs what it needs from Debian (nginx, redis, etcd, wrk, jq), builds
 # kvctl and loopback_floor if build/ lacks them, runs every server on
@@ -49,7 +51,7 @@ while [ $# -gt 0 ]; do
     --probe-rate) PROBE_RATE=$2; shift ;;
     --leases) LEASES=$2; shift ;;
     --lease-ttl) LEASE_TTL=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -221,6 +223,10 @@ measure_redis() {  # name, fsync mode (always|everysec|off)
   stop_pid "$pid"
 }
 
+etcd_wrk() {  # port, mode: requests/s of wrk_etcd.lua
+  ETCD_MODE=$2 KV_KEYS=$KEYS wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$1"
+}
+
 start_etcd() {  # dir: a one-member etcd on it; sets PID and PORT
   local peer
   PORT=$(free_port 17300)
@@ -232,11 +238,24 @@ start_etcd() {  # dir: a one-member etcd on it; sets PID and PORT
   wait_http "http://127.0.0.1:$PORT/health"
 }
 
+# etcd's put and range through its JSON gateway, then the same wrk script
+# against kvctl's etcd face (server.etcd_listen, fsync always); the puts
+# first in each, so the ranges read keys that exist.
 measure_etcd() {
   start_etcd "$WORK/etcd"
   local pid=$PID port=$PORT
-  R[etcd_put]=$(ETCD_MODE=put KV_KEYS=$KEYS repeat wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$port")
-  R[etcd_range]=$(ETCD_MODE=range KV_KEYS=$KEYS repeat wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$port")
+  R[etcd_put]=$(repeat etcd_wrk "$port" put)
+  R[etcd_range]=$(repeat etcd_wrk "$port" range)
+  stop_pid "$pid"
+  local face
+  PORT=$(free_port 17500)
+  face=$(free_port $((PORT + 1)))
+  start_bg "$WORK/kv-etcd.log" "$KVCTL" serve --data-dir "$WORK/kv-etcd" --listen "127.0.0.1:$PORT" \
+    --etcd-listen "127.0.0.1:$face" --fsync always --log-level warn
+  pid=$PID
+  wait_http "http://127.0.0.1:$PORT/readyz"
+  R[kv_etcd_put]=$(repeat etcd_wrk "$face" put)
+  R[kv_etcd_range]=$(repeat etcd_wrk "$face" range)
   stop_pid "$pid"
 }
 
@@ -307,10 +326,6 @@ kvctl_write_rps() {  # port, txn ratio: writes (PUTs or transactions) a second f
   fi
   jq -r 'if .errors.total > 0 then "nan" else .throughput_rps end' "$WORK/txn-bench.json"
   jq -c 'select(.errors.total > 0) | .errors.by_kind' "$WORK/txn-bench.json" | sed 's/^/  kvctl bench errors: /' >&2
-}
-
-etcd_wrk() {  # port, mode: requests/s of wrk_etcd.lua
-  ETCD_MODE=$2 KV_KEYS=$KEYS wrk_rps -t2 -c64 -d"${DURATION}s" -s bench/wrk_etcd.lua "http://127.0.0.1:$1"
 }
 
 measure_txn() {
@@ -607,6 +622,8 @@ row "GET req/s vs etcd range" "$(v kv_get)" "$(v etcd_range)" "$(ratio "$(v kv_g
 row "PUT fsync=always vs Redis SET appendfsync always" "$(v kv_put_always)" "$(v redis_set_always)" "$(ratio "$(v kv_put_always)" "$(v redis_set_always)")" ">=1.0"
 row "PUT fsync=always vs etcd put" "$(v kv_put_always)" "$(v etcd_put)" "$(ratio "$(v kv_put_always)" "$(v etcd_put)")" ">=6"
 row "3-key txn/s vs PUT/s, fsync=always, 64 clients" "$(v txn_kv_txn)" "$(v txn_kv_put)" "$(ratio "$(v txn_kv_txn)" "$(v txn_kv_put)")" ">=0.8"
+row "etcd face put/s (fsync=always) vs etcd put" "$(v kv_etcd_put)" "$(v etcd_put)" "$(ratio "$(v kv_etcd_put)" "$(v etcd_put)")" ">=5"
+row "etcd face range/s vs etcd range" "$(v kv_etcd_range)" "$(v etcd_range)" "$(ratio "$(v kv_etcd_range)" "$(v etcd_range)")" ">=5"
 row "txn/s vs etcd txn (3 puts, gateway)" "$(v txn_kv_txn)" "$(v txn_etcd_txn)" "$(ratio "$(v txn_kv_txn)" "$(v txn_etcd_txn)")" ">=5"
 row "PUT fsync=interval vs Redis SET everysec" "$(v kv_put_interval)" "$(v redis_set_everysec)" "$(ratio "$(v kv_put_interval)" "$(v redis_set_everysec)")" "-"
 row "mixed 90/10 vs Redis GET, persistence off" "$(v kv_mixed)" "$(v redis_get_off)" "$(ratio "$(v kv_mixed)" "$(v redis_get_off)")" "-"

@@ -10,6 +10,13 @@ local keys = tonumber(os.getenv("KV_KEYS") or "10000")
 local value_size = tonumber(os.getenv("KV_VALUE_SIZE") or "100")
 local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local requests = {}
+-- put: each request's value starts with a fresh stamp (16 hex digits, which
+-- are base64 characters: 12 bytes of value). kvctl writes nothing for a put
+-- of the value a key already holds, so a fixed value would measure no-ops
+-- there, not durable writes; etcd writes either way.
+local put_heads, put_tail = {}, ""
+local random, format = math.random, string.format
+local counter = 0
 
 local function base64(data)
   local out = {}
@@ -37,10 +44,14 @@ function init(args)
     local key = key_of(i)
     local body
     if mode == "put" then
-      body = '{"key":"' .. key .. '","value":"' .. value .. '"}'
+      local head = '{"key":"' .. key .. '","value":"'
+      put_tail = base64(string.rep("v", math.max(value_size - 12, 1))) .. '"}'
+      put_heads[i] = "POST " .. path .. " HTTP/1.1\r\nHost: " .. host ..
+                     "\r\nContent-Type: application/json\r\nContent-Length: " .. (#head + 16 + #put_tail) ..
+                     "\r\n\r\n" .. head
     elseif mode == "txn" then
-      -- etcd writes a new revision for every put, same value or not, so
-      -- the value need not differ between requests.
+      -- Measured against etcd only (bench/run.sh), which writes a new
+      -- revision for every put, same value or not: the value need not differ.
       local puts = {}
       for j = 0, 2 do
         puts[#puts + 1] = '{"request_put":{"key":"' .. key_of(i + j) .. '","value":"' .. value .. '"}}'
@@ -49,11 +60,18 @@ function init(args)
     else
       body = '{"key":"' .. key .. '"}'
     end
-    requests[i] = "POST " .. path .. " HTTP/1.1\r\nHost: " .. host ..
-                  "\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
+    if body then
+      requests[i] = "POST " .. path .. " HTTP/1.1\r\nHost: " .. host ..
+                    "\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
+    end
   end
 end
 
 function request()
-  return requests[math.random(0, keys - 1)]
+  local i = random(0, keys - 1)
+  if mode == "put" then
+    counter = counter + 1
+    return put_heads[i] .. format("%08x%08x", random(0, 0x7fffffff), counter % 0x7fffffff) .. put_tail
+  end
+  return requests[i]
 end

@@ -156,7 +156,10 @@ class KvStore {
   using LeaseDone = std::function<void(Result<LeaseInfo>)>;
   using RevokeDone = std::function<void(Result<uint64_t>)>;  // the revoke's revision
   using LeasesDone = std::function<void(Result<std::vector<LeaseInfo>>)>;
-  virtual void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) = 0;
+  // `id`: the new lease's id, chosen by the caller (etcd's clients may
+  // choose), or 0 for the store to pick one; FailedPrecondition when a
+  // lease with that id is alive (LeaseExists).
+  virtual void LeaseGrantAsync(int64_t ttl_seconds, uint64_t id, LeaseDone done) = 0;
   virtual void LeaseRevokeAsync(uint64_t id, RevokeDone done) = 0;
   // Renews a lease's TTL from now (the file store in memory, at once;
   // PostgreSQL in the database, which every server reads).

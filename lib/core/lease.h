@@ -17,8 +17,11 @@ namespace kvctl::core {
 // TTLs a lease may be granted with, in seconds: 1 s to a year.
 inline constexpr int64_t kMinLeaseTtl = 1;
 inline constexpr int64_t kMaxLeaseTtl = 365 * 24 * 3600;
-// Lease ids are drawn below 2^53 (a mask), so a JSON number holds one exactly.
+// Lease ids the store draws are below 2^53 (a mask), so a JSON number holds
+// one exactly. A caller may choose its own (etcd's clients may), up to
+// int64's maximum: etcd's ids are int64s, and PostgreSQL keeps them as bigint.
 inline constexpr uint64_t kMaxLeaseId = (uint64_t{1} << 53) - 1;
+inline constexpr uint64_t kMaxChosenLeaseId = (uint64_t{1} << 63) - 1;
 
 struct LeaseInfo {
   uint64_t id = 0;
@@ -39,5 +42,10 @@ struct LeaseStats {
 Status NoSuchLease(uint64_t id);
 // InvalidArgument for a TTL outside [kMinLeaseTtl, kMaxLeaseTtl].
 Status CheckLeaseTtl(int64_t ttl_seconds);
+// InvalidArgument for a chosen id above kMaxChosenLeaseId (0: the store picks).
+Status CheckLeaseId(uint64_t id);
+// FailedPrecondition for a grant naming an id that is alive, as every
+// backend says it.
+Status LeaseExists(uint64_t id);
 
 }  // namespace kvctl::core

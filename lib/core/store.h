@@ -90,7 +90,7 @@ class Store : public KvStore {
   void DeleteAsync(std::string_view key, const Precondition& pre, DeleteDone done) override;
   Result<TxnResult> Txn(const TxnRequest& request) override;
   void TxnAsync(const TxnRequest& request, TxnDone done) override;
-  void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) override;
+  void LeaseGrantAsync(int64_t ttl_seconds, uint64_t id, LeaseDone done) override;
   void LeaseRevokeAsync(uint64_t id, RevokeDone done) override;
   // These three answer at once, from memory, on the calling thread.
   void LeaseKeepAliveAsync(uint64_t id, LeaseDone done) override;
@@ -188,7 +188,7 @@ class Store : public KvStore {
   Status CheckLeaseLocked(uint64_t lease) const;
   // Moves `key` from lease `from` to lease `to` (either 0: none). Requires write_mu_.
   void ReattachLocked(std::string_view key, uint64_t from, uint64_t to);
-  Result<std::pair<LeaseInfo, uint64_t>> BeginLeaseGrant(int64_t ttl_seconds);
+  Result<std::pair<LeaseInfo, uint64_t>> BeginLeaseGrant(int64_t ttl_seconds, uint64_t id);
   // Ends lease `id`: one revision, its record and the deletes of its keys.
   // With `due_by`, only if its deadline is no later (the clock's check,
   // which a keepalive may have overtaken): 0 then means it is not due.

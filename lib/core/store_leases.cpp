@@ -112,20 +112,20 @@ void Store::LeaseClockLoop() {
   }
 }
 
-Result<std::pair<LeaseInfo, uint64_t>> Store::BeginLeaseGrant(int64_t ttl_seconds) {
+Result<std::pair<LeaseInfo, uint64_t>> Store::BeginLeaseGrant(int64_t ttl_seconds, uint64_t id) {
   if (Status s = CheckLeaseTtl(ttl_seconds); !s.ok()) return s;
+  if (Status s = CheckLeaseId(id); !s.ok()) return s;
   std::lock_guard lock(write_mu_);
   if (!refused_.ok()) return refused_;
-  const uint64_t revision = next_revision_++;
-  uint64_t id = 0;
+  uint64_t revision = 0;
   {
     std::lock_guard lease_lock(lease_mu_);
+    if (id != 0 && leases_.contains(id)) return LeaseExists(id);
     // Random, so ids do not collide across servers or restarts (one in use
     // is drawn again), and below 2^53: a JSON number that jq and JavaScript
     // read exactly (etcd's ids are int64s; these are a subset of them).
-    do {
-      id = lease_ids_() & kMaxLeaseId;
-    } while (id == 0 || leases_.contains(id));
+    while (id == 0 || leases_.contains(id)) id = lease_ids_() & kMaxLeaseId;
+    revision = next_revision_++;
     Lease& lease = leases_[id];
     lease.ttl = ttl_seconds;
     lease.deadline = LeaseClock::now() + std::chrono::seconds(ttl_seconds);
@@ -168,8 +168,8 @@ Result<uint64_t> Store::EndLeaseLocked(uint64_t id, LeaseEndReason reason,
   return revision;
 }
 
-void Store::LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) {
-  auto begun = BeginLeaseGrant(ttl_seconds);
+void Store::LeaseGrantAsync(int64_t ttl_seconds, uint64_t id, LeaseDone done) {
+  auto begun = BeginLeaseGrant(ttl_seconds, id);
   if (!begun) return done(begun.error());
   WhenDurable(begun->second, [info = std::move(begun->first), done = std::move(done)](const Status& s) {
     if (s.ok()) {

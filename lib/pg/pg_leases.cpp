@@ -44,17 +44,20 @@ void PrepareLeaseStatements(pqxx::connection& c) {
   c.prepare("kv_lease_count", "SELECT count(*) FROM kv_lease");
 }
 
-core::LeaseInfo GrantLease(pqxx::work& tx, int64_t ttl_seconds, uint64_t revision, std::mt19937_64& ids,
-                           std::vector<core::Change>& changes) {
+std::optional<core::LeaseInfo> GrantLease(pqxx::work& tx, int64_t ttl_seconds, uint64_t chosen, uint64_t revision,
+                                          std::mt19937_64& ids, std::vector<core::Change>& changes) {
   for (;;) {
-    const uint64_t id = ids() & core::kMaxLeaseId;
+    const uint64_t id = chosen != 0 ? chosen : ids() & core::kMaxLeaseId;
     if (id == 0) continue;
     const pqxx::result granted = tx.exec_prepared("kv_lease_grant", static_cast<int64_t>(id), ttl_seconds,
                                                   static_cast<int64_t>(revision));
-    if (granted.empty()) continue;  // the id is in use: draw another
+    if (granted.empty()) {
+      if (chosen != 0) return std::nullopt;
+      continue;  // the id is in use: draw another
+    }
     changes.push_back({revision, core::RecordType::kLeaseGrant, core::LeaseGrantKey(id),
                        core::LeaseTtlValue(ttl_seconds), {}});
-    return {id, ttl_seconds, ttl_seconds, {}};
+    return core::LeaseInfo{id, ttl_seconds, ttl_seconds, {}};
   }
 }
 

@@ -30,11 +30,12 @@ namespace kvctl::pg {
 // Prepares the statements below on a connection.
 void PrepareLeaseStatements(pqxx::connection& c);
 
-// Grants a lease at `revision`: a new random id (below 2^53, as the file
-// store draws them; one in use is drawn again), its deadline now + TTL.
-// Adds the grant to `changes`.
-core::LeaseInfo GrantLease(pqxx::work& tx, int64_t ttl_seconds, uint64_t revision, std::mt19937_64& ids,
-                           std::vector<core::Change>& changes);
+// Grants a lease at `revision`: `id`, or when it is 0 a new random id
+// (below 2^53, as the file store draws them; one in use is drawn again),
+// its deadline now + TTL. Adds the grant to `changes`. Nothing when the
+// chosen `id` is alive (nothing written).
+std::optional<core::LeaseInfo> GrantLease(pqxx::work& tx, int64_t ttl_seconds, uint64_t id, uint64_t revision,
+                                          std::mt19937_64& ids, std::vector<core::Change>& changes);
 
 // Whether lease `id` is alive.
 bool LeaseExists(pqxx::work& tx, uint64_t id);

@@ -608,10 +608,13 @@ struct PgStore::Impl {
     OpResult& r = op.result;
     switch (op.kind) {
       case OpKind::kLeaseGrant:
-        ++next;
-        r.leases.push_back(GrantLease(tx, op.ttl, next, lease_ids, mine));
-        r.revision = next;
-        r.changed = true;
+        if (auto granted = GrantLease(tx, op.ttl, op.lease, next + 1, lease_ids, mine)) {
+          r.leases.push_back(std::move(*granted));
+          r.revision = ++next;
+          r.changed = true;
+        } else {
+          r.status = core::LeaseExists(op.lease);
+        }
         return;
       case OpKind::kLeaseRevoke:
       case OpKind::kLeaseExpire: {
@@ -999,11 +1002,13 @@ void PgStore::TxnAsync(const core::TxnRequest& request, TxnDone done) {
   impl_->Enqueue(std::move(op));
 }
 
-void PgStore::LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) {
+void PgStore::LeaseGrantAsync(int64_t ttl_seconds, uint64_t id, LeaseDone done) {
   if (core::Status s = core::CheckLeaseTtl(ttl_seconds); !s.ok()) return done(s);
+  if (core::Status s = core::CheckLeaseId(id); !s.ok()) return done(s);
   auto op = std::make_shared<Op>();
   op->kind = OpKind::kLeaseGrant;
   op->ttl = ttl_seconds;
+  op->lease = id;  // 0: the committer draws one
   op->done = [&i = *impl_, done = std::move(done)](const OpResult& r) {
     if (!r.status.ok()) return done(r.status);
     ++i.leases_granted;

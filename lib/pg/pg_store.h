@@ -164,7 +164,7 @@ class PgStore : public core::KvStore {
   void TxnAsync(const core::TxnRequest& request, TxnDone done) override;
   // Leases (see "Leases" above): every call is queued to the committer
   // and answered from its transaction.
-  void LeaseGrantAsync(int64_t ttl_seconds, LeaseDone done) override;
+  void LeaseGrantAsync(int64_t ttl_seconds, uint64_t id, LeaseDone done) override;
   void LeaseRevokeAsync(uint64_t id, RevokeDone done) override;
   void LeaseKeepAliveAsync(uint64_t id, LeaseDone done) override;
   void LeaseTimeToLiveAsync(uint64_t id, LeaseDone done) override;

@@ -116,7 +116,7 @@ void KvApi::ServeLease(const HttpRequest& req, const RouteMatch& match, const Pr
   if (match.route == Route::kLeases) {
     int64_t ttl = 0;
     if (auto bad = ReadGrant(req.body, &ttl)) return done(std::move(*bad));
-    return store_.LeaseGrantAsync(ttl, [done = std::move(done)](core::Result<core::LeaseInfo> granted) {
+    return store_.LeaseGrantAsync(ttl, 0, [done = std::move(done)](core::Result<core::LeaseInfo> granted) {
       done(granted ? IdAndTtl(*granted) : FromLeaseError(granted.error()));
     });
   }

@@ -11,9 +11,12 @@
 // error shape. Grants apply per key: a range needs a grant covering all of
 // it.
 //
-// Every handler answers synchronously (the transport runs POSTs on its
-// worker pool, which may wait for a commit); GET /version answers on the
-// loop. Handle() never throws.
+// A plain kv/put (no prev_kv, ignore_value or ignore_lease), the common
+// write, is answered without holding a thread (HandleAsync): the store
+// calls back once it is durable, as kvctl's own PUT does. Every other
+// handler answers synchronously (the transport runs POSTs on its worker
+// pool, which may wait for a commit); GET /version answers on the loop.
+// Handle() and HandleAsync() never throw.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +49,11 @@ class EtcdApi {
   // The transport's admitter: identity and rate limit from the head.
   std::optional<HttpResponse> Admit(HttpRequest& request);
   HttpResponse Handle(const HttpRequest& request);
+  // The transport's async handler: takes a plain kv/put of an admitted
+  // request and calls `reply` exactly once, on this thread or on the
+  // store's committer thread; false, with `reply` not called, for every
+  // other request (Handle() answers those).
+  bool HandleAsync(HttpRequest& request, KvApi::Reply reply);
   // The transport's own refusals (400, 413, ...) in etcd's error shape.
   HttpResponse Refused(int status, std::string_view problem, std::string_view remote_addr);
 
@@ -53,7 +61,14 @@ class EtcdApi {
   struct Call;
 
  private:
+  // The request's JSON body into `call`: the answer when it is not a JSON object.
+  static std::optional<HttpResponse> ParseBody(const HttpRequest& request, Call& call);
   HttpResponse Dispatch(Call& call);
+  // kv/put's fields, read and checked: the answer when refused.
+  struct PutAsk;
+  std::optional<HttpResponse> ReadPut(Call& call, PutAsk* ask);
+  // The answer to a put that needed no read first.
+  HttpResponse PlainPutAnswer(const core::Result<core::PutOutcome>& put) const;
   HttpResponse Put(Call& call);
   HttpResponse Range(Call& call);
   HttpResponse DeleteRange(Call& call);

@@ -25,6 +25,14 @@ struct EtcdApi::Call {
   const Principal* caller = nullptr;
 };
 
+// kv/put's fields (etcd_kv.cpp reads them; etcd_api.cpp's HandleAsync
+// answers the plain ones).
+struct EtcdApi::PutAsk {
+  std::string key, value;
+  int64_t lease = 0;
+  bool prev_kv = false, ignore_value = false, ignore_lease = false;
+};
+
 namespace etcd {
 
 using Json = nlohmann::ordered_json;
@@ -64,6 +72,7 @@ inline Error KeyNotProvided() { return {kInvalidArgument, "etcdserver: key is no
 inline Error FutureRevision() { return {kOutOfRange, "etcdserver: mvcc: required revision is a future revision"}; }
 inline Error CompactedRevision() { return {kOutOfRange, "etcdserver: mvcc: required revision has been compacted"}; }
 inline Error LeaseNotFound() { return {kNotFound, "etcdserver: requested lease not found"}; }
+inline Error LeaseAlreadyExists() { return {kFailedPrecondition, "etcdserver: lease already exists"}; }
 inline Error PermissionDenied() { return {kPermissionDenied, "etcdserver: permission denied"}; }
 
 // Readers of a request object's fields. An absent or null field is its

@@ -97,36 +97,53 @@ core::Result<bool> UnchangedSince(core::KvStore& store, const std::string& key, 
 
 }  // namespace
 
-HttpResponse EtcdApi::Put(Call& call) {
-  std::string key, value;
-  int64_t lease = 0;
-  bool prev_kv = false, ignore_value = false, ignore_lease = false;
-  for (auto e : {etcd::ReadBytes(call.body, "key", &key), etcd::ReadBytes(call.body, "value", &value),
-                 etcd::ReadInt(call.body, "lease", &lease), etcd::ReadBool(call.body, "prev_kv", &prev_kv),
-                 etcd::ReadBool(call.body, "ignore_value", &ignore_value),
-                 etcd::ReadBool(call.body, "ignore_lease", &ignore_lease)}) {
+std::optional<HttpResponse> EtcdApi::ReadPut(Call& call, PutAsk* ask) {
+  for (auto e : {etcd::ReadBytes(call.body, "key", &ask->key), etcd::ReadBytes(call.body, "value", &ask->value),
+                 etcd::ReadInt(call.body, "lease", &ask->lease), etcd::ReadBool(call.body, "prev_kv", &ask->prev_kv),
+                 etcd::ReadBool(call.body, "ignore_value", &ask->ignore_value),
+                 etcd::ReadBool(call.body, "ignore_lease", &ask->ignore_lease)}) {
     if (e) return ErrorAnswer(*e);
   }
-  if (auto e = CheckKey(key, options_.max_key_bytes)) return ErrorAnswer(*e);
-  if (ignore_value && !value.empty()) return ErrorAnswer({etcd::kInvalidArgument, "etcdserver: value is provided"});
-  if (ignore_lease && lease != 0) return ErrorAnswer({etcd::kInvalidArgument, "etcdserver: lease is provided"});
-  if (value.size() > options_.max_value_bytes) {
+  if (auto e = CheckKey(ask->key, options_.max_key_bytes)) return ErrorAnswer(*e);
+  if (ask->ignore_value && !ask->value.empty()) {
+    return ErrorAnswer({etcd::kInvalidArgument, "etcdserver: value is provided"});
+  }
+  if (ask->ignore_lease && ask->lease != 0) {
+    return ErrorAnswer({etcd::kInvalidArgument, "etcdserver: lease is provided"});
+  }
+  if (ask->value.size() > options_.max_value_bytes) {
     return ErrorAnswer({etcd::kInvalidArgument, "etcdserver: request is too large"});
   }
-  if (!etcd::RangePermitted(call.caller, Op::kWrite, key, "")) {
+  if (!etcd::RangePermitted(call.caller, Op::kWrite, ask->key, "")) {
     admission_.CountForbidden();
     return ErrorAnswer(etcd::PermissionDenied());
   }
-  if (lease < 0) return ErrorAnswer(etcd::LeaseNotFound());
-  auto store_error = [](const core::Status& s) {
-    return ErrorAnswer(s.code() == core::Code::kNotFound ? etcd::LeaseNotFound() : etcd::FromStatus(s));
-  };
+  if (ask->lease < 0) return ErrorAnswer(etcd::LeaseNotFound());
+  return std::nullopt;
+}
+
+namespace {
+
+HttpResponse PutStoreError(const core::Status& s) {
+  return ErrorAnswer(s.code() == core::Code::kNotFound ? etcd::LeaseNotFound() : etcd::FromStatus(s));
+}
+
+}  // namespace
+
+HttpResponse EtcdApi::PlainPutAnswer(const core::Result<core::PutOutcome>& put) const {
+  if (!put) return PutStoreError(put.error());
+  Json body;
+  body["header"] = etcd::Header(options_, put->changed ? put->revision : store_.revision());
+  return etcd::Answer(body);
+}
+
+HttpResponse EtcdApi::Put(Call& call) {
+  PutAsk ask;
+  if (auto refused = ReadPut(call, &ask)) return std::move(*refused);
+  const auto& [key, value, lease, prev_kv, ignore_value, ignore_lease] = ask;
+  const auto store_error = PutStoreError;
   if (!prev_kv && !ignore_value && !ignore_lease) {
-    auto put = store_.Put(key, value, {}, static_cast<uint64_t>(lease));
-    if (!put) return store_error(put.error());
-    Json body;
-    body["header"] = etcd::Header(options_, put->changed ? put->revision : store_.revision());
-    return etcd::Answer(body);
+    return PlainPutAnswer(store_.Put(key, value, {}, static_cast<uint64_t>(lease)));
   }
   // What the key holds is read, then written on condition that it is still
   // what was read (its revision, or its absence): the previous key-value
@@ -297,14 +314,27 @@ HttpResponse EtcdApi::DeleteRange(Call& call) {
   return ErrorAnswer({etcd::kUnavailable, "kvctl: the keys kept changing; try again"});
 }
 
+// etcd's compaction at R drops every revision below R at once. kvctl's
+// compaction folds whole sealed log segments (or kv_log rows) into a
+// snapshot and keeps the newest storage.history_retention revisions for
+// watchers, so it cannot stop exactly at R: a compaction here runs kvctl's
+// own, and the history floor rises as far as that goes (docs/etcd.md).
+// What etcd refuses, kvctl refuses alike: a future revision, and one
+// already below the floor.
 HttpResponse EtcdApi::Compaction(Call& call) {
   int64_t revision = 0;
   if (auto e = etcd::ReadInt(call.body, "revision", &revision)) return ErrorAnswer(*e);
   if (revision > 0 && static_cast<uint64_t>(revision) > store_.revision()) {
     return ErrorAnswer(etcd::FutureRevision());
   }
-  return ErrorAnswer(etcd::Unimplemented(
-      "kv/compaction (kvctl compacts by storage.history_retention and POST /v1/admin/compact)"));
+  if (revision <= 0 || static_cast<uint64_t>(revision) < store_.HistoryFloor()) {
+    return ErrorAnswer(etcd::CompactedRevision());
+  }
+  auto compacted = store_.Compact();
+  if (!compacted) return ErrorAnswer(etcd::FromStatus(compacted.error()));
+  Json body;
+  body["header"] = etcd::Header(options_, store_.revision());
+  return etcd::Answer(body);
 }
 
 }  // namespace kvctl::server

@@ -48,10 +48,17 @@ HttpResponse EtcdApi::LeaseGrant(Call& call) {
     admission_.CountForbidden();
     return ErrorAnswer(etcd::PermissionDenied());
   }
-  if (id != 0) return ErrorAnswer(etcd::Unimplemented("a lease ID chosen by the client (send ID 0)"));
+  if (id < 0) {
+    // etcd takes any int64; kvctl's ids are positive (docs/etcd.md).
+    return ErrorAnswer({etcd::kInvalidArgument, "kvctl: a lease ID is positive, or 0 for the server to pick one"});
+  }
   ttl = std::clamp(ttl, kEtcdMinTtl, core::kMaxLeaseTtl);
-  auto lease = Wait<core::LeaseInfo>([&](auto done) { store_.LeaseGrantAsync(ttl, std::move(done)); });
-  if (!lease) return ErrorAnswer(etcd::FromStatus(lease.error()));
+  auto lease = Wait<core::LeaseInfo>(
+      [&](auto done) { store_.LeaseGrantAsync(ttl, static_cast<uint64_t>(id), std::move(done)); });
+  if (!lease) {
+    return ErrorAnswer(lease.error().code() == core::Code::kFailedPrecondition ? etcd::LeaseAlreadyExists()
+                                                                                : etcd::FromStatus(lease.error()));
+  }
   Json body;
   body["header"] = etcd::Header(options_, store_.revision());
   body["ID"] = std::to_string(lease->id);

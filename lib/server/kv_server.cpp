@@ -145,6 +145,8 @@ core::Status KvServer::Bind() {
         return etcd_api_->Refused(status, problem, remote);
       });
   etcd_http_->set_admitter([this](HttpRequest& r) { return etcd_api_->Admit(r); });
+  etcd_http_->set_async_handler(
+      [this](HttpRequest& r, HttpServer::Reply reply) { return etcd_api_->HandleAsync(r, std::move(reply)); });
   return etcd_http_->Bind();
 }
 

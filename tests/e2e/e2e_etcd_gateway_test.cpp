@@ -139,6 +139,8 @@ TEST_CASE("etcd face: kvctl answers as Debian's etcd 3.4 does, endpoint by endpo
       {"/v3/kv/deleterange", R"({"key":")" + c + R"(","prev_kv":true})"},
       {"/v3/kv/deleterange", "{}"},
       {"/v3/kv/compaction", R"({"revision":100000})"},
+      {"/v3/kv/compaction", R"({"revision":"@3","physical":true})"},
+      {"/v3/kv/compaction", R"({"revision":-1})"},
       // Leases: a grant takes a revision in kvctl and none in etcd (docs/etcd.md).
       {"/v3/lease/grant", R"({"TTL":60,"ID":0})", 1},
       {"/v3/kv/put", R"({"key":")" + B64("leased") + R"(","value":")" + v1 + R"(","lease":"$L1"})"},
@@ -159,6 +161,12 @@ TEST_CASE("etcd face: kvctl answers as Debian's etcd 3.4 does, endpoint by endpo
       {"/v3/lease/timetolive", R"({"ID":"123"})"},
       {"/v3/lease/keepalive", R"({"ID":"123"})"},
       {"/v3/lease/grant", R"({"TTL":0})", 1},
+      // A lease ID chosen by the client: kept, refused while alive, free again after its revoke.
+      {"/v3/lease/grant", R"({"TTL":60,"ID":"7777"})", 1},
+      {"/v3/lease/grant", R"({"TTL":30,"ID":7777})"},
+      {"/v3/lease/timetolive", R"({"ID":"7777"})"},
+      {"/v3/lease/revoke", R"({"ID":"7777"})", 1},
+      {"/v3/lease/grant", R"({"TTL":30,"ID":"7777"})", 1},
       {"/v3/maintenance/status", "{}", 0, true},
       {"/v3/cluster/member/list", "{}", 0, true},
       {"/version", "", 0, true},
@@ -167,6 +175,45 @@ TEST_CASE("etcd face: kvctl answers as Debian's etcd 3.4 does, endpoint by endpo
       {"/v3/kv/range", R"({"key":")" + foo + R"(","limit":1e30})"},
   };
   CheckSameAnswers(reference, kvctl, steps);
+}
+
+TEST_CASE("etcd face: kv/compaction runs kvctl's compaction, and revisions below the new floor are refused as compacted") {
+  const int etcd_port = FreePort();
+  KvServer server({"--etcd-listen", Addr(etcd_port), "--storage-segment-bytes", "4KiB",
+                   "--storage-history-retention", "0"});
+  auto post = [&](const std::string& path, const std::string& body) {
+    RawAnswer r = RawRequest(etcd_port, "POST", path, body);
+    return std::make_pair(r.status, json::parse(r.body));
+  };
+  for (int i = 0; i < 40; ++i) {
+    const std::string value = B64(std::string(300, 'v') + std::to_string(i));  // each put a change
+    REQUIRE(post("/v3/kv/put", R"({"key":")" + B64("k" + std::to_string(i % 5)) + R"(","value":")" + value + R"("})").first == 200);
+  }
+  auto [status, answer] = post("/v3/kv/compaction", R"({"revision":40})");
+  CHECK(status == 200);
+  CHECK(answer["header"]["revision"] == "40");
+  auto [range_status, range] = post("/v3/kv/range", R"({"key":")" + B64("k1") + R"(","revision":2})");
+  CHECK(range_status == 400);
+  CHECK(range["code"] == 11);
+  CHECK(range["error"] == "etcdserver: mvcc: required revision has been compacted");
+  auto [again_status, again] = post("/v3/kv/compaction", R"({"revision":2})");
+  CHECK(again_status == 400);
+  CHECK(again["error"] == "etcdserver: mvcc: required revision has been compacted");
+  // The data is all there.
+  auto [now_status, now] = post("/v3/kv/range", R"({"key":")" + B64("k") + R"(","range_end":")" + B64("l") + R"("})");
+  CHECK(now_status == 200);
+  CHECK(now["count"] == "5");
+}
+
+TEST_CASE("etcd face: a negative lease ID is refused with code 3, where etcd takes any int64") {
+  const int etcd_port = FreePort();
+  KvServer server({"--etcd-listen", Addr(etcd_port)});
+  const RawAnswer r = RawRequest(etcd_port, "POST", "/v3/lease/grant", R"({"TTL":60,"ID":"-5"})");
+  CHECK(r.status == 400);
+  const json body = json::parse(r.body);
+  CHECK(body["code"] == 3);
+  CHECK(body["error"].get<std::string>().find("positive") != std::string::npos);
+  CHECK(RawRequest(etcd_port, "POST", "/v3/lease/leases", "{}").body.find("\"ID\"") == std::string::npos);
 }
 
 TEST_CASE("etcd face: a range at a past revision is answered from retained history, or refused, never with current data") {

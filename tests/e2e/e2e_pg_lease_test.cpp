@@ -99,6 +99,28 @@ TEST_CASE("PostgreSQL leases: granted through A, kept alive, shown and revoked t
   CHECK(ErrorCode(ha.Request("POST", "/v1/lease", "{\"ttl\":0}")) == "bad_ttl");
 }
 
+TEST_CASE("PostgreSQL leases: an id chosen through etcd's API is granted once across servers, and again after its revoke") {
+  MigratedDb db;
+  const int etcd_a = FreePort(), etcd_b = FreePort();
+  PgServer a(db.dsn, {"--etcd-listen", Addr(etcd_a)}), b(db.dsn, {"--etcd-listen", Addr(etcd_b)});
+  HttpClient ea(etcd_a), eb(etcd_b), hb(b.port());
+  const std::string grant = R"({"TTL":60,"ID":"4611686018427387911"})";  // 2^62 + 7
+  const HttpResponse granted = ea.Request("POST", "/v3/lease/grant", grant);
+  REQUIRE(granted.status == 200);
+  CHECK(granted.Json()["ID"] == "4611686018427387911");
+  const HttpResponse twice = eb.Request("POST", "/v3/lease/grant", grant);
+  CHECK(twice.status == 412);
+  CHECK(twice.Json()["code"] == 9);
+  CHECK(twice.Json()["error"] == "etcdserver: lease already exists");
+  CHECK(db.Sql("SELECT count(*) FROM kv_lease") == "1");
+  // Seen by the other server's own API, and usable there.
+  CHECK(hb.Request("GET", LeasePath(4611686018427387911ull)).Json()["ttl"] == 60);
+  REQUIRE(PutWithLease(hb, "chosen", "1", 4611686018427387911ull).status == 201);
+  REQUIRE(eb.Request("POST", "/v3/lease/revoke", R"({"ID":"4611686018427387911"})").status == 200);
+  CHECK(hb.Get("chosen").status == 404);
+  CHECK(ea.Request("POST", "/v3/lease/grant", grant).status == 200);
+}
+
 TEST_CASE("PostgreSQL leases: exactly one server expires a lease, and the duty passes on when it stops") {
   MigratedDb db;
   std::optional<PgServer> a(std::in_place, db.dsn), b(std::in_place, db.dsn);

@@ -26,9 +26,9 @@ using kvctl::testing::TempDir;
 
 using kvctl::testing::OpenStore;
 
-core::Result<core::LeaseInfo> Grant(core::Store& store, int64_t ttl) {
+core::Result<core::LeaseInfo> Grant(core::Store& store, int64_t ttl, uint64_t id = 0) {
   std::promise<core::Result<core::LeaseInfo>> p;
-  store.LeaseGrantAsync(ttl, [&](core::Result<core::LeaseInfo> r) { p.set_value(std::move(r)); });
+  store.LeaseGrantAsync(ttl, id, [&](core::Result<core::LeaseInfo> r) { p.set_value(std::move(r)); });
   return p.get_future().get();
 }
 
@@ -140,6 +140,35 @@ TEST_CASE("a revoke deletes every key attached to the lease at one revision, in 
   CHECK(s.store.Leases()->empty());
   CHECK_FALSE(s.store.Get("a").has_value());
   CHECK(s.store.Get("moved")->meta.lease == 0);
+}
+
+TEST_CASE("a lease id chosen by the caller is granted once while alive, again after its end, and survives a restart") {
+  TempDir dir;
+  constexpr uint64_t kChosen = (uint64_t{1} << 62) + 7;  // above the ids the store draws
+  {
+    OpenStore s(dir.path());
+    auto lease = Grant(s.store, 60, kChosen);
+    REQUIRE(lease.has_value());
+    CHECK(lease->id == kChosen);
+    CHECK(s.store.revision() == 1);
+    auto again = Grant(s.store, 30, kChosen);
+    REQUIRE_FALSE(again.has_value());
+    CHECK(again.error().code() == core::Code::kFailedPrecondition);
+    CHECK(again.error().message().find("already exists") != std::string::npos);
+    CHECK(s.store.revision() == 1);  // a refused grant takes no revision
+    CHECK(Grant(s.store, 60, uint64_t{1} << 63).error().IsInvalidArgument());
+    REQUIRE(s.store.Put("k", "v", {}, kChosen).has_value());
+    CHECK(s.store.Close().ok());
+  }
+  OpenStore s(dir.path());
+  CHECK(s.store.Get("k")->meta.lease == kChosen);
+  CHECK(s.store.LeaseTimeToLive(kChosen)->ttl == 60);
+  CHECK(Grant(s.store, 60, kChosen).error().code() == core::Code::kFailedPrecondition);
+  REQUIRE(Revoke(s.store, kChosen).has_value());
+  CHECK_FALSE(s.store.Get("k").has_value());
+  auto regranted = Grant(s.store, 5, kChosen);
+  REQUIRE(regranted.has_value());
+  CHECK(s.store.LeaseTimeToLive(kChosen)->ttl == 5);
 }
 
 TEST_CASE("a lease not kept alive expires with its keys, and a keepalive holds it") {
