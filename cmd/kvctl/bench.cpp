@@ -154,8 +154,8 @@ class EmbeddedServer {
     // Plain and open, whatever the config file says of the real server:
     // only this process can reach it, and it measures the store.
     o.http.tls = {};
-    o.api.auth = {};
-    o.api.rate_limit = 0;
+    o.admission.auth = {};
+    o.admission.rate_limit = 0;
     auto s = OpenServer(cfg, std::move(o), e->logger_);
     if (!s && on_postgres) {
       return core::Status(s.error().code(),

@@ -90,9 +90,9 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   o.api.max_key_bytes = c.limits.max_key_bytes;
   o.api.max_value_bytes = c.limits.max_value_bytes;
   o.api.max_txn_ops = c.limits.max_txn_ops;
-  o.api.auth = AuthOptionsFrom(c);
-  o.api.rate_limit = c.ratelimit.rate;
-  o.api.rate_burst = c.ratelimit.burst;
+  o.admission.auth = AuthOptionsFrom(c);
+  o.admission.rate_limit = c.ratelimit.rate;
+  o.admission.rate_burst = c.ratelimit.burst;
   using Mode = server::RequestLogPolicy::Mode;
   o.request_log.mode = c.log.requests == "all" ? Mode::kAll : c.log.requests == "off" ? Mode::kOff : Mode::kErrors;
   o.request_log.slow = c.log.slow_request;

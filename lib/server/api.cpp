@@ -136,50 +136,10 @@ size_t HttpRequest::HeaderCount(std::string_view name) const {
   return n;
 }
 
-KvApi::KvApi(core::KvStore& store, ApiOptions options)
-    : store_(store), options_(std::move(options)), auth_(std::move(options_.auth)) {
-  if (options_.rate_limit > 0) {
-    rate_limiter_ = std::make_unique<RateLimiter>(
-        options_.rate_limit, options_.rate_burst > 0 ? options_.rate_burst : options_.rate_limit);
-  }
-}
+KvApi::KvApi(core::KvStore& store, ApiOptions options, AdmissionPipeline& admission)
+    : store_(store), options_(std::move(options)), admission_(admission) {}
 
-HttpResponse KvApi::Error(int status, std::string_view code, std::string_view message) {
-  HttpResponse res = Json(status, json{{"error", message}, {"code", code}});
-  res.error_code = code;
-  if (status >= 500) res.error_cause = message;
-  return res;
-}
-
-HttpResponse KvApi::TransportError(int status, std::string_view problem) {
-  switch (status) {
-    case 411:
-      return Error(411, "length_required",
-                   "send the value with a Content-Length header (chunked bodies are refused: "
-                   "their size is unknown until they are read)");
-    case 413: return Error(413, "value_too_large", "the request body is over limits.max_value_bytes");
-    case 414: return Error(414, "key_too_long", "the request line is too long");
-    case 431:
-      return Error(431, "headers_too_large",
-                   "the request line and headers are over server.max_header_bytes");
-    case 404: return Error(404, "not_found", "no such route");
-    case 408:
-      return Error(408, "request_timeout",
-                   problem.empty() ? std::string_view("the request did not arrive whole within server.read_timeout")
-                                   : problem);
-    case 503:
-      return Error(503, "too_many_connections",
-                   "the server has server.max_connections connections open; retry shortly");
-    case 505: return Error(505, "http_version", "only HTTP/1.0 and HTTP/1.1 are spoken here");
-    case 500: return Error(500, "internal", "internal error");
-    default:
-      return Error(status, "bad_request",
-                   problem.empty() ? std::string("the request is malformed")
-                                   : fmt::format("the request is malformed: {}", problem));
-  }
-}
-
-KvApi::Exchange KvApi::ExchangeOf(const HttpRequest& req, Route route, const Admission& admission) {
+Exchange KvApi::ExchangeOf(const HttpRequest& req, Route route, const Admission& admission) {
   return {.started = admission.started,
           .route = route,
           .method = req.method,
@@ -189,51 +149,10 @@ KvApi::Exchange KvApi::ExchangeOf(const HttpRequest& req, Route route, const Adm
           .caller = admission.caller};
 }
 
-void KvApi::Finish(const Exchange& x, HttpResponse* res) {
-  res->SetHeader("X-Request-Id", std::string(x.request_id));
-  // Every answer says which store revision it reflects (SPEC §6); the
-  // client also takes it as the mark of a kvctl server (SPEC §8). With auth
-  // on, an answer to a caller who showed no valid credentials reflects
-  // nothing of the store and says 0: how far the revision moves tells how
-  // busy the store is, which is for its users only (as /readyz).
-  const bool anonymous = auth_.enabled() && x.caller == nullptr;
-  res->SetHeader("X-Kvctl-Revision",
-                 anonymous ? std::string("0") : std::to_string(res->revision != HttpResponse::kRevisionAtFinish
-                                                       ? res->revision
-                                                       : store_.revision()));
-  const auto took = std::chrono::steady_clock::now() - x.started;
-  metrics_.CountRequest(x.route, MethodFromString(x.method), res->status, took);
-  if (options_.request_logger == nullptr) return;
-  LogRequest(*options_.request_logger,
-             {.method = x.method,
-              .route = RouteLabel(x.route),
-              .status = res->status,
-              .bytes_in = x.bytes_in,
-              .bytes_out = x.method == "HEAD" ? 0 : res->body.size(),  // a stream's: not known yet
-              .duration = took,
-              .request_id = x.request_id,
-              .remote = x.remote,
-              .identity = x.caller != nullptr ? std::string_view(x.caller->name) : std::string_view(),
-              .error_code = res->error_code,
-              .cause = res->error_cause});
-}
-
-HttpResponse KvApi::Refused(int status, std::string_view problem, std::string_view remote_addr) {
-  HttpRequest unread;
-  unread.method = "-";
-  unread.remote_addr = remote_addr;
-  Admission admission;
-  admission.started = std::chrono::steady_clock::now();
-  admission.request_id = RequestIdFor(unread);
-  HttpResponse res = TransportError(status, problem);
-  Finish(ExchangeOf(unread, Route::kUnknown, admission), &res);
-  return res;
-}
-
 std::optional<HttpResponse> KvApi::Admit(HttpRequest& req) {
   const RouteMatch match = MatchRoute(req.path);
   std::optional<HttpResponse> res = AdmitHead(req, match, &req.admission);
-  if (res) Finish(ExchangeOf(req, match.route, req.admission), &*res);
+  if (res) admission_.Finish(ExchangeOf(req, match.route, req.admission), &*res);
   return res;
 }
 
@@ -246,33 +165,31 @@ HttpResponse KvApi::Handle(const HttpRequest& req) {
     admission = &here;
     if (std::optional<HttpResponse> early = AdmitHead(req, match, &here)) {
       res = std::move(*early);
-      Finish(ExchangeOf(req, match.route, here), &res);
+      admission_.Finish(ExchangeOf(req, match.route, here), &res);
       return res;
     }
   }
   res = Dispatch(req, match, *admission);
   if (res.deferred) return res;  // finished when it is answered
-  Finish(ExchangeOf(req, match.route, *admission), &res);
+  admission_.Finish(ExchangeOf(req, match.route, *admission), &res);
   return res;
 }
 
 std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const RouteMatch& match,
                                              Admission* admission) {
-  admission->done = false;
-  admission->started = std::chrono::steady_clock::now();
-  admission->request_id = RequestIdFor(req);
-  admission->caller = nullptr;
-  admission->key.clear();
+  admission_.Begin(req, admission);
   // Probes answer whoever asks, however often: a load balancer or an
   // orchestrator must be able to tell whether the process is alive.
   const bool probe = match.route == Route::kHealthz || match.route == Route::kReadyz;
   if (!probe) {
-    if (auto refusal = AdmitCaller(req, match, &admission->caller)) return refusal;
-  } else if (match.route == Route::kReadyz && auth_.enabled()) {
+    // /metrics asks who the caller is only when it needs admin.
+    const bool needs_identity = match.route != Route::kMetrics || admission_.auth().metrics_need_admin();
+    if (auto refusal = admission_.AdmitCaller(req, needs_identity, &admission->caller)) return refusal;
+  } else if (match.route == Route::kReadyz && admission_.auth().enabled()) {
     // Open to all, but an admin who says who it is is told the revision
     // too. Credentials that do not hold are no refusal here: the caller is
     // anonymous.
-    admission->caller = auth_.Authenticate(req).principal;
+    admission->caller = admission_.auth().Authenticate(req).principal;
   }
   // What the head alone decides, for an admitted caller only: an unknown
   // client learns nothing of the routes, and pays the rate limit for asking.
@@ -325,7 +242,7 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
     case Route::kList:
     case Route::kWatch:  // which keys: HandleWatch, once the parameters are read
       if (caller != nullptr && !caller->ReadsAnything()) {
-        metrics_.CountAuthFailure(AuthFailure::kForbidden);
+        admission_.CountForbidden();
         return Error(403, "forbidden", fmt::format("{} may not read any key", caller->name));
       }
       break;
@@ -344,67 +261,9 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
   return std::nullopt;
 }
 
-std::optional<HttpResponse> KvApi::AdmitCaller(const HttpRequest& req, const RouteMatch& match,
-                                               const Principal** caller) {
-  const bool needs_identity =
-      auth_.enabled() && (match.route != Route::kMetrics || auth_.metrics_need_admin());
-  Authenticator::Outcome who;
-  if (needs_identity) {
-    who = auth_.Authenticate(req);
-    *caller = who.principal;
-  }
-  // The limit applies before credentials are judged, so guessing tokens
-  // is limited too; a client is its identity once known, else its address.
-  if (rate_limiter_) {
-    const std::string client =
-        who.principal != nullptr ? "id:" + who.principal->name : "ip:" + req.remote_addr;
-    if (auto wait = rate_limiter_->Acquire(client)) {
-      metrics_.CountRateLimited();
-      const int64_t seconds = std::max<int64_t>(1, (wait->count() + 999) / 1000);
-      HttpResponse res = Error(429, "rate_limited",
-                               fmt::format("too many requests from this client; retry in {} s "
-                                           "(ratelimit.rate and ratelimit.burst set the limit)",
-                                           seconds));
-      res.SetHeader("Retry-After", std::to_string(seconds));
-      return res;
-    }
-  }
-  if (!needs_identity || who.principal != nullptr) return std::nullopt;
-  metrics_.CountAuthFailure(who.failure);
-  if (who.failure == AuthFailure::kDuplicate) return Error(400, "duplicate_authorization", who.message);
-  HttpResponse res = Error(401, "unauthorized", who.message);
-  res.SetHeader("WWW-Authenticate", "Bearer realm=\"kvctl\"");
-  return res;
-}
-
-std::optional<HttpResponse> KvApi::AdmitCaller(const HttpRequest& req, Route route, Admission* admission) {
-  admission->done = false;
-  admission->started = std::chrono::steady_clock::now();
-  admission->request_id = RequestIdFor(req);
-  admission->caller = nullptr;
-  admission->key.clear();
-  RouteMatch match;
-  match.route = route;
-  if (auto refusal = AdmitCaller(req, match, &admission->caller)) return refusal;
-  admission->done = true;
-  return std::nullopt;
-}
-
-void KvApi::FinishExchange(Route route, std::string_view method, const Admission& admission,
-                           std::string_view remote, size_t bytes_in, HttpResponse* res) {
-  Finish({.started = admission.started,
-          .route = route,
-          .method = method,
-          .request_id = admission.request_id,
-          .remote = remote,
-          .bytes_in = bytes_in,
-          .caller = admission.caller},
-         res);
-}
-
 std::optional<HttpResponse> KvApi::Authorize(const Principal* caller, Op op, std::string_view key) {
   if (caller == nullptr || caller->Permits(op, key)) return std::nullopt;
-  metrics_.CountAuthFailure(AuthFailure::kForbidden);
+  admission_.CountForbidden();
   return Error(403, "forbidden",
                op == Op::kAdmin
                    ? fmt::format("{} has no admin grant (admin is granted with prefix \"\")", caller->name)
@@ -433,24 +292,7 @@ HttpResponse KvApi::Dispatch(const HttpRequest& req, const RouteMatch& match, co
     case Route::kLeaseKeepAlive: return HandleLease(req, match, admission.caller);
     default: break;
   }
-  return TransportError(500);
-}
-
-void KvApi::TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail) {
-  metrics_.CountTlsFailure(why);
-  if (options_.logger == nullptr) return;
-  uint64_t suppressed = 0;
-  if (!tls_log_throttle_.Allow(std::chrono::steady_clock::now(), &suppressed)) return;
-  const core::LogLevel level = why == TlsFailure::kClosed ? core::LogLevel::kDebug : core::LogLevel::kWarn;
-  if (suppressed == 0) {
-    options_.logger->Log(level, "TLS handshake failed",
-                         {{"remote", std::string(remote_addr)}, {"reason", TlsFailureLabel(why)},
-                          {"detail", std::string(detail)}});
-  } else {
-    options_.logger->Log(level, "TLS handshake failed",
-                         {{"remote", std::string(remote_addr)}, {"reason", TlsFailureLabel(why)},
-                          {"detail", std::string(detail)}, {"not_logged_before", suppressed}});
-  }
+  return AdmissionPipeline::TransportError(500);
 }
 
 bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
@@ -476,7 +318,7 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
                                                        .key = std::move(admission->key)});
   req.admission.done = false;  // its parts are gone: were it handled again, it would be admitted again
   auto answer = [this, write, reply = std::move(reply)](HttpResponse res) {
-    Finish(write->View(), &res);
+    admission_.Finish(write->View(), &res);
     reply(std::move(res));
   };
   if (txn) {

@@ -16,15 +16,16 @@
 //   200 with every method the server knows.
 //
 // Before anything else answers, a request is admitted, from its head alone
-// (Admit; see README "Run it securely"): /healthz and /readyz always
-// answer, for probes. Every other route, unknown ones included, is subject
-// to the per-client rate limit (429 with Retry-After; the client is the
+// (Admit; see README "Run it securely"), through the server's one
+// admission pipeline (admission.h): /healthz and /readyz always answer,
+// for probes. Every other route, unknown ones included, is subject to the
+// per-client rate limit (429 with Retry-After; the client is the
 // authenticated identity, else the remote address), and, when auth is on,
 // to its grants: 401 without valid credentials, 403 for an operation on a
 // key outside them. A listing shows only the keys the caller may read.
 // /metrics needs admin only with auth.metrics = "admin". Every answer
 // carries X-Request-Id (the client's, or a new one) and is counted in
-// /metrics and written to the request log.
+// /metrics and written to the request log, by the pipeline.
 #pragma once
 
 #include <chrono>
@@ -37,13 +38,9 @@
 #include <string_view>
 
 #include "lib/core/kv_store.h"
-#include "lib/core/logger.h"
+#include "lib/server/admission.h"
 #include "lib/server/auth.h"
 #include "lib/server/http_types.h"
-#include "lib/server/log_throttle.h"
-#include "lib/server/metrics.h"
-#include "lib/server/rate_limiter.h"
-#include "lib/server/request_log.h"
 
 namespace kvctl::server {
 
@@ -62,22 +59,14 @@ struct ApiOptions {
   // Appended to /metrics after the store's gauges (KvStore::BackendMetrics):
   // the file backend's file-system timings and commit batch sizes.
   std::function<void(std::string*)> render_backend_metrics;
-  // Tokens and certificates with their grants; auth is off when both are empty.
-  AuthOptions auth;
-  // Requests per second and bucket size per client; rate 0 turns it off.
-  double rate_limit = 0;
-  double rate_burst = 0;
-  // Where requests are logged, and which (request_log.h); null: nowhere.
-  const RequestLog* request_logger = nullptr;
-  // Where other events are logged (failed TLS handshakes); null: nowhere.
-  core::Logger* logger = nullptr;
 };
 
 class LongPolls;  // api_longpoll.cpp
 
 class KvApi {
  public:
-  KvApi(core::KvStore& store, ApiOptions options);
+  // `admission` is the server's pipeline; it must outlive this.
+  KvApi(core::KvStore& store, ApiOptions options, AdmissionPipeline& admission);
   ~KvApi();
 
   // The longest wait= of a long poll (GET /v1/kv/{key}?wait=&after=).
@@ -109,46 +98,13 @@ class KvApi {
   using Reply = std::function<void(HttpResponse)>;
   bool HandleWriteAsync(HttpRequest& request, Reply reply);
 
-  // A TLS handshake that failed or timed out (the transport's
-  // on_tls_failure): counted in /metrics by reason, and logged, at most
-  // kTlsLogLinesPerSecond lines a second, each saying how many were left
-  // out before it. A client that closes mid-handshake (a TCP health check,
-  // a port scan) is logged at debug level only.
-  void TlsHandshakeFailed(std::string_view remote_addr, TlsFailure why, std::string_view detail);
-  static constexpr uint32_t kTlsLogLinesPerSecond = 10;
-
-  // The admission pipeline for another face over the same store (the etcd
-  // face, etcd_api.h), so every face is admitted, counted and logged in
-  // this one place. AdmitCaller gives `admission` its request id and start
-  // time and authenticates and rate-limits the request as Admit does for a
-  // route of this face; the answer it returns is a refusal in this face's
-  // JSON (error_code and the status say what it was), not yet finished.
-  // CountForbidden counts an operation refused for its grants. FinishExchange
-  // stamps, counts and logs an answer of the other face.
-  std::optional<HttpResponse> AdmitCaller(const HttpRequest& request, Route route, Admission* admission);
-  void CountForbidden() { metrics_.CountAuthFailure(AuthFailure::kForbidden); }
-  void FinishExchange(Route route, std::string_view method, const Admission& admission,
-                      std::string_view remote, size_t bytes_in, HttpResponse* response);
-  bool auth_enabled() const { return auth_.enabled(); }
-
-  // The figures the API keeps itself, for whoever renders /metrics.
-  const HttpMetrics& metrics() const { return metrics_; }
-
   // The route a path names (defined in api_internal.h).
   struct RouteMatch;
 
-  // A JSON error response.
-  static HttpResponse Error(int status, std::string_view code, std::string_view message);
-  // The JSON error for a status the transport decides itself, before any
-  // route runs (413 or 411 from the headers, 414 for an overlong request
-  // line, 431 for an overlong head, 408 for a request too slow to arrive,
-  // 503 over max_connections, 505, 400 for a malformed request, with
-  // `problem` saying what was wrong).
-  static HttpResponse TransportError(int status, std::string_view problem = {});
-  // TransportError's answer with an X-Request-Id, counted in /metrics (route
-  // "unknown") and written to the request log (method "-"): the transport
-  // refused the request before its method or route were known to the API.
-  HttpResponse Refused(int status, std::string_view problem, std::string_view remote_addr);
+  // A JSON error response (admission.h's JsonError).
+  static HttpResponse Error(int status, std::string_view code, std::string_view message) {
+    return JsonError(status, code, message);
+  }
   // The body of POST /v1/admin/compact's answer (also what `kvctl compact
   // -o json` prints, online or offline).
   static std::string CompactionJson(const core::CompactionStats& stats);
@@ -158,10 +114,6 @@ class KvApi {
   // even when it answers.
   std::optional<HttpResponse> AdmitHead(const HttpRequest& request, const RouteMatch& match,
                                         Admission* admission);
-  // Identity and rate limit: the 429, 401 or 400 that stops a request,
-  // if any; `*caller` is set once authenticated.
-  std::optional<HttpResponse> AdmitCaller(const HttpRequest& request, const RouteMatch& match,
-                                          const Principal** caller);
   // 403 unless `caller` (null when auth is off) may do `op` on `key`.
   std::optional<HttpResponse> Authorize(const Principal* caller, Op op, std::string_view key);
   // An admitted request's route.
@@ -213,12 +165,9 @@ class KvApi {
   HttpResponse HandleLease(const HttpRequest& request, const RouteMatch& match, const Principal* caller);
   // GET /v1/watch (api_watch.cpp): a stream of JSON lines, or 400, 403, 410.
   HttpResponse HandleWatch(const HttpRequest& request, const Principal* caller);
-  // What the request log and the metrics need of a request.
-  struct Exchange;
+  // What an async answer keeps of its request (api_internal.h).
   struct AsyncWrite;
   static Exchange ExchangeOf(const HttpRequest& request, Route route, const Admission& admission);
-  // Stamps X-Request-Id and X-Kvctl-Revision on the answer, counts it and logs it.
-  void Finish(const Exchange& exchange, HttpResponse* response);
   HttpResponse HandleCompact();
   HttpResponse HandleHealthz();
   // The revision only for an admin caller, or with auth off.
@@ -227,10 +176,7 @@ class KvApi {
 
   core::KvStore& store_;
   ApiOptions options_;
-  Authenticator auth_;
-  std::unique_ptr<RateLimiter> rate_limiter_;  // null when off
-  HttpMetrics metrics_;
-  LogThrottle tls_log_throttle_{kTlsLogLinesPerSecond};
+  AdmissionPipeline& admission_;
   std::mutex long_polls_mu_;
   std::shared_ptr<LongPolls> long_polls_;  // made at the first long poll that waits
 };

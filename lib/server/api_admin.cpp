@@ -51,7 +51,7 @@ HttpResponse KvApi::HandleReadyz(const Principal* caller) {
   }
   // Readiness is for anyone; how far the store has got is for those who
   // may see everything (with auth off, everyone may).
-  if (auth_.enabled() && (caller == nullptr || !caller->Permits(Op::kAdmin, ""))) {
+  if (admission_.auth().enabled() && (caller == nullptr || !caller->Permits(Op::kAdmin, ""))) {
     return Json(200, json{{"status", "ready"}});
   }
   return Json(200, json{{"status", "ready"}, {"revision", store_.revision()}});
@@ -62,11 +62,10 @@ HttpResponse KvApi::HandleMetrics() {
   const bool writable = store_.Writable().ok();
   std::string out;
   out.reserve(4096);
-  metrics_.Render(&out);
-  if (rate_limiter_) {
+  admission_.metrics().Render(&out);
+  if (RateLimiter* limiter = admission_.rate_limiter()) {
     AppendSingle(&out, "kvctl_ratelimit_clients", "gauge",
-                 "Clients with a rate-limit bucket (seen within one refill period).",
-                 rate_limiter_->clients());
+                 "Clients with a rate-limit bucket (seen within one refill period).", limiter->clients());
   }
   auto gauge = [&](std::string_view name, std::string_view help, std::string_view type, auto v) {
     out.append(fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, v));

@@ -22,18 +22,6 @@ struct KvApi::RouteMatch {
   std::string_view tail;     // for kKey: the raw (encoded) key; for kLease*: the id as written
 };
 
-// What Finish needs of a request: views into the request and its
-// admission, or into an AsyncWrite.
-struct KvApi::Exchange {
-  std::chrono::steady_clock::time_point started;
-  Route route = Route::kUnknown;
-  std::string_view method;
-  std::string_view request_id;
-  std::string_view remote;
-  size_t bytes_in = 0;
-  const Principal* caller = nullptr;  // lives as long as the API
-};
-
 // An async write (or a waiting long poll) outlives its request: what its
 // answer needs, owned.
 struct KvApi::AsyncWrite {

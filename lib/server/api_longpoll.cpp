@@ -231,7 +231,7 @@ HttpResponse KvApi::LongPollAnswer(const HttpRequest& req, const Admission& admi
     } else {
       res.status = 304;
     }
-    Finish(owned->View(), &res);
+    admission_.Finish(owned->View(), &res);
     return res;
   });
   {

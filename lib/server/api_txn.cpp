@@ -86,7 +86,7 @@ void AppendResult(const core::TxnOpResult& r, std::string* out) {
 std::optional<HttpResponse> KvApi::AuthorizeTxn(const Principal* caller, const core::TxnRequest& txn) {
   if (caller == nullptr) return std::nullopt;
   auto refuse = [&](Op op, const std::string& key, const std::string& where, bool prefix) {
-    metrics_.CountAuthFailure(AuthFailure::kForbidden);
+    admission_.CountForbidden();
     return Error(403, "forbidden",
                  prefix ? fmt::format("{} may not {} every key under the prefix {} ({}): no grant of {} covers the "
                                       "whole prefix",

@@ -163,7 +163,7 @@ HttpResponse KvApi::HandleWatch(const HttpRequest& req, const Principal* caller)
   if (caller != nullptr && filter.prefix) {
     const std::vector<std::string> ranges = caller->ReadableWithin(filter.key);
     if (ranges.empty()) {
-      metrics_.CountAuthFailure(AuthFailure::kForbidden);
+      admission_.CountForbidden();
       return Error(403, "forbidden", fmt::format("{} may not read any key under this prefix", caller->name));
     }
     if (ranges.size() != 1 || ranges.front() != filter.key) readable = caller;

@@ -344,16 +344,16 @@ HttpResponse PlainAnswer(int status, std::string_view text) {
 
 }  // namespace
 
-EtcdApi::EtcdApi(core::KvStore& store, KvApi& admission, EtcdOptions options)
+EtcdApi::EtcdApi(core::KvStore& store, AdmissionPipeline& admission, EtcdOptions options)
     : store_(store), admission_(admission), options_(std::move(options)) {}
 
 std::optional<HttpResponse> EtcdApi::Admit(HttpRequest& req) {
   std::string resource;
   const Route route = RouteOf(req.path, &resource);
-  std::optional<HttpResponse> refusal = admission_.AdmitCaller(req, route, &req.admission);
+  std::optional<HttpResponse> refusal = admission_.AdmitRequest(req, &req.admission);
   if (!refusal) return std::nullopt;
   HttpResponse res = AsEtcdRefusal(std::move(*refusal));
-  admission_.FinishExchange(route, req.method, req.admission, req.remote_addr, 0, &res);
+  admission_.Finish(route, req.method, req.admission, req.remote_addr, 0, &res);
   return res;
 }
 
@@ -370,9 +370,9 @@ HttpResponse EtcdApi::Handle(const HttpRequest& req) {
   HttpResponse res;
   if (!admission->done) {
     admission = &here;
-    if (auto refusal = admission_.AdmitCaller(req, route, &here)) {
+    if (auto refusal = admission_.AdmitRequest(req, &here)) {
       res = AsEtcdRefusal(std::move(*refusal));
-      admission_.FinishExchange(route, req.method, here, req.remote_addr, req.body.size(), &res);
+      admission_.Finish(route, req.method, here, req.remote_addr, req.body.size(), &res);
       return res;
     }
   }
@@ -397,7 +397,7 @@ HttpResponse EtcdApi::Handle(const HttpRequest& req) {
       }
     }
   }
-  admission_.FinishExchange(route, req.method, *admission, req.remote_addr, req.body.size(), &res);
+  admission_.Finish(route, req.method, *admission, req.remote_addr, req.body.size(), &res);
   return res;
 }
 
@@ -424,7 +424,7 @@ std::optional<HttpResponse> EtcdApi::ParseBody(const HttpRequest& req, Call& cal
   return std::nullopt;
 }
 
-bool EtcdApi::HandleAsync(HttpRequest& req, KvApi::Reply reply) {
+bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
   if (!req.admission.done || req.method != "POST") return false;
   std::string resource;
   const Route route = RouteOf(req.path, &resource);
@@ -444,7 +444,7 @@ bool EtcdApi::HandleAsync(HttpRequest& req, KvApi::Reply reply) {
   auto finish = [this, route, method = req.method, admission = std::move(req.admission),
                  remote = req.remote_addr, bytes_in = req.body.size(),
                  reply = std::move(reply)](HttpResponse res) mutable {
-    admission_.FinishExchange(route, method, admission, remote, bytes_in, &res);
+    admission_.Finish(route, method, admission, remote, bytes_in, &res);
     reply(std::move(res));
   };
   if (answer) {

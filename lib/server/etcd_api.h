@@ -5,8 +5,8 @@
 // {"error","message","code"} with gRPC codes). docs/etcd.md says what is
 // served, what is refused as unimplemented, and every known difference.
 //
-// Admission is the one pipeline of the server (KvApi::AdmitCaller): request
-// id, identity (kvctl's bearer tokens and client certificates), the rate
+// Admission is the one pipeline of the server (admission.h): request id,
+// identity (kvctl's bearer tokens and client certificates), the rate
 // limit, metrics and the request log; refusals are rewritten into etcd's
 // error shape. Grants apply per key: a range needs a grant covering all of
 // it.
@@ -20,11 +20,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "lib/core/kv_store.h"
-#include "lib/server/api.h"
+#include "lib/server/admission.h"
 #include "lib/server/http_types.h"
 
 namespace kvctl::server {
@@ -44,7 +45,7 @@ struct EtcdOptions {
 class EtcdApi {
  public:
   // `admission` is the server's pipeline; it must outlive this.
-  EtcdApi(core::KvStore& store, KvApi& admission, EtcdOptions options);
+  EtcdApi(core::KvStore& store, AdmissionPipeline& admission, EtcdOptions options);
 
   // The transport's admitter: identity and rate limit from the head.
   std::optional<HttpResponse> Admit(HttpRequest& request);
@@ -53,7 +54,8 @@ class EtcdApi {
   // request and calls `reply` exactly once, on this thread or on the
   // store's committer thread; false, with `reply` not called, for every
   // other request (Handle() answers those).
-  bool HandleAsync(HttpRequest& request, KvApi::Reply reply);
+  using Reply = std::function<void(HttpResponse)>;
+  bool HandleAsync(HttpRequest& request, Reply reply);
   // The transport's own refusals (400, 413, ...) in etcd's error shape.
   HttpResponse Refused(int status, std::string_view problem, std::string_view remote_addr);
 
@@ -86,7 +88,7 @@ class EtcdApi {
   HttpResponse Version();
 
   core::KvStore& store_;
-  KvApi& admission_;
+  AdmissionPipeline& admission_;
   EtcdOptions options_;
 };
 

@@ -121,12 +121,12 @@ core::Status KvServer::Bind() {
   // once the store is open, and requests are only read (and handshakes
   // made) after Run() starts.
   options_.http.on_tls_failure = [this](std::string_view remote, TlsFailure why, std::string_view detail) {
-    api_->TlsHandshakeFailed(remote, why, detail);
+    admission_->TlsHandshakeFailed(remote, why, detail);
   };
   http_ = std::make_unique<HttpServer>(
       options_.http, [this](const HttpRequest& r) { return api_->Handle(r); },
       [this](int status, std::string_view problem, std::string_view remote) {
-        return api_->Refused(status, problem, remote);
+        return admission_->Refused(status, problem, remote);
       });
   http_->set_admitter([this](HttpRequest& r) { return api_->Admit(r); });
   http_->set_async_handler(
@@ -155,11 +155,13 @@ core::Status KvServer::Listen() {
   if (o.request_log.mode != RequestLogPolicy::Mode::kOff) {
     request_log_ = std::make_unique<RequestLog>(logger_, o.request_log);
   }
-  o.api.request_logger = request_log_.get();
-  o.api.logger = &logger_;
-  const bool auth_on = !o.api.auth.tokens.empty() || !o.api.auth.certs.empty();
-  const size_t identities = o.api.auth.tokens.size() + o.api.auth.certs.size();
-  api_ = std::make_unique<KvApi>(*store_, o.api);
+  o.admission.request_logger = request_log_.get();
+  o.admission.logger = &logger_;
+  const bool auth_on = !o.admission.auth.tokens.empty() || !o.admission.auth.certs.empty();
+  const size_t identities = o.admission.auth.tokens.size() + o.admission.auth.certs.size();
+  const double rate_limit = o.admission.rate_limit;
+  admission_ = std::make_unique<AdmissionPipeline>(*store_, std::move(o.admission));
+  api_ = std::make_unique<KvApi>(*store_, o.api, *admission_);
   if (etcd_http_) {
     EtcdOptions etcd;
     etcd.cluster_id = StableId("cluster:" + o.etcd_identity);
@@ -169,7 +171,7 @@ core::Status KvServer::Listen() {
     etcd.max_key_bytes = o.api.max_key_bytes;
     etcd.max_value_bytes = o.api.max_value_bytes;
     etcd.max_txn_ops = o.api.max_txn_ops;
-    etcd_api_ = std::make_unique<EtcdApi>(*store_, *api_, std::move(etcd));
+    etcd_api_ = std::make_unique<EtcdApi>(*store_, *admission_, std::move(etcd));
     logger_.Info("serving etcd's JSON API", {{"addr", fmt::format("{}:{}", o.etcd_host, etcd_http_->port())},
                                              {"scheme", o.http.tls.enabled() ? "https" : "http"}});
   }
@@ -181,7 +183,7 @@ core::Status KvServer::Listen() {
                                  : client_trust_ != nullptr          ? "required, revocation checked"
                                                                      : "required"},
                 {"auth", auth_on ? fmt::format("on ({} identities)", identities) : "off"},
-                {"ratelimit", o.api.rate_limit > 0 ? fmt::format("{}/s per client", o.api.rate_limit) : "off"},
+                {"ratelimit", rate_limit > 0 ? fmt::format("{}/s per client", rate_limit) : "off"},
                 {"request_log", RequestLogSummary(o.request_log)},
                 {"reachable_from", loopback ? "this host only (loopback; set server.listen to serve others)"
                                             : "other hosts"},

@@ -33,6 +33,8 @@ struct ServeOptions {
   core::WatchHubOptions watch;            // file backend: the store's watch hub
   HttpServerOptions http;
   ApiOptions api;
+  // Identity, rate limit and request log, for every listener's every route.
+  AdmissionOptions admission;
   RequestLogPolicy request_log;  // which requests get a log line (log.requests)
   // etcd's JSON API on a second listener (server.etcd_listen), with the
   // same TLS, timeouts and admission as `http`; off unless `etcd_host` is set.
@@ -81,6 +83,7 @@ class KvServer {
   std::shared_ptr<ClientTrust> client_trust_;             // with tls.client_crl only
   std::unique_ptr<core::AutoCompactor> auto_compactor_;  // file backend only
   std::unique_ptr<RequestLog> request_log_;              // null: log.requests = "off"
+  std::unique_ptr<AdmissionPipeline> admission_;        // both faces'
   std::unique_ptr<KvApi> api_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<EtcdApi> etcd_api_;      // with server.etcd_listen only

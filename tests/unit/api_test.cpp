@@ -50,12 +50,14 @@ void OpenStore(const std::string& dir, core::Store& store) {
 // Members are destroyed in reverse order: the API, then the store (which
 // closes the log), then the directory.
 struct Fixture {
-  explicit Fixture(ApiOptions options = {}) : api(store, std::move(options)) {
+  explicit Fixture(ApiOptions options = {}, AdmissionOptions admission_options = {})
+      : admission(store, std::move(admission_options)), api(store, std::move(options), admission) {
     OpenStore(dir.path(), store);
   }
 
   testing::TempDir dir;
   core::Store store;
+  AdmissionPipeline admission;
   KvApi api;
 };
 
@@ -234,7 +236,8 @@ TEST_CASE("an acknowledged PUT is in the log: a new store on the same dir recove
   {
     core::Store reopened;
     OpenStore(f.dir.path(), reopened);
-    KvApi api2(reopened, {});
+    AdmissionPipeline admission2(reopened, {});
+    KvApi api2(reopened, {}, admission2);
     const HttpResponse res = api2.Handle(Req("GET", KeyPath("kept")));
     CHECK(res.status == 200);
     CHECK(res.body == "value");
@@ -743,7 +746,7 @@ TEST_CASE("every answer carries X-Kvctl-Revision: the store revision it reflects
   CHECK(HeaderOf(Get(f, "a"), "X-Kvctl-Revision") == "2");
   CHECK(HeaderOf(Get(f, "missing"), "X-Kvctl-Revision") == "2");       // a 404 too
   CHECK(HeaderOf(f.api.Handle(Req("GET", "/nowhere")), "X-Kvctl-Revision") == "2");
-  CHECK(HeaderOf(f.api.Refused(408, {}, "127.0.0.1"), "X-Kvctl-Revision") == "2");
+  CHECK(HeaderOf(f.admission.Refused(408, {}, "127.0.0.1"), "X-Kvctl-Revision") == "2");
 }
 
 TEST_CASE("every answer carries X-Request-Id: the client's when usable, else a new one") {
@@ -759,8 +762,8 @@ TEST_CASE("every answer carries X-Request-Id: the client's when usable, else a n
   CHECK(HeaderOf(junk, "X-Request-Id") != "has space");
 }
 
-ApiOptions WithTokens(bool metrics_need_admin = false) {
-  ApiOptions o;
+AdmissionOptions WithTokens(bool metrics_need_admin = false) {
+  AdmissionOptions o;
   auto token = [](std::string name, std::string secret, std::vector<Grant> grants) {
     return AuthOptions::Token{std::move(name), *ParseSha256Hex(Sha256Hex(secret)), std::move(grants)};
   };
@@ -775,7 +778,7 @@ ApiOptions WithTokens(bool metrics_need_admin = false) {
 Headers Bearer(std::string token) { return {{"Authorization", "Bearer " + std::move(token)}}; }
 
 TEST_CASE("with tokens configured each route answers 401 without a valid token") {
-  Fixture f(WithTokens());
+  Fixture f({}, WithTokens());
   for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
            {"GET", KeyPath("app/x")}, {"HEAD", KeyPath("app/x")}, {"PUT", KeyPath("app/x")},
            {"DELETE", KeyPath("app/x")}, {"GET", "/v1/kv?prefix=app/"}}) {
@@ -794,7 +797,7 @@ TEST_CASE("with tokens configured each route answers 401 without a valid token")
 }
 
 TEST_CASE("each operation is allowed inside the token's grants and answers 403 outside them") {
-  Fixture f(WithTokens());
+  Fixture f({}, WithTokens());
   REQUIRE(Put(f, "app/a", "1", Bearer("t-writer")).status == 201);
   REQUIRE(Put(f, "other/b", "2", Bearer("t-admin")).status == 201);
 
@@ -816,10 +819,10 @@ TEST_CASE("each operation is allowed inside the token's grants and answers 403 o
 }
 
 TEST_CASE("a listing shows only the keys the token may read, and pages across its grants") {
-  ApiOptions o = WithTokens();
+  AdmissionOptions o = WithTokens();
   o.auth.tokens.push_back({"two", *ParseSha256Hex(Sha256Hex("t-two")),
                            {Grant{"b/", true, false, false}, Grant{"d/", true, false, false}}});
-  Fixture f(std::move(o));
+  Fixture f({}, std::move(o));
   for (const char* k : {"a/1", "b/1", "b/2", "c/1", "d/1", "d/2", "e/1"}) {
     REQUIRE(Put(f, k, "v", Bearer("t-admin")).status == 201);
   }
@@ -848,7 +851,7 @@ TEST_CASE("a listing shows only the keys the token may read, and pages across it
 }
 
 TEST_CASE("auth.metrics = admin: /metrics needs a token with the admin grant") {
-  Fixture f(WithTokens(/*metrics_need_admin=*/true));
+  Fixture f({}, WithTokens(/*metrics_need_admin=*/true));
   CHECK(f.api.Handle(Req("GET", "/metrics")).status == 401);
   CheckError(f.api.Handle(Req("GET", "/metrics", {}, Bearer("t-writer"))), 403, "forbidden");
   CHECK(f.api.Handle(Req("GET", "/metrics", {}, Bearer("t-admin"))).status == 200);
@@ -856,7 +859,7 @@ TEST_CASE("auth.metrics = admin: /metrics needs a token with the admin grant") {
 }
 
 TEST_CASE("/readyz tells the revision only to an admin caller when auth is on") {
-  Fixture f(WithTokens());
+  Fixture f({}, WithTokens());
   REQUIRE(Put(f, "app/a", "1", Bearer("t-writer")).status == 201);
   for (const Headers& h : {Headers{}, Bearer("t-reader"), Bearer("t-writer"), Bearer("t-wrong"),
                            Headers{{"Authorization", "Bearer t-admin"}, {"Authorization", "Bearer t-admin"}}}) {
@@ -880,10 +883,10 @@ TEST_CASE("/readyz tells the revision only to an admin caller when auth is on") 
 }
 
 TEST_CASE("the rate limit answers 429 with Retry-After per client, and never limits probes") {
-  ApiOptions o;
+  AdmissionOptions o;
   o.rate_limit = 1;  // one a second: the test cannot wait its way past it
   o.rate_burst = 2;
-  Fixture f(std::move(o));
+  Fixture f({}, std::move(o));
   CHECK(Get(f, "k").status == 404);
   CHECK(Get(f, "k").status == 404);
   const HttpResponse limited = Get(f, "k");
@@ -909,10 +912,10 @@ HttpResponse WriteAsync(Fixture& f, HttpRequest request) {
 }
 
 TEST_CASE("async writes are admitted, authorized, stamped and counted as Handle's are") {
-  ApiOptions o = WithTokens();
+  AdmissionOptions o = WithTokens();
   o.rate_limit = 1;
   o.rate_burst = 3;
-  Fixture f(std::move(o));
+  Fixture f({}, std::move(o));
   // Reads and other routes are not taken.
   HttpRequest read = Req("GET", KeyPath("app/a"));
   HttpRequest compact = Req("POST", "/v1/admin/compact");
@@ -961,10 +964,10 @@ HttpResponse AdmitThenHandle(Fixture& f, HttpRequest request) {
 }
 
 TEST_CASE("admission comes first: without credentials 404, 405 and OPTIONS are 401, and they pay the rate limit") {
-  ApiOptions o = WithTokens();
+  AdmissionOptions o = WithTokens();
   o.rate_limit = 1;
   o.rate_burst = 2;
-  Fixture f(std::move(o));
+  Fixture f({}, std::move(o));
   for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
            {"GET", "/nope"}, {"OPTIONS", KeyPath("app/x")}, {"OPTIONS", "*"}, {"POST", KeyPath("app/x")},
            {"PUT", "/v1/kv"}}) {
@@ -988,7 +991,7 @@ TEST_CASE("admission comes first: without credentials 404, 405 and OPTIONS are 4
 }
 
 TEST_CASE("a write outside the grant is refused at its head, and a bad key too") {
-  Fixture f(WithTokens());
+  Fixture f({}, WithTokens());
   HttpRequest outside = Req("PUT", KeyPath("other/x"), {}, Bearer("t-writer"));
   std::optional<HttpResponse> early = f.api.Admit(outside);
   REQUIRE(early.has_value());
@@ -1005,10 +1008,10 @@ TEST_CASE("a write outside the grant is refused at its head, and a bad key too")
 }
 
 TEST_CASE("a request admitted at its head is not authenticated, rate-limited or stamped again") {
-  ApiOptions o = WithTokens();
+  AdmissionOptions o = WithTokens();
   o.rate_limit = 1;
   o.rate_burst = 2;
-  Fixture f(std::move(o));
+  Fixture f({}, std::move(o));
   HttpRequest first = Req("PUT", KeyPath("app/a"), "1", {{"Authorization", "Bearer t-writer"}, {"X-Request-Id", "one"}});
   const HttpResponse put = AdmitThenHandle(f, first);
   CHECK(put.status == 201);
@@ -1029,7 +1032,7 @@ TEST_CASE("a request admitted at its head is not authenticated, rate-limited or 
 }
 
 TEST_CASE("two Authorization fields are 400, counted as an auth failure") {
-  Fixture f(WithTokens());
+  Fixture f({}, WithTokens());
   const HttpResponse res = f.api.Handle(
       Req("GET", KeyPath("app/a"), {}, {{"Authorization", "Bearer t-admin"}, {"Authorization", "Bearer t-reader"}}));
   CheckError(res, 400, "duplicate_authorization");
@@ -1039,9 +1042,9 @@ TEST_CASE("two Authorization fields are 400, counted as an auth failure") {
 
 TEST_CASE("failed TLS handshakes are counted in /metrics by reason") {
   Fixture f;
-  f.api.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "error:0A00009C:SSL routines::http request");
-  f.api.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "x");
-  f.api.TlsHandshakeFailed("10.0.0.2", TlsFailure::kTimeout, "y");
+  f.admission.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "error:0A00009C:SSL routines::http request");
+  f.admission.TlsHandshakeFailed("10.0.0.1", TlsFailure::kNotTls, "x");
+  f.admission.TlsHandshakeFailed("10.0.0.2", TlsFailure::kTimeout, "y");
   const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
   CHECK(text.find("# TYPE kvctl_tls_handshake_failures_total counter\n") != std::string::npos);
   CHECK(text.find("kvctl_tls_handshake_failures_total{reason=\"not_tls\"} 2\n") != std::string::npos);
@@ -1051,7 +1054,7 @@ TEST_CASE("failed TLS handshakes are counted in /metrics by reason") {
 
 TEST_CASE("a refusal by the transport is stamped and counted under route unknown") {
   Fixture f;
-  const HttpResponse res = f.api.Refused(431, {}, "10.0.0.1");
+  const HttpResponse res = f.admission.Refused(431, {}, "10.0.0.1");
   CheckError(res, 431, "headers_too_large");
   CHECK(HeaderOf(res, "X-Request-Id").has_value());
   const std::string text = f.api.Handle(Req("GET", "/metrics")).body;
@@ -1104,7 +1107,7 @@ TEST_CASE("POST /v1/txn refuses a body it cannot read with 400 bad_txn naming th
 }
 
 TEST_CASE("POST /v1/txn needs read on compared and read keys and write on written ones, in both branches") {
-  Fixture f(WithTokens());
+  Fixture f({}, WithTokens());
   auto refused = [&](const json& body, const std::string& token, std::string_view says) {
     const HttpResponse res = f.api.Handle(TxnReq(body, Bearer(token)));
     CheckError(res, 403, "forbidden");
@@ -1128,7 +1131,7 @@ TEST_CASE("POST /v1/txn needs read on compared and read keys and write on writte
 }
 
 TEST_CASE("POST /v1/txn runs through HandleWriteAsync and answers the results with the transaction's revision") {
-  Fixture f(WithTokens());
+  Fixture f({}, WithTokens());
   REQUIRE(Put(f, "app/a", "1", Bearer("t-writer")).status == 201);  // 1
   const json body = {{"compare", {{{"key", B64("app/a")}, {"target", "value"}, {"op", "="}, {"value", B64("1")}}}},
                      {"success",
