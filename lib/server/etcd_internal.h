@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/core/key_range.h"
 #include "lib/core/kv_store.h"
 #include "lib/core/status.h"
 #include "lib/server/etcd_api.h"
@@ -100,11 +101,9 @@ std::string PrefixEnd(std::string_view prefix);
 std::optional<std::string> AsPrefix(std::string_view key, std::string_view range_end);
 
 // A consistent read of every key in [key, range_end) (range_end "": the
-// key alone; "\0": from key on), in key order, at one store revision.
-struct RangeRead {
-  std::vector<core::ListItem> items;
-  uint64_t revision = 0;  // the store revision the read reflects
-};
+// key alone; "\0": from key on), in key order, at one store revision
+// (core::ReadRange).
+using RangeRead = core::RangeRead;
 RangeRead ReadRange(const core::KvStore& store, const std::string& key, const std::string& range_end,
                     bool keys_only);
 

@@ -1,11 +1,9 @@
 // etcd's kv/put, kv/range, kv/deleterange and kv/compaction over KvStore.
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
 
 #include <fmt/format.h>
 
+#include "lib/core/range_history.h"
 #include "lib/server/auth.h"
 #include "lib/server/etcd_internal.h"
 
@@ -31,68 +29,6 @@ std::optional<Error> CheckKey(const std::string& key, size_t max_key_bytes) {
                  fmt::format("kvctl: the key is {} bytes, over limits.max_key_bytes ({})", key.size(), max_key_bytes)};
   }
   return std::nullopt;
-}
-
-// Whether no key of [key, range_end) changed in (since, now]: then what
-// the range holds now is exactly what it held at `since`. Asked of the
-// store's retained history through a watcher from since + 1; an error when
-// that history is gone (compacted), or when the answer takes too long.
-core::Result<bool> UnchangedSince(core::KvStore& store, const std::string& key, const std::string& range_end,
-                                  uint64_t since, uint64_t now) {
-  core::WatchFilter filter;
-  if (range_end.empty()) {
-    filter.key = key;
-  } else {
-    filter.prefix = true;
-    if (!etcd::IsFromKeyOn(range_end)) {
-      size_t common = 0;
-      while (common < key.size() && common < range_end.size() && key[common] == range_end[common]) ++common;
-      filter.key = key.substr(0, common);
-    }
-  }
-  auto in_range = [&](const std::string& k) {
-    if (range_end.empty()) return k == key;
-    return k >= key && (etcd::IsFromKeyOn(range_end) || k < range_end);
-  };
-  struct Wake {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool woken = false;
-  };
-  auto wake = std::make_shared<Wake>();
-  auto watcher = store.Watch(filter, since + 1, [wake] {
-    std::lock_guard lock(wake->mu);
-    wake->woken = true;
-    wake->cv.notify_all();
-  });
-  if (!watcher) return watcher.error();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  core::Watcher::Batch batch;
-  for (;;) {
-    (*watcher)->Poll(1 << 20, &batch);
-    for (const auto& e : batch.events) {
-      if (e->revision > now) break;
-      if (in_range(e->key)) {
-        (*watcher)->Cancel();
-        return false;
-      }
-    }
-    if (batch.end == core::Watcher::End::kCompacted) return core::Status::Compacted("compacted");
-    if (batch.end != core::Watcher::End::kNone) {
-      return core::Status::Unavailable(batch.why.empty() ? "the history could not be read" : batch.why);
-    }
-    if ((*watcher)->next_revision() > now) {
-      (*watcher)->Cancel();
-      return true;
-    }
-    if (!batch.events.empty()) continue;
-    std::unique_lock lock(wake->mu);
-    if (!wake->cv.wait_until(lock, deadline, [&] { return wake->woken; })) {
-      (*watcher)->Cancel();
-      return core::Status::Unavailable("kvctl: reading the history took too long");
-    }
-    wake->woken = false;
-  }
 }
 
 }  // namespace
@@ -200,20 +136,22 @@ HttpResponse EtcdApi::Range(Call& call) {
   if (revision > 0 && static_cast<uint64_t>(revision) < store_.HistoryFloor()) {
     return ErrorAnswer(etcd::CompactedRevision());
   }
-  etcd::RangeRead read = etcd::ReadRange(store_, key, range_end, keys_only || count_only);
-  if (revision > 0 && static_cast<uint64_t>(revision) > read.revision) return ErrorAnswer(etcd::FutureRevision());
-  if (revision > 0 && static_cast<uint64_t>(revision) < read.revision) {
-    // A past revision is answered only when the retained history shows
-    // that nothing in the range changed since: never the current data as
-    // if it were the past.
-    auto unchanged = UnchangedSince(store_, key, range_end, static_cast<uint64_t>(revision), read.revision);
-    if (!unchanged) {
-      return ErrorAnswer(unchanged.error().IsCompacted() ? etcd::CompactedRevision()
-                                                         : etcd::FromStatus(unchanged.error()));
+  etcd::RangeRead read;
+  if (revision > 0) {
+    // What the range held then, from the retained history (never the
+    // current data as if it were the past); the header is the store's
+    // revision now, as etcd's is.
+    auto past = core::RangeAt(store_, core::KeyRange{key, range_end}, static_cast<uint64_t>(revision),
+                              keys_only || count_only);
+    if (!past) {
+      if (past.error().IsCompacted()) return ErrorAnswer(etcd::CompactedRevision());
+      if (past.error().IsInvalidArgument()) return ErrorAnswer(etcd::FutureRevision());
+      return ErrorAnswer(etcd::FromStatus(past.error()));
     }
-    if (!*unchanged) {
-      return ErrorAnswer(etcd::Unimplemented("a range at a past revision when the range changed since"));
-    }
+    read.items = std::move(past->items);
+    read.revision = past->read_revision;
+  } else {
+    read = etcd::ReadRange(store_, key, range_end, keys_only || count_only);
   }
   const size_t count = read.items.size();
   std::vector<core::ListItem>& items = read.items;

@@ -191,13 +191,13 @@ json Send(Side& side, const Step& step, int* http_status) {
   return j;
 }
 
-std::vector<json> WatchMessages(int port, const std::string& body, size_t count,
-                                const std::function<void()>& after_created) {
+std::vector<json> WatchMessagesUntil(int port, const std::string& body, const WatchMessagesCheck& ready,
+                                     const std::function<void()>& after_ready, const WatchMessagesCheck& done) {
   RawSocket socket(port);
   REQUIRE(socket.Send("POST /v3/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
                       std::to_string(body.size()) + "\r\n\r\n" + body));
   std::vector<json> messages;
-  bool created = false;
+  bool was_ready = false;
   socket.ReadUntil(std::chrono::seconds(10), [&](const std::string& in) {
     // Every complete line of what came that parses as a JSON object is a
     // message (chunk sizes and the head are not JSON objects).
@@ -210,13 +210,20 @@ std::vector<json> WatchMessages(int port, const std::string& body, size_t count,
       json j = json::parse(line, nullptr, false);
       if (!j.is_discarded()) messages.push_back(std::move(j));
     }
-    if (!created && !messages.empty()) {
-      created = true;
-      after_created();
+    if (!was_ready && ready(messages)) {
+      was_ready = true;
+      after_ready();
     }
-    return messages.size() >= count;
+    return done(messages);
   });
   return messages;
+}
+
+std::vector<json> WatchMessages(int port, const std::string& body, size_t count,
+                                const std::function<void()>& after_created, size_t ready) {
+  return WatchMessagesUntil(
+      port, body, [ready](const std::vector<json>& m) { return m.size() >= ready; }, after_created,
+      [count](const std::vector<json>& m) { return m.size() >= count; });
 }
 
 void CheckSameAnswers(Side& reference, Side& kvctl, const std::vector<Step>& steps) {

@@ -86,8 +86,15 @@ nlohmann::json Send(Side& side, const Step& step, int* http_status);
 void CheckSameAnswers(Side& reference, Side& kvctl, const std::vector<Step>& steps);
 
 // The first `count` messages of a watch stream (one JSON object per
-// chunk) opened with `body`; `after_created` runs once the first has come.
+// chunk) opened with `body`; `after_created` runs once the first `ready`
+// have come (a body of several requests answers each first).
 std::vector<nlohmann::json> WatchMessages(int port, const std::string& body, size_t count,
-                                          const std::function<void()>& after_created);
+                                          const std::function<void()>& after_created, size_t ready = 1);
+// The messages of a watch stream opened with `body` until `done` holds of
+// them (or 10 s pass); `after_ready` runs once, when `ready` first holds.
+using WatchMessagesCheck = std::function<bool(const std::vector<nlohmann::json>&)>;
+std::vector<nlohmann::json> WatchMessagesUntil(int port, const std::string& body, const WatchMessagesCheck& ready,
+                                               const std::function<void()>& after_ready,
+                                               const WatchMessagesCheck& done);
 
 }  // namespace kvctl::e2e
