@@ -31,6 +31,15 @@ ListPage MemTable::List(const ListOptions& options) const {
   return page;
 }
 
+void MemTable::Scan(std::string_view start, std::string_view end,
+                    const std::function<bool(const KeyTable::Item&)>& visit) const {
+  std::shared_lock lock(mu_);
+  table_.Scan(start, false, [&](const KeyTable::Item& item) {
+    if (!end.empty() && item.key >= end) return false;
+    return visit(item);
+  });
+}
+
 uint64_t MemTable::size() const {
   std::shared_lock lock(mu_);
   return table_.size();

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <shared_mutex>
@@ -39,6 +40,11 @@ class MemTable {
   // NotFound when the key does not exist; `at_revision` as KvStore::Get.
   Result<Entry> Get(std::string_view key, uint64_t* at_revision = nullptr) const;
   ListPage List(const ListOptions& options) const;
+  // Visits the keys of [start, end) ("" end: to the last key) in key order
+  // until `visit` returns false, under the read lock: `visit` must not call
+  // the table, and its items are views valid only during the call.
+  void Scan(std::string_view start, std::string_view end,
+            const std::function<bool(const KeyTable::Item&)>& visit) const;
   uint64_t size() const;
   // The revision of the last change applied (or noted).
   uint64_t revision() const;

@@ -199,18 +199,45 @@ struct OwnWrite {
 
 }  // namespace
 
-std::vector<std::string> Store::KeysUnderLocked(std::string_view prefix, size_t at_most) const {
+std::vector<std::string> Store::KeysInRangeLocked(std::string_view start, std::string_view end,
+                                                  size_t at_most) const {
   // The committed keys, then those only pending: each is judged by its
   // latest state afterwards, so a key in both is only listed twice here.
   std::vector<std::string> keys;
-  ListPage page = map_.List({.prefix = std::string(prefix), .after = {}, .limit = at_most, .keys_only = true});
-  for (ListItem& item : page.items) keys.push_back(std::move(item.key));
+  map_.Scan(start, end, [&](const KeyTable::Item& item) {
+    if (keys.size() == at_most) return false;
+    keys.emplace_back(item.key);
+    return true;
+  });
   for (const auto& [key, p] : pending_) {
-    if (key.starts_with(prefix)) keys.push_back(key);
+    if (InRange(key, start, end)) keys.push_back(key);
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
+}
+
+bool Store::RangeCompareHoldsLocked(const TxnCompare& compare) const {
+  const std::string_view start = compare.key, end = *compare.range_end;
+  RangeCompare judge(compare);
+  // Key by key, no list held: the range may be every key.
+  bool going = true;
+  map_.Scan(start, end, [&](const KeyTable::Item& item) {
+    TxnKeyState state{item.value, item.revision, item.meta};
+    if (auto p = pending_.find(item.key); p != pending_.end()) {
+      if (!p->second.value) return true;  // deleted, the delete not yet committed
+      state = {std::string_view(*p->second.value), p->second.revision, p->second.meta};
+    }
+    going = judge.Next(state);
+    return going;
+  });
+  if (!going) return false;
+  for (const auto& [key, p] : pending_) {
+    // Those the map has were judged above, by their pending state.
+    if (!p.value || !InRange(key, start, end) || map_.Find(key)) continue;
+    if (!judge.Next({std::string_view(*p.value), p.revision, p.meta})) return false;
+  }
+  return judge.Holds();
 }
 
 Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request) {
@@ -241,30 +268,37 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
     if (!cur.value) return {};
     return {cur.value, cur.revision, cur.meta};
   };
+  // The compares are all judged before any op runs (RunTxnTree), so
+  // against the state before the transaction.
+  auto holds = [&](const TxnCompare& c) {
+    return c.range_end ? RangeCompareHoldsLocked(c) : CompareHolds(c, latest(c.key));
+  };
 
   TxnResult result;
   size_t read_bytes = 0;  // kMaxTxnReadBytes
-  result.succeeded = std::all_of(request.compare.begin(), request.compare.end(),
-                                 [&](const TxnCompare& c) { return CompareHolds(c, latest(c.key)); });
   const uint64_t revision = next_revision_;  // taken only if something is written
-  const std::vector<TxnOp>& ops = result.succeeded ? request.success : request.failure;
-  result.results.reserve(ops.size());
-  for (const TxnOp& op : ops) {
-    TxnOpResult& r = result.results.emplace_back();
-    r.kind = op.kind;
+  auto run_op = [&](const TxnOp& op, const std::string& where, TxnOpResult& r) -> Status {
+    const bool prefix = op.kind == TxnOp::Kind::kDeletePrefix || op.kind == TxnOp::Kind::kGetPrefix;
+    const std::string end = prefix ? PrefixEnd(op.key) : op.range_end;
     switch (op.kind) {
       case TxnOp::Kind::kPut: {
-        if (Status s = CheckLeaseLocked(op.lease); !s.ok()) return s;
         const TxnKeyState cur = latest(op.key);
-        if (cur.value && *cur.value == op.value && cur.meta.lease == op.lease) {
+        if ((op.keep_value || op.keep_lease) && !cur.value) {
+          return Status::FailedPrecondition(fmt::format(
+              "{} (put): it keeps the value or lease of key \"{}\", which does not exist", where, op.key));
+        }
+        const std::string value = op.keep_value ? std::string(*cur.value) : op.value;
+        const uint64_t lease = op.keep_lease ? cur.meta.lease : op.lease;
+        if (Status s = CheckLeaseLocked(lease); !s.ok()) return s;
+        if (cur.value && *cur.value == value && cur.meta.lease == lease) {
           r.revision = cur.revision;  // unchanged: no write
           r.meta = cur.meta;
           break;
         }
-        r.meta = KeyMeta::AfterPut(cur.value ? &cur.meta : nullptr, revision, op.lease);
+        r.meta = KeyMeta::AfterPut(cur.value ? &cur.meta : nullptr, revision, lease);
         r.revision = revision;
         r.created = !cur.value;
-        write(op.key, &op.value, r.meta, cur);
+        write(op.key, &value, r.meta, cur);
         break;
       }
       case TxnOp::Kind::kDelete:
@@ -273,15 +307,16 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
           r.deleted = 1;
         }
         break;
-      case TxnOp::Kind::kDeletePrefix: {
-        for (const std::string& key : KeysUnderLocked(op.key, kMaxTxnDeleteKeys + 1)) {
+      case TxnOp::Kind::kDeletePrefix:
+      case TxnOp::Kind::kDeleteRange: {
+        for (const std::string& key : KeysInRangeLocked(op.key, end, kMaxTxnDeleteKeys + 1)) {
           const TxnKeyState cur = latest(key);
           if (!cur.value) continue;
           if (++r.deleted > kMaxTxnDeleteKeys) {
             return Status::InvalidArgument(fmt::format(
-                "the delete of a prefix would delete more than {} keys, the most one transaction deletes: "
-                "delete it in parts (a narrower prefix per transaction)",
-                kMaxTxnDeleteKeys));
+                "{} ({}): it would delete more than {} keys, the most one transaction deletes: "
+                "delete them in parts (a narrower range per transaction)",
+                where, prefix ? "delete prefix" : "delete range", kMaxTxnDeleteKeys));
           }
           write(key, nullptr, {}, cur);
         }
@@ -293,13 +328,14 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
           read_bytes += op.key.size() + cur.value->size();
         }
         break;
-      case TxnOp::Kind::kGetPrefix: {
+      case TxnOp::Kind::kGetPrefix:
+      case TxnOp::Kind::kGetRange: {
         const size_t limit = op.limit == 0 ? kMaxTxnGetKeys : std::min(op.limit, kMaxTxnGetKeys);
         // Enough committed keys that those this transaction or a pending
         // change deleted cannot leave the page short.
-        std::vector<std::string> keys = KeysUnderLocked(op.key, limit + pending_.size() + own.size() + 1);
+        std::vector<std::string> keys = KeysInRangeLocked(op.key, end, limit + pending_.size() + own.size() + 1);
         for (const auto& [key, w] : own) {
-          if (key.starts_with(op.key) && w.value) keys.push_back(key);
+          if (InRange(key, op.key, end) && w.value) keys.push_back(key);
         }
         std::sort(keys.begin(), keys.end());
         keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
@@ -315,8 +351,11 @@ Result<std::pair<TxnResult, uint64_t>> Store::BeginTxn(const TxnRequest& request
         }
         break;
       }
+      case TxnOp::Kind::kTxn: break;  // RunTxnTree runs nested transactions itself
     }
-  }
+    return Status::Ok();
+  };
+  if (Status s = RunTxnTree(request, holds, run_op, &result.succeeded, &result.results); !s.ok()) return s;
   if (order.empty()) {
     // Nothing written: the reads reflect every revision handed out so far,
     // which the answer waits for (as a read of a pending change would).

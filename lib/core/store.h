@@ -165,9 +165,13 @@ class Store : public KvStore {
   // latest state and queues its writes at one revision. The result, and the
   // revision to wait for before answering.
   Result<std::pair<TxnResult, uint64_t>> BeginTxn(const TxnRequest& request);
-  // Keys under `prefix`, committed (at most `at_most` of them) or pending,
-  // sorted, whether or not they still exist. Requires write_mu_.
-  std::vector<std::string> KeysUnderLocked(std::string_view prefix, size_t at_most) const;
+  // Keys in [start, end) ("" end: to the last key), committed (at most
+  // `at_most` of them) or pending, sorted, whether or not they still exist.
+  // Requires write_mu_.
+  std::vector<std::string> KeysInRangeLocked(std::string_view start, std::string_view end, size_t at_most) const;
+  // Whether a compare over a range holds for the latest state (pending
+  // changes included), read key by key. Requires write_mu_.
+  bool RangeCompareHoldsLocked(const TxnCompare& compare) const;
   Status WaitDurable(uint64_t revision);
   // Runs `then` once `revision` is committed (Ok) or the log failed.
   void WhenDurable(uint64_t revision, std::function<void(const Status&)> then);

@@ -648,6 +648,54 @@ struct PgStore::Impl {
     }
   }
 
+  // A range op's upper end ("": none), a prefix's included.
+  static std::string RangeEnd(const core::TxnOp& op) {
+    const bool prefix = op.kind == core::TxnOp::Kind::kDeletePrefix || op.kind == core::TxnOp::Kind::kGetPrefix;
+    return prefix ? core::PrefixEnd(op.key) : op.range_end;
+  }
+
+  // At most `rows` keys of [start, end) ("" end: to the last key), in key
+  // order, with their values and metadata.
+  static pqxx::result ReadRange(pqxx::work& tx, const std::string& start, const std::string& end, size_t rows) {
+    const auto asked = static_cast<int64_t>(rows);
+    if (!end.empty() && end <= start) return pqxx::result{};  // an end at or below the start: no key
+    return !end.empty() ? tx.exec_prepared("kv_txn_get_range", Bytes(start), Bytes(end), asked)
+                        : tx.exec_prepared("kv_txn_get_from", Bytes(start), asked);
+  }
+
+  // A compare over a range, read a page at a time (the range may be every
+  // key) and stopped at the first key that fails it.
+  static bool RangeCompareHolds(pqxx::work& tx, const core::TxnCompare& compare) {
+    constexpr size_t kPage = 1000;
+    core::RangeCompare judge(compare);
+    std::string from = compare.key;
+    for (;;) {
+      const pqxx::result rows = ReadRange(tx, from, *compare.range_end, kPage);
+      for (const auto& row : rows) {
+        const std::string value = ToString(row[1]);
+        if (!judge.Next({value, row[2].as<uint64_t>(), MetaOf(row, 3)})) return false;
+      }
+      if (rows.size() < kPage) return judge.Holds();
+      from = ToString(rows[rows.size() - 1][0]);
+      from.push_back('\0');  // the smallest key after the last one read
+    }
+  }
+
+  // A compare's key, judged in `tx`.
+  static bool CompareHoldsIn(pqxx::work& tx, const core::TxnCompare& compare) {
+    if (compare.range_end) return RangeCompareHolds(tx, compare);
+    const pqxx::result row = tx.exec_prepared("kv_txn_compare", Bytes(compare.key));
+    std::string value;
+    core::TxnKeyState state;  // a missing key: no value, zeros
+    if (!row.empty()) {
+      value = ToString(row[0][0]);
+      state.value = value;
+      state.revision = row[0][1].as<uint64_t>();
+      state.meta = MetaOf(row[0], 2);
+    }
+    return core::CompareHolds(compare, state);
+  }
+
   // One op of a transaction's branch, in `tx`, writing at `revision`:
   // fills `r` and adds what it changed to `mine`. `where` names the op in
   // a refusal ("success[2]").
@@ -656,23 +704,34 @@ struct PgStore::Impl {
     const auto rev = static_cast<int64_t>(revision);
     switch (op.kind) {
       case core::TxnOp::Kind::kPut: {
-        if (op.lease != 0 && !LeaseExists(tx, op.lease)) return core::NoSuchLease(op.lease);
-        const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(op.value));
+        std::string value = op.value;
+        uint64_t lease = op.lease;
+        if (op.keep_value || op.keep_lease) {
+          const pqxx::result row = tx.exec_prepared("kv_txn_get", Bytes(op.key));
+          if (row.empty()) {
+            return core::Status::FailedPrecondition(fmt::format(
+                "{} (put): it keeps the value or lease of key \"{}\", which does not exist", where, op.key));
+          }
+          if (op.keep_value) value = ToString(row[0][1]);
+          if (op.keep_lease) lease = row[0][5].as<uint64_t>();
+        }
+        if (lease != 0 && !LeaseExists(tx, lease)) return core::NoSuchLease(lease);
+        const pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op.key), Bytes(value));
         const bool exists = !probe.empty();
         core::KeyMeta before;
         if (exists) before = MetaOf(probe[0], 2);
-        if (exists && probe[0][1].as<bool>() && before.lease == op.lease) {
+        if (exists && probe[0][1].as<bool>() && before.lease == lease) {
           r.revision = probe[0][0].as<uint64_t>();  // changes nothing: no row
           r.meta = before;
           return core::Status::Ok();
         }
-        r.meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, revision, op.lease);
+        r.meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, revision, lease);
         r.revision = revision;
         r.created = !exists;
-        tx.exec_prepared("kv_put", Bytes(op.key), Bytes(op.value), rev,
+        tx.exec_prepared("kv_put", Bytes(op.key), Bytes(value), rev,
                          static_cast<int64_t>(r.meta.create_revision),
                          static_cast<int64_t>(r.meta.version), static_cast<int64_t>(r.meta.lease));
-        mine.push_back({revision, core::RecordType::kPut, op.key, op.value, r.meta});
+        mine.push_back({revision, core::RecordType::kPut, op.key, value, r.meta});
         return core::Status::Ok();
       }
       case core::TxnOp::Kind::kDelete: {
@@ -683,25 +742,28 @@ struct PgStore::Impl {
         mine.push_back({revision, core::RecordType::kDelete, op.key, {}, {}});
         return core::Status::Ok();
       }
-      case core::TxnOp::Kind::kDeletePrefix: {
-        // Counted first, so a prefix over too many keys is refused before
+      case core::TxnOp::Kind::kDeletePrefix:
+      case core::TxnOp::Kind::kDeleteRange: {
+        // Counted first, so a range over too many keys is refused before
         // anything is deleted.
-        const std::optional<std::string> upper = PrefixSuccessor(op.key);
+        const std::string end = RangeEnd(op);
+        if (!end.empty() && end <= op.key) return core::Status::Ok();  // an empty range
         const auto most = static_cast<int64_t>(core::kMaxTxnDeleteKeys);
         const uint64_t found =
-            (upper ? tx.exec_prepared1("kv_txn_count_range", Bytes(op.key), Bytes(*upper), most + 1)
-                   : tx.exec_prepared1("kv_txn_count_from", Bytes(op.key), most + 1))[0]
+            (!end.empty() ? tx.exec_prepared1("kv_txn_count_range", Bytes(op.key), Bytes(end), most + 1)
+                          : tx.exec_prepared1("kv_txn_count_from", Bytes(op.key), most + 1))[0]
                 .as<uint64_t>();
         if (found > core::kMaxTxnDeleteKeys) {
           return core::Status::InvalidArgument(fmt::format(
-              "{} (delete prefix): more than {} keys have the prefix, and one transaction "
-              "deletes at most {}: delete them in parts",
-              where, core::kMaxTxnDeleteKeys, core::kMaxTxnDeleteKeys));
+              "{} ({}): more than {} keys are in it, and one transaction deletes at most {}: "
+              "delete them in parts",
+              where, op.kind == core::TxnOp::Kind::kDeletePrefix ? "delete prefix" : "delete range",
+              core::kMaxTxnDeleteKeys, core::kMaxTxnDeleteKeys));
         }
         if (found == 0) return core::Status::Ok();
         const pqxx::result gone =
-            upper ? tx.exec_prepared("kv_txn_delete_range", Bytes(op.key), Bytes(*upper), rev)
-                  : tx.exec_prepared("kv_txn_delete_from", Bytes(op.key), rev);
+            !end.empty() ? tx.exec_prepared("kv_txn_delete_range", Bytes(op.key), Bytes(end), rev)
+                         : tx.exec_prepared("kv_txn_delete_from", Bytes(op.key), rev);
         r.deleted = gone.size();
         for (const auto& row : gone) {
           mine.push_back({revision, core::RecordType::kDelete, ToString(row[0]), {}, {}});
@@ -713,17 +775,16 @@ struct PgStore::Impl {
         if (!row.empty()) r.items.push_back(ItemOf(row[0]));
         return core::Status::Ok();
       }
-      case core::TxnOp::Kind::kGetPrefix: {
+      case core::TxnOp::Kind::kGetPrefix:
+      case core::TxnOp::Kind::kGetRange: {
         const size_t limit = op.limit == 0 ? core::kMaxTxnGetKeys : std::min(op.limit, core::kMaxTxnGetKeys);
-        const std::optional<std::string> upper = PrefixSuccessor(op.key);
-        const auto asked = static_cast<int64_t>(limit + 1);  // one more: are there more?
-        const pqxx::result rows =
-            upper ? tx.exec_prepared("kv_txn_get_range", Bytes(op.key), Bytes(*upper), asked)
-                  : tx.exec_prepared("kv_txn_get_from", Bytes(op.key), asked);
+        const pqxx::result rows = ReadRange(tx, op.key, RangeEnd(op), limit + 1);  // one more: are there more?
         for (size_t j = 0; j < rows.size() && j < limit; ++j) r.items.push_back(ItemOf(rows[j]));
         r.more = rows.size() > limit;
         return core::Status::Ok();
       }
+      case core::TxnOp::Kind::kTxn:
+        return core::Status::Ok();  // core::RunTxnTree runs nested transactions itself
     }
     return core::Status::Ok();
   }
@@ -740,34 +801,18 @@ struct PgStore::Impl {
     const uint64_t base = LockRevision(tx, others, reload);
     // The transaction's revision, taken only if it writes.
     const uint64_t revision = base + 1;
-    out.succeeded = true;
-    for (const core::TxnCompare& compare : request.compare) {
-      const pqxx::result row = tx.exec_prepared("kv_txn_compare", Bytes(compare.key));
-      std::string value;
-      core::TxnKeyState state;  // a missing key: no value, zeros
-      if (!row.empty()) {
-        value = ToString(row[0][0]);
-        state.value = value;
-        state.revision = row[0][1].as<uint64_t>();
-        state.meta = MetaOf(row[0], 2);
-      }
-      if (!core::CompareHolds(compare, state)) {
-        out.succeeded = false;
-        break;
-      }
-    }
-    // The branch's ops run in order inside the database transaction, so a
-    // get sees the branch's earlier writes.
-    const std::vector<core::TxnOp>& ops = out.succeeded ? request.success : request.failure;
-    const std::string_view branch = out.succeeded ? "success" : "failure";
-    for (size_t i = 0; i < ops.size(); ++i) {
-      core::TxnOpResult& r = out.results.emplace_back();
-      r.kind = ops[i].kind;
-      const std::string where = fmt::format("{}[{}]", branch, i);
-      if (core::Status s = RunTxnOp(tx, ops[i], where, revision, r, mine); !s.ok()) {
-        tx.abort();
-        return s;
-      }
+    // Every compare of the tree is judged before any op runs; the ops of
+    // the branches chosen then run in order inside the database
+    // transaction, so a get sees the earlier writes.
+    const core::Status s = core::RunTxnTree(
+        request, [&](const core::TxnCompare& c) { return CompareHoldsIn(tx, c); },
+        [&](const core::TxnOp& op, const std::string& where, core::TxnOpResult& r) {
+          return RunTxnOp(tx, op, where, revision, r, mine);
+        },
+        &out.succeeded, &out.results);
+    if (!s.ok()) {
+      tx.abort();
+      return s;
     }
     if (mine.empty()) {
       tx.abort();  // nothing written: no revision, nothing committed

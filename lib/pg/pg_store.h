@@ -77,11 +77,13 @@
 // writes gathered before it; the next batch starts after it): its compares
 // and gets must see only what it rests on, and a refusal must roll back
 // its writes without failing others' puts. Holding the kv_meta lock as any
-// write does, it reads each compare's key from kv_state (FOR UPDATE) and
-// judges it there, so the database decides, not this server's memory; it
-// then runs the chosen branch's ops in order against kv_state (a get sees
-// the branch's earlier writes; a delete-prefix is a range of kv_state, at
-// most kMaxTxnDeleteKeys keys). Every key it changes takes the one
+// write does, it reads each compare's key (FOR UPDATE) or range (a page
+// at a time) from kv_state and judges it there, so the database decides,
+// not this server's memory; every compare of a tree of nested transactions
+// is judged before any op (core::RunTxnTree). It then runs the chosen
+// branches' ops in order against kv_state (a get sees the earlier writes;
+// a delete of a prefix or range is a range of kv_state, at most
+// kMaxTxnDeleteKeys keys). Every key it changes takes the one
 // revision kv_meta.revision + 1, and one kv_log row at that revision; a
 // put of the same value and lease, and a delete of a missing key, change
 // nothing. If nothing changed, it rolls back: no revision, no row. After

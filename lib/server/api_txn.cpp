@@ -53,6 +53,10 @@ std::string_view OpField(TxnOp::Kind kind) {
     case TxnOp::Kind::kDeletePrefix: return "delete.prefix";
     case TxnOp::Kind::kGet: return "get.key";
     case TxnOp::Kind::kGetPrefix: return "get.prefix";
+    // Not in this face's transactions (etcd's kv/txn makes them).
+    case TxnOp::Kind::kGetRange: return "get.range";
+    case TxnOp::Kind::kDeleteRange: return "delete.range";
+    case TxnOp::Kind::kTxn: return "txn";
   }
   return "op";
 }
@@ -66,10 +70,12 @@ void AppendResult(const core::TxnOpResult& r, std::string* out) {
       return;
     case TxnOp::Kind::kDelete:
     case TxnOp::Kind::kDeletePrefix:
+    case TxnOp::Kind::kDeleteRange:
       out->append("{\"delete\":{\"deleted\":").append(std::to_string(r.deleted)).append("}}");
       return;
     case TxnOp::Kind::kGet:
     case TxnOp::Kind::kGetPrefix:
+    case TxnOp::Kind::kGetRange:
       out->append("{\"get\":{\"items\":[");
       for (size_t i = 0; i < r.items.size(); ++i) {
         if (i > 0) out->push_back(',');
@@ -77,6 +83,9 @@ void AppendResult(const core::TxnOpResult& r, std::string* out) {
         api::AppendListItem(item.key, &item.value, item.revision, item.meta, out);
       }
       out->append(r.more ? "],\"more\":true}}" : "],\"more\":false}}");
+      return;
+    case TxnOp::Kind::kTxn:  // not in this face's transactions
+      out->append("{}");
       return;
   }
 }

@@ -171,17 +171,7 @@ HttpResponse Answer(const Json& body) {
   return res;
 }
 
-std::string PrefixEnd(std::string_view prefix) {
-  std::string end(prefix);
-  while (!end.empty()) {
-    if (static_cast<unsigned char>(end.back()) < 0xff) {
-      end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
-      return end;
-    }
-    end.pop_back();
-  }
-  return end;
-}
+std::string PrefixEnd(std::string_view prefix) { return core::PrefixEnd(prefix); }
 
 std::optional<std::string> AsPrefix(std::string_view key, std::string_view range_end) {
   if (IsFromKeyOn(range_end) && IsFromKeyOn(key)) return std::string();  // every key
@@ -205,6 +195,70 @@ bool RangePermitted(const Principal* caller, Op op, const std::string& key, cons
     if (!IsFromKeyOn(range_end) && range_end <= grant_end) return true;
   }
   return false;
+}
+
+namespace {
+const std::vector<std::string_view> kSortOrders = {"NONE", "ASCEND", "DESCEND"};
+const std::vector<std::string_view> kSortTargets = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};
+}  // namespace
+
+std::optional<Error> ReadRangeShape(const nlohmann::json& body, RangeShape* out) {
+  for (auto e : {ReadInt(body, "limit", &out->limit),
+                 ReadEnum(body, "sort_order", "etcdserverpb.RangeRequest_SortOrder", kSortOrders, &out->sort_order),
+                 ReadEnum(body, "sort_target", "etcdserverpb.RangeRequest_SortTarget", kSortTargets,
+                          &out->sort_target),
+                 ReadBool(body, "keys_only", &out->keys_only), ReadBool(body, "count_only", &out->count_only),
+                 ReadInt(body, "min_mod_revision", &out->min_mod), ReadInt(body, "max_mod_revision", &out->max_mod),
+                 ReadInt(body, "min_create_revision", &out->min_create),
+                 ReadInt(body, "max_create_revision", &out->max_create)}) {
+    if (e) return e;
+  }
+  return std::nullopt;
+}
+
+void AddRangeAnswer(const RangeShape& shape, std::vector<core::ListItem> items, bool more, Json* body) {
+  const size_t count = items.size();
+  auto outside = [&](const core::ListItem& it) {
+    const auto mod = static_cast<int64_t>(it.revision);
+    const auto create = static_cast<int64_t>(it.meta.create_revision);
+    return (shape.min_mod > 0 && mod < shape.min_mod) || (shape.max_mod > 0 && mod > shape.max_mod) ||
+           (shape.min_create > 0 && create < shape.min_create) ||
+           (shape.max_create > 0 && create > shape.max_create);
+  };
+  items.erase(std::remove_if(items.begin(), items.end(), outside), items.end());
+  // etcd: NONE with a target other than KEY sorts ascending; by KEY
+  // ascending is the order the keys already have.
+  int sort_order = shape.sort_order;
+  if (sort_order == 0 && shape.sort_target != 0) sort_order = 1;
+  if (sort_order == 1 || sort_order == 2) {
+    auto less = [&](const core::ListItem& a, const core::ListItem& b) {
+      switch (shape.sort_target) {
+        case 1: return a.meta.version < b.meta.version;
+        case 2: return a.meta.create_revision < b.meta.create_revision;
+        case 3: return a.revision < b.revision;
+        case 4: return a.value < b.value;
+        default: return a.key < b.key;
+      }
+    };
+    if (sort_order == 1) {
+      std::stable_sort(items.begin(), items.end(), less);
+    } else {
+      std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) { return less(b, a); });
+    }
+  }
+  if (shape.limit > 0 && items.size() > static_cast<size_t>(shape.limit)) {
+    items.resize(static_cast<size_t>(shape.limit));
+    more = true;
+  }
+  if (!shape.count_only && !items.empty()) {
+    Json kvs = Json::array();
+    for (const core::ListItem& it : items) {
+      kvs.push_back(KeyValue(it.key, it.value, it.revision, it.meta, shape.keys_only));
+    }
+    (*body)["kvs"] = std::move(kvs);
+  }
+  if (more) (*body)["more"] = true;
+  if (count != 0) (*body)["count"] = std::to_string(count);
 }
 
 }  // namespace etcd

@@ -107,6 +107,20 @@ using RangeRead = core::RangeRead;
 RangeRead ReadRange(const core::KvStore& store, const std::string& key, const std::string& range_end,
                     bool keys_only);
 
+// kv/range's fields that shape its answer (a range in a txn has them too).
+struct RangeShape {
+  int64_t limit = 0;  // 0 or negative: no limit
+  int sort_order = 0, sort_target = 0;
+  bool keys_only = false, count_only = false;
+  int64_t min_mod = 0, max_mod = 0, min_create = 0, max_create = 0;
+};
+std::optional<Error> ReadRangeShape(const nlohmann::json& body, RangeShape* out);
+// Adds `kvs`, `more` and `count` to a range's answer as etcd does: `count`
+// is how many keys `items` (the range, in key order) holds; then the
+// revision filters, the sort and the limit apply. `more`: the range had
+// more keys than `items`.
+void AddRangeAnswer(const RangeShape& shape, std::vector<core::ListItem> items, bool more, Json* body);
+
 // A kvctl transaction op and compare, every field named.
 inline core::TxnOp TxnOpOf(core::TxnOp::Kind kind, std::string key, std::string value = {}, uint64_t lease = 0) {
   core::TxnOp op;

@@ -19,9 +19,6 @@ namespace {
 // another writer changed the key in between.
 constexpr int kMaxRetries = 100;
 
-const std::vector<std::string_view> kSortOrders = {"NONE", "ASCEND", "DESCEND"};
-const std::vector<std::string_view> kSortTargets = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};
-
 std::optional<Error> CheckKey(const std::string& key, size_t max_key_bytes) {
   if (key.empty()) return etcd::KeyNotProvided();
   if (key.size() > max_key_bytes) {
@@ -107,22 +104,12 @@ HttpResponse EtcdApi::Put(Call& call) {
 
 HttpResponse EtcdApi::Range(Call& call) {
   std::string key, range_end;
-  int64_t limit = 0, revision = 0, min_mod = 0, max_mod = 0, min_create = 0, max_create = 0;
-  bool keys_only = false, count_only = false, serializable = false;
-  int sort_order = 0, sort_target = 0;
+  int64_t revision = 0;
+  bool serializable = false;
+  etcd::RangeShape shape;
   for (auto e : {etcd::ReadBytes(call.body, "key", &key), etcd::ReadBytes(call.body, "range_end", &range_end),
-                 etcd::ReadInt(call.body, "limit", &limit), etcd::ReadInt(call.body, "revision", &revision),
-                 etcd::ReadEnum(call.body, "sort_order", "etcdserverpb.RangeRequest_SortOrder", kSortOrders,
-                                &sort_order),
-                 etcd::ReadEnum(call.body, "sort_target", "etcdserverpb.RangeRequest_SortTarget", kSortTargets,
-                                &sort_target),
-                 etcd::ReadBool(call.body, "serializable", &serializable),
-                 etcd::ReadBool(call.body, "keys_only", &keys_only),
-                 etcd::ReadBool(call.body, "count_only", &count_only),
-                 etcd::ReadInt(call.body, "min_mod_revision", &min_mod),
-                 etcd::ReadInt(call.body, "max_mod_revision", &max_mod),
-                 etcd::ReadInt(call.body, "min_create_revision", &min_create),
-                 etcd::ReadInt(call.body, "max_create_revision", &max_create)}) {
+                 etcd::ReadInt(call.body, "revision", &revision),
+                 etcd::ReadBool(call.body, "serializable", &serializable), etcd::ReadRangeShape(call.body, &shape)}) {
     if (e) return ErrorAnswer(*e);
   }
   if (key.empty()) return ErrorAnswer(etcd::KeyNotProvided());
@@ -142,7 +129,7 @@ HttpResponse EtcdApi::Range(Call& call) {
     // current data as if it were the past); the header is the store's
     // revision now, as etcd's is.
     auto past = core::RangeAt(store_, core::KeyRange{key, range_end}, static_cast<uint64_t>(revision),
-                              keys_only || count_only);
+                              shape.keys_only || shape.count_only);
     if (!past) {
       if (past.error().IsCompacted()) return ErrorAnswer(etcd::CompactedRevision());
       if (past.error().IsInvalidArgument()) return ErrorAnswer(etcd::FutureRevision());
@@ -151,52 +138,11 @@ HttpResponse EtcdApi::Range(Call& call) {
     read.items = std::move(past->items);
     read.revision = past->read_revision;
   } else {
-    read = etcd::ReadRange(store_, key, range_end, keys_only || count_only);
-  }
-  const size_t count = read.items.size();
-  std::vector<core::ListItem>& items = read.items;
-  auto outside = [&](const core::ListItem& it) {
-    const auto mod = static_cast<int64_t>(it.revision);
-    const auto create = static_cast<int64_t>(it.meta.create_revision);
-    return (min_mod > 0 && mod < min_mod) || (max_mod > 0 && mod > max_mod) ||
-           (min_create > 0 && create < min_create) || (max_create > 0 && create > max_create);
-  };
-  items.erase(std::remove_if(items.begin(), items.end(), outside), items.end());
-  // etcd: NONE with a target other than KEY sorts ascending; by KEY
-  // ascending is the order the keys already have.
-  if (sort_order == 0 && sort_target != 0) sort_order = 1;
-  if (sort_order == 1 || sort_order == 2) {
-    auto less = [&](const core::ListItem& a, const core::ListItem& b) {
-      switch (sort_target) {
-        case 1: return a.meta.version < b.meta.version;
-        case 2: return a.meta.create_revision < b.meta.create_revision;
-        case 3: return a.revision < b.revision;
-        case 4: return a.value < b.value;
-        default: return a.key < b.key;
-      }
-    };
-    if (sort_order == 1) {
-      std::stable_sort(items.begin(), items.end(), less);
-    } else {
-      std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) { return less(b, a); });
-    }
-  }
-  bool more = false;
-  if (limit > 0 && items.size() > static_cast<size_t>(limit)) {
-    items.resize(static_cast<size_t>(limit));
-    more = true;
+    read = etcd::ReadRange(store_, key, range_end, shape.keys_only || shape.count_only);
   }
   Json body;
   body["header"] = etcd::Header(options_, read.revision);
-  if (!count_only && !items.empty()) {
-    Json kvs = Json::array();
-    for (const core::ListItem& it : items) {
-      kvs.push_back(etcd::KeyValue(it.key, it.value, it.revision, it.meta, keys_only));
-    }
-    body["kvs"] = std::move(kvs);
-  }
-  if (more) body["more"] = true;
-  if (count != 0) body["count"] = std::to_string(count);
+  etcd::AddRangeAnswer(shape, std::move(read.items), false, &body);
   return etcd::Answer(body);
 }
 

@@ -1,6 +1,9 @@
 // etcd's kv/txn over KvStore::Txn: etcd's compares and requests become
 // kvctl's (txn.h), one etcd request as one or two kvctl ops (a get before
-// a write for prev_kv), and the results are put back in etcd's shape.
+// a write for prev_kv), a request_txn as a nested kvctl transaction, and
+// the results are put back in etcd's shape. What a txn means (the compares
+// over ranges, the path through nested txns, keys written twice,
+// ignore_value and ignore_lease) is the core's; this file only translates.
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -19,25 +22,26 @@ namespace {
 
 const std::vector<std::string_view> kTargets = {"VERSION", "CREATE", "MOD", "VALUE", "LEASE"};
 const std::vector<std::string_view> kResults = {"EQUAL", "GREATER", "LESS", "NOT_EQUAL"};
-const std::vector<std::string_view> kSortOrders = {"NONE", "ASCEND", "DESCEND"};
-const std::vector<std::string_view> kSortTargets = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};
 
 // One etcd request of a branch and where its results are.
 struct Planned {
-  enum class Kind { kPut, kRange, kDelete } kind = Kind::kPut;
+  enum class Kind { kPut, kRange, kDelete, kTxn } kind = Kind::kPut;
   bool prev_kv = false;     // put, delete: a get ran first
-  bool keys_only = false;   // range
-  bool count_only = false;  // range
-  int64_t limit = 0;        // range
-  int sort_order = 0, sort_target = 0;
-  int64_t min_mod = 0, max_mod = 0, min_create = 0, max_create = 0;
+  etcd::RangeShape shape;   // range
   size_t ops = 1;           // kvctl ops it became
+  std::vector<Planned> success, failure;  // txn: its branches' requests
 };
 
 struct Access {
   Op op;
   std::string key, range_end;
 };
+
+// etcd's range end as the core's: "" (one key) stays, "\0" (from the key
+// on) becomes "" on a range.
+std::string CoreRangeEnd(const std::string& range_end) {
+  return etcd::IsFromKeyOn(range_end) ? std::string() : range_end;
+}
 
 std::optional<Error> ReadCompare(const nlohmann::json& c, core::TxnCompare* out, std::vector<Access>* access) {
   std::string key, range_end, value;
@@ -52,8 +56,8 @@ std::optional<Error> ReadCompare(const nlohmann::json& c, core::TxnCompare* out,
     if (e) return e;
   }
   if (key.empty()) return etcd::KeyNotProvided();
-  if (!range_end.empty()) return etcd::Unimplemented("a compare over a range (range_end)");
   out->key = key;
+  if (!range_end.empty()) out->range_end = CoreRangeEnd(range_end);
   using T = core::TxnCompare::Target;
   using O = core::TxnCompare::Op;
   static constexpr T kTargetOf[] = {T::kVersion, T::kCreateRevision, T::kRevision, T::kValue, T::kLease};
@@ -65,13 +69,25 @@ std::optional<Error> ReadCompare(const nlohmann::json& c, core::TxnCompare* out,
   const int64_t number = target == 0 ? version : target == 1 ? create : target == 2 ? mod : lease;
   out->number = static_cast<uint64_t>(std::max<int64_t>(0, number));
   out->value = value;
-  access->push_back({Op::kRead, key, ""});
+  access->push_back({Op::kRead, key, range_end});
   return std::nullopt;
 }
 
+// A kvctl op over etcd's [key, range_end): the key alone, or a range.
+core::TxnOp RangeOp(core::TxnOp::Kind one, core::TxnOp::Kind range, const std::string& key,
+                    const std::string& range_end) {
+  core::TxnOp op = etcd::TxnOpOf(range_end.empty() ? one : range, key);
+  if (!range_end.empty()) op.range_end = CoreRangeEnd(range_end);
+  return op;
+}
+
+std::optional<Error> ReadRequest(const nlohmann::json& body, core::TxnRequest* txn, std::vector<Planned>* success,
+                                 std::vector<Planned>* failure, std::vector<Access>* access, size_t depth);
+
 std::optional<Error> ReadOp(const nlohmann::json& op, std::vector<core::TxnOp>* ops, std::vector<Planned>* plan,
-                            std::vector<Access>* access) {
+                            std::vector<Access>* access, size_t depth) {
   if (!op.is_object()) return Error{etcd::kInvalidArgument, "json: a request op must be an object"};
+  using K = core::TxnOp::Kind;
   Planned p;
   if (auto it = op.find("request_put"); it != op.end() && it->is_object()) {
     std::string key, value;
@@ -84,38 +100,28 @@ std::optional<Error> ReadOp(const nlohmann::json& op, std::vector<core::TxnOp>* 
       if (e) return e;
     }
     if (key.empty()) return etcd::KeyNotProvided();
-    if (ignore_value || ignore_lease) return etcd::Unimplemented("ignore_value and ignore_lease inside a txn");
+    if (ignore_value && !value.empty()) return Error{etcd::kInvalidArgument, "etcdserver: value is provided"};
+    if (ignore_lease && lease != 0) return Error{etcd::kInvalidArgument, "etcdserver: lease is provided"};
     if (lease < 0) return etcd::LeaseNotFound();
     p.kind = Planned::Kind::kPut;
-    if (p.prev_kv) ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kGet, key));
-    ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kPut, key, value, static_cast<uint64_t>(lease)));
+    if (p.prev_kv) ops->push_back(etcd::TxnOpOf(K::kGet, key));
+    core::TxnOp put = etcd::TxnOpOf(K::kPut, key, value, static_cast<uint64_t>(lease));
+    put.keep_value = ignore_value;
+    put.keep_lease = ignore_lease;
+    ops->push_back(std::move(put));
     p.ops = p.prev_kv ? 2 : 1;
     access->push_back({Op::kWrite, key, ""});
   } else if (auto range = op.find("request_range"); range != op.end() && range->is_object()) {
     std::string key, range_end;
     int64_t revision = 0;
     for (auto e : {etcd::ReadBytes(*range, "key", &key), etcd::ReadBytes(*range, "range_end", &range_end),
-                   etcd::ReadInt(*range, "limit", &p.limit), etcd::ReadInt(*range, "revision", &revision),
-                   etcd::ReadEnum(*range, "sort_order", "etcdserverpb.RangeRequest_SortOrder", kSortOrders,
-                                  &p.sort_order),
-                   etcd::ReadEnum(*range, "sort_target", "etcdserverpb.RangeRequest_SortTarget", kSortTargets,
-                                  &p.sort_target),
-                   etcd::ReadBool(*range, "keys_only", &p.keys_only), etcd::ReadBool(*range, "count_only", &p.count_only),
-                   etcd::ReadInt(*range, "min_mod_revision", &p.min_mod), etcd::ReadInt(*range, "max_mod_revision", &p.max_mod),
-                   etcd::ReadInt(*range, "min_create_revision", &p.min_create),
-                   etcd::ReadInt(*range, "max_create_revision", &p.max_create)}) {
+                   etcd::ReadInt(*range, "revision", &revision), etcd::ReadRangeShape(*range, &p.shape)}) {
       if (e) return e;
     }
     if (key.empty()) return etcd::KeyNotProvided();
     if (revision != 0) return etcd::Unimplemented("a range at a given revision inside a txn");
     p.kind = Planned::Kind::kRange;
-    if (range_end.empty()) {
-      ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kGet, key));
-    } else if (auto prefix = etcd::AsPrefix(key, range_end)) {
-      ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kGetPrefix, *prefix));
-    } else {
-      return etcd::Unimplemented("a range inside a txn that is not one key or one prefix");
-    }
+    ops->push_back(RangeOp(K::kGet, K::kGetRange, key, range_end));
     access->push_back({Op::kRead, key, range_end});
   } else if (auto del = op.find("request_delete_range"); del != op.end() && del->is_object()) {
     std::string key, range_end;
@@ -125,81 +131,136 @@ std::optional<Error> ReadOp(const nlohmann::json& op, std::vector<core::TxnOp>* 
     }
     if (key.empty()) return etcd::KeyNotProvided();
     p.kind = Planned::Kind::kDelete;
-    if (range_end.empty()) {
-      if (p.prev_kv) ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kGet, key));
-      ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kDelete, key));
-    } else if (auto prefix = etcd::AsPrefix(key, range_end)) {
-      if (p.prev_kv) ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kGetPrefix, *prefix));
-      ops->push_back(etcd::TxnOpOf(core::TxnOp::Kind::kDeletePrefix, *prefix));
-    } else {
-      return etcd::Unimplemented("a delete inside a txn that is not one key or one prefix");
-    }
+    if (p.prev_kv) ops->push_back(RangeOp(K::kGet, K::kGetRange, key, range_end));
+    ops->push_back(RangeOp(K::kDelete, K::kDeleteRange, key, range_end));
     p.ops = p.prev_kv ? 2 : 1;
     access->push_back({Op::kWrite, key, range_end});
-  } else if (op.contains("request_txn")) {
-    return etcd::Unimplemented("a txn nested in a txn");
+  } else if (auto nested = op.find("request_txn"); nested != op.end() && nested->is_object()) {
+    // The depth is bounded here too: the walk below is recursive.
+    if (depth >= core::kMaxTxnDepth) {
+      return Error{etcd::kInvalidArgument, fmt::format("kvctl: txns nest more than {} deep, the most kvctl takes: "
+                                                       "flatten the txn",
+                                                       core::kMaxTxnDepth)};
+    }
+    auto inner = std::make_shared<core::TxnRequest>();
+    p.kind = Planned::Kind::kTxn;
+    if (auto e = ReadRequest(*nested, inner.get(), &p.success, &p.failure, access, depth + 1)) return e;
+    core::TxnOp txn;
+    txn.kind = K::kTxn;
+    txn.txn = std::move(inner);
+    ops->push_back(std::move(txn));
   } else {
     return Error{etcd::kInvalidArgument, "etcdserver: key not found"};
   }
-  plan->push_back(p);
+  plan->push_back(std::move(p));
   return std::nullopt;
 }
 
 std::optional<Error> ReadBranch(const nlohmann::json& body, const char* name, std::vector<core::TxnOp>* ops,
-                                std::vector<Planned>* plan, std::vector<Access>* access) {
+                                std::vector<Planned>* plan, std::vector<Access>* access, size_t depth) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_array()) return Error{etcd::kInvalidArgument, fmt::format("json: \"{}\" must be an array", name)};
   for (const auto& op : *it) {
-    if (auto e = ReadOp(op, ops, plan, access)) return e;
+    if (auto e = ReadOp(op, ops, plan, access, depth)) return e;
   }
   return std::nullopt;
 }
 
-Json KeyValues(const std::vector<core::TxnOpResult::Item>& items, bool keys_only) {
-  Json kvs = Json::array();
-  for (const auto& it : items) kvs.push_back(etcd::KeyValue(it.key, it.value, it.revision, it.meta, keys_only));
-  return kvs;
-}
-
-Json RangeResponse(const Planned& p, core::TxnOpResult& r) {
-  auto& items = r.items;
-  const size_t count = items.size();
-  auto outside = [&](const core::TxnOpResult::Item& it) {
-    const auto mod = static_cast<int64_t>(it.revision);
-    const auto create = static_cast<int64_t>(it.meta.create_revision);
-    return (p.min_mod > 0 && mod < p.min_mod) || (p.max_mod > 0 && mod > p.max_mod) ||
-           (p.min_create > 0 && create < p.min_create) || (p.max_create > 0 && create > p.max_create);
-  };
-  items.erase(std::remove_if(items.begin(), items.end(), outside), items.end());
-  int order = p.sort_order;
-  if (order == 0 && p.sort_target != 0) order = 1;
-  if (order == 1 || order == 2) {
-    auto less = [&](const auto& a, const auto& b) {
-      switch (p.sort_target) {
-        case 1: return a.meta.version < b.meta.version;
-        case 2: return a.meta.create_revision < b.meta.create_revision;
-        case 3: return a.revision < b.revision;
-        case 4: return a.value < b.value;
-        default: return a.key < b.key;
-      }
-    };
-    if (order == 1) {
-      std::stable_sort(items.begin(), items.end(), less);
-    } else {
-      std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) { return less(b, a); });
+std::optional<Error> ReadRequest(const nlohmann::json& body, core::TxnRequest* txn, std::vector<Planned>* success,
+                                 std::vector<Planned>* failure, std::vector<Access>* access, size_t depth) {
+  if (auto it = body.find("compare"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return Error{etcd::kInvalidArgument, "json: \"compare\" must be an array"};
+    for (const auto& c : *it) {
+      if (!c.is_object()) return Error{etcd::kInvalidArgument, "json: a compare must be an object"};
+      txn->compare.emplace_back();
+      if (auto e = ReadCompare(c, &txn->compare.back(), access)) return e;
     }
   }
-  bool more = r.more;
-  if (p.limit > 0 && items.size() > static_cast<size_t>(p.limit)) {
-    items.resize(static_cast<size_t>(p.limit));
-    more = true;
+  if (auto e = ReadBranch(body, "success", &txn->success, success, access, depth)) return e;
+  return ReadBranch(body, "failure", &txn->failure, failure, access, depth);
+}
+
+std::vector<core::ListItem> ListItems(std::vector<core::TxnOpResult::Item>& items) {
+  std::vector<core::ListItem> out;
+  out.reserve(items.size());
+  for (auto& it : items) out.push_back({std::move(it.key), std::move(it.value), it.revision, it.meta});
+  return out;
+}
+
+// The revision each response's header reports, as etcd's write txn does:
+// before its first write the revision the txn started from, from then on
+// the txn's own.
+struct Revisions {
+  uint64_t before = 0, after = 0;
+  bool wrote = false;
+  Json Header(bool writes) {
+    wrote = wrote || writes;
+    Json header;
+    header["revision"] = std::to_string(wrote ? after : before);
+    return header;
   }
-  Json body;
-  if (!p.count_only && !items.empty()) body["kvs"] = KeyValues(items, p.keys_only);
-  if (more) body["more"] = true;
-  if (count != 0) body["count"] = std::to_string(count);
-  return body;
+};
+
+Json Responses(const std::vector<Planned>& ran, std::vector<core::TxnOpResult>& results, Revisions& revisions) {
+  Json responses = Json::array();
+  size_t next = 0;
+  for (const Planned& p : ran) {
+    switch (p.kind) {
+      case Planned::Kind::kPut: {
+        Json response;
+        response["header"] = revisions.Header(true);
+        if (p.prev_kv) {
+          const auto& got = results[next].items;
+          if (!got.empty()) response["prev_kv"] = etcd::KeyValue(got[0].key, got[0].value, got[0].revision, got[0].meta);
+        }
+        responses.push_back(Json{{"response_put", std::move(response)}});
+        break;
+      }
+      case Planned::Kind::kRange: {
+        Json response;
+        response["header"] = revisions.Header(false);
+        etcd::AddRangeAnswer(p.shape, ListItems(results[next].items), results[next].more, &response);
+        responses.push_back(Json{{"response_range", std::move(response)}});
+        break;
+      }
+      case Planned::Kind::kDelete: {
+        const core::TxnOpResult& del = results[next + p.ops - 1];
+        Json response;
+        response["header"] = revisions.Header(del.deleted != 0);
+        if (del.deleted != 0) response["deleted"] = std::to_string(del.deleted);
+        if (p.prev_kv && !results[next].items.empty()) {
+          Json kvs = Json::array();
+          for (const auto& it : results[next].items) kvs.push_back(etcd::KeyValue(it.key, it.value, it.revision, it.meta));
+          response["prev_kvs"] = std::move(kvs);
+        }
+        responses.push_back(Json{{"response_delete_range", std::move(response)}});
+        break;
+      }
+      case Planned::Kind::kTxn: {
+        core::TxnOpResult& nested = results[next];
+        Json response;
+        response["header"] = Json::object();  // etcd fills only the outer txn's header
+        if (nested.succeeded) response["succeeded"] = true;
+        Json inner = Responses(nested.succeeded ? p.success : p.failure, nested.results, revisions);
+        if (!inner.empty()) response["responses"] = std::move(inner);
+        responses.push_back(Json{{"response_txn", std::move(response)}});
+        break;
+      }
+    }
+    next += p.ops;
+  }
+  return responses;
+}
+
+// A store's refusal in etcd's words.
+Error TxnError(const core::Status& s) {
+  switch (s.code()) {
+    case core::Code::kNotFound: return etcd::LeaseNotFound();
+    // ignore_value / ignore_lease on a key that does not exist
+    case core::Code::kFailedPrecondition: return {etcd::kInvalidArgument, "etcdserver: key not found"};
+    default: return etcd::FromStatus(s);
+  }
 }
 
 }  // namespace
@@ -208,16 +269,7 @@ HttpResponse EtcdApi::Txn(Call& call) {
   core::TxnRequest txn;
   std::vector<Planned> success, failure;
   std::vector<Access> access;
-  if (auto it = call.body.find("compare"); it != call.body.end() && !it->is_null()) {
-    if (!it->is_array()) return ErrorAnswer({etcd::kInvalidArgument, "json: \"compare\" must be an array"});
-    for (const auto& c : *it) {
-      if (!c.is_object()) return ErrorAnswer({etcd::kInvalidArgument, "json: a compare must be an object"});
-      txn.compare.emplace_back();
-      if (auto e = ReadCompare(c, &txn.compare.back(), &access)) return ErrorAnswer(*e);
-    }
-  }
-  if (auto e = ReadBranch(call.body, "success", &txn.success, &success, &access)) return ErrorAnswer(*e);
-  if (auto e = ReadBranch(call.body, "failure", &txn.failure, &failure, &access)) return ErrorAnswer(*e);
+  if (auto e = ReadRequest(call.body, &txn, &success, &failure, &access, 1)) return ErrorAnswer(*e);
   for (const Access& a : access) {
     if (!etcd::RangePermitted(call.caller, a.op, a.key, a.range_end)) {
       admission_.CountForbidden();
@@ -226,51 +278,15 @@ HttpResponse EtcdApi::Txn(Call& call) {
   }
   if (core::Status s = core::ValidateTxn(txn, options_.max_txn_ops, options_.max_key_bytes, options_.max_value_bytes);
       !s.ok()) {
-    // Keys written twice in a branch are what etcd names a duplicate key.
+    // Keys written twice on a path are what etcd names a duplicate key.
     return ErrorAnswer({etcd::kInvalidArgument, s.message().find("writes each key once") != std::string::npos
                                                     ? std::string("etcdserver: duplicate key given in txn request")
                                                     : s.message()});
   }
   auto result = store_.Txn(txn);
-  if (!result) {
-    return ErrorAnswer(result.error().code() == core::Code::kNotFound ? etcd::LeaseNotFound()
-                                                                       : etcd::FromStatus(result.error()));
-  }
-  const std::vector<Planned>& ran = result->succeeded ? success : failure;
-  Json responses = Json::array();
-  size_t next = 0;
-  Json inner_header;
-  inner_header["revision"] = std::to_string(result->revision);
-  for (const Planned& p : ran) {
-    Json response;
-    response["header"] = inner_header;
-    switch (p.kind) {
-      case Planned::Kind::kPut: {
-        if (p.prev_kv) {
-          const auto& got = result->results[next].items;
-          if (!got.empty()) response["prev_kv"] = etcd::KeyValue(got[0].key, got[0].value, got[0].revision, got[0].meta);
-        }
-        responses.push_back(Json{{"response_put", std::move(response)}});
-        break;
-      }
-      case Planned::Kind::kRange: {
-        Json range = RangeResponse(p, result->results[next]);
-        for (auto& [k, v] : range.items()) response[k] = v;
-        responses.push_back(Json{{"response_range", std::move(response)}});
-        break;
-      }
-      case Planned::Kind::kDelete: {
-        const core::TxnOpResult& del = result->results[next + p.ops - 1];
-        if (del.deleted != 0) response["deleted"] = std::to_string(del.deleted);
-        if (p.prev_kv && !result->results[next].items.empty()) {
-          response["prev_kvs"] = KeyValues(result->results[next].items, false);
-        }
-        responses.push_back(Json{{"response_delete_range", std::move(response)}});
-        break;
-      }
-    }
-    next += p.ops;
-  }
+  if (!result) return ErrorAnswer(TxnError(result.error()));
+  Revisions revisions{result->changed ? result->revision - 1 : result->revision, result->revision};
+  Json responses = Responses(result->succeeded ? success : failure, result->results, revisions);
   Json body;
   body["header"] = etcd::Header(options_, result->revision);
   if (result->succeeded) body["succeeded"] = true;

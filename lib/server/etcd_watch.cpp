@@ -71,7 +71,8 @@ std::vector<nlohmann::json> RequestsOf(const std::string& body) {
 // answers and the watches) becomes the stream.
 class WatchRequests {
  public:
-  WatchRequests(core::KvStore& store, const EtcdOptions& etcd, KvApi& admission, const Principal* caller)
+  WatchRequests(core::KvStore& store, const EtcdOptions& etcd, AdmissionPipeline& admission,
+                const Principal* caller)
       : store_(store), etcd_(etcd), admission_(admission), caller_(caller) {}
 
   // A create_request: answered "created" (and a watch opened) or refused
@@ -104,7 +105,7 @@ class WatchRequests {
 
   core::KvStore& store_;
   const EtcdOptions& etcd_;
-  KvApi& admission_;
+  AdmissionPipeline& admission_;
   const Principal* caller_;
   std::shared_ptr<WakeSlot> slot_ = std::make_shared<WakeSlot>();
   std::vector<std::string> answers_;

@@ -25,6 +25,7 @@
 #include "lib/pg/pg_store.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/pg_harness.h"
+#include "tests/support/txn_shapes.h"
 
 namespace kvctl::e2e {
 namespace {
@@ -602,6 +603,36 @@ TEST_CASE("PostgreSQL txn over HTTP: threads on two servers racing compare-and-i
   CHECK(Eventually([&] { return hb.Get("counter").body == std::to_string(succeeded.load()); }));
   CHECK(Eventually([&] { return ha.Get("counter").body == std::to_string(succeeded.load()); }));
   CHECK(db.Sql("SELECT revision FROM kv_meta") == std::to_string(succeeded.load() + 1));
+}
+
+}  // namespace kvctl::e2e
+
+namespace kvctl::e2e {
+
+TEST_CASE("PostgreSQL txn: a compare over a range is judged by every key in it, and an empty range as a missing key") {
+  MigratedDb db;
+  auto a = OpenStore(db.dsn);
+  testing::txn_shapes::CheckRangeCompares(*a);
+}
+
+TEST_CASE("PostgreSQL txn: any range is read and deleted in a transaction, which sees its own writes") {
+  MigratedDb db;
+  auto a = OpenStore(db.dsn);
+  testing::txn_shapes::CheckRangeOps(*a);
+  // One kv_log row per key the deletes took, at the transaction's revision.
+  CHECK(db.Sql("SELECT count(*) FROM kv_log WHERE kind = 2") == "3");
+}
+
+TEST_CASE("PostgreSQL txn: nested transactions run at one revision, every compare judged before any op") {
+  MigratedDb db;
+  auto a = OpenStore(db.dsn);
+  testing::txn_shapes::CheckNested(*a);
+}
+
+TEST_CASE("PostgreSQL txn: a put keeps a key's value or lease, and refuses a key that does not exist") {
+  MigratedDb db;
+  auto a = OpenStore(db.dsn);
+  testing::txn_shapes::CheckKeepValueAndLease(*a);
 }
 
 }  // namespace kvctl::e2e

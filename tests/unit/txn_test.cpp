@@ -15,6 +15,7 @@
 #include "tests/support/fault_fs.h"
 #include "tests/support/open_store.h"
 #include "tests/support/segment_records.h"
+#include "tests/support/txn_shapes.h"
 
 namespace {
 
@@ -44,7 +45,7 @@ TxnOp Op(TxnOp::Kind kind, std::string key, size_t limit = 0) {
 
 TxnCompare Cmp(std::string key, TxnCompare::Target target, TxnCompare::Op op, uint64_t number,
                std::string value = {}) {
-  return {std::move(key), target, op, std::move(value), number};
+  return {std::move(key), target, op, std::move(value), number, std::nullopt};
 }
 
 using kvctl::testing::SegmentRecords;
@@ -337,4 +338,90 @@ TEST_CASE("a log whose newest segment is of the format before transactions goes 
   OpenStore s(dir.path());
   CHECK(s.store.Get("a")->value == "x");
   CHECK(s.store.Get("b")->revision == 3);
+}
+
+namespace {
+
+core::TxnRequest Branches(std::vector<TxnOp> success, std::vector<TxnOp> failure = {}) {
+  core::TxnRequest r;
+  r.success = std::move(success);
+  r.failure = std::move(failure);
+  return r;
+}
+
+bool WritesTwice(const core::TxnRequest& r) {
+  const core::Status s = core::ValidateTxn(r, 128, 100, 100);
+  return !s.ok() && s.message().find("a transaction writes each key once") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("ValidateTxn follows etcd's duplicate-key rule through nested transactions, and bounds depth and ops") {
+  using kvctl::testing::txn_shapes::NestedOf;
+  using kvctl::testing::txn_shapes::OpOf;
+  using K = TxnOp::Kind;
+  // A put and a nested put of one key, either order; a put under a nested
+  // delete, a nested put under a delete.
+  CHECK(WritesTwice(Branches({Put("k", "1"), NestedOf(Branches({Put("k", "2")}))})));
+  CHECK(WritesTwice(Branches({NestedOf(Branches({}, {Put("k", "2")})), Put("k", "1")})));
+  CHECK(WritesTwice(Branches({Put("b", "1"), NestedOf(Branches({OpOf(K::kDeleteRange, "a", "c")}))})));
+  CHECK(WritesTwice(Branches({OpOf(K::kDeleteRange, "a", "c"), NestedOf(Branches({}, {Put("b", "2")}))})));
+  CHECK(WritesTwice(Branches({OpOf(K::kDeleteRange, "a", ""), Put("zzz", "1")})));  // to the last key
+  // kvctl, unlike etcd 3.4, also refuses a nested delete of what an
+  // earlier nested transaction puts (the key would be written twice).
+  CHECK(WritesTwice(Branches({NestedOf(Branches({Put("b", "1")})), NestedOf(Branches({OpOf(K::kDelete, "b")}))})));
+  // Taken: a put in both branches of one nested transaction, overlapping
+  // deletes, a put beside a delete range that does not hold it, and the
+  // two branches of the top.
+  CHECK(core::ValidateTxn(Branches({NestedOf(Branches({Put("b", "1")}, {Put("b", "2")}))}), 128, 100, 100).ok());
+  CHECK(core::ValidateTxn(Branches({OpOf(K::kDeleteRange, "a", "c"), OpOf(K::kDelete, "b"),
+                                    OpOf(K::kDeletePrefix, "")}),
+                          128, 100, 100)
+            .ok());
+  CHECK(core::ValidateTxn(Branches({OpOf(K::kDeleteRange, "a", "c"), Put("c", "1")}), 128, 100, 100).ok());
+  CHECK(core::ValidateTxn(Branches({Put("k", "1")}, {Put("k", "2")}), 128, 100, 100).ok());
+  // The message names both ops, nested ones by their path.
+  const core::Status s = core::ValidateTxn(Branches({Put("k", "1"), NestedOf(Branches({}, {Put("k", "2")}))}), 128, 100, 100);
+  CHECK(s.message().find("success[1].failure[0] (put)") != std::string::npos);
+  CHECK(s.message().find("success[0] (put)") != std::string::npos);
+
+  // limits.max_txn_ops counts every op of the tree.
+  core::TxnRequest inner = Branches({Put("x", "1"), Put("y", "1")});
+  core::TxnRequest outer = Branches({NestedOf(inner)}, {NestedOf(inner)});
+  CHECK(core::ValidateTxn(outer, 6, 100, 100).ok());
+  CHECK(core::ValidateTxn(outer, 5, 100, 100).message().find("has 6 compares and ops, over limits.max_txn_ops = 5") !=
+        std::string::npos);
+  // Nesting deeper than kMaxTxnDepth.
+  core::TxnRequest deep = Branches({Put("x", "1")});
+  for (size_t i = 1; i < core::kMaxTxnDepth; ++i) deep = Branches({NestedOf(deep)});
+  CHECK(core::ValidateTxn(deep, 1000, 100, 100).ok());
+  deep = Branches({NestedOf(deep)});
+  CHECK(core::ValidateTxn(deep, 1000, 100, 100).message().find("nest more than 32 deep") != std::string::npos);
+  // A nested op's empty key names its place.
+  CHECK(core::ValidateTxn(Branches({NestedOf(Branches({Put("", "1")}))}), 128, 100, 100).message().find(
+            "success[0].success[0] (put): the key is empty") != std::string::npos);
+}
+
+TEST_CASE("the file store judges a compare over a range by every key in it, and an empty range as a missing key") {
+  TempDir dir;
+  OpenStore s(dir.path());
+  kvctl::testing::txn_shapes::CheckRangeCompares(s.store);
+}
+
+TEST_CASE("the file store reads and deletes any range in a transaction, seeing the transaction's own writes") {
+  TempDir dir;
+  OpenStore s(dir.path());
+  kvctl::testing::txn_shapes::CheckRangeOps(s.store);
+}
+
+TEST_CASE("the file store runs nested transactions at one revision, every compare judged before any op") {
+  TempDir dir;
+  OpenStore s(dir.path());
+  kvctl::testing::txn_shapes::CheckNested(s.store);
+}
+
+TEST_CASE("the file store's transaction put keeps a key's value or lease, and refuses a key that does not exist") {
+  TempDir dir;
+  OpenStore s(dir.path());
+  kvctl::testing::txn_shapes::CheckKeepValueAndLease(s.store);
 }
