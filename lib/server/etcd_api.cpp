@@ -415,13 +415,14 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
   if (!req.admission.done || req.method != "POST") return false;
   std::string resource;
   const Route route = RouteOf(req.path, &resource);
-  if (resource != "kv/put") return false;
+  const bool put = resource == "kv/put";
+  if (!put && resource != "kv/txn") return false;
   Call call{req, resource, nlohmann::json::object(), req.admission.caller};
   PutAsk ask;
   std::optional<HttpResponse> answer;
   try {
     answer = ParseBody(req, call);
-    if (!answer) answer = ReadPut(call, &ask);
+    if (!answer && put) answer = ReadPut(call, &ask);
   } catch (const std::exception& e) {
     answer = ErrorAnswer({etcd::kInternal, fmt::format("internal error: {}", e.what())});
   }
@@ -436,6 +437,16 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
   };
   if (answer) {
     finish(std::move(*answer));
+    return true;
+  }
+  if (!put) {
+    try {
+      StartTxn(call, finish);  // reads what it needs of `call` before it returns
+    } catch (const std::exception& e) {
+      // Reading the request is all that may throw, before the txn is
+      // queued and before `finish` (a copy went in) was called.
+      finish(ErrorAnswer({etcd::kInternal, fmt::format("internal error: {}", e.what())}));
+    }
     return true;
   }
   store_.PutAsync(ask.key, ask.value, {}, static_cast<uint64_t>(ask.lease),

@@ -11,10 +11,10 @@
 // error shape. Grants apply per key: a range needs a grant covering all of
 // it.
 //
-// A plain kv/put (no prev_kv, ignore_value or ignore_lease), the common
-// write, is answered without holding a thread (HandleAsync): the store
-// calls back once it is durable, as kvctl's own PUT does. Every other
-// handler answers synchronously (the transport runs POSTs on its worker
+// A plain kv/put (no prev_kv, ignore_value or ignore_lease) and kv/txn,
+// the common writes, are answered without holding a thread (HandleAsync):
+// the store calls back once they are durable, as for kvctl's own writes.
+// Every other handler answers synchronously (the transport runs POSTs on its worker
 // pool, which may wait for a commit); GET /version answers on the loop.
 // Handle() and HandleAsync() never throw.
 #pragma once
@@ -50,10 +50,10 @@ class EtcdApi {
   // The transport's admitter: identity and rate limit from the head.
   std::optional<HttpResponse> Admit(HttpRequest& request);
   HttpResponse Handle(const HttpRequest& request);
-  // The transport's async handler: takes a plain kv/put of an admitted
-  // request and calls `reply` exactly once, on this thread or on the
-  // store's committer thread; false, with `reply` not called, for every
-  // other request (Handle() answers those).
+  // The transport's async handler: takes a plain kv/put or a kv/txn of an
+  // admitted request and calls `reply` exactly once, on this thread or on
+  // the store's committer thread; false, with `reply` not called, for
+  // every other request (Handle() answers those).
   using Reply = std::function<void(HttpResponse)>;
   bool HandleAsync(HttpRequest& request, Reply reply);
   // The transport's own refusals (400, 413, ...) in etcd's error shape.
@@ -74,6 +74,9 @@ class EtcdApi {
   HttpResponse Put(Call& call);
   HttpResponse Range(Call& call);
   HttpResponse DeleteRange(Call& call);
+  // kv/txn: `done` gets the answer exactly once, at once when refused,
+  // else from the store's committer thread once the txn is durable.
+  void StartTxn(Call& call, std::function<void(HttpResponse)> done);
   HttpResponse Txn(Call& call);
   HttpResponse Compaction(Call& call);
   HttpResponse LeaseGrant(Call& call);

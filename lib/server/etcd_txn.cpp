@@ -5,6 +5,7 @@
 // over ranges, the path through nested txns, keys written twice,
 // ignore_value and ignore_lease) is the core's; this file only translates.
 #include <algorithm>
+#include <future>
 
 #include <fmt/format.h>
 
@@ -265,33 +266,48 @@ Error TxnError(const core::Status& s) {
 
 }  // namespace
 
-HttpResponse EtcdApi::Txn(Call& call) {
+void EtcdApi::StartTxn(Call& call, std::function<void(HttpResponse)> done) {
   core::TxnRequest txn;
   std::vector<Planned> success, failure;
   std::vector<Access> access;
-  if (auto e = ReadRequest(call.body, &txn, &success, &failure, &access, 1)) return ErrorAnswer(*e);
+  if (auto e = ReadRequest(call.body, &txn, &success, &failure, &access, 1)) return done(ErrorAnswer(*e));
   for (const Access& a : access) {
     if (!etcd::RangePermitted(call.caller, a.op, a.key, a.range_end)) {
       admission_.CountForbidden();
-      return ErrorAnswer(etcd::PermissionDenied());
+      return done(ErrorAnswer(etcd::PermissionDenied()));
     }
   }
   if (core::Status s = core::ValidateTxn(txn, options_.max_txn_ops, options_.max_key_bytes, options_.max_value_bytes);
       !s.ok()) {
     // Keys written twice on a path are what etcd names a duplicate key.
-    return ErrorAnswer({etcd::kInvalidArgument, s.message().find("writes each key once") != std::string::npos
-                                                    ? std::string("etcdserver: duplicate key given in txn request")
-                                                    : s.message()});
+    return done(ErrorAnswer({etcd::kInvalidArgument,
+                             s.message().find("writes each key once") != std::string::npos
+                                 ? std::string("etcdserver: duplicate key given in txn request")
+                                 : s.message()}));
   }
-  auto result = store_.Txn(txn);
-  if (!result) return ErrorAnswer(TxnError(result.error()));
-  Revisions revisions{result->changed ? result->revision - 1 : result->revision, result->revision};
-  Json responses = Responses(result->succeeded ? success : failure, result->results, revisions);
-  Json body;
-  body["header"] = etcd::Header(options_, result->revision);
-  if (result->succeeded) body["succeeded"] = true;
-  if (!responses.empty()) body["responses"] = std::move(responses);
-  return etcd::Answer(body);
+  store_.TxnAsync(txn, [this, success = std::move(success), failure = std::move(failure),
+                        done = std::move(done)](core::Result<core::TxnResult> result) {
+    if (!result) return done(ErrorAnswer(TxnError(result.error())));
+    HttpResponse answer;
+    try {  // on the committer thread: nothing may escape
+      Revisions revisions{result->changed ? result->revision - 1 : result->revision, result->revision};
+      Json responses = Responses(result->succeeded ? success : failure, result->results, revisions);
+      Json body;
+      body["header"] = etcd::Header(options_, result->revision);
+      if (result->succeeded) body["succeeded"] = true;
+      if (!responses.empty()) body["responses"] = std::move(responses);
+      answer = etcd::Answer(body);
+    } catch (const std::exception& e) {
+      answer = ErrorAnswer({etcd::kInternal, fmt::format("internal error: {}", e.what())});
+    }
+    done(std::move(answer));
+  });
+}
+
+HttpResponse EtcdApi::Txn(Call& call) {
+  std::promise<HttpResponse> answered;
+  StartTxn(call, [&answered](HttpResponse res) { answered.set_value(std::move(res)); });
+  return answered.get_future().get();
 }
 
 }  // namespace kvctl::server

@@ -605,10 +605,6 @@ TEST_CASE("PostgreSQL txn over HTTP: threads on two servers racing compare-and-i
   CHECK(db.Sql("SELECT revision FROM kv_meta") == std::to_string(succeeded.load() + 1));
 }
 
-}  // namespace kvctl::e2e
-
-namespace kvctl::e2e {
-
 TEST_CASE("PostgreSQL txn: a compare over a range is judged by every key in it, and an empty range as a missing key") {
   MigratedDb db;
   auto a = OpenStore(db.dsn);
