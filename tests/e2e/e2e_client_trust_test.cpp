@@ -126,6 +126,11 @@ class ScriptedServer {
       if (fd < 0) continue;  // shut down: stopping_ ends the loop
       timeval tv{5, 0};      // a request that never comes whole does not hold the test
       ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      // Nor a client that stopped reading: one that shut its socket down
+      // and closed it with our bytes unread leaves a zero window, and a send
+      // would block until the kernel gives the connection up (about 100 s).
+      timeval send_tv{3, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_tv, sizeof send_tv);
       for (;;) {
         std::string line;
         if (!ReadRequest(fd, &line)) break;
