@@ -181,10 +181,7 @@ TEST_CASE("etcd face: kv/compaction runs kvctl's compaction, and revisions below
   const int etcd_port = FreePort();
   KvServer server({"--etcd-listen", Addr(etcd_port), "--storage-segment-bytes", "4KiB",
                    "--storage-history-retention", "0"});
-  auto post = [&](const std::string& path, const std::string& body) {
-    RawAnswer r = RawRequest(etcd_port, "POST", path, body);
-    return std::make_pair(r.status, json::parse(r.body));
-  };
+  auto post = [&](const std::string& path, const std::string& body) { return PostJson(etcd_port, path, body); };
   for (int i = 0; i < 40; ++i) {
     const std::string value = B64(std::string(300, 'v') + std::to_string(i));  // each put a change
     REQUIRE(post("/v3/kv/put", R"({"key":")" + B64("k" + std::to_string(i % 5)) + R"(","value":")" + value + R"("})").first == 200);
@@ -219,10 +216,7 @@ TEST_CASE("etcd face: a negative lease ID is refused with code 3, where etcd tak
 TEST_CASE("etcd face: a range at a past revision is answered from retained history, or refused, never with current data") {
   const int etcd_port = FreePort();
   KvServer server({"--etcd-listen", Addr(etcd_port)});
-  auto post = [&](const std::string& path, const std::string& body) {
-    RawAnswer r = RawRequest(etcd_port, "POST", path, body);
-    return std::make_pair(r.status, json::parse(r.body));
-  };
+  auto post = [&](const std::string& path, const std::string& body) { return PostJson(etcd_port, path, body); };
   const std::string a = B64("a"), b = B64("b");
   post("/v3/kv/put", R"({"key":")" + a + R"(","value":")" + B64("a1") + R"("})");  // 1
   post("/v3/kv/put", R"({"key":")" + b + R"(","value":")" + B64("b1") + R"("})");  // 2

@@ -263,9 +263,9 @@ TEST_CASE(
   const int etcd_port = FreePort();
   PgServer server(db.dsn, {"--etcd-listen", Addr(etcd_port)});
   auto post = [&](const std::string& path, const std::string& body) {
-    RawAnswer r = RawRequest(etcd_port, "POST", path, body);
-    REQUIRE(r.status == 200);
-    return json::parse(r.body);
+    auto [status, answer] = PostJson(etcd_port, path, body);
+    REQUIRE(status == 200);
+    return answer;
   };
   const uint64_t base = [&] {
     json h = post("/v3/kv/range", R"({"key":")" + B64("k") + R"("})")["header"];

@@ -99,6 +99,13 @@ RawAnswer RawRequest(int port, const std::string& method, const std::string& pat
 
 std::string B64(std::string_view bytes) { return core::Base64Encode(bytes); }
 
+std::pair<int, json> PostJson(int port, const std::string& path, const std::string& body) {
+  const RawAnswer r = RawRequest(port, "POST", path, body);
+  json j = json::parse(r.body, nullptr, false);
+  REQUIRE_MESSAGE(!j.is_discarded(), "not JSON from " << path << ": " << r.body);
+  return {r.status, std::move(j)};
+}
+
 int64_t Side::Normalized(int64_t raw) const {
   int64_t own = 0;
   for (int64_t r : own_revisions) own += r <= raw ? 1 : 0;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -45,6 +46,10 @@ struct RawAnswer {
 RawAnswer RawRequest(int port, const std::string& method, const std::string& path, const std::string& body);
 
 std::string B64(std::string_view bytes);
+
+// POST `body` to `path`: the status and the body as JSON (a test failure
+// when it is not JSON).
+std::pair<int, nlohmann::json> PostJson(int port, const std::string& path, const std::string& body);
 
 // One server's side of the comparison: its revisions are counted from its
 // own start (etcd's empty store is at revision 1, kvctl's at 0), and its
