@@ -2,6 +2,7 @@
 // KvStore's lease calls.
 #include <algorithm>
 #include <future>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -22,10 +23,14 @@ namespace {
 constexpr int64_t kEtcdMinTtl = 2;
 
 // Leases are store-wide: only a caller that may write some key may use
-// them, as in kvctl's own API.
-bool MayUseLeases(const Principal* caller) {
-  if (caller == nullptr) return true;
-  return std::any_of(caller->grants.begin(), caller->grants.end(), [](const Grant& g) { return g.write; });
+// them, as in kvctl's own API. The refusal (counted), or nothing.
+std::optional<HttpResponse> LeasesRefused(const Principal* caller, AdmissionPipeline& admission) {
+  if (caller == nullptr) return std::nullopt;
+  if (std::any_of(caller->grants.begin(), caller->grants.end(), [](const Grant& g) { return g.write; })) {
+    return std::nullopt;
+  }
+  admission.CountForbidden();
+  return ErrorAnswer(etcd::PermissionDenied());
 }
 
 // The handlers run on the transport's worker pool, which may wait.
@@ -44,10 +49,7 @@ HttpResponse EtcdApi::LeaseGrant(Call& call) {
   for (auto e : {etcd::ReadInt(call.body, "TTL", &ttl), etcd::ReadInt(call.body, "ID", &id)}) {
     if (e) return ErrorAnswer(*e);
   }
-  if (!MayUseLeases(call.caller)) {
-    admission_.CountForbidden();
-    return ErrorAnswer(etcd::PermissionDenied());
-  }
+  if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
   if (id < 0) {
     // etcd takes any int64; kvctl's ids are positive (docs/etcd.md).
     return ErrorAnswer({etcd::kInvalidArgument, "kvctl: a lease ID is positive, or 0 for the server to pick one"});
@@ -69,10 +71,7 @@ HttpResponse EtcdApi::LeaseGrant(Call& call) {
 HttpResponse EtcdApi::LeaseRevoke(Call& call) {
   int64_t id = 0;
   if (auto e = etcd::ReadInt(call.body, "ID", &id)) return ErrorAnswer(*e);
-  if (!MayUseLeases(call.caller)) {
-    admission_.CountForbidden();
-    return ErrorAnswer(etcd::PermissionDenied());
-  }
+  if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
   if (id <= 0) return ErrorAnswer(etcd::LeaseNotFound());
   auto revoked = Wait<uint64_t>([&](auto done) { store_.LeaseRevokeAsync(static_cast<uint64_t>(id), std::move(done)); });
   if (!revoked) {
@@ -87,10 +86,7 @@ HttpResponse EtcdApi::LeaseRevoke(Call& call) {
 HttpResponse EtcdApi::LeaseKeepAlive(Call& call) {
   int64_t id = 0;
   if (auto e = etcd::ReadInt(call.body, "ID", &id)) return ErrorAnswer(*e);
-  if (!MayUseLeases(call.caller)) {
-    admission_.CountForbidden();
-    return ErrorAnswer(etcd::PermissionDenied());
-  }
+  if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
   core::Result<core::LeaseInfo> lease = core::Status::NotFound("no such lease");
   if (id > 0) lease = store_.LeaseKeepAlive(static_cast<uint64_t>(id));
   if (!lease && lease.error().code() != core::Code::kNotFound) return ErrorAnswer(etcd::FromStatus(lease.error()));
@@ -111,10 +107,7 @@ HttpResponse EtcdApi::LeaseTimeToLive(Call& call) {
   for (auto e : {etcd::ReadInt(call.body, "ID", &id), etcd::ReadBool(call.body, "keys", &keys)}) {
     if (e) return ErrorAnswer(*e);
   }
-  if (!MayUseLeases(call.caller)) {
-    admission_.CountForbidden();
-    return ErrorAnswer(etcd::PermissionDenied());
-  }
+  if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
   core::Result<core::LeaseInfo> lease = core::Status::NotFound("no such lease");
   if (id > 0) lease = store_.LeaseTimeToLive(static_cast<uint64_t>(id));
   if (!lease && lease.error().code() != core::Code::kNotFound) return ErrorAnswer(etcd::FromStatus(lease.error()));
@@ -136,10 +129,7 @@ HttpResponse EtcdApi::LeaseTimeToLive(Call& call) {
 }
 
 HttpResponse EtcdApi::Leases(Call& call) {
-  if (!MayUseLeases(call.caller)) {
-    admission_.CountForbidden();
-    return ErrorAnswer(etcd::PermissionDenied());
-  }
+  if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
   auto leases = store_.Leases();
   if (!leases) return ErrorAnswer(etcd::FromStatus(leases.error()));
   Json body;

@@ -21,15 +21,6 @@ const std::string kReader = "reader-token-0123456789";
 const std::string kWriter = "writer-token-0123456789";
 const std::string kAdmin = "admin-token-0123456789";
 
-std::string HashToken(const std::string& token) {
-  CliOptions in;
-  in.stdin_bytes = token;
-  const CliResult r = RunCli({"auth", "hash-token"}, in);
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  REQUIRE(r.out.size() >= 64);
-  return r.out.substr(0, 64);
-}
-
 // A server with three tokens: a reader and a writer of app/, and an admin.
 struct AuthServer {
   explicit AuthServer(std::vector<std::string> extra = {}) {

@@ -22,15 +22,6 @@ using nlohmann::json;
 const std::string kReader = "etcd-reader-token-0123456789";
 const std::string kWriter = "etcd-writer-token-0123456789";
 
-std::string HashToken(const std::string& token) {
-  CliOptions in;
-  in.stdin_bytes = token;
-  const CliResult r = RunCli({"auth", "hash-token"}, in);
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  REQUIRE(r.out.size() >= 64);
-  return r.out.substr(0, 64);
-}
-
 // "app/x" and friends, base64.
 const std::string kAppX = "YXBwL3g=";    // app/x
 const std::string kApp = "YXBwLw==";     // app/

@@ -136,16 +136,6 @@ std::unique_ptr<ServerProcess> Serve(const TempDir& tmp, std::vector<std::string
 
 std::string Https(int port) { return "https://127.0.0.1:" + std::to_string(port); }
 
-// The SHA-256 of `token` as `kvctl auth hash-token` prints it.
-std::string HashToken(const std::string& token) {
-  CliOptions in;
-  in.stdin_bytes = token + "\n";
-  CliResult r = RunCli({"auth", "hash-token"}, in);
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  REQUIRE(r.out.size() == 65);
-  return r.out.substr(0, 64);
-}
-
 httplib::Headers Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 // The value of the sample `series` (name plus labels, as written) in a

@@ -740,4 +740,13 @@ bool ResetPeak(pid_t pid) {
   return out.good();
 }
 
+std::string HashToken(const std::string& token) {
+  CliOptions in;
+  in.stdin_bytes = token + "\n";
+  const CliResult r = RunCli({"auth", "hash-token"}, in);
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  REQUIRE(r.out.size() == 65);
+  return r.out.substr(0, 64);
+}
+
 }  // namespace kvctl::e2e

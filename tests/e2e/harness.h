@@ -171,6 +171,10 @@ struct CliOptions {
 
 // Runs `kvctl args...`; fails the test if it does not finish within the limit.
 CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options = {});
+
+// The SHA-256 of `token` as `kvctl auth hash-token` prints it (the token
+// given on stdin with a newline, as `echo TOKEN |` gives it).
+std::string HashToken(const std::string& token);
 // Runs any program (argv[0] is its absolute path) the same way.
 CliResult RunProgram(const std::vector<std::string>& argv, const CliOptions& options = {});
 
