@@ -44,18 +44,6 @@ HttpResponse ErrorAnswer(const Error& error) {
   return res;
 }
 
-Error FromStatus(const core::Status& status) {
-  switch (status.code()) {
-    case core::Code::kInvalidArgument: return {kInvalidArgument, status.message()};
-    case core::Code::kNotFound: return {kNotFound, status.message()};
-    case core::Code::kFailedPrecondition: return {kFailedPrecondition, status.message()};
-    case core::Code::kUnavailable:
-    case core::Code::kBusy: return {kUnavailable, status.message()};
-    case core::Code::kCompacted: return CompactedRevision();
-    default: return {kInternal, status.message()};
-  }
-}
-
 namespace {
 
 // What Go's encoding/json says of a value of the wrong type.
@@ -171,20 +159,6 @@ HttpResponse Answer(const Json& body) {
   return res;
 }
 
-std::string PrefixEnd(std::string_view prefix) { return core::PrefixEnd(prefix); }
-
-std::optional<std::string> AsPrefix(std::string_view key, std::string_view range_end) {
-  if (IsFromKeyOn(range_end) && IsFromKeyOn(key)) return std::string();  // every key
-  if (range_end.empty() || IsFromKeyOn(range_end)) return std::nullopt;
-  if (PrefixEnd(key) == range_end) return std::string(key);
-  return std::nullopt;
-}
-
-RangeRead ReadRange(const core::KvStore& store, const std::string& key, const std::string& range_end,
-                    bool keys_only) {
-  return core::ReadRange(store, core::KeyRange{key, range_end}, keys_only);
-}
-
 bool RangePermitted(const Principal* caller, Op op, const std::string& key, const std::string& range_end) {
   if (caller == nullptr) return true;
   if (range_end.empty()) return caller->Permits(op, key);
@@ -216,49 +190,16 @@ std::optional<Error> ReadRangeShape(const nlohmann::json& body, RangeShape* out)
   return std::nullopt;
 }
 
-void AddRangeAnswer(const RangeShape& shape, std::vector<core::ListItem> items, bool more, Json* body) {
-  const size_t count = items.size();
-  auto outside = [&](const core::ListItem& it) {
-    const auto mod = static_cast<int64_t>(it.revision);
-    const auto create = static_cast<int64_t>(it.meta.create_revision);
-    return (shape.min_mod > 0 && mod < shape.min_mod) || (shape.max_mod > 0 && mod > shape.max_mod) ||
-           (shape.min_create > 0 && create < shape.min_create) ||
-           (shape.max_create > 0 && create > shape.max_create);
-  };
-  items.erase(std::remove_if(items.begin(), items.end(), outside), items.end());
-  // etcd: NONE with a target other than KEY sorts ascending; by KEY
-  // ascending is the order the keys already have.
-  int sort_order = shape.sort_order;
-  if (sort_order == 0 && shape.sort_target != 0) sort_order = 1;
-  if (sort_order == 1 || sort_order == 2) {
-    auto less = [&](const core::ListItem& a, const core::ListItem& b) {
-      switch (shape.sort_target) {
-        case 1: return a.meta.version < b.meta.version;
-        case 2: return a.meta.create_revision < b.meta.create_revision;
-        case 3: return a.revision < b.revision;
-        case 4: return a.value < b.value;
-        default: return a.key < b.key;
-      }
-    };
-    if (sort_order == 1) {
-      std::stable_sort(items.begin(), items.end(), less);
-    } else {
-      std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) { return less(b, a); });
-    }
-  }
-  if (shape.limit > 0 && items.size() > static_cast<size_t>(shape.limit)) {
-    items.resize(static_cast<size_t>(shape.limit));
-    more = true;
-  }
-  if (!shape.count_only && !items.empty()) {
+void AddRangeReply(const RangeReply& reply, bool keys_only, Json* body) {
+  if (!reply.kvs.empty()) {
     Json kvs = Json::array();
-    for (const core::ListItem& it : items) {
-      kvs.push_back(KeyValue(it.key, it.value, it.revision, it.meta, shape.keys_only));
+    for (const core::ListItem& it : reply.kvs) {
+      kvs.push_back(KeyValue(it.key, it.value, it.revision, it.meta, keys_only));
     }
     (*body)["kvs"] = std::move(kvs);
   }
-  if (more) (*body)["more"] = true;
-  if (count != 0) (*body)["count"] = std::to_string(count);
+  if (reply.more) (*body)["more"] = true;
+  if (reply.count != 0) (*body)["count"] = std::to_string(reply.count);
 }
 
 }  // namespace etcd
@@ -418,7 +359,7 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
   const bool put = resource == "kv/put";
   if (!put && resource != "kv/txn") return false;
   Call call{req, resource, nlohmann::json::object(), req.admission.caller};
-  PutAsk ask;
+  etcd::PutAsk ask;
   std::optional<HttpResponse> answer;
   try {
     answer = ParseBody(req, call);
@@ -427,7 +368,7 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
     answer = ErrorAnswer({etcd::kInternal, fmt::format("internal error: {}", e.what())});
   }
   // A put that reads the key first (prev_kv, ignore_*) waits on the pool.
-  if (!answer && (ask.prev_kv || ask.ignore_value || ask.ignore_lease)) return false;
+  if (!answer && ask.NeedsRead()) return false;
   // The answer outlives the request: what finishing it needs is moved out.
   auto finish = [this, route, method = req.method, admission = std::move(req.admission),
                  remote = req.remote_addr, bytes_in = req.body.size(),
@@ -449,10 +390,10 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
     }
     return true;
   }
-  store_.PutAsync(ask.key, ask.value, {}, static_cast<uint64_t>(ask.lease),
-                  [this, finish = std::move(finish)](core::Result<core::PutOutcome> put) mutable {
-                    finish(PlainPutAnswer(put));
-                  });
+  etcd::PlainPutAsync(store_, ask,
+                      [this, finish = std::move(finish)](std::optional<Error> error, etcd::PutReply done) mutable {
+                        finish(PutAnswer(error, done));
+                      });
   return true;
 }
 

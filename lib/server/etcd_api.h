@@ -1,6 +1,7 @@
 // etcd 3.4's grpc-gateway JSON API (SPEC §7) over a KvStore: a second face
 // beside kvctl's own (api.h), served on server.etcd_listen. It only
-// translates: etcd's requests into KvStore calls, their outcomes into
+// translates: etcd's requests into etcd's operations (etcd_kv_ops.h, what
+// every etcd face shares) and KvStore calls, their outcomes into
 // etcd's answers (field names, base64, int64 as strings, errors as
 // {"error","message","code"} with gRPC codes). docs/etcd.md says what is
 // served, what is refused as unimplemented, and every known difference.
@@ -26,21 +27,15 @@
 
 #include "lib/core/kv_store.h"
 #include "lib/server/admission.h"
+#include "lib/server/etcd_types.h"
 #include "lib/server/http_types.h"
 
 namespace kvctl::server {
 
-struct EtcdOptions {
-  // Every answer's header.cluster_id and member_id: stable for one data
-  // dir (or database) and listener (KvServer derives them).
-  uint64_t cluster_id = 0;
-  uint64_t member_id = 0;
-  std::string name = "kvctl";
-  std::string client_url;  // "http://127.0.0.1:2379", for cluster/member/list
-  size_t max_key_bytes = 1024;
-  size_t max_value_bytes = 1 << 20;
-  size_t max_txn_ops = 128;
-};
+namespace etcd {
+struct PutAsk;  // etcd_kv_ops.h
+struct PutReply;
+}  // namespace etcd
 
 class EtcdApi {
  public:
@@ -67,10 +62,9 @@ class EtcdApi {
   static std::optional<HttpResponse> ParseBody(const HttpRequest& request, Call& call);
   HttpResponse Dispatch(Call& call);
   // kv/put's fields, read and checked: the answer when refused.
-  struct PutAsk;
-  std::optional<HttpResponse> ReadPut(Call& call, PutAsk* ask);
-  // The answer to a put that needed no read first.
-  HttpResponse PlainPutAnswer(const core::Result<core::PutOutcome>& put) const;
+  std::optional<HttpResponse> ReadPut(Call& call, etcd::PutAsk* ask);
+  // A put's outcome as its answer.
+  HttpResponse PutAnswer(const std::optional<etcd::Error>& error, const etcd::PutReply& reply) const;
   HttpResponse Put(Call& call);
   HttpResponse Range(Call& call);
   HttpResponse DeleteRange(Call& call);

@@ -221,7 +221,9 @@ Json Responses(const std::vector<Planned>& ran, std::vector<core::TxnOpResult>& 
       case Planned::Kind::kRange: {
         Json response;
         response["header"] = revisions.Header(false);
-        etcd::AddRangeAnswer(p.shape, ListItems(results[next].items), results[next].more, &response);
+        etcd::RangeReply range;
+        etcd::ShapeRange(p.shape, ListItems(results[next].items), results[next].more, &range);
+        etcd::AddRangeReply(range, p.shape.keys_only, &response);
         responses.push_back(Json{{"response_range", std::move(response)}});
         break;
       }
