@@ -9,6 +9,10 @@ build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libtomlplusplus-dev libfmt-dev libcpp-httplib-dev
   nlohmann-json3-dev libxxhash-dev libpqxx-dev libssl-dev libabsl-dev
+  # etcd's gRPC API: gRPC and protobuf, and etcd's .proto files with those
+  # they import (generated at build time, cmake/etcd_grpc.cmake).
+  libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
+  golang-etcd-server-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
 )
 # dpkg-shlibdeps (dpkg-dev) computes the .deb's Depends; gzip compresses
 # the man pages; CPack's DEB generator runs `file` on what it packs.

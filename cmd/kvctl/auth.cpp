@@ -13,6 +13,7 @@
 
 #include "cmd/kvctl/command.h"
 #include "cmd/kvctl/output.h"
+#include "cmd/kvctl/standard_streams.h"
 #include "lib/server/auth.h"
 
 namespace kvctl::cmd {
@@ -20,6 +21,10 @@ namespace {
 
 // Reads all of stdin; on a terminal, one line with echo off.
 core::Result<std::string> ReadToken() {
+  if (StandardStreamWasClosed(STDIN_FILENO)) {
+    return core::Status::InvalidArgument(
+        "cannot read the token from standard input: it is closed (pipe it in: kvctl auth hash-token < token)");
+  }
   const bool tty = isatty(STDIN_FILENO) != 0;
   termios saved{};
   if (tty) {

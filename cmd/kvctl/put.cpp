@@ -16,6 +16,7 @@
 #include "cmd/kvctl/input.h"
 #include "cmd/kvctl/lease_args.h"
 #include "cmd/kvctl/output.h"
+#include "cmd/kvctl/standard_streams.h"
 #include "cmd/kvctl/text.h"
 
 namespace kvctl::cmd {
@@ -83,9 +84,9 @@ core::Status RunPut(const CommandContext& ctx, const PutArgs& args) {
   if (args.file && args.value) {
     return core::Status::InvalidArgument("the value is given twice, as VALUE and with --file (give one of them)");
   }
-  // Before anything opens a file: with standard input closed, the next file
-  // opened would take its place and be read as the value.
-  if (ReadsStdin(args) && ::fcntl(STDIN_FILENO, F_GETFD) < 0) {
+  // Standard input closed at start holds /dev/null now (standard_streams.h):
+  // read, it would give an empty value.
+  if (ReadsStdin(args) && StandardStreamWasClosed(STDIN_FILENO)) {
     return core::Status::InvalidArgument(
         "cannot read the value from standard input: it is closed (give the value as VALUE, with --file, or on "
         "standard input)");

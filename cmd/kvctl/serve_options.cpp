@@ -66,6 +66,13 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
     const size_t etcd_colon = c.server.etcd_listen.rfind(':');
     o.etcd_host = c.server.etcd_listen.substr(0, etcd_colon);
     o.etcd_port = std::stoi(c.server.etcd_listen.substr(etcd_colon + 1));
+  }
+  if (!c.server.etcd_grpc_listen.empty()) {
+    const size_t colon_at = c.server.etcd_grpc_listen.rfind(':');
+    o.etcd_grpc_host = c.server.etcd_grpc_listen.substr(0, colon_at);
+    o.etcd_grpc_port = std::stoi(c.server.etcd_grpc_listen.substr(colon_at + 1));
+  }
+  if (!o.etcd_host.empty() || !o.etcd_grpc_host.empty()) {
     std::error_code ec;
     const auto dir = std::filesystem::weakly_canonical(c.storage.data_dir, ec);
     o.etcd_identity = c.storage.backend == "postgres" ? "postgres:" + pg::MaskDsnSecrets(c.postgres.dsn)

@@ -15,6 +15,7 @@
 #include "cmd/kvctl/client_setup.h"
 #include "cmd/kvctl/input.h"
 #include "cmd/kvctl/output.h"
+#include "cmd/kvctl/standard_streams.h"
 #include "cmd/kvctl/text.h"
 #include "lib/core/base64.h"
 
@@ -55,7 +56,7 @@ core::Result<std::string> ReadTransaction(const TxnArgs& args, size_t limit, jso
     text = ReadBounded(fd, input);
     ::close(fd);
   } else {
-    if (::fcntl(STDIN_FILENO, F_GETFD) < 0) {
+    if (StandardStreamWasClosed(STDIN_FILENO)) {
       return core::Status::InvalidArgument(
           "cannot read the transaction from standard input: it is closed (give it with --file or on standard "
           "input)");

@@ -58,6 +58,7 @@ struct Config {
   struct Server {
     std::string listen;  // host:port, validated; port 0 = any free port
     std::string etcd_listen;  // etcd's JSON API: host:port as `listen`; "" = off
+    std::string etcd_grpc_listen;  // etcd's gRPC API: host:port as `listen`; "" = off
     int io_threads = 0;  // 0: one per CPU core
     int threads = 0;
     int max_connections = 0;

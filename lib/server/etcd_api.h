@@ -1,6 +1,6 @@
 // etcd 3.4's grpc-gateway JSON API (SPEC §7) over a KvStore: a second face
 // beside kvctl's own (api.h), served on server.etcd_listen. It only
-// translates: etcd's requests into etcd's operations (etcd_kv_ops.h, what
+// translates: etcd's requests into etcd's operations (lib/etcd/kv_ops.h, what
 // every etcd face shares) and KvStore calls, their outcomes into
 // etcd's answers (field names, base64, int64 as strings, errors as
 // {"error","message","code"} with gRPC codes). docs/etcd.md says what is
@@ -27,13 +27,13 @@
 
 #include "lib/core/kv_store.h"
 #include "lib/server/admission.h"
-#include "lib/server/etcd_types.h"
+#include "lib/etcd/types.h"
 #include "lib/server/http_types.h"
 
 namespace kvctl::server {
 
 namespace etcd {
-struct PutAsk;  // etcd_kv_ops.h
+struct PutAsk;  // lib/etcd/kv_ops.h
 struct PutReply;
 }  // namespace etcd
 

@@ -14,8 +14,8 @@
 #include "lib/core/key_range.h"
 #include "lib/core/kv_store.h"
 #include "lib/server/etcd_api.h"
-#include "lib/server/etcd_kv_ops.h"
-#include "lib/server/etcd_types.h"
+#include "lib/etcd/kv_ops.h"
+#include "lib/etcd/types.h"
 
 namespace kvctl::server {
 

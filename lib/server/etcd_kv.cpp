@@ -1,6 +1,6 @@
 // etcd's kv/put, kv/range, kv/deleterange and kv/compaction in JSON: each
 // request read into its ask, the caller's grants checked, the operation run
-// (etcd_kv_ops.h), its reply written as grpc-gateway writes it.
+// (lib/etcd/kv_ops.h), its reply written as grpc-gateway writes it.
 #include "lib/server/auth.h"
 #include "lib/server/etcd_internal.h"
 

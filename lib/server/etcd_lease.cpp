@@ -1,26 +1,22 @@
-// etcd's lease/grant, revoke, keepalive, timetolive and leases over
-// KvStore's lease calls.
+// etcd's lease/grant, revoke, keepalive, timetolive and leases in JSON:
+// each request read, the caller's grants checked, the lease call run
+// (lib/etcd/lease_ops.h), its reply written as grpc-gateway writes it.
 #include <algorithm>
 #include <future>
 #include <optional>
 
-#include <fmt/format.h>
-
 #include "lib/core/base64.h"
-#include "lib/core/lease.h"
+#include "lib/etcd/lease_ops.h"
 #include "lib/server/auth.h"
 #include "lib/server/etcd_internal.h"
 
 namespace kvctl::server {
 
+using etcd::Error;
 using etcd::ErrorAnswer;
 using etcd::Json;
 
 namespace {
-
-// etcd's smallest TTL with its default election timeout (1 s): a grant of
-// less is granted this.
-constexpr int64_t kEtcdMinTtl = 2;
 
 // Leases are store-wide: only a caller that may write some key may use
 // them, as in kvctl's own API. The refusal (counted), or nothing.
@@ -33,12 +29,15 @@ std::optional<HttpResponse> LeasesRefused(const Principal* caller, AdmissionPipe
   return ErrorAnswer(etcd::PermissionDenied());
 }
 
-// The handlers run on the transport's worker pool, which may wait.
-template <typename T, typename Start>
-core::Result<T> Wait(Start start) {
-  auto promise = std::make_shared<std::promise<core::Result<T>>>();
+// The handlers run on the transport's worker pool, which may wait: the
+// lease call's error or reply.
+template <typename Reply, typename Start>
+std::pair<std::optional<Error>, Reply> Wait(Start start) {
+  auto promise = std::make_shared<std::promise<std::pair<std::optional<Error>, Reply>>>();
   auto future = promise->get_future();
-  start([promise](core::Result<T> r) { promise->set_value(std::move(r)); });
+  start([promise](std::optional<Error> error, Reply reply) {
+    promise->set_value({std::move(error), std::move(reply)});
+  });
   return future.get();
 }
 
@@ -50,21 +49,12 @@ HttpResponse EtcdApi::LeaseGrant(Call& call) {
     if (e) return ErrorAnswer(*e);
   }
   if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
-  if (id < 0) {
-    // etcd takes any int64; kvctl's ids are positive (docs/etcd.md).
-    return ErrorAnswer({etcd::kInvalidArgument, "kvctl: a lease ID is positive, or 0 for the server to pick one"});
-  }
-  ttl = std::clamp(ttl, kEtcdMinTtl, core::kMaxLeaseTtl);
-  auto lease = Wait<core::LeaseInfo>(
-      [&](auto done) { store_.LeaseGrantAsync(ttl, static_cast<uint64_t>(id), std::move(done)); });
-  if (!lease) {
-    return ErrorAnswer(lease.error().code() == core::Code::kFailedPrecondition ? etcd::LeaseAlreadyExists()
-                                                                                : etcd::FromStatus(lease.error()));
-  }
+  auto [error, lease] = Wait<etcd::LeaseGrantReply>([&](auto done) { etcd::LeaseGrant(store_, ttl, id, done); });
+  if (error) return ErrorAnswer(*error);
   Json body;
-  body["header"] = etcd::Header(options_, store_.revision());
-  body["ID"] = std::to_string(lease->id);
-  body["TTL"] = std::to_string(lease->ttl);
+  body["header"] = etcd::Header(options_, lease.revision);
+  body["ID"] = std::to_string(lease.id);
+  body["TTL"] = std::to_string(lease.ttl);
   return etcd::Answer(body);
 }
 
@@ -72,14 +62,10 @@ HttpResponse EtcdApi::LeaseRevoke(Call& call) {
   int64_t id = 0;
   if (auto e = etcd::ReadInt(call.body, "ID", &id)) return ErrorAnswer(*e);
   if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
-  if (id <= 0) return ErrorAnswer(etcd::LeaseNotFound());
-  auto revoked = Wait<uint64_t>([&](auto done) { store_.LeaseRevokeAsync(static_cast<uint64_t>(id), std::move(done)); });
-  if (!revoked) {
-    return ErrorAnswer(revoked.error().code() == core::Code::kNotFound ? etcd::LeaseNotFound()
-                                                                        : etcd::FromStatus(revoked.error()));
-  }
+  auto [error, revoked] = Wait<etcd::LeaseRevokeReply>([&](auto done) { etcd::LeaseRevoke(store_, id, done); });
+  if (error) return ErrorAnswer(*error);
   Json body;
-  body["header"] = etcd::Header(options_, std::max(*revoked, store_.revision()));
+  body["header"] = etcd::Header(options_, revoked.revision);
   return etcd::Answer(body);
 }
 
@@ -87,15 +73,14 @@ HttpResponse EtcdApi::LeaseKeepAlive(Call& call) {
   int64_t id = 0;
   if (auto e = etcd::ReadInt(call.body, "ID", &id)) return ErrorAnswer(*e);
   if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
-  core::Result<core::LeaseInfo> lease = core::Status::NotFound("no such lease");
-  if (id > 0) lease = store_.LeaseKeepAlive(static_cast<uint64_t>(id));
-  if (!lease && lease.error().code() != core::Code::kNotFound) return ErrorAnswer(etcd::FromStatus(lease.error()));
+  auto [error, kept] = Wait<etcd::LeaseKeepAliveReply>([&](auto done) { etcd::LeaseKeepAlive(store_, id, done); });
+  if (error) return ErrorAnswer(*error);
   // A one-message stream, as the gateway sends it: {"result": ...} and a
   // newline; a lease that is not alive has no TTL.
   Json result;
-  result["header"] = etcd::Header(options_, store_.revision());
-  result["ID"] = std::to_string(id);
-  if (lease) result["TTL"] = std::to_string(lease->ttl);
+  result["header"] = etcd::Header(options_, kept.revision);
+  result["ID"] = std::to_string(kept.id);
+  if (kept.ttl != 0) result["TTL"] = std::to_string(kept.ttl);
   HttpResponse res = etcd::Answer(Json{{"result", std::move(result)}});
   res.body.push_back('\n');
   return res;
@@ -108,21 +93,18 @@ HttpResponse EtcdApi::LeaseTimeToLive(Call& call) {
     if (e) return ErrorAnswer(*e);
   }
   if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
-  core::Result<core::LeaseInfo> lease = core::Status::NotFound("no such lease");
-  if (id > 0) lease = store_.LeaseTimeToLive(static_cast<uint64_t>(id));
-  if (!lease && lease.error().code() != core::Code::kNotFound) return ErrorAnswer(etcd::FromStatus(lease.error()));
+  auto [error, lease] =
+      Wait<etcd::LeaseTimeToLiveReply>([&](auto done) { etcd::LeaseTimeToLive(store_, id, keys, done); });
+  if (error) return ErrorAnswer(*error);
   Json body;
-  body["header"] = etcd::Header(options_, store_.revision());
-  body["ID"] = std::to_string(id);
-  if (!lease) {
-    body["TTL"] = "-1";
-    return etcd::Answer(body);
-  }
-  body["TTL"] = std::to_string(lease->remaining);
-  body["grantedTTL"] = std::to_string(lease->ttl);
-  if (keys && !lease->keys.empty()) {
+  body["header"] = etcd::Header(options_, lease.revision);
+  body["ID"] = std::to_string(lease.id);
+  body["TTL"] = std::to_string(lease.ttl);
+  if (lease.ttl < 0) return etcd::Answer(body);
+  body["grantedTTL"] = std::to_string(lease.granted_ttl);
+  if (!lease.keys.empty()) {
     Json list = Json::array();
-    for (const std::string& k : lease->keys) list.push_back(core::Base64Encode(k));
+    for (const std::string& k : lease.keys) list.push_back(core::Base64Encode(k));
     body["keys"] = std::move(list);
   }
   return etcd::Answer(body);
@@ -130,13 +112,13 @@ HttpResponse EtcdApi::LeaseTimeToLive(Call& call) {
 
 HttpResponse EtcdApi::Leases(Call& call) {
   if (auto refused = LeasesRefused(call.caller, admission_)) return std::move(*refused);
-  auto leases = store_.Leases();
-  if (!leases) return ErrorAnswer(etcd::FromStatus(leases.error()));
+  auto [error, leases] = Wait<etcd::LeasesReply>([&](auto done) { etcd::Leases(store_, done); });
+  if (error) return ErrorAnswer(*error);
   Json body;
-  body["header"] = etcd::Header(options_, store_.revision());
-  if (!leases->empty()) {
+  body["header"] = etcd::Header(options_, leases.revision);
+  if (!leases.ids.empty()) {
     Json list = Json::array();
-    for (const core::LeaseInfo& l : *leases) list.push_back(Json{{"ID", std::to_string(l.id)}});
+    for (int64_t id : leases.ids) list.push_back(Json{{"ID", std::to_string(id)}});
     body["leases"] = std::move(list);
   }
   return etcd::Answer(body);

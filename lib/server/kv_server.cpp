@@ -35,6 +35,21 @@ uint64_t StableId(std::string_view text) {
   return h == 0 ? 1 : h;
 }
 
+// What both etcd faces answer with: the same cluster and member ids (one
+// member, whichever face is asked) and the same limits.
+EtcdOptions EtcdIdentity(const ServeOptions& o) {
+  EtcdOptions etcd;
+  etcd.cluster_id = StableId("cluster:" + o.etcd_identity);
+  etcd.member_id = StableId("member:" + o.etcd_identity);
+  etcd.max_key_bytes = o.api.max_key_bytes;
+  etcd.max_value_bytes = o.api.max_value_bytes;
+  etcd.max_txn_ops = o.api.max_txn_ops;
+  return etcd;
+}
+
+// How long gRPC calls in flight may take to finish at shutdown.
+constexpr std::chrono::milliseconds kGrpcShutdownGrace{10000};
+
 }  // namespace
 
 KvServer::KvServer(ServeOptions options, core::Logger& logger)
@@ -109,6 +124,21 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::Kv
 }
 
 core::Status KvServer::Bind() {
+  const ServeOptions& o = options_;
+  if (!o.etcd_grpc_host.empty()) {
+    // Admission (TLS, identities and grants, the rate limit) is not yet
+    // applied to gRPC calls: serving them beside it would let any caller
+    // past what the operator set up. Refused before the store is touched.
+    const bool auth_on = !o.admission.auth.tokens.empty() || !o.admission.auth.certs.empty();
+    if (o.http.tls.enabled() || auth_on || o.admission.rate_limit > 0) {
+      return core::Status::InvalidArgument(fmt::format(
+          "server.etcd_grpc_listen cannot be served with {} yet: etcd's gRPC API does not apply it "
+          "(docs/etcd.md); use server.etcd_listen (etcd's JSON API), or turn server.etcd_grpc_listen off",
+          o.http.tls.enabled() ? "TLS (tls.cert)"
+          : auth_on            ? "auth (auth.tokens, auth.certs, auth.file)"
+                               : "a rate limit (ratelimit.rate)"));
+    }
+  }
   TlsOptions& tls = options_.http.tls;
   tls.logger = &logger_;
   if (tls.enabled() && !tls.client_ca_file.empty() && !tls.client_crl_file.empty()) {
@@ -163,17 +193,23 @@ core::Status KvServer::Listen() {
   admission_ = std::make_unique<AdmissionPipeline>(*store_, std::move(o.admission));
   api_ = std::make_unique<KvApi>(*store_, o.api, *admission_);
   if (etcd_http_) {
-    EtcdOptions etcd;
-    etcd.cluster_id = StableId("cluster:" + o.etcd_identity);
-    etcd.member_id = StableId("member:" + o.etcd_identity);
+    EtcdOptions etcd = EtcdIdentity(o);
     etcd.client_url = fmt::format("{}://{}:{}", o.http.tls.enabled() ? "https" : "http", o.etcd_host,
                                   etcd_http_->port());
-    etcd.max_key_bytes = o.api.max_key_bytes;
-    etcd.max_value_bytes = o.api.max_value_bytes;
-    etcd.max_txn_ops = o.api.max_txn_ops;
     etcd_api_ = std::make_unique<EtcdApi>(*store_, *admission_, std::move(etcd));
     logger_.Info("serving etcd's JSON API", {{"addr", fmt::format("{}:{}", o.etcd_host, etcd_http_->port())},
                                              {"scheme", o.http.tls.enabled() ? "https" : "http"}});
+  }
+  if (!o.etcd_grpc_host.empty()) {
+    etcd_grpc::EtcdGrpcOptions grpc_options;
+    grpc_options.host = o.etcd_grpc_host;
+    grpc_options.port = o.etcd_grpc_port;
+    grpc_options.etcd = EtcdIdentity(o);
+    auto started = etcd_grpc::EtcdGrpcServer::Start(*store_, std::move(grpc_options));
+    if (!started) return started.error();
+    etcd_grpc_ = std::move(*started);
+    logger_.Info("serving etcd's gRPC API",
+                 {{"addr", fmt::format("{}:{}", o.etcd_grpc_host, etcd_grpc_->port())}, {"scheme", "http"}});
   }
   const bool loopback = IsLoopback(o.http.host);
   logger_.Info("listening",
@@ -201,6 +237,9 @@ core::Status KvServer::Run() {
   std::thread etcd_thread;
   if (etcd_http_) etcd_thread = std::thread([this, &etcd_served] { etcd_served = etcd_http_->Serve(); });
   core::Status served = http_->Serve();
+  // No gRPC call may outlive the store (Shutdown() already waited for those
+  // in flight; this is for a Run() that ended otherwise).
+  if (etcd_grpc_) etcd_grpc_->Shutdown(std::chrono::milliseconds(0));
   if (etcd_thread.joinable()) {
     etcd_http_->Stop();
     etcd_thread.join();
@@ -220,6 +259,8 @@ core::Status KvServer::Run() {
 void KvServer::Shutdown(std::chrono::milliseconds read_grace) {
   if (etcd_http_) etcd_http_->Stop(read_grace);
   http_->Stop(read_grace);
+  // gRPC calls in flight get the same grace, at most kGrpcShutdownGrace.
+  if (etcd_grpc_) etcd_grpc_->Shutdown(std::min(read_grace, kGrpcShutdownGrace));
 }
 
 core::Status KvServer::Reload() {

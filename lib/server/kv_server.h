@@ -18,6 +18,7 @@
 #include "lib/core/file_log.h"
 #include "lib/core/kv_store.h"
 #include "lib/core/logger.h"
+#include "lib/grpc/etcd_grpc_server.h"
 #include "lib/server/api.h"
 #include "lib/server/etcd_api.h"
 #include "lib/server/http_server.h"
@@ -40,7 +41,12 @@ struct ServeOptions {
   // same TLS, timeouts and admission as `http`; off unless `etcd_host` is set.
   std::string etcd_host;
   int etcd_port = 0;  // 0: any free port, see etcd_port()
-  // What the etcd face's cluster and member ids are derived from: the data
+  // etcd's gRPC API on a listener of its own (server.etcd_grpc_listen);
+  // off unless `etcd_grpc_host` is set. Refused, for now, with TLS, auth or
+  // a rate limit, which it does not apply yet.
+  std::string etcd_grpc_host;
+  int etcd_grpc_port = 0;  // 0: any free port, see etcd_grpc_port()
+  // What the etcd faces' cluster and member ids are derived from: the data
   // dir's path, or the database (its DSN without secrets).
   std::string etcd_identity;
 };
@@ -57,6 +63,8 @@ class KvServer {
   int port() const { return http_->port(); }
   // The etcd listener's port; 0 when it is off.
   int etcd_port() const { return etcd_http_ ? etcd_http_->port() : 0; }
+  // The etcd gRPC listener's port; 0 when it is off.
+  int etcd_grpc_port() const { return etcd_grpc_ ? etcd_grpc_->port() : 0; }
   // Serves until Shutdown(), then closes the store; the store's first error,
   // if any, is returned (a failed final sync is not success).
   core::Status Run();
@@ -88,6 +96,7 @@ class KvServer {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<EtcdApi> etcd_api_;      // with server.etcd_listen only
   std::unique_ptr<HttpServer> etcd_http_;
+  std::unique_ptr<etcd_grpc::EtcdGrpcServer> etcd_grpc_;  // with server.etcd_grpc_listen only
 };
 
 }  // namespace kvctl::server

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +48,10 @@ struct Error {
   int code = kInternal;
   std::string message;
 };
+
+// How an operation that may wait answers: the error, or the reply.
+template <typename Reply>
+using Done = std::function<void(std::optional<Error>, Reply)>;
 
 // A store error in etcd's words: NotFound of a lease is etcd's "requested
 // lease not found"; Unavailable is code 14; the rest keep their message.

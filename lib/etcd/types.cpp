@@ -1,4 +1,4 @@
-#include "lib/server/etcd_types.h"
+#include "lib/etcd/types.h"
 
 #include "lib/core/txn.h"
 

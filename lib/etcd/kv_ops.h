@@ -15,7 +15,7 @@
 
 #include "lib/core/key_range.h"
 #include "lib/core/kv_store.h"
-#include "lib/server/etcd_types.h"
+#include "lib/etcd/types.h"
 
 namespace kvctl::server::etcd {
 
@@ -64,8 +64,7 @@ std::optional<Error> Put(core::KvStore& store, const PutAsk& ask, PutReply* repl
 // Runs a checked put that reads nothing first (!NeedsRead()) without
 // holding the thread: `done` gets the error or the reply exactly once, at
 // once when refused, else on the store's committer thread once durable.
-using PutDone = std::function<void(std::optional<Error>, PutReply)>;
-void PlainPutAsync(core::KvStore& store, const PutAsk& ask, PutDone done);
+void PlainPutAsync(core::KvStore& store, const PutAsk& ask, Done<PutReply> done);
 
 struct DeleteAsk {
   std::string key, range_end;
@@ -78,7 +77,7 @@ struct DeleteReply {
 };
 std::optional<Error> DeleteRange(core::KvStore& store, const DeleteAsk& ask, DeleteReply* reply);
 
-// etcd's compaction at `revision`, as kvctl can (etcd_kv_ops.cpp); on
+// etcd's compaction at `revision`, as kvctl can (kv_ops.cpp); on
 // success `*header_revision` is the store's revision after it.
 std::optional<Error> Compaction(core::KvStore& store, int64_t revision, uint64_t* header_revision);
 

@@ -1,4 +1,4 @@
-#include "lib/server/etcd_kv_ops.h"
+#include "lib/etcd/kv_ops.h"
 
 #include <algorithm>
 
@@ -116,7 +116,7 @@ std::optional<Error> PlainPutReply(const core::KvStore& store, const core::Resul
 
 }  // namespace
 
-void PlainPutAsync(core::KvStore& store, const PutAsk& ask, PutDone done) {
+void PlainPutAsync(core::KvStore& store, const PutAsk& ask, Done<PutReply> done) {
   if (ask.lease < 0) {
     done(LeaseNotFound(), {});
     return;

@@ -1,0 +1,44 @@
+// Maintenance's Status and Cluster's MemberList: a single-member cluster
+// that never elects (raft term 1), whose index is the store revision, as
+// the JSON face answers (lib/server/etcd_maintenance.cpp).
+#include <fmt/format.h>
+
+#include "lib/grpc/etcd_grpc_services.h"
+
+namespace kvctl::etcd_grpc {
+
+namespace {
+// The etcd API version kvctl answers as: 3.4's.
+constexpr const char* kEtcdServerVersion = "3.4.0";
+}  // namespace
+
+grpc::ServerUnaryReactor* MaintenanceService::Status(grpc::CallbackServerContext* context,
+                                                     const etcdserverpb::StatusRequest*,
+                                                     etcdserverpb::StatusResponse* response) {
+  const core::StoreStats stats = store_.stats();
+  FillHeader(options_, stats.revision, response->mutable_header());
+  response->set_version(kEtcdServerVersion);
+  response->set_dbsize(static_cast<int64_t>(stats.live_bytes));
+  response->set_leader(options_.member_id);
+  response->set_raftindex(stats.revision);
+  response->set_raftterm(1);
+  response->set_raftappliedindex(stats.revision);
+  response->set_dbsizeinuse(static_cast<int64_t>(stats.live_bytes));
+  return FinishNow(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ClusterService::MemberList(grpc::CallbackServerContext* context,
+                                                     const etcdserverpb::MemberListRequest*,
+                                                     etcdserverpb::MemberListResponse* response) {
+  FillHeader(options_, 0, response->mutable_header());
+  etcdserverpb::Member* member = response->add_members();
+  member->set_id(options_.member_id);
+  member->set_name(options_.name);
+  // kvctl has no peers; its client URL stands in, as clients expect the field.
+  const std::string url = fmt::format("http://{}:{}", host_, port_.load());
+  member->add_peerurls(url);
+  member->add_clienturls(url);
+  return FinishNow(context, grpc::Status::OK);
+}
+
+}  // namespace kvctl::etcd_grpc
