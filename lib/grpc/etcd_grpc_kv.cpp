@@ -1,5 +1,6 @@
-// KV: Range, Put, DeleteRange and Compact, translated into the etcd
-// operations of lib/etcd/kv_ops.h and back. Txn is not served yet.
+// KV: Range, Put, DeleteRange, Txn and Compact, translated into the
+// key-value and txn operations of lib/etcd (kv_ops.h, txn_ops.h) and back.
+#include "lib/etcd/txn_ops.h"
 #include "lib/grpc/etcd_grpc_services.h"
 
 namespace kvctl::etcd_grpc {
@@ -33,28 +34,138 @@ void FillKeyValue(const core::ListItem& item, bool keys_only, mvccpb::KeyValue* 
   kv->set_lease(static_cast<int64_t>(item.meta.lease));
 }
 
+namespace {
+
+using Kind = etcd::RequestAsk::Kind;
+
+void RangeAskOf(const etcdserverpb::RangeRequest& request, etcd::RangeAsk* ask) {
+  ask->key = request.key();
+  ask->range_end = request.range_end();
+  ask->revision = request.revision();
+  ask->shape.limit = request.limit();
+  ask->shape.sort_order = request.sort_order();
+  ask->shape.sort_target = request.sort_target();
+  ask->shape.keys_only = request.keys_only();
+  ask->shape.count_only = request.count_only();
+  ask->shape.min_mod = request.min_mod_revision();
+  ask->shape.max_mod = request.max_mod_revision();
+  ask->shape.min_create = request.min_create_revision();
+  ask->shape.max_create = request.max_create_revision();
+}
+
+void PutAskOf(const etcdserverpb::PutRequest& request, etcd::PutAsk* ask) {
+  ask->key = request.key();
+  ask->value = request.value();
+  ask->lease = request.lease();
+  ask->prev_kv = request.prev_kv();
+  ask->ignore_value = request.ignore_value();
+  ask->ignore_lease = request.ignore_lease();
+}
+
+void DeleteAskOf(const etcdserverpb::DeleteRangeRequest& request, etcd::DeleteAsk* ask) {
+  ask->key = request.key();
+  ask->range_end = request.range_end();
+  ask->prev_kv = request.prev_kv();
+}
+
+void FillRange(const etcd::RangeReply& reply, bool keys_only, etcdserverpb::RangeResponse* response) {
+  for (const core::ListItem& item : reply.kvs) FillKeyValue(item, keys_only, response->add_kvs());
+  response->set_more(reply.more);
+  response->set_count(static_cast<int64_t>(reply.count));
+}
+
+// A txn's request as its ask; a request of no kind is etcd's refusal.
+std::optional<Error> TxnAskOf(const etcdserverpb::TxnRequest& request, etcd::TxnAsk* ask) {
+  for (const etcdserverpb::Compare& c : request.compare()) {
+    etcd::CompareAsk& compare = ask->compare.emplace_back();
+    compare.key = c.key();
+    compare.range_end = c.range_end();
+    compare.target = c.target();
+    compare.result = c.result();
+    compare.version = c.version();
+    compare.create_revision = c.create_revision();
+    compare.mod_revision = c.mod_revision();
+    compare.lease = c.lease();
+    compare.value = c.value();
+  }
+  for (auto [ops, asks] : {std::pair{&request.success(), &ask->success}, std::pair{&request.failure(), &ask->failure}}) {
+    for (const etcdserverpb::RequestOp& op : *ops) {
+      etcd::RequestAsk& r = asks->emplace_back();
+      switch (op.request_case()) {
+        case etcdserverpb::RequestOp::kRequestRange:
+          r.kind = Kind::kRange;
+          RangeAskOf(op.request_range(), &r.range);
+          break;
+        case etcdserverpb::RequestOp::kRequestPut:
+          r.kind = Kind::kPut;
+          PutAskOf(op.request_put(), &r.put);
+          break;
+        case etcdserverpb::RequestOp::kRequestDeleteRange:
+          r.kind = Kind::kDelete;
+          DeleteAskOf(op.request_delete_range(), &r.del);
+          break;
+        case etcdserverpb::RequestOp::kRequestTxn:
+          r.kind = Kind::kTxn;
+          r.txn = std::make_shared<etcd::TxnAsk>();
+          if (auto e = TxnAskOf(op.request_txn(), r.txn.get())) return e;
+          break;
+        default: return Error{etcd::kInvalidArgument, "etcdserver: key not found"};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// The responses of the branch that ran; inner headers carry the revision
+// only, as etcd's do.
+void FillResponses(const std::vector<etcd::ResponseReply>& replies, const std::vector<etcd::RequestAsk>& asked,
+                   google::protobuf::RepeatedPtrField<etcdserverpb::ResponseOp>* out) {
+  for (size_t i = 0; i < replies.size(); ++i) {
+    const etcd::ResponseReply& r = replies[i];
+    etcdserverpb::ResponseOp* op = out->Add();
+    switch (r.kind) {
+      case Kind::kPut: {
+        etcdserverpb::PutResponse* put = op->mutable_response_put();
+        put->mutable_header()->set_revision(static_cast<int64_t>(r.revision));
+        if (r.put.prev_kv) FillKeyValue(*r.put.prev_kv, false, put->mutable_prev_kv());
+        break;
+      }
+      case Kind::kRange: {
+        etcdserverpb::RangeResponse* range = op->mutable_response_range();
+        range->mutable_header()->set_revision(static_cast<int64_t>(r.revision));
+        FillRange(r.range, asked[i].range.shape.keys_only, range);
+        break;
+      }
+      case Kind::kDelete: {
+        etcdserverpb::DeleteRangeResponse* del = op->mutable_response_delete_range();
+        del->mutable_header()->set_revision(static_cast<int64_t>(r.revision));
+        del->set_deleted(static_cast<int64_t>(r.del.deleted));
+        for (const core::ListItem& item : r.del.prev_kvs) FillKeyValue(item, false, del->add_prev_kvs());
+        break;
+      }
+      case Kind::kTxn: {
+        etcdserverpb::TxnResponse* txn = op->mutable_response_txn();
+        txn->mutable_header();
+        txn->set_succeeded(r.txn->succeeded);
+        const etcd::TxnAsk& inner = *asked[i].txn;
+        FillResponses(r.txn->responses, r.txn->succeeded ? inner.success : inner.failure, txn->mutable_responses());
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context,
                                            const etcdserverpb::RangeRequest* request,
                                            etcdserverpb::RangeResponse* response) {
   etcd::RangeAsk ask;
-  ask.key = request->key();
-  ask.range_end = request->range_end();
-  ask.revision = request->revision();
-  ask.shape.limit = request->limit();
-  ask.shape.sort_order = request->sort_order();
-  ask.shape.sort_target = request->sort_target();
-  ask.shape.keys_only = request->keys_only();
-  ask.shape.count_only = request->count_only();
-  ask.shape.min_mod = request->min_mod_revision();
-  ask.shape.max_mod = request->max_mod_revision();
-  ask.shape.min_create = request->min_create_revision();
-  ask.shape.max_create = request->max_create_revision();
+  RangeAskOf(*request, &ask);
   etcd::RangeReply reply;
   if (auto e = etcd::Range(store_, ask, &reply)) return FinishNow(context, StatusOf(*e));
   FillHeader(options_, reply.revision, response->mutable_header());
-  for (const core::ListItem& item : reply.kvs) FillKeyValue(item, ask.shape.keys_only, response->add_kvs());
-  response->set_more(reply.more);
-  response->set_count(static_cast<int64_t>(reply.count));
+  FillRange(reply, ask.shape.keys_only, response);
   return FinishNow(context, grpc::Status::OK);
 }
 
@@ -62,12 +173,7 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context,
                                          const etcdserverpb::PutRequest* request,
                                          etcdserverpb::PutResponse* response) {
   etcd::PutAsk ask;
-  ask.key = request->key();
-  ask.value = request->value();
-  ask.lease = request->lease();
-  ask.prev_kv = request->prev_kv();
-  ask.ignore_value = request->ignore_value();
-  ask.ignore_lease = request->ignore_lease();
+  PutAskOf(*request, &ask);
   if (auto e = etcd::CheckPut(options_, ask)) return FinishNow(context, StatusOf(*e));
   auto fill = [this, response](const etcd::PutReply& reply) {
     FillHeader(options_, reply.revision, response->mutable_header());
@@ -91,9 +197,7 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* co
                                                  const etcdserverpb::DeleteRangeRequest* request,
                                                  etcdserverpb::DeleteRangeResponse* response) {
   etcd::DeleteAsk ask;
-  ask.key = request->key();
-  ask.range_end = request->range_end();
-  ask.prev_kv = request->prev_kv();
+  DeleteAskOf(*request, &ask);
   etcd::DeleteReply reply;
   if (auto e = etcd::DeleteRange(store_, ask, &reply)) return FinishNow(context, StatusOf(*e));
   FillHeader(options_, reply.revision, response->mutable_header());
@@ -102,9 +206,19 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* co
   return FinishNow(context, grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, const etcdserverpb::TxnRequest*,
-                                         etcdserverpb::TxnResponse*) {
-  return FinishNow(context, StatusOf(etcd::Unimplemented("Txn over gRPC (kv/txn is served on server.etcd_listen)")));
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, const etcdserverpb::TxnRequest* request,
+                                         etcdserverpb::TxnResponse* response) {
+  auto ask = std::make_shared<etcd::TxnAsk>();
+  if (auto e = TxnAskOf(*request, ask.get())) return FinishNow(context, StatusOf(*e));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  etcd::Txn(store_, options_, *ask,
+            FinishWith<etcd::TxnReply>(reactor, [this, ask, response](const etcd::TxnReply& reply) {
+              FillHeader(options_, reply.revision, response->mutable_header());
+              response->set_succeeded(reply.succeeded);
+              FillResponses(reply.responses, reply.succeeded ? ask->success : ask->failure,
+                            response->mutable_responses());
+            }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context,

@@ -57,16 +57,6 @@ std::optional<Error> ReadRangeShape(const nlohmann::json& body, RangeShape* out)
 // `count` to its answer.
 void AddRangeReply(const RangeReply& reply, bool keys_only, Json* body);
 
-// A kvctl transaction op and compare, every field named.
-inline core::TxnOp TxnOpOf(core::TxnOp::Kind kind, std::string key, std::string value = {}, uint64_t lease = 0) {
-  core::TxnOp op;
-  op.kind = kind;
-  op.key = std::move(key);
-  op.value = std::move(value);
-  op.lease = lease;
-  return op;
-}
-
 // Whether `caller` (null: auth is off) may `op` every key of the range.
 bool RangePermitted(const Principal* caller, Op op, const std::string& key, const std::string& range_end);
 
