@@ -1,0 +1,19 @@
+// A user's session with Debian's etcdctl 3.4 (etcd-client), run against one
+// etcd gRPC endpoint and checked, with doctest, on what etcdctl prints: the
+// proof of an etcd gRPC API by a client nobody here wrote. It passes
+// against Debian's etcd 3.4; the same script is meant for kvctl's gRPC
+// face (issue 17).
+#pragma once
+
+namespace kvctl::e2e {
+
+// Runs the script against 127.0.0.1:`port`, whose store must hold no keys
+// under the script's prefixes (a fresh server). What each server has of its
+// own (cluster and member ids, raft term, lease ids, absolute revisions) is
+// read from the server and compared relatively, never written in. It ends
+// with a compaction, so the server's history is cut afterwards. Every
+// etcdctl run is bounded in time; every one left running is stopped by its
+// PID before this returns.
+void CheckEtcdctlScript(int port);
+
+}  // namespace kvctl::e2e
