@@ -26,10 +26,15 @@ package_packages=(dpkg-dev gzip file)
 # checks /metrics. The etcd face is proven by others' software: Debian's
 # etcd 3.4 (etcd-server) answers the same requests, and python3-etcd3gw's
 # functional tests run under pytest (they import oslotest and testtools).
+# etcd's gRPC API is proven by etcd-client's etcdctl driven through a
+# user's session, and by python3-tooz's coordination tests (shipped in the
+# package; they import testtools and fixtures) over tooz's etcd3 driver,
+# which is python3-etcd3 (it ships no tests of its own) on gRPC.
 test_packages=(doctest-dev clang libclang-rt-14-dev "${package_packages[@]}"
                bash zsh fish mandoc man-db systemd yamllint shellcheck jq binutils
                postgresql-15 openssl prometheus
-               etcd-server python3-etcd3gw python3-pytest python3-oslotest python3-testtools)
+               etcd-server python3-etcd3gw python3-pytest python3-oslotest python3-testtools
+               etcd-client python3-etcd3 python3-tooz python3-fixtures)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in

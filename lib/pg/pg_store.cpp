@@ -214,7 +214,9 @@ struct PgStore::Impl {
   std::string target;  // DescribeTarget(conninfo), for log lines
   ConnectionPool pool;
 
-  core::MemTable map;
+  // live_bytes(): the live keys' and values' bytes (what etcd's status
+  // calls the database size; the file backend counts its log records).
+  core::MemTable map{[](size_t key_bytes, size_t value_bytes) -> uint64_t { return key_bytes + value_bytes; }};
   // Serializes changes to `map`; `applied` is the revision map reflects.
   std::mutex apply_mu;
   std::atomic<uint64_t> applied{0};
@@ -1138,6 +1140,7 @@ core::StoreStats PgStore::stats() const {
   s.deletes = impl_->deletes.load();
   s.commit_batches = impl_->batches.load();
   s.committed_changes = impl_->committed_changes.load();
+  s.live_bytes = impl_->map.live_bytes();
   return s;
 }
 

@@ -60,15 +60,18 @@ std::vector<std::string> BuildEnv(const std::string& home, const Env& extra) {
   return out;
 }
 
-// fork + execve with the given fds as 0/1/2 (stdin_fd < 0: /dev/null).
+// fork + execve with the given fds as 0/1/2 (stdin_fd < 0: /dev/null);
+// `own_group`: the child leads a new process group, so that what it starts
+// can be killed with it.
 pid_t Spawn(const std::vector<std::string>& argv_strings, const std::vector<std::string>& env,
-            const std::string& cwd, int stdin_fd, int stdout_fd, int stderr_fd) {
+            const std::string& cwd, int stdin_fd, int stdout_fd, int stderr_fd, bool own_group = false) {
   CStrings argv(argv_strings);
   CStrings envp(env);
   const std::string binary = argv_strings.at(0);
   pid_t pid = ::fork();
   REQUIRE_MESSAGE(pid >= 0, "fork failed: " << std::strerror(errno));
   if (pid == 0) {
+    if (own_group) ::setpgid(0, 0);
     if (stdin_fd >= 0) {
       ::dup2(stdin_fd, 0);
     } else {
@@ -90,6 +93,8 @@ pid_t Spawn(const std::vector<std::string>& argv_strings, const std::vector<std:
     ::execve(binary.c_str(), argv.get(), envp.get());
     ::_exit(127);
   }
+  // Also here, so the group exists before the parent may signal it.
+  if (own_group) ::setpgid(pid, pid);
   return pid;
 }
 
@@ -382,6 +387,85 @@ CliResult RunProgram(const std::vector<std::string>& argv, const CliOptions& opt
     FAIL(argv[0] << shown << " did not finish within the time limit; stderr:\n" << result.err);
   }
   return result;
+}
+
+// ------------------------------------------------------------ BackgroundProgram
+
+BackgroundProgram::BackgroundProgram(const fs::path& scratch, std::vector<std::string> argv, const Env& env)
+    : argv_(std::move(argv)) {
+  static int counter = 0;
+  const std::string tag = std::to_string(++counter);
+  stdout_path_ = scratch / ("background-" + tag + ".stdout");
+  stderr_path_ = scratch / ("background-" + tag + ".stderr");
+  int out_fd = ::open(stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err_fd = ::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  REQUIRE(out_fd >= 0);
+  REQUIRE(err_fd >= 0);
+  pid_ = Spawn(argv_, BuildEnv(scratch.string(), env), scratch.string(), -1, out_fd, err_fd, true);
+  ::close(out_fd);
+  ::close(err_fd);
+}
+
+BackgroundProgram::~BackgroundProgram() {
+  if (exit_code_) return;
+  // The whole group: a child the program started (a command run under a
+  // lock) must not outlive the test either. Its leader is not reaped yet,
+  // so the group's id is still this program's.
+  ::kill(-pid_, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  exit_code_ = DecodeWaitStatus(status);
+}
+
+bool BackgroundProgram::Running() {
+  if (exit_code_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    exit_code_ = DecodeWaitStatus(status);
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> BackgroundProgram::WaitExit(std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Running()) {
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return exit_code_;
+}
+
+bool BackgroundProgram::WaitForStdout(const std::function<bool(const std::string&)>& done,
+                                      std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  for (;;) {
+    // Read before asking whether it runs: what it printed before exiting counts.
+    const bool running = Running();
+    if (done(Stdout())) return true;
+    if (!running || Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int BackgroundProgram::Stop(std::chrono::milliseconds grace) {
+  if (exit_code_) return *exit_code_;
+  ::kill(pid_, SIGTERM);
+  if (auto code = WaitExit(grace)) return *code;
+  ::kill(-pid_, SIGKILL);
+  WaitExit(std::chrono::seconds(10));
+  FAIL(Shown() << "\ndid not exit within " << grace.count() << " ms of SIGTERM");
+  return -1;
+}
+
+std::string BackgroundProgram::Stdout() const { return ReadFile(stdout_path_); }
+std::string BackgroundProgram::Stderr() const { return ReadFile(stderr_path_); }
+
+std::string BackgroundProgram::Shown() const {
+  std::string shown;
+  for (const auto& a : argv_) shown += (shown.empty() ? "" : " ") + a;
+  return shown + "\nstdout:\n" + Stdout() + "\nstderr:\n" + Stderr();
 }
 
 std::string Addr(int port) { return "127.0.0.1:" + std::to_string(port); }

@@ -178,6 +178,46 @@ std::string HashToken(const std::string& token);
 // Runs any program (argv[0] is its absolute path) the same way.
 CliResult RunProgram(const std::vector<std::string>& argv, const CliOptions& options = {});
 
+// A program left running while the test goes on (a watch, a lock holder),
+// in its own process group, its stdout and stderr sent to files in
+// `scratch` (also its HOME and working directory) that the test reads as
+// they grow. Stop() asks it to end (SIGTERM, bounded); the destructor
+// kills (SIGKILL) its whole group and reaps it, so a failed assertion
+// never leaves it, or what it started, running.
+class BackgroundProgram {
+ public:
+  // argv[0] is an absolute path; `env` is added to PATH, HOME and LANG.
+  BackgroundProgram(const std::filesystem::path& scratch, std::vector<std::string> argv, const Env& env = {});
+  ~BackgroundProgram();
+  BackgroundProgram(const BackgroundProgram&) = delete;
+  BackgroundProgram& operator=(const BackgroundProgram&) = delete;
+
+  // Polls its stdout until `done(stdout)` holds (true), or it exits or
+  // `limit` passes without it holding (false).
+  bool WaitForStdout(const std::function<bool(const std::string&)>& done,
+                     std::chrono::milliseconds limit = std::chrono::seconds(10));
+  // Waits (bounded) for it to exit by itself: its exit code (128+signal when
+  // killed), or nullopt if it still runs after `limit`.
+  std::optional<int> WaitExit(std::chrono::milliseconds limit);
+  // SIGTERM, then waits up to `grace` for it to exit: its exit code. If it
+  // does not, kills its group and fails the test.
+  int Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  bool Running();
+
+  std::string Stdout() const;
+  std::string Stderr() const;
+  // Its command line, stdout and stderr, for a failure message.
+  std::string Shown() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::vector<std::string> argv_;
+  std::filesystem::path stdout_path_;
+  std::filesystem::path stderr_path_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+};
+
 // The tests' own encoders, written apart from lib/core's on purpose: they
 // are the independent side that checks what the server decodes and sends.
 // Percent-encodes every byte except RFC 3986 unreserved characters.
