@@ -28,17 +28,6 @@ fs::path WriteConfig(const TempDir& tmp, const std::string& text) {
   return path;
 }
 
-// Starts serve with args that must be refused; returns {exit code, stderr}.
-std::pair<int, std::string> ServeRefused(const TempDir& tmp, std::vector<std::string> args,
-                                         Env env = {}) {
-  fs::create_directories(tmp / "data");
-  ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(),
-                                                 std::move(args), std::move(env)});
-  auto code = server.WaitExit(std::chrono::seconds(20));
-  REQUIRE_MESSAGE(code.has_value(), "kvctl serve started despite a configuration error");
-  return {*code, server.Stderr()};
-}
-
 }  // namespace
 
 TEST_CASE("the listen address comes from the config file, then KVCTL_SERVER_LISTEN, then --listen") {

@@ -13,19 +13,6 @@
 namespace fs = std::filesystem;
 using namespace kvctl::e2e;
 
-namespace {
-
-// Starts serve with args that must be refused; returns {exit code, stderr}.
-std::pair<int, std::string> ServeRefused(const TempDir& tmp, std::vector<std::string> args) {
-  fs::create_directories(tmp / "data");
-  ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(), std::move(args), {}});
-  auto code = server.WaitExit(std::chrono::seconds(20));
-  REQUIRE_MESSAGE(code.has_value(), "kvctl serve started despite a configuration it must refuse");
-  return {*code, server.Stderr()};
-}
-
-}  // namespace
-
 TEST_CASE("etcd gRPC: refused at start with a rate limit or auth, which it does not apply yet, naming both settings") {
   TempDir tmp;
   const std::string grpc_addr = Addr(FreePort());

@@ -824,6 +824,14 @@ bool ResetPeak(pid_t pid) {
   return out.good();
 }
 
+std::pair<int, std::string> ServeRefused(const TempDir& tmp, std::vector<std::string> args, Env env) {
+  std::filesystem::create_directories(tmp / "data");
+  ServerProcess server(tmp.path(), ServerOptions{(tmp / "data").string(), FreePort(), std::move(args), std::move(env)});
+  auto code = server.WaitExit(std::chrono::seconds(20));
+  REQUIRE_MESSAGE(code.has_value(), "kvctl serve started despite a configuration it must refuse");
+  return {*code, server.Stderr()};
+}
+
 std::string HashToken(const std::string& token) {
   CliOptions in;
   in.stdin_bytes = token + "\n";

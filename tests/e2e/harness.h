@@ -172,6 +172,11 @@ struct CliOptions {
 // Runs `kvctl args...`; fails the test if it does not finish within the limit.
 CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options = {});
 
+// Starts `kvctl serve` with `args` that it must refuse, with a data dir in
+// `tmp`; fails the test if it is still running after 20 s. Returns its exit
+// code and what it wrote to stderr.
+std::pair<int, std::string> ServeRefused(const TempDir& tmp, std::vector<std::string> args, Env env = {});
+
 // The SHA-256 of `token` as `kvctl auth hash-token` prints it (the token
 // given on stdin with a newline, as `echo TOKEN |` gives it).
 std::string HashToken(const std::string& token);
