@@ -237,9 +237,9 @@ core::Status KvServer::Run() {
   std::thread etcd_thread;
   if (etcd_http_) etcd_thread = std::thread([this, &etcd_served] { etcd_served = etcd_http_->Serve(); });
   core::Status served = http_->Serve();
-  // No gRPC call may outlive the store (Shutdown() already waited for those
-  // in flight; this is for a Run() that ended otherwise).
-  if (etcd_grpc_) etcd_grpc_->Shutdown(std::chrono::milliseconds(0));
+  // No gRPC call may outlive the store: those in flight get their grace
+  // (a no-op when Shutdown() got there first).
+  if (etcd_grpc_) etcd_grpc_->Shutdown(kGrpcShutdownGrace);
   if (etcd_thread.joinable()) {
     etcd_http_->Stop();
     etcd_thread.join();
