@@ -70,6 +70,9 @@ struct AuthOptions {
   std::vector<Token> tokens;
   std::vector<Cert> certs;
   bool metrics_need_admin = false;  // auth.metrics = "admin"
+
+  // Auth is on when any identity is defined.
+  bool enabled() const { return !tokens.empty() || !certs.empty(); }
 };
 
 class Authenticator {

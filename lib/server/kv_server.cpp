@@ -129,7 +129,7 @@ core::Status KvServer::Bind() {
     // Admission (TLS, identities and grants, the rate limit) is not yet
     // applied to gRPC calls: serving them beside it would let any caller
     // past what the operator set up. Refused before the store is touched.
-    const bool auth_on = !o.admission.auth.tokens.empty() || !o.admission.auth.certs.empty();
+    const bool auth_on = o.admission.auth.enabled();
     if (o.http.tls.enabled() || auth_on || o.admission.rate_limit > 0) {
       return core::Status::InvalidArgument(fmt::format(
           "server.etcd_grpc_listen cannot be served with {} yet: etcd's gRPC API does not apply it "
@@ -187,7 +187,7 @@ core::Status KvServer::Listen() {
   }
   o.admission.request_logger = request_log_.get();
   o.admission.logger = &logger_;
-  const bool auth_on = !o.admission.auth.tokens.empty() || !o.admission.auth.certs.empty();
+  const bool auth_on = o.admission.auth.enabled();
   const size_t identities = o.admission.auth.tokens.size() + o.admission.auth.certs.size();
   const double rate_limit = o.admission.rate_limit;
   admission_ = std::make_unique<AdmissionPipeline>(*store_, std::move(o.admission));
