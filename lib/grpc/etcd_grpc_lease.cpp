@@ -1,7 +1,11 @@
 // Lease: grant, revoke, the keepalive stream, time-to-live and the list,
 // translated into the lease calls of lib/etcd/lease_ops.h and back. None
 // holds a thread while the store answers.
+#include <memory>
+#include <mutex>
+
 #include "lib/grpc/etcd_grpc_services.h"
+#include "lib/grpc/etcd_grpc_stream.h"
 
 namespace kvctl::etcd_grpc {
 
@@ -9,51 +13,67 @@ namespace etcd = server::etcd;
 
 namespace {
 
-using KeepAliveReactor = grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse>;
-
 // A keepalive stream: reads one request, renews, writes its answer, reads
 // the next. One operation is outstanding at a time, so a client that
 // sends faster than it reads waits in gRPC's flow control, never in a
-// queue here. Deletes itself when gRPC is done with it.
-class KeepAliveStream final : public KeepAliveReactor {
+// queue here. The renewal answers on the store's committer thread.
+class KeepAliveStream final
+    : public BidiStream<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse> {
  public:
-  KeepAliveStream(core::KvStore& store, const EtcdOptions& options) : store_(store), options_(options) {
-    StartRead(&request_);
-  }
+  KeepAliveStream(core::KvStore& store, const EtcdOptions& options) : store_(store), options_(options) {}
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client closed its side, or the call ended
-      Finish(grpc::Status::OK);
+    {
+      std::lock_guard lock(mu_);
+      ReadFinished();
+      if (!ok) SetEnd(grpc::Status::OK);  // the client closed its side, or the call ended
+    }
+    if (!ok) {
+      MaybeFinish();
       return;
     }
-    etcd::LeaseKeepAlive(store_, request_.id(), [this](std::optional<Error> error, etcd::LeaseKeepAliveReply kept) {
-      if (error) {
-        Finish(StatusOf(*error));
-        return;
-      }
-      response_.Clear();
-      FillHeader(options_, kept.revision, response_.mutable_header());
-      response_.set_id(kept.id);
-      response_.set_ttl(kept.ttl);
-      StartWrite(&response_);
+    std::weak_ptr<BidiStream> weak = shared_from_this();
+    etcd::LeaseKeepAlive(store_, request_.id(), [weak](std::optional<Error> error, etcd::LeaseKeepAliveReply kept) {
+      if (auto s = weak.lock()) static_cast<KeepAliveStream*>(s.get())->Answer(std::move(error), kept);
     });
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the keepalive stream ended"));
-      return;
+    bool read = false;
+    {
+      std::lock_guard lock(mu_);
+      WriteFinished(ok);
+      read = ClaimRead();
     }
-    StartRead(&request_);
+    if (read) StartClaimedRead();
+    MaybeFinish();
   }
 
-  void OnDone() override { delete this; }
-
  private:
+  // One renewal done: its answer, or the stream's end with its error.
+  void Answer(std::optional<Error> error, const etcd::LeaseKeepAliveReply& kept) {
+    bool write = false;
+    {
+      std::lock_guard lock(mu_);
+      if (error) {
+        SetEnd(StatusOf(*error));
+      } else if (CanWrite()) {
+        response_.Clear();
+        FillHeader(options_, kept.revision, response_.mutable_header());
+        response_.set_id(kept.id);
+        response_.set_ttl(kept.ttl);
+        write = ClaimWrite();
+      }
+    }
+    if (write) {
+      StartClaimedWrite();
+    } else {
+      MaybeFinish();
+    }
+  }
+
   core::KvStore& store_;
   const EtcdOptions& options_;
-  etcdserverpb::LeaseKeepAliveRequest request_;
-  etcdserverpb::LeaseKeepAliveResponse response_;
 };
 
 }  // namespace
@@ -82,8 +102,11 @@ grpc::ServerUnaryReactor* LeaseService::LeaseRevoke(grpc::CallbackServerContext*
   return reactor;
 }
 
-KeepAliveReactor* LeaseService::LeaseKeepAlive(grpc::CallbackServerContext*) {
-  return new KeepAliveStream(store_, options_);
+grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse>*
+LeaseService::LeaseKeepAlive(grpc::CallbackServerContext*) {
+  auto stream = std::make_shared<KeepAliveStream>(store_, options_);
+  stream->Open(streams_);
+  return stream.get();
 }
 
 grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(grpc::CallbackServerContext* context,

@@ -19,6 +19,7 @@ core::Result<std::unique_ptr<EtcdGrpcServer>> EtcdGrpcServer::Start(core::KvStor
                                                     server->services_->options.max_key_bytes + 64 * 1024));
   builder.RegisterService(&server->services_->kv);
   builder.RegisterService(&server->services_->lease);
+  builder.RegisterService(&server->services_->watch);
   builder.RegisterService(&server->services_->maintenance);
   builder.RegisterService(&server->services_->cluster);
   server->server_ = builder.BuildAndStart();
@@ -38,6 +39,7 @@ void EtcdGrpcServer::Shutdown(std::chrono::milliseconds grace) {
   std::lock_guard lock(shutdown_mu_);
   if (!server_ || shut_down_) return;
   shut_down_ = true;
+  services_->streams.EndAll();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
   server_->Wait();
 }

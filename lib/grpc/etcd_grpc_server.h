@@ -10,11 +10,11 @@
 // kvctl's own HTTP/1.1 transport; sharing one port would mean relaying
 // every gRPC connection through a second hop (docs/etcd.md).
 //
-// Served so far: KV (Range, Put, DeleteRange, Txn, Compact); Lease's calls
-// and keepalive stream; Maintenance's Status; Cluster's MemberList. Every
-// other method answers UNIMPLEMENTED. Calls run on gRPC's callback API: a
-// plain put, a txn and the lease calls wait for the store without holding
-// a thread.
+// Served so far: KV (Range, Put, DeleteRange, Txn, Compact); Watch's
+// stream; Lease's calls and keepalive stream; Maintenance's Status;
+// Cluster's MemberList. Every other method answers UNIMPLEMENTED. Calls
+// run on gRPC's callback API: a plain put, a txn and the lease calls wait
+// for the store without holding a thread, and no stream holds one.
 //
 // Thread safety: Start() and Shutdown() from one thread; calls are
 // answered on gRPC's threads and the store's committer thread.

@@ -16,6 +16,7 @@
 #include "lib/etcd/lease_ops.h"
 #include "lib/etcd/types.h"
 #include "lib/grpc/etcd_grpc_server.h"
+#include "lib/grpc/etcd_grpc_stream.h"
 
 namespace kvctl::etcd_grpc {
 
@@ -68,7 +69,8 @@ class KvService final : public etcdserverpb::KV::CallbackService {
 
 class LeaseService final : public etcdserverpb::Lease::CallbackService {
  public:
-  LeaseService(core::KvStore& store, const EtcdOptions& options) : store_(store), options_(options) {}
+  LeaseService(core::KvStore& store, const EtcdOptions& options, OpenStreams& streams)
+      : store_(store), options_(options), streams_(streams) {}
 
   grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* context,
                                        const etcdserverpb::LeaseGrantRequest* request,
@@ -89,6 +91,29 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
  private:
   core::KvStore& store_;
   const EtcdOptions& options_;
+  OpenStreams& streams_;
+};
+
+using WatchReactor = grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>;
+
+// etcd's watch streams (etcd_grpc_watch.cpp); each holds no thread.
+class WatchService final : public etcdserverpb::Watch::CallbackService {
+ public:
+  // Watches one stream may hold open at once: etcd's clients keep every
+  // watch of a client on one stream, so this is higher than the JSON
+  // face's per-POST limit.
+  static constexpr size_t kMaxWatchesPerStream = 10000;
+
+  WatchService(core::KvStore& store, const EtcdOptions& options, OpenStreams& streams)
+      : store_(store), options_(options), streams_(streams) {}
+  WatchReactor* Watch(grpc::CallbackServerContext* context) override;
+
+ private:
+  class Stream;
+
+  core::KvStore& store_;
+  const EtcdOptions& options_;
+  OpenStreams& streams_;
 };
 
 class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {
@@ -123,13 +148,17 @@ class EtcdGrpcServer::Services {
   Services(core::KvStore& store, EtcdOptions etcd_options, std::string host)
       : options(std::move(etcd_options)),
         kv(store, this->options),
-        lease(store, this->options),
+        lease(store, this->options, streams),
+        watch(store, this->options, streams),
         maintenance(store, this->options),
         cluster(this->options, std::move(host)) {}
 
   const EtcdOptions options;
+  // The keepalive and watch streams open now, which a shutdown ends.
+  OpenStreams streams;
   KvService kv;
   LeaseService lease;
+  WatchService watch;
   MaintenanceService maintenance;
   ClusterService cluster;
 };

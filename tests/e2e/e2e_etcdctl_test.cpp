@@ -3,8 +3,8 @@
 // driven through a user's session (etcdctl_script.h), and Debian's tooz
 // coordination tests over python3-etcd3 (tooz_tests.h); and the same
 // checks against kvctl's gRPC face (server.etcd_grpc_listen): the script on
-// both backends, without the steps that need Watch (not served over gRPC
-// yet), and tooz's tests, which end on kvctl as they do on etcd.
+// both backends (watches, locks and elections included), and tooz's
+// tests, which end on kvctl as they do on etcd.
 #include <doctest/doctest.h>
 
 #include "tests/e2e/etcd_differential.h"
@@ -26,13 +26,13 @@ TEST_CASE("etcd gRPC: Debian's tooz coordination tests over python3-etcd3 end ag
   CheckToozCoordinationTests(etcd.port());
 }
 
-TEST_CASE("etcd gRPC: Debian's etcdctl script passes against kvctl on the file backend, without its watch steps (not served yet)") {
+TEST_CASE("etcd gRPC: Debian's etcdctl script passes against kvctl on the file backend") {
   const int grpc_port = FreePort();
   KvServer server({"--etcd-grpc-listen", Addr(grpc_port)});
   CheckEtcdctlScript(grpc_port, EtcdctlSteps::kKvctl);
 }
 
-TEST_CASE("etcd gRPC: Debian's etcdctl script passes against kvctl on PostgreSQL, without its watch steps (not served yet)") {
+TEST_CASE("etcd gRPC: Debian's etcdctl script passes against kvctl on PostgreSQL") {
   MigratedDb db;
   const int grpc_port = FreePort();
   PgServer server(db.dsn, {"--etcd-grpc-listen", Addr(grpc_port)});

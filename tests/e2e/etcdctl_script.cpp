@@ -446,7 +446,7 @@ void PastWatch(const Etcdctl& etcdctl) {
 
 // lock NAME: held until etcdctl is stopped; lock NAME CMD: CMD runs while
 // it is held, a second locker's CMD only after the first ended.
-void Locks(const Etcdctl& etcdctl, bool queued_locker) {
+void Locks(const Etcdctl& etcdctl) {
   {
     auto holder = etcdctl.Start({"lock", "lk/one"});
     // It prints the key that holds the lock (NAME/<lease>) with an empty value.
@@ -460,7 +460,7 @@ void Locks(const Etcdctl& etcdctl, bool queued_locker) {
     CHECK(etcdctl.KeysUnder("lk/one").empty());  // released on its way out
   }
 
-  if (queued_locker) {
+  {
     // etcdctl passes the lock's key and revision to CMD as ETCD_LOCK_KEY and
     // ETCD_LOCK_REV. The first CMD holds the lock until the test creates
     // `release` (at most 20 s); the second only logs.
@@ -647,7 +647,6 @@ void Compaction(const Etcdctl& etcdctl, bool etcd_floor) {
 
 void CheckEtcdctlScript(int port, EtcdctlSteps steps) {
   const bool etcd = steps == EtcdctlSteps::kAll;
-  const bool watch = etcd;
   const Etcdctl etcdctl(port);
   Identity id;
   {
@@ -662,19 +661,19 @@ void CheckEtcdctlScript(int port, EtcdctlSteps steps) {
     INFO("step: leases");
     Leases(etcdctl);
   }
-  if (watch) {
+  {
     INFO("step: watch --prefix, live");
     LiveWatch(etcdctl);
   }
-  if (watch) {
+  {
     INFO("step: watch --rev, from the past");
     PastWatch(etcdctl);
   }
   {
     INFO("step: lock");
-    Locks(etcdctl, watch);
+    Locks(etcdctl);
   }
-  if (watch) {
+  {
     INFO("step: elect");
     Elections(etcdctl);
   }

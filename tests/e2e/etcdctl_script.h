@@ -1,8 +1,8 @@
 // A user's session with Debian's etcdctl 3.4 (etcd-client), run against one
 // etcd gRPC endpoint and checked, with doctest, on what etcdctl prints: the
 // proof of an etcd gRPC API by a client nobody here wrote. It passes
-// against Debian's etcd 3.4, and against kvctl's gRPC face in what it
-// serves today (kKvctl).
+// against Debian's etcd 3.4, and against kvctl's gRPC face (kKvctl:
+// kvctl's compaction).
 #pragma once
 
 namespace kvctl::e2e {
@@ -16,12 +16,10 @@ namespace kvctl::e2e {
 // PID before this returns.
 enum class EtcdctlSteps {
   kAll,
-  // What kvctl's gRPC face serves today: no Watch (the watch steps, a
-  // second locker waiting in line, elections and a watch from below a
-  // compaction are left out), and compaction as kvctl compacts: it runs,
-  // and future revisions are refused, but the history floor rises as far
-  // as kvctl's retention allows rather than to the revision asked for
-  // (docs/etcd.md), so reads just below it are not checked as refused.
+  // Compaction as kvctl compacts: it runs, and future revisions are
+  // refused, but the history floor rises as far as kvctl's retention
+  // allows rather than to the revision asked for (docs/etcd.md), so reads
+  // just below it are not checked as refused.
   kKvctl,
 };
 void CheckEtcdctlScript(int port, EtcdctlSteps steps = EtcdctlSteps::kAll);

@@ -1,0 +1,164 @@
+// What etcd's two streams (Watch, LeaseKeepAlive) share on gRPC's callback
+// API: their reads, writes and end may be asked for from several threads
+// at once (gRPC's, the store's committer, the watch hub's, a shutdown), so
+// each is claimed under the stream's lock and started outside it (gRPC may
+// run a reaction inline), and Finish comes only once nothing is being
+// started and no write is in flight. A stream is owned by a shared_ptr
+// that it holds itself until gRPC is done with it (OnDone), so a late
+// notify from another thread finds it alive, and ended.
+//
+// OpenStreams is the service's list of its open streams, for a shutdown:
+// a stream never ends by itself, and gRPC's shutdown would wait out its
+// grace for each before cancelling it.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <map>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+namespace kvctl::etcd_grpc {
+
+class EndableStream {
+ public:
+  virtual ~EndableStream() = default;
+  // Ends the stream with `status` as soon as no write is in flight. Any
+  // thread; once is enough (later calls do nothing).
+  virtual void End(grpc::Status status) = 0;
+};
+
+class OpenStreams {
+ public:
+  // False once EndAll has run: the caller ends the new stream at once.
+  bool Add(std::shared_ptr<EndableStream> stream);
+  void Remove(EndableStream* stream);
+  // Ends every open stream with etcd's "server stopped" (UNAVAILABLE),
+  // and every one added after.
+  void EndAll();
+
+ private:
+  std::mutex mu_;
+  bool closing_ = false;
+  std::map<EndableStream*, std::weak_ptr<EndableStream>> open_;
+};
+
+grpc::Status ServerStopped();
+
+template <typename Request, typename Response>
+class BidiStream : public grpc::ServerBidiReactor<Request, Response>,
+                   public EndableStream,
+                   public std::enable_shared_from_this<BidiStream<Request, Response>> {
+ public:
+  // Once, right after make_shared: the stream holds itself, joins
+  // `streams` (or ends at once when they are closing), and reads.
+  void Open(OpenStreams& streams) {
+    self_ = this->shared_from_this();
+    streams_ = &streams;
+    const bool open = streams.Add(self_);
+    bool read = false;
+    {
+      std::lock_guard lock(mu_);
+      read = ClaimRead();
+    }
+    if (read) StartClaimedRead();
+    if (!open) End(ServerStopped());
+  }
+
+  void End(grpc::Status status) override {
+    {
+      std::lock_guard lock(mu_);
+      SetEnd(std::move(status));
+    }
+    MaybeFinish();
+  }
+
+  void OnCancel() override { End(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    Closed();
+    if (streams_ != nullptr) streams_->Remove(this);
+    self_.reset();  // may delete this: nothing after it
+  }
+
+ protected:
+  // After the stream is done (no reaction follows): let go of what it holds.
+  virtual void Closed() {}
+
+  // Under mu_: whether a read (a write) may start now; if so it is
+  // claimed, to be started outside the lock.
+  bool ClaimRead() {
+    if (reading_ || ending_ || done_ || !WantsRead()) return false;
+    reading_ = true;
+    ++starting_;
+    return true;
+  }
+  bool CanWrite() const { return !writing_ && !ending_ && !done_; }
+  bool ClaimWrite() {
+    if (!CanWrite()) return false;
+    writing_ = true;
+    ++starting_;
+    return true;
+  }
+  // Under mu_, for a stream that stops reading while it has answers to
+  // write (a bounded queue): whether to read more now.
+  virtual bool WantsRead() const { return true; }
+  // Under mu_: the first end wins.
+  void SetEnd(grpc::Status status) {
+    if (ending_) return;
+    ending_ = true;
+    end_status_ = std::move(status);
+  }
+  // Under mu_, first thing in OnReadDone and OnWriteDone.
+  void ReadFinished() { reading_ = false; }
+  void WriteFinished(bool ok) {
+    writing_ = false;
+    if (!ok) SetEnd(grpc::Status(grpc::StatusCode::CANCELLED, "the stream ended"));
+  }
+  bool ending() const { return ending_; }
+
+  // Outside mu_: start what was claimed.
+  void StartClaimedRead() {
+    this->StartRead(&request_);
+    Started();
+  }
+  void StartClaimedWrite() {
+    this->StartWrite(&response_);
+    Started();
+  }
+  void MaybeFinish() {
+    {
+      std::lock_guard lock(mu_);
+      if (!ending_ || finished_ || writing_ || starting_ > 0) return;
+      finished_ = true;
+    }
+    this->Finish(end_status_);
+  }
+
+  std::mutex mu_;
+  Request request_;    // the read in flight
+  Response response_;  // the write in flight; filled under mu_ before it is claimed
+
+ private:
+  void Started() {
+    {
+      std::lock_guard lock(mu_);
+      --starting_;
+    }
+    MaybeFinish();
+  }
+
+  std::shared_ptr<BidiStream> self_;  // until OnDone
+  OpenStreams* streams_ = nullptr;
+  bool reading_ = false, writing_ = false;
+  int starting_ = 0;  // claimed, not yet started
+  bool ending_ = false, finished_ = false, done_ = false;
+  grpc::Status end_status_;
+};
+
+}  // namespace kvctl::etcd_grpc
