@@ -1,10 +1,17 @@
 // etcd's gRPC API proven by software nobody here wrote, against Debian's
 // etcd 3.4 started on loopback (etcd_differential.h): Debian's etcdctl
-// driven through a user's session (etcdctl_script.h), and Debian's tooz
-// coordination tests over python3-etcd3 (tooz_tests.h); and the same
-// checks against kvctl's gRPC face (server.etcd_grpc_listen): the script on
-// both backends (watches, locks and elections included), and tooz's
-// tests, which end on kvctl as they do on etcd.
+// driven through a user's session (etcdctl_script.h), Debian's tooz
+// coordination tests over python3-etcd3 (tooz_tests.h), and a session of
+// python3-etcd3's own client calls (python_clients/etcd3_session.py); and
+// the same checks against kvctl's gRPC face (server.etcd_grpc_listen): the
+// script and the python3-etcd3 session on both backends (watches, locks
+// and elections included), and tooz's tests, which end on kvctl as they
+// do on etcd.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <string>
+
 #include <doctest/doctest.h>
 
 #include "tests/e2e/etcd_differential.h"
@@ -43,6 +50,46 @@ TEST_CASE("etcd gRPC: Debian's tooz coordination tests over python3-etcd3 end ag
   const int grpc_port = FreePort();
   KvServer server({"--etcd-grpc-listen", Addr(grpc_port)});
   CheckToozCoordinationTests(grpc_port);
+}
+
+// What Debian's python3-etcd3 client returned, step by step, in a session
+// with the server at `port` (tests/e2e/python_clients/etcd3_session.py).
+std::string Etcd3Session(int port) {
+  REQUIRE_MESSAGE(std::filesystem::exists("/usr/bin/python3"), "python3 is missing: scripts/deps.sh test installs it");
+  CliOptions options;
+  options.limit = std::chrono::seconds(60);
+  const CliResult r = RunProgram(
+      {"/usr/bin/python3", std::string(KVCTL_SOURCE_DIR) + "/tests/e2e/python_clients/etcd3_session.py", Addr(port)},
+      options);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.out;
+}
+
+// etcd's side, checked on its own: every step ran, none raised.
+std::string Etcd3SessionOnEtcd() {
+  EtcdProcess etcd;
+  const std::string seen = Etcd3Session(etcd.port());
+  INFO(seen);
+  CHECK(std::count(seen.begin(), seen.end(), '\n') == 28);
+  CHECK(seen.find("\"raised\"") == std::string::npos);
+  CHECK(seen.find(R"({"result": [true, true, true, true, false, true, true], "step": "lock"})") != std::string::npos);
+  return seen;
+}
+
+TEST_CASE("etcd gRPC: a python3-etcd3 session gets what it gets from Debian's etcd, on the file backend") {
+  const std::string etcd = Etcd3SessionOnEtcd();
+  const int grpc_port = FreePort();
+  KvServer server({"--etcd-grpc-listen", Addr(grpc_port)});
+  CHECK(Etcd3Session(grpc_port) == etcd);
+}
+
+TEST_CASE("etcd gRPC: a python3-etcd3 session gets what it gets from Debian's etcd, on PostgreSQL") {
+  const std::string etcd = Etcd3SessionOnEtcd();
+  MigratedDb db;
+  const int grpc_port = FreePort();
+  PgServer server(db.dsn, {"--etcd-grpc-listen", Addr(grpc_port)});
+  CHECK(Etcd3Session(grpc_port) == etcd);
 }
 
 }  // namespace
