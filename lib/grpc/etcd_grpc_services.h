@@ -114,6 +114,9 @@ class WatchService final : public etcdserverpb::Watch::CallbackService {
   core::KvStore& store_;
   const EtcdOptions& options_;
   OpenStreams& streams_;
+  // The streams' news from the watch hub, one thread for all; shared with
+  // the streams' notifies, which may come late.
+  std::shared_ptr<WakeQueue> wakes_ = std::make_shared<WakeQueue>();
 };
 
 class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {

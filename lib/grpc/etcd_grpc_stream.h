@@ -9,12 +9,19 @@
 //
 // OpenStreams is the service's list of its open streams, for a shutdown:
 // a stream never ends by itself, and gRPC's shutdown would wait out its
-// grace for each before cancelling it.
+// grace for each before cancelling it. WakeQueue runs a stream's work for
+// a notify from elsewhere (the watch hub's, which the store's committer
+// calls for every watching stream at each commit and which must be quick)
+// on a thread of its own, one for all streams.
 #pragma once
 
 #include <memory>
 #include <mutex>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -45,6 +52,42 @@ class OpenStreams {
 };
 
 grpc::Status ServerStopped();
+
+class WakeQueue {
+ public:
+  class Wakeable {
+   public:
+    virtual ~Wakeable() = default;
+    // On the queue's thread.
+    virtual void Wake() = 0;
+
+   private:
+    friend class WakeQueue;
+    std::atomic<bool> queued_{false};  // posted and not yet woken: a second post is the same wake
+  };
+
+  WakeQueue();
+  ~WakeQueue();  // wakes what is queued no more; joins the thread
+  WakeQueue(const WakeQueue&) = delete;
+  WakeQueue& operator=(const WakeQueue&) = delete;
+
+  // Any thread, quick: `target` is woken soon, if it is still alive.
+  void Post(Wakeable& target, std::weak_ptr<Wakeable> weak);
+
+ private:
+  // What the thread uses, shared with it: it may outlive the queue when the
+  // queue's last owner lets go of it on the thread itself.
+  struct State {
+    std::mutex mu;
+    std::condition_variable ready;
+    std::deque<std::weak_ptr<Wakeable>> queued;
+    bool stopping = false;
+  };
+  static void Run(std::shared_ptr<State> state);
+
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  std::thread thread_;
+};
 
 template <typename Request, typename Response>
 class BidiStream : public grpc::ServerBidiReactor<Request, Response>,

@@ -75,18 +75,23 @@ void AskOf(const etcdserverpb::WatchCreateRequest& create, etcd::WatchAsk* ask) 
 
 }  // namespace
 
-class WatchService::Stream final : public BidiStream<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse> {
+class WatchService::Stream final : public BidiStream<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>,
+                                    public WakeQueue::Wakeable {
  public:
   Stream(const EtcdOptions& options, core::KvStore& store) : options_(options), store_(store) {}
 
-  // Before Open: the watch set, whose notify finds the stream, if it is
-  // still there, through a weak pointer.
-  void Prepare() {
-    std::weak_ptr<BidiStream> weak = shared_from_this();
-    watches_ = std::make_unique<etcd::WatchSet>(store_, WatchService::kMaxWatchesPerStream, [weak] {
-      if (auto s = weak.lock()) static_cast<Stream*>(s.get())->Pump();
-    });
+  // Before Open: the watch set, whose notify (on the hub's or the
+  // committer's thread, which must not wait) queues a Pump on `wakes`,
+  // if the stream is still there.
+  void Prepare(std::shared_ptr<WakeQueue> wakes) {
+    std::weak_ptr<Wakeable> weak = std::static_pointer_cast<Stream>(shared_from_this());
+    watches_ = std::make_unique<etcd::WatchSet>(store_, WatchService::kMaxWatchesPerStream,
+                                                [wakes = std::move(wakes), weak] {
+                                                  if (auto s = weak.lock()) wakes->Post(*s, weak);
+                                                });
   }
+
+  void Wake() override { Pump(); }
 
   void OnReadDone(bool ok) override {
     bool read = false;
@@ -179,7 +184,7 @@ class WatchService::Stream final : public BidiStream<etcdserverpb::WatchRequest,
 
 WatchReactor* WatchService::Watch(grpc::CallbackServerContext*) {
   auto stream = std::make_shared<Stream>(options_, store_);
-  stream->Prepare();
+  stream->Prepare(wakes_);
   stream->Open(streams_);
   return stream.get();
 }
