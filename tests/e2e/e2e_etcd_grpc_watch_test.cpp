@@ -23,6 +23,8 @@ namespace {
 
 constexpr const char* kPython = "/usr/bin/python3";
 
+// Run with -B: the scripts import grpc_endpoint.py beside them, and no
+// bytecode is left in the source tree.
 std::string Script(const std::string& name) {
   return std::string(KVCTL_SOURCE_DIR) + "/tests/e2e/python_clients/" + name;
 }
@@ -32,7 +34,7 @@ std::string Exchange(int port) {
   REQUIRE_MESSAGE(std::filesystem::exists(kPython), "python3 is missing: scripts/deps.sh test installs it");
   CliOptions options;
   options.limit = std::chrono::seconds(60);
-  const CliResult r = RunProgram({kPython, Script("watch_exchange.py"), Addr(port)}, options);
+  const CliResult r = RunProgram({kPython, "-B", Script("watch_exchange.py"), Addr(port)}, options);
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   return r.out;
@@ -84,7 +86,7 @@ TEST_CASE("etcd gRPC: 200 watch streams hold no thread each and a stop ends ever
   KvServer server({"--etcd-grpc-listen", Addr(grpc_port)});
   const pid_t pid = server.process().pid();
   TempDir scratch;
-  BackgroundProgram many(scratch.path(), {kPython, Script("watch_many.py"), Addr(grpc_port), "200",
+  BackgroundProgram many(scratch.path(), {kPython, "-B", Script("watch_many.py"), Addr(grpc_port), "200",
                                           std::to_string(pid)});
   const auto line = [&](size_t n) {
     return many.WaitForStdout(
@@ -127,7 +129,7 @@ TEST_CASE("etcd gRPC: a watch whose client stops reading is cut off past server.
   // sockets hold for a client that reads nothing.
   CliOptions options;
   options.limit = std::chrono::seconds(90);
-  const CliResult r = RunProgram({kPython, Script("watch_slow.py"), Addr(grpc_port), "600", "16384"}, options);
+  const CliResult r = RunProgram({kPython, "-B", Script("watch_slow.py"), Addr(grpc_port), "600", "16384"}, options);
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   const auto seen = nlohmann::json::parse(r.out);

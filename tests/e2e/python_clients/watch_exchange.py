@@ -28,6 +28,7 @@ import time
 
 import grpc
 from etcd3 import etcdrpc
+from grpc_endpoint import connect
 
 QUIET = 0.4      # s without an answer: the server has said all it will
 DEADLINE = 10.0  # s at most for one step
@@ -51,7 +52,7 @@ def field(number, wire_type):
 
 class Session:
     def __init__(self, endpoint):
-        self.channel = grpc.insecure_channel(endpoint)
+        self.channel = connect(endpoint)
         self.kv = etcdrpc.KVStub(self.channel)
         self.requests = queue.Queue()
         self.answers = queue.Queue()
@@ -139,13 +140,7 @@ class Session:
 
 
 def main():
-    endpoint = sys.argv[1]
-    try:
-        grpc.channel_ready_future(grpc.insecure_channel(endpoint)).result(timeout=10)
-    except grpc.FutureTimeoutError:
-        print("cannot reach " + endpoint, file=sys.stderr)
-        return 2
-    s = Session(endpoint)
+    s = Session(sys.argv[1])
     s.put("wx/base", "0")
     s.put("wx/a", "before")
 

@@ -22,6 +22,7 @@ import time
 
 import grpc
 from etcd3 import etcdrpc
+from grpc_endpoint import connect
 
 
 def threads_of(pid):
@@ -34,12 +35,7 @@ def threads_of(pid):
 
 def main():
     endpoint, count, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    channel = grpc.insecure_channel(endpoint)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=10)
-    except grpc.FutureTimeoutError:
-        print("cannot reach " + endpoint, file=sys.stderr)
-        return 2
+    channel = connect(endpoint)
     watch = etcdrpc.WatchStub(channel)
     kv = etcdrpc.KVStub(channel)
     seen = queue.Queue()  # ("created" | "event" | "ended", detail)

@@ -20,16 +20,12 @@ import threading
 
 import grpc
 from etcd3 import etcdrpc
+from grpc_endpoint import connect
 
 
 def main():
     endpoint, puts, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    channel = grpc.insecure_channel(endpoint)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=10)
-    except grpc.FutureTimeoutError:
-        print("cannot reach " + endpoint, file=sys.stderr)
-        return 2
+    channel = connect(endpoint)
     kv = etcdrpc.KVStub(channel)
     requests = queue.Queue()
     requests.put(etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(key=b"slow/", range_end=b"slow0")))
