@@ -159,18 +159,6 @@ HttpResponse Answer(const Json& body) {
   return res;
 }
 
-bool RangePermitted(const Principal* caller, Op op, const std::string& key, const std::string& range_end) {
-  if (caller == nullptr) return true;
-  if (range_end.empty()) return caller->Permits(op, key);
-  for (const Grant& grant : caller->grants) {
-    if (!grant.Allows(op) || !key.starts_with(grant.prefix)) continue;
-    const std::string grant_end = PrefixEnd(grant.prefix);
-    if (grant_end.empty()) return true;  // the grant reaches the last key
-    if (!IsFromKeyOn(range_end) && range_end <= grant_end) return true;
-  }
-  return false;
-}
-
 namespace {
 const std::vector<std::string_view> kSortOrders = {"NONE", "ASCEND", "DESCEND"};
 const std::vector<std::string_view> kSortTargets = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};

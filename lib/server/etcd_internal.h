@@ -13,8 +13,9 @@
 
 #include "lib/core/key_range.h"
 #include "lib/core/kv_store.h"
-#include "lib/server/etcd_api.h"
+#include "lib/etcd/access.h"
 #include "lib/etcd/kv_ops.h"
+#include "lib/server/etcd_api.h"
 #include "lib/etcd/types.h"
 
 namespace kvctl::server {
@@ -56,9 +57,6 @@ std::optional<Error> ReadRangeShape(const nlohmann::json& body, RangeShape* out)
 // Adds a range's `kvs` (values left out with keys_only), `more` and
 // `count` to its answer.
 void AddRangeReply(const RangeReply& reply, bool keys_only, Json* body);
-
-// Whether `caller` (null: auth is off) may `op` every key of the range.
-bool RangePermitted(const Principal* caller, Op op, const std::string& key, const std::string& range_end);
 
 }  // namespace etcd
 }  // namespace kvctl::server

@@ -1,0 +1,34 @@
+#include "lib/etcd/access.h"
+
+#include <string>
+
+namespace kvctl::server::etcd {
+
+bool RangePermitted(const access::Principal* caller, access::Op op, std::string_view key,
+                    std::string_view range_end) {
+  if (caller == nullptr) return true;
+  if (range_end.empty()) return caller->Permits(op, key);
+  for (const access::Grant& grant : caller->grants) {
+    if (!grant.Allows(op) || !key.starts_with(grant.prefix)) continue;
+    const std::string grant_end = PrefixEnd(grant.prefix);
+    if (grant_end.empty()) return true;  // the grant reaches the last key
+    if (!IsFromKeyOn(range_end) && range_end <= grant_end) return true;
+  }
+  return false;
+}
+
+bool TxnPermitted(const access::Principal* caller, const TxnAsk& ask) {
+  if (caller == nullptr) return true;
+  for (const KeyAccess& a : TxnAccess(ask)) {
+    if (!RangePermitted(caller, a.write ? access::Op::kWrite : access::Op::kRead, a.key, a.range_end)) return false;
+  }
+  return true;
+}
+
+bool LeasesPermitted(const access::Principal* caller) { return caller == nullptr || caller->WritesAnything(); }
+
+bool CompactionPermitted(const access::Principal* caller) {
+  return caller == nullptr || caller->Permits(access::Op::kAdmin, "");
+}
+
+}  // namespace kvctl::server::etcd
