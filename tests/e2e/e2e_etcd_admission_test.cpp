@@ -21,6 +21,7 @@ using nlohmann::json;
 
 const std::string kReader = "etcd-reader-token-0123456789";
 const std::string kWriter = "etcd-writer-token-0123456789";
+const std::string kAdmin = "etcd-admin-token-01234567890";
 
 // "app/x" and friends, base64.
 const std::string kAppX = "YXBwL3g=";    // app/x
@@ -42,13 +43,15 @@ Answer Post(int port, const std::string& path, const std::string& body, const st
   return {r.status, json::parse(r.body, nullptr, false)};
 }
 
-TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, refusals in etcd's shape (401 code 16, 403 code 7)") {
+TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, compaction only with admin, refusals in etcd's shape (401 code 16, 403 code 7)") {
   TempDir dir;
   const std::filesystem::path file = dir / "tokens.toml";
   WriteFile(file, "[[tokens]]\nname = \"reader\"\nsha256 = \"" + HashToken(kReader) +
                       "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\"] }]\n"
                       "[[tokens]]\nname = \"writer\"\nsha256 = \"" + HashToken(kWriter) +
-                      "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n");
+                      "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n"
+                      "[[tokens]]\nname = \"admin\"\nsha256 = \"" + HashToken(kAdmin) +
+                      "\"\ngrants = [{ prefix = \"\", ops = [\"admin\"] }]\n");
   const int etcd_port = FreePort();
   KvServer server({"--auth-file", file.string(), "--etcd-listen", Addr(etcd_port)});
 
@@ -80,6 +83,8 @@ TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, refusals in etcd's
            {"/v3/kv/txn", R"({"success":[{"request_put":{"key":")" + kAppX + R"(","value":"Mg=="}}]})", kReader},
            {"/v3/lease/grant", R"({"TTL":10})", kReader},
            {"/v3/watch", R"({"create_request":{"key":")" + kOther + R"("}})", kReader},
+           // Compaction is store-wide: the admin grant, as POST /v1/admin/compact.
+           {"/v3/kv/compaction", R"({"revision":1})", kWriter},
        }) {
     CAPTURE(f.path);
     CAPTURE(f.body);
@@ -88,6 +93,7 @@ TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, refusals in etcd's
     CHECK(a.body["code"] == 7);
   }
   CHECK(Post(etcd_port, "/v3/lease/grant", R"({"TTL":10})", kWriter).status == 200);
+  CHECK(Post(etcd_port, "/v3/kv/compaction", R"({"revision":1})", kAdmin).status == 200);
 }
 
 TEST_CASE("etcd face: the rate limit applies (429, code 8) and /metrics counts its routes") {
