@@ -9,6 +9,10 @@
 // - With mutual TLS, a verified client certificate whose subject Common
 //   Name is listed is an identity of its own; a token, when one is sent,
 //   takes precedence.
+// - What a caller presented is read from its transport into Credentials
+//   (an HTTP request's headers here; gRPC metadata by the gRPC gate), so
+//   every transport is judged by the one Authenticate().
+//
 // Thread safety: immutable after construction; use from any thread.
 #pragma once
 
@@ -18,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/access/credentials.h"
 #include "lib/access/grants.h"
 #include "lib/server/http_types.h"
 #include "lib/server/metrics.h"
@@ -25,6 +30,7 @@
 namespace kvctl::server {
 
 // The server's code names them as its own.
+using access::Credentials;
 using access::Grant;
 using access::Op;
 using access::OpName;
@@ -55,6 +61,9 @@ struct AuthOptions {
   bool enabled() const { return !tokens.empty() || !certs.empty(); }
 };
 
+// A request's Authorization fields and its verified client certificate.
+Credentials CredentialsOf(const HttpRequest& request);
+
 class Authenticator {
  public:
   explicit Authenticator(AuthOptions options);
@@ -66,15 +75,23 @@ class Authenticator {
 
   struct Outcome {
     const Principal* principal = nullptr;  // set when authenticated
-    // kMissing, kInvalid, or kDuplicate (more than one Authorization field) when not.
+    // kMissing, kInvalid, or kDuplicate (more than one credential field) when not.
     AuthFailure failure = AuthFailure::kCount;
     std::string message;  // for the 401 body: what was wrong, what to send
   };
-  // Who sent `request`: its bearer token, else its client certificate;
-  // nobody when it has two Authorization fields.
-  Outcome Authenticate(const HttpRequest& request) const;
+  // Who presented `credentials`: its token (either form), else its client
+  // certificate; nobody when it has more than one credential field.
+  Outcome Authenticate(const Credentials& credentials) const;
+  Outcome Authenticate(const HttpRequest& request) const { return Authenticate(CredentialsOf(request)); }
+  // etcd's Auth.Authenticate (name and password): the token entry named
+  // `name` when `token` is its token, else null. Every entry's hash is
+  // compared, as for Authenticate, so the time taken tells nothing.
+  const Principal* AuthenticateToken(std::string_view name, std::string_view token) const;
 
  private:
+  // The token entry whose hash `token`'s is, or null.
+  const Principal* Match(std::string_view token) const;
+
   struct KnownToken {
     Sha256Digest sha256;
     Principal principal;

@@ -103,6 +103,39 @@ TEST_CASE("a verified client certificate is an identity by its CN, and a token t
   CHECK(out.principal->name == "ops");
 }
 
+TEST_CASE("etcd's token form (gRPC token metadata) authenticates as a bearer token does, and counts as a field") {
+  const Authenticator auth = TwoTokensAndACert();
+  Credentials etcd;
+  etcd.fields = 1;
+  etcd.token = "s3cret-deploy";
+  auto deploy = auth.Authenticate(etcd);
+  REQUIRE(deploy.principal != nullptr);
+  CHECK(deploy.principal->name == "deploy");
+  etcd.token = "Bearer s3cret-deploy";  // the token alone: no scheme in front
+  CHECK(auth.Authenticate(etcd).failure == AuthFailure::kInvalid);
+
+  Credentials both = etcd;
+  both.fields = 2;
+  both.fields_name = "credentials (authorization and token metadata)";
+  both.token = "s3cret-deploy";
+  both.authorization = "Bearer s3cret-ops";
+  const auto refused = auth.Authenticate(both);
+  CHECK(refused.principal == nullptr);
+  CHECK(refused.failure == AuthFailure::kDuplicate);
+  CHECK(refused.message.find("2 credentials (authorization and token metadata)") != std::string::npos);
+}
+
+TEST_CASE("etcd's Authenticate takes a token entry's name with its token, and nothing else") {
+  const Authenticator auth = TwoTokensAndACert();
+  const Principal* deploy = auth.AuthenticateToken("deploy", "s3cret-deploy");
+  REQUIRE(deploy != nullptr);
+  CHECK(deploy->name == "deploy");
+  CHECK(auth.AuthenticateToken("ops", "s3cret-deploy") == nullptr);  // another entry's token
+  CHECK(auth.AuthenticateToken("deploy", "s3cret-deplo") == nullptr);
+  CHECK(auth.AuthenticateToken("backup.example", "") == nullptr);  // a certificate has no token
+  CHECK(auth.AuthenticateToken("nobody", "s3cret-ops") == nullptr);
+}
+
 TEST_CASE("with no token and no certificate configured, auth is off") {
   CHECK_FALSE(Authenticator(AuthOptions{}).enabled());
 }
