@@ -93,6 +93,8 @@ class AdmissionPipeline {
   std::optional<HttpResponse> AdmitRequest(const HttpRequest& request, Admission* admission);
   // An operation refused for the caller's grants (403), for /metrics.
   void CountForbidden() { metrics_.CountAuthFailure(AuthFailure::kForbidden); }
+  // Credentials refused outside Judge() (etcd's Auth.Authenticate).
+  void CountAuthFailure(AuthFailure failure) { metrics_.CountAuthFailure(failure); }
 
   // Stamps X-Request-Id and X-Kvctl-Revision on an answer, counts it and
   // logs it.

@@ -13,26 +13,6 @@
 namespace kvctl::server {
 namespace etcd {
 
-int HttpStatusOf(int code) {
-  switch (code) {
-    case 0: return 200;
-    case 1: return 408;   // Canceled
-    case 3: return 400;   // InvalidArgument
-    case 4: return 504;   // DeadlineExceeded
-    case 5: return 404;   // NotFound
-    case 6: return 409;   // AlreadyExists
-    case 7: return 403;   // PermissionDenied
-    case 8: return 429;   // ResourceExhausted
-    case 9: return 412;   // FailedPrecondition
-    case 10: return 409;  // Aborted
-    case 11: return 400;  // OutOfRange
-    case 12: return 501;  // Unimplemented
-    case 14: return 503;  // Unavailable
-    case 16: return 401;  // Unauthenticated
-    default: return 500;
-  }
-}
-
 HttpResponse ErrorAnswer(const Error& error) {
   HttpResponse res;
   res.status = HttpStatusOf(error.code);

@@ -32,8 +32,6 @@ namespace etcd {
 
 using Json = nlohmann::ordered_json;
 
-// grpc-gateway 1.x's HTTP status for a gRPC code.
-int HttpStatusOf(int grpc_code);
 // {"error": message, "message": message, "code": code} with its HTTP status.
 HttpResponse ErrorAnswer(const Error& error);
 // Readers of a request object's fields. An absent or null field is its
