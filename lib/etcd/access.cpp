@@ -1,6 +1,7 @@
 #include "lib/etcd/access.h"
 
 #include <string>
+#include <vector>
 
 namespace kvctl::server::etcd {
 
@@ -26,6 +27,11 @@ bool TxnPermitted(const access::Principal* caller, const TxnAsk& ask) {
 }
 
 bool LeasesPermitted(const access::Principal* caller) { return caller == nullptr || caller->WritesAnything(); }
+
+void KeepReadable(const access::Principal* caller, std::vector<std::string>* keys) {
+  if (caller == nullptr) return;
+  std::erase_if(*keys, [caller](const std::string& key) { return !caller->Permits(access::Op::kRead, key); });
+}
 
 bool CompactionPermitted(const access::Principal* caller) {
   return caller == nullptr || caller->Permits(access::Op::kAdmin, "");

@@ -11,10 +11,13 @@
 //   key, so only a grant of prefix "" covers it;
 // - a put needs write on its key;
 // - leases are store-wide but hold no key by themselves: any write grant;
+//   a lease's keys are shown only where the caller may read them;
 // - compaction is store-wide: admin, as POST /v1/admin/compact.
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "lib/access/grants.h"
 #include "lib/etcd/txn_ops.h"
@@ -27,6 +30,8 @@ bool RangePermitted(const access::Principal* caller, access::Op op, std::string_
 // branches: read for compares and ranges, write for puts and deletes.
 bool TxnPermitted(const access::Principal* caller, const TxnAsk& ask);
 bool LeasesPermitted(const access::Principal* caller);
+// Drops from a lease's keys those the caller may not read.
+void KeepReadable(const access::Principal* caller, std::vector<std::string>* keys);
 bool CompactionPermitted(const access::Principal* caller);
 
 }  // namespace kvctl::server::etcd

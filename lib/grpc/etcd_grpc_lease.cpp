@@ -122,11 +122,14 @@ grpc::ServerUnaryReactor* LeaseService::LeaseTimeToLive(grpc::CallbackServerCont
   if (!etcd::LeasesPermitted(call->caller())) return call->Forbidden();
   etcd::LeaseTimeToLive(
       store_, request->id(), request->keys(),
-      call->FinishWith<etcd::LeaseTimeToLiveReply>([this, response](const etcd::LeaseTimeToLiveReply& r) {
+      // The caller lives as long as the gate, past this call.
+      call->FinishWith<etcd::LeaseTimeToLiveReply>([this, response, caller = call->caller()](
+                                                       etcd::LeaseTimeToLiveReply& r) {
         FillHeader(options_, r.revision, response->mutable_header());
         response->set_id(r.id);
         response->set_ttl(r.ttl);
         response->set_grantedttl(r.granted_ttl);
+        etcd::KeepReadable(caller, &r.keys);
         for (const std::string& key : r.keys) response->add_keys(key);
       }));
   return call;

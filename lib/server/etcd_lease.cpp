@@ -91,6 +91,7 @@ HttpResponse EtcdApi::LeaseTimeToLive(Call& call) {
   auto [error, lease] =
       Wait<etcd::LeaseTimeToLiveReply>([&](auto done) { etcd::LeaseTimeToLive(store_, id, keys, done); });
   if (error) return ErrorAnswer(*error);
+  etcd::KeepReadable(call.caller, &lease.keys);
   Json body;
   body["header"] = etcd::Header(options_, lease.revision);
   body["ID"] = std::to_string(lease.id);

@@ -169,6 +169,14 @@ TEST_CASE("etcd gRPC: etcdctl --user NAME:TOKEN logs in, and what is refused is 
   CHECK(Etcdctl(grpc_port, {.user = app}).Ok({"lease", "keep-alive", "--once", lease}).find("keepalived") !=
         std::string::npos);
   Etcdctl(grpc_port, {.user = app}).Refused({"compaction", "1"}, 1, "etcdserver: permission denied");
+
+  // A lease shows its caller only the keys it may read.
+  CHECK(root.Ok({"put", "--lease", lease, "secret/k", "v"}) == "OK\n");
+  CHECK(Etcdctl(grpc_port, {.user = app}).Ok({"put", "--lease", lease, "app/k", "v"}) == "OK\n");
+  CHECK(root.Ok({"lease", "timetolive", lease, "--keys"}).find("attached keys([app/k secret/k])") !=
+        std::string::npos);
+  const std::string seen_by_app = Etcdctl(grpc_port, {.user = app}).Ok({"lease", "timetolive", lease, "--keys"});
+  CHECK_MESSAGE(seen_by_app.find("attached keys([app/k])") != std::string::npos, seen_by_app);
 }
 
 TEST_CASE("etcd gRPC: python3-etcd3 logs in over TLS, and no, an invalid or an ambiguous token is refused as Debian's etcd refuses it") {

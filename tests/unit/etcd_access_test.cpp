@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kvctl::server::etcd {
 namespace {
@@ -68,6 +69,16 @@ TEST_CASE("leases need a write grant somewhere, compaction the admin grant") {
   CHECK_FALSE(CompactionPermitted(&prefixed_admin));  // admin is store-wide: prefix "" only
   CHECK(LeasesPermitted(nullptr));
   CHECK(CompactionPermitted(nullptr));
+}
+
+TEST_CASE("a lease shows only the keys its caller may read") {
+  const Principal app{"app", {Grant{"app/", true, true, false}, Grant{"logs/", false, true, false}}};
+  std::vector<std::string> keys = {"app/a", "logs/1", "other", "app/b"};
+  KeepReadable(&app, &keys);
+  CHECK(keys == std::vector<std::string>{"app/a", "app/b"});
+  std::vector<std::string> all = {"x", "y"};
+  KeepReadable(nullptr, &all);
+  CHECK(all.size() == 2);
 }
 
 TEST_SUITE_END();
