@@ -14,13 +14,12 @@ std::vector<std::string> MethodNames() {
 // The pipeline's refusal in etcd's words (the table in the header).
 etcd::Error EtcdRefusal(const AdmissionPipeline::Verdict& verdict, const access::Credentials& credentials) {
   if (verdict.refusal == AdmissionPipeline::Verdict::Refusal::kRateLimited) return etcd::TooManyRequests();
-  switch (verdict.failure) {
-    case AuthFailure::kMissing:
-      return credentials.peer_common_name.empty() ? etcd::UserEmpty() : etcd::PermissionDenied();
-    case AuthFailure::kInvalid:
-    case AuthFailure::kDuplicate:
-    default: return etcd::InvalidAuthToken();
+  if (verdict.failure == AuthFailure::kMissing) {
+    // etcd takes a certificate's CN as a user name, and one it does not
+    // know is denied each operation.
+    return credentials.peer_common_name.empty() ? etcd::UserEmpty() : etcd::PermissionDenied();
   }
+  return etcd::InvalidAuthToken();  // a token of no entry, or two different credentials
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 // |---|---|---|
 // | over the rate limit | RESOURCE_EXHAUSTED | etcdserver: too many requests |
 // | no credentials | INVALID_ARGUMENT | etcdserver: user name is empty |
-// | a token that is no entry's, or two credentials | UNAUTHENTICATED | etcdserver: invalid auth token |
+// | a token of no entry; two different credentials | UNAUTHENTICATED | etcdserver: invalid auth token |
 // | a client certificate whose CN has no entry | PERMISSION_DENIED | etcdserver: permission denied |
 //
 // Auth.Authenticate takes a token entry's name and its token and answers
