@@ -4,7 +4,8 @@
 # SQL, TOML, CLI or JSON library; httplib.h is included by exactly one client
 # file (the server has its own transport, lib/server/http_server.cpp); pqxx
 # (and libpq) only by lib/pg; etcd's operations (lib/etcd) know no wire
-# format, and gRPC is only lib/grpc's.
+# format, and gRPC is only lib/grpc's; grants (lib/access) know nothing but
+# the standard library, so every face may judge by them.
 set -u
 cd "$(dirname "$0")/.."
 status=0
@@ -22,6 +23,7 @@ forbid lib/server 'pqxx|toml|CLI/' 'the server gets its options as values'
 forbid lib/client 'pqxx|toml|CLI/' 'the client gets its options as values'
 forbid lib/completion 'httplib|pqxx|toml|CLI/' 'completion renders a command tree that cmd/ builds from CLI11'
 forbid lib/bench 'httplib|pqxx|toml|CLI/|lib/server|lib/client' 'the load generator speaks HTTP itself and gets its options as values'
+forbid lib/access 'httplib|pqxx|toml|CLI/|nlohmann|grpc|openssl|etcd/etcdserver|lib/(core|server|grpc|etcd|client|config|tls)' 'grants are plain values every face judges by: the standard library only'
 forbid lib/etcd 'httplib|pqxx|toml|CLI/|nlohmann|grpc|etcd/etcdserver|lib/(server|grpc|client|config)' 'etcd operations have no wire format: the faces translate'
 forbid lib/grpc 'httplib|pqxx|toml|CLI/|nlohmann|lib/(server|client|config)' 'the gRPC face translates over lib/etcd; neither etcd face calls the other'
 forbid lib/server 'grpcpp|etcd/etcdserver' 'gRPC is the gRPC face'\''s own (lib/grpc); the server only starts it'

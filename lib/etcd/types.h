@@ -1,5 +1,5 @@
 // What etcd's API means, apart from any wire format: the options both etcd
-// faces (the JSON gateway, etcd_api.h; gRPC to come) answer with, etcd's
+// faces (the JSON gateway, lib/server/etcd_api.h; gRPC, lib/grpc) answer with, etcd's
 // errors as gRPC codes and messages, and the fields that shape a range.
 // A face reads its requests into these, and writes them out its own way.
 #pragma once
@@ -43,6 +43,14 @@ enum GrpcCode : int {
   kUnauthenticated = 16,
 };
 
+// grpc-gateway 1.x's HTTP status for a gRPC code (what etcd's JSON API
+// answers with, and what kvctl logs for a gRPC call).
+int HttpStatusOf(int grpc_code);
+// gRPC's name of a code: "OK", "PERMISSION_DENIED", ... ("UNKNOWN" for a
+// number gRPC does not define).
+const char* GrpcCodeName(int grpc_code);
+inline constexpr int kGrpcCodes = 17;  // OK (0) to UNAUTHENTICATED (16)
+
 // An etcd error before it is an answer.
 struct Error {
   int code = kInternal;
@@ -66,6 +74,16 @@ inline Error CompactedRevision() { return {kOutOfRange, "etcdserver: mvcc: requi
 inline Error LeaseNotFound() { return {kNotFound, "etcdserver: requested lease not found"}; }
 inline Error LeaseAlreadyExists() { return {kFailedPrecondition, "etcdserver: lease already exists"}; }
 inline Error PermissionDenied() { return {kPermissionDenied, "etcdserver: permission denied"}; }
+// etcd's answers about who is calling (etcd 3.4's rpctypes): clients match
+// them by message (clientv3 authenticates again on an invalid token), so
+// they are etcd's words exactly.
+inline Error UserEmpty() { return {kInvalidArgument, "etcdserver: user name is empty"}; }
+inline Error InvalidAuthToken() { return {kUnauthenticated, "etcdserver: invalid auth token"}; }
+inline Error AuthFailed() {
+  return {kInvalidArgument, "etcdserver: authentication failed, invalid user ID or password"};
+}
+inline Error AuthNotEnabled() { return {kFailedPrecondition, "etcdserver: authentication is not enabled"}; }
+inline Error TooManyRequests() { return {kResourceExhausted, "etcdserver: too many requests"}; }
 
 // "\0" as a range end: every key from the start key on.
 inline bool IsFromKeyOn(std::string_view range_end) { return range_end == std::string_view("\0", 1); }

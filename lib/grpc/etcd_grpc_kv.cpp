@@ -1,21 +1,13 @@
 // KV: Range, Put, DeleteRange, Txn and Compact, translated into the
-// key-value and txn operations of lib/etcd (kv_ops.h, txn_ops.h) and back.
+// key-value and txn operations of lib/etcd (kv_ops.h, txn_ops.h) and back,
+// each judged against the caller's grants first (lib/etcd/access.h).
+#include "lib/etcd/access.h"
 #include "lib/etcd/txn_ops.h"
 #include "lib/grpc/etcd_grpc_services.h"
 
 namespace kvctl::etcd_grpc {
 
 namespace etcd = server::etcd;
-
-grpc::Status StatusOf(const Error& error) {
-  return grpc::Status(static_cast<grpc::StatusCode>(error.code), error.message);
-}
-
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
 
 void FillHeader(const EtcdOptions& options, uint64_t revision, etcdserverpb::ResponseHeader* header) {
   header->set_cluster_id(options.cluster_id);
@@ -37,6 +29,7 @@ void FillKeyValue(const core::ListItem& item, bool keys_only, mvccpb::KeyValue* 
 namespace {
 
 using Kind = etcd::RequestAsk::Kind;
+using access::Op;
 
 void RangeAskOf(const etcdserverpb::RangeRequest& request, etcd::RangeAsk* ask) {
   ask->key = request.key();
@@ -160,21 +153,28 @@ void FillResponses(const std::vector<etcd::ResponseReply>& replies, const std::v
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* context,
                                            const etcdserverpb::RangeRequest* request,
                                            etcdserverpb::RangeResponse* response) {
+  UnaryCall* call = UnaryCall::Start(admitter_, Method::kRange, context, *request, *response);
+  if (call->refused()) return call;
   etcd::RangeAsk ask;
   RangeAskOf(*request, &ask);
+  if (ask.key.empty()) return call->Reply(etcd::KeyNotProvided());
+  if (!etcd::RangePermitted(call->caller(), Op::kRead, ask.key, ask.range_end)) return call->Forbidden();
   etcd::RangeReply reply;
-  if (auto e = etcd::Range(store_, ask, &reply)) return FinishNow(context, StatusOf(*e));
+  if (auto e = etcd::Range(store_, ask, &reply)) return call->Reply(*e);
   FillHeader(options_, reply.revision, response->mutable_header());
   FillRange(reply, ask.shape.keys_only, response);
-  return FinishNow(context, grpc::Status::OK);
+  return call->Reply(grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context,
                                          const etcdserverpb::PutRequest* request,
                                          etcdserverpb::PutResponse* response) {
+  UnaryCall* call = UnaryCall::Start(admitter_, Method::kPut, context, *request, *response);
+  if (call->refused()) return call;
   etcd::PutAsk ask;
   PutAskOf(*request, &ask);
-  if (auto e = etcd::CheckPut(options_, ask)) return FinishNow(context, StatusOf(*e));
+  if (auto e = etcd::CheckPut(options_, ask)) return call->Reply(*e);
+  if (!etcd::RangePermitted(call->caller(), Op::kWrite, ask.key, "")) return call->Forbidden();
   auto fill = [this, response](const etcd::PutReply& reply) {
     FillHeader(options_, reply.revision, response->mutable_header());
     if (reply.prev_kv) FillKeyValue(*reply.prev_kv, false, response->mutable_prev_kv());
@@ -182,54 +182,60 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* context,
   if (ask.NeedsRead()) {
     // Reads, then writes on condition: waits for the commit on this thread.
     etcd::PutReply reply;
-    if (auto e = etcd::Put(store_, ask, &reply)) return FinishNow(context, StatusOf(*e));
+    if (auto e = etcd::Put(store_, ask, &reply)) return call->Reply(*e);
     fill(reply);
-    return FinishNow(context, grpc::Status::OK);
+    return call->Reply(grpc::Status::OK);
   }
   // The answer comes from the store's committer thread once the put is
-  // durable; `response` lives until the reactor finishes.
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  etcd::PlainPutAsync(store_, ask, FinishWith<etcd::PutReply>(reactor, fill));
-  return reactor;
+  // durable; `response` lives until the call finishes.
+  etcd::PlainPutAsync(store_, ask, call->FinishWith<etcd::PutReply>(fill));
+  return call;
 }
 
 grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* context,
                                                  const etcdserverpb::DeleteRangeRequest* request,
                                                  etcdserverpb::DeleteRangeResponse* response) {
+  UnaryCall* call = UnaryCall::Start(admitter_, Method::kDeleteRange, context, *request, *response);
+  if (call->refused()) return call;
   etcd::DeleteAsk ask;
   DeleteAskOf(*request, &ask);
+  if (ask.key.empty()) return call->Reply(etcd::KeyNotProvided());
+  if (!etcd::RangePermitted(call->caller(), Op::kWrite, ask.key, ask.range_end)) return call->Forbidden();
   etcd::DeleteReply reply;
-  if (auto e = etcd::DeleteRange(store_, ask, &reply)) return FinishNow(context, StatusOf(*e));
+  if (auto e = etcd::DeleteRange(store_, ask, &reply)) return call->Reply(*e);
   FillHeader(options_, reply.revision, response->mutable_header());
   response->set_deleted(static_cast<int64_t>(reply.deleted));
   for (const core::ListItem& item : reply.prev_kvs) FillKeyValue(item, false, response->add_prev_kvs());
-  return FinishNow(context, grpc::Status::OK);
+  return call->Reply(grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* context, const etcdserverpb::TxnRequest* request,
                                          etcdserverpb::TxnResponse* response) {
+  UnaryCall* call = UnaryCall::Start(admitter_, Method::kTxn, context, *request, *response);
+  if (call->refused()) return call;
   auto ask = std::make_shared<etcd::TxnAsk>();
-  if (auto e = TxnAskOf(*request, ask.get())) return FinishNow(context, StatusOf(*e));
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (auto e = TxnAskOf(*request, ask.get())) return call->Reply(*e);
+  if (!etcd::TxnPermitted(call->caller(), *ask)) return call->Forbidden();
   etcd::Txn(store_, options_, *ask,
-            FinishWith<etcd::TxnReply>(reactor, [this, ask, response](const etcd::TxnReply& reply) {
+            call->FinishWith<etcd::TxnReply>([this, ask, response](const etcd::TxnReply& reply) {
               FillHeader(options_, reply.revision, response->mutable_header());
               response->set_succeeded(reply.succeeded);
               FillResponses(reply.responses, reply.succeeded ? ask->success : ask->failure,
                             response->mutable_responses());
             }));
-  return reactor;
+  return call;
 }
 
 grpc::ServerUnaryReactor* KvService::Compact(grpc::CallbackServerContext* context,
                                              const etcdserverpb::CompactionRequest* request,
                                              etcdserverpb::CompactionResponse* response) {
+  UnaryCall* call = UnaryCall::Start(admitter_, Method::kCompact, context, *request, *response);
+  if (call->refused()) return call;
+  if (!etcd::CompactionPermitted(call->caller())) return call->Forbidden();
   uint64_t header_revision = 0;
-  if (auto e = etcd::Compaction(store_, request->revision(), &header_revision)) {
-    return FinishNow(context, StatusOf(*e));
-  }
+  if (auto e = etcd::Compaction(store_, request->revision(), &header_revision)) return call->Reply(*e);
   FillHeader(options_, header_revision, response->mutable_header());
-  return FinishNow(context, grpc::Status::OK);
+  return call->Reply(grpc::Status::OK);
 }
 
 }  // namespace kvctl::etcd_grpc

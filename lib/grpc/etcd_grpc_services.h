@@ -1,7 +1,9 @@
 // The etcdserverpb services of the gRPC face (etcd_grpc_server.h), each a
 // translator between etcd's protobuf messages and the etcd operations of
 // lib/etcd: requests into asks, replies and errors into etcd's responses
-// and gRPC statuses (etcd's codes and messages).
+// and gRPC statuses (etcd's codes and messages). Every call passes the
+// server's admission first (gated_call.h), and its caller's grants are
+// judged as the JSON face judges them (lib/etcd/access.h).
 #pragma once
 
 #include <atomic>
@@ -17,37 +19,20 @@
 #include "lib/etcd/types.h"
 #include "lib/grpc/etcd_grpc_server.h"
 #include "lib/grpc/etcd_grpc_stream.h"
+#include "lib/grpc/gated_call.h"
 
 namespace kvctl::etcd_grpc {
 
 using server::EtcdOptions;
 using server::etcd::Error;
 
-// etcd's error as gRPC's status: its code and message, as etcd's server
-// sends them (etcdctl prints the message).
-grpc::Status StatusOf(const Error& error);
-// A unary call's reactor, finished at once with `status`.
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, const grpc::Status& status);
-// The answer of an operation that may wait (lib/etcd's Done): `reactor`
-// finished with the error, or with OK once `fill` wrote the reply into
-// the call's response.
-template <typename Reply, typename Fill>
-server::etcd::Done<Reply> FinishWith(grpc::ServerUnaryReactor* reactor, Fill fill) {
-  return [reactor, fill = std::move(fill)](std::optional<Error> error, Reply reply) {
-    if (error) {
-      reactor->Finish(StatusOf(*error));
-      return;
-    }
-    fill(reply);
-    reactor->Finish(grpc::Status::OK);
-  };
-}
 void FillHeader(const EtcdOptions& options, uint64_t revision, etcdserverpb::ResponseHeader* header);
 void FillKeyValue(const core::ListItem& item, bool keys_only, mvccpb::KeyValue* kv);
 
-class KvService final : public etcdserverpb::KV::CallbackService {
+class KvService final : public ServedOnly<etcdserverpb::KV> {
  public:
-  KvService(core::KvStore& store, const EtcdOptions& options) : store_(store), options_(options) {}
+  KvService(core::KvStore& store, const EtcdOptions& options, const Admitter& admitter)
+      : store_(store), options_(options), admitter_(admitter) {}
 
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* context, const etcdserverpb::RangeRequest* request,
                                   etcdserverpb::RangeResponse* response) override;
@@ -65,12 +50,13 @@ class KvService final : public etcdserverpb::KV::CallbackService {
  private:
   core::KvStore& store_;
   const EtcdOptions& options_;
+  const Admitter& admitter_;
 };
 
-class LeaseService final : public etcdserverpb::Lease::CallbackService {
+class LeaseService final : public ServedOnly<etcdserverpb::Lease> {
  public:
-  LeaseService(core::KvStore& store, const EtcdOptions& options, OpenStreams& streams)
-      : store_(store), options_(options), streams_(streams) {}
+  LeaseService(core::KvStore& store, const EtcdOptions& options, const Admitter& admitter, OpenStreams& streams)
+      : store_(store), options_(options), admitter_(admitter), streams_(streams) {}
 
   grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* context,
                                        const etcdserverpb::LeaseGrantRequest* request,
@@ -79,6 +65,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
                                         const etcdserverpb::LeaseRevokeRequest* request,
                                         etcdserverpb::LeaseRevokeResponse* response) override;
   // One keepalive answered per request, in order; a stream holds no thread.
+  // Admitted once, when it opens.
   grpc::ServerBidiReactor<etcdserverpb::LeaseKeepAliveRequest, etcdserverpb::LeaseKeepAliveResponse>*
   LeaseKeepAlive(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* context,
@@ -91,21 +78,22 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
  private:
   core::KvStore& store_;
   const EtcdOptions& options_;
+  const Admitter& admitter_;
   OpenStreams& streams_;
 };
 
 using WatchReactor = grpc::ServerBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>;
 
 // etcd's watch streams (etcd_grpc_watch.cpp); each holds no thread.
-class WatchService final : public etcdserverpb::Watch::CallbackService {
+class WatchService final : public ServedOnly<etcdserverpb::Watch> {
  public:
   // Watches one stream may hold open at once: etcd's clients keep every
   // watch of a client on one stream, so this is higher than the JSON
   // face's per-POST limit.
   static constexpr size_t kMaxWatchesPerStream = 10000;
 
-  WatchService(core::KvStore& store, const EtcdOptions& options, OpenStreams& streams)
-      : store_(store), options_(options), streams_(streams) {}
+  WatchService(core::KvStore& store, const EtcdOptions& options, const Admitter& admitter, OpenStreams& streams)
+      : store_(store), options_(options), admitter_(admitter), streams_(streams) {}
   WatchReactor* Watch(grpc::CallbackServerContext* context) override;
 
  private:
@@ -113,26 +101,30 @@ class WatchService final : public etcdserverpb::Watch::CallbackService {
 
   core::KvStore& store_;
   const EtcdOptions& options_;
+  const Admitter& admitter_;
   OpenStreams& streams_;
   // The streams' news from the watch hub, one thread for all; shared with
   // the streams' notifies, which may come late.
   std::shared_ptr<WakeQueue> wakes_ = std::make_shared<WakeQueue>();
 };
 
-class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {
+class MaintenanceService final : public ServedOnly<etcdserverpb::Maintenance> {
  public:
-  MaintenanceService(core::KvStore& store, const EtcdOptions& options) : store_(store), options_(options) {}
+  MaintenanceService(core::KvStore& store, const EtcdOptions& options, const Admitter& admitter)
+      : store_(store), options_(options), admitter_(admitter) {}
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const etcdserverpb::StatusRequest* request,
                                    etcdserverpb::StatusResponse* response) override;
 
  private:
   core::KvStore& store_;
   const EtcdOptions& options_;
+  const Admitter& admitter_;
 };
 
-class ClusterService final : public etcdserverpb::Cluster::CallbackService {
+class ClusterService final : public ServedOnly<etcdserverpb::Cluster> {
  public:
-  ClusterService(const EtcdOptions& options, std::string host) : options_(options), host_(std::move(host)) {}
+  ClusterService(const EtcdOptions& options, const Admitter& admitter, std::string host, std::string scheme)
+      : options_(options), admitter_(admitter), host_(std::move(host)), scheme_(std::move(scheme)) {}
   grpc::ServerUnaryReactor* MemberList(grpc::CallbackServerContext* context,
                                        const etcdserverpb::MemberListRequest* request,
                                        etcdserverpb::MemberListResponse* response) override;
@@ -142,21 +134,45 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
 
  private:
   const EtcdOptions& options_;
+  const Admitter& admitter_;
   const std::string host_;
+  const std::string scheme_;  // "http", or "https" with TLS
   std::atomic<int> port_{0};
+};
+
+// Auth: Authenticate, so that etcd's clients log in with a token entry's
+// name and token (etcdctl --user NAME:TOKEN); the user and role calls are
+// not served (kvctl's identities are its configuration).
+class AuthService final : public ServedOnly<etcdserverpb::Auth> {
+ public:
+  AuthService(const core::KvStore& store, const EtcdOptions& options, const Admitter& admitter)
+      : store_(store), options_(options), admitter_(admitter) {}
+  grpc::ServerUnaryReactor* Authenticate(grpc::CallbackServerContext* context,
+                                         const etcdserverpb::AuthenticateRequest* request,
+                                         etcdserverpb::AuthenticateResponse* response) override;
+
+ private:
+  const core::KvStore& store_;
+  const EtcdOptions& options_;
+  const Admitter& admitter_;
 };
 
 class EtcdGrpcServer::Services {
  public:
-  Services(core::KvStore& store, EtcdOptions etcd_options, std::string host)
+  Services(core::KvStore& store, EtcdOptions etcd_options, Admitter admitter_of_calls, std::string host,
+           std::string scheme)
       : options(std::move(etcd_options)),
-        kv(store, this->options),
-        lease(store, this->options, streams),
-        watch(store, this->options, streams),
-        maintenance(store, this->options),
-        cluster(this->options, std::move(host)) {}
+        admitter(admitter_of_calls),
+        kv(store, this->options, this->admitter),
+        lease(store, this->options, this->admitter, streams),
+        watch(store, this->options, this->admitter, streams),
+        maintenance(store, this->options, this->admitter),
+        cluster(this->options, this->admitter, std::move(host), std::move(scheme)),
+        auth(store, this->options, this->admitter),
+        unserved(this->admitter) {}
 
   const EtcdOptions options;
+  const Admitter admitter;
   // The keepalive and watch streams open now, which a shutdown ends.
   OpenStreams streams;
   KvService kv;
@@ -164,6 +180,8 @@ class EtcdGrpcServer::Services {
   WatchService watch;
   MaintenanceService maintenance;
   ClusterService cluster;
+  AuthService auth;
+  UnservedCalls unserved;
 };
 
 }  // namespace kvctl::etcd_grpc

@@ -26,6 +26,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "lib/grpc/gated_call.h"
+
 namespace kvctl::etcd_grpc {
 
 class EndableStream {
@@ -89,15 +91,30 @@ class WakeQueue {
   std::thread thread_;
 };
 
+// A stream passes the gate (gated_call.h) once, when it opens, and is
+// reported to it when gRPC is done with it.
 template <typename Request, typename Response>
 class BidiStream : public grpc::ServerBidiReactor<Request, Response>,
                    public EndableStream,
                    public std::enable_shared_from_this<BidiStream<Request, Response>> {
  public:
-  // Once, right after make_shared: the stream holds itself, joins
-  // `streams` (or ends at once when they are closing), and reads.
-  void Open(OpenStreams& streams) {
+  // Admits the call (see Open).
+  BidiStream(const Admitter& admitter, Method method, grpc::CallbackServerContext* context)
+      : call_(admitter, method, context) {}
+
+  // Who called; null without auth. Valid from construction.
+  const access::Principal* caller() const { return call_.caller(); }
+
+  // Once, right after make_shared: the stream holds itself until gRPC is
+  // done with it. Refused by the gate, or not `permitted` by the caller's
+  // grants, it ends at once with etcd's refusal; else it joins `streams`
+  // (or ends at once when they are closing) and reads.
+  void Open(OpenStreams& streams, bool permitted = true) {
     self_ = this->shared_from_this();
+    if (call_.refused() || !permitted) {
+      End(call_.refused() ? call_.Refusal() : call_.Forbidden());
+      return;
+    }
     streams_ = &streams;
     const bool open = streams.Add(self_);
     bool read = false;
@@ -126,6 +143,7 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>,
     }
     Closed();
     if (streams_ != nullptr) streams_->Remove(this);
+    call_.Finished(end_status_, bytes_in_, bytes_out_);
     self_.reset();  // may delete this: nothing after it
   }
 
@@ -142,10 +160,12 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>,
     return true;
   }
   bool CanWrite() const { return !writing_ && !ending_ && !done_; }
+  // After response_ is filled.
   bool ClaimWrite() {
     if (!CanWrite()) return false;
     writing_ = true;
     ++starting_;
+    bytes_out_ += response_.ByteSizeLong();
     return true;
   }
   // Under mu_, for a stream that stops reading while it has answers to
@@ -158,12 +178,18 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>,
     end_status_ = std::move(status);
   }
   // Under mu_, first thing in OnReadDone and OnWriteDone.
-  void ReadFinished() { reading_ = false; }
+  void ReadFinished(bool ok) {
+    reading_ = false;
+    if (ok) bytes_in_ += request_.ByteSizeLong();
+  }
   void WriteFinished(bool ok) {
     writing_ = false;
     if (!ok) SetEnd(grpc::Status(grpc::StatusCode::CANCELLED, "the stream ended"));
   }
   bool ending() const { return ending_; }
+  // A request of the open stream outside the caller's grants, refused in
+  // the stream: counted as a refusal for grants.
+  void CountForbidden() const { (void)call_.Forbidden(); }
 
   // Outside mu_: start what was claimed.
   void StartClaimedRead() {
@@ -196,6 +222,8 @@ class BidiStream : public grpc::ServerBidiReactor<Request, Response>,
     MaybeFinish();
   }
 
+  const GatedCall call_;
+  size_t bytes_in_ = 0, bytes_out_ = 0;  // under mu_, for the gate's report
   std::shared_ptr<BidiStream> self_;  // until OnDone
   OpenStreams* streams_ = nullptr;
   bool reading_ = false, writing_ = false;

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 
+#include "lib/etcd/access.h"
 #include "lib/etcd/watch_ops.h"
 #include "lib/grpc/etcd_grpc_services.h"
 #include "lib/grpc/etcd_grpc_stream.h"
@@ -78,7 +79,9 @@ void AskOf(const etcdserverpb::WatchCreateRequest& create, etcd::WatchAsk* ask) 
 class WatchService::Stream final : public BidiStream<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>,
                                     public WakeQueue::Wakeable {
  public:
-  Stream(const EtcdOptions& options, core::KvStore& store) : options_(options), store_(store) {}
+  Stream(const EtcdOptions& options, core::KvStore& store, const Admitter& admitter,
+         grpc::CallbackServerContext* context)
+      : BidiStream(admitter, Method::kWatch, context), options_(options), store_(store) {}
 
   // Before Open: the watch set, whose notify (on the hub's or the
   // committer's thread, which must not wait) queues a Pump on `wakes`,
@@ -97,7 +100,7 @@ class WatchService::Stream final : public BidiStream<etcdserverpb::WatchRequest,
     bool read = false;
     {
       std::lock_guard lock(mu_);
-      ReadFinished();
+      ReadFinished(ok);
       // !ok: the client closed its side (its watches go on until it
       // cancels the call, as etcd's do), or the call ended.
       if (ok && !ending()) {
@@ -164,7 +167,13 @@ class WatchService::Stream final : public BidiStream<etcdserverpb::WatchRequest,
     if (request.has_create_request()) {
       etcd::WatchAsk ask;
       AskOf(request.create_request(), &ask);
-      if (auto failed = watches_->Create(ask, nullptr, &answers)) {
+      // Judged at each create (lib/etcd/access.h); refused in the stream,
+      // as etcd does.
+      etcd::WatchAccess access = etcd::WatchPermitted(caller(), ask.key, ask.range_end);
+      if (!access.permitted) {
+        CountForbidden();
+        answers.push_back(watches_->Refusal(ask.watch_id, etcd::PermissionDenied().message));
+      } else if (auto failed = watches_->Create(ask, std::move(access.readable), &answers)) {
         answers.push_back(watches_->Refusal(ask.watch_id, failed->message));
       }
     } else if (request.has_cancel_request()) {
@@ -182,8 +191,8 @@ class WatchService::Stream final : public BidiStream<etcdserverpb::WatchRequest,
   std::deque<etcd::WatchReply> answers_;  // under mu_
 };
 
-WatchReactor* WatchService::Watch(grpc::CallbackServerContext*) {
-  auto stream = std::make_shared<Stream>(options_, store_);
+WatchReactor* WatchService::Watch(grpc::CallbackServerContext* context) {
+  auto stream = std::make_shared<Stream>(options_, store_, admitter_, context);
   stream->Prepare(wakes_);
   stream->Open(streams_);
   return stream.get();

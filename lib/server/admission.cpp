@@ -36,22 +36,41 @@ void AdmissionPipeline::Begin(const HttpRequest& req, Admission* admission) cons
   admission->key.clear();
 }
 
-std::optional<HttpResponse> AdmissionPipeline::AdmitCaller(const HttpRequest& req, bool needs_identity,
-                                                           const Principal** caller) {
+AdmissionPipeline::Verdict AdmissionPipeline::Judge(const std::function<Credentials()>& credentials,
+                                                    std::string_view remote, bool needs_identity) {
   needs_identity = needs_identity && auth_.enabled();
+  Verdict verdict;
   Authenticator::Outcome who;
   if (needs_identity) {
-    who = auth_.Authenticate(req);
-    *caller = who.principal;
+    who = auth_.Authenticate(credentials());
+    verdict.caller = who.principal;
   }
-  // The limit applies before credentials are judged, so guessing tokens
-  // is limited too; a client is its identity once known, else its address.
+  // A client is its identity once known, else its address.
   if (rate_limiter_) {
-    const std::string client =
-        who.principal != nullptr ? "id:" + who.principal->name : "ip:" + req.remote_addr;
+    const std::string client = who.principal != nullptr ? "id:" + who.principal->name : fmt::format("ip:{}", remote);
     if (auto wait = rate_limiter_->Acquire(client)) {
       metrics_.CountRateLimited();
-      const int64_t seconds = std::max<int64_t>(1, (wait->count() + 999) / 1000);
+      verdict.refusal = Verdict::Refusal::kRateLimited;
+      verdict.retry_after = *wait;
+      return verdict;
+    }
+  }
+  if (!needs_identity || who.principal != nullptr) return verdict;
+  metrics_.CountAuthFailure(who.failure);
+  verdict.refusal = Verdict::Refusal::kUnauthenticated;
+  verdict.failure = who.failure;
+  verdict.message = std::move(who.message);
+  return verdict;
+}
+
+std::optional<HttpResponse> AdmissionPipeline::AdmitCaller(const HttpRequest& req, bool needs_identity,
+                                                           const Principal** caller) {
+  Verdict verdict = Judge([&req] { return CredentialsOf(req); }, req.remote_addr, needs_identity);
+  *caller = verdict.caller;
+  switch (verdict.refusal) {
+    case Verdict::Refusal::kNone: return std::nullopt;
+    case Verdict::Refusal::kRateLimited: {
+      const int64_t seconds = std::max<int64_t>(1, (verdict.retry_after.count() + 999) / 1000);
       HttpResponse res = JsonError(429, "rate_limited",
                                    fmt::format("too many requests from this client; retry in {} s "
                                                "(ratelimit.rate and ratelimit.burst set the limit)",
@@ -59,11 +78,10 @@ std::optional<HttpResponse> AdmissionPipeline::AdmitCaller(const HttpRequest& re
       res.SetHeader("Retry-After", std::to_string(seconds));
       return res;
     }
+    case Verdict::Refusal::kUnauthenticated: break;
   }
-  if (!needs_identity || who.principal != nullptr) return std::nullopt;
-  metrics_.CountAuthFailure(who.failure);
-  if (who.failure == AuthFailure::kDuplicate) return JsonError(400, "duplicate_authorization", who.message);
-  HttpResponse res = JsonError(401, "unauthorized", who.message);
+  if (verdict.failure == AuthFailure::kDuplicate) return JsonError(400, "duplicate_authorization", verdict.message);
+  HttpResponse res = JsonError(401, "unauthorized", verdict.message);
   res.SetHeader("WWW-Authenticate", "Bearer realm=\"kvctl\"");
   return res;
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -65,10 +66,26 @@ class AdmissionPipeline {
   // Starts `admission`: a request id (the client's, or a new one), the
   // start time, no caller yet, not admitted.
   void Begin(const HttpRequest& request, Admission* admission) const;
-  // Identity (when `needs_identity` and auth is on) and the rate limit:
-  // the refusal (429, 401, or 400 for two Authorization fields), counted
-  // but not finished; else nothing, and `*caller` is who sent it (null
-  // without auth). The limit is paid before credentials are judged.
+  // Who sent a request or call, and whether the rate limit lets it in:
+  // the one judgement of every transport (AdmitCaller for HTTP, the gRPC
+  // gate, etcd_grpc_gate.h), with refusals counted in /metrics.
+  struct Verdict {
+    enum class Refusal { kNone, kRateLimited, kUnauthenticated };
+    Refusal refusal = Refusal::kNone;
+    const Principal* caller = nullptr;  // null without auth, or unauthenticated
+    std::chrono::milliseconds retry_after{0};  // kRateLimited: until its next token
+    AuthFailure failure = AuthFailure::kCount;  // kUnauthenticated: why
+    std::string message;                        // kUnauthenticated: what was wrong, what to send
+  };
+  // Identity (when `needs_identity` and auth is on: `credentials()` is
+  // then asked for what the caller presented) and the rate limit, per
+  // client: its identity once known, else `remote` (its address). The
+  // limit is paid before credentials are judged, so guessing tokens is
+  // limited too.
+  Verdict Judge(const std::function<Credentials()>& credentials, std::string_view remote, bool needs_identity);
+  // Judge() for an HTTP request: the refusal (429, 401, or 400 for two
+  // Authorization fields), counted but not finished; else nothing, and
+  // `*caller` is who sent it (null without auth).
   std::optional<HttpResponse> AdmitCaller(const HttpRequest& request, bool needs_identity,
                                           const Principal** caller);
   // Begin and AdmitCaller for a face whose every route needs identity (the
@@ -76,6 +93,8 @@ class AdmissionPipeline {
   std::optional<HttpResponse> AdmitRequest(const HttpRequest& request, Admission* admission);
   // An operation refused for the caller's grants (403), for /metrics.
   void CountForbidden() { metrics_.CountAuthFailure(AuthFailure::kForbidden); }
+  // Credentials refused outside Judge() (etcd's Auth.Authenticate).
+  void CountAuthFailure(AuthFailure failure) { metrics_.CountAuthFailure(failure); }
 
   // Stamps X-Request-Id and X-Kvctl-Revision on an answer, counts it and
   // logs it.

@@ -59,6 +59,8 @@ struct ApiOptions {
   // Appended to /metrics after the store's gauges (KvStore::BackendMetrics):
   // the file backend's file-system timings and commit batch sizes.
   std::function<void(std::string*)> render_backend_metrics;
+  // Appended after the HTTP request families: the gRPC face's calls.
+  std::function<void(std::string*)> render_grpc_metrics;
 };
 
 class LongPolls;  // api_longpoll.cpp

@@ -63,6 +63,7 @@ HttpResponse KvApi::HandleMetrics() {
   std::string out;
   out.reserve(4096);
   admission_.metrics().Render(&out);
+  if (options_.render_grpc_metrics) options_.render_grpc_metrics(&out);
   if (RateLimiter* limiter = admission_.rate_limiter()) {
     AppendSingle(&out, "kvctl_ratelimit_clients", "gauge",
                  "Clients with a rate-limit bucket (seen within one refill period).", limiter->clients());

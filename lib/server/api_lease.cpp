@@ -87,9 +87,7 @@ std::optional<HttpResponse> KvApi::ReadLeaseParameter(const HttpRequest& req, ui
 }
 
 std::optional<HttpResponse> KvApi::AuthorizeLeases(const Principal* caller) {
-  if (caller == nullptr) return std::nullopt;
-  const auto writes = [](const Grant& g) { return g.write; };
-  if (std::any_of(caller->grants.begin(), caller->grants.end(), writes)) return std::nullopt;
+  if (caller == nullptr || caller->WritesAnything()) return std::nullopt;
   admission_.CountForbidden();
   return Error(403, "forbidden",
                fmt::format("{} may not use leases: they need a write grant on some prefix", caller->name));

@@ -28,24 +28,6 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-const char* OpName(Op op) {
-  switch (op) {
-    case Op::kRead: return "read";
-    case Op::kWrite: return "write";
-    case Op::kAdmin: return "admin";
-  }
-  return "?";
-}
-
-bool Grant::Allows(Op op) const {
-  switch (op) {
-    case Op::kRead: return read;
-    case Op::kWrite: return write;
-    case Op::kAdmin: return admin;
-  }
-  return false;
-}
-
 std::optional<Sha256Digest> ParseSha256Hex(std::string_view hex) {
   Sha256Digest out{};
   if (hex.size() != out.size() * 2) return std::nullopt;
@@ -64,32 +46,6 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
-bool Principal::Permits(Op op, std::string_view key) const {
-  return std::any_of(grants.begin(), grants.end(),
-                     [&](const Grant& g) { return g.Allows(op) && key.starts_with(g.prefix); });
-}
-
-std::vector<std::string> Principal::ReadableWithin(std::string_view prefix) const {
-  std::vector<std::string> inside;
-  for (const Grant& g : grants) {
-    if (!g.read) continue;
-    if (prefix.starts_with(g.prefix)) return {std::string(prefix)};
-    if (std::string_view(g.prefix).starts_with(prefix)) inside.push_back(g.prefix);
-  }
-  // Sorted, a prefix comes right before the prefixes it covers: keep only
-  // the outermost, which leaves ranges that do not overlap, in key order.
-  std::sort(inside.begin(), inside.end());
-  std::vector<std::string> out;
-  for (std::string& p : inside) {
-    if (out.empty() || !p.starts_with(out.back())) out.push_back(std::move(p));
-  }
-  return out;
-}
-
-bool Principal::ReadsAnything() const {
-  return std::any_of(grants.begin(), grants.end(), [](const Grant& g) { return g.read; });
-}
-
 Authenticator::Authenticator(AuthOptions options) : metrics_need_admin_(options.metrics_need_admin) {
   for (AuthOptions::Token& t : options.tokens) {
     tokens_.push_back({t.sha256, Principal{std::move(t.name), std::move(t.grants)}});
@@ -99,49 +55,64 @@ Authenticator::Authenticator(AuthOptions options) : metrics_need_admin_(options.
   }
 }
 
-Authenticator::Outcome Authenticator::Authenticate(const HttpRequest& request) const {
-  // Two fields are not read as one: a proxy in front may have judged the
-  // other (RFC 9110 §5.3 allows repeating only list-valued fields).
-  if (const size_t fields = request.HeaderCount("Authorization"); fields > 1) {
-    return {nullptr, AuthFailure::kDuplicate,
-            fmt::format("the request has {} Authorization fields; send exactly one", fields)};
+Credentials CredentialsOf(const HttpRequest& request) {
+  Credentials c;
+  c.fields = request.HeaderCount("Authorization");
+  if (c.fields > 0) c.authorization = request.Header("Authorization");
+  c.peer_common_name = request.peer_common_name;
+  return c;
+}
+
+const Principal* Authenticator::Match(std::string_view token) const {
+  const Sha256Digest presented = Sha256(token);
+  // Every entry is compared, so the time taken does not tell which matched.
+  const Principal* found = nullptr;
+  for (const KnownToken& known : tokens_) {
+    if (CRYPTO_memcmp(presented.data(), known.sha256.data(), presented.size()) == 0) found = &known.principal;
   }
-  if (auto header = request.Header("Authorization")) {
-    std::string_view value = *header;
+  return found;
+}
+
+Authenticator::Outcome Authenticator::Authenticate(const Credentials& credentials) const {
+  if (credentials.fields > 1) {
+    return {nullptr, AuthFailure::kDuplicate,
+            fmt::format("the request has {} {}; send exactly one", credentials.fields, credentials.fields_name)};
+  }
+  std::optional<std::string_view> token = credentials.token;
+  if (credentials.authorization) {
+    std::string_view value = *credentials.authorization;
     const size_t space = value.find(' ');
-    std::string_view token = space == std::string_view::npos ? std::string_view() : value.substr(space + 1);
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    std::string_view bearer = space == std::string_view::npos ? std::string_view() : value.substr(space + 1);
+    while (!bearer.empty() && bearer.front() == ' ') bearer.remove_prefix(1);
+    while (!bearer.empty() && bearer.back() == ' ') bearer.remove_suffix(1);
     if (space == std::string_view::npos || !EqualsIgnoringCase(value.substr(0, space), "Bearer") ||
-        token.empty()) {
-      return {nullptr, AuthFailure::kInvalid,
-              "the Authorization header must be \"Bearer <token>\""};
+        bearer.empty()) {
+      return {nullptr, AuthFailure::kInvalid, "the Authorization header must be \"Bearer <token>\""};
     }
-    const Sha256Digest presented = Sha256(token);
-    // Every entry is compared, so the time taken does not tell which matched.
-    const Principal* found = nullptr;
-    for (const KnownToken& known : tokens_) {
-      if (CRYPTO_memcmp(presented.data(), known.sha256.data(), presented.size()) == 0) {
-        found = &known.principal;
-      }
-    }
-    if (found == nullptr) {
-      return {nullptr, AuthFailure::kInvalid, "the bearer token is not valid here"};
-    }
+    token = bearer;
+  }
+  if (token) {
+    const Principal* found = Match(*token);
+    if (found == nullptr) return {nullptr, AuthFailure::kInvalid, "the bearer token is not valid here"};
     return {found, AuthFailure::kCount, {}};
   }
-  if (!request.peer_common_name.empty()) {
+  if (!credentials.peer_common_name.empty()) {
     for (const Principal& p : certs_) {
-      if (p.name == request.peer_common_name) return {&p, AuthFailure::kCount, {}};
+      if (p.name == credentials.peer_common_name) return {&p, AuthFailure::kCount, {}};
     }
     return {nullptr, AuthFailure::kMissing,
             fmt::format("the client certificate (CN={}) has no grants here and no bearer token "
                         "was sent (Authorization: Bearer <token>)",
-                        request.peer_common_name)};
+                        credentials.peer_common_name)};
   }
   return {nullptr, AuthFailure::kMissing,
           "this server requires a bearer token (Authorization: Bearer <token>; kvctl: "
           "--token or KVCTL_CLIENT_TOKEN)"};
+}
+
+const Principal* Authenticator::AuthenticateToken(std::string_view name, std::string_view token) const {
+  const Principal* found = Match(token);
+  return found != nullptr && found->name == name ? found : nullptr;
 }
 
 }  // namespace kvctl::server

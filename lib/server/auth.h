@@ -1,5 +1,6 @@
-// Who may do what: bearer tokens and client certificates, each with grants
-// of operations on key prefixes (SPEC §2, "optional, configured").
+// Who a caller is: bearer tokens and client certificates, each with grants
+// of operations on key prefixes (SPEC §2, "optional, configured"; what a
+// grant allows is lib/access/grants.h).
 //
 // - A token is known by the SHA-256 of its bytes; the server never holds
 //   the token itself. A presented token is hashed and compared with every
@@ -8,9 +9,9 @@
 // - With mutual TLS, a verified client certificate whose subject Common
 //   Name is listed is an identity of its own; a token, when one is sent,
 //   takes precedence.
-// - A grant allows read, write and/or admin on every key that starts with
-//   its prefix ("" is every key). Admin is store-wide (compaction, and
-//   /metrics when auth.metrics = "admin"), so it is granted with prefix "".
+// - What a caller presented is read from its transport into Credentials
+//   (an HTTP request's headers here; gRPC metadata by the gRPC gate), so
+//   every transport is judged by the one Authenticate().
 //
 // Thread safety: immutable after construction; use from any thread.
 #pragma once
@@ -21,22 +22,19 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/access/credentials.h"
+#include "lib/access/grants.h"
 #include "lib/server/http_types.h"
 #include "lib/server/metrics.h"
 
 namespace kvctl::server {
 
-enum class Op { kRead, kWrite, kAdmin };
-const char* OpName(Op op);
-
-struct Grant {
-  std::string prefix;  // "" covers every key
-  bool read = false;
-  bool write = false;
-  bool admin = false;
-
-  bool Allows(Op op) const;
-};
+// The server's code names them as its own.
+using access::Credentials;
+using access::Grant;
+using access::Op;
+using access::OpName;
+using access::Principal;
 
 using Sha256Digest = std::array<unsigned char, 32>;
 
@@ -44,18 +42,6 @@ using Sha256Digest = std::array<unsigned char, 32>;
 std::optional<Sha256Digest> ParseSha256Hex(std::string_view hex);
 // SHA-256 of `data`, as 64 lowercase hex digits: what a token's entry holds.
 std::string Sha256Hex(std::string_view data);
-
-struct Principal {
-  std::string name;  // shown in logs and used as the rate-limit identity
-  std::vector<Grant> grants;
-
-  bool Permits(Op op, std::string_view key) const;
-  // The ranges of a listing under `prefix` this principal may read, as
-  // prefixes that do not overlap, in key order: {prefix} when a grant
-  // covers all of it, {} when none of it is readable.
-  std::vector<std::string> ReadableWithin(std::string_view prefix) const;
-  bool ReadsAnything() const;
-};
 
 struct AuthOptions {
   struct Token {
@@ -75,6 +61,9 @@ struct AuthOptions {
   bool enabled() const { return !tokens.empty() || !certs.empty(); }
 };
 
+// A request's Authorization fields and its verified client certificate.
+Credentials CredentialsOf(const HttpRequest& request);
+
 class Authenticator {
  public:
   explicit Authenticator(AuthOptions options);
@@ -86,15 +75,23 @@ class Authenticator {
 
   struct Outcome {
     const Principal* principal = nullptr;  // set when authenticated
-    // kMissing, kInvalid, or kDuplicate (more than one Authorization field) when not.
+    // kMissing, kInvalid, or kDuplicate (more than one credential field) when not.
     AuthFailure failure = AuthFailure::kCount;
     std::string message;  // for the 401 body: what was wrong, what to send
   };
-  // Who sent `request`: its bearer token, else its client certificate;
-  // nobody when it has two Authorization fields.
-  Outcome Authenticate(const HttpRequest& request) const;
+  // Who presented `credentials`: its token (either form), else its client
+  // certificate; nobody when it has more than one credential field.
+  Outcome Authenticate(const Credentials& credentials) const;
+  Outcome Authenticate(const HttpRequest& request) const { return Authenticate(CredentialsOf(request)); }
+  // etcd's Auth.Authenticate (name and password): the token entry named
+  // `name` when `token` is its token, else null. Every entry's hash is
+  // compared, as for Authenticate, so the time taken tells nothing.
+  const Principal* AuthenticateToken(std::string_view name, std::string_view token) const;
 
  private:
+  // The token entry whose hash `token`'s is, or null.
+  const Principal* Match(std::string_view token) const;
+
   struct KnownToken {
     Sha256Digest sha256;
     Principal principal;

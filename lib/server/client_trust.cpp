@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -90,6 +91,38 @@ X509_STORE* ClientTrust::Acquire() {
   std::lock_guard lock(mu_);
   X509_STORE_up_ref(store_);
   return store_;
+}
+
+core::Status ClientTrust::Verify(std::string_view cert_pem, std::string_view chain_pem) {
+  ReloadIfChanged();
+  std::unique_ptr<X509_STORE, StoreFree> store(Acquire());
+  std::unique_ptr<BIO, BioFree> cert_bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+  X509Ptr cert(cert_bio == nullptr ? nullptr : PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  if (cert == nullptr) return Status::InvalidArgument("the client sent no readable certificate");
+  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> chain(
+      sk_X509_new_null(), [](STACK_OF(X509)* s) { sk_X509_pop_free(s, X509_free); });
+  if (chain == nullptr) return Status::InvalidArgument("out of memory");
+  std::unique_ptr<BIO, BioFree> chain_bio(BIO_new_mem_buf(chain_pem.data(), static_cast<int>(chain_pem.size())));
+  while (chain_bio != nullptr) {
+    X509* next = PEM_read_bio_X509(chain_bio.get(), nullptr, nullptr, nullptr);
+    if (next == nullptr) break;
+    sk_X509_push(chain.get(), next);
+  }
+  ERR_clear_error();  // the end of the chain
+  std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), chain.get()) != 1) {
+    ERR_clear_error();
+    return Status::InvalidArgument("out of memory");
+  }
+  // As OpenSSL judges a client's certificate in a handshake.
+  X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
+  if (X509_verify_cert(ctx.get()) == 1) return Status::Ok();
+  const int error = X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  return Status::InvalidArgument(fmt::format("the client certificate of {} is refused: {}",
+                                             NameOf(X509_get_subject_name(cert.get())),
+                                             X509_verify_cert_error_string(error)));
 }
 
 ClientTrust::FileVersion ClientTrust::VersionNow() const {

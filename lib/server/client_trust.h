@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 
 #include "lib/core/logger.h"
@@ -52,6 +53,13 @@ class ClientTrust {
   // Rereads the CRL file if it has changed since it was last read; looks at
   // the file at most once a second, whoever calls. For handshakes.
   void ReloadIfChanged();
+
+  // Verifies a client certificate (PEM) with the chain it came with (PEM,
+  // any number of certificates; the leaf may be among them) against the
+  // store as it is now (the CRL reread first if its file changed): for a
+  // TLS stack that verifies with no store of ours (gRPC's, which checks no
+  // CRL of its own). InvalidArgument saying why it is refused.
+  core::Status Verify(std::string_view cert_pem, std::string_view chain_pem);
 
   const std::string& crl_file() const { return crl_file_; }
 

@@ -13,26 +13,6 @@
 namespace kvctl::server {
 namespace etcd {
 
-int HttpStatusOf(int code) {
-  switch (code) {
-    case 0: return 200;
-    case 1: return 408;   // Canceled
-    case 3: return 400;   // InvalidArgument
-    case 4: return 504;   // DeadlineExceeded
-    case 5: return 404;   // NotFound
-    case 6: return 409;   // AlreadyExists
-    case 7: return 403;   // PermissionDenied
-    case 8: return 429;   // ResourceExhausted
-    case 9: return 412;   // FailedPrecondition
-    case 10: return 409;  // Aborted
-    case 11: return 400;  // OutOfRange
-    case 12: return 501;  // Unimplemented
-    case 14: return 503;  // Unavailable
-    case 16: return 401;  // Unauthenticated
-    default: return 500;
-  }
-}
-
 HttpResponse ErrorAnswer(const Error& error) {
   HttpResponse res;
   res.status = HttpStatusOf(error.code);
@@ -170,18 +150,6 @@ HttpResponse HeaderAnswer(const EtcdOptions& options, uint64_t revision) {
                            : fmt::format(R"({{"header":{{"cluster_id":"{}","member_id":"{}","raft_term":"1"}}}})",
                                          options.cluster_id, options.member_id);
   return res;
-}
-
-bool RangePermitted(const Principal* caller, Op op, const std::string& key, const std::string& range_end) {
-  if (caller == nullptr) return true;
-  if (range_end.empty()) return caller->Permits(op, key);
-  for (const Grant& grant : caller->grants) {
-    if (!grant.Allows(op) || !key.starts_with(grant.prefix)) continue;
-    const std::string grant_end = PrefixEnd(grant.prefix);
-    if (grant_end.empty()) return true;  // the grant reaches the last key
-    if (!IsFromKeyOn(range_end) && range_end <= grant_end) return true;
-  }
-  return false;
 }
 
 namespace {

@@ -13,8 +13,9 @@
 
 #include "lib/core/key_range.h"
 #include "lib/core/kv_store.h"
-#include "lib/server/etcd_api.h"
+#include "lib/etcd/access.h"
 #include "lib/etcd/kv_ops.h"
+#include "lib/server/etcd_api.h"
 #include "lib/etcd/types.h"
 
 namespace kvctl::server {
@@ -31,8 +32,6 @@ namespace etcd {
 
 using Json = nlohmann::ordered_json;
 
-// grpc-gateway 1.x's HTTP status for a gRPC code.
-int HttpStatusOf(int grpc_code);
 // {"error": message, "message": message, "code": code} with its HTTP status.
 HttpResponse ErrorAnswer(const Error& error);
 // Readers of a request object's fields. An absent or null field is its
@@ -60,9 +59,6 @@ std::optional<Error> ReadRangeShape(const nlohmann::json& body, RangeShape* out)
 // Adds a range's `kvs` (values left out with keys_only), `more` and
 // `count` to its answer.
 void AddRangeReply(const RangeReply& reply, bool keys_only, Json* body);
-
-// Whether `caller` (null: auth is off) may `op` every key of the range.
-bool RangePermitted(const Principal* caller, Op op, const std::string& key, const std::string& range_end);
 
 }  // namespace etcd
 }  // namespace kvctl::server

@@ -94,6 +94,10 @@ HttpResponse EtcdApi::DeleteRange(Call& call) {
 HttpResponse EtcdApi::Compaction(Call& call) {
   int64_t revision = 0;
   if (auto e = etcd::ReadInt(call.body, "revision", &revision)) return ErrorAnswer(*e);
+  if (!etcd::CompactionPermitted(call.caller)) {
+    admission_.CountForbidden();
+    return ErrorAnswer(etcd::PermissionDenied());
+  }
   uint64_t header_revision = 0;
   if (auto e = etcd::Compaction(store_, revision, &header_revision)) return ErrorAnswer(*e);
   Json body;

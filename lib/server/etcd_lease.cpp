@@ -1,7 +1,6 @@
 // etcd's lease/grant, revoke, keepalive, timetolive and leases in JSON:
 // each request read, the caller's grants checked, the lease call run
 // (lib/etcd/lease_ops.h), its reply written as grpc-gateway writes it.
-#include <algorithm>
 #include <future>
 #include <optional>
 
@@ -18,13 +17,9 @@ using etcd::Json;
 
 namespace {
 
-// Leases are store-wide: only a caller that may write some key may use
-// them, as in kvctl's own API. The refusal (counted), or nothing.
+// The refusal (counted) of a caller who may not use leases, or nothing.
 std::optional<HttpResponse> LeasesRefused(const Principal* caller, AdmissionPipeline& admission) {
-  if (caller == nullptr) return std::nullopt;
-  if (std::any_of(caller->grants.begin(), caller->grants.end(), [](const Grant& g) { return g.write; })) {
-    return std::nullopt;
-  }
+  if (etcd::LeasesPermitted(caller)) return std::nullopt;
   admission.CountForbidden();
   return ErrorAnswer(etcd::PermissionDenied());
 }
@@ -96,6 +91,7 @@ HttpResponse EtcdApi::LeaseTimeToLive(Call& call) {
   auto [error, lease] =
       Wait<etcd::LeaseTimeToLiveReply>([&](auto done) { etcd::LeaseTimeToLive(store_, id, keys, done); });
   if (error) return ErrorAnswer(*error);
+  etcd::KeepReadable(call.caller, &lease.keys);
   Json body;
   body["header"] = etcd::Header(options_, lease.revision);
   body["ID"] = std::to_string(lease.id);

@@ -151,11 +151,9 @@ Json Responses(const std::vector<etcd::ResponseReply>& replies, const std::vecto
 void EtcdApi::StartTxn(Call& call, std::function<void(HttpResponse)> done) {
   auto ask = std::make_shared<etcd::TxnAsk>();
   if (auto e = ReadTxn(call.body, ask.get(), 1)) return done(ErrorAnswer(*e));
-  for (const etcd::KeyAccess& a : etcd::TxnAccess(*ask)) {
-    if (!etcd::RangePermitted(call.caller, a.write ? Op::kWrite : Op::kRead, a.key, a.range_end)) {
-      admission_.CountForbidden();
-      return done(ErrorAnswer(etcd::PermissionDenied()));
-    }
+  if (!etcd::TxnPermitted(call.caller, *ask)) {
+    admission_.CountForbidden();
+    return done(ErrorAnswer(etcd::PermissionDenied()));
   }
   etcd::Txn(store_, options_, *ask,
             [this, ask, done = std::move(done)](std::optional<Error> error, etcd::TxnReply reply) {

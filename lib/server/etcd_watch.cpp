@@ -10,16 +10,11 @@
 // with compact_revision when the history a watch needs is gone. Every
 // result carries its watch's `watch_id` (omitted when 0, as etcd does). It
 // ends when the client closes the connection.
-#include <algorithm>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <vector>
 
-#include <fmt/format.h>
-
-#include "lib/core/key_range.h"
+#include "lib/etcd/access.h"
 #include "lib/server/auth.h"
 #include "lib/server/etcd_internal.h"
 #include "lib/server/etcd_watch_stream.h"
@@ -114,30 +109,17 @@ std::optional<Error> WatchRequests::Create(const nlohmann::json& create, bool fi
       if ((f.is_string() && f == "NODELETE") || (f.is_number_integer() && f == 1)) ask.no_delete = true;
     }
   }
-  // Grants: a prefix watch with grants on part of it sees the events it
-  // may read; any other range needs a grant covering all of it.
-  etcd::KeyFilter readable;
-  if (caller_ != nullptr) {
-    const std::string key = ask.key.empty() ? std::string(1, '\0') : ask.key;
-    bool permitted = true;
-    if (auto prefix = etcd::AsPrefix(key, ask.range_end)) {
-      const std::vector<std::string> ranges = caller_->ReadableWithin(*prefix);
-      permitted = !ranges.empty();
-      if (ranges.size() != 1 || ranges.front() != *prefix) {
-        readable = [caller = caller_](std::string_view k) { return caller->Permits(Op::kRead, k); };
-      }
-    } else {
-      permitted = etcd::RangePermitted(caller_, Op::kRead, key, ask.range_end);
-    }
-    if (!permitted) {
-      admission_.CountForbidden();
-      if (first) return etcd::PermissionDenied();
-      Answer(watches_->Refusal(ask.watch_id, etcd::PermissionDenied().message));
-      return std::nullopt;
-    }
+  // Grants (lib/etcd/access.h): a refusal is the stream's only when it is
+  // the first request, else it is answered in the stream, as etcd does.
+  etcd::WatchAccess access = etcd::WatchPermitted(caller_, ask.key, ask.range_end);
+  if (!access.permitted) {
+    admission_.CountForbidden();
+    if (first) return etcd::PermissionDenied();
+    Answer(watches_->Refusal(ask.watch_id, etcd::PermissionDenied().message));
+    return std::nullopt;
   }
   std::vector<etcd::WatchReply> answers;
-  if (auto failed = watches_->Create(ask, std::move(readable), &answers)) {
+  if (auto failed = watches_->Create(ask, std::move(access.readable), &answers)) {
     if (first) return failed;
     Answer(watches_->Refusal(ask.watch_id, failed->message));
     return std::nullopt;

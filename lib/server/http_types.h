@@ -14,9 +14,13 @@
 #include <utility>
 #include <vector>
 
+namespace kvctl::access {
+struct Principal;  // lib/access/grants.h
+}  // namespace kvctl::access
+
 namespace kvctl::server {
 
-struct Principal;  // lib/server/auth.h
+using access::Principal;
 
 // What the API found out from a request's head when it admitted it
 // (KvApi::Admit, before the body is read), carried with the request to its

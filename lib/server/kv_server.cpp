@@ -124,21 +124,6 @@ core::Result<std::unique_ptr<KvServer>> KvServer::Serve(std::unique_ptr<core::Kv
 }
 
 core::Status KvServer::Bind() {
-  const ServeOptions& o = options_;
-  if (!o.etcd_grpc_host.empty()) {
-    // Admission (TLS, identities and grants, the rate limit) is not yet
-    // applied to gRPC calls: serving them beside it would let any caller
-    // past what the operator set up. Refused before the store is touched.
-    const bool auth_on = o.admission.auth.enabled();
-    if (o.http.tls.enabled() || auth_on || o.admission.rate_limit > 0) {
-      return core::Status::InvalidArgument(fmt::format(
-          "server.etcd_grpc_listen cannot be served with {} yet: etcd's gRPC API does not apply it "
-          "(docs/etcd.md); use server.etcd_listen (etcd's JSON API), or turn server.etcd_grpc_listen off",
-          o.http.tls.enabled() ? "TLS (tls.cert)"
-          : auth_on            ? "auth (auth.tokens, auth.certs, auth.file)"
-                               : "a rate limit (ratelimit.rate)"));
-    }
-  }
   TlsOptions& tls = options_.http.tls;
   tls.logger = &logger_;
   if (tls.enabled() && !tls.client_ca_file.empty() && !tls.client_crl_file.empty()) {
@@ -162,6 +147,13 @@ core::Status KvServer::Bind() {
   http_->set_async_handler(
       [this](HttpRequest& r, HttpServer::Reply reply) { return api_->HandleWriteAsync(r, std::move(reply)); });
   if (core::Status s = http_->Bind(); !s.ok()) return s;
+  if (!options_.etcd_grpc_host.empty()) {
+    // gRPC has TLS of its own: what it cannot honour is refused before the
+    // store is touched, and its files are read now, once, as for the
+    // other listeners.
+    if (core::Status s = CheckGrpcCanHonour(tls); !s.ok()) return s;
+    if (core::Status s = ReadGrpcTls(); !s.ok()) return s;
+  }
   if (options_.etcd_host.empty()) return core::Status::Ok();
   HttpServerOptions etcd_options = options_.http;
   etcd_options.host = options_.etcd_host;
@@ -180,6 +172,35 @@ core::Status KvServer::Bind() {
   return etcd_http_->Bind();
 }
 
+core::Status KvServer::ReadGrpcTls() {
+  const TlsOptions& tls = options_.http.tls;
+  if (!tls.enabled()) return core::Status::Ok();
+  auto cert = ReadTlsFile("tls.cert", tls.cert_file);
+  if (!cert) return cert.error();
+  auto key = ReadTlsFile("tls.key", tls.key_file);
+  if (!key) return key.error();
+  etcd_grpc_tls_.cert_chain = std::move(*cert);
+  etcd_grpc_tls_.private_key = std::move(*key);
+  if (tls.client_ca_file.empty()) return core::Status::Ok();
+  auto ca = ReadTlsFile("tls.client_ca", tls.client_ca_file);
+  if (!ca) return ca.error();
+  etcd_grpc_tls_.client_ca = std::move(*ca);
+  if (client_trust_ == nullptr) return core::Status::Ok();
+  // gRPC checks no revocation list: after it has verified a certificate,
+  // the JSON listeners' trust store (the CRL, reread on SIGHUP and on
+  // change) judges it too, and a refusal counts as theirs do.
+  etcd_grpc_tls_.check_client = [this](std::string_view cert_pem,
+                                       std::string_view chain_pem) -> std::optional<std::string> {
+    core::Status verified = client_trust_->Verify(cert_pem, chain_pem);
+    if (verified.ok()) return std::nullopt;
+    // gRPC does not tell the verifier the client's address.
+    admission_->TlsHandshakeFailed("-", TlsFailure::kBadClientCert,
+                                   "server.etcd_grpc_listen: " + verified.message());
+    return verified.message();
+  };
+  return core::Status::Ok();
+}
+
 core::Status KvServer::Listen() {
   ServeOptions& o = options_;
   if (o.request_log.mode != RequestLogPolicy::Mode::kOff) {
@@ -191,6 +212,11 @@ core::Status KvServer::Listen() {
   const size_t identities = o.admission.auth.tokens.size() + o.admission.auth.certs.size();
   const double rate_limit = o.admission.rate_limit;
   admission_ = std::make_unique<AdmissionPipeline>(*store_, std::move(o.admission));
+  // The gate is made below, before a scrape can come (requests are read
+  // once Run() starts).
+  if (!o.etcd_grpc_host.empty()) {
+    o.api.render_grpc_metrics = [this](std::string* out) { etcd_grpc_gate_->RenderMetrics(out); };
+  }
   api_ = std::make_unique<KvApi>(*store_, o.api, *admission_);
   if (etcd_http_) {
     EtcdOptions etcd = EtcdIdentity(o);
@@ -201,15 +227,17 @@ core::Status KvServer::Listen() {
                                              {"scheme", o.http.tls.enabled() ? "https" : "http"}});
   }
   if (!o.etcd_grpc_host.empty()) {
+    etcd_grpc_gate_ = std::make_unique<EtcdGrpcGate>(*admission_, request_log_.get());
     etcd_grpc::EtcdGrpcOptions grpc_options;
     grpc_options.host = o.etcd_grpc_host;
     grpc_options.port = o.etcd_grpc_port;
     grpc_options.etcd = EtcdIdentity(o);
-    auto started = etcd_grpc::EtcdGrpcServer::Start(*store_, std::move(grpc_options));
+    grpc_options.tls = std::move(etcd_grpc_tls_);
+    auto started = etcd_grpc::EtcdGrpcServer::Start(*store_, *etcd_grpc_gate_, std::move(grpc_options));
     if (!started) return started.error();
     etcd_grpc_ = std::move(*started);
-    logger_.Info("serving etcd's gRPC API",
-                 {{"addr", fmt::format("{}:{}", o.etcd_grpc_host, etcd_grpc_->port())}, {"scheme", "http"}});
+    logger_.Info("serving etcd's gRPC API", {{"addr", fmt::format("{}:{}", o.etcd_grpc_host, etcd_grpc_->port())},
+                                             {"scheme", o.http.tls.enabled() ? "https" : "http"}});
   }
   const bool loopback = IsLoopback(o.http.host);
   logger_.Info("listening",

@@ -21,6 +21,7 @@
 #include "lib/grpc/etcd_grpc_server.h"
 #include "lib/server/api.h"
 #include "lib/server/etcd_api.h"
+#include "lib/server/etcd_grpc_gate.h"
 #include "lib/server/http_server.h"
 #include "lib/server/request_log.h"
 #include "lib/server/storage_metrics.h"
@@ -41,9 +42,9 @@ struct ServeOptions {
   // same TLS, timeouts and admission as `http`; off unless `etcd_host` is set.
   std::string etcd_host;
   int etcd_port = 0;  // 0: any free port, see etcd_port()
-  // etcd's gRPC API on a listener of its own (server.etcd_grpc_listen);
-  // off unless `etcd_grpc_host` is set. Refused, for now, with TLS, auth or
-  // a rate limit, which it does not apply yet.
+  // etcd's gRPC API on a listener of its own (server.etcd_grpc_listen),
+  // with the same TLS (gRPC's own: what it cannot honour is refused at
+  // start) and admission; off unless `etcd_grpc_host` is set.
   std::string etcd_grpc_host;
   int etcd_grpc_port = 0;  // 0: any free port, see etcd_grpc_port()
   // What the etcd faces' cluster and member ids are derived from: the data
@@ -79,6 +80,9 @@ class KvServer {
   // Makes the transport and binds the listening socket (and loads the TLS
   // files); connections wait in the backlog until Run().
   core::Status Bind();
+  // Reads the TLS files into etcd_grpc_tls_ (and, with a CRL, how gRPC's
+  // client certificates are checked against it).
+  core::Status ReadGrpcTls();
   // Builds the API over store_ for the bound transport.
   core::Status Listen();
 
@@ -96,6 +100,8 @@ class KvServer {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<EtcdApi> etcd_api_;      // with server.etcd_listen only
   std::unique_ptr<HttpServer> etcd_http_;
+  etcd_grpc::TlsPems etcd_grpc_tls_;                      // read by Bind(), for Listen()
+  std::unique_ptr<EtcdGrpcGate> etcd_grpc_gate_;           // with server.etcd_grpc_listen only
   std::unique_ptr<etcd_grpc::EtcdGrpcServer> etcd_grpc_;  // with server.etcd_grpc_listen only
 };
 

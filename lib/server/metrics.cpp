@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "lib/etcd/types.h"
+
 namespace kvctl::server {
 namespace {
 
@@ -193,6 +195,41 @@ void HttpMetrics::Render(std::string* out) const {
     out->append(fmt::format("kvctl_tls_handshake_failures_total{{reason=\"{}\"}} {}\n",
                             TlsFailureLabel(static_cast<TlsFailure>(f)),
                             tls_failures_[f].load(std::memory_order_relaxed)));
+  }
+}
+
+GrpcMetrics::GrpcMetrics(std::string route, std::vector<std::string> methods)
+    : route_(std::move(route)),
+      methods_(std::move(methods)),
+      calls_(new std::atomic<uint64_t>[methods_.size() * etcd::kGrpcCodes]()) {
+  latency_.reserve(methods_.size());
+  for (size_t m = 0; m < methods_.size(); ++m) latency_.push_back(std::make_unique<Histogram>(LatencyBoundsNs(), 1e-9));
+}
+
+void GrpcMetrics::CountCall(size_t method, int code, std::chrono::nanoseconds took) {
+  if (method >= methods_.size()) return;
+  if (code < 0 || code >= etcd::kGrpcCodes) code = 2;  // UNKNOWN
+  calls_[method * etcd::kGrpcCodes + static_cast<size_t>(code)].fetch_add(1, std::memory_order_relaxed);
+  latency_[method]->ObserveDuration(took);
+}
+
+void GrpcMetrics::Render(std::string* out) const {
+  AppendFamily(out, "kvctl_grpc_requests_total", "counter",
+               "gRPC calls answered, by face, method and gRPC status code.");
+  for (size_t m = 0; m < methods_.size(); ++m) {
+    for (int c = 0; c < etcd::kGrpcCodes; ++c) {
+      const uint64_t n = calls_[m * etcd::kGrpcCodes + static_cast<size_t>(c)].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      out->append(fmt::format("kvctl_grpc_requests_total{{route=\"{}\",method=\"{}\",code=\"{}\"}} {}\n", route_,
+                              methods_[m], etcd::GrpcCodeName(c), n));
+    }
+  }
+  AppendFamily(out, "kvctl_grpc_request_duration_seconds", "histogram",
+               "Time from a gRPC call's admission to its end (a stream: while it was open), by face and method.");
+  for (size_t m = 0; m < methods_.size(); ++m) {
+    if (latency_[m]->count() == 0) continue;
+    latency_[m]->Render(out, "kvctl_grpc_request_duration_seconds",
+                        fmt::format("route=\"{}\",method=\"{}\"", route_, methods_[m]));
   }
 }
 

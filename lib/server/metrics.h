@@ -113,4 +113,25 @@ class HttpMetrics {
   std::array<std::atomic<uint64_t>, static_cast<size_t>(TlsFailure::kCount)> tls_failures_{};
 };
 
+// The calls of a gRPC face (etcd's, lib/grpc): counted by method and gRPC
+// status code, their latency by method. `route` labels the face
+// ("etcd_grpc"); the method names are the face's own fixed list, so the
+// labels stay bounded whatever a client calls. Lock-free; thread-safe.
+class GrpcMetrics {
+ public:
+  GrpcMetrics(std::string route, std::vector<std::string> methods);
+
+  // `method` indexes the names given; a code gRPC does not define counts
+  // as UNKNOWN.
+  void CountCall(size_t method, int code, std::chrono::nanoseconds took);
+  // Appends kvctl_grpc_requests_total and kvctl_grpc_request_duration_seconds.
+  void Render(std::string* out) const;
+
+ private:
+  std::string route_;
+  std::vector<std::string> methods_;
+  std::unique_ptr<std::atomic<uint64_t>[]> calls_;  // [method * codes + code]
+  std::vector<std::unique_ptr<Histogram>> latency_;  // one per method
+};
+
 }  // namespace kvctl::server

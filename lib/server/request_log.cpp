@@ -18,10 +18,8 @@ bool UsableRequestId(std::string_view id) {
 
 }  // namespace
 
-std::string RequestIdFor(const HttpRequest& request) {
-  if (auto given = request.Header("X-Request-Id"); given && UsableRequestId(*given)) {
-    return std::string(*given);
-  }
+std::string RequestIdFor(std::optional<std::string_view> given) {
+  if (given && UsableRequestId(*given)) return std::string(*given);
   thread_local std::mt19937_64 random{std::random_device{}()};
   // 16 hex digits, by hand rather than through fmt: this runs for every request.
   static constexpr char kHex[] = "0123456789abcdef";

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,9 +24,11 @@
 
 namespace kvctl::server {
 
-// The client's X-Request-Id when it is usable (1 to 128 visible ASCII
-// characters), else a new random one (16 hex digits).
-std::string RequestIdFor(const HttpRequest& request);
+// The client's X-Request-Id (gRPC: x-request-id metadata) when it is
+// usable (1 to 128 visible ASCII characters), else a new random one (16
+// hex digits).
+std::string RequestIdFor(std::optional<std::string_view> given);
+inline std::string RequestIdFor(const HttpRequest& request) { return RequestIdFor(request.Header("X-Request-Id")); }
 
 struct RequestEvent {
   std::string_view method;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -60,6 +61,43 @@ core::Status SetVersionsAndCiphers(SSL_CTX* ctx, const TlsOptions& o) {
 }
 
 }  // namespace
+
+core::Result<std::string> ReadTlsFile(std::string_view setting, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return core::Status::InvalidArgument(fmt::format("{} = {}: cannot read it: {}", setting, path, std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+core::Status CheckGrpcCanHonour(const TlsOptions& o) {
+  if (!o.enabled()) return core::Status::Ok();
+  // gRPC 1.51 has no setting for either (its TLS takes the versions and
+  // cipher lists of its own): refused rather than served otherwise than
+  // the operator asked. Its own lists are within the defaults' (TLS 1.2
+  // and 1.3; ECDHE with AES-GCM for TLS 1.2, every TLS 1.3 suite).
+  constexpr std::string_view kWhy =
+      "cannot be honoured on server.etcd_grpc_listen: Debian's gRPC (1.51) has no setting for it and accepts "
+      "TLS 1.2 and 1.3 with its own ciphers (ECDHE with AES-GCM for TLS 1.2), which are within the defaults";
+  if (o.min_version != "1.2") {
+    return core::Status::InvalidArgument(fmt::format(
+        "tls.min_version = {} {}; leave tls.min_version at 1.2, or turn server.etcd_grpc_listen off", o.min_version,
+        kWhy));
+  }
+  if (o.ciphers != kDefaultTls12Ciphers) {
+    return core::Status::InvalidArgument(fmt::format(
+        "tls.ciphers = {} {}; leave tls.ciphers at its default, or turn server.etcd_grpc_listen off", o.ciphers, kWhy));
+  }
+  if (o.ciphersuites != kDefaultTls13Ciphersuites) {
+    return core::Status::InvalidArgument(
+        fmt::format("tls.ciphersuites = {} {}; leave tls.ciphersuites at its default, or turn "
+                    "server.etcd_grpc_listen off",
+                    o.ciphersuites, kWhy));
+  }
+  return core::Status::Ok();
+}
 
 core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOptions& o) {
   ERR_clear_error();

@@ -61,4 +61,15 @@ struct TlsOptions {
 // value and OpenSSL's reason.
 core::Result<std::shared_ptr<tls::Context>> MakeServerTlsContext(const TlsOptions& options);
 
+// The text of one of the TLS files, for a TLS stack that takes PEM texts
+// rather than files (gRPC's). InvalidArgument naming the setting and the
+// file when it cannot be read.
+core::Result<std::string> ReadTlsFile(std::string_view setting, const std::string& path);
+
+// Whether etcd's gRPC listener, whose TLS is Debian's gRPC 1.51's, can
+// honour these settings as the JSON listeners do: InvalidArgument naming
+// the first it cannot (tls.min_version 1.3; tls.ciphers or
+// tls.ciphersuites other than their defaults) and why.
+core::Status CheckGrpcCanHonour(const TlsOptions& options);
+
 }  // namespace kvctl::server

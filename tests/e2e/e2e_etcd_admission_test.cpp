@@ -1,9 +1,6 @@
 // The etcd face goes through the server's one admission pipeline (SPEC §7,
 // STYLE "One admission pipeline"): kvctl's tokens and grants, the rate
 // limit and /metrics apply to it, with refusals in etcd's error shape.
-#include <sys/wait.h>
-
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -11,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/harness.h"
+#include "tests/e2e/pki.h"
 
 #include <httplib.h>
 
@@ -21,6 +19,7 @@ using nlohmann::json;
 
 const std::string kReader = "etcd-reader-token-0123456789";
 const std::string kWriter = "etcd-writer-token-0123456789";
+const std::string kAdmin = "etcd-admin-token-01234567890";
 
 // "app/x" and friends, base64.
 const std::string kAppX = "YXBwL3g=";    // app/x
@@ -42,13 +41,15 @@ Answer Post(int port, const std::string& path, const std::string& body, const st
   return {r.status, json::parse(r.body, nullptr, false)};
 }
 
-TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, refusals in etcd's shape (401 code 16, 403 code 7)") {
+TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, compaction only with admin, refusals in etcd's shape (401 code 16, 403 code 7)") {
   TempDir dir;
   const std::filesystem::path file = dir / "tokens.toml";
   WriteFile(file, "[[tokens]]\nname = \"reader\"\nsha256 = \"" + HashToken(kReader) +
                       "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\"] }]\n"
                       "[[tokens]]\nname = \"writer\"\nsha256 = \"" + HashToken(kWriter) +
-                      "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n");
+                      "\"\ngrants = [{ prefix = \"app/\", ops = [\"read\", \"write\"] }]\n"
+                      "[[tokens]]\nname = \"admin\"\nsha256 = \"" + HashToken(kAdmin) +
+                      "\"\ngrants = [{ prefix = \"\", ops = [\"admin\"] }]\n");
   const int etcd_port = FreePort();
   KvServer server({"--auth-file", file.string(), "--etcd-listen", Addr(etcd_port)});
 
@@ -80,6 +81,8 @@ TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, refusals in etcd's
            {"/v3/kv/txn", R"({"success":[{"request_put":{"key":")" + kAppX + R"(","value":"Mg=="}}]})", kReader},
            {"/v3/lease/grant", R"({"TTL":10})", kReader},
            {"/v3/watch", R"({"create_request":{"key":")" + kOther + R"("}})", kReader},
+           // Compaction is store-wide: the admin grant, as POST /v1/admin/compact.
+           {"/v3/kv/compaction", R"({"revision":1})", kWriter},
        }) {
     CAPTURE(f.path);
     CAPTURE(f.body);
@@ -88,6 +91,7 @@ TEST_CASE("etcd face: kvctl's bearer tokens and grants apply, refusals in etcd's
     CHECK(a.body["code"] == 7);
   }
   CHECK(Post(etcd_port, "/v3/lease/grant", R"({"TTL":10})", kWriter).status == 200);
+  CHECK(Post(etcd_port, "/v3/kv/compaction", R"({"revision":1})", kAdmin).status == 200);
 }
 
 TEST_CASE("etcd face: the rate limit applies (429, code 8) and /metrics counts its routes") {
@@ -134,51 +138,15 @@ TEST_CASE("etcd face: a value of limits.max_value_bytes fits in a put though its
   CHECK(over.body["code"] == 3);
 }
 
-// A CA, a server certificate for 127.0.0.1 and a client certificate, made
-// with the openssl command line.
-struct MiniPki {
-  MiniPki() {
-    const std::string d = dir.str();
-    const std::string quiet = " >/dev/null 2>&1";
-    auto sh = [](const std::string& command) {
-      const int status = std::system(command.c_str());
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-    };
-    const std::string ec = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ";
-    REQUIRE_MESSAGE(sh(ec + "-x509 -days 2 -keyout " + d + "/ca.key -out " + d + "/ca.pem -subj '/CN=etcd test CA'" +
-                       quiet) == 0,
-                    "openssl is needed (scripts/deps.sh test)");
-    for (const std::string name : {"server", "client"}) {
-      REQUIRE(sh(ec + "-keyout " + d + "/" + name + ".key -out " + d + "/" + name + ".csr -subj '/CN=" + name + "'" +
-                 quiet) == 0);
-    }
-    WriteFile(dir / "server.ext", "subjectAltName=IP:127.0.0.1\n");
-    for (const std::string name : {"server", "client"}) {
-      REQUIRE(sh("openssl x509 -req -days 2 -in " + d + "/" + name + ".csr -CA " + d + "/ca.pem -CAkey " + d +
-                 "/ca.key -CAcreateserial -out " + d + "/" + name + ".pem" +
-                 (name == "server" ? " -extfile " + d + "/server.ext" : std::string()) + quiet) == 0);
-    }
-  }
-  std::string operator()(const std::string& file) const { return (dir / file).string(); }
-  TempDir dir;
-};
-
 TEST_CASE("etcd face: served over mutual TLS as server.listen is: etcd3gw's client with a certificate is answered, without none") {
-  MiniPki pki;
+  Pki pki;
   TempDir tmp;
   const int etcd_port = FreePort();
   ServerOptions o{(tmp / "data").string(), FreePort(),
                   {"--tls-cert", pki("server.pem"), "--tls-key", pki("server.key"), "--tls-client-ca", pki("ca.pem"),
                    "--etcd-listen", Addr(etcd_port)},
                   {}};
-  o.ready_probe = [&pki](int port) {
-    httplib::SSLClient probe("127.0.0.1", port, pki("client.pem"), pki("client.key"));
-    probe.set_ca_cert_path(pki("ca.pem"));
-    probe.enable_server_certificate_verification(true);
-    probe.set_connection_timeout(1);
-    auto res = probe.Get("/readyz");
-    return res && res->status == 200;
-  };
+  o.ready_probe = TlsReady(pki, true);
   ServerProcess server(tmp.path(), std::move(o));
   server.WaitReady();
   // Debian's etcd3gw client over https, as an operator would use it.

@@ -3,8 +3,7 @@
 // the rate limit, a slowloris client, /metrics checked by promtool, the
 // structured request log, and a server that runs as a non-root user.
 //
-// Certificates are made by each test with the openssl command line in a
-// temporary directory; no private key is checked in.
+// Certificates are made by each test (pki.h); no private key is checked in.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,6 +19,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/e2e/harness.h"
+#include "tests/e2e/pki.h"
 
 namespace kvctl::e2e {
 namespace {
@@ -35,91 +35,6 @@ int Sh(const std::string& command) {
 }
 
 std::string Quote(const fs::path& p) { return "'" + p.string() + "'"; }
-
-// A throwaway PKI: a CA, a server certificate for 127.0.0.1 and localhost,
-// a client certificate (CN=backup) from that CA, and one with the same CN
-// from another CA the server does not trust. Client() makes more; Revoke()
-// and Crl() keep the CA's revocation list with `openssl ca`.
-struct Pki {
-  Pki() {
-    ca("ca", "kvctl test CA");
-    ca("rogue-ca", "some other CA");
-    key_and_csr("server", "localhost");
-    sign("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost");
-    Client("client", "backup");
-    key_and_csr("rogue", "backup");
-    sign("rogue", "rogue-ca", "");
-  }
-
-  std::string operator()(const std::string& file) const { return (dir / file).string(); }
-
-  // name.key and name.pem: a client certificate for `cn` from the CA.
-  void Client(const std::string& name, const std::string& cn) {
-    key_and_csr(name, cn);
-    sign(name, "ca", "");
-  }
-  // Adds name.pem to the CA's list of revoked certificates.
-  void Revoke(const std::string& name) {
-    WriteCaConfig();
-    REQUIRE(Sh("openssl ca -config " + Quote(dir / "ca.cnf") + " -revoke " + Quote(dir / (name + ".pem")) + kQuiet) ==
-            0);
-  }
-  // Writes the CA's current revocation list (PEM) to `file`.
-  void Crl(const fs::path& file) {
-    WriteCaConfig();
-    REQUIRE(Sh("openssl ca -config " + Quote(dir / "ca.cnf") + " -gencrl -out " + Quote(file) + kQuiet) == 0);
-  }
-
-  TempDir dir;
-
- private:
-  static constexpr const char* kQuiet = " >/dev/null 2>&1";
-  void key_and_csr(const std::string& name, const std::string& cn) {
-    REQUIRE(Sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
-               Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".csr")) + " -subj '/CN=" + cn + "'" +
-               kQuiet) == 0);
-  }
-  void ca(const std::string& name, const std::string& cn) {
-    REQUIRE_MESSAGE(Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout " +
-                       Quote(dir / (name + ".key")) + " -out " + Quote(dir / (name + ".pem")) + " -subj '/CN=" +
-                       cn + "'" + kQuiet) == 0,
-                    "openssl is needed to make the test certificates (scripts/deps.sh test)");
-  }
-  void sign(const std::string& name, const std::string& by, const std::string& extensions) {
-    std::string ext;
-    if (!extensions.empty()) {
-      WriteFile(dir / (name + ".ext"), extensions + "\n");
-      ext = " -extfile " + Quote(dir / (name + ".ext"));
-    }
-    REQUIRE(Sh("openssl x509 -req -days 2 -in " + Quote(dir / (name + ".csr")) + " -CA " +
-               Quote(dir / (by + ".pem")) + " -CAkey " + Quote(dir / (by + ".key")) + " -CAcreateserial -out " +
-               Quote(dir / (name + ".pem")) + ext + kQuiet) == 0);
-  }
-  // The least `openssl ca` needs to revoke and publish a CRL.
-  void WriteCaConfig() {
-    if (fs::exists(dir / "ca.cnf")) return;
-    WriteFile(dir / "index.txt", "");
-    WriteFile(dir / "crlnumber", "01\n");
-    WriteFile(dir / "ca.cnf", "[ca]\ndefault_ca = ca_default\n[ca_default]\ndatabase = " + (dir / "index.txt").string() +
-                                  "\ncrlnumber = " + (dir / "crlnumber").string() +
-                                  "\ndefault_md = sha256\ndefault_crl_days = 2\nprivate_key = " +
-                                  (dir / "ca.key").string() + "\ncertificate = " + (dir / "ca.pem").string() + "\n");
-  }
-};
-
-// A readiness probe over https, presenting a client certificate when given.
-std::function<bool(int)> TlsReady(const Pki& pki, bool client_cert) {
-  return [&pki, client_cert](int port) {
-    httplib::SSLClient probe("127.0.0.1", port, client_cert ? pki("client.pem") : "",
-                             client_cert ? pki("client.key") : "");
-    probe.set_ca_cert_path(pki("ca.pem"));
-    probe.enable_server_certificate_verification(true);
-    probe.set_connection_timeout(1);
-    probe.set_read_timeout(2);
-    auto res = probe.Get("/readyz");
-    return res && res->status == 200;
-  };
-}
 
 // `kvctl serve` on a fresh data dir in `tmp`, with `args`, ready.
 std::unique_ptr<ServerProcess> Serve(const TempDir& tmp, std::vector<std::string> args,

@@ -18,6 +18,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/e2e/etcdctl.h"
 #include "tests/e2e/harness.h"
 
 namespace kvctl::e2e {
@@ -26,8 +27,6 @@ namespace {
 using json = nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-constexpr const char* kEtcdctl = "/usr/bin/etcdctl";
 
 // What etcdctl 3.4's interactive txn prints on stdout before it reads each
 // of the three blank-line-ended parts from stdin.
@@ -39,101 +38,6 @@ const std::string kTxnPrompts =
 // `etcdctl watch` runs until killed: it does not catch SIGTERM (lock and
 // elect do, to unlock or resign first), so it exits as killed by it.
 constexpr int kWatchStopped = 128 + SIGTERM;
-
-// One finished etcdctl run: its arguments (after the global flags) and what
-// it printed, for failure messages.
-struct Run {
-  std::vector<std::string> args;
-  CliResult result;
-
-  const std::string& out() const { return result.out; }
-  const std::string& err() const { return result.err; }
-  int exit_code() const { return result.exit_code; }
-  std::string Shown() const {
-    std::string shown = "etcdctl";
-    for (const auto& a : args) shown += " " + a;
-    return shown + "\n-> exit " + std::to_string(result.exit_code) + "\nstdout:\n" + result.out + "\nstderr:\n" +
-           result.err;
-  }
-};
-
-// etcdctl pointed at one endpoint, in the v3 API, with short timeouts so a
-// server that does not answer fails a check instead of hanging the test.
-class Etcdctl {
- public:
-  explicit Etcdctl(int port) : port_(port) {
-    REQUIRE_MESSAGE(std::filesystem::exists(kEtcdctl), "etcdctl is missing: scripts/deps.sh test installs etcd-client");
-  }
-
-  std::string endpoint() const { return Addr(port_); }
-  const TempDir& scratch() const { return scratch_; }
-
-  std::vector<std::string> Argv(const std::vector<std::string>& args) const {
-    std::vector<std::string> argv{kEtcdctl, "--endpoints", endpoint(), "--dial-timeout", "2s",
-                                  "--command-timeout", "5s"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-
-  Run Exec(const std::vector<std::string>& args, const std::string& stdin_bytes = {}) const {
-    CliOptions options;
-    options.env = Environment();
-    options.stdin_bytes = stdin_bytes;
-    options.limit = seconds(20);  // past the dial and command timeouts: etcdctl gives up first
-    return Run{args, RunProgram(Argv(args), options)};
-  }
-
-  // Runs a command that must succeed; its stdout.
-  std::string Ok(const std::vector<std::string>& args, const std::string& stdin_bytes = {}) const {
-    const Run r = Exec(args, stdin_bytes);
-    INFO(r.Shown());
-    CHECK(r.exit_code() == 0);
-    return r.out();
-  }
-
-  // Runs a command with `-w json` that must succeed; its output parsed.
-  json Json(std::vector<std::string> args) const {
-    args.insert(args.end(), {"-w", "json"});
-    const Run r = Exec(args);
-    INFO(r.Shown());
-    CHECK(r.exit_code() == 0);
-    json parsed = json::parse(r.out(), nullptr, false);
-    REQUIRE_MESSAGE(!parsed.is_discarded(), "not JSON");
-    return parsed;
-  }
-
-  // Checks a command is refused: its exit code, and `error` on a line of
-  // stderr as "Error: <error>" (etcdctl also logs its retries there).
-  void Refused(const std::vector<std::string>& args, int exit_code, const std::string& error) const {
-    const Run r = Exec(args);
-    INFO(r.Shown());
-    CHECK(r.exit_code() == exit_code);
-    const auto lines = Lines(r.err());
-    CHECK(std::find(lines.begin(), lines.end(), "Error: " + error) != lines.end());
-  }
-
-  // The store's revision now, as a read's header says it.
-  int64_t Revision() const { return Json({"get", "revision-probe"})["header"]["revision"].get<int64_t>(); }
-
-  // The keys under `prefix`, as `get --prefix --keys-only` lists them.
-  std::vector<std::string> KeysUnder(const std::string& prefix) const {
-    std::vector<std::string> keys;
-    for (const auto& line : Lines(Ok({"get", prefix, "--prefix", "--keys-only"}))) {
-      if (!line.empty()) keys.push_back(line);  // each key is followed by an empty line
-    }
-    return keys;
-  }
-
-  std::unique_ptr<BackgroundProgram> Start(const std::vector<std::string>& args) const {
-    return std::make_unique<BackgroundProgram>(scratch_.path(), Argv(args), Environment());
-  }
-
- private:
-  static Env Environment() { return {{"ETCDCTL_API", "3"}}; }
-
-  int port_;
-  TempDir scratch_;  // HOME and working directory of the etcdctl runs left running
-};
 
 // The one event a watch prints in etcdctl's simple format: three lines.
 struct Event {
@@ -191,7 +95,7 @@ std::string Hex(uint64_t n) {
 Identity KeyValue(const Etcdctl& etcdctl) {
   // A server that does not speak etcd's gRPC stops the script here, at
   // once, not after every command has waited out its timeout.
-  const Run first = etcdctl.Exec({"put", "kv/a", "1"});
+  const EtcdctlRun first = etcdctl.Exec({"put", "kv/a", "1"});
   REQUIRE_MESSAGE(first.exit_code() == 0, "etcdctl's first put was not answered: " << first.Shown());
   CHECK(first.out() == "OK\n");
   CHECK(etcdctl.Ok({"put", "kv/b", "2"}) == "OK\n");
@@ -277,7 +181,7 @@ void Txn(const Etcdctl& etcdctl) {
   CHECK(etcdctl.Ok({"get", "tx/k"}) == "tx/k\nv2\n");
 
   // The JSON form: succeeded, and each answer under its type.
-  const Run json_run = etcdctl.Exec({"txn", "-w", "json"}, "value(\"tx/k\") = \"v2\"\n\nput tx/k v3\nget tx/k\n\n\n");
+  const EtcdctlRun json_run = etcdctl.Exec({"txn", "-w", "json"}, "value(\"tx/k\") = \"v2\"\n\nput tx/k v3\nget tx/k\n\n\n");
   INFO(json_run.Shown());
   CHECK(json_run.exit_code() == 0);
   json answer = json::parse(json_run.out(), nullptr, false);
@@ -501,7 +405,7 @@ void Locks(const Etcdctl& etcdctl) {
   }
 
   // CMD's failure is etcdctl's, and the lock is released all the same.
-  const Run failing = etcdctl.Exec({"lock", "lk/three", "--", "/bin/sh", "-c", "exit 3"});
+  const EtcdctlRun failing = etcdctl.Exec({"lock", "lk/three", "--", "/bin/sh", "-c", "exit 3"});
   INFO(failing.Shown());
   CHECK(failing.exit_code() == 1);
   CHECK(CountLines(failing.err(), "Error: exit status 3") == 1);
@@ -589,7 +493,7 @@ void Cluster(const Etcdctl& etcdctl, const Identity& id) {
   REQUIRE(members["members"].size() == 1);
   json& member = members["members"][0];
   CHECK(member["ID"].get<uint64_t>() == id.member_id);
-  const std::string client_url = "http://" + etcdctl.endpoint();
+  const std::string client_url = etcdctl.scheme() + "://" + etcdctl.endpoint();
   const auto& urls = member["clientURLs"];
   CHECK(std::find(urls.begin(), urls.end(), client_url) != urls.end());
 
@@ -630,7 +534,7 @@ void Compaction(const Etcdctl& etcdctl, bool etcd_floor) {
   if (etcd_floor) {
     // A watch from below the compaction is canceled by the server; etcdctl
     // says why and exits 5.
-    const Run canceled = etcdctl.Exec({"watch", "cp/k", "--rev", r1});
+    const EtcdctlRun canceled = etcdctl.Exec({"watch", "cp/k", "--rev", r1});
     INFO(canceled.Shown());
     CHECK(canceled.exit_code() == 5);
     CHECK(canceled.out() == "");  // both lines go to stderr
@@ -645,9 +549,9 @@ void Compaction(const Etcdctl& etcdctl, bool etcd_floor) {
 
 }  // namespace
 
-void CheckEtcdctlScript(int port, EtcdctlSteps steps) {
+void CheckEtcdctlScript(int port, EtcdctlSteps steps, const EtcdctlAccess& access) {
   const bool etcd = steps == EtcdctlSteps::kAll;
-  const Etcdctl etcdctl(port);
+  const Etcdctl etcdctl(port, access);
   Identity id;
   {
     INFO("step: put, get, del");

@@ -5,6 +5,8 @@
 // kvctl's compaction).
 #pragma once
 
+#include "tests/e2e/etcdctl.h"
+
 namespace kvctl::e2e {
 
 // Runs the script against 127.0.0.1:`port`, whose store must hold no keys
@@ -22,6 +24,8 @@ enum class EtcdctlSteps {
   // just below it are not checked as refused.
   kKvctl,
 };
-void CheckEtcdctlScript(int port, EtcdctlSteps steps = EtcdctlSteps::kAll);
+// `access`: how etcdctl reaches it (TLS, --user), given before every
+// command; the user needs every grant, admin included (the compaction).
+void CheckEtcdctlScript(int port, EtcdctlSteps steps = EtcdctlSteps::kAll, const EtcdctlAccess& access = {});
 
 }  // namespace kvctl::e2e

@@ -46,34 +46,6 @@ TEST_CASE("ParseSha256Hex takes exactly 64 hex digits in either case") {
   CHECK_FALSE(ParseSha256Hex("abc").has_value());
 }
 
-TEST_CASE("a grant covers exactly the keys under its prefix, for its operations") {
-  Principal p{"deploy", {Grant{"app/", true, true, false}, Grant{"shared/", true, false, false}}};
-  CHECK(p.Permits(Op::kRead, "app/db/url"));
-  CHECK(p.Permits(Op::kWrite, "app/"));
-  CHECK(p.Permits(Op::kRead, "shared/x"));
-  CHECK_FALSE(p.Permits(Op::kWrite, "shared/x"));
-  CHECK_FALSE(p.Permits(Op::kRead, "app"));       // shorter than the prefix
-  CHECK_FALSE(p.Permits(Op::kRead, "apps/x"));    // a prefix is bytes, not a path segment
-  CHECK_FALSE(p.Permits(Op::kRead, "other/app/x"));
-  CHECK_FALSE(p.Permits(Op::kAdmin, ""));
-  Principal everything{"root", {Grant{"", true, true, true}}};
-  CHECK(everything.Permits(Op::kRead, std::string("\0binary", 7)));
-  CHECK(everything.Permits(Op::kAdmin, ""));
-}
-
-TEST_CASE("the readable part of a listing is the disjoint granted prefixes within it, in key order") {
-  Principal p{"p",
-              {Grant{"b/", true, false, false}, Grant{"a/x/", true, false, false}, Grant{"a/", true, false, false},
-               Grant{"c/", false, true, false}, Grant{"a/y", true, false, false}}};
-  CHECK(p.ReadableWithin("") == std::vector<std::string>{"a/", "b/"});  // a/x/ and a/y lie inside a/
-  CHECK(p.ReadableWithin("a/x/1") == std::vector<std::string>{"a/x/1"});  // all of it granted
-  CHECK(p.ReadableWithin("a") == std::vector<std::string>{"a/"});
-  CHECK(p.ReadableWithin("c/").empty());  // write-only
-  CHECK(p.ReadableWithin("z").empty());
-  CHECK(p.ReadsAnything());
-  CHECK_FALSE(Principal{"w", {Grant{"", false, true, false}}}.ReadsAnything());
-}
-
 TEST_CASE("a request is authenticated by its bearer token, compared by hash") {
   const Authenticator auth = TwoTokensAndACert();
   REQUIRE(auth.enabled());
@@ -129,6 +101,39 @@ TEST_CASE("a verified client certificate is an identity by its CN, and a token t
   auto out = auth.Authenticate(both);
   REQUIRE(out.principal != nullptr);
   CHECK(out.principal->name == "ops");
+}
+
+TEST_CASE("etcd's token form (gRPC token metadata) authenticates as a bearer token does, and counts as a field") {
+  const Authenticator auth = TwoTokensAndACert();
+  Credentials etcd;
+  etcd.fields = 1;
+  etcd.token = "s3cret-deploy";
+  auto deploy = auth.Authenticate(etcd);
+  REQUIRE(deploy.principal != nullptr);
+  CHECK(deploy.principal->name == "deploy");
+  etcd.token = "Bearer s3cret-deploy";  // the token alone: no scheme in front
+  CHECK(auth.Authenticate(etcd).failure == AuthFailure::kInvalid);
+
+  Credentials both = etcd;
+  both.fields = 2;
+  both.fields_name = "credentials (authorization and token metadata)";
+  both.token = "s3cret-deploy";
+  both.authorization = "Bearer s3cret-ops";
+  const auto refused = auth.Authenticate(both);
+  CHECK(refused.principal == nullptr);
+  CHECK(refused.failure == AuthFailure::kDuplicate);
+  CHECK(refused.message.find("2 credentials (authorization and token metadata)") != std::string::npos);
+}
+
+TEST_CASE("etcd's Authenticate takes a token entry's name with its token, and nothing else") {
+  const Authenticator auth = TwoTokensAndACert();
+  const Principal* deploy = auth.AuthenticateToken("deploy", "s3cret-deploy");
+  REQUIRE(deploy != nullptr);
+  CHECK(deploy->name == "deploy");
+  CHECK(auth.AuthenticateToken("ops", "s3cret-deploy") == nullptr);  // another entry's token
+  CHECK(auth.AuthenticateToken("deploy", "s3cret-deplo") == nullptr);
+  CHECK(auth.AuthenticateToken("backup.example", "") == nullptr);  // a certificate has no token
+  CHECK(auth.AuthenticateToken("nobody", "s3cret-ops") == nullptr);
 }
 
 TEST_CASE("with no token and no certificate configured, auth is off") {
