@@ -139,19 +139,6 @@ HttpResponse Answer(const Json& body) {
   return res;
 }
 
-HttpResponse HeaderAnswer(const EtcdOptions& options, uint64_t revision) {
-  HttpResponse res;
-  res.status = 200;
-  res.content_type = "application/json";
-  // The ids and revision are decimal digits: nothing to escape.
-  res.body = revision != 0 ? fmt::format(R"({{"header":{{"cluster_id":"{}","member_id":"{}","revision":"{}",)"
-                                         R"("raft_term":"1"}}}})",
-                                         options.cluster_id, options.member_id, revision)
-                           : fmt::format(R"({{"header":{{"cluster_id":"{}","member_id":"{}","raft_term":"1"}}}})",
-                                         options.cluster_id, options.member_id);
-  return res;
-}
-
 namespace {
 const std::vector<std::string_view> kSortOrders = {"NONE", "ASCEND", "DESCEND"};
 const std::vector<std::string_view> kSortTargets = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};

@@ -49,10 +49,6 @@ Json Header(const EtcdOptions& options, uint64_t revision);
 Json KeyValue(std::string_view key, std::string_view value, uint64_t mod_revision,
               const core::KeyMeta& meta, bool keys_only = false);
 HttpResponse Answer(const Json& body);
-// Answer({"header": Header(options, revision)}), byte for byte, written
-// straight: the answer of most writes (a plain put), made without building
-// and walking a JSON object on the way.
-HttpResponse HeaderAnswer(const EtcdOptions& options, uint64_t revision);
 
 // A range's shaping fields (limit, sort, filters) from its request object.
 std::optional<Error> ReadRangeShape(const nlohmann::json& body, RangeShape* out);

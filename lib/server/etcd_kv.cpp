@@ -27,7 +27,6 @@ std::optional<HttpResponse> EtcdApi::ReadPut(Call& call, etcd::PutAsk* ask) {
 
 HttpResponse EtcdApi::PutAnswer(const std::optional<Error>& error, const etcd::PutReply& reply) const {
   if (error) return ErrorAnswer(*error);
-  if (!reply.prev_kv) return etcd::HeaderAnswer(options_, reply.revision);
   Json body;
   body["header"] = etcd::Header(options_, reply.revision);
   if (reply.prev_kv) {
