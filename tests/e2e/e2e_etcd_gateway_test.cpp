@@ -26,8 +26,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kPython = "/usr/bin/python3";
-
 // Runs etcd3gw's functional tests against an etcd API on `port`; returns
 // pytest's summary line, after checking that it ran at all.
 std::string RunEtcd3gwTests(int port) {

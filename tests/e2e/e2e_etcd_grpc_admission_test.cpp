@@ -81,16 +81,11 @@ Seen See(const Etcdctl& etcdctl, const std::vector<std::string>& args) {
 // The python3-etcd3 probes (python_clients/etcd3_admission.py): "probe" ->
 // what it printed after "probe: ".
 std::map<std::string, std::string> Etcd3Probes(int port, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {std::string(KVCTL_SOURCE_DIR) + "/tests/e2e/python_clients/etcd3_admission.py",
-                                   Addr(port)};
-  argv.insert(argv.end(), args.begin(), args.end());
-  CliOptions options;
-  options.limit = std::chrono::seconds(60);
-  const CliResult r = RunProgram(argv, options);
-  INFO("etcd3_admission.py stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE(r.exit_code == 0);
+  std::vector<std::string> all = {Addr(port)};
+  all.insert(all.end(), args.begin(), args.end());
+  const std::string out = RunPythonClient("etcd3_admission.py", all);
   std::map<std::string, std::string> probes;
-  for (const std::string& line : Lines(r.out)) {
+  for (const std::string& line : Lines(out)) {
     const size_t colon = line.find(": ");
     if (colon != std::string::npos) probes[line.substr(0, colon)] = line.substr(colon + 2);
   }

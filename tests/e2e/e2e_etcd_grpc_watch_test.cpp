@@ -21,24 +21,8 @@ using namespace kvctl::e2e;
 
 namespace {
 
-constexpr const char* kPython = "/usr/bin/python3";
-
-// Run with -B: the scripts import grpc_endpoint.py beside them, and no
-// bytecode is left in the source tree.
-std::string Script(const std::string& name) {
-  return std::string(KVCTL_SOURCE_DIR) + "/tests/e2e/python_clients/" + name;
-}
-
 // What watch_exchange.py saw of the server at `port`.
-std::string Exchange(int port) {
-  REQUIRE_MESSAGE(std::filesystem::exists(kPython), "python3 is missing: scripts/deps.sh test installs it");
-  CliOptions options;
-  options.limit = std::chrono::seconds(60);
-  const CliResult r = RunProgram({kPython, "-B", Script("watch_exchange.py"), Addr(port)}, options);
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  return r.out;
-}
+std::string Exchange(int port) { return RunPythonClient("watch_exchange.py", {Addr(port)}); }
 
 size_t CountLinesWith(const std::string& text, const std::string& part) {
   size_t n = 0;
@@ -86,8 +70,7 @@ TEST_CASE("etcd gRPC: 200 watch streams hold no thread each and a stop ends ever
   KvServer server({"--etcd-grpc-listen", Addr(grpc_port)});
   const pid_t pid = server.process().pid();
   TempDir scratch;
-  BackgroundProgram many(scratch.path(), {kPython, "-B", Script("watch_many.py"), Addr(grpc_port), "200",
-                                          std::to_string(pid)});
+  BackgroundProgram many(scratch.path(), PythonClient("watch_many.py", {Addr(grpc_port), "200", std::to_string(pid)}));
   const auto line = [&](size_t n) {
     return many.WaitForStdout(
         [n](const std::string& out) { return static_cast<size_t>(std::count(out.begin(), out.end(), '\n')) >= n; },
@@ -127,12 +110,8 @@ TEST_CASE("etcd gRPC: a watch whose client stops reading is cut off past server.
   KvServer server({"--etcd-grpc-listen", Addr(grpc_port)}, {{"KVCTL_SERVER_WATCH_MAX_LAG", "100"}});
   // 600 puts of 16 KiB: about 10 MB, more than gRPC's windows and the
   // sockets hold for a client that reads nothing.
-  CliOptions options;
-  options.limit = std::chrono::seconds(90);
-  const CliResult r = RunProgram({kPython, "-B", Script("watch_slow.py"), Addr(grpc_port), "600", "16384"}, options);
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  const auto seen = nlohmann::json::parse(r.out);
+  const auto seen =
+      nlohmann::json::parse(RunPythonClient("watch_slow.py", {Addr(grpc_port), "600", "16384"}, std::chrono::seconds(90)));
   // What it got is every change from the first on, with none missing,
   // then the end, which says where to start again.
   CHECK(seen["first"] == 0);

@@ -54,17 +54,7 @@ TEST_CASE("etcd gRPC: Debian's tooz coordination tests over python3-etcd3 end ag
 
 // What Debian's python3-etcd3 client returned, step by step, in a session
 // with the server at `port` (tests/e2e/python_clients/etcd3_session.py).
-std::string Etcd3Session(int port) {
-  REQUIRE_MESSAGE(std::filesystem::exists("/usr/bin/python3"), "python3 is missing: scripts/deps.sh test installs it");
-  CliOptions options;
-  options.limit = std::chrono::seconds(60);
-  const CliResult r = RunProgram(
-      {"/usr/bin/python3", std::string(KVCTL_SOURCE_DIR) + "/tests/e2e/python_clients/etcd3_session.py", Addr(port)},
-      options);
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  return r.out;
-}
+std::string Etcd3Session(int port) { return RunPythonClient("etcd3_session.py", {Addr(port)}); }
 
 // etcd's side, checked on its own: every step ran, none raised.
 std::string Etcd3SessionOnEtcd() {

@@ -302,6 +302,23 @@ CliResult RunCli(const std::vector<std::string>& args, const CliOptions& options
   return RunProgram(argv, options);
 }
 
+std::vector<std::string> PythonClient(const std::string& script, const std::vector<std::string>& args) {
+  REQUIRE_MESSAGE(std::filesystem::exists(kPython), "python3 is missing: scripts/deps.sh test installs it");
+  std::vector<std::string> argv = {kPython, "-B", std::string(KVCTL_SOURCE_DIR) + "/tests/e2e/python_clients/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+std::string RunPythonClient(const std::string& script, const std::vector<std::string>& args,
+                            std::chrono::seconds limit) {
+  CliOptions options;
+  options.limit = limit;
+  const CliResult r = RunProgram(PythonClient(script, args), options);
+  INFO(script << " stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.out;
+}
+
 CliResult RunProgram(const std::vector<std::string>& argv, const CliOptions& options) {
   const std::vector<std::string> args(argv.begin() + 1, argv.end());
 

@@ -182,6 +182,15 @@ std::pair<int, std::string> ServeRefused(const TempDir& tmp, std::vector<std::st
 std::string HashToken(const std::string& token);
 // Runs any program (argv[0] is its absolute path) the same way.
 CliResult RunProgram(const std::vector<std::string>& argv, const CliOptions& options = {});
+// Debian's python3 (scripts/deps.sh test installs it and the clients).
+inline constexpr const char* kPython = "/usr/bin/python3";
+// The argv that runs tests/e2e/python_clients/`script` with `args`, under
+// python3 -B (the scripts import their neighbours; no bytecode is left in
+// the tree).
+std::vector<std::string> PythonClient(const std::string& script, const std::vector<std::string>& args);
+// Runs it and fails the test unless it exits 0 within `limit`: its stdout.
+std::string RunPythonClient(const std::string& script, const std::vector<std::string>& args,
+                            std::chrono::seconds limit = std::chrono::seconds(60));
 
 // A program left running while the test goes on (a watch, a lock holder),
 // in its own process group, its stdout and stderr sent to files in

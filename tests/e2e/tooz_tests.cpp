@@ -14,8 +14,6 @@
 namespace kvctl::e2e {
 namespace {
 
-constexpr const char* kPython = "/usr/bin/python3";
-
 // Fails against Debian's etcd itself, in the client: python3-etcd3 0.12's
 // Lock.acquire gives tenacity a wait(previous_attempt_number,
 // delay_since_first_attempt) callback, which Debian's tenacity 8 calls with
