@@ -289,7 +289,7 @@ std::vector<Setting> BuildSettings() {
        .alias = "etcd-grpc-listen",
        .scopes = kServe,
        .help = "address etcd's gRPC API (v3, for etcdctl and etcd's clients) listens on, over the same "
-               "store, with the same TLS, auth and rate limit (no watch yet)"},
+               "store, with the same TLS, auth and rate limit"},
       {.key = "server.io_threads",
        .value = IntValue(Field(&C::server, &C::Server::io_threads), 0, 256),
        .default_value = "0",
