@@ -108,6 +108,9 @@ _kvctl() {
         " serve|--postgres-reconnect-max-backoff")
             COMPREPLY=()
             return ;;
+        " serve|--postgres-peer-url")
+            COMPREPLY=()
+            return ;;
         " serve|--limits-max-key-bytes")
             COMPREPLY=()
             return ;;
@@ -666,6 +669,9 @@ _kvctl() {
         " config show|--postgres-reconnect-max-backoff")
             COMPREPLY=()
             return ;;
+        " config show|--postgres-peer-url")
+            COMPREPLY=()
+            return ;;
         " config show|--postgres-migrate-lock-timeout")
             COMPREPLY=()
             return ;;
@@ -964,7 +970,7 @@ _kvctl() {
             options="-h --help --version --config"
             others="serve put get del watch txn lease lock replay compact config bench migrate auth version completion" ;;
         " serve")
-            options="-h --help --listen --server-listen --etcd-listen --server-etcd-listen --etcd-grpc-listen --server-etcd-grpc-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
+            options="-h --help --listen --server-listen --etcd-listen --server-etcd-listen --etcd-grpc-listen --server-etcd-grpc-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-peer-url --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --config"
             others="" ;;
         " put")
             options="-h --help --file --if-match --create-only --lease --ttl -o --output --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
@@ -1012,7 +1018,7 @@ _kvctl() {
             options="-h --help --config"
             others="show" ;;
         " config show")
-            options="-h --help -o --output --listen --server-listen --etcd-listen --server-etcd-listen --etcd-grpc-listen --server-etcd-grpc-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
+            options="-h --help -o --output --listen --server-listen --etcd-listen --server-etcd-listen --etcd-grpc-listen --server-etcd-grpc-listen --server-io-threads --threads --server-threads --server-max-connections --server-keepalive-timeout --server-keepalive-max-requests --server-read-timeout --server-write-timeout --server-max-header-bytes --server-shutdown-timeout --server-watch-progress-interval --server-watch-max-lag --backend --storage-backend --data-dir --storage-data-dir --fsync --storage-fsync --storage-fsync-interval --storage-segment-bytes --storage-compact-dead-percent --storage-compact-min-bytes --storage-history-retention --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --postgres-peer-url --postgres-migrate-lock-timeout --limits-max-key-bytes --limits-max-value-bytes --limits-max-txn-ops --tls-cert --tls-key --tls-client-ca --tls-client-crl --tls-min-version --tls-ciphers --tls-ciphersuites --auth-file --auth-metrics --ratelimit-rate --ratelimit-burst --log-level --log-format --log-requests --log-slow-request --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"
             others="" ;;
         " bench")
             options="-h --help -c --clients -d --duration -n --requests --read-ratio --txn-ratio --keys --zipf --key-size --value-size --rate --warmup --threads --embedded --no-fill --watchers --watch-prefix --probe-rate --lease-expiry --lease-ttl --lease-prefix -o --output --backend --storage-backend --fsync --storage-fsync --storage-fsync-interval --dsn --postgres-dsn --postgres-pool-min --postgres-pool-max --postgres-pool-timeout --postgres-connect-timeout --postgres-reconnect-max-backoff --log-level --addr --client-addr --timeout --client-timeout --token --client-token --cacert --client-cacert --cert --client-cert --key --client-key --config"

@@ -2,7 +2,8 @@
 # The direction of dependencies (shared/STYLE.md), checked on the includes:
 # the link line alone would miss a header-only use. lib/core knows no HTTP,
 # SQL, TOML, CLI or JSON library; httplib.h is included by exactly one client
-# file (the server has its own transport, lib/server/http_server.cpp); pqxx
+# file, and the peer forwarder (the server has its own transport,
+# lib/server/http_server.cpp); pqxx
 # (and libpq) only by lib/pg; etcd's operations (lib/etcd) know no wire
 # format, and gRPC is only lib/grpc's; grants (lib/access) know nothing but
 # the standard library, so every face may judge by them.
@@ -30,8 +31,8 @@ forbid lib/server 'grpcpp|etcd/etcdserver' 'gRPC is the gRPC face'\''s own (lib/
 forbid lib/tls 'httplib|pqxx|toml|CLI/|nlohmann|lib/(core|config|server|client|bench|completion)' 'TLS sessions know nothing of HTTP or of who uses them'
 
 users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]httplib' lib cmd | sort | tr '\n' ' ')
-if [ "$users" != "lib/client/kv_client.cpp " ]; then
-  echo "httplib.h must be included only by lib/client/kv_client.cpp; it is by: $users"
+if [ "$users" != "lib/client/kv_client.cpp lib/client/peer_forwarder.cpp " ]; then
+  echo "httplib.h must be included only by lib/client/kv_client.cpp and lib/client/peer_forwarder.cpp; it is by: $users"
   status=1
 fi
 pqxx_users=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](pqxx|libpq-fe)' lib cmd tests | grep -v '^lib/pg/' | sort | tr '\n' ' ')

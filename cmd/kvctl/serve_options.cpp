@@ -1,9 +1,13 @@
 #include "cmd/kvctl/serve_options.h"
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "lib/client/peer_forwarder.h"
 #include "lib/pg/dsn_mask.h"
 
 namespace kvctl::cmd {
@@ -106,6 +110,16 @@ server::ServeOptions ServeOptionsFrom(const config::Config& c) {
   return o;
 }
 
+// postgres.peer_url, or http://host:port of the native listener `http`
+// when that is plain HTTP on a concrete address and port; else "" (never
+// the writer: an embedded bench listens on port 0, for one).
+static std::string PeerUrlOf(const config::Config& c, const server::HttpServerOptions& http) {
+  if (!c.postgres.peer_url.empty()) return c.postgres.peer_url;
+  if (!http.tls.cert_file.empty() || http.port == 0) return "";
+  if (http.host.empty() || http.host == "0.0.0.0" || http.host == "::" || http.host == "[::]") return "";
+  return fmt::format("http://{}:{}", http.host, http.port);
+}
+
 pg::PgStoreOptions PgStoreOptionsFrom(const config::Config& c, core::Logger& logger) {
   pg::PgStoreOptions o;
   o.dsn = c.postgres.dsn;
@@ -117,6 +131,13 @@ pg::PgStoreOptions PgStoreOptionsFrom(const config::Config& c, core::Logger& log
   o.watch = WatchOptionsFrom(c);
   o.history_retention = c.storage.history_retention;
   o.logger = &logger;
+  // One forwarder per server: the committer is its only caller.
+  auto forwarder = std::make_shared<client::PeerForwarder>(client::PeerForwarder::Options{});
+  o.forward = [forwarder](const std::string& url, const std::string& token, const std::string& body) {
+    return forwarder->Send(url, token, body);
+  };
+  // The writer reads no body bigger than limits.max_value_bytes.
+  o.max_forward_bytes = c.limits.max_value_bytes;
   return o;
 }
 
@@ -124,7 +145,15 @@ core::Result<std::unique_ptr<server::KvServer>> OpenServer(const config::Config&
                                                            server::ServeOptions options,
                                                            core::Logger& logger) {
   if (c.storage.backend != "postgres") return server::KvServer::Open(std::move(options), logger);
-  auto store = pg::PgStore::Open(PgStoreOptionsFrom(c, logger));
+  if (!c.postgres.peer_url.empty() && !c.tls.cert.empty()) {
+    return core::Status::InvalidArgument(
+        "postgres.peer_url is plain HTTP, but tls.cert is set and this server's listener speaks only TLS: its "
+        "peers could not forward writes to it; leave postgres.peer_url empty (the server then never becomes the "
+        "writer and forwards its own writes to the one that is)");
+  }
+  pg::PgStoreOptions store_options = PgStoreOptionsFrom(c, logger);
+  store_options.peer_url = PeerUrlOf(c, options.http);
+  auto store = pg::PgStore::Open(std::move(store_options));
   if (!store) return store.error();
   return server::KvServer::Serve(std::move(*store), std::move(options), logger);
 }

@@ -121,6 +121,7 @@ struct Config {
     std::chrono::milliseconds connect_timeout{0};
     std::chrono::milliseconds reconnect_max_backoff{0};
     std::chrono::milliseconds migrate_lock_timeout{0};
+    std::string peer_url;  // "http://host:port" peers forward writes to; "" = from server.listen
   } postgres;
 
   struct Limits {

@@ -249,6 +249,20 @@ Result<std::string> ListenAddressOrOff(std::string_view text) {
   return ParseListenAddress(text);
 }
 
+// "" or http://host:port, host:port as a listen address is written.
+Result<std::string> PeerUrl(std::string_view text) {
+  if (text.empty()) return std::string();
+  constexpr std::string_view kScheme = "http://";
+  if (!text.starts_with(kScheme)) {
+    return Status::InvalidArgument(
+        "must be http://host:port (peers forward writes over plain HTTP; with TLS on, leave it empty: the server "
+        "then never becomes the writer)");
+  }
+  Result<std::string> address = ParseListenAddress(text.substr(kScheme.size()));
+  if (!address) return address.error();
+  return std::string(kScheme) + *address;
+}
+
 constexpr uint64_t KiB = uint64_t{1} << 10;
 constexpr uint64_t MiB = uint64_t{1} << 20;
 constexpr uint64_t GiB = uint64_t{1} << 30;
@@ -468,6 +482,14 @@ std::vector<Setting> BuildSettings() {
        .alias = "",
        .scopes = kServeBench,
        .help = "while the database is away, retries start at 100ms and double up to this"},
+      {.key = "postgres.peer_url",
+       .value = StringValue(Field(&C::postgres, &C::Postgres::peer_url), "\"\" or http://host:port", PeerUrl),
+       .default_value = "",
+       .alias = "",
+       .scopes = kServe,
+       .help = "where the other servers of the database reach this one's HTTP listener to forward their "
+               "writes while it is the writer; \"\" = http://<server.listen> unless its host is a "
+               "wildcard, its port 0 or TLS is on (then this server never becomes the writer)"},
       {.key = "postgres.migrate_lock_timeout",
        .value = DurationValue(Field(&C::postgres, &C::Postgres::migrate_lock_timeout),
                               milliseconds(0)),

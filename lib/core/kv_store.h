@@ -203,6 +203,11 @@ class KvStore {
   // Finishes what is in flight and releases the durable side; later writes
   // are refused. Returns the first error the durable side reported, if any.
   virtual Status Close() = 0;
+
+  // Whether this server takes writes forwarded by its peers with `token`
+  // (POST /v1/peer/writes; forwarded_writes.h): only a PostgreSQL server
+  // that is its database's writer does (pg_store.h, "One writer").
+  virtual bool AcceptsForwardedWrites(std::string_view /*token*/) const { return false; }
 };
 
 }  // namespace kvctl::core

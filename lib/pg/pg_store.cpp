@@ -1,12 +1,14 @@
 #include "lib/pg/pg_store.h"
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -15,7 +17,9 @@
 #include <fmt/format.h>
 
 #include "lib/core/change_log.h"
+#include "lib/core/forwarded_writes.h"
 #include "lib/core/mem_table.h"
+#include "lib/pg/batch_write.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/lease_expiry.h"
 #include "lib/pg/log_rows.h"
@@ -23,6 +27,8 @@
 #include "lib/pg/pg_event_history.h"
 #include "lib/pg/pg_leases.h"
 #include "lib/pg/pool.h"
+#include "lib/pg/write_forwarder.h"
+#include "lib/pg/writer_election.h"
 
 namespace kvctl::pg {
 namespace {
@@ -37,6 +43,10 @@ constexpr int64_t kMaxInTxnCatchUp = 1000; // further behind: reload after commi
 constexpr milliseconds kListenWait{250};   // how often the listener checks for stop
 constexpr milliseconds kPollEvery{1000};   // catch up even without a notification
 constexpr milliseconds kFirstBackoff{100};
+// A forwarded write the writer committed is answered once this server has
+// applied it (read-your-writes); if it cannot catch up for this long (its
+// own database connection is down), it answers without.
+constexpr milliseconds kAwaitAppliedLimit{10000};
 constexpr int64_t kReloadFetchRows = 10000;
 // The advisory lock key of compaction (per database): "kvctlcmp".
 constexpr int64_t kCompactLockKey = 0x6b7663746c636d70;
@@ -56,6 +66,17 @@ void Prepare(pqxx::connection& c) {
             "SELECT revision FROM kv_log WHERE revision > $1 AND revision <= $2 "
             "ORDER BY revision LIMIT $3) f) "
             "ORDER BY revision, key");
+  // What a server catches up with: the database's revision and compacted
+  // revision, and the changes after $1 as kv_read_log reads them (up to
+  // the database's revision, about $2 rows), in one statement, so from one
+  // snapshot. One row with null change columns when there is none.
+  c.prepare("kv_catch_up",
+            "SELECT m.revision, m.compacted_revision, l.* FROM kv_meta m LEFT JOIN LATERAL ("
+            + fmt::format("SELECT {} FROM kv_log ", kLogColumns) +
+            "WHERE revision > $1 AND revision <= (SELECT coalesce(max(revision), $1) FROM ("
+            "SELECT revision FROM kv_log WHERE revision > $1 AND revision <= m.revision "
+            "ORDER BY revision LIMIT $2) f)) l ON true "
+            "WHERE m.id = 1 ORDER BY l.revision, l.key");
   c.prepare("kv_probe",
             "SELECT revision, value = $2, create_revision, version, lease FROM kv_state "
             "WHERE key = $1");
@@ -102,6 +123,7 @@ void Prepare(pqxx::connection& c) {
             "VALUES ($2, 2, $1, 0, 0, 0)");
   PgEventHistory::Prepare(c);
   PrepareLeaseStatements(c);
+  PrepareBatchWrite(c);
   c.prepare("kv_advance",
             "WITH m AS (UPDATE kv_meta SET revision = $1 WHERE id = 1) "
             "SELECT pg_notify('kvctl_changes', $1::text)");
@@ -195,14 +217,33 @@ core::Result<T> Await(Start start) {
   return ready.get();
 }
 
+// What the kvctl_changes notifications said, as the listener thread takes
+// them (pqxx calls the receiver on the thread that awaits them).
+struct Notified {
+  uint64_t count = 0;
+  uint64_t revision = 0;      // the highest revision a commit announced
+  bool other_news = false;    // a notification that is not a revision (a compaction)
+};
+
 class Receiver : public pqxx::notification_receiver {
  public:
-  Receiver(pqxx::connection_base& c, std::atomic<uint64_t>* count)
-      : pqxx::notification_receiver(c, std::string(kChannel)), count_(count) {}
-  void operator()(const std::string&, int) override { ++*count_; }
+  Receiver(pqxx::connection_base& c, std::atomic<uint64_t>* count, Notified* notified)
+      : pqxx::notification_receiver(c, std::string(kChannel)), count_(count), notified_(notified) {}
+  void operator()(const std::string& payload, int) override {
+    ++*count_;
+    ++notified_->count;
+    uint64_t revision = 0;
+    const auto [end, ec] = std::from_chars(payload.data(), payload.data() + payload.size(), revision);
+    if (ec != std::errc() || end != payload.data() + payload.size()) {
+      notified_->other_news = true;
+    } else {
+      notified_->revision = std::max(notified_->revision, revision);
+    }
+  }
 
  private:
   std::atomic<uint64_t>* count_;
+  Notified* notified_;
 };
 
 }  // namespace
@@ -245,6 +286,7 @@ struct PgStore::Impl {
   // the connection so it is destroyed first).
   std::unique_ptr<pqxx::connection> listen_conn;
   std::unique_ptr<Receiver> receiver;
+  Notified notified;  // the listener thread's
 
   std::atomic<uint64_t> puts{0}, deletes{0}, batches{0}, committed_changes{0},
       applied_from_others{0}, reloads{0}, reconnects{0}, notifications{0};
@@ -255,6 +297,18 @@ struct PgStore::Impl {
   std::mt19937_64 lease_ids{std::random_device{}()};  // the committer's
   // Started last, stopped first: its expiries go through the committer.
   std::unique_ptr<LeaseExpiry> expiry;
+
+  // One writer (pg_store.h): who it is, and this server's forwarded writes
+  // the writer committed that wait for this server to apply them, by
+  // revision (guarded by apply_mu).
+  std::unique_ptr<WriterElection> election;
+  struct Awaiting {
+    Clock::time_point deadline;
+    std::shared_ptr<Op> op;
+  };
+  std::multimap<uint64_t, Awaiting> awaiting_applied;
+  std::unique_ptr<WriteForwarder> forwarder;  // set when forwarding is on
+  std::atomic<uint64_t> forwarded{0}, forwards_not_sent{0}, forwards_lost{0};
 
   Impl(PgStoreOptions o, std::string info)
       : options(std::move(o)),
@@ -351,20 +405,26 @@ struct PgStore::Impl {
   // Applies what other servers committed since `applied`.
   void CatchUp(pqxx::connection& conn) {
     for (;;) {
-      // Read before the database's revision: this server's own commits may
-      // move `applied` past it meanwhile, which is no loss; only a database
-      // behind what was applied before asking it has lost commits.
+      // The database's revision, its compacted revision and the rows after
+      // what was applied, from one snapshot (one statement): rows up to the
+      // compacted revision may be gone, a transaction's revision in part
+      // (which no gap would show), so a server behind it reloads. Read
+      // before taking the lock: this server's own commits may move
+      // `applied` past them meanwhile, which is no loss (ApplyLocked skips
+      // what it has); only a database behind what was applied before asking
+      // it has lost commits.
       const uint64_t applied_before = applied.load();
-      uint64_t db_revision = 0;
+      pqxx::result rows;
       {
         pqxx::nontransaction tx(conn);
-        const pqxx::row meta = tx.exec_prepared1("kv_meta");
-        db_revision = meta[0].as<uint64_t>();
-        // Another server's compaction raises the floor here (at once: a
-        // compaction notifies; else within a poll), so a new watch below it
-        // is refused up front rather than ended once it has started.
-        history.NoteCompacted(meta[1].as<uint64_t>());
+        rows = tx.exec_prepared("kv_catch_up", static_cast<int64_t>(applied_before), kCatchUpRows);
       }
+      const uint64_t db_revision = rows[0][0].as<uint64_t>();
+      const uint64_t compacted = rows[0][1].as<uint64_t>();
+      // Another server's compaction raises the floor here (at once: a
+      // compaction notifies; else within a poll), so a new watch below it
+      // is refused up front rather than ended once it has started.
+      history.NoteCompacted(compacted);
       if (db_revision == applied_before) return;
       std::lock_guard lock(apply_mu);
       if (db_revision < applied_before) {
@@ -378,16 +438,9 @@ struct PgStore::Impl {
       }
       if (db_revision <= applied.load()) return;  // this server's own commits got there
       std::vector<core::Change> changes;
-      uint64_t compacted = 0;
-      {
-        // The rows and the compacted revision from one snapshot: rows up
-        // to it may be gone, a transaction's revision in part (which no
-        // gap would show), so a server behind it reloads.
-        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
-        changes = ToChanges(tx.exec_prepared("kv_read_log", static_cast<int64_t>(applied.load()),
-                                             static_cast<int64_t>(db_revision), kCatchUpRows));
-        compacted = tx.exec_prepared1("kv_meta")[1].as<uint64_t>();
-        tx.commit();
+      changes.reserve(rows.size());
+      for (const auto& row : rows) {
+        if (!row[2].is_null()) changes.push_back(ChangeOfRow(row, 2));
       }
       if (compacted > applied.load() || !ApplyLocked(changes, true) ||
           (changes.empty() && db_revision > applied.load())) {
@@ -466,7 +519,7 @@ struct PgStore::Impl {
 
   void ListenLoop() {
     milliseconds backoff = kFirstBackoff;
-    uint64_t handled = notifications.load();
+    uint64_t handled = notified.count;
     auto last_catch_up = Clock::now();
     while (!ListenerStopping()) {
       if (!listen_conn) {
@@ -480,7 +533,7 @@ struct PgStore::Impl {
         listen_conn = std::move(*conn);
         try {
           Prepare(*listen_conn);
-          receiver = std::make_unique<Receiver>(*listen_conn, &notifications);
+          receiver = std::make_unique<Receiver>(*listen_conn, &notifications, &notified);
         } catch (...) {
           MarkDown(ClassifyCurrentException("listening for changes").status);
           receiver.reset();
@@ -497,11 +550,19 @@ struct PgStore::Impl {
         if (!wanted) {
           listen_conn->await_notification(0, kListenWait.count() * 1000);
         }
-        const uint64_t seen = notifications.load();
-        if (wanted || seen != handled || Clock::now() - last_catch_up >= kPollEvery) {
-          handled = seen;
+        AnswerApplied();  // and those waiting too long
+        // A commit announces its revision: one this server has applied
+        // already (its own) needs no query.
+        bool news = false;
+        if (notified.count != handled) {
+          handled = notified.count;
+          news = notified.other_news || notified.revision > applied.load();
+          notified.other_news = false;
+        }
+        if (wanted || news || Clock::now() - last_catch_up >= kPollEvery) {
           CatchUp(*listen_conn);
           last_catch_up = Clock::now();
+          AnswerApplied();
           // A query went through: the database is reachable again.
           MarkUp();
           backoff = kFirstBackoff;
@@ -546,62 +607,56 @@ struct PgStore::Impl {
     return base;
   }
 
-  // The write transaction of one batch (see pg_store.h): fills each op's
-  // result, `others` (LockRevision) and `mine` with the batch's changes.
-  // Returns true when the map must be reloaded instead of patched.
-  bool Transact(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch,
-                std::vector<core::Change>& others, std::vector<core::Change>& mine) {
+  // The transaction of a batch of lease calls (see pg_store.h): fills
+  // each call's result, `others` (LockRevision) and `mine` with the
+  // batch's changes. Returns true when the map must be reloaded instead of
+  // patched.
+  bool TransactLeases(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch,
+                      std::vector<core::Change>& others, std::vector<core::Change>& mine) {
     pqxx::work tx(conn);
     bool reload = false;
     const uint64_t base = LockRevision(tx, others, reload);
     uint64_t next = base;
-    for (auto& op : batch) {
-      if (op->kind != OpKind::kPut && op->kind != OpKind::kDelete) {
-        RunLeaseOp(tx, *op, next, mine);
-        continue;
-      }
-      const bool is_put = op->kind == OpKind::kPut;
-      pqxx::result probe = tx.exec_prepared("kv_probe", Bytes(op->key), Bytes(op->value));
-      const bool exists = !probe.empty();
-      const uint64_t current = exists ? probe[0][0].as<uint64_t>() : 0;
-      OpResult& r = op->result;
-      r.existed = exists;
-      if (core::Status s = core::CheckPrecondition(exists, current, op->pre); !s.ok()) {
-        r.status = s;
-        continue;
-      }
-      // Checked under the kv_meta lock, which every lease end takes too:
-      // the lease cannot end before this put commits.
-      if (is_put && op->lease != 0 && !LeaseExists(tx, op->lease)) {
-        r.status = core::NoSuchLease(op->lease);
-        continue;
-      }
-      if (is_put && exists && probe[0][1].as<bool>() && probe[0][4].as<uint64_t>() == op->lease) {
-        r.revision = current;  // the same value and lease: no revision, no record
-        continue;
-      }
-      if (!is_put && !exists) continue;  // deleting a missing key
-      ++next;
-      if (is_put) {
-        // The metadata follows from the key's row in kv_state, read under
-        // the lock (an earlier write of this batch to the key included).
-        core::KeyMeta before;
-        if (exists) before = {probe[0][2].as<uint64_t>(), probe[0][3].as<uint64_t>(), 0};
-        const core::KeyMeta meta = core::KeyMeta::AfterPut(exists ? &before : nullptr, next, op->lease);
-        tx.exec_prepared("kv_put", Bytes(op->key), Bytes(op->value), static_cast<int64_t>(next),
-                         static_cast<int64_t>(meta.create_revision),
-                         static_cast<int64_t>(meta.version), static_cast<int64_t>(meta.lease));
-        mine.push_back({next, core::RecordType::kPut, op->key, op->value, meta});
-      } else {
-        tx.exec_prepared("kv_delete", Bytes(op->key), static_cast<int64_t>(next));
-        mine.push_back({next, core::RecordType::kDelete, op->key, {}, {}});
-      }
-      r.revision = next;
-      r.changed = true;
-    }
+    for (auto& op : batch) RunLeaseOp(tx, *op, next, mine);
     if (next > base) tx.exec_prepared("kv_advance", static_cast<int64_t>(next));
     tx.commit();
     return reload;
+  }
+
+  // A batch of puts and deletes, in one statement (batch_write.h). The
+  // others' changes it rests on (up to the revision before it) are read
+  // after its commit, when they are all committed and visible; in the
+  // same snapshot as the compacted revision, since rows up to it may be
+  // gone. Returns true when the map must be reloaded instead of patched.
+  bool TransactWrites(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch,
+                      std::vector<core::Change>& others, std::vector<core::Change>& mine) {
+    std::vector<KeyWrite> writes;
+    writes.reserve(batch.size());
+    for (const auto& op : batch) {
+      writes.push_back({op->kind == OpKind::kPut, op->key, op->value, &op->pre, op->lease});
+    }
+    const uint64_t seen = applied.load();
+    BatchWritten written = WriteBatch(conn, writes);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const KeyWriteOutcome& w = written.outcomes[i];
+      OpResult& r = batch[i]->result;
+      r.status = w.status;
+      r.revision = w.revision;
+      r.existed = w.existed;
+      r.changed = w.changed;
+    }
+    mine = std::move(written.changes);
+    const uint64_t base = written.base;
+    if (base < seen || base - seen > static_cast<uint64_t>(kMaxInTxnCatchUp) || written.compacted > seen) {
+      return true;
+    }
+    if (base == seen) return false;
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
+    others = ToChanges(tx.exec_prepared("kv_read_log", static_cast<int64_t>(seen), static_cast<int64_t>(base),
+                                        kMaxInTxnCatchUp));
+    const uint64_t compacted = tx.exec_prepared1("kv_meta")[1].as<uint64_t>();
+    tx.commit();
+    return compacted > seen;
   }
 
   // A lease call in a batch's transaction (pg_leases.h): a grant or an end
@@ -844,7 +899,8 @@ struct PgStore::Impl {
   void RunBatch(pqxx::connection& conn, std::vector<std::shared_ptr<Op>>& batch) {
     std::vector<core::Change> others;
     std::vector<core::Change> mine;
-    const bool reload = Transact(conn, batch, others, mine);
+    const bool reload = IsKeyWrite(*batch.front()) ? TransactWrites(conn, batch, others, mine)
+                            : TransactLeases(conn, batch, others, mine);
     CountCommitted(mine);
     ApplyCommitted(conn, reload, others, mine);
   }
@@ -883,6 +939,121 @@ struct PgStore::Impl {
     for (auto& op : batch) op->result.status = why;
   }
 
+  static bool IsKeyWrite(const Op& op) { return op.kind == OpKind::kPut || op.kind == OpKind::kDelete; }
+
+  // ------------------------------------------------------------ forwarding
+
+  // Forwards a batch of puts and deletes to the writer (pg_store.h, "One
+  // writer"), in parts the forwarder sends while this thread goes on.
+  // Returns the writes to commit here: all of them when there is no writer
+  // to forward to (none known, this server, or one a forward just failed to
+  // reach), and a write too big to forward. A part the writer refused or
+  // never received comes back to the queue; the others are answered from
+  // the writer's outcomes once applied here, or with Unavailable when the
+  // writer's answer was lost.
+  std::vector<std::shared_ptr<Op>> Forward(std::vector<std::shared_ptr<Op>> batch) {
+    if (!forwarder || !forwarder->Forwarding()) return batch;
+    std::vector<std::shared_ptr<Op>> here, part;
+    std::vector<core::ForwardedWrite> writes;
+    size_t bytes = 0;
+    auto send = [&] {
+      if (part.empty()) return;
+      forwarder->Send(std::move(writes), [this, ops = std::move(part)](WriteForwarder::Reply reply) mutable {
+        Forwarded(ops, reply);
+      });
+      part = {};
+      writes = {};
+      bytes = 0;
+    };
+    for (auto& op : batch) {
+      core::ForwardedWrite w{op->kind == OpKind::kPut, op->key, op->value, op->pre, op->lease};
+      if (!forwarder->Fits(w)) {
+        here.push_back(std::move(op));
+        continue;
+      }
+      if (!forwarder->Room(bytes, w)) send();
+      bytes += core::ForwardedWriteSize(w);
+      writes.push_back(std::move(w));
+      part.push_back(std::move(op));
+    }
+    send();
+    return here;
+  }
+
+  // What became of a forwarded part (on a forwarding thread).
+  void Forwarded(std::vector<std::shared_ptr<Op>>& ops, WriteForwarder::Reply& reply) {
+    using Fate = WriteForwarder::Reply::Fate;
+    switch (reply.fate) {
+      case Fate::kAnswered:
+        forwarded += ops.size();
+        for (size_t i = 0; i < ops.size(); ++i) {
+          const core::ForwardedOutcome& o = reply.outcomes[i];
+          ops[i]->result = OpResult{o.status, o.revision, o.existed, o.changed};
+          AnswerWhenApplied(std::move(ops[i]), o.revision);
+        }
+        return;
+      case Fate::kCommitHere: {
+        // Back to the front of the queue: the forwarder now declines
+        // them, so the committer commits them here.
+        forwards_not_sent += ops.size();
+        {
+          std::lock_guard lock(queue_mu);
+          for (auto it = ops.rbegin(); it != ops.rend(); ++it) queue.push_front(std::move(*it));
+        }
+        queue_cv.notify_one();
+        return;
+      }
+      case Fate::kLost:
+        forwards_lost += ops.size();
+        for (auto& op : ops) {
+          op->result = OpResult{reply.lost};
+          op->done(op->result);
+        }
+        return;
+    }
+  }
+
+  // Answers a forwarded write once this server has applied its revision.
+  void AnswerWhenApplied(std::shared_ptr<Op> op, uint64_t revision) {
+    {
+      std::lock_guard lock(apply_mu);
+      if (applied.load() < revision) {
+        awaiting_applied.emplace(revision, Awaiting{Clock::now() + kAwaitAppliedLimit, std::move(op)});
+        return;
+      }
+    }
+    op->done(op->result);
+  }
+
+  // Answers the forwarded writes applied by now; with `all`, every one
+  // (kvctl is stopping: they are committed, the server will not read again).
+  // One this server could not catch up with in kAwaitAppliedLimit is
+  // answered Unavailable: it is committed, but a read here would not show it.
+  void AnswerApplied(bool all = false) {
+    std::vector<std::shared_ptr<Op>> ready, late;
+    {
+      std::lock_guard lock(apply_mu);
+      const auto end = all ? awaiting_applied.end() : awaiting_applied.upper_bound(applied.load());
+      for (auto it = awaiting_applied.begin(); it != end; ++it) ready.push_back(std::move(it->second.op));
+      awaiting_applied.erase(awaiting_applied.begin(), end);
+      const auto now = Clock::now();
+      for (auto it = awaiting_applied.begin(); it != awaiting_applied.end();) {
+        if (it->second.deadline > now) {
+          ++it;
+          continue;
+        }
+        it->second.op->result.status = core::Status::Unavailable(fmt::format(
+            "the writer committed this write at revision {}, but this server has not caught up with it in {} s "
+            "(is its database connection down?); a read on another server shows it",
+            it->first, kAwaitAppliedLimit.count() / 1000));
+        late.push_back(std::move(it->second.op));
+        it = awaiting_applied.erase(it);
+      }
+    }
+    for (auto& op : ready) op->done(op->result);
+    for (auto& op : late) op->done(op->result);
+  }
+
   void CommitLoop() {
     for (;;) {
       std::vector<std::shared_ptr<Op>> batch;
@@ -891,8 +1062,11 @@ struct PgStore::Impl {
         queue_cv.wait(lock, [&] { return !queue.empty() || stopping; });
         if (queue.empty()) return;
         while (!queue.empty() && batch.size() < kMaxBatchOps) {
-          // A transaction runs alone: it ends a batch of puts and deletes.
-          if (queue.front()->txn && !batch.empty()) break;
+          // A transaction runs alone; puts and deletes go together in one
+          // statement, lease calls in a transaction of their own.
+          if (!batch.empty() && (queue.front()->txn || IsKeyWrite(*queue.front()) != IsKeyWrite(*batch.front()))) {
+            break;
+          }
           batch.push_back(std::move(queue.front()));
           queue.pop_front();
           if (batch.back()->txn) break;
@@ -900,6 +1074,9 @@ struct PgStore::Impl {
       }
       if (core::Status h = DatabaseHealth(); !h.ok()) {
         Fail(batch, h);
+      } else if (!batch.front()->txn && IsKeyWrite(*batch.front()) &&
+                 (batch = Forward(std::move(batch))).empty()) {
+        continue;  // all forwarded: answered once applied
       } else if (auto lease = pool.Acquire(); !lease) {
         Fail(batch, lease.error());
       } else {
@@ -923,6 +1100,8 @@ struct PgStore::Impl {
       // The writers hear back only now, on this thread: a transport's
       // callback just hands the answer to its event loop.
       for (auto& op : batch) op->done(op->result);
+      // This batch may have applied forwarded writes' revisions too.
+      AnswerApplied();
     }
   }
 
@@ -1002,7 +1181,7 @@ core::Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options) {
     Prepare(*i.listen_conn);
     // LISTEN before loading, so no change committed after the snapshot is
     // missed: it is either in the snapshot or announced.
-    i.receiver = std::make_unique<Receiver>(*i.listen_conn, &i.notifications);
+    i.receiver = std::make_unique<Receiver>(*i.listen_conn, &i.notifications, &i.notified);
     std::lock_guard lock(i.apply_mu);
     i.ReloadLocked(*i.listen_conn);
   } catch (...) {
@@ -1019,6 +1198,17 @@ core::Result<std::unique_ptr<PgStore>> PgStore::Open(PgStoreOptions options) {
   i.committer = std::thread([&i] { i.CommitLoop(); });
   i.expiry = std::make_unique<LeaseExpiry>(LeaseExpiry::Options{
       i.conninfo, &i.logger, [&i](const std::vector<uint64_t>& due) { return i.ExpireLeases(due); }});
+  if (i.options.forward || !i.options.peer_url.empty()) {
+    i.election = std::make_unique<WriterElection>(WriterElection::Options{i.conninfo, i.options.peer_url, &i.logger});
+  }
+  if (i.options.forward) {
+    i.forwarder = std::make_unique<WriteForwarder>(WriteForwarder::Options{
+        .election = i.election.get(),
+        .transport = i.options.forward,
+        .logger = &i.logger,
+        .max_part_bytes = i.options.max_forward_bytes,
+    });
+  }
   return std::unique_ptr<PgStore>(new PgStore(std::move(impl)));
 }
 
@@ -1167,6 +1357,15 @@ std::vector<core::BackendMetric> PgStore::BackendMetrics() const {
        "counter", d(i.reconnects.load())},
       {"kvctl_pg_lease_expirer", "1 while this server is the one that expires leases.", "gauge",
        i.expiry && i.expiry->holding() ? 1.0 : 0.0},
+      {"kvctl_pg_writer", "1 while this server is the writer that commits its peers' puts and deletes.", "gauge",
+       i.election && i.election->Current().self ? 1.0 : 0.0},
+      {"kvctl_pg_forwarded_writes_total", "Puts and deletes forwarded to the writer and answered by it.", "counter",
+       d(i.forwarded.load())},
+      {"kvctl_pg_forwards_not_sent_total",
+       "Puts and deletes the writer refused or never received, committed here instead.", "counter",
+       d(i.forwards_not_sent.load())},
+      {"kvctl_pg_forwards_lost_total", "Forwarded puts and deletes whose answer was lost (answered 503).",
+       "counter", d(i.forwards_lost.load())},
   };
 }
 
@@ -1211,7 +1410,7 @@ core::Result<core::CompactionStats> PgStore::Compact() {
         // this notification.
         tx.exec_params(
             "WITH m AS (UPDATE kv_meta SET compacted_revision = $1 WHERE id = 1) "
-            "SELECT pg_notify('kvctl_changes', $2::text)",
+            "SELECT pg_notify('kvctl_changes', 'compacted ' || $2::text)",
             static_cast<int64_t>(upto), static_cast<int64_t>(current));
         stats.covered_revision = upto;
         stats.records_read = removed.affected_rows();
@@ -1241,6 +1440,10 @@ core::Result<core::CompactionStats> PgStore::Compact() {
   return stats;
 }
 
+bool PgStore::AcceptsForwardedWrites(std::string_view token) const {
+  return impl_->election && impl_->election->IsOwnToken(token);
+}
+
 core::Status PgStore::Close() {
   Impl& i = *impl_;
   {
@@ -1249,12 +1452,17 @@ core::Status PgStore::Close() {
     i.closed = true;
   }
   if (i.expiry) i.expiry->Stop();  // hands the duty to another server
+  // Parts in flight are answered (or come back to the queue); the writer
+  // role passes on; what is queued is committed here.
+  if (i.forwarder) i.forwarder->Stop();
+  if (i.election) i.election->Stop();
   {
     std::lock_guard lock(i.queue_mu);
     i.stopping = true;
   }
   i.queue_cv.notify_all();
   if (i.committer.joinable()) i.committer.join();
+  i.AnswerApplied(true);
   {
     std::lock_guard lock(i.health_mu);
     i.stop_listener = true;

@@ -41,10 +41,58 @@
 // compacted away (a transaction's revision in part, which no gap would
 // show): it then reloads kv_state.
 //
-// The price is that commits are serialized across servers. Each server
-// has one committer thread that gathers the writes waiting (group commit)
-// into one transaction per round, so the lock is taken once per batch, not
-// once per write.
+// The price is that commits are serialized across servers, each with its
+// own WAL flush while it holds the lock. Each server has one committer
+// thread that gathers the writes waiting (group commit) into one
+// transaction per round, so the lock is taken once per batch, not once per
+// write; a batch of puts and deletes is one statement (batch_write.h: the
+// kv_write_batch function, one round trip that commits as it ends).
+//
+// One writer
+// ----------
+// With each server committing its own batches, servers added made writes
+// slower: their commits queue on the kv_meta lock, each flushing the WAL
+// alone, and each batch gathers one server's clients only (measured, 16
+// clients: 1 server 4,838 writes/s, 2 servers 2,305, 3 servers 1,380). Two
+// known ways out:
+//  - Concurrent commits, ordered afterwards (kine): revisions from a
+//    sequence, no lock across commits, so PostgreSQL's own group commit
+//    gathers every server's; readers wait at a missing revision until it
+//    commits or a "gap" row voids it. But a condition would no longer be
+//    judged with every earlier change committed: a transaction's compare
+//    over a range, or two transactions on different keys, could interleave
+//    (write skew) unless every write ran SERIALIZABLE and retried; and
+//    every reader pays for gaps with timeouts.
+//  - One writer per database, as etcd has one leader (chosen here): one
+//    server commits the puts and deletes of all (writer_election.h: a
+//    session advisory lock, the holder's URL and a token in kv_writer); the
+//    others forward theirs to it (write_forwarder.h, over its native HTTP
+//    listener, POST /v1/peer/writes) and answer their clients once they
+//    have applied the writer's revision for it (read-your-writes holds).
+//    One group commit then gathers every server's writes, and everything
+//    above (the kv_meta lock, judging in the database, gap-free revisions,
+//    applying in order) is unchanged: the writer is a route, not a
+//    guarantee. Two servers that both believe they are the writer, or a
+//    server that commits its own writes because it cannot reach the writer,
+//    are slower, never wrong. So the failure paths stay simple: the writer
+//    dies, its session ends, another server takes the lock within a
+//    second, and meanwhile every server commits its own writes; a forward
+//    that was not delivered (connection refused, a 4xx or 5xx from a server
+//    that is not or no longer the writer) is committed here; a forward
+//    whose answer is lost (a timeout, a reset) is answered 503 with its
+//    outcome unknown, like a COMMIT without an answer, and is applied
+//    everywhere if it did commit. After a failed forward a server commits
+//    its own writes for 2 s, then tries the writer again.
+//    Transactions and lease calls are still committed by the server that
+//    took them (rarer, and their answers carry more than an outcome).
+// Measured on the 2-core machine of the README (build/pg_bench, 16 clients;
+// PostgreSQL, the servers and the load share the 2 cores): one server now
+// writes 1.1-1.2 x pgbench's one-row upsert at the same concurrency; two
+// and three servers write 0.49-0.64 and 0.41-0.44 x one server, up from
+// 0.48 and 0.29. What is left is CPU, not the lock: every follower reads
+// and applies every change (catch-up), a forwarded write crosses one more
+// HTTP hop and more threads, and here the servers, PostgreSQL and the load
+// share 2 cores (91 % busy with 3 servers; docs/benchmarks.md).
 //
 // Read-your-writes and convergence
 // --------------------------------
@@ -52,8 +100,10 @@
 // not applied yet (read inside its transaction, while holding the lock)
 // and then its own, before it answers; so it reads its own write at once.
 // Other servers learn of it by LISTEN kvctl_changes (the NOTIFY is sent on
-// commit) and read kv_log from their applied revision; they also poll once
-// a second in case a notification was lost while reconnecting. Every
+// commit, its payload the revision; a server skips one it has applied) and
+// read kv_log from their applied revision, with the database's revision
+// and compacted revision, in one statement; they also poll once a second
+// in case a notification was lost while reconnecting. Every
 // server applies a change's metadata as kv_log holds it, and a reload takes
 // it from kv_state, so all servers show the metadata the database decided.
 //
@@ -127,6 +177,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/core/forwarded_writes.h"
 #include "lib/core/kv_store.h"
 #include "lib/core/logger.h"
 
@@ -142,6 +193,13 @@ struct PgStoreOptions {
   core::WatchHubOptions watch;      // the watch hub's memory and limits
   uint64_t history_retention = 0;   // storage.history_retention
   core::Logger* logger = nullptr;  // NullLogger() when null
+  // One writer (above): where this server's peers reach it ("" = it never
+  // becomes the writer), how it reaches the writer (unset = it commits its
+  // own writes), and the most bytes one forwarded batch may take (a write
+  // bigger than that is committed here).
+  std::string peer_url;
+  core::ForwardTransport forward;
+  size_t max_forward_bytes = 1 << 20;
 };
 
 class PgStore : public core::KvStore {
@@ -193,6 +251,9 @@ class PgStore : public core::KvStore {
   uint64_t HistoryFloor() const override;
   core::WatchStats watch_stats() const override;
   core::Status Close() override;
+  // While this server is the writer, whether `token` is the one its peers
+  // were given in kv_writer.
+  bool AcceptsForwardedWrites(std::string_view token) const override;
 
  private:
   struct Impl;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "lib/core/forwarded_writes.h"
 #include "lib/core/percent_encoding.h"
 #include "lib/server/api_internal.h"
 #include "lib/server/request_log.h"
@@ -82,6 +83,7 @@ RouteMatch MatchRoute(std::string_view path) {
   if (path == "/v1/watch") return {Route::kWatch, "GET, HEAD", {}};
   if (path == "/v1/txn") return {Route::kTxn, "POST", {}};
   if (path == "/v1/admin/compact") return {Route::kAdminCompact, "POST", {}};
+  if (path == core::kPeerWritesPath) return {Route::kPeerWrites, "POST", {}};
   if (path == kLeasesPath) return {Route::kLeases, "GET, HEAD, POST", {}};
   if (path.starts_with(kLeasePrefix)) {
     std::string_view id = path.substr(kLeasePrefix.size());
@@ -181,7 +183,11 @@ std::optional<HttpResponse> KvApi::AdmitHead(const HttpRequest& req, const Route
   // Probes answer whoever asks, however often: a load balancer or an
   // orchestrator must be able to tell whether the process is alive.
   const bool probe = match.route == Route::kHealthz || match.route == Route::kReadyz;
-  if (!probe) {
+  if (match.route == Route::kPeerWrites) {
+    // A peer server, not a user: its user was admitted where it wrote
+    // (grants included), and it proves it is a peer with the writer's token.
+    if (auto refusal = AdmitPeer(req)) return refusal;
+  } else if (!probe) {
     // /metrics asks who the caller is only when it needs admin.
     const bool needs_identity = match.route != Route::kMetrics || admission_.auth().metrics_need_admin();
     if (auto refusal = admission_.AdmitCaller(req, needs_identity, &admission->caller)) return refusal;
@@ -299,7 +305,8 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
   const RouteMatch match = MatchRoute(req.path);
   const bool key_write = match.route == Route::kKey && (req.method == "PUT" || req.method == "DELETE");
   const bool txn = match.route == Route::kTxn && req.method == "POST";
-  if (!key_write && !txn && !IsLeaseWrite(match.route, req.method)) return false;
+  const bool peer = match.route == Route::kPeerWrites && req.method == "POST";
+  if (!key_write && !txn && !peer && !IsLeaseWrite(match.route, req.method)) return false;
   Admission here;
   Admission* admission = &req.admission;
   std::optional<HttpResponse> refusal;
@@ -321,6 +328,14 @@ bool KvApi::HandleWriteAsync(HttpRequest& req, Reply reply) {
     admission_.Finish(write->View(), &res);
     reply(std::move(res));
   };
+  if (peer) {
+    if (refusal) {
+      answer(std::move(*refusal));
+    } else {
+      ServePeerWrites(req, std::move(answer));
+    }
+    return true;
+  }
   if (txn) {
     // Held by the callback, so it outlives the call whichever way the store answers.
     auto request = std::make_shared<core::TxnRequest>();

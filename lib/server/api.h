@@ -118,6 +118,10 @@ class KvApi {
                                         Admission* admission);
   // 403 unless `caller` (null when auth is off) may do `op` on `key`.
   std::optional<HttpResponse> Authorize(const Principal* caller, Op op, std::string_view key);
+  // A peer's forwarded writes (api_peer.cpp): 403 unless the store is its
+  // database's writer and the request carries its token.
+  std::optional<HttpResponse> AdmitPeer(const HttpRequest& request);
+  void ServePeerWrites(const HttpRequest& request, Reply answer);
   // An admitted request's route.
   HttpResponse Dispatch(const HttpRequest& request, const RouteMatch& match, const Admission& admission);
   // The key of a key route, percent-decoded and checked (400, 414).

@@ -45,6 +45,7 @@ const char* RouteLabel(Route route) {
     case Route::kLeases: return "/v1/lease";
     case Route::kLease: return "/v1/lease/{id}";
     case Route::kLeaseKeepAlive: return "/v1/lease/{id}/keepalive";
+    case Route::kPeerWrites: return "/v1/peer/writes";
     case Route::kEtcdKv: return "etcd:/v3/kv";
     case Route::kEtcdLease: return "etcd:/v3/lease";
     case Route::kEtcdWatch: return "etcd:/v3/watch";

@@ -26,6 +26,8 @@ namespace kvctl::server {
 enum class Route {
   kKey, kList, kWatch, kTxn, kAdminCompact, kHealthz, kReadyz, kMetrics, kAsterisk,
   kLeases, kLease, kLeaseKeepAlive,
+  // Writes a peer forwards to the PostgreSQL backend's writer (api_peer.cpp).
+  kPeerWrites,
   // etcd's JSON API (etcd_api.h), by resource.
   kEtcdKv, kEtcdLease, kEtcdWatch, kEtcdCluster, kEtcdVersion,
   kUnknown, kCount

@@ -3,6 +3,7 @@
 // by one server takes to become visible on another (convergence lag).
 //
 //   build/pg_bench                 # every measurement
+//   build/pg_bench -tc='*throughput*'  # the servers' and pgbench's table
 //   build/pg_bench -tc='*lag*'     # one of them
 //
 // PostgreSQL runs with fsync on here (unlike the tests), so commits cost
@@ -14,6 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "tests/e2e/harness.h"
@@ -24,6 +27,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+namespace fs = std::filesystem;
 
 constexpr int kClients = 16;                 // HTTP clients in all, spread over the servers
 constexpr auto kDuration = 5s;               // per throughput run
@@ -78,19 +82,61 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
+// PostgreSQL's own commit rate at the same concurrency: pgbench, kClients
+// connections, each committing a one-row upsert of a kValueBytes value to
+// one of kKeys keys (PostgreSQL gathers concurrent commits into one WAL
+// flush by itself). Writes per second.
+double PgbenchUpsertsPerSecond() {
+  PgCluster& pg = BenchCluster();
+  const std::string db = pg.CreateDatabase();
+  pg.Psql(db, "CREATE TABLE bench_upsert (k text PRIMARY KEY, v bytea NOT NULL)");
+  TempDir dir;
+  const auto script = dir.path() / "upsert.sql";
+  {
+    std::ofstream out(script);
+    out << "\\set k random(0, " << kKeys - 1 << ")\n"
+        << "INSERT INTO bench_upsert (k, v) VALUES ('bench/' || :k, convert_to(repeat('v', " << kValueBytes
+        << "), 'UTF8')) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v;\n";
+  }
+  // pgbench runs as postgres: it must be able to read the script.
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(script, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                              fs::perms::others_read);
+  const CliResult r = RunPgTool({"pgbench", "-n", "-M", "prepared", "-c", std::to_string(kClients), "-j", "2",
+                                 "-T", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kDuration).count()),
+                                 "-f", script.string(), "-h", "127.0.0.1", "-p", std::to_string(pg.port()), "-U",
+                                 "postgres", db});
+  const size_t at = r.out.find("tps = ");
+  REQUIRE_MESSAGE(at != std::string::npos, "pgbench printed no tps:\n" << r.out << r.err);
+  return std::stod(r.out.substr(at + 6));
+}
+
 }  // namespace
 
-TEST_CASE("bench: write throughput of 1, 2 and 3 servers on one database") {
+// The table of docs/benchmarks.md's PostgreSQL results: 1, 2 and 3 servers on one
+// database with the same kClients clients split evenly over them, and
+// pgbench's one-row upsert on the same cluster, from one run.
+TEST_CASE("bench: write throughput of 1, 2 and 3 servers on one database, and pgbench") {
+  double one = 0;
+  std::printf("clients=%d value=%zuB keys=%d, %lld s per row, PostgreSQL fsync on\n", kClients, kValueBytes, kKeys,
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(kDuration).count()));
+  std::printf("| | writes/s | ratio |\n| --- | --- | --- |\n");
   for (int n = 1; n <= 3; ++n) {
     const std::string dsn = FreshDsn();
     std::vector<std::unique_ptr<PgServer>> servers;
     for (int i = 0; i < n; ++i) servers.push_back(std::make_unique<PgServer>(dsn));
     const double rate = WritesPerSecond(servers);
-    std::printf("servers=%d clients=%d value=%zuB: %.0f acknowledged writes/s\n", n, kClients,
-                kValueBytes, rate);
+    if (n == 1) one = rate;
+    std::printf("| %d kvctl server%s | %.0f | %.2f x one server |\n", n, n == 1 ? "" : "s", rate, rate / one);
     std::fflush(stdout);
     CHECK(rate > 0);
   }
+  const double pgbench = PgbenchUpsertsPerSecond();
+  std::printf("| pgbench, one-row upsert, %d clients | %.0f | one server = %.2f x pgbench |\n", kClients, pgbench,
+              one / pgbench);
+  std::fflush(stdout);
+  CHECK(pgbench > 0);
 }
 
 TEST_CASE("bench: convergence lag from one server to another") {

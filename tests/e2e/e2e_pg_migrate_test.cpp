@@ -58,13 +58,15 @@ TEST_CASE("migrate up, down, goto, force and version follow golang-migrate") {
   CHECK(Has(r.out, "3/u key metadata"));
   CHECK(Has(r.out, "4/u transactions: several changes at one revision"));
   CHECK(Has(r.out, "5/u leases"));
-  CHECK(m.Run({"version"}).out == "5\n");
+  CHECK(Has(r.out, "6/u one writer: one-statement batches and the writer's address"));
+  CHECK(m.Run({"version"}).out == "6\n");
   r = m.Run({"up"});
   CHECK(r.exit_code == 0);
   CHECK(r.out == "no change\n");
 
-  r = m.Run({"down", "4"});
+  r = m.Run({"down", "5"});
   REQUIRE(r.exit_code == 0);
+  CHECK(Has(r.out, "6/d one writer"));
   CHECK(Has(r.out, "5/d leases"));
   CHECK(Has(r.out, "4/d transactions"));
   CHECK(Has(r.out, "3/d key metadata"));
@@ -77,9 +79,9 @@ TEST_CASE("migrate up, down, goto, force and version follow golang-migrate") {
   r = m.Run({"goto", "1"});
   REQUIRE(r.exit_code == 0);
   CHECK(Has(r.out, "2/d"));
-  r = m.Run({"goto", "7"});
+  r = m.Run({"goto", "8"});
   CHECK(r.exit_code == 2);
-  CHECK(Has(r.err, "no migration 7"));
+  CHECK(Has(r.err, "no migration 8"));
 
   SUBCASE("down without N or --all is refused when no one can confirm, and changes nothing") {
     r = m.Run({"down"});
@@ -170,7 +172,7 @@ TEST_CASE("a failed migration step rolls back whole and leaves nothing dirty") {
   CHECK(m.Table() == "");
   m.pg.Psql(m.db, "DROP TABLE kv_log");
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "5|f");
+  CHECK(m.Table() == "6|f");
 }
 
 TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
@@ -184,7 +186,7 @@ TEST_CASE("a dirty version stops migrate until force, as golang-migrate does") {
   CHECK(m.Run({"version"}).out == "1 (dirty)\n");
   REQUIRE(m.Run({"force", "1"}).exit_code == 0);
   CHECK(m.Run({"up"}).exit_code == 0);
-  CHECK(m.Table() == "5|f");
+  CHECK(m.Table() == "6|f");
 }
 
 TEST_CASE("migrate waits for another run's advisory lock and gives up with a clear message") {
@@ -212,7 +214,7 @@ TEST_CASE("migrate waits for another run's advisory lock and gives up with a cle
   CHECK(out.find("1/u") != std::string::npos);
   CHECK(out.find("1/u") == out.rfind("1/u"));
   CHECK(out.find("2/u") == out.rfind("2/u"));
-  CHECK(m.Table() == "5|f");
+  CHECK(m.Table() == "6|f");
 }
 
 TEST_CASE("serve refuses a schema older or newer than it needs and names the migrate command") {
@@ -234,16 +236,16 @@ TEST_CASE("serve refuses a schema older or newer than it needs and names the mig
   REQUIRE(m.Run({"up", "1"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
-  CHECK(Has(err, "at version 1 but this kvctl needs version 5"));
+  CHECK(Has(err, "at version 1 but this kvctl needs version 6"));
 
-  REQUIRE(m.Run({"force", "6"}).exit_code == 0);
+  REQUIRE(m.Run({"force", "7"}).exit_code == 0);
   std::tie(code, err) = serve();
   CHECK(code == 2);
   CHECK(Has(err, "newer"));
-  CHECK(Has(err, "kvctl migrate goto 5"));
+  CHECK(Has(err, "kvctl migrate goto 6"));
   CliResult r = m.Run({"up"});
   CHECK(r.exit_code == 2);
-  CHECK(Has(r.err, "version 6, which this kvctl does not know"));
+  CHECK(Has(r.err, "version 7, which this kvctl does not know"));
 }
 
 TEST_CASE("serve and migrate say what is wrong with the DSN or the database") {
@@ -310,6 +312,13 @@ INSERT INTO kv_log (revision, kind, key, value, create_revision, version, lease)
 TEST_CASE("migration 5 adds the lease table and refuses to go down while leases are alive or in kv_log") {
   MigrateDb m;
   REQUIRE(m.Run({"up"}).exit_code == 0);
+  CHECK(m.Table() == "6|f");
+  // Migration 6 only adds the batch write function and kv_writer; down drops them.
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM pg_proc WHERE proname = 'kv_write_batch'") == "1");
+  CHECK(m.TableExists("kv_writer"));
+  REQUIRE(m.Run({"down", "1"}).exit_code == 0);
+  CHECK(m.pg.Psql(m.db, "SELECT count(*) FROM pg_proc WHERE proname = 'kv_write_batch'") == "0");
+  CHECK_FALSE(m.TableExists("kv_writer"));
   CHECK(m.Table() == "5|f");
   // A lease granted at revision 1 with a key on it, as a server writes them.
   m.pg.Psql(m.db, R"sql(

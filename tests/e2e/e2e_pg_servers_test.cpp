@@ -4,12 +4,15 @@
 // promoted replica.
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 #include <atomic>
 #include <mutex>
 #include <thread>
 
 #include "tests/e2e/harness.h"
 #include "tests/e2e/pg_harness.h"
+#include "tests/e2e/pki.h"
 
 namespace kvctl::e2e {
 namespace {
@@ -301,6 +304,199 @@ TEST_CASE("failover: servers with a multi-host DSN carry on when a streaming rep
   CheckAllPresent(a.port(), acked);
   CheckAllPresent(b.port(), acked);
   CHECK(std::stoul(replica->Psql(db, "SELECT count(*) FROM kv_state")) >= acked.size());
+}
+
+// ---------------------------------------------------------------- one writer
+// (lib/pg/pg_store.h, "One writer")
+
+namespace {
+
+// The index in `servers` of the one whose /metrics says it is the writer,
+// once exactly one does; -1 if none or several within the limit.
+int WriterOf(const std::vector<PgServer*>& servers, std::chrono::milliseconds limit = 10s) {
+  int writer = -1;
+  Eventually(
+      [&] {
+        int found = -1, count = 0;
+        for (size_t i = 0; i < servers.size(); ++i) {
+          HttpClient http(servers[i]->port());
+          if (Metric(http, "kvctl_pg_writer") == 1) {
+            found = static_cast<int>(i);
+            ++count;
+          }
+        }
+        writer = count == 1 ? found : -1;
+        return writer >= 0;
+      },
+      limit);
+  return writer;
+}
+
+// Writes to `http` until its server forwards one to the writer (it reads
+// who that is at start and then every second).
+bool ForwardsToWriter(HttpClient& http) {
+  return Eventually([&] {
+    return http.Put("warm", "up").status / 100 == 2 && Metric(http, "kvctl_pg_forwarded_writes_total") >= 1;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("one writer: the servers elect one and it commits the others' writes, conditions and all") {
+  const std::string dsn = FreshDsn();
+  PgServer a(dsn), b(dsn), c(dsn);
+  std::vector<PgServer*> servers = {&a, &b, &c};
+  const int w = WriterOf(servers);
+  REQUIRE(w >= 0);
+  CHECK(PgCluster::Shared().Psql(dsn.substr(dsn.rfind('=') + 1), "SELECT url FROM kv_writer") ==
+        "http://" + servers[static_cast<size_t>(w)]->addr());
+  for (size_t s = 0; s < servers.size(); ++s) {
+    if (static_cast<int>(s) == w) continue;
+    HttpClient http(servers[s]->port());
+    REQUIRE(ForwardsToWriter(http));
+    const double forwarded = Metric(http, "kvctl_pg_forwarded_writes_total");
+    const std::string p = "s" + std::to_string(s) + "/";
+    for (int i = 0; i < 20; ++i) {
+      REQUIRE(http.Put(p + std::to_string(i), "v" + std::to_string(i)).status == 201);
+      // Read-your-writes on the server that took the write, though another committed it.
+      CHECK(http.Get(p + std::to_string(i)).body == "v" + std::to_string(i));
+    }
+    // Conditions are judged where the write commits, and their answers come back.
+    const uint64_t rev = *http.Get(p + "0").EtagRevision();
+    CHECK(http.Put(p + "0", "x", {{"If-None-Match", "*"}}).status == 412);
+    HttpResponse stale = http.Put(p + "0", "x", {{"If-Match", "\"" + std::to_string(rev - 1) + "\""}});
+    CHECK(stale.status == 412);
+    CHECK(stale.body.find("key is at revision " + std::to_string(rev)) != std::string::npos);
+    CHECK(http.Put(p + "0", "cas", {{"If-Match", "\"" + std::to_string(rev) + "\""}}).status == 200);
+    CHECK(http.Get(p + "0").body == "cas");
+    CHECK(http.Put(p + "1", "v1").status == 200);  // the same value: no new revision
+    CHECK(http.Get(p + "1").EtagRevision() < http.Get(p + "0").EtagRevision());
+    CHECK(http.Delete(p + "2").status == 204);
+    CHECK(http.Get(p + "2").status == 404);
+    CHECK(http.Delete(p + "2").status == 204);  // a missing key: no revision
+    CHECK(Metric(http, "kvctl_pg_forwarded_writes_total") == forwarded + 26);
+    CHECK(Metric(http, "kvctl_pg_forwards_not_sent_total") == 0);
+  }
+  CHECK(Eventually([&] { return SameState({a.port(), b.port(), c.port()}); }));
+  // Revisions stay store-wide and gapless: "warm" once, 40 creates, 2
+  // swaps, 2 deletes.
+  CHECK(PgCluster::Shared().Psql(dsn.substr(dsn.rfind('=') + 1),
+                                 "SELECT count(DISTINCT revision), min(revision), max(revision) FROM kv_log") ==
+        "45|1|45");
+}
+
+TEST_CASE("one writer killed -9 under load: nothing acknowledged lost, another takes over within seconds") {
+  const std::string dsn = FreshDsn();
+  PgServer a(dsn), b(dsn), c(dsn);
+  std::vector<PgServer*> servers = {&a, &b, &c};
+  const int w = WriterOf(servers);
+  REQUIRE(w >= 0);
+  std::vector<PgServer*> rest;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    if (static_cast<int>(i) != w) rest.push_back(servers[i]);
+  }
+  for (PgServer* s : rest) {
+    HttpClient http(s->port());
+    REQUIRE(ForwardsToWriter(http));
+  }
+  LoadWriter one(rest[0]->port(), "one"), two(rest[1]->port(), "two");
+  REQUIRE(Eventually([&] { return one.acked_count() >= 200 && two.acked_count() >= 200; }));
+  {
+    HttpClient http(rest[0]->port());
+    CHECK(Metric(http, "kvctl_pg_forwarded_writes_total") > 100);
+  }
+  servers[static_cast<size_t>(w)]->process().Kill9();
+  const auto killed = std::chrono::steady_clock::now();
+  const size_t before = one.acked_count() + two.acked_count();
+  // Writes go on (committed where they were taken until a new writer is
+  // elected), and one of the survivors becomes the writer.
+  CHECK(Eventually([&] { return one.acked_count() + two.acked_count() >= before + 500; }, 5s));
+  const int next = WriterOf(rest, 5s);
+  CHECK(next >= 0);
+  MESSAGE("new writer after " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - killed)
+                                     .count()
+                              << " ms");
+  std::this_thread::sleep_for(500ms);  // some writes through the new writer
+  one.Stop();
+  two.Stop();
+  INFO(one.Summary() << "; " << two.Summary());
+  // A write whose forward was in flight when the writer died may be
+  // answered 503 (its outcome unknown); nothing else fails.
+  CHECK(one.count(503) + two.count(503) <= 16);
+  auto acked = one.acked();
+  for (const auto& [k, v] : two.acked()) acked[k] = v;
+  for (PgServer* s : rest) CheckAllPresent(s->port(), acked);
+  CHECK(Eventually([&] { return SameState({rest[0]->port(), rest[1]->port()}); }));
+}
+
+TEST_CASE("one writer its peers cannot reach: each commits its own writes, none is refused") {
+  const std::string dsn = FreshDsn();
+  // The writer advertises a URL nobody answers on.
+  PgServer a(dsn, {"--postgres-peer-url", "http://127.0.0.1:" + std::to_string(FreePort())});
+  std::vector<PgServer*> first = {&a};
+  REQUIRE(WriterOf(first) == 0);
+  PgServer b(dsn);
+  HttpClient hb(b.port());
+  // b learns who the writer is, and cannot reach it.
+  REQUIRE(Eventually([&] {
+    return hb.Put("warm", "up").status / 100 == 2 && Metric(hb, "kvctl_pg_forwards_not_sent_total") >= 1;
+  }));
+  LoadWriter load(b.port(), "cut");
+  REQUIRE(Eventually([&] { return load.acked_count() >= 300; }));
+  load.Stop();
+  INFO(load.Summary());
+  CHECK(load.count(503) == 0);
+  // It tries the writer again every couple of seconds, and commits here.
+  CHECK(Metric(hb, "kvctl_pg_forwarded_writes_total") == 0);
+  CHECK(Metric(hb, "kvctl_pg_writer") == 0);
+  CheckAllPresent(a.port(), load.acked());
+  CHECK(Eventually([&] { return SameState({a.port(), b.port()}); }));
+}
+
+TEST_CASE("a forwarded write whose answer is lost gets 503, and every server shows what the database holds of it") {
+  const std::string dsn = FreshDsn();
+  PgServer a(dsn);
+  std::vector<PgServer*> first = {&a};
+  REQUIRE(WriterOf(first) == 0);
+  PgServer b(dsn);
+  HttpClient hb(b.port());
+  REQUIRE(ForwardsToWriter(hb));
+  // The writer stops answering: it takes the request (the kernel does), and
+  // holds it until it runs again.
+  REQUIRE(::kill(a.process().pid(), SIGSTOP) == 0);
+  HttpResponse lost = hb.Put("lost", "maybe");
+  REQUIRE(::kill(a.process().pid(), SIGCONT) == 0);
+  CHECK(lost.status == 503);
+  CHECK(lost.body.find("its answer was lost") != std::string::npos);
+  CHECK(Metric(hb, "kvctl_pg_forwards_lost_total") == 1);
+  // Once the writer runs again it commits the write or drops it with the
+  // connection b closed (whichever it reads first): either way every
+  // server shows what the database holds, and b's writes meanwhile are
+  // committed by b.
+  REQUIRE(hb.Put("after", "x").status == 201);
+  REQUIRE(Eventually([&] { return SameState({a.port(), b.port()}); }));
+  std::this_thread::sleep_for(1s);  // a commit of "lost" after "after" would show by now
+  CHECK(Eventually([&] { return SameState({a.port(), b.port()}); }));
+  const std::string db = dsn.substr(dsn.rfind('=') + 1);
+  const bool committed = PgCluster::Shared().Psql(db, "SELECT count(*) FROM kv_state WHERE key = 'lost'") == "1";
+  MESSAGE("the write whose answer was lost was " << std::string(committed ? "committed" : "not committed"));
+  CHECK(hb.Get("lost").status == (committed ? 200 : 404));
+}
+
+TEST_CASE("serve refuses postgres.peer_url with TLS on: its peers could not forward to a TLS-only listener") {
+  const std::string dsn = FreshDsn();
+  Pki pki;
+  TempDir scratch;
+  ServerProcess p(scratch.path(), ServerOptions{"", FreePort(),
+                                                {"--backend", "postgres", "--dsn", dsn, "--postgres-peer-url",
+                                                 "http://127.0.0.1:7000", "--tls-cert", pki("server.pem"),
+                                                 "--tls-key", pki("server.key")},
+                                                {}});
+  const auto code = p.WaitExit();
+  REQUIRE(code.has_value());
+  CHECK(*code == 2);
+  CHECK(p.Stderr().find("postgres.peer_url is plain HTTP, but tls.cert is set") != std::string::npos);
 }
 
 }  // namespace kvctl::e2e
