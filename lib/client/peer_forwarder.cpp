@@ -10,9 +10,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // A keep-alive connection idle this long is opened afresh: the writer may
-// have closed it (server.keepalive_timeout), and a request written into a
-// closed connection would leave its outcome unknown.
-constexpr std::chrono::milliseconds kFreshAfterIdle{1000};
+// have closed it (server.keepalive_timeout, 1 s at least), and a request
+// written into a closed connection would leave its outcome unknown.
+constexpr std::chrono::milliseconds kFreshAfterIdle{500};
 
 }  // namespace
 
