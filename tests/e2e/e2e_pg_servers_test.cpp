@@ -484,6 +484,27 @@ TEST_CASE("a forwarded write whose answer is lost gets 503, and every server sho
   CHECK(hb.Get("lost").status == (committed ? 200 : 404));
 }
 
+TEST_CASE("one writer: a write too big for one forwarded part is committed by the server that took it") {
+  const std::string dsn = FreshDsn();
+  PgServer a(dsn);
+  std::vector<PgServer*> first = {&a};
+  REQUIRE(WriterOf(first) == 0);
+  PgServer b(dsn);
+  HttpClient hb(b.port());
+  REQUIRE(ForwardsToWriter(hb));
+  const double forwarded = Metric(hb, "kvctl_pg_forwarded_writes_total");
+  // limits.max_value_bytes (1 MiB) bounds a part too: this value fits a
+  // request, not a part with its key and framing.
+  const std::string big((1 << 20) - 8, 'b');
+  REQUIRE(hb.Put("big", big).status == 201);
+  CHECK(hb.Get("big").body == big);
+  CHECK(Metric(hb, "kvctl_pg_forwarded_writes_total") == forwarded);
+  REQUIRE(hb.Put("small", "s").status == 201);  // the next one is forwarded again
+  CHECK(Metric(hb, "kvctl_pg_forwarded_writes_total") == forwarded + 1);
+  HttpClient ha(a.port());
+  CHECK(Eventually([&] { return ha.Get("big").body == big; }));
+}
+
 TEST_CASE("serve refuses postgres.peer_url with TLS on: its peers could not forward to a TLS-only listener") {
   const std::string dsn = FreshDsn();
   Pki pki;
