@@ -220,7 +220,6 @@ core::Result<T> Await(Start start) {
 // What the kvctl_changes notifications said, as the listener thread takes
 // them (pqxx calls the receiver on the thread that awaits them).
 struct Notified {
-  uint64_t count = 0;
   uint64_t revision = 0;      // the highest revision a commit announced
   bool other_news = false;    // a notification that is not a revision (a compaction)
 };
@@ -231,7 +230,6 @@ class Receiver : public pqxx::notification_receiver {
       : pqxx::notification_receiver(c, std::string(kChannel)), count_(count), notified_(notified) {}
   void operator()(const std::string& payload, int) override {
     ++*count_;
-    ++notified_->count;
     uint64_t revision = 0;
     const auto [end, ec] = std::from_chars(payload.data(), payload.data() + payload.size(), revision);
     if (ec != std::errc() || end != payload.data() + payload.size()) {
@@ -519,7 +517,6 @@ struct PgStore::Impl {
 
   void ListenLoop() {
     milliseconds backoff = kFirstBackoff;
-    uint64_t handled = notified.count;
     auto last_catch_up = Clock::now();
     while (!ListenerStopping()) {
       if (!listen_conn) {
@@ -550,23 +547,18 @@ struct PgStore::Impl {
         if (!wanted) {
           listen_conn->await_notification(0, kListenWait.count() * 1000);
         }
-        AnswerApplied();  // and those waiting too long
         // A commit announces its revision: one this server has applied
         // already (its own) needs no query.
-        bool news = false;
-        if (notified.count != handled) {
-          handled = notified.count;
-          news = notified.other_news || notified.revision > applied.load();
-          notified.other_news = false;
-        }
+        const bool news = notified.other_news || notified.revision > applied.load();
         if (wanted || news || Clock::now() - last_catch_up >= kPollEvery) {
           CatchUp(*listen_conn);
+          notified.other_news = false;
           last_catch_up = Clock::now();
-          AnswerApplied();
           // A query went through: the database is reachable again.
           MarkUp();
           backoff = kFirstBackoff;
         }
+        AnswerApplied();  // those applied now, and those waiting too long
       } catch (...) {
         PgError e = ClassifyCurrentException("following the change log");
         if (e.connection_lost) {

@@ -340,6 +340,17 @@ bool ForwardsToWriter(HttpClient& http) {
   });
 }
 
+// A server that is its database's writer, started first, and a second one.
+struct WriterAndFollower {
+  explicit WriterAndFollower(std::vector<std::string> writer_args = {})
+      : writer(dsn, std::move(writer_args)), elected(WriterOf({&writer}) == 0) {}
+  std::string dsn = FreshDsn();
+  PgServer writer;
+  bool elected;
+  PgServer follower{dsn};
+  HttpClient http{follower.port()};
+};
+
 }  // namespace
 
 TEST_CASE("one writer: the servers elect one and it commits the others' writes, conditions and all") {
@@ -431,13 +442,12 @@ TEST_CASE("one writer killed -9 under load: nothing acknowledged lost, another t
 }
 
 TEST_CASE("one writer its peers cannot reach: each commits its own writes, none is refused") {
-  const std::string dsn = FreshDsn();
   // The writer advertises a URL nobody answers on.
-  PgServer a(dsn, {"--postgres-peer-url", "http://127.0.0.1:" + std::to_string(FreePort())});
-  std::vector<PgServer*> first = {&a};
-  REQUIRE(WriterOf(first) == 0);
-  PgServer b(dsn);
-  HttpClient hb(b.port());
+  WriterAndFollower s({"--postgres-peer-url", "http://127.0.0.1:" + std::to_string(FreePort())});
+  REQUIRE(s.elected);
+  PgServer& a = s.writer;
+  PgServer& b = s.follower;
+  HttpClient& hb = s.http;
   // b learns who the writer is, and cannot reach it.
   REQUIRE(Eventually([&] {
     return hb.Put("warm", "up").status / 100 == 2 && Metric(hb, "kvctl_pg_forwards_not_sent_total") >= 1;
@@ -455,12 +465,11 @@ TEST_CASE("one writer its peers cannot reach: each commits its own writes, none 
 }
 
 TEST_CASE("a forwarded write whose answer is lost gets 503, and every server shows what the database holds of it") {
-  const std::string dsn = FreshDsn();
-  PgServer a(dsn);
-  std::vector<PgServer*> first = {&a};
-  REQUIRE(WriterOf(first) == 0);
-  PgServer b(dsn);
-  HttpClient hb(b.port());
+  WriterAndFollower s;
+  REQUIRE(s.elected);
+  PgServer& a = s.writer;
+  PgServer& b = s.follower;
+  HttpClient& hb = s.http;
   REQUIRE(ForwardsToWriter(hb));
   // The writer stops answering: it takes the request (the kernel does), and
   // holds it until it runs again.
@@ -478,19 +487,17 @@ TEST_CASE("a forwarded write whose answer is lost gets 503, and every server sho
   REQUIRE(Eventually([&] { return SameState({a.port(), b.port()}); }));
   std::this_thread::sleep_for(1s);  // a commit of "lost" after "after" would show by now
   CHECK(Eventually([&] { return SameState({a.port(), b.port()}); }));
-  const std::string db = dsn.substr(dsn.rfind('=') + 1);
+  const std::string db = s.dsn.substr(s.dsn.rfind('=') + 1);
   const bool committed = PgCluster::Shared().Psql(db, "SELECT count(*) FROM kv_state WHERE key = 'lost'") == "1";
   MESSAGE("the write whose answer was lost was " << std::string(committed ? "committed" : "not committed"));
   CHECK(hb.Get("lost").status == (committed ? 200 : 404));
 }
 
 TEST_CASE("one writer: a write too big for one forwarded part is committed by the server that took it") {
-  const std::string dsn = FreshDsn();
-  PgServer a(dsn);
-  std::vector<PgServer*> first = {&a};
-  REQUIRE(WriterOf(first) == 0);
-  PgServer b(dsn);
-  HttpClient hb(b.port());
+  WriterAndFollower s;
+  REQUIRE(s.elected);
+  PgServer& a = s.writer;
+  HttpClient& hb = s.http;
   REQUIRE(ForwardsToWriter(hb));
   const double forwarded = Metric(hb, "kvctl_pg_forwarded_writes_total");
   // limits.max_value_bytes (1 MiB) bounds a part too: this value fits a
