@@ -15,8 +15,10 @@
 // A plain kv/put (no prev_kv, ignore_value or ignore_lease) and kv/txn,
 // the common writes, are answered without holding a thread (HandleAsync):
 // the store calls back once they are durable, as for kvctl's own writes.
-// Every other handler answers synchronously (the transport runs POSTs on its worker
-// pool, which may wait for a commit); GET /version answers on the loop.
+// A kv/range of the current data is answered on the loop (it reads memory
+// only, as a GET of kvctl's own API does). Every other handler answers
+// synchronously (the transport runs POSTs on its worker pool, which may
+// wait for a commit or read the log); GET /version answers on the loop.
 // Handle() and HandleAsync() never throw.
 #pragma once
 
@@ -45,10 +47,11 @@ class EtcdApi {
   // The transport's admitter: identity and rate limit from the head.
   std::optional<HttpResponse> Admit(HttpRequest& request);
   HttpResponse Handle(const HttpRequest& request);
-  // The transport's async handler: takes a plain kv/put or a kv/txn of an
-  // admitted request and calls `reply` exactly once, on this thread or on
-  // the store's committer thread; false, with `reply` not called, for
-  // every other request (Handle() answers those).
+  // The transport's async handler: takes a plain kv/put, a kv/txn or a
+  // kv/range of the current data of an admitted request and calls `reply`
+  // exactly once, on this thread or on the store's committer thread; false,
+  // with `reply` not called, for every other request (Handle() answers
+  // those).
   using Reply = std::function<void(HttpResponse)>;
   bool HandleAsync(HttpRequest& request, Reply reply);
   // The transport's own refusals (400, 413, ...) in etcd's error shape.

@@ -45,6 +45,8 @@ std::optional<Error> ReadEnum(const nlohmann::json& object, const char* field, c
 
 // A response header {"cluster_id","member_id","revision","raft_term"}.
 Json Header(const EtcdOptions& options, uint64_t revision);
+// The text of an answer that is its header alone ({"header":{...}}).
+std::string HeaderOnlyBody(const EtcdOptions& options, uint64_t revision);
 // A key-value as etcd writes it: zero fields omitted, the value too with keys_only.
 Json KeyValue(std::string_view key, std::string_view value, uint64_t mod_revision,
               const core::KeyMeta& meta, bool keys_only = false);

@@ -27,12 +27,17 @@ std::optional<HttpResponse> EtcdApi::ReadPut(Call& call, etcd::PutAsk* ask) {
 
 HttpResponse EtcdApi::PutAnswer(const std::optional<Error>& error, const etcd::PutReply& reply) const {
   if (error) return ErrorAnswer(*error);
+  if (!reply.prev_kv) {
+    HttpResponse res;
+    res.status = 200;
+    res.content_type = "application/json";
+    res.body = etcd::HeaderOnlyBody(options_, reply.revision);
+    return res;
+  }
   Json body;
   body["header"] = etcd::Header(options_, reply.revision);
-  if (reply.prev_kv) {
-    const core::ListItem& prev = *reply.prev_kv;
-    body["prev_kv"] = etcd::KeyValue(prev.key, prev.value, prev.revision, prev.meta);
-  }
+  const core::ListItem& prev = *reply.prev_kv;
+  body["prev_kv"] = etcd::KeyValue(prev.key, prev.value, prev.revision, prev.meta);
   return etcd::Answer(body);
 }
 
