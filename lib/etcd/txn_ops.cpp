@@ -20,6 +20,11 @@ struct Planned {
   RangeShape shape;                       // range
   size_t ops = 1;                         // kvctl ops it became
   std::vector<Planned> success, failure;  // txn: its branches' requests
+  // A range at a past revision: no kvctl op. What it held then cannot
+  // change, so it is read before the txn is queued (ReadPast) and its
+  // answer kept here.
+  std::optional<RangeAsk> past;
+  RangeReply past_reply;
 };
 
 core::TxnOp OpOf(K kind, std::string key, std::string value = {}, uint64_t lease = 0) {
@@ -89,7 +94,12 @@ std::optional<Error> PlanRequest(const RequestAsk& r, std::vector<core::TxnOp>* 
     case Kind::kRange: {
       const RangeAsk& range = r.range;
       if (range.key.empty()) return KeyNotProvided();
-      if (range.revision != 0) return Unimplemented("a range at a given revision inside a txn");
+      // 0 and below read now, inside the txn, as in etcd (and in kv/range).
+      if (range.revision > 0) {
+        p.past = range;
+        p.ops = 0;
+        break;
+      }
       p.shape = range.shape;
       ops->push_back(RangeOp(K::kGet, K::kGetRange, range.key, range.range_end));
       break;
@@ -137,6 +147,32 @@ std::optional<Error> PlanTxn(const TxnAsk& ask, core::TxnRequest* txn, std::vect
     if (auto e = PlanRequest(r, &txn->failure, failure, depth)) return e;
   }
   return std::nullopt;
+}
+
+// Reads every range at a past revision of a plan, both branches of every
+// txn in it: which ones run is known only once the compares are judged,
+// inside the txn. A revision this store no longer holds or does not hold
+// yet refuses the whole txn, where etcd refuses only one on the path its
+// compares take (docs/etcd.md, "Differences").
+std::optional<Error> ReadPast(core::KvStore& store, std::vector<Planned>& plan) {
+  for (Planned& p : plan) {
+    if (p.past) {
+      if (auto e = Range(store, *p.past, &p.past_reply)) return e;
+    }
+    if (auto e = ReadPast(store, p.success)) return e;
+    if (auto e = ReadPast(store, p.failure)) return e;
+  }
+  return std::nullopt;
+}
+
+bool AnyPast(const std::vector<RequestAsk>& branch);
+
+bool AnyPast(const TxnAsk& ask) { return AnyPast(ask.success) || AnyPast(ask.failure); }
+
+bool AnyPast(const std::vector<RequestAsk>& branch) {
+  return std::any_of(branch.begin(), branch.end(), [](const RequestAsk& r) {
+    return (r.kind == Kind::kRange && r.range.revision > 0) || (r.kind == Kind::kTxn && r.txn && AnyPast(*r.txn));
+  });
 }
 
 void AddAccess(const TxnAsk& ask, std::vector<KeyAccess>* out) {
@@ -191,7 +227,11 @@ std::vector<ResponseReply> Responses(const std::vector<Planned>& ran, std::vecto
       }
       case Kind::kRange:
         response.revision = revisions.Next(false);
-        ShapeRange(p.shape, ListItems(results[next].items), results[next].more, &response.range);
+        if (p.past) {
+          response.range = p.past_reply;
+        } else {
+          ShapeRange(p.shape, ListItems(results[next].items), results[next].more, &response.range);
+        }
         break;
       case Kind::kDelete: {
         const core::TxnOpResult& del = results[next + p.ops - 1];
@@ -226,6 +266,8 @@ Error TxnError(const core::Status& s) {
 
 }  // namespace
 
+bool ReadsPast(const TxnAsk& ask) { return AnyPast(ask); }
+
 std::vector<KeyAccess> TxnAccess(const TxnAsk& ask) {
   std::vector<KeyAccess> out;
   AddAccess(ask, &out);
@@ -244,6 +286,8 @@ void Txn(core::KvStore& store, const EtcdOptions& options, const TxnAsk& ask, Do
                                             : s.message()},
                 {});
   }
+  if (auto e = ReadPast(store, success)) return done(std::move(e), {});
+  if (auto e = ReadPast(store, failure)) return done(std::move(e), {});
   store.TxnAsync(txn, [success = std::move(success), failure = std::move(failure),
                        done = std::move(done)](core::Result<core::TxnResult> result) {
     if (!result) return done(TxnError(result.error()), {});

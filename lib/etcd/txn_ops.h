@@ -64,9 +64,16 @@ struct TxnReply {
   std::vector<ResponseReply> responses;
 };
 
-// Runs a txn without holding the thread: `done` gets the error or the
-// reply exactly once, at once when refused, else on the store's committer
-// thread once it is durable. `options` bounds its ops, keys and values.
+// Whether a txn has a range at a past revision (nested txns too). Txn()
+// reads those before it queues the txn, from the retained history, which
+// may read the log or the database: a caller that must not block sends
+// such a txn where it may.
+bool ReadsPast(const TxnAsk& ask);
+
+// Runs a txn without holding the thread (but for reading its ranges at a
+// past revision first, ReadsPast): `done` gets the error or the reply
+// exactly once, at once when refused, else on the store's committer thread
+// once it is durable. `options` bounds its ops, keys and values.
 void Txn(core::KvStore& store, const EtcdOptions& options, const TxnAsk& ask, Done<TxnReply> done);
 
 }  // namespace kvctl::server::etcd

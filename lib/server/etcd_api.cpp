@@ -340,10 +340,18 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
   if (!put && !range && resource != "kv/txn") return false;
   Call call{req, resource, nlohmann::json::object(), req.admission.caller};
   etcd::PutAsk ask;
+  std::shared_ptr<etcd::TxnAsk> txn;
   std::optional<HttpResponse> answer;
   try {
     answer = ParseBody(req, call);
     if (!answer && put) answer = ReadPut(call, &ask);
+    if (!answer && !put && !range) {
+      txn = std::make_shared<etcd::TxnAsk>();
+      answer = ReadTxnAsk(call, txn.get());
+      // One that reads a past revision reads the log (or the database)
+      // before it is queued: it waits on the pool.
+      if (!answer && etcd::ReadsPast(*txn)) return false;
+    }
     if (!answer && range) {
       // A range of the current data reads memory only, as a GET of kvctl's
       // own API does, so it is answered here on the loop: a hop to the
@@ -369,12 +377,12 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
     finish(std::move(*answer));
     return true;
   }
-  if (!put) {
+  if (txn) {
     try {
-      StartTxn(call, finish);  // reads what it needs of `call` before it returns
+      StartTxn(std::move(txn), finish);
     } catch (const std::exception& e) {
-      // Reading the request is all that may throw, before the txn is
-      // queued and before `finish` (a copy went in) was called.
+      // Planning it may throw (out of memory), before it is queued and
+      // before `finish` (a copy went in) was called.
       finish(ErrorAnswer({etcd::kInternal, fmt::format("internal error: {}", e.what())}));
     }
     return true;

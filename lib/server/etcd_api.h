@@ -16,9 +16,10 @@
 // the common writes, are answered without holding a thread (HandleAsync):
 // the store calls back once they are durable, as for kvctl's own writes.
 // A kv/range of the current data is answered on the loop (it reads memory
-// only, as a GET of kvctl's own API does). Every other handler answers
-// synchronously (the transport runs POSTs on its worker pool, which may
-// wait for a commit or read the log); GET /version answers on the loop.
+// only, as a GET of kvctl's own API does). Every other handler, and a range
+// or a txn that reads a past revision, answers synchronously (the
+// transport runs POSTs on its worker pool, which may wait for a commit or
+// read the log); GET /version answers on the loop.
 // Handle() and HandleAsync() never throw.
 #pragma once
 
@@ -37,6 +38,7 @@ namespace kvctl::server {
 namespace etcd {
 struct PutAsk;  // lib/etcd/kv_ops.h
 struct PutReply;
+struct TxnAsk;  // lib/etcd/txn_ops.h
 }  // namespace etcd
 
 class EtcdApi {
@@ -71,9 +73,12 @@ class EtcdApi {
   HttpResponse Put(Call& call);
   HttpResponse Range(Call& call);
   HttpResponse DeleteRange(Call& call);
+  // kv/txn's request, read and checked against the caller's grants: the
+  // answer when refused.
+  std::optional<HttpResponse> ReadTxnAsk(const Call& call, etcd::TxnAsk* ask);
   // kv/txn: `done` gets the answer exactly once, at once when refused,
   // else from the store's committer thread once the txn is durable.
-  void StartTxn(Call& call, std::function<void(HttpResponse)> done);
+  void StartTxn(std::shared_ptr<const etcd::TxnAsk> ask, std::function<void(HttpResponse)> done);
   HttpResponse Txn(Call& call);
   HttpResponse Compaction(Call& call);
   HttpResponse LeaseGrant(Call& call);

@@ -148,13 +148,16 @@ Json Responses(const std::vector<etcd::ResponseReply>& replies, const std::vecto
 
 }  // namespace
 
-void EtcdApi::StartTxn(Call& call, std::function<void(HttpResponse)> done) {
-  auto ask = std::make_shared<etcd::TxnAsk>();
-  if (auto e = ReadTxn(call.body, ask.get(), 1)) return done(ErrorAnswer(*e));
+std::optional<HttpResponse> EtcdApi::ReadTxnAsk(const Call& call, etcd::TxnAsk* ask) {
+  if (auto e = ReadTxn(call.body, ask, 1)) return ErrorAnswer(*e);
   if (!etcd::TxnPermitted(call.caller, *ask)) {
     admission_.CountForbidden();
-    return done(ErrorAnswer(etcd::PermissionDenied()));
+    return ErrorAnswer(etcd::PermissionDenied());
   }
+  return std::nullopt;
+}
+
+void EtcdApi::StartTxn(std::shared_ptr<const etcd::TxnAsk> ask, std::function<void(HttpResponse)> done) {
   etcd::Txn(store_, options_, *ask,
             [this, ask, done = std::move(done)](std::optional<Error> error, etcd::TxnReply reply) {
               if (error) return done(ErrorAnswer(*error));
@@ -174,8 +177,10 @@ void EtcdApi::StartTxn(Call& call, std::function<void(HttpResponse)> done) {
 }
 
 HttpResponse EtcdApi::Txn(Call& call) {
+  auto ask = std::make_shared<etcd::TxnAsk>();
+  if (auto refused = ReadTxnAsk(call, ask.get())) return std::move(*refused);
   std::promise<HttpResponse> answered;
-  StartTxn(call, [&answered](HttpResponse res) { answered.set_value(std::move(res)); });
+  StartTxn(std::move(ask), [&answered](HttpResponse res) { answered.set_value(std::move(res)); });
   return answered.get_future().get();
 }
 

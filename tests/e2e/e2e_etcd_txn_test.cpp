@@ -165,6 +165,22 @@ std::vector<Step> Steps() {
   add({"/v3/kv/range", json{{"key", B64("a")}, {"range_end", B64("z")}}.dump()});
   // A txn with no request inside, nested.
   add(TxnStep({}, {Nested({}, {json::object()})}));
+
+  // Ranges at a past revision: what the keys held then (a=1 at 2, b=2 at
+  // 3, c and d after, b=22 at 6), in either branch and nested, with
+  // kv/range's fields, before and after the txn's own writes (which a past
+  // read does not see); one not there yet refuses the txn, which writes
+  // nothing; a negative revision reads now, after the txn's own writes.
+  add(TxnStep({}, {Range("b", "", {{"revision", "@3"}}), Range("a", "e", {{"revision", "@4"}}),
+                   Range("a", "e", {{"revision", "@6"}, {"keys_only", true}, {"sort_order", "DESCEND"}}),
+                   Range("a", kFromKeyOn, {{"revision", "@5"}, {"count_only", true}})}));
+  add(TxnStep({Cmp("a", "VALUE", "EQUAL", "value", B64("nope"))}, {Range("a", "", {{"revision", "@2"}})},
+              {Nested({}, {Range("a", "e", {{"revision", "@3"}, {"limit", 1}})}), Range("b", "", {{"revision", "@6"}})}));
+  add(TxnStep({}, {Put("b", "x"), Range("b", "", {{"revision", "@6"}}), Range("b"), Delete("c"),
+                   Range("c", "", {{"revision", "@4"}, {"prev_kv", true}})}));
+  add(TxnStep({}, {Put("b", "never"), Range("a", "", {{"revision", "@999"}})}));
+  add(TxnStep({}, {Put("a", "-1"), Range("a", "", {{"revision", -1}})}));
+  add({"/v3/kv/range", json{{"key", B64("a")}, {"range_end", B64("z")}}.dump()});
   return s;
 }
 

@@ -195,6 +195,19 @@ void Txn(const Etcdctl& etcdctl) {
   CHECK(Base64Decode(range["kvs"][0]["value"].get<std::string>()) == "v3");
   CHECK(range["kvs"][0]["mod_revision"].get<int64_t>() == revision);  // the txn's put, seen inside it
   CHECK(range["kvs"][0]["version"] == 3);
+
+  // A get at a past revision inside a txn answers what the key held then,
+  // though the txn wrote it first; one not there yet refuses the txn,
+  // which writes nothing.
+  const std::string at = std::to_string(revision);
+  CHECK(etcdctl.Ok({"txn"}, "\nput tx/k v4\nget tx/k --rev=" + at + "\nget tx/k\n\n\n") ==
+        "SUCCESS\n\nOK\n\ntx/k\nv3\n\ntx/k\nv4\n");
+  const EtcdctlRun future =
+      etcdctl.Exec({"txn"}, "\nput tx/k v5\nget tx/k --rev=" + std::to_string(revision + 100) + "\n\n\n");
+  INFO(future.Shown());
+  CHECK(future.exit_code() != 0);
+  CHECK(future.err().find("required revision is a future revision") != std::string::npos);
+  CHECK(etcdctl.Ok({"get", "tx/k"}) == "tx/k\nv4\n");
 }
 
 // lease grant, put --lease, timetolive --keys, keep-alive --once, list,
