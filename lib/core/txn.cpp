@@ -220,14 +220,15 @@ bool Compare(const T& a, const T& b, TxnCompare::Op op) {
 
 }  // namespace
 
-Status ValidateTxn(const TxnRequest& request, size_t max_ops, size_t max_key_bytes, size_t max_value_bytes) {
+Status ValidateTxn(const TxnRequest& request, size_t max_ops, size_t max_key_bytes, size_t max_value_bytes,
+                   size_t ops_beside) {
   Checker checker{max_key_bytes, max_value_bytes};
   BranchWrites then, otherwise;
   Status s = checker.Request(request, "", {}, then, otherwise);
-  if (checker.ops > max_ops) {
+  if (checker.ops + ops_beside > max_ops) {
     return Status::InvalidArgument(fmt::format(
         "the transaction has {} compares and ops, over limits.max_txn_ops = {}: split it, or raise the limit",
-        checker.ops, max_ops));
+        checker.ops + ops_beside, max_ops));
   }
   return s;
 }

@@ -125,8 +125,10 @@ inline constexpr size_t kMaxTxnDepth = 32;
 // a delete of the same path writes; two deletes may overlap, the second
 // deleting nothing). InvalidArgument saying which ops, ending in "a
 // transaction writes each key once" for a key written twice.
+// `ops_beside` counts toward `max_ops` too: reads a face runs beside the
+// transaction for it (etcd's ranges at a past revision).
 Status ValidateTxn(const TxnRequest& request, size_t max_ops, size_t max_key_bytes,
-                   size_t max_value_bytes);
+                   size_t max_value_bytes, size_t ops_beside = 0);
 
 // The smallest key above every key starting with `prefix`, "" when there is
 // none (every byte is 0xff, or the prefix is empty): a prefix as a range

@@ -165,6 +165,14 @@ std::optional<Error> ReadPast(core::KvStore& store, std::vector<Planned>& plan) 
   return std::nullopt;
 }
 
+// How many ranges at a past revision a plan reads (ReadPast): they count
+// toward limits.max_txn_ops as the txn's own ops do.
+size_t CountPast(const std::vector<Planned>& plan) {
+  size_t n = 0;
+  for (const Planned& p : plan) n += (p.past ? 1 : 0) + CountPast(p.success) + CountPast(p.failure);
+  return n;
+}
+
 bool AnyPast(const std::vector<RequestAsk>& branch);
 
 bool AnyPast(const TxnAsk& ask) { return AnyPast(ask.success) || AnyPast(ask.failure); }
@@ -278,7 +286,8 @@ void Txn(core::KvStore& store, const EtcdOptions& options, const TxnAsk& ask, Do
   core::TxnRequest txn;
   std::vector<Planned> success, failure;
   if (auto e = PlanTxn(ask, &txn, &success, &failure, 1)) return done(std::move(e), {});
-  if (core::Status s = core::ValidateTxn(txn, options.max_txn_ops, options.max_key_bytes, options.max_value_bytes);
+  if (core::Status s = core::ValidateTxn(txn, options.max_txn_ops, options.max_key_bytes, options.max_value_bytes,
+                                         CountPast(success) + CountPast(failure));
       !s.ok()) {
     // Keys written twice on a path are what etcd names a duplicate key.
     return done(Error{kInvalidArgument, s.message().find("writes each key once") != std::string::npos

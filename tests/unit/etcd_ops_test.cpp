@@ -1,12 +1,16 @@
 // etcd's operations without a wire format (lib/etcd): what only a store
-// this large shows. What they answer is checked against Debian's etcd in
-// the e2e tests, over both faces.
+// this large shows, and limits the e2e tests would need hundreds of
+// requests for. What they answer is checked against Debian's etcd in the
+// e2e tests, over both faces.
+#include <future>
+
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
 
 #include "lib/core/txn.h"
 #include "lib/etcd/kv_ops.h"
+#include "lib/etcd/txn_ops.h"
 #include "lib/core/key_range.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/open_store.h"
@@ -81,4 +85,55 @@ TEST_CASE("etcd delete-range: over 64 MiB of keys (with prev_kv, of values too) 
   const auto plain = server::etcd::DeleteRange(open.store, ask, &reply);
   REQUIRE_MESSAGE(!plain, plain->message);
   CHECK(reply.deleted == 70 * 1024);
+}
+
+TEST_CASE("etcd txn: ranges at a past revision count toward limits.max_txn_ops, nested ones too, and over it nothing is written") {
+  TempDir dir;
+  OpenStore open(dir.path(), nullptr, core::FsyncPolicy::kNever);
+  REQUIRE(open.store.Put("k", "v1").has_value());
+  const uint64_t before = open.store.revision();
+  using server::etcd::RequestAsk;
+  auto past_range = [&] {
+    RequestAsk r;
+    r.kind = RequestAsk::Kind::kRange;
+    r.range.key = "k";
+    r.range.revision = static_cast<int64_t>(before);
+    return r;
+  };
+  RequestAsk put;
+  put.kind = RequestAsk::Kind::kPut;
+  put.put.key = "k";
+  put.put.value = "v2";
+  server::etcd::TxnAsk ask;
+  ask.success = {put, past_range()};
+  RequestAsk nested;
+  nested.kind = RequestAsk::Kind::kTxn;
+  nested.txn = std::make_shared<server::etcd::TxnAsk>();
+  nested.txn->failure = {past_range(), past_range()};
+  ask.failure = {nested};
+  // 1 put, 1 nested txn, 3 past ranges: 5.
+  server::EtcdOptions options;
+  auto run = [&](size_t max_ops) {
+    options.max_txn_ops = max_ops;
+    using Answer = std::pair<std::optional<server::etcd::Error>, server::etcd::TxnReply>;
+    std::promise<Answer> answered;  // the store answers from its committer thread
+    server::etcd::Txn(open.store, options, ask, [&](std::optional<server::etcd::Error> e, server::etcd::TxnReply r) {
+      answered.set_value({std::move(e), std::move(r)});
+    });
+    return answered.get_future().get();
+  };
+  auto [over, none] = run(4);
+  REQUIRE(over.has_value());
+  CHECK_MESSAGE(over->message.find("5 compares and ops, over limits.max_txn_ops = 4") != std::string::npos,
+                over->message);
+  CHECK(open.store.revision() == before);
+
+  auto [error, reply] = run(5);
+  REQUIRE_MESSAGE(!error, error->message);
+  CHECK(reply.succeeded);
+  REQUIRE(reply.responses.size() == 2);
+  // The past read answers what the key held then, not the txn's own put.
+  REQUIRE(reply.responses[1].range.kvs.size() == 1);
+  CHECK(reply.responses[1].range.kvs[0].value == "v1");
+  CHECK(open.store.Get("k")->value == "v2");
 }
