@@ -238,25 +238,34 @@ start_etcd() {  # dir: a one-member etcd on it; sets PID and PORT
   wait_http "http://127.0.0.1:$PORT/health"
 }
 
-# etcd's put and range through its JSON gateway, then the same wrk script
-# against kvctl's etcd face (server.etcd_listen, fsync always); the puts
-# first in each, so the ranges read keys that exist.
+# etcd's put and range through its JSON gateway, and the same wrk script
+# against kvctl's etcd face (server.etcd_listen, fsync always), both
+# servers up and the two measured one right after the other in each run
+# (etcd, then the face), so a machine that slows down mid-suite slows both;
+# the puts first, so the ranges read keys that exist.
 measure_etcd() {
   start_etcd "$WORK/etcd"
-  local pid=$PID port=$PORT
-  R[etcd_put]=$(repeat etcd_wrk "$port" put)
-  R[etcd_range]=$(repeat etcd_wrk "$port" range)
-  stop_pid "$pid"
-  local face
+  local etcd_pid=$PID etcd_port=$PORT
+  local face i
   PORT=$(free_port 17500)
   face=$(free_port $((PORT + 1)))
   start_bg "$WORK/kv-etcd.log" "$KVCTL" serve --data-dir "$WORK/kv-etcd" --listen "127.0.0.1:$PORT" \
     --etcd-listen "127.0.0.1:$face" --fsync always --log-level warn
-  pid=$PID
+  local face_pid=$PID
   wait_http "http://127.0.0.1:$PORT/readyz"
-  R[kv_etcd_put]=$(repeat etcd_wrk "$face" put)
-  R[kv_etcd_range]=$(repeat etcd_wrk "$face" range)
-  stop_pid "$pid"
+  local mode etcd_rates face_rates
+  for mode in put range; do
+    etcd_rates=() face_rates=()
+    for i in $(seq "$RUNS"); do
+      etcd_rates+=("$(etcd_wrk "$etcd_port" "$mode")")
+      face_rates+=("$(etcd_wrk "$face" "$mode")")
+      log "  run $i: etcd $mode/s ${etcd_rates[-1]}, kvctl's etcd face $mode/s ${face_rates[-1]}"
+    done
+    R[etcd_$mode]=$(printf '%s\n' "${etcd_rates[@]}" | median)
+    R[kv_etcd_$mode]=$(printf '%s\n' "${face_rates[@]}" | median)
+  done
+  stop_pid "$face_pid"
+  stop_pid "$etcd_pid"
 }
 
 start_kvctl() {  # dir, fsync: sets PID and PORT

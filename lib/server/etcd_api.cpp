@@ -9,6 +9,7 @@
 #include "lib/core/base64.h"
 #include "lib/server/auth.h"
 #include "lib/server/etcd_internal.h"
+#include "lib/server/etcd_put_body.h"
 
 namespace kvctl::server {
 namespace etcd {
@@ -343,8 +344,16 @@ bool EtcdApi::HandleAsync(HttpRequest& req, Reply reply) {
   std::shared_ptr<etcd::TxnAsk> txn;
   std::optional<HttpResponse> answer;
   try {
-    answer = ParseBody(req, call);
-    if (!answer && put) answer = ReadPut(call, &ask);
+    // The usual put body is read without a JSON tree (etcd_put_body.h);
+    // any other goes the full way.
+    std::optional<etcd::PutAsk> plain = put ? etcd::ReadPlainPutBody(req.body) : std::nullopt;
+    if (plain) {
+      ask = std::move(*plain);
+      answer = CheckPutAsk(call, ask);
+    } else {
+      answer = ParseBody(req, call);
+      if (!answer && put) answer = ReadPut(call, &ask);
+    }
     if (!answer && !put && !range) {
       txn = std::make_shared<etcd::TxnAsk>();
       answer = ReadTxnAsk(call, txn.get());

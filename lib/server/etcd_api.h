@@ -68,6 +68,9 @@ class EtcdApi {
   HttpResponse Dispatch(Call& call);
   // kv/put's fields, read and checked: the answer when refused.
   std::optional<HttpResponse> ReadPut(Call& call, etcd::PutAsk* ask);
+  // A put's ask checked (sizes, flags, the caller's grants): the answer
+  // when refused.
+  std::optional<HttpResponse> CheckPutAsk(const Call& call, const etcd::PutAsk& ask);
   // A put's outcome as its answer.
   HttpResponse PutAnswer(const std::optional<etcd::Error>& error, const etcd::PutReply& reply) const;
   HttpResponse Put(Call& call);

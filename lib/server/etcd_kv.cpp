@@ -17,8 +17,12 @@ std::optional<HttpResponse> EtcdApi::ReadPut(Call& call, etcd::PutAsk* ask) {
                  etcd::ReadBool(call.body, "ignore_lease", &ask->ignore_lease)}) {
     if (e) return ErrorAnswer(*e);
   }
-  if (auto e = etcd::CheckPut(options_, *ask)) return ErrorAnswer(*e);
-  if (!etcd::RangePermitted(call.caller, Op::kWrite, ask->key, "")) {
+  return CheckPutAsk(call, *ask);
+}
+
+std::optional<HttpResponse> EtcdApi::CheckPutAsk(const Call& call, const etcd::PutAsk& ask) {
+  if (auto e = etcd::CheckPut(options_, ask)) return ErrorAnswer(*e);
+  if (!etcd::RangePermitted(call.caller, Op::kWrite, ask.key, "")) {
     admission_.CountForbidden();
     return ErrorAnswer(etcd::PermissionDenied());
   }
