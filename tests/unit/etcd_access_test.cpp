@@ -37,7 +37,7 @@ TEST_CASE("a range is permitted when one grant covers all of it, a range to the 
 TEST_CASE("a txn is permitted when every compare and request of both branches is, nested ones included") {
   const Principal app{"app", {Grant{"app/", true, true, false}, Grant{"ro/", true, false, false}}};
   TxnAsk txn;
-  txn.compare.push_back({.key = "ro/flag"});
+  txn.compare.emplace_back().key = "ro/flag";
   RequestAsk& put = txn.success.emplace_back();
   put.kind = RequestAsk::Kind::kPut;
   put.put.key = "app/x";
@@ -52,7 +52,7 @@ TEST_CASE("a txn is permitted when every compare and request of both branches is
   CHECK_FALSE(TxnPermitted(&app, txn));
   del.del.key = "app/y";
   CHECK(TxnPermitted(&app, txn));
-  txn.compare.push_back({.key = "secret"});
+  txn.compare.emplace_back().key = "secret";
   CHECK_FALSE(TxnPermitted(&app, txn));
   CHECK(TxnPermitted(nullptr, txn));
 }
