@@ -156,8 +156,9 @@ TEST_CASE("bench: write throughput of 1, 2 and 3 servers on one database, and pg
   // What following alone costs: every client on the writer, the other
   // servers taking no request and only applying its commits (a
   // notification and a catch-up query each, as every server does to keep
-  // every key in memory). No forwarding design can do better than this on
-  // a machine whose cores those followers share.
+  // every key in memory). With followers catching up as they do, no way
+  // of routing the writes does better than this on a machine whose cores
+  // those followers share.
   for (int n = 2; n <= 3; ++n) {
     const std::string dsn = FreshDsn();
     std::vector<std::unique_ptr<PgServer>> servers;
