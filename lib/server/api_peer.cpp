@@ -5,7 +5,6 @@
 // client sent it, so it is batched with this server's own writes.
 #include <atomic>
 #include <memory>
-#include <mutex>
 
 #include <fmt/format.h>
 
