@@ -8,7 +8,7 @@ set -euo pipefail
 build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libtomlplusplus-dev libfmt-dev libcpp-httplib-dev
-  nlohmann-json3-dev libxxhash-dev libpqxx-dev libssl-dev libabsl-dev
+  nlohmann-json3-dev libxxhash-dev libpqxx-dev libssl-dev libabsl-dev libjemalloc-dev
   # etcd's gRPC API: gRPC and protobuf, and etcd's .proto files with those
   # they import (generated at build time, cmake/etcd_grpc.cmake).
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc

@@ -613,7 +613,7 @@ class EventLoop {
   // Parses a buffered head into c->request and admits it; false when it
   // has to wait or the connection goes no further.
   bool ParseHead(Connection* c) {
-    RequestHead head;
+    RequestHead& head = parsed_head_;
     switch (ParseRequestHead(c->in.view(), server_.limits, &head)) {
       case HeadParse::kComplete: break;
       case HeadParse::kIncomplete: return false;
@@ -1004,6 +1004,7 @@ class EventLoop {
   std::vector<std::pair<uint64_t, HttpResponse>> taken_completions_;  // only the loop's thread
   std::vector<uint64_t> taken_stream_wakes_;                         // only the loop's thread
   std::string pull_buffer_;                                         // only the loop's thread
+  RequestHead parsed_head_;  // only the loop's thread; reused so its header list keeps its room
 };
 
 }  // namespace

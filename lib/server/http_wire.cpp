@@ -130,8 +130,12 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 HeadParse ParseRequestHead(std::string_view buffer, const HeadLimits& limits, RequestHead* out) {
+  // Every field anew but the header list's room: a caller may parse each
+  // request into the same RequestHead, so the list is not regrown each time.
   out->headers.clear();
-  out->problem = {};
+  out->method = out->target = out->path = out->query = out->problem = {};
+  out->minor_version = 1;
+  out->head_bytes = 0;
   // Empty lines before the request line (RFC 9112 §2.2 asks servers to
   // skip at least one: some clients send a CRLF after a body).
   size_t start = 0;
