@@ -173,16 +173,6 @@ size_t CountPast(const std::vector<Planned>& plan) {
   return n;
 }
 
-bool AnyPast(const std::vector<RequestAsk>& branch);
-
-bool AnyPast(const TxnAsk& ask) { return AnyPast(ask.success) || AnyPast(ask.failure); }
-
-bool AnyPast(const std::vector<RequestAsk>& branch) {
-  return std::any_of(branch.begin(), branch.end(), [](const RequestAsk& r) {
-    return (r.kind == Kind::kRange && r.range.revision > 0) || (r.kind == Kind::kTxn && r.txn && AnyPast(*r.txn));
-  });
-}
-
 void AddAccess(const TxnAsk& ask, std::vector<KeyAccess>* out) {
   for (const CompareAsk& c : ask.compare) out->push_back({false, c.key, c.range_end});
   for (const auto* branch : {&ask.success, &ask.failure}) {
@@ -274,7 +264,15 @@ Error TxnError(const core::Status& s) {
 
 }  // namespace
 
-bool ReadsPast(const TxnAsk& ask) { return AnyPast(ask); }
+bool ReadsPast(const TxnAsk& ask) {
+  for (const auto* branch : {&ask.success, &ask.failure}) {
+    for (const RequestAsk& r : *branch) {
+      if (r.kind == Kind::kRange && r.range.revision > 0) return true;
+      if (r.kind == Kind::kTxn && r.txn && ReadsPast(*r.txn)) return true;
+    }
+  }
+  return false;
+}
 
 std::vector<KeyAccess> TxnAccess(const TxnAsk& ask) {
   std::vector<KeyAccess> out;

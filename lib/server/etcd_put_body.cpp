@@ -81,9 +81,8 @@ class Scanner {
   size_t at_ = 0;
 };
 
-// Digits with an optional minus, within int64.
+// Digits with an optional minus (from_chars takes no '+' or space), within int64.
 bool ParseInt64(std::string_view text, int64_t* out) {
-  if (text.empty() || (text[0] != '-' && (text[0] < '0' || text[0] > '9'))) return false;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out, 10);
   return error == std::errc() && end == text.data() + text.size();
 }

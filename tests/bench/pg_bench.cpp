@@ -84,19 +84,6 @@ std::vector<int> PortsOf(const std::vector<std::unique_ptr<PgServer>>& servers) 
   return ports;
 }
 
-// The port of the server that is the database's writer (kvctl_pg_writer).
-int WriterPort(const std::vector<std::unique_ptr<PgServer>>& servers) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    for (const auto& server : servers) {
-      HttpClient http(server->port());
-      if (Metric(http, "kvctl_pg_writer") == 1) return server->port();
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  FAIL("no server became the writer in 5 s");
-  return 0;
-}
-
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
@@ -163,7 +150,11 @@ TEST_CASE("bench: write throughput of 1, 2 and 3 servers on one database, and pg
     const std::string dsn = FreshDsn();
     std::vector<std::unique_ptr<PgServer>> servers;
     for (int i = 0; i < n; ++i) servers.push_back(std::make_unique<PgServer>(dsn));
-    const double rate = WritesPerSecond({WriterPort(servers)});
+    std::vector<PgServer*> all;
+    for (const auto& server : servers) all.push_back(server.get());
+    const int writer = WriterOf(all);
+    REQUIRE(writer >= 0);
+    const double rate = WritesPerSecond({servers[static_cast<size_t>(writer)]->port()});
     std::printf("| %d kvctl servers, every client on the writer | %.0f | %.2f x one server |\n", n, rate,
                 rate / one);
     std::fflush(stdout);

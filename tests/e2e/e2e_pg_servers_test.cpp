@@ -311,27 +311,6 @@ TEST_CASE("failover: servers with a multi-host DSN carry on when a streaming rep
 
 namespace {
 
-// The index in `servers` of the one whose /metrics says it is the writer,
-// once exactly one does; -1 if none or several within the limit.
-int WriterOf(const std::vector<PgServer*>& servers, std::chrono::milliseconds limit = 10s) {
-  int writer = -1;
-  Eventually(
-      [&] {
-        int found = -1, count = 0;
-        for (size_t i = 0; i < servers.size(); ++i) {
-          HttpClient http(servers[i]->port());
-          if (Metric(http, "kvctl_pg_writer") == 1) {
-            found = static_cast<int>(i);
-            ++count;
-          }
-        }
-        writer = count == 1 ? found : -1;
-        return writer >= 0;
-      },
-      limit);
-  return writer;
-}
-
 // Writes to `http` until its server forwards one to the writer (it reads
 // who that is at start and then every second).
 bool ForwardsToWriter(HttpClient& http) {

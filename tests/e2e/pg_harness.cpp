@@ -199,4 +199,23 @@ bool SameState(const std::vector<int>& ports) {
   return true;
 }
 
+int WriterOf(const std::vector<PgServer*>& servers, std::chrono::milliseconds limit) {
+  int writer = -1;
+  Eventually(
+      [&] {
+        int found = -1, count = 0;
+        for (size_t i = 0; i < servers.size(); ++i) {
+          HttpClient http(servers[i]->port());
+          if (Metric(http, "kvctl_pg_writer") == 1) {
+            found = static_cast<int>(i);
+            ++count;
+          }
+        }
+        writer = count == 1 ? found : -1;
+        return writer >= 0;
+      },
+      limit);
+  return writer;
+}
+
 }  // namespace kvctl::e2e

@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -111,5 +112,10 @@ class PgServer {
 // True when every server on `ports` lists the same keys, values and
 // revisions.
 bool SameState(const std::vector<int>& ports);
+
+// The index in `servers` of the one whose /metrics says it is the
+// database's writer (kvctl_pg_writer), once exactly one does; -1 if none
+// or several within the limit.
+int WriterOf(const std::vector<PgServer*>& servers, std::chrono::milliseconds limit = std::chrono::seconds(10));
 
 }  // namespace kvctl::e2e
